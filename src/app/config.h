@@ -1,0 +1,66 @@
+/* config.h - herald's configuration: an INI file (parsed with inih) plus command-line flags,
+ * validated into one immutable cfg_t. Every key can also be given as a flag "--key value" or
+ * "--key=value" (dashes or underscores), and flags win over the file. */
+#ifndef HERALD_CONFIG_H
+#define HERALD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { SLOW_DROP = 0, SLOW_DISCONNECT = 1 } slow_policy_t;
+
+typedef struct {
+    /* [server] */
+    char http_addr[64];    /* http = 127.0.0.1:8080 (host:port, [v6]:port) */
+    char mqtt_addr[64];    /* mqtt = 127.0.0.1:1883 (MQTT is not built yet; kept for the contract) */
+    char data_dir[256];    /* data_dir = ./herald-data */
+    char redis_addr[64];   /* redis = "" (engine=redis is not built yet) */
+    char cors_origins[1024]; /* cors_origins = "" (none), "*", or space/comma separated origins */
+    int log_level;         /* log_level = error|warn|info|debug -> 0..3 (default info = 2) */
+    uint32_t max_connections; /* max_connections = 10000 */
+    /* [http] */
+    uint32_t header_timeout_ms; /* header_timeout = 10 (seconds; float allowed) */
+    uint32_t keepalive_timeout_ms; /* keepalive_timeout = 60 (seconds) idle keep-alive connection */
+    uint32_t max_target;   /* max_target = 4096 bytes */
+    uint32_t max_head;     /* max_head = 16384 bytes */
+    uint32_t max_headers;  /* max_headers = 64 */
+    uint64_t max_body;     /* max_body = 1048576 bytes (1m, 64k suffixes allowed) */
+    /* [history] */
+    uint32_t history_messages; /* history_messages = 1000 per channel (0 = keep none) */
+    uint64_t history_bytes;    /* history_bytes = 1m per channel */
+    uint32_t history_age_ms;   /* history_age = 3600 (seconds; 0 = no age limit) */
+    /* [delivery] */
+    uint64_t max_queued_bytes; /* max_queued_bytes = 1m per connection write queue */
+    slow_policy_t slow_policy; /* slow_policy = drop|disconnect */
+    uint32_t longpoll_timeout_ms; /* longpoll_timeout = 25 (seconds) */
+    uint32_t poll_max_messages;   /* poll_max_messages = 100 */
+    uint32_t sse_heartbeat_ms;    /* sse_heartbeat = 15 (seconds) */
+    uint32_t sse_retry_ms;        /* sse_retry = 2000 (milliseconds) */
+    uint32_t iframe_keepalive_ms; /* iframe_keepalive = 15 (seconds) */
+} cfg_t;
+
+/* Fills cfg with the embedded defaults (the values in the comments above). */
+void cfg_defaults(cfg_t *cfg);
+
+/* Parses INI text (sections optional; keys are unique across sections, so a key may appear
+ * under any section or none). On error returns HR_EINVAL and writes "line N: message" into
+ * err (errcap bytes). */
+int cfg_parse_string(cfg_t *cfg, const char *text, char *err, size_t errcap);
+
+/* Reads and parses a file; errors as cfg_parse_string, prefixed with the path. */
+int cfg_load_file(cfg_t *cfg, const char *path, char *err, size_t errcap);
+
+/* Sets one key from a string value (used by the file parser and by flags). Returns 0, or
+ * HR_ENOTFOUND for an unknown key, or HR_EINVAL with a message in err. */
+int cfg_set(cfg_t *cfg, const char *key, const char *value, char *err, size_t errcap);
+
+/* Applies "serve" arguments: "-c FILE" is loaded first, then every "--key value"/"--key=value"
+ * flag in order. Returns 0 or HR_EINVAL with a message in err. */
+int cfg_from_args(cfg_t *cfg, int argc, char **argv, char *err, size_t errcap);
+
+/* Writes every key with its current value as INI text (for `herald serve --print-config`).
+ * Returns bytes written (truncated to cap). */
+size_t cfg_dump(const cfg_t *cfg, char *out, size_t cap);
+
+#endif

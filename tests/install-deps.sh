@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what `make test` needs and is missing: Debian packages via apt-get, and the npm test
+# clients from tests/package-lock.json (npm ci). Safe to run again: it installs only what's missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PKGS=(gcc make clang libclang-rt-14-dev libinih-dev curl nodejs npm python3 procps)
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "# installing Debian packages: ${missing[*]}"
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO=sudo
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq || true
+    $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ -f tests/package-lock.json ]; then
+    stamp=tests/node_modules/.herald-lock-stamp
+    if [ ! -f "$stamp" ] || ! cmp -s tests/package-lock.json "$stamp"; then
+        echo "# installing npm test clients (npm ci)"
+        (cd tests && npm ci --no-audit --no-fund --loglevel=error)
+        cp tests/package-lock.json "$stamp"
+    fi
+fi
