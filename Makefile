@@ -9,10 +9,11 @@ CC      ?= cc
 CSTD     = -std=c11 -D_GNU_SOURCE
 WARN     = -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
-LDLIBS   = -linih -lm
+LDLIBS   = -linih -lcrypto -lm
 DEPFLAGS = -MMD -MP
 
-LIB_SRC  = $(filter-out src/app/main.c,$(wildcard src/*/*.c))
+LIB_SRC  = $(filter-out src/app/main.c,$(wildcard src/*/*.c)) build/gen/web_assets.c
+WEB_FILES = $(sort $(wildcard web/*.html web/*.js web/*.css))
 BENCH_SRC = $(wildcard bench/*.c)
 MAIN_SRC = src/app/main.c
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
@@ -27,6 +28,10 @@ BF       = build/fuzz
 SANFLAGS = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -O1 -g
 
 all: $(B)/herald
+
+build/gen/web_assets.c: $(WEB_FILES) tools/embed.sh
+	@mkdir -p $(dir $@)
+	bash tools/embed.sh $@ $(WEB_FILES)
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)

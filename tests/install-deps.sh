@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(gcc make clang libclang-rt-14-dev libinih-dev curl nodejs npm python3 procps)
+PKGS=(gcc make clang libclang-rt-14-dev libinih-dev libssl-dev curl nodejs npm python3 procps)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

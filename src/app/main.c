@@ -1,0 +1,134 @@
+/* main.c - the herald binary: subcommands serve, pub, sub, bench; and the wiring of serve:
+ * configuration -> loop -> store -> hub -> transports -> HTTP server, then a clean shutdown on
+ * SIGTERM/SIGINT that stops accepting, closes every connection and frees everything. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../bench/loadgen.h"
+#include "../core/err.h"
+#include "../core/log.h"
+#include "cli.h"
+#include "config.h"
+#include "routes.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: herald serve [-c herald.conf] [--http ADDR:PORT] [--KEY VALUE ...] [--print-config]\n"
+               "       herald pub [--url URL] [--event NAME] CHANNEL [DATA]\n"
+               "       herald sub [--url URL] [--last-id N] [-n COUNT] CHANNEL\n"
+               "       herald bench [options]   (herald bench --help)\n"
+               "Configuration keys and defaults: herald serve --print-config\n");
+}
+
+static void on_stop(loop_t *loop, void *arg)
+{
+    app_t *app = arg;
+    log_info("stopping: closing listener and %u connections", app->http->nconns);
+    http_server_close(app->http);
+}
+
+static int serve(int argc, char **argv)
+{
+    cfg_t *cfg = calloc(1, sizeof(*cfg));
+    if (!cfg) return 1;
+    cfg_defaults(cfg);
+    bool print = false;
+    char **args = calloc((size_t)argc + 1, sizeof(char *));
+    int nargs = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--print-config") == 0) print = true;
+        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            free(args);
+            free(cfg);
+            return 0;
+        } else args[nargs++] = argv[i];
+    }
+    char err[512];
+    int rc = cfg_from_args(cfg, nargs, args, err, sizeof(err));
+    free(args);
+    if (rc < 0) {
+        fprintf(stderr, "herald: %s\n", err);
+        free(cfg);
+        return 2;
+    }
+    if (print) {
+        char out[8192];
+        size_t n = cfg_dump(cfg, out, sizeof(out));
+        fwrite(out, 1, n, stdout);
+        free(cfg);
+        return 0;
+    }
+    log_set_level(cfg->log_level);
+    if (cfg->redis_addr[0]) log_warn("redis engine is not built yet: running single-node on the memory store");
+
+    int exit_code = 1;
+    loop_t loop;
+    metrics_t metrics = {0};
+    hub_t hub;
+    http_server_t http;
+    app_t app = {0};
+    store_t *store = NULL;
+    bool hub_ok = false;
+    if (loop_init(&loop) < 0) {
+        log_error("cannot create the event loop");
+        goto out;
+    }
+    store = store_mem_new();
+    hist_limits_t lim = {cfg->history_messages, cfg->history_bytes, cfg->history_age_ms};
+    if (!store || hub_init(&hub, &loop, store, &lim) < 0) goto out;
+    hub_ok = true;
+    app.xp = (xp_ctx_t){.hub = &hub, .cfg = cfg, .metrics = &metrics};
+    app.xp.sse_heartbeat = http_chunk(":\n\n", 3);
+    app.xp.iframe_keepalive = http_chunk("<!-- -->\n", 9);
+    app.http = &http;
+    if (!app.xp.sse_heartbeat || !app.xp.iframe_keepalive) goto out;
+    rc = http_server_open(&http, &loop, cfg, &metrics, routes_handle, &app);
+    if (rc < 0) {
+        log_error("cannot listen on %s: %s", cfg->http_addr, rc == HR_EINVAL ? "bad address" : strerror(errno));
+        listener_close(&http.listener);
+        goto out;
+    }
+    log_info("herald listening on http://%s (store: %s, history: %u messages / %llu bytes per channel)",
+             http.listener.addr, store->name, cfg->history_messages, (unsigned long long)cfg->history_bytes);
+    loop.on_stop = on_stop;
+    loop.on_stop_arg = &app;
+    loop_run(&loop);
+    http_server_close(&http); /* when stopped by loop_stop rather than a signal */
+    loop_run_once(&loop, 0);
+    exit_code = 0;
+out:
+    if (hub_ok) hub_close(&hub);
+    if (store) store->ops->close(store);
+    bytes_unref(app.xp.sse_heartbeat);
+    bytes_unref(app.xp.iframe_keepalive);
+    if (loop_close(&loop) < 0 && exit_code == 0) {
+        log_error("timers still armed at exit");
+        exit_code = 1;
+    }
+    if (exit_code == 0) log_info("stopped cleanly");
+    free(cfg);
+    return exit_code;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "serve") == 0) return serve(argc - 2, argv + 2);
+    if (strcmp(cmd, "pub") == 0) return cli_pub(argc - 2, argv + 2);
+    if (strcmp(cmd, "sub") == 0) return cli_sub(argc - 2, argv + 2);
+    if (strcmp(cmd, "bench") == 0) return bench_main(argc - 2, argv + 2);
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "herald: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return 2;
+}

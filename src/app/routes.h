@@ -1,0 +1,17 @@
+/* routes.h - the HTTP routes of `herald serve`: publish, subscribe (handing the request to the
+ * transport its mode names), channel info, health, metrics and the embedded web files. */
+#ifndef HERALD_ROUTES_H
+#define HERALD_ROUTES_H
+
+#include "../http/server.h"
+#include "../transport/transport.h"
+
+typedef struct {
+    xp_ctx_t xp;
+    http_server_t *http;
+} app_t;
+
+/* The http_handler_cb of the server; srv->ctx is the app_t. */
+void routes_handle(http_conn_t *hc, http_req_t *req, span_t body);
+
+#endif

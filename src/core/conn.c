@@ -1,0 +1,229 @@
+/* conn.c - base connection mechanics; see conn.h. */
+#include "conn.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "err.h"
+
+#define CONN_RBUF_INITIAL 4096
+#define CONN_READS_PER_EVENT 4 /* fairness: one fire-hose peer cannot starve the rest */
+
+static void conn__on_event(loop_t *loop, watcher_t *w, uint32_t events);
+
+static void conn__on_timer(tw_entry_t *e)
+{
+    conn_t *c = container_of(e, conn_t, timer);
+    if (!c->closing && c->ops->on_timer) c->ops->on_timer(c);
+}
+
+int conn_init(conn_t *c, loop_t *loop, int fd, const conn_ops_t *ops, uint32_t rmax, uint64_t wq_limit)
+{
+    c->w.fd = fd;
+    c->w.cb = conn__on_event;
+    c->loop = loop;
+    c->ops = ops;
+    c->rbuf = NULL;
+    c->rlen = c->rcap = 0;
+    c->rmax = rmax;
+    wq_init(&c->wq, wq_limit);
+    tw_entry_init(&c->timer, conn__on_timer);
+    list_init(&c->pend);
+    c->closing = c->end_after_write = c->read_paused = false;
+    c->close_reason = 0;
+    return loop_watch(loop, &c->w, EPOLLIN | EPOLLRDHUP);
+}
+
+void conn_consume(conn_t *c, uint32_t n)
+{
+    if (n >= c->rlen) {
+        free(c->rbuf);
+        c->rbuf = NULL;
+        c->rlen = c->rcap = 0;
+        return;
+    }
+    memmove(c->rbuf, c->rbuf + n, c->rlen - n);
+    c->rlen -= n;
+}
+
+static void conn__mark_pending(conn_t *c)
+{
+    if (!list_linked(&c->pend)) list_push_back(&c->loop->pending_writes, &c->pend);
+}
+
+int conn_send(conn_t *c, bytes_t *b)
+{
+    if (c->closing) return HR_EIO;
+    int rc = wq_push(&c->wq, b);
+    if (rc == 0) conn__mark_pending(c);
+    return rc;
+}
+
+int conn_send_copy(conn_t *c, const void *p, size_t n)
+{
+    if (c->closing) return HR_EIO;
+    bytes_t *b = bytes_copy(p, n);
+    if (!b) return HR_ENOMEM;
+    uint64_t lim = c->wq.limit;
+    c->wq.limit = UINT64_MAX;
+    int rc = conn_send(c, b);
+    c->wq.limit = lim;
+    bytes_unref(b);
+    return rc;
+}
+
+static void conn__update_interest(conn_t *c)
+{
+    uint32_t ev = 0;
+    if (!c->read_paused && !c->end_after_write) ev |= EPOLLIN | EPOLLRDHUP;
+    if (!wq_empty(&c->wq)) ev |= EPOLLOUT;
+    loop_modify(c->loop, &c->w, ev);
+}
+
+void conn_pause_read(conn_t *c, bool paused)
+{
+    if (c->closing || c->read_paused == paused) return;
+    c->read_paused = paused;
+    conn__update_interest(c);
+    /* input that arrived while paused is still buffered: deliver it on resume */
+    if (!paused && c->rlen) conn__mark_pending(c);
+}
+
+void conn_end(conn_t *c)
+{
+    if (c->closing) return;
+    c->end_after_write = true;
+    conn__update_interest(c);
+    conn__mark_pending(c);
+}
+
+void conn_close(conn_t *c, int reason)
+{
+    if (c->closing) return;
+    c->closing = true;
+    c->close_reason = reason;
+    tw_stop(&c->loop->wheel, &c->timer);
+    loop_unwatch(c->loop, &c->w);
+    close(c->w.fd);
+    c->w.fd = -1;
+    wq_clear(&c->wq);
+    free(c->rbuf);
+    c->rbuf = NULL;
+    c->rlen = c->rcap = 0;
+    list_unlink(&c->pend);
+    list_push_back(&c->loop->closing, &c->pend);
+}
+
+void conn_timer(conn_t *c, uint64_t in_ms)
+{
+    if (in_ms == 0)
+        tw_stop(&c->loop->wheel, &c->timer);
+    else
+        loop_timer(c->loop, &c->timer, in_ms);
+}
+
+static void conn__read(conn_t *c)
+{
+    for (int i = 0; i < CONN_READS_PER_EVENT && !c->closing && !c->read_paused; i++) {
+        if (c->rlen == c->rcap) {
+            if (c->rcap >= c->rmax) return; /* the protocol let it fill: it will refuse it */
+            uint32_t ncap = c->rcap ? c->rcap * 2 : CONN_RBUF_INITIAL;
+            if (ncap > c->rmax) ncap = c->rmax;
+            char *nb = realloc(c->rbuf, ncap);
+            if (!nb) {
+                conn_close(c, HR_ENOMEM);
+                return;
+            }
+            c->rbuf = nb;
+            c->rcap = ncap;
+        }
+        ssize_t n = read(c->w.fd, c->rbuf + c->rlen, c->rcap - c->rlen);
+        if (n > 0) {
+            c->rlen += (uint32_t)n;
+            c->loop->bytes_in += (uint64_t)n;
+            c->ops->on_read(c);
+            if (c->rlen == 0 && c->rbuf) conn_consume(c, 0);
+            continue;
+        }
+        if (n == 0) {
+            if (c->rlen == 0 && c->rbuf) conn_consume(c, 0);
+            if (c->ops->on_eof)
+                c->ops->on_eof(c);
+            else
+                conn_end(c);
+            return;
+        }
+        if (errno == EINTR) continue;
+        if (c->rlen == 0 && c->rbuf) conn_consume(c, 0);
+        if (errno != EAGAIN && errno != EWOULDBLOCK) conn_close(c, HR_EIO);
+        return;
+    }
+}
+
+static void conn__flush(conn_t *c)
+{
+    bool drained = true;
+    if (!wq_empty(&c->wq)) {
+        ssize_t n = wq_flush(&c->wq, c->w.fd, &drained);
+        if (n < 0) {
+            conn_close(c, HR_EIO);
+            return;
+        }
+        c->loop->bytes_out += (uint64_t)n;
+    }
+    if (drained && c->end_after_write) {
+        conn_close(c, 0);
+        return;
+    }
+    conn__update_interest(c);
+    if (drained && c->ops->on_drain) c->ops->on_drain(c);
+}
+
+static void conn__on_event(loop_t *loop, watcher_t *w, uint32_t events)
+{
+    conn_t *c = container_of(w, conn_t, w);
+    if (events & EPOLLOUT) conn__flush(c);
+    if (c->closing) return;
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+        if (c->read_paused || c->end_after_write) {
+            /* not reading: a hang-up still ends us */
+            if (events & (EPOLLHUP | EPOLLERR)) conn_close(c, HR_EIO);
+            return;
+        }
+        conn__read(c);
+    }
+}
+
+void conn__flush_pending(loop_t *loop)
+{
+    /* connections may be re-added while we flush (on_drain sending more): bounded passes */
+    for (int pass = 0; pass < 4 && !list_empty(&loop->pending_writes); pass++) {
+        list_t batch;
+        list_init(&batch);
+        while (!list_empty(&loop->pending_writes)) {
+            list_node_t *n = loop->pending_writes.next;
+            list_unlink(n);
+            list_push_back(&batch, n);
+        }
+        while (!list_empty(&batch)) {
+            conn_t *c = container_of(batch.next, conn_t, pend);
+            list_unlink(&c->pend);
+            if (c->closing) continue;
+            /* input left over from a paused period is delivered now */
+            if (c->rlen && !c->read_paused && !c->end_after_write) c->ops->on_read(c);
+            if (!c->closing) conn__flush(c);
+        }
+    }
+}
+
+void conn__run_closing(loop_t *loop)
+{
+    while (!list_empty(&loop->closing)) {
+        conn_t *c = container_of(loop->closing.next, conn_t, pend);
+        list_unlink(&c->pend);
+        c->ops->on_close(c);
+    }
+}

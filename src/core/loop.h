@@ -1,0 +1,80 @@
+/* loop.h - the event loop: epoll for fds, one timer wheel for time, and the phases of an
+ * iteration in one place (loop_run):
+ *   expire timers -> epoll_wait (timeout = next timer) -> dispatch events -> run deferred
+ *   closes -> flush pending writes (writev) -> repeat.
+ * Nothing else in herald calls epoll. The loop is single-threaded; everything it owns is touched
+ * only from its thread. SIGTERM and SIGINT stop it through a signalfd. */
+#ifndef HERALD_LOOP_H
+#define HERALD_LOOP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "list.h"
+#include "timer.h"
+
+typedef struct loop loop_t;
+typedef struct watcher watcher_t;
+
+/* Called with the epoll events that fired (EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP, EPOLLRDHUP). */
+typedef void (*watcher_cb)(loop_t *loop, watcher_t *w, uint32_t events);
+
+struct watcher {
+    int fd;
+    uint32_t events; /* currently registered interest */
+    watcher_cb cb;
+};
+
+typedef void (*loop_hook_cb)(loop_t *loop, void *arg);
+
+struct loop {
+    int epfd;
+    int sigfd;
+    bool stopping;
+    uint64_t now_ms; /* cached monotonic clock, refreshed once per iteration */
+    tw_t wheel;
+    list_t pending_writes; /* conns with queued data to flush before polling */
+    list_t closing;        /* conns closed during this iteration, freed after dispatch */
+    loop_hook_cb on_stop;  /* called once when a stop signal arrives */
+    void *on_stop_arg;
+    uint64_t iterations;
+    uint64_t bytes_in, bytes_out; /* socket bytes read and written by connections */
+};
+
+/* Creates a loop, blocking SIGTERM/SIGINT/SIGPIPE for the process and watching the first two
+ * through a signalfd. Returns 0 or HR_EIO. */
+int loop_init(loop_t *loop);
+
+/* Closes the epoll and signal fds. Every watcher must have been removed and every connection
+ * freed; returns HR_EINVAL (after closing anyway) if timers are still armed. */
+int loop_close(loop_t *loop);
+
+int loop_watch(loop_t *loop, watcher_t *w, uint32_t events);   /* EPOLL_CTL_ADD */
+int loop_modify(loop_t *loop, watcher_t *w, uint32_t events);  /* EPOLL_CTL_MOD if changed */
+void loop_unwatch(loop_t *loop, watcher_t *w);                  /* EPOLL_CTL_DEL */
+
+/* Runs until loop_stop() or a stop signal, then returns after running on_stop, deferred closes
+ * and pending writes one last time. */
+void loop_run(loop_t *loop);
+
+/* Asks loop_run to return after the current iteration. */
+void loop_stop(loop_t *loop);
+
+/* Runs one iteration waiting at most max_wait_ms (-1: until an event or a timer). For tests. */
+void loop_run_once(loop_t *loop, int max_wait_ms);
+
+static inline uint64_t loop_now(const loop_t *loop) { return loop->now_ms; }
+
+/* Arms a timer entry relative to now. */
+static inline void loop_timer(loop_t *loop, tw_entry_t *e, uint64_t in_ms)
+{
+    tw_arm(&loop->wheel, e, loop->now_ms + in_ms);
+}
+
+/* Wall clock in milliseconds since the epoch (message timestamps). */
+uint64_t loop_wall_ms(void);
+
+/* Monotonic clock in milliseconds. */
+uint64_t loop_mono_ms(void);
+
+#endif

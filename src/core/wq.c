@@ -1,0 +1,109 @@
+/* wq.c - write queue of shared blocks. The ring grows by doubling and is freed when it empties,
+ * so idle connections hold nothing. */
+#include "wq.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/uio.h>
+
+#include "err.h"
+
+#define WQ_IOV_MAX 64
+
+void wq_init(wq_t *q, uint64_t limit)
+{
+    *q = (wq_t){0};
+    q->limit = limit;
+}
+
+static int wq_grow(wq_t *q)
+{
+    uint32_t ncap = q->cap ? q->cap * 2 : 4;
+    bytes_t **r = malloc(ncap * sizeof(*r));
+    if (!r) return HR_ENOMEM;
+    for (uint32_t i = 0; i < q->count; i++) r[i] = q->ring[(q->head + i) % q->cap];
+    free(q->ring);
+    q->ring = r;
+    q->cap = ncap;
+    q->head = 0;
+    return 0;
+}
+
+int wq_push(wq_t *q, bytes_t *b)
+{
+    if (q->count && q->bytes + b->len > q->limit) return HR_EFULL;
+    if (q->count == q->cap && wq_grow(q) < 0) return HR_ENOMEM;
+    q->ring[(q->head + q->count) % q->cap] = bytes_ref(b);
+    q->count++;
+    q->bytes += b->len;
+    return 0;
+}
+
+static void wq_release_ring_if_empty(wq_t *q)
+{
+    if (q->count == 0) {
+        free(q->ring);
+        q->ring = NULL;
+        q->cap = q->head = q->off = 0;
+    }
+}
+
+ssize_t wq_flush(wq_t *q, int fd, bool *drained)
+{
+    ssize_t total = 0;
+    while (q->count) {
+        struct iovec iov[WQ_IOV_MAX];
+        int n = 0;
+        size_t want = 0;
+        for (uint32_t i = 0; i < q->count && n < WQ_IOV_MAX; i++, n++) {
+            bytes_t *b = q->ring[(q->head + i) % q->cap];
+            size_t skip = i == 0 ? q->off : 0;
+            iov[n].iov_base = b->data + skip;
+            iov[n].iov_len = b->len - skip;
+            want += iov[n].iov_len;
+        }
+        ssize_t w = writev(fd, iov, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+            *drained = false;
+            return HR_EIO;
+        }
+        total += w;
+        q->bytes -= (uint64_t)w;
+        size_t left = (size_t)w;
+        while (left && q->count) {
+            bytes_t *b = q->ring[q->head];
+            size_t rest = b->len - q->off;
+            if (left < rest) {
+                q->off += (uint32_t)left;
+                left = 0;
+                break;
+            }
+            left -= rest;
+            bytes_unref(b);
+            q->head = (q->head + 1) % q->cap;
+            q->count--;
+            q->off = 0;
+        }
+        /* zero-length blocks are consumed above only when reached with left == 0 */
+        while (q->count && q->ring[q->head]->len == q->off) {
+            bytes_unref(q->ring[q->head]);
+            q->head = (q->head + 1) % q->cap;
+            q->count--;
+            q->off = 0;
+        }
+        if ((size_t)w < want) break; /* socket buffer full */
+    }
+    wq_release_ring_if_empty(q);
+    *drained = q->count == 0;
+    return total;
+}
+
+void wq_clear(wq_t *q)
+{
+    for (uint32_t i = 0; i < q->count; i++) bytes_unref(q->ring[(q->head + i) % q->cap]);
+    q->count = 0;
+    q->bytes = 0;
+    wq_release_ring_if_empty(q);
+}

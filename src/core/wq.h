@@ -1,0 +1,42 @@
+/* wq.h - a connection's write queue: references to shared byte blocks, flushed with writev.
+ *
+ * The queue owns one reference per queued block. It has a byte limit fixed at init; pushing
+ * past it fails with HR_EFULL and queues nothing, so the caller applies its slow-consumer
+ * policy. An empty queue holds no memory. */
+#ifndef HERALD_WQ_H
+#define HERALD_WQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "bytes.h"
+
+typedef struct {
+    bytes_t **ring;  /* circular array of cap entries, NULL while empty */
+    uint32_t cap, head, count;
+    uint32_t off;    /* bytes of ring[head] already written */
+    uint64_t bytes;  /* queued bytes not yet written */
+    uint64_t limit;  /* most bytes allowed in the queue */
+} wq_t;
+
+void wq_init(wq_t *q, uint64_t limit);
+
+/* Queues a reference to b (taking a new one; the caller keeps its own). Returns 0, HR_EFULL
+ * (nothing queued) when b would take the queue over its limit, or HR_ENOMEM. A block larger than
+ * the whole limit is still accepted into an empty queue, so no single frame is undeliverable. */
+int wq_push(wq_t *q, bytes_t *b);
+
+/* Writes as much as the socket takes with writev (at most 64 blocks per call, looping while the
+ * kernel accepts everything). Returns bytes written (>= 0; the queue may still hold data when the
+ * socket is full), or HR_EIO on a socket error. *drained tells whether the queue is now empty. */
+ssize_t wq_flush(wq_t *q, int fd, bool *drained);
+
+/* True when the queue is empty. */
+static inline bool wq_empty(const wq_t *q) { return q->count == 0; }
+
+/* Drops everything queued and frees the ring. */
+void wq_clear(wq_t *q);
+
+#endif

@@ -1,0 +1,465 @@
+/* server.c - HTTP/1.1 connections; see server.h for the life of a connection. */
+#include "server.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../core/err.h"
+#include "../core/log.h"
+
+#define HTTP_BODY_SLACK 65536 /* read-buffer room beyond head + body (chunk framing, pipelining) */
+
+const char *http_status_text(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 426: return "Upgrade Required";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+    }
+}
+
+int http_status_for(int rc)
+{
+    switch (rc) {
+    case HR_EBADREQ:
+    case HR_ECHANNEL:
+    case HR_EINVAL:
+    case HR_EPROTO: return 400;
+    case HR_EFORBIDDEN: return 403;
+    case HR_ENOTFOUND: return 404;
+    case HR_EMETHOD: return 405;
+    case HR_ETIMEDOUT: return 408;
+    case HR_EBODYTOOBIG: return 413;
+    case HR_EURITOOLONG: return 414;
+    case HR_EHDRTOOBIG: return 431;
+    case HR_ENOTIMPL: return 501;
+    case HR_ENOMEM:
+    case HR_EFULL:
+    case HR_ESHUTDOWN: return 503;
+    case HR_EVERSION: return 505;
+    default: return 500;
+    }
+}
+
+bytes_t *http_chunk(const void *p, size_t n)
+{
+    char line[24];
+    size_t ln = chunked_size_line(line, n);
+    bytes_t *b = bytes_new(ln + n + 2);
+    if (!b) return NULL;
+    memcpy(b->data, line, ln);
+    if (n) memcpy(b->data + ln, p, n);
+    memcpy(b->data + ln + n, "\r\n", 2);
+    return b;
+}
+
+static void http__set_xp(http_conn_t *hc, uint8_t xp)
+{
+    hc->srv->metrics->connections[hc->xp]--;
+    hc->xp = xp;
+    hc->srv->metrics->connections[xp]++;
+}
+
+/* Appends the CORS response headers for the current request, if its origin is allowed. */
+static size_t http__cors_headers(http_conn_t *hc, char *out, size_t cap)
+{
+    if (!hc->origin[0]) return 0;
+    int n = snprintf(out, cap,
+                     "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n"
+                     "Access-Control-Expose-Headers: Content-Type, Last-Event-ID\r\n",
+                     hc->origin);
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+static size_t http__date(char *out, size_t cap)
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    return strftime(out, cap, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+}
+
+static void http__after_response(http_conn_t *hc)
+{
+    if (hc->state == HC_PARKED) {
+        hc->xops = NULL;
+        hc->xstate = NULL;
+        http__set_xp(hc, XP_HTTP);
+        hc->state = HC_HEAD;
+        conn_pause_read(&hc->base, false);
+        if (!hc->keepalive || hc->srv->loop->stopping) conn_end(&hc->base);
+        else if (hc->base.rlen == 0) conn_timer(&hc->base, hc->srv->cfg->keepalive_timeout_ms);
+        return;
+    }
+    hc->state = HC_HEAD;
+    if (!hc->keepalive || hc->srv->loop->stopping) conn_end(&hc->base);
+}
+
+void http_respond(http_conn_t *hc, int status, const char *ctype, const void *body, size_t len, const char *extra)
+{
+    if (hc->base.closing) return;
+    if (status >= 400) hc->srv->metrics->http_errors++;
+    char head[1536];
+    size_t n = (size_t)snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\n", status, http_status_text(status));
+    n += http__date(head + n, sizeof(head) - n);
+    n += http__cors_headers(hc, head + n, sizeof(head) - n);
+    int k;
+    if (status == 204)
+        k = snprintf(head + n, sizeof(head) - n, "%s%s\r\n", hc->keepalive ? "" : "Connection: close\r\n", extra);
+    else
+        k = snprintf(head + n, sizeof(head) - n, "Content-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n", ctype, len,
+                     hc->keepalive ? "" : "Connection: close\r\n", extra);
+    if (k < 0 || (size_t)k >= sizeof(head) - n) {
+        conn_close(&hc->base, HR_EINVAL);
+        return;
+    }
+    n += (size_t)k;
+    if (hc->head_only || status == 204) len = 0;
+    bytes_t *b = bytes_new(n + len);
+    if (!b) {
+        conn_close(&hc->base, HR_ENOMEM);
+        return;
+    }
+    memcpy(b->data, head, n);
+    if (len) memcpy(b->data + n, body, len);
+    /* a response is never refused for queue space: the request already consumed the slot */
+    uint64_t lim = hc->base.wq.limit;
+    hc->base.wq.limit = UINT64_MAX;
+    conn_send(&hc->base, b);
+    hc->base.wq.limit = lim;
+    bytes_unref(b);
+    http__after_response(hc);
+}
+
+void http_error(http_conn_t *hc, int rc, const char *why)
+{
+    int status = http_status_for(rc);
+    if (!why) why = hr_strerror(rc);
+    char body[256];
+    int n = snprintf(body, sizeof(body), "{\"error\":\"%s\"}", why);
+    /* framing errors leave the byte stream untrustworthy: answer, then close */
+    bool fatal = rc == HR_EBADREQ || rc == HR_EURITOOLONG || rc == HR_EHDRTOOBIG || rc == HR_EVERSION ||
+                 rc == HR_EBODYTOOBIG || rc == HR_ENOTIMPL || rc == HR_ETIMEDOUT;
+    if (fatal) {
+        hc->keepalive = false;
+        log_info("http: %d %s (fd %d)", status, why, hc->base.w.fd);
+    } else {
+        log_debug("http: %d %s", status, why);
+    }
+    http_respond(hc, status, "application/json", body, (size_t)n, "");
+}
+
+void http_park(http_conn_t *hc, const http_xport_ops_t *ops, void *state, uint8_t xp)
+{
+    hc->state = HC_PARKED;
+    hc->xops = ops;
+    hc->xstate = state;
+    http__set_xp(hc, xp);
+    conn_timer(&hc->base, 0);
+}
+
+int http_stream_begin(http_conn_t *hc, const char *ctype, const char *extra, const http_xport_ops_t *ops,
+                      void *state, uint8_t xp)
+{
+    char head[1536];
+    size_t n = (size_t)snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\n");
+    n += http__date(head + n, sizeof(head) - n);
+    n += http__cors_headers(hc, head + n, sizeof(head) - n);
+    int k = snprintf(head + n, sizeof(head) - n,
+                     "Content-Type: %s\r\nTransfer-Encoding: chunked\r\nCache-Control: no-cache\r\n%s\r\n", ctype,
+                     extra);
+    if (k < 0 || (size_t)k >= sizeof(head) - n) return HR_EINVAL;
+    n += (size_t)k;
+    int rc = conn_send_copy(&hc->base, head, n);
+    if (rc < 0) return rc;
+    hc->state = HC_STREAM;
+    hc->xops = ops;
+    hc->xstate = state;
+    http__set_xp(hc, xp);
+    conn_timer(&hc->base, 0);
+    return 0;
+}
+
+/* Decides whether the request's Origin may use CORS; remembers it for the response headers. */
+static bool http__origin_allowed(http_conn_t *hc, span_t origin)
+{
+    hc->origin[0] = 0;
+    if (!origin.p || origin.n == 0 || origin.n >= sizeof(hc->origin)) return false;
+    for (size_t i = 0; i < origin.n; i++)
+        if ((unsigned char)origin.p[i] <= ' ' || origin.p[i] == ',') return false;
+    bool ok = hc->srv->cors_any;
+    const char *list = hc->srv->cfg->cors_origins;
+    for (const char *p = list; !ok && *p;) {
+        while (*p == ' ' || *p == ',' || *p == '\t') p++;
+        const char *e = p;
+        while (*e && *e != ' ' && *e != ',' && *e != '\t') e++;
+        if ((size_t)(e - p) == origin.n && memcmp(p, origin.p, origin.n) == 0) ok = true;
+        p = e;
+    }
+    if (ok) {
+        memcpy(hc->origin, origin.p, origin.n);
+        hc->origin[origin.n] = 0;
+    }
+    return ok;
+}
+
+static void http__preflight(http_conn_t *hc, http_req_t *req)
+{
+    span_t origin = http_req_header(req, "Origin");
+    span_t method = http_req_header(req, "Access-Control-Request-Method");
+    if (!origin.p || !method.p) {
+        http_respond(hc, 204, "", NULL, 0, "Allow: GET, HEAD, POST, OPTIONS\r\n");
+        return;
+    }
+    if (!http__origin_allowed(hc, origin)) {
+        http_error(hc, HR_EFORBIDDEN, "origin not allowed");
+        return;
+    }
+    http_respond(hc, 204, "", NULL, 0,
+                 "Access-Control-Allow-Methods: GET, HEAD, POST, OPTIONS\r\n"
+                 "Access-Control-Allow-Headers: Content-Type, Last-Event-ID, X-Event, Cache-Control, X-Requested-With\r\n"
+                 "Access-Control-Max-Age: 600\r\n");
+}
+
+static void http__dispatch(http_conn_t *hc, http_req_t *req, span_t body)
+{
+    http_server_t *srv = hc->srv;
+    srv->metrics->http_requests++;
+    hc->keepalive = http_req_keepalive(req);
+    hc->head_only = span_eq(req->method, "HEAD");
+    conn_timer(&hc->base, 0);
+    if (span_eq(req->method, "OPTIONS")) {
+        http__preflight(hc, req);
+        return;
+    }
+    http__origin_allowed(hc, http_req_header(req, "Origin"));
+    if (srv->loop->stopping) {
+        hc->keepalive = false;
+        http_error(hc, HR_ESHUTDOWN, "shutting down");
+        return;
+    }
+    srv->handler(hc, req, body);
+}
+
+/* Parses and dispatches as many complete requests as the read buffer holds. */
+static void http__process(http_conn_t *hc)
+{
+    conn_t *c = &hc->base;
+    http_server_t *srv = hc->srv;
+    while (!c->closing && !c->end_after_write) {
+        if (hc->state == HC_STREAM) { /* a stream takes no more requests: discard input */
+            conn_consume(c, c->rlen);
+            return;
+        }
+        if (hc->state == HC_PARKED) {
+            conn_pause_read(c, true);
+            return;
+        }
+        http_req_t req;
+        if (hc->state == HC_HEAD) {
+            if (c->rlen == 0) return;
+            if (!tw_armed(&c->timer) || c->timer.deadline > loop_now(c->loop) + srv->cfg->header_timeout_ms)
+                conn_timer(c, srv->cfg->header_timeout_ms); /* from the request's first byte, never extended */
+            ssize_t r = http_parse_request(c->rbuf, c->rlen, &srv->limits, &req);
+            if (r == HR_EAGAIN) return;
+            if (r < 0) {
+                http_error(hc, (int)r, req.why);
+                return;
+            }
+            hc->head_len = (uint32_t)r;
+            int rc = http_req_body(&req, &hc->body_kind, &hc->body_len);
+            if (rc < 0) {
+                hc->keepalive = false;
+                http_error(hc, rc, req.why);
+                return;
+            }
+            if (hc->body_kind == HTTP_BODY_LENGTH && hc->body_len > srv->cfg->max_body) {
+                hc->keepalive = false;
+                http_error(hc, HR_EBODYTOOBIG, "request body too large");
+                return;
+            }
+            hc->body_decoded = 0;
+            memset(&hc->chunk, 0, sizeof(hc->chunk));
+            hc->state = HC_BODY;
+        }
+        /* HC_BODY: wait for the whole body, decoding chunks in place as they come */
+        span_t body = {NULL, 0};
+        uint32_t total = hc->head_len;
+        if (hc->body_kind == HTTP_BODY_LENGTH) {
+            if (c->rlen - hc->head_len < hc->body_len) return;
+            body = (span_t){c->rbuf + hc->head_len, (size_t)hc->body_len};
+            total += (uint32_t)hc->body_len;
+        } else if (hc->body_kind == HTTP_BODY_CHUNKED) {
+            char *area = c->rbuf + hc->head_len + hc->body_decoded;
+            size_t alen = c->rlen - hc->head_len - hc->body_decoded, out = 0;
+            ssize_t r = chunked_decode(&hc->chunk, area, alen, &out, srv->cfg->max_body);
+            hc->body_decoded += (uint32_t)out;
+            if (r == HR_EAGAIN) {
+                c->rlen = hc->head_len + hc->body_decoded;
+                return;
+            }
+            if (r < 0) {
+                hc->keepalive = false;
+                http_error(hc, (int)r, r == HR_EBODYTOOBIG ? "request body too large" : "malformed chunked body");
+                return;
+            }
+            size_t leftover = alen - (size_t)r;
+            memmove(area + out, area + r, leftover);
+            c->rlen = hc->head_len + hc->body_decoded + (uint32_t)leftover;
+            body = (span_t){c->rbuf + hc->head_len, hc->body_decoded};
+            total += hc->body_decoded;
+        }
+        /* the buffer may have moved since the head was parsed: parse it again (cheap, pure) */
+        http_parse_request(c->rbuf, hc->head_len, &srv->limits, &req);
+        if (!body.p) body = (span_t){c->rbuf + hc->head_len, 0};
+        http__dispatch(hc, &req, body);
+        if (c->closing) return;
+        conn_consume(c, total);
+        if (hc->state == HC_BODY) hc->state = HC_HEAD; /* handler answered without http_respond? */
+        if (hc->state == HC_HEAD && c->rlen == 0 && !c->end_after_write)
+            conn_timer(c, srv->cfg->keepalive_timeout_ms);
+    }
+}
+
+static void http__on_read(conn_t *c)
+{
+    http_conn_t *hc = container_of(c, http_conn_t, base);
+    http__process(hc);
+    /* a head that filled the whole buffer without completing is refused by the parser's limits;
+     * a body is bounded by max_body, so a full buffer here means the peer sent too much */
+    if (!c->closing && !c->end_after_write && hc->state <= HC_BODY && c->rlen >= c->rmax)
+        http_error(hc, HR_EBODYTOOBIG, "request too large");
+}
+
+static void http__on_eof(conn_t *c)
+{
+    http_conn_t *hc = container_of(c, http_conn_t, base);
+    if (hc->state == HC_STREAM || hc->state == HC_PARKED)
+        conn_close(c, 0);
+    else
+        conn_end(c);
+}
+
+static void http__on_drain(conn_t *c)
+{
+    http_conn_t *hc = container_of(c, http_conn_t, base);
+    if (hc->xops && hc->xops->on_drain) hc->xops->on_drain(hc);
+}
+
+static void http__on_timer(conn_t *c)
+{
+    http_conn_t *hc = container_of(c, http_conn_t, base);
+    switch (hc->state) {
+    case HC_PARKED:
+    case HC_STREAM:
+        if (hc->xops && hc->xops->on_timer) hc->xops->on_timer(hc);
+        return;
+    case HC_HEAD:
+        if (c->rlen == 0) { /* idle keep-alive connection */
+            conn_close(c, 0);
+            return;
+        }
+        __attribute__((fallthrough)); /* a request started but did not finish in time */
+    case HC_BODY:
+        hc->keepalive = false;
+        http_error(hc, HR_ETIMEDOUT, "request timeout");
+        return;
+    }
+}
+
+static void http__on_close(conn_t *c)
+{
+    http_conn_t *hc = container_of(c, http_conn_t, base);
+    if (hc->xops) hc->xops->on_close(hc);
+    hc->srv->metrics->connections[hc->xp]--;
+    list_unlink(&hc->all);
+    hc->srv->nconns--;
+    free(hc);
+}
+
+static const conn_ops_t http_conn_ops = {
+    .on_read = http__on_read,
+    .on_eof = http__on_eof,
+    .on_drain = http__on_drain,
+    .on_timer = http__on_timer,
+    .on_close = http__on_close,
+};
+
+static void http__on_accept(listener_t *l, int fd)
+{
+    http_server_t *srv = l->ctx;
+    if (srv->nconns >= srv->cfg->max_connections || srv->loop->stopping) {
+        srv->metrics->rejected++;
+        static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                                   "Content-Length: 32\r\nConnection: close\r\n\r\n{\"error\":\"too many connections\"}";
+        ssize_t w = write(fd, busy, sizeof(busy) - 1);
+        (void)w;
+        close(fd);
+        return;
+    }
+    http_conn_t *hc = calloc(1, sizeof(*hc));
+    if (!hc) {
+        close(fd);
+        return;
+    }
+    hc->srv = srv;
+    hc->xp = XP_HTTP;
+    uint64_t rmax = (uint64_t)srv->cfg->max_head + srv->cfg->max_body + HTTP_BODY_SLACK;
+    if (rmax > UINT32_MAX / 2) rmax = UINT32_MAX / 2;
+    if (conn_init(&hc->base, srv->loop, fd, &http_conn_ops, (uint32_t)rmax, srv->cfg->max_queued_bytes) < 0) {
+        close(fd);
+        free(hc);
+        return;
+    }
+    list_push_back(&srv->conns, &hc->all);
+    srv->nconns++;
+    srv->metrics->accepted++;
+    srv->metrics->connections[XP_HTTP]++;
+    conn_timer(&hc->base, srv->cfg->header_timeout_ms);
+}
+
+int http_server_open(http_server_t *srv, loop_t *loop, const cfg_t *cfg, metrics_t *metrics,
+                     http_handler_cb handler, void *ctx)
+{
+    memset(srv, 0, sizeof(*srv));
+    srv->loop = loop;
+    srv->cfg = cfg;
+    srv->metrics = metrics;
+    srv->handler = handler;
+    srv->ctx = ctx;
+    list_init(&srv->conns);
+    srv->limits = (http_limits_t){.max_target = cfg->max_target, .max_head = cfg->max_head,
+                                  .max_headers = cfg->max_headers};
+    srv->cors_any = strchr(cfg->cors_origins, '*') != NULL;
+    return listener_open(&srv->listener, loop, cfg->http_addr, http__on_accept, srv);
+}
+
+void http_server_close(http_server_t *srv)
+{
+    listener_close(&srv->listener);
+    list_node_t *pos, *tmp;
+    list_each_safe(pos, tmp, &srv->conns)
+    {
+        http_conn_t *hc = container_of(pos, http_conn_t, all);
+        conn_close(&hc->base, HR_ESHUTDOWN);
+    }
+}

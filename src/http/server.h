@@ -1,0 +1,106 @@
+/* server.h - the HTTP/1.1 connection state machine: keep-alive, pipelining, request bodies
+ * (Content-Length and chunked), limits, the header-read timeout, CORS, error answers, and the
+ * hand-off of a connection to a push transport.
+ *
+ * Life of a connection: READ_HEAD (header timeout armed from the first byte; idle keep-alive
+ * timeout before it) -> READ_BODY -> the handler runs with the whole request in the read buffer.
+ * The handler either answers at once (http_respond: the next pipelined request is parsed right
+ * after), or parks the connection (long poll: input is paused until it answers), or turns it
+ * into a stream (SSE, iframe: http_stream_begin; from then on the connection belongs to the
+ * transport through http_xport_ops_t). Request slices point into the read buffer and are valid
+ * only during the handler call: handlers copy what they keep. */
+#ifndef HERALD_HTTP_SERVER_H
+#define HERALD_HTTP_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../app/config.h"
+#include "../core/conn.h"
+#include "../core/listener.h"
+#include "../core/metrics.h"
+#include "chunked.h"
+#include "parse.h"
+#include "request.h"
+
+typedef struct http_server http_server_t;
+typedef struct http_conn http_conn_t;
+
+/* A transport that owns a parked or streaming connection. */
+typedef struct {
+    void (*on_close)(http_conn_t *hc); /* release transport state (required) */
+    void (*on_timer)(http_conn_t *hc); /* hc->base.timer fired (heartbeat, poll timeout) */
+    void (*on_drain)(http_conn_t *hc); /* the write queue emptied */
+} http_xport_ops_t;
+
+/* Handles a complete request. body is the decoded request body. */
+typedef void (*http_handler_cb)(http_conn_t *hc, http_req_t *req, span_t body);
+
+typedef enum { HC_HEAD = 0, HC_BODY, HC_PARKED, HC_STREAM } http_conn_state_t;
+
+struct http_conn {
+    conn_t base;
+    http_server_t *srv;
+    list_node_t all; /* in srv->conns */
+    http_conn_state_t state;
+    uint8_t xp;      /* XP_* this connection counts as in the metrics */
+    bool keepalive;  /* of the current request */
+    bool head_only;  /* HEAD request: answer without a body */
+    uint32_t head_len;
+    http_body_kind_t body_kind;
+    uint64_t body_len;      /* Content-Length */
+    uint32_t body_decoded;  /* chunked: decoded bytes after the head */
+    chunked_dec_t chunk;
+    const http_xport_ops_t *xops;
+    void *xstate;
+    char origin[128]; /* allowed Origin of the current request, echoed in CORS headers ("" none) */
+};
+
+struct http_server {
+    loop_t *loop;
+    const cfg_t *cfg;
+    metrics_t *metrics;
+    listener_t listener;
+    list_t conns;
+    uint32_t nconns;
+    http_handler_cb handler;
+    void *ctx; /* for the handler (the app) */
+    http_limits_t limits;
+    bool cors_any;
+};
+
+/* Binds cfg->http_addr and starts accepting. Returns 0, or HR_EIO/HR_EINVAL. */
+int http_server_open(http_server_t *srv, loop_t *loop, const cfg_t *cfg, metrics_t *metrics,
+                     http_handler_cb handler, void *ctx);
+
+/* Stops accepting and closes every connection (transports get on_close in the closing phase). */
+void http_server_close(http_server_t *srv);
+
+/* Answers the current request with a complete response. extra is "" or full header lines
+ * ("Name: value\r\n..."). When the connection was parked, parsing of pipelined input resumes. */
+void http_respond(http_conn_t *hc, int status, const char *ctype, const void *body, size_t len, const char *extra);
+
+/* Answers with {"error":"why"} and the status for rc (an HR_E* code), then closes the
+ * connection if the request framing can no longer be trusted. */
+void http_error(http_conn_t *hc, int rc, const char *why);
+
+/* Parks the connection: the transport will call http_respond later. */
+void http_park(http_conn_t *hc, const http_xport_ops_t *ops, void *state, uint8_t xp);
+
+/* Sends a chunked streaming response head and hands the connection to the transport for good. */
+int http_stream_begin(http_conn_t *hc, const char *ctype, const char *extra, const http_xport_ops_t *ops,
+                      void *state, uint8_t xp);
+
+/* Releases a parked connection's transport (after http_respond, before the next request). */
+void http_unpark(http_conn_t *hc);
+
+/* Text of a status code ("Not Found"). */
+const char *http_status_text(int status);
+
+/* Status for an HR_E* code (e.g. HR_EURITOOLONG -> 414). */
+int http_status_for(int rc);
+
+/* Frames b as one HTTP chunk: returns a new block "<hex>\r\n" b "\r\n". NULL on OOM. */
+bytes_t *http_chunk(const void *p, size_t n);
+
+#endif

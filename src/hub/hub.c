@@ -1,0 +1,211 @@
+/* hub.c - channel table, publish and fan-out; see hub.h. The channel table is a chained hash
+ * table (FNV-1a) that doubles when it gets full; a sweep every few seconds applies history age
+ * limits and frees channels that have neither subscribers nor history. */
+#include "hub.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/err.h"
+
+#define HUB_SWEEP_MS 5000
+
+static uint64_t hub__hash(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static void hub__free_chan(chan_t *ch)
+{
+    hist_free(&ch->hist);
+    free(ch);
+}
+
+static void hub__sweep(tw_entry_t *e)
+{
+    hub_t *hub = container_of(e, hub_t, sweep);
+    uint64_t now = loop_wall_ms();
+    for (uint32_t i = 0; i < hub->table_cap; i++) {
+        chan_t **pp = &hub->table[i];
+        while (*pp) {
+            chan_t *ch = *pp;
+            hist_trim(&ch->hist, &hub->limits, now);
+            if (ch->nsubs == 0 && ch->hist.count == 0) {
+                *pp = ch->hnext;
+                hub->nchannels--;
+                hub__free_chan(ch);
+                continue;
+            }
+            pp = &ch->hnext;
+        }
+    }
+    loop_timer(hub->loop, &hub->sweep, HUB_SWEEP_MS);
+}
+
+int hub_init(hub_t *hub, loop_t *loop, store_t *store, const hist_limits_t *limits)
+{
+    memset(hub, 0, sizeof(*hub));
+    hub->loop = loop;
+    hub->store = store;
+    hub->limits = *limits;
+    hub->table_cap = 1024;
+    hub->table = calloc(hub->table_cap, sizeof(*hub->table));
+    if (!hub->table) return HR_ENOMEM;
+    tw_entry_init(&hub->sweep, hub__sweep);
+    loop_timer(loop, &hub->sweep, HUB_SWEEP_MS);
+    return 0;
+}
+
+void hub_close(hub_t *hub)
+{
+    tw_stop(&hub->loop->wheel, &hub->sweep);
+    for (uint32_t i = 0; i < hub->table_cap; i++) {
+        chan_t *ch = hub->table[i];
+        while (ch) {
+            chan_t *next = ch->hnext;
+            hub__free_chan(ch);
+            ch = next;
+        }
+    }
+    free(hub->table);
+    hub->table = NULL;
+}
+
+static bool hub__name_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+           c == '.' || c == '~' || c == ':' || c == '@' || c == '=' || c == '!';
+}
+
+bool hub_channel_valid(const char *name, size_t n)
+{
+    if (n == 0 || n > HUB_MAX_CHANNEL || name[0] == '$' || name[0] == '/' || name[n - 1] == '/') return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c == '/') {
+            if (name[i + 1] == '/') return false; /* empty segment (i + 1 < n: last char is not '/') */
+            continue;
+        }
+        if (!hub__name_char(c)) return false;
+    }
+    /* "." and ".." segments would read as paths to humans and proxies: refuse them */
+    size_t seg = 0;
+    for (size_t i = 0; i <= n; i++) {
+        if (i == n || name[i] == '/') {
+            size_t len = i - seg;
+            if ((len == 1 && name[seg] == '.') || (len == 2 && name[seg] == '.' && name[seg + 1] == '.')) return false;
+            seg = i + 1;
+        }
+    }
+    return true;
+}
+
+static int hub__grow(hub_t *hub)
+{
+    uint32_t ncap = hub->table_cap * 2;
+    chan_t **nt = calloc(ncap, sizeof(*nt));
+    if (!nt) return HR_ENOMEM;
+    for (uint32_t i = 0; i < hub->table_cap; i++) {
+        chan_t *ch = hub->table[i];
+        while (ch) {
+            chan_t *next = ch->hnext;
+            ch->hnext = nt[ch->hash & (ncap - 1)];
+            nt[ch->hash & (ncap - 1)] = ch;
+            ch = next;
+        }
+    }
+    free(hub->table);
+    hub->table = nt;
+    hub->table_cap = ncap;
+    return 0;
+}
+
+chan_t *hub_channel(hub_t *hub, const char *name, size_t n, bool create)
+{
+    uint64_t h = hub__hash(name, n);
+    for (chan_t *ch = hub->table[h & (hub->table_cap - 1)]; ch; ch = ch->hnext)
+        if (ch->hash == h && ch->name_len == n && memcmp(ch->name, name, n) == 0) return ch;
+    if (!create) return NULL;
+    if (hub->nchannels >= hub->table_cap && hub__grow(hub) < 0) return NULL;
+    chan_t *ch = calloc(1, sizeof(*ch) + n + 1);
+    if (!ch) return NULL;
+    memcpy(ch->name, name, n);
+    ch->name_len = (uint32_t)n;
+    ch->hash = h;
+    hist_init(&ch->hist);
+    list_init(&ch->subs);
+    if (hub->store->ops->load(hub->store, ch->name, n, &ch->hist, &hub->limits, &ch->last_id) < 0) {
+        hub__free_chan(ch);
+        return NULL;
+    }
+    uint32_t b = (uint32_t)(h & (hub->table_cap - 1));
+    ch->hnext = hub->table[b];
+    hub->table[b] = ch;
+    hub->nchannels++;
+    return ch;
+}
+
+int hub_publish(hub_t *hub, const char *channel, size_t channel_len, const char *event, size_t event_len,
+                const void *data, size_t data_len, uint64_t *id, uint32_t *reached)
+{
+    chan_t *ch = hub_channel(hub, channel, channel_len, true);
+    if (!ch) return HR_ENOMEM;
+    uint64_t now = loop_wall_ms();
+    msg_t *m = msg_new(ch->name, ch->name_len, event, event_len, data, data_len, ch->last_id + 1, now);
+    if (!m) return HR_ENOMEM;
+    int rc = hub->store->ops->append(hub->store, m);
+    if (rc == 0) rc = hist_push(&ch->hist, m, &hub->limits, now);
+    if (rc < 0) {
+        msg_unref(m);
+        return rc;
+    }
+    ch->last_id = m->id;
+    hub->published++;
+    uint32_t n = 0;
+    list_node_t *pos, *tmp;
+    list_each_safe(pos, tmp, &ch->subs)
+    {
+        sub_t *s = container_of(pos, sub_t, link);
+        s->deliver(s, m);
+        n++;
+    }
+    *id = m->id;
+    *reached = n;
+    msg_unref(m);
+    return 0;
+}
+
+void hub_subscribe(hub_t *hub, chan_t *ch, sub_t *s)
+{
+    s->ch = ch;
+    list_push_back(&ch->subs, &s->link);
+    ch->nsubs++;
+    hub->subscriptions++;
+}
+
+void hub_unsubscribe(hub_t *hub, sub_t *s)
+{
+    if (!s->ch || !list_linked(&s->link)) return;
+    list_unlink(&s->link);
+    s->ch->nsubs--;
+    hub->subscriptions--;
+    s->ch = NULL;
+}
+
+uint32_t hub_after(hub_t *hub, chan_t *ch, uint64_t cursor, msg_t **out, uint32_t max, hub_cursor_info_t *info)
+{
+    hist_trim(&ch->hist, &hub->limits, loop_wall_ms());
+    hist_t *h = &ch->hist;
+    info->last_id = ch->last_id;
+    info->first_available = h->count ? hist_at(h, 0)->id : ch->last_id + 1;
+    info->gap = cursor > ch->last_id || cursor + 1 < info->first_available;
+    uint32_t i = cursor > ch->last_id ? 0 : hist_index_after(h, cursor);
+    uint32_t n = 0;
+    for (; i < h->count && n < max; i++) out[n++] = hist_at(h, i);
+    return n;
+}

@@ -1,0 +1,100 @@
+/* hub.h - channels, subscriptions, history and fan-out. Knows no wire format.
+ *
+ * A channel is made on first use and holds: the last id it assigned, its bounded history and its
+ * subscribers. hub_publish() assigns the next id, records the message (history and store) and
+ * calls every subscriber's deliver callback with the same immutable message; the transport
+ * behind the callback encodes it once (msg_encoded) and queues the shared bytes.
+ *
+ * Ids are contiguous per channel (1, 2, 3, ...), which makes "what did I miss after id X" exact:
+ * if X+1 is older than the oldest kept message, messages were lost to the history limits and the
+ * caller is told (a gap), never handed a silent partial replay. A cursor newer than the last id
+ * (the server lost its memory) is a gap too.
+ *
+ * Cross-node fan-out (a Redis engine) will take over id assignment and history behind
+ * hub_publish/hub_after; subscribers and transports do not change. */
+#ifndef HERALD_HUB_H
+#define HERALD_HUB_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../core/list.h"
+#include "../core/loop.h"
+#include "../store/store.h"
+#include "hist.h"
+#include "msg.h"
+
+#define HUB_MAX_CHANNEL 255
+#define HUB_MAX_EVENT 64
+
+typedef struct chan chan_t;
+typedef struct sub sub_t;
+
+/* Called for each message on the subscribed channel. It may unsubscribe s itself (only s). */
+typedef void (*sub_deliver_cb)(sub_t *s, msg_t *m);
+
+struct sub {
+    list_node_t link; /* in chan->subs */
+    chan_t *ch;
+    sub_deliver_cb deliver;
+    void *owner;
+};
+
+struct chan {
+    chan_t *hnext;  /* hash chain */
+    uint64_t hash;
+    uint64_t last_id;
+    hist_t hist;
+    list_t subs;
+    uint32_t nsubs;
+    uint32_t name_len;
+    char name[];
+};
+
+typedef struct {
+    loop_t *loop;
+    store_t *store;
+    hist_limits_t limits;
+    chan_t **table;
+    uint32_t table_cap, nchannels;
+    uint64_t published; /* messages accepted */
+    uint64_t subscriptions; /* live subscriptions */
+    tw_entry_t sweep;   /* periodic expiry of idle channels and aged history */
+} hub_t;
+
+/* Sets up an empty hub. The hub uses (does not own) loop and store. Returns 0 or HR_ENOMEM. */
+int hub_init(hub_t *hub, loop_t *loop, store_t *store, const hist_limits_t *limits);
+
+/* Frees every channel and message. All subscriptions must have been removed. */
+void hub_close(hub_t *hub);
+
+/* True when name[0..n) is a valid channel name (see docs/api.md). */
+bool hub_channel_valid(const char *name, size_t n);
+
+/* Returns the channel, creating it (and restoring it from the store) when create is set.
+ * NULL when absent (create false) or on failure. */
+chan_t *hub_channel(hub_t *hub, const char *name, size_t n, bool create);
+
+/* Publishes data on channel: assigns the id, records it, delivers it to every subscriber.
+ * Returns 0 and sets *id and *reached (subscribers delivered to), or a negative HR_E*. */
+int hub_publish(hub_t *hub, const char *channel, size_t channel_len, const char *event, size_t event_len,
+                const void *data, size_t data_len, uint64_t *id, uint32_t *reached);
+
+/* Links s into ch's subscriber list; s->deliver and s->owner must be set. */
+void hub_subscribe(hub_t *hub, chan_t *ch, sub_t *s);
+
+/* Unlinks s (harmless if not linked). */
+void hub_unsubscribe(hub_t *hub, sub_t *s);
+
+typedef struct {
+    bool gap;                 /* messages after the cursor were lost (or the cursor is from the future) */
+    uint64_t first_available; /* oldest id still kept (last_id + 1 when history is empty) */
+    uint64_t last_id;         /* the channel's newest id */
+} hub_cursor_info_t;
+
+/* Finds the messages after cursor on ch, oldest first: stores up to max pointers in out (not
+ * referenced: valid until the next publish or history trim, so use them at once) and returns how
+ * many. info tells whether there is a gap. */
+uint32_t hub_after(hub_t *hub, chan_t *ch, uint64_t cursor, msg_t **out, uint32_t max, hub_cursor_info_t *info);
+
+#endif

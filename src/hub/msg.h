@@ -1,0 +1,72 @@
+/* msg.h - the immutable message.
+ *
+ * A message is frozen once published: id, channel, event, data and time never change. It is
+ * refcounted (history holds one reference, a replay or a slow queue may hold others) and carries
+ * a small cache of its encodings, one slot per wire format, so each transport encodes it once and
+ * every subscriber of that transport queues a reference to the same bytes. The hub never looks
+ * inside an encoding; the slot numbers are just names. */
+#ifndef HERALD_MSG_H
+#define HERALD_MSG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/bytes.h"
+
+/* Encoding cache slots (one per wire format). */
+enum {
+    ENC_SSE = 0,     /* SSE frame with id line (single-channel streams) */
+    ENC_SSE_BODY,    /* SSE frame without the id line and final blank line (multi-channel) */
+    ENC_JSON,        /* JSON message object (polls) */
+    ENC_IFRAME,      /* "<script>h(...)</script>" as one HTTP chunk */
+    ENC_SLOTS = 8
+};
+
+enum {
+    MSG_UTF8 = 1,    /* data is valid UTF-8 */
+    MSG_TEXT_SAFE = 2 /* valid UTF-8 without CR or NUL: can travel as plain SSE text */
+};
+
+typedef struct msg {
+    uint32_t refs;
+    uint32_t flags;
+    uint64_t id;
+    uint64_t time_ms; /* wall clock at publish, ms since the epoch */
+    const char *channel;
+    const char *event;
+    const char *data;
+    uint32_t channel_len, event_len, data_len;
+    bytes_t *enc[ENC_SLOTS];
+    char mem[]; /* channel, event and data live here */
+} msg_t;
+
+typedef bytes_t *(*msg_encoder)(const msg_t *m);
+
+/* Builds a message holding copies of channel, event and data, with one reference. NULL on OOM. */
+msg_t *msg_new(const char *channel, size_t channel_len, const char *event, size_t event_len,
+               const void *data, size_t data_len, uint64_t id, uint64_t time_ms);
+
+static inline msg_t *msg_ref(msg_t *m)
+{
+    m->refs++;
+    return m;
+}
+
+/* Drops a reference; the last one frees the message and its cached encodings. */
+void msg_unref(msg_t *m);
+
+/* Returns the cached encoding in slot, making it with encode on first use. The message keeps its
+ * reference; the caller takes its own (e.g. by queuing it). NULL if encode fails. */
+bytes_t *msg_encoded(msg_t *m, int slot, msg_encoder encode);
+
+/* Bytes a message costs in history accounting (payload and names plus fixed overhead). */
+static inline uint64_t msg_cost(const msg_t *m)
+{
+    return (uint64_t)m->data_len + m->channel_len + m->event_len + sizeof(msg_t);
+}
+
+/* True when s[0..n) is valid UTF-8 (no overlongs, surrogates or code points above U+10FFFF). */
+bool utf8_valid(const char *s, size_t n);
+
+#endif

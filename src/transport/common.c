@@ -1,0 +1,213 @@
+/* common.c - what the push transports share; see transport.h. */
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/err.h"
+#include "transport.h"
+
+size_t b64_encode(const void *p, size_t n, char *out, size_t cap)
+{
+    if (cap < 4 * ((n + 2) / 3) + 1) return 0;
+    return (size_t)EVP_EncodeBlock((unsigned char *)out, p, (int)n);
+}
+
+size_t json_escape(const char *s, size_t n, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (cap - o < 7) return 0;
+        if (c == '"' || c == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)c;
+        } else if (c == '\n') {
+            out[o++] = '\\';
+            out[o++] = 'n';
+        } else if (c == '\r') {
+            out[o++] = '\\';
+            out[o++] = 'r';
+        } else if (c == '\t') {
+            out[o++] = '\\';
+            out[o++] = 't';
+        } else if (c < 0x20 || c == '<' || c == '>' || c == '&' || c == 0x7f) {
+            memcpy(out + o, "\\u00", 4);
+            out[o + 4] = hex[c >> 4];
+            out[o + 5] = hex[c & 15];
+            o += 6;
+        } else if (c == 0xE2 && i + 2 < n && (unsigned char)s[i + 1] == 0x80 &&
+                   ((unsigned char)s[i + 2] == 0xA8 || (unsigned char)s[i + 2] == 0xA9)) {
+            memcpy(out + o, (unsigned char)s[i + 2] == 0xA8 ? "\\u2028" : "\\u2029", 6);
+            o += 6;
+            i += 2;
+        } else {
+            out[o++] = (char)c;
+        }
+    }
+    return o;
+}
+
+bytes_t *json_encode_msg(const msg_t *m)
+{
+    bool b64 = !(m->flags & MSG_UTF8);
+    size_t dcap = b64 ? 4 * ((m->data_len + 2) / 3) + 8 : 6 * (size_t)m->data_len + 8;
+    size_t cap = 160 + 6 * (m->channel_len + m->event_len) + dcap;
+    char *buf = malloc(cap);
+    if (!buf) return NULL;
+    size_t o = (size_t)snprintf(buf, cap, "{\"id\":\"%" PRIu64 "\",\"channel\":\"", m->id);
+    o += json_escape(m->channel, m->channel_len, buf + o, cap - o);
+    o += (size_t)snprintf(buf + o, cap - o, "\",\"event\":\"");
+    o += json_escape(m->event, m->event_len, buf + o, cap - o);
+    o += (size_t)snprintf(buf + o, cap - o, "\",\"time\":%" PRIu64 ",\"data\":\"", m->time_ms);
+    if (b64)
+        o += b64_encode(m->data, m->data_len, buf + o, cap - o);
+    else
+        o += json_escape(m->data, m->data_len, buf + o, cap - o);
+    o += (size_t)snprintf(buf + o, cap - o, b64 ? "\",\"encoding\":\"base64\"}" : "\"}");
+    bytes_t *b = bytes_copy(buf, o);
+    free(buf);
+    return b;
+}
+
+size_t cursor_format(const uint64_t *cursor, uint32_t n, char *out, size_t cap)
+{
+    size_t o = 0;
+    out[0] = 0;
+    for (uint32_t i = 0; i < n && o < cap; i++)
+        o += (size_t)snprintf(out + o, cap - o, i ? ",%" PRIu64 : "%" PRIu64, cursor[i]);
+    return o < cap ? o : cap - 1;
+}
+
+size_t gap_json_resume(const chan_t *ch, uint64_t requested, uint64_t first, char *out, size_t cap)
+{
+    char name[6 * HUB_MAX_CHANNEL + 8];
+    size_t nl = json_escape(ch->name, ch->name_len, name, sizeof(name));
+    int n = snprintf(out, cap, "{\"channel\":\"%.*s\",\"requested\":\"%" PRIu64 "\",\"first_available\":\"%" PRIu64 "\"}",
+                     (int)nl, name, requested, first);
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+size_t gap_json_dropped(const chan_t *ch, const xsub_t *xs, char *out, size_t cap)
+{
+    char name[6 * HUB_MAX_CHANNEL + 8];
+    size_t nl = json_escape(ch->name, ch->name_len, name, sizeof(name));
+    int n = snprintf(out, cap,
+                     "{\"channel\":\"%.*s\",\"dropped\":%" PRIu64 ",\"from\":\"%" PRIu64 "\",\"to\":\"%" PRIu64 "\"}",
+                     (int)nl, name, xs->dropped, xs->drop_from, xs->drop_to);
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+static int subreq__cursor(span_t v, subreq_t *out)
+{
+    const char *p = v.p, *end = v.p + v.n;
+    uint32_t i = 0;
+    while (p < end) {
+        if (i >= out->nch) return HR_EINVAL;
+        uint64_t id = 0;
+        const char *start = p;
+        while (p < end && *p >= '0' && *p <= '9') {
+            if (id > (UINT64_MAX - 9) / 10) return HR_EINVAL;
+            id = id * 10 + (uint64_t)(*p - '0');
+            p++;
+        }
+        if (p == start) return HR_EINVAL;
+        out->cursor[i++] = id;
+        if (p < end) {
+            if (*p != ',') return HR_EINVAL;
+            p++;
+            if (p == end) return HR_EINVAL;
+        }
+    }
+    return i == out->nch ? 0 : HR_EINVAL;
+}
+
+int subreq_parse(xp_ctx_t *x, http_req_t *req, span_t chans, subreq_t *out, const char **why)
+{
+    memset(out, 0, sizeof(*out));
+    char names[SUB_MAX_CHANNELS][HUB_MAX_CHANNEL + 1];
+    size_t lens[SUB_MAX_CHANNELS];
+    const char *p = chans.p, *end = chans.p + chans.n;
+    while (1) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *e = comma ? comma : end;
+        if (out->nch == SUB_MAX_CHANNELS) {
+            *why = "too many channels (at most 16)";
+            return HR_ECHANNEL;
+        }
+        ssize_t n = http_pct_decode(p, (size_t)(e - p), names[out->nch], sizeof(names[0]));
+        if (n < 0 || !hub_channel_valid(names[out->nch], (size_t)n)) {
+            *why = "invalid channel name";
+            return HR_ECHANNEL;
+        }
+        for (uint32_t k = 0; k < out->nch; k++)
+            if (lens[k] == (size_t)n && memcmp(names[k], names[out->nch], (size_t)n) == 0) {
+                *why = "channel listed twice";
+                return HR_ECHANNEL;
+            }
+        lens[out->nch++] = (size_t)n;
+        if (!comma) break;
+        p = comma + 1;
+    }
+    span_t v = http_req_header(req, "Last-Event-ID");
+    char q[SUB_MAX_CHANNELS * 21 + 1];
+    if (!v.p) {
+        ssize_t qn = http_req_query(req, "last_id", q, sizeof(q));
+        if (qn == HR_EINVAL) {
+            *why = "invalid last_id";
+            return HR_EINVAL;
+        }
+        if (qn >= 0) v = (span_t){q, (size_t)qn};
+    }
+    if (v.p && v.n) {
+        if (subreq__cursor(v, out) < 0) {
+            *why = "invalid cursor: one id per channel, comma-separated";
+            return HR_EINVAL;
+        }
+        out->has_cursor = true;
+    }
+    for (uint32_t i = 0; i < out->nch; i++) {
+        out->ch[i] = hub_channel(x->hub, names[i], lens[i], true);
+        if (!out->ch[i]) {
+            *why = "out of memory";
+            return HR_ENOMEM;
+        }
+        if (!out->has_cursor) out->cursor[i] = out->ch[i]->last_id;
+    }
+    return 0;
+}
+
+bytes_t *poll_answer(const subreq_t *sr, const uint64_t *cursor, msg_t **msgs, uint32_t n, const char *gap_info)
+{
+    size_t cap = 256 + (size_t)sr->nch * (HUB_MAX_CHANNEL * 6 + 24) + (gap_info ? strlen(gap_info) : 0);
+    for (uint32_t i = 0; i < n; i++) {
+        bytes_t *j = msg_encoded(msgs[i], ENC_JSON, json_encode_msg);
+        if (!j) return NULL;
+        cap += j->len + 1;
+    }
+    char *buf = malloc(cap);
+    if (!buf) return NULL;
+    size_t o = (size_t)snprintf(buf, cap, "{\"channel\":\"");
+    for (uint32_t i = 0; i < sr->nch; i++) {
+        if (i) buf[o++] = ',';
+        o += json_escape(sr->ch[i]->name, sr->ch[i]->name_len, buf + o, cap - o);
+    }
+    o += (size_t)snprintf(buf + o, cap - o, "\",\"last_id\":\"");
+    o += cursor_format(cursor, sr->nch, buf + o, cap - o);
+    o += (size_t)snprintf(buf + o, cap - o, "\",\"count\":%u,\"gap\":%s", n, gap_info ? "true" : "false");
+    if (gap_info) o += (size_t)snprintf(buf + o, cap - o, ",\"gap_info\":[%s]", gap_info);
+    o += (size_t)snprintf(buf + o, cap - o, ",\"messages\":[");
+    for (uint32_t i = 0; i < n; i++) {
+        bytes_t *j = msgs[i]->enc[ENC_JSON];
+        if (i) buf[o++] = ',';
+        memcpy(buf + o, j->data, j->len);
+        o += j->len;
+    }
+    buf[o++] = ']';
+    buf[o++] = '}';
+    bytes_t *b = bytes_copy(buf, o);
+    free(buf);
+    return b;
+}

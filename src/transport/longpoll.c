@@ -1,0 +1,113 @@
+/* longpoll.c - long polling without the lost-message race.
+ *
+ * GET /sub/{channels}?mode=longpoll&last_id=CURSOR answers at once when anything is after the
+ * cursor (exactly like a short poll). Otherwise the request is parked: the connection subscribes
+ * to its channels and answers with the first message that arrives, or with an empty answer and
+ * the same cursor when longpoll_timeout passes. Because the client always sends back the cursor
+ * it was given, anything published between two polls is in history after that cursor and comes
+ * with the next poll: nothing is lost in the gap between requests, nothing comes twice. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/err.h"
+#include "transport.h"
+
+typedef struct {
+    xp_ctx_t *x;
+    http_conn_t *hc;
+    subreq_t sr; /* channels and the cursor to answer with */
+    uint32_t nsubs;
+    xsub_t subs[];
+} longpoll_t;
+
+static void longpoll__release(longpoll_t *lp)
+{
+    for (uint32_t i = 0; i < lp->nsubs; i++) hub_unsubscribe(lp->x->hub, &lp->subs[i].s);
+    lp->nsubs = 0;
+}
+
+static void longpoll__answer(longpoll_t *lp, msg_t **msgs, uint32_t n)
+{
+    http_conn_t *hc = lp->hc;
+    bytes_t *b = poll_answer(&lp->sr, lp->sr.cursor, msgs, n, NULL);
+    longpoll__release(lp);
+    free(lp);
+    if (!b) {
+        http_error(hc, HR_ENOMEM, "out of memory");
+        return;
+    }
+    hc->srv->metrics->delivered[XP_LONGPOLL] += n;
+    http_respond(hc, 200, "application/json", b->data, b->len, "Cache-Control: no-cache\r\n");
+    bytes_unref(b);
+}
+
+static void longpoll__deliver(sub_t *s, msg_t *m)
+{
+    xsub_t *xs = container_of(s, xsub_t, s);
+    longpoll_t *lp = xs->s.owner;
+    if (lp->hc->base.closing) return;
+    lp->sr.cursor[xs->idx] = m->id;
+    longpoll__answer(lp, &m, 1);
+}
+
+static void longpoll__on_timer(http_conn_t *hc)
+{
+    longpoll__answer(hc->xstate, NULL, 0);
+}
+
+static void longpoll__on_close(http_conn_t *hc)
+{
+    longpoll_t *lp = hc->xstate;
+    longpoll__release(lp);
+    free(lp);
+}
+
+static const http_xport_ops_t longpoll_ops = {
+    .on_close = longpoll__on_close,
+    .on_timer = longpoll__on_timer,
+};
+
+void longpoll_serve(xp_ctx_t *x, http_conn_t *hc, subreq_t *sr)
+{
+    uint32_t max = x->cfg->poll_max_messages;
+    msg_t **msgs = malloc((max ? max : 1) * sizeof(*msgs));
+    char gap[SUB_MAX_CHANNELS * 600 + 1];
+    uint64_t cursor[SUB_MAX_CHANNELS];
+    if (!msgs) {
+        http_error(hc, HR_ENOMEM, "out of memory");
+        return;
+    }
+    uint32_t n = poll_collect(x, sr, cursor, msgs, max, gap, sizeof(gap));
+    if (n || gap[0]) { /* something to say now */
+        bytes_t *b = poll_answer(sr, cursor, msgs, n, gap[0] ? gap : NULL);
+        free(msgs);
+        if (!b) {
+            http_error(hc, HR_ENOMEM, "out of memory");
+            return;
+        }
+        x->metrics->delivered[XP_LONGPOLL] += n;
+        http_respond(hc, 200, "application/json", b->data, b->len, "Cache-Control: no-cache\r\n");
+        bytes_unref(b);
+        return;
+    }
+    free(msgs);
+    longpoll_t *lp = calloc(1, sizeof(*lp) + sr->nch * sizeof(xsub_t));
+    if (!lp) {
+        http_error(hc, HR_ENOMEM, "out of memory");
+        return;
+    }
+    lp->x = x;
+    lp->hc = hc;
+    lp->sr = *sr;
+    memcpy(lp->sr.cursor, cursor, sizeof(cursor));
+    for (uint32_t i = 0; i < sr->nch; i++) {
+        lp->subs[i].idx = i;
+        lp->subs[i].s.deliver = longpoll__deliver;
+        lp->subs[i].s.owner = lp;
+        list_init(&lp->subs[i].s.link);
+        hub_subscribe(x->hub, sr->ch[i], &lp->subs[i].s);
+    }
+    lp->nsubs = sr->nch;
+    http_park(hc, &longpoll_ops, lp, XP_LONGPOLL);
+    conn_timer(&hc->base, x->cfg->longpoll_timeout_ms);
+}

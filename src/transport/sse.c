@@ -1,0 +1,141 @@
+/* sse.c - Server-Sent Events (WHATWG HTML, "Server-sent events").
+ *
+ * Each message becomes one event: "id: N", "event: NAME" (omitted for "message"), and the data
+ * split on LF into "data:" lines, which EventSource joins back with LF. The event-stream format
+ * cannot carry CR, NUL or invalid UTF-8 losslessly, so such payloads go base64-encoded with the
+ * event name suffixed "@base64". The frame (wrapped as one HTTP chunk) is encoded once per
+ * message and shared by every single-channel subscriber. A multi-channel stream's "id:" line is
+ * the composite cursor, which differs per connection, so those frames are the shared event
+ * body plus the connection's own id line. Heartbeats are comment lines. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/err.h"
+#include "stream.h"
+
+/* Writes the event's lines (without id line and final blank line) into a new buffer. */
+static char *sse__body(const msg_t *m, size_t *len)
+{
+    bool raw = (m->flags & MSG_TEXT_SAFE) != 0;
+    size_t lines = 1;
+    if (raw)
+        for (uint32_t i = 0; i < m->data_len; i++) lines += m->data[i] == '\n';
+    size_t dlen = raw ? m->data_len : 4 * ((m->data_len + 2) / 3);
+    size_t cap = 32 + m->event_len + dlen + 6 * lines + 8;
+    char *buf = malloc(cap);
+    if (!buf) return NULL;
+    size_t o = 0;
+    bool plain_event = m->event_len == 7 && memcmp(m->event, "message", 7) == 0;
+    if (!raw)
+        o += (size_t)snprintf(buf + o, cap - o, "event: %s@base64\n", m->event);
+    else if (!plain_event)
+        o += (size_t)snprintf(buf + o, cap - o, "event: %s\n", m->event);
+    if (!raw) {
+        memcpy(buf + o, "data: ", 6);
+        o += 6;
+        o += b64_encode(m->data, m->data_len, buf + o, cap - o);
+        buf[o++] = '\n';
+    } else {
+        const char *p = m->data, *end = m->data + m->data_len;
+        while (1) {
+            const char *nl = memchr(p, '\n', (size_t)(end - p));
+            const char *e = nl ? nl : end;
+            memcpy(buf + o, "data: ", 6);
+            o += 6;
+            memcpy(buf + o, p, (size_t)(e - p));
+            o += (size_t)(e - p);
+            buf[o++] = '\n';
+            if (!nl) break;
+            p = nl + 1;
+        }
+    }
+    *len = o;
+    return buf;
+}
+
+/* ENC_SSE: "id: N\n" + body + "\n", as one chunk. */
+static bytes_t *sse__encode(const msg_t *m)
+{
+    size_t blen;
+    char *body = sse__body(m, &blen);
+    if (!body) return NULL;
+    char *frame = malloc(blen + 32);
+    if (!frame) {
+        free(body);
+        return NULL;
+    }
+    size_t o = (size_t)sprintf(frame, "id: %" PRIu64 "\n", m->id);
+    memcpy(frame + o, body, blen);
+    o += blen;
+    frame[o++] = '\n';
+    bytes_t *b = http_chunk(frame, o);
+    free(body);
+    free(frame);
+    return b;
+}
+
+/* ENC_SSE_BODY: the event lines alone (raw, not chunked), for multi-channel frames. */
+static bytes_t *sse__encode_body(const msg_t *m)
+{
+    size_t blen;
+    char *body = sse__body(m, &blen);
+    if (!body) return NULL;
+    bytes_t *b = bytes_copy(body, blen);
+    free(body);
+    return b;
+}
+
+static bytes_t *sse__frame(stream_t *st, xsub_t *xs, msg_t *m)
+{
+    if (st->nch == 1) {
+        bytes_t *b = msg_encoded(m, ENC_SSE, sse__encode);
+        return b ? bytes_ref(b) : NULL;
+    }
+    bytes_t *body = msg_encoded(m, ENC_SSE_BODY, sse__encode_body);
+    if (!body) return NULL;
+    uint64_t cursor[SUB_MAX_CHANNELS];
+    memcpy(cursor, st->cursor, sizeof(cursor));
+    cursor[xs->idx] = m->id;
+    char idline[SUB_MAX_CHANNELS * 21 + 8];
+    size_t il = (size_t)sprintf(idline, "id: ");
+    il += cursor_format(cursor, st->nch, idline + il, sizeof(idline) - il);
+    idline[il++] = '\n';
+    char *frame = malloc(body->len + il + 1);
+    if (!frame) return NULL;
+    memcpy(frame, idline, il);
+    memcpy(frame + il, body->data, body->len);
+    frame[il + body->len] = '\n';
+    bytes_t *b = http_chunk(frame, il + body->len + 1);
+    free(frame);
+    return b;
+}
+
+static bytes_t *sse__gap_frame(stream_t *st, const char *json, size_t n)
+{
+    char buf[2200];
+    int len = snprintf(buf, sizeof(buf), "event: gap\ndata: %.*s\n\n", (int)n, json);
+    return http_chunk(buf, (size_t)len);
+}
+
+static bytes_t *sse__preamble(stream_t *st)
+{
+    char buf[64];
+    int n = snprintf(buf, sizeof(buf), "retry: %u\n\n", st->x->cfg->sse_retry_ms);
+    return http_chunk(buf, (size_t)n);
+}
+
+static const stream_kind_t sse_kind = {
+    .xp = XP_SSE,
+    .ctype = "text/event-stream",
+    .headers = "X-Accel-Buffering: no\r\nConnection: keep-alive\r\n",
+    .frame = sse__frame,
+    .gap_frame = sse__gap_frame,
+    .preamble = sse__preamble,
+};
+
+void sse_serve(xp_ctx_t *x, http_conn_t *hc, subreq_t *sr)
+{
+    stream_start(x, hc, sr, &sse_kind, x->sse_heartbeat, x->cfg->sse_heartbeat_ms);
+}

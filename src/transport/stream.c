@@ -1,0 +1,170 @@
+/* stream.c - shared streaming machinery; see stream.h. */
+#include "stream.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/err.h"
+#include "../core/log.h"
+
+static int stream__send(stream_t *st, xsub_t *xs, msg_t *m);
+
+static void stream__flush_gaps(stream_t *st)
+{
+    st->gap_pending = false;
+    for (uint32_t i = 0; i < st->nch; i++) {
+        xsub_t *xs = &st->subs[i];
+        if (!xs->dropped || !xs->s.ch) continue;
+        char json[2048];
+        size_t n = gap_json_dropped(xs->s.ch, xs, json, sizeof(json));
+        bytes_t *f = st->kind->gap_frame(st, json, n);
+        int rc = f ? conn_send(&st->hc->base, f) : HR_ENOMEM;
+        bytes_unref(f);
+        if (rc < 0) {
+            st->gap_pending = true;
+            return;
+        }
+        xs->dropped = 0;
+    }
+}
+
+static void stream__overflow(stream_t *st, xsub_t *xs, msg_t *m)
+{
+    xp_ctx_t *x = st->x;
+    x->metrics->queue_drops++;
+    if (x->cfg->slow_policy == SLOW_DISCONNECT) {
+        log_info("%s: slow subscriber over max_queued_bytes on %s: disconnected", xp_names[st->kind->xp], m->channel);
+        conn_close(&st->hc->base, HR_EFULL);
+        return;
+    }
+    if (!xs->dropped) {
+        xs->drop_from = m->id;
+        if (!st->gap_pending)
+            log_info("%s: slow subscriber over max_queued_bytes on %s: dropping from id %llu", xp_names[st->kind->xp],
+                     m->channel, (unsigned long long)m->id);
+    }
+    xs->drop_to = m->id;
+    xs->dropped++;
+    st->gap_pending = true;
+}
+
+static int stream__send(stream_t *st, xsub_t *xs, msg_t *m)
+{
+    if (st->gap_pending) {
+        stream__flush_gaps(st);
+        if (st->gap_pending) { /* still no room: this one is dropped too, keeping order */
+            stream__overflow(st, xs, m);
+            return HR_EFULL;
+        }
+    }
+    bytes_t *f = st->kind->frame(st, xs, m);
+    if (!f) return HR_ENOMEM;
+    int rc = conn_send(&st->hc->base, f);
+    bytes_unref(f);
+    if (rc == HR_EFULL) {
+        stream__overflow(st, xs, m);
+        return rc;
+    }
+    if (rc == 0) {
+        st->x->metrics->delivered[st->kind->xp]++;
+        st->cursor[xs->idx] = m->id;
+    }
+    return rc;
+}
+
+static void stream__deliver(sub_t *s, msg_t *m)
+{
+    xsub_t *xs = container_of(s, xsub_t, s);
+    stream_t *st = s->owner;
+    if (st->hc->base.closing) return;
+    stream__send(st, xs, m);
+}
+
+static void stream__on_timer(http_conn_t *hc)
+{
+    stream_t *st = hc->xstate;
+    if (wq_empty(&hc->base.wq)) conn_send(&hc->base, st->keepalive);
+    conn_timer(&hc->base, st->keepalive_ms);
+}
+
+static void stream__on_drain(http_conn_t *hc)
+{
+    stream_t *st = hc->xstate;
+    if (st->gap_pending) stream__flush_gaps(st);
+}
+
+static void stream__on_close(http_conn_t *hc)
+{
+    stream_t *st = hc->xstate;
+    for (uint32_t i = 0; i < st->nch; i++) hub_unsubscribe(st->x->hub, &st->subs[i].s);
+    free(st);
+}
+
+static const http_xport_ops_t stream_ops = {
+    .on_close = stream__on_close,
+    .on_timer = stream__on_timer,
+    .on_drain = stream__on_drain,
+};
+
+/* Sends what the client missed on channel i (after its cursor), with a gap notice first. */
+static void stream__replay(stream_t *st, subreq_t *sr, uint32_t i)
+{
+    msg_t *batch[256];
+    uint64_t cursor = sr->cursor[i];
+    bool first = true;
+    while (!st->hc->base.closing) {
+        hub_cursor_info_t info;
+        uint32_t n = hub_after(st->x->hub, sr->ch[i], cursor, batch, 256, &info);
+        if (first && info.gap) {
+            char json[2048];
+            size_t len = gap_json_resume(sr->ch[i], cursor, info.first_available, json, sizeof(json));
+            bytes_t *f = st->kind->gap_frame(st, json, len);
+            if (f) conn_send(&st->hc->base, f);
+            bytes_unref(f);
+            if (n == 0) st->cursor[i] = info.last_id;
+        }
+        first = false;
+        if (n == 0) return;
+        for (uint32_t k = 0; k < n; k++) stream__send(st, &st->subs[i], batch[k]);
+        cursor = batch[n - 1]->id;
+        if (n < 256) return;
+    }
+}
+
+void stream_start(xp_ctx_t *x, http_conn_t *hc, subreq_t *sr, const stream_kind_t *kind, bytes_t *keepalive,
+                  uint32_t keepalive_ms)
+{
+    stream_t *st = calloc(1, sizeof(*st) + sr->nch * sizeof(xsub_t));
+    if (!st) {
+        http_error(hc, HR_ENOMEM, "out of memory");
+        return;
+    }
+    st->x = x;
+    st->hc = hc;
+    st->kind = kind;
+    st->keepalive = keepalive;
+    st->keepalive_ms = keepalive_ms;
+    st->nch = sr->nch;
+    memcpy(st->callback, sr->callback, sizeof(st->callback));
+    memcpy(st->cursor, sr->cursor, sizeof(st->cursor));
+    for (uint32_t i = 0; i < sr->nch; i++) {
+        st->subs[i].idx = i;
+        st->subs[i].s.deliver = stream__deliver;
+        st->subs[i].s.owner = st;
+        st->subs[i].s.ch = sr->ch[i];
+        list_init(&st->subs[i].s.link);
+    }
+    int rc = http_stream_begin(hc, kind->ctype, kind->headers, &stream_ops, st, kind->xp);
+    if (rc < 0) {
+        free(st);
+        http_error(hc, rc, "cannot start stream");
+        return;
+    }
+    bytes_t *pre = kind->preamble ? kind->preamble(st) : NULL;
+    if (pre) conn_send_copy(&hc->base, pre->data, pre->len);
+    bytes_unref(pre);
+    if (sr->has_cursor)
+        for (uint32_t i = 0; i < sr->nch; i++) stream__replay(st, sr, i);
+    for (uint32_t i = 0; i < sr->nch; i++) hub_subscribe(x->hub, sr->ch[i], &st->subs[i].s);
+    conn_timer(&hc->base, keepalive_ms);
+}

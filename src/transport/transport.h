@@ -1,0 +1,87 @@
+/* transport.h - what the HTTP push transports share: the context they run in, the parsed
+ * subscription request (channels and cursor), the JSON message encoding, and the per-connection
+ * subscription set with its slow-consumer bookkeeping.
+ *
+ * Each transport turns hub messages into its wire format (encoded once per message through the
+ * msg_t cache) and nothing else knows that format. */
+#ifndef HERALD_TRANSPORT_H
+#define HERALD_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../app/config.h"
+#include "../core/metrics.h"
+#include "../http/server.h"
+#include "../hub/hub.h"
+
+#define SUB_MAX_CHANNELS 16
+
+typedef struct {
+    hub_t *hub;
+    const cfg_t *cfg;
+    metrics_t *metrics;
+    bytes_t *sse_heartbeat;    /* shared chunk ":\n\n" */
+    bytes_t *iframe_keepalive; /* shared chunk "<!-- -->\n" */
+} xp_ctx_t;
+
+/* A parsed GET /sub request. */
+typedef struct {
+    uint32_t nch;
+    chan_t *ch[SUB_MAX_CHANNELS];
+    uint64_t cursor[SUB_MAX_CHANNELS];
+    bool has_cursor;   /* a cursor was given (else: only new messages) */
+    char callback[65]; /* iframe: parent function name */
+} subreq_t;
+
+/* Parses the channel list (percent-encoded path part after /sub/, comma-separated) and the
+ * cursor (Last-Event-ID header, else last_id query). Creates the channels. Returns 0 or an HR_E*
+ * with *why set to a static reason. */
+int subreq_parse(xp_ctx_t *x, http_req_t *req, span_t chans, subreq_t *out, const char **why);
+
+/* Writes the composite cursor ("12" or "12,0,7") into out. Returns its length. */
+size_t cursor_format(const uint64_t *cursor, uint32_t n, char *out, size_t cap);
+
+/* The JSON object of a message: {"id":"5","channel":"c","event":"e","time":T,"data":"..."}
+ * with "encoding":"base64" for non-UTF-8 payloads. Escapes <, >, & and U+2028/9 so that it is
+ * safe inside a <script> block. Cached in slot ENC_JSON. */
+bytes_t *json_encode_msg(const msg_t *m);
+
+/* Appends s[0..n) as a JSON string body (no quotes) with the script-safe escaping above into
+ * out; returns bytes written, or 0 if cap is too small (needs up to 6n). */
+size_t json_escape(const char *s, size_t n, char *out, size_t cap);
+
+/* Base64 of p[0..n) into out (cap >= 4*((n+2)/3)+1, NUL-terminated). Returns its length. */
+size_t b64_encode(const void *p, size_t n, char *out, size_t cap);
+
+/* One subscription of a push connection, and the messages it had to drop. */
+typedef struct {
+    sub_t s;
+    uint32_t idx;      /* position in the connection's channel list */
+    uint64_t dropped;  /* messages dropped since the last gap notice */
+    uint64_t drop_from, drop_to;
+} xsub_t;
+
+/* Gap notice data: {"channel":"c","requested":"3","first_available":"40"} (resume) or
+ * {"channel":"c","dropped":N,"from":"A","to":"B"} (slow consumer). Returns length. */
+size_t gap_json_resume(const chan_t *ch, uint64_t requested, uint64_t first, char *out, size_t cap);
+size_t gap_json_dropped(const chan_t *ch, const xsub_t *xs, char *out, size_t cap);
+
+/* Transport entry points (the connection is the current request's). */
+void poll_serve(xp_ctx_t *x, http_conn_t *hc, subreq_t *sr);
+void longpoll_serve(xp_ctx_t *x, http_conn_t *hc, subreq_t *sr);
+void sse_serve(xp_ctx_t *x, http_conn_t *hc, subreq_t *sr);
+void iframe_serve(xp_ctx_t *x, http_conn_t *hc, subreq_t *sr);
+
+/* Builds the poll/long-poll JSON answer for msgs (pointers into history) into a new block.
+ * cursor is the composite cursor after them. */
+bytes_t *poll_answer(const subreq_t *sr, const uint64_t *cursor, msg_t **msgs, uint32_t n, const char *gap_info);
+
+/* Collects up to max messages after sr's cursors (channel by channel) into msgs, updating
+ * cursor[] to the last id taken per channel (channels with nothing new keep their cursor).
+ * Gap notices (one JSON object per channel with a gap, comma-separated) go to gap (empty when
+ * none). Returns the message count. */
+uint32_t poll_collect(xp_ctx_t *x, const subreq_t *sr, uint64_t *cursor, msg_t **msgs, uint32_t max, char *gap,
+                      size_t gapcap);
+
+#endif
