@@ -35,11 +35,13 @@ build/gen/web_assets.c: $(WEB_FILES) tools/embed.sh
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) $(WARN) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
+	@echo '  CC      $<'
+	@$(CC) $(CSTD) $(WARN) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
 
 $(BA)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) $(WARN) $(SANFLAGS) $(DEPFLAGS) -c $< -o $@
+	@echo '  CC asan $<'
+	@$(CC) $(CSTD) $(WARN) $(SANFLAGS) $(DEPFLAGS) -c $< -o $@
 
 $(B)/libherald.a: $(call OBJS,$(B))
 	@rm -f $@; ar rcs $@ $^
@@ -64,7 +66,8 @@ FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-re
 FUZZ_BIN   = $(patsubst fuzz/%.c,$(BF)/%,$(FUZZ_SRC))
 $(BF)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(CSTD) $(WARN) $(FUZZ_FLAGS) $(DEPFLAGS) -c $< -o $@
+	@echo '  CC fuzz $<'
+	@$(FUZZ_CC) $(CSTD) $(WARN) $(FUZZ_FLAGS) $(DEPFLAGS) -c $< -o $@
 $(BF)/libherald.a: $(call OBJS,$(BF))
 	@rm -f $@; ar rcs $@ $^
 $(BF)/fuzz_%: $(BF)/fuzz/fuzz_%.o $(BF)/libherald.a

@@ -79,6 +79,7 @@ static void conn__update_interest(conn_t *c)
 {
     uint32_t ev = 0;
     if (!c->read_paused && !c->end_after_write) ev |= EPOLLIN | EPOLLRDHUP;
+    else if (c->read_paused) ev |= EPOLLRDHUP; /* a parked request still notices its peer leaving */
     if (!wq_empty(&c->wq)) ev |= EPOLLOUT;
     loop_modify(c->loop, &c->w, ev);
 }
@@ -190,7 +191,7 @@ static void conn__on_event(loop_t *loop, watcher_t *w, uint32_t events)
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
         if (c->read_paused || c->end_after_write) {
             /* not reading: a hang-up still ends us */
-            if (events & (EPOLLHUP | EPOLLERR)) conn_close(c, HR_EIO);
+            if (events & (EPOLLHUP | EPOLLERR | (c->read_paused ? EPOLLRDHUP : 0))) conn_close(c, HR_EIO);
             return;
         }
         conn__read(c);

@@ -11,7 +11,10 @@ void tw_init(tw_t *w, uint64_t now_ms)
 static void tw_link(tw_t *w, tw_entry_t *e)
 {
     uint64_t t = e->deadline / TW_TICK_MS;
-    if (t < w->tick) t = w->tick; /* overdue: fire on the next run */
+    /* overdue: fire on the next tick processed. While tw_run is working on slot w->tick that slot
+     * has been set aside, so an entry armed from a callback goes to the following one. */
+    uint64_t first = w->running ? w->tick + 1 : w->tick;
+    if (t < first) t = first;
     list_push_back(&w->slots[t % TW_SLOTS], &e->link);
 }
 
@@ -44,6 +47,7 @@ int tw_run(tw_t *w, uint64_t now_ms)
     int fired = 0;
     /* after a long stall, one full turn visits every slot */
     if (now_tick > w->tick + TW_SLOTS) w->tick = now_tick - TW_SLOTS;
+    w->running = 1;
     while (w->tick <= now_tick) {
         list_t *slot = &w->slots[w->tick % TW_SLOTS];
         list_t due;
@@ -71,6 +75,7 @@ int tw_run(tw_t *w, uint64_t now_ms)
         }
         w->tick++;
     }
+    w->running = 0;
     return fired;
 }
 

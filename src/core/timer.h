@@ -29,6 +29,7 @@ typedef struct {
     list_t slots[TW_SLOTS];
     uint64_t tick;   /* the next tick to process */
     uint64_t armed;  /* number of armed entries */
+    int running;     /* inside tw_run */
 } tw_t;
 
 void tw_init(tw_t *w, uint64_t now_ms);
