@@ -13,7 +13,7 @@ for bin in build/fuzz/fuzz_*; do
     dict=()
     [ -f "fuzz/dict/${name#fuzz_}.dict" ] && dict=(-dict="fuzz/dict/${name#fuzz_}.dict")
     if out=$("$bin" "${dict[@]}" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
-            -artifact_prefix="$work/" "$work" 2>&1); then
+            -print_final_stats=1 -artifact_prefix="$work/" "$work" 2>&1); then
         echo "ok - $name ($(grep -o 'stat::number_of_executed_units: [0-9]*' <<<"$out" | awk '{print $2}') runs in ${secs}s)"
     else
         echo "not ok - $name"
