@@ -1,5 +1,5 @@
-/* wq.c - write queue of shared blocks. The ring grows by doubling and is freed when it empties,
- * so idle connections hold nothing. */
+/* wq.c - write queue of shared blocks. The ring starts in two inline slots, grows on the heap by
+ * doubling when a subscriber falls behind, and goes back inline when it empties. */
 #include "wq.h"
 
 #include <errno.h>
@@ -14,15 +14,17 @@ void wq_init(wq_t *q, uint64_t limit)
 {
     *q = (wq_t){0};
     q->limit = limit;
+    q->ring = q->inl;
+    q->cap = WQ_INLINE;
 }
 
 static int wq_grow(wq_t *q)
 {
-    uint32_t ncap = q->cap ? q->cap * 2 : 4;
+    uint32_t ncap = q->cap * 2;
     bytes_t **r = malloc(ncap * sizeof(*r));
     if (!r) return HR_ENOMEM;
     for (uint32_t i = 0; i < q->count; i++) r[i] = q->ring[(q->head + i) % q->cap];
-    free(q->ring);
+    if (q->ring != q->inl) free(q->ring);
     q->ring = r;
     q->cap = ncap;
     q->head = 0;
@@ -42,9 +44,10 @@ int wq_push(wq_t *q, bytes_t *b)
 static void wq_release_ring_if_empty(wq_t *q)
 {
     if (q->count == 0) {
-        free(q->ring);
-        q->ring = NULL;
-        q->cap = q->head = q->off = 0;
+        if (q->ring != q->inl) free(q->ring);
+        q->ring = q->inl;
+        q->cap = WQ_INLINE;
+        q->head = q->off = 0;
     }
 }
 

@@ -2,7 +2,7 @@
  *
  * The queue owns one reference per queued block. It has a byte limit fixed at init; pushing
  * past it fails with HR_EFULL and queues nothing, so the caller applies its slow-consumer
- * policy. An empty queue holds no memory. */
+ * policy. An empty queue holds no heap memory. The queue must not move once initialized. */
 #ifndef HERALD_WQ_H
 #define HERALD_WQ_H
 
@@ -13,8 +13,11 @@
 
 #include "bytes.h"
 
+#define WQ_INLINE 2
+
 typedef struct {
-    bytes_t **ring;  /* circular array of cap entries, NULL while empty */
+    bytes_t **ring;  /* circular array of cap entries: inl, or a heap array while backlogged */
+    bytes_t *inl[WQ_INLINE]; /* the common case (a frame or two in flight) needs no allocation */
     uint32_t cap, head, count;
     uint32_t off;    /* bytes of ring[head] already written */
     uint64_t bytes;  /* queued bytes not yet written */
