@@ -100,28 +100,29 @@ size_t gap_json_dropped(const chan_t *ch, const xsub_t *xs, char *out, size_t ca
     return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
-static int subreq__cursor(span_t v, subreq_t *out)
+int cursor_parse(const char *text, size_t len, uint64_t *out, uint32_t nch)
 {
-    const char *p = v.p, *end = v.p + v.n;
+    const char *p = text, *end = text + len;
     uint32_t i = 0;
     while (p < end) {
-        if (i >= out->nch) return HR_EINVAL;
+        if (i >= nch) return HR_EINVAL;
         uint64_t id = 0;
         const char *start = p;
         while (p < end && *p >= '0' && *p <= '9') {
-            if (id > (UINT64_MAX - 9) / 10) return HR_EINVAL;
-            id = id * 10 + (uint64_t)(*p - '0');
+            uint64_t digit = (uint64_t)(*p - '0');
+            if (id > (UINT64_MAX - digit) / 10) return HR_EINVAL;
+            id = id * 10 + digit;
             p++;
         }
         if (p == start) return HR_EINVAL;
-        out->cursor[i++] = id;
+        out[i++] = id;
         if (p < end) {
             if (*p != ',') return HR_EINVAL;
             p++;
             if (p == end) return HR_EINVAL;
         }
     }
-    return i == out->nch ? 0 : HR_EINVAL;
+    return i == nch ? 0 : HR_EINVAL;
 }
 
 int subreq_parse(xp_ctx_t *x, http_req_t *req, span_t chans, subreq_t *out, const char **why)
@@ -162,7 +163,7 @@ int subreq_parse(xp_ctx_t *x, http_req_t *req, span_t chans, subreq_t *out, cons
         if (qn >= 0) v = (span_t){q, (size_t)qn};
     }
     if (v.p && v.n) {
-        if (subreq__cursor(v, out) < 0) {
+        if (cursor_parse(v.p, v.n, out->cursor, out->nch) < 0) {
             *why = "invalid cursor: one id per channel, comma-separated";
             return HR_EINVAL;
         }

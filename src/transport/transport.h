@@ -39,6 +39,10 @@ typedef struct {
  * with *why set to a static reason. */
 int subreq_parse(xp_ctx_t *x, http_req_t *req, span_t chans, subreq_t *out, const char **why);
 
+/* Parses a composite cursor: exactly nch decimal ids (each < 2^64) separated by single commas.
+ * Returns 0 with out[0..nch) set, or HR_EINVAL. */
+int cursor_parse(const char *text, size_t len, uint64_t *out, uint32_t nch);
+
 /* Writes the composite cursor ("12" or "12,0,7") into out. Returns its length. */
 size_t cursor_format(const uint64_t *cursor, uint32_t n, char *out, size_t cap);
 

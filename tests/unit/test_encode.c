@@ -1,4 +1,5 @@
 /* test_encode.c - the script-safe JSON encoding shared by polls and the iframe stream, cursors. */
+#include "../../src/core/err.h"
 #include "../../src/transport/transport.h"
 #include "unit.h"
 
@@ -46,11 +47,27 @@ TEST(cursor_text)
     CHECK_MEM(out, n, "12");
 }
 
+TEST(cursor_parsing)
+{
+    uint64_t c[3];
+    CHECK_EQ(cursor_parse("12,0,7", 6, c, 3), 0);
+    CHECK_EQ(c[0], 12);
+    CHECK_EQ(c[2], 7);
+    CHECK_EQ(cursor_parse("12,0", 4, c, 3), HR_EINVAL);     /* too few */
+    CHECK_EQ(cursor_parse("1,2,3,4", 7, c, 3), HR_EINVAL);  /* too many */
+    CHECK_EQ(cursor_parse("1,,2", 4, c, 3), HR_EINVAL);
+    CHECK_EQ(cursor_parse("1,2,", 4, c, 2), HR_EINVAL);
+    CHECK_EQ(cursor_parse("-1", 2, c, 1), HR_EINVAL);
+    CHECK_EQ(cursor_parse("18446744073709551615", 20, c, 1), 0);
+    CHECK_EQ(cursor_parse("18446744073709551616", 20, c, 1), HR_EINVAL); /* overflow */
+}
+
 int main(void)
 {
     RUN(json_escape_is_script_safe);
     RUN(json_message_text_and_binary);
     RUN(encode_once_cache);
     RUN(cursor_text);
+    RUN(cursor_parsing);
     return UNIT_DONE();
 }
