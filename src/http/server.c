@@ -300,6 +300,10 @@ static void http__process(http_conn_t *hc)
             hc->body_decoded = 0;
             memset(&hc->chunk, 0, sizeof(hc->chunk));
             hc->state = HC_BODY;
+            /* a client that asked to be told before sending its body (curl does for > 1 KiB) */
+            if (hc->body_kind != HTTP_BODY_NONE && req.minor >= 1 && c->rlen == hc->head_len &&
+                http_req_header_has(&req, "Expect", "100-continue"))
+                conn_send_copy(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
         }
         /* HC_BODY: wait for the whole body, decoding chunks in place as they come */
         span_t body = {NULL, 0};
