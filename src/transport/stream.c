@@ -51,11 +51,10 @@ static void stream__overflow(stream_t *st, xsub_t *xs, msg_t *m)
 static int stream__send(stream_t *st, xsub_t *xs, msg_t *m)
 {
     if (st->gap_pending) {
-        stream__flush_gaps(st);
-        if (st->gap_pending) { /* still no room: this one is dropped too, keeping order */
-            stream__overflow(st, xs, m);
-            return HR_EFULL;
-        }
+        /* dropping until the socket has drained completely (then on_drain sends one gap notice):
+         * hysteresis, so a backlogged client gets one gap per stall, not one per message */
+        stream__overflow(st, xs, m);
+        return HR_EFULL;
     }
     bytes_t *f = st->kind->frame(st, xs, m);
     if (!f) return HR_ENOMEM;
