@@ -247,7 +247,7 @@ static void http__dispatch(http_conn_t *hc, http_req_t *req, span_t body)
     hc->keepalive = http_req_keepalive(req);
     hc->head_only = span_eq(req->method, "HEAD");
     /* absolute-form target (RFC 9112 3.2.2): a server must accept it; route on its path */
-    if (req->path.n > 8 && (strncasecmp(req->path.p, "http://", 7) == 0 || strncasecmp(req->path.p, "https://", 8) == 0)) {
+    if (req->path.n > 7 && (strncasecmp(req->path.p, "http://", 7) == 0 || strncasecmp(req->path.p, "https://", 8) == 0)) {
         const char *auth = memchr(req->path.p, ':', req->path.n) + 3;
         const char *slash = memchr(auth, '/', (size_t)(req->path.p + req->path.n - auth));
         req->path = slash ? (span_t){slash, (size_t)(req->path.p + req->path.n - slash)} : SPAN_LIT("/");
