@@ -4,11 +4,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(gcc make clang libclang-rt-14-dev libinih-dev libssl-dev curl nodejs npm python3 procps)
+# Libraries are checked as Debian packages; tools by their command, so a node/npm installed
+# some other way (nodesource, nvm) is used as it is.
+PKGS=(gcc make clang libclang-rt-14-dev libinih-dev libssl-dev procps)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+command -v curl >/dev/null || missing+=(curl)
+command -v python3 >/dev/null || missing+=(python3)
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "# installing Debian packages: ${missing[*]}"
     SUDO=""
