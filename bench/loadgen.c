@@ -1,0 +1,1286 @@
+/* loadgen.c - `herald bench`: a single-process load generator for herald and nginx+nchan.
+ *
+ * Design. Everything lives in one lg_ctx_t (no globals): options, the epoll fd, an array of
+ * connections (subscribers first, then publishers), counters and latency samples. The loop
+ * is level-triggered epoll with a timeout computed from the next scheduled publish.
+ *
+ * Phases: CONNECT (subscribers are opened in a ramp: at most --ramp-batch handshakes in
+ * flight, so the server's accept backlog never overflows) -> WARMUP (--warmup-ms after the
+ * last subscriber is ready) -> RUN (publish M messages) -> DRAIN (wait for the deliveries)
+ * -> done. A subscriber is "ready" when its SSE response head arrived (SSE), when its first
+ * poll answered with a cursor (herald long poll), or when its first request was written
+ * (nchan long poll, which has no "connected" signal; nchan serves the channel's buffer from
+ * the oldest message, so nothing is lost).
+ *
+ * Each payload is "<scheduled_us> <seq> " padded with 'x' to --size; scheduled_us is on
+ * CLOCK_MONOTONIC (one process, so one clock). With --rate R message i is scheduled at
+ * start + i/R whether or not the publisher could send it then, so server stalls show up as
+ * latency (no coordinated omission). Flat out (--rate 0), the schedule is the send time and
+ * at most --window publishes are in flight.
+ *
+ * Parsing is incremental and copy-light: a connection keeps only unparsed bytes. Its buffer
+ * holds [decoded body not yet consumed][raw bytes not yet decoded]; chunked framing is
+ * removed in place by moving chunk data down to the decoded region. Bytes read into the
+ * shared scratch buffer are parsed there and only a leftover is copied to the connection.
+ * Delivery bookkeeping is a bitmap of M bits per subscriber (duplicates and misses are
+ * exact even when several publisher connections reorder messages). */
+#include "loadgen.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LG_SCRATCH (256 * 1024)
+#define LG_MAX_HEAD 16384
+#define LG_MAX_BUF (8u << 20)
+#define LG_MAX_SAMPLES 50000000u
+#define LG_CONNECT_TRIES 5
+
+enum { K_SUB, K_PUB };
+enum { ST_NEW, ST_IDLE, ST_CONNECTING, ST_OPEN, ST_FAILED }; /* ST_IDLE: waiting to retry */
+enum { PH_CONNECT, PH_WARMUP, PH_RUN, PH_DRAIN, PH_DONE };
+enum { MODE_SSE, MODE_LONGPOLL };
+enum { STYLE_HERALD, STYLE_NCHAN };
+enum { CS_SIZE, CS_DATA, CS_DATA_CRLF, CS_TRAILER };
+
+/* Incremental HTTP/1.1 response state (one response at a time per connection). */
+typedef struct {
+    bool head_done, chunked, has_len, close, done;
+    int status;
+    int cstate;
+    uint64_t left;  /* chunk bytes or Content-Length bytes still to decode */
+    size_t dec_len; /* decoded, unconsumed body bytes at the start of the stored buffer */
+    char etag[64], lastmod[64];
+} lg_resp_t;
+
+typedef struct {
+    int fd;
+    uint8_t kind, state;
+    bool ready;    /* subscriber: counted as connected */
+    bool want_out; /* EPOLLOUT registered */
+    bool busy;     /* publisher: a request is in flight */
+    bool lp_primed; /* herald long poll: has a cursor from the first poll */
+    uint8_t tries;
+    uint32_t idx;
+    char *buf; /* unparsed input, see the file comment */
+    size_t len, cap;
+    char *out; /* unwritten request bytes */
+    size_t out_len, out_off;
+    lg_resp_t r;
+    uint64_t *seen; /* subscriber: bitmap of received sequence numbers */
+    uint32_t got;
+    char cursor[32];              /* herald long poll last_id */
+    char etag[64], lastmod[64];   /* nchan long poll cursor */
+    uint64_t retry_at;            /* reconnect not before this time (us) */
+} lg_conn_t;
+
+typedef struct {
+    /* options */
+    char host[64];
+    int port;
+    char prefix[128];
+    char channel[200];
+    uint32_t subs, messages, size, pub_conns, window, ramp_batch, idle_conns;
+    double rate;
+    uint32_t warmup_ms, timeout_s, drain_ms;
+    int mode, style;
+    long server_pid;
+    bool json, idle_distinct, quiet;
+    /* runtime */
+    struct sockaddr_in addr;
+    int ep;
+    char *scratch;
+    lg_conn_t *conns;
+    uint32_t nconns, nsubs;
+    int phase;
+    uint64_t t0, t_ready, t_start, t_last_pub_ans, t_last_delivery, t_deadline, t_progress;
+    uint32_t started, pending, ready_subs, failed_subs, retrying;
+    uint32_t next_seq, inflight, pub_ok, pub_err, pub_sent;
+    uint64_t delivered, duplicates, bad_events, gap_events, sub_disconnects, lp_requests;
+    uint32_t *lat;
+    size_t nlat, latcap;
+    bool samples_capped, timed_out;
+    long clk_tck;
+    double cpu_before, cpu_after;
+    long rss_before_kb, rss_ready_kb, rss_end_kb;
+    char first_error[160];
+} lg_ctx_t;
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void note_error(lg_ctx_t *x, const char *fmt, const char *a, int b)
+{
+    if (x->first_error[0]) return;
+    snprintf(x->first_error, sizeof(x->first_error), fmt, a, b);
+    if (!x->quiet) fprintf(stderr, "bench: %s\n", x->first_error);
+}
+
+/* ---- server measurements from /proc ---- */
+
+static double proc_cpu_s(const lg_ctx_t *x)
+{
+    if (x->server_pid <= 0) return -1;
+    char path[64], line[1024];
+    snprintf(path, sizeof(path), "/proc/%ld/stat", x->server_pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    size_t n = fread(line, 1, sizeof(line) - 1, f);
+    fclose(f);
+    line[n] = 0;
+    char *p = strrchr(line, ')');
+    if (!p) return -1;
+    /* after ")": field 3 (state) ... field 14 utime, 15 stime */
+    unsigned long long ut = 0, st = 0;
+    int field = 2;
+    for (char *tok = strtok(p + 1, " "); tok; tok = strtok(NULL, " ")) {
+        field++;
+        if (field == 14) ut = strtoull(tok, NULL, 10);
+        if (field == 15) {
+            st = strtoull(tok, NULL, 10);
+            break;
+        }
+    }
+    return (double)(ut + st) / (double)x->clk_tck;
+}
+
+static long proc_rss_kb(const lg_ctx_t *x)
+{
+    if (x->server_pid <= 0) return -1;
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%ld/status", x->server_pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    long kb = -1;
+    while (fgets(line, sizeof(line), f))
+        if (strncmp(line, "VmRSS:", 6) == 0) {
+            kb = strtol(line + 6, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return kb;
+}
+
+/* ---- connections ---- */
+
+static int ep_set(lg_ctx_t *x, lg_conn_t *c, bool want_out, int op)
+{
+    /* Edge-triggered: a socket is read until a short read, which for TCP means its queue was
+     * empty, so no extra recv() is needed to see EAGAIN and no level re-poll happens. */
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET | (want_out ? EPOLLOUT : 0u), .data.ptr = c};
+    c->want_out = want_out;
+    return epoll_ctl(x->ep, op, c->fd, &ev);
+}
+
+static void conn_close(lg_ctx_t *x, lg_conn_t *c, bool abortive)
+{
+    if (c->fd >= 0) {
+        if (abortive) {
+            struct linger lg = {1, 0}; /* RST: no TIME_WAIT, so runs do not exhaust ports */
+            setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        }
+        epoll_ctl(x->ep, EPOLL_CTL_DEL, c->fd, NULL);
+        close(c->fd);
+    }
+    c->fd = -1;
+    free(c->buf);
+    c->buf = NULL;
+    c->len = c->cap = 0;
+    free(c->out);
+    c->out = NULL;
+    c->out_len = c->out_off = 0;
+    memset(&c->r, 0, sizeof(c->r));
+}
+
+static int conn_open(lg_ctx_t *x, lg_conn_t *c)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (connect(fd, (struct sockaddr *)&x->addr, sizeof(x->addr)) < 0 && errno != EINPROGRESS) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    c->fd = fd;
+    c->state = ST_CONNECTING;
+    memset(&c->r, 0, sizeof(c->r));
+    if (ep_set(x, c, true, EPOLL_CTL_ADD) < 0) {
+        int e = errno;
+        close(fd);
+        c->fd = -1;
+        return -e;
+    }
+    return 0;
+}
+
+/* Queues bytes and tries to write them at once; EPOLLOUT is asked for only on EAGAIN. */
+static int conn_send(lg_ctx_t *x, lg_conn_t *c, const char *d, size_t n)
+{
+    if (c->out_len == c->out_off) {
+        ssize_t w = send(c->fd, d, n, MSG_NOSIGNAL);
+        if (w == (ssize_t)n) return 0;
+        if (w < 0 && errno != EAGAIN) return -1;
+        if (w < 0) w = 0;
+        d += w;
+        n -= (size_t)w;
+        free(c->out);
+        c->out = malloc(n);
+        if (!c->out) return -1;
+        memcpy(c->out, d, n);
+        c->out_len = n;
+        c->out_off = 0;
+    } else {
+        char *o = realloc(c->out, c->out_len + n);
+        if (!o) return -1;
+        memcpy(o + c->out_len, d, n);
+        c->out = o;
+        c->out_len += n;
+    }
+    return c->want_out ? 0 : ep_set(x, c, true, EPOLL_CTL_MOD);
+}
+
+static int flush_out(lg_ctx_t *x, lg_conn_t *c)
+{
+    while (c->out_off < c->out_len) {
+        ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+        if (w < 0) return errno == EAGAIN ? 0 : -1;
+        c->out_off += (size_t)w;
+    }
+    free(c->out);
+    c->out = NULL;
+    c->out_len = c->out_off = 0;
+    return ep_set(x, c, false, EPOLL_CTL_MOD);
+}
+
+/* ---- requests ---- */
+
+static const char *sub_channel(lg_ctx_t *x, lg_conn_t *c, char *tmp, size_t n)
+{
+    if (x->idle_conns && x->idle_distinct) {
+        snprintf(tmp, n, "%s-%u", x->channel, c->idx);
+        return tmp;
+    }
+    return x->channel;
+}
+
+static int send_sub_request(lg_ctx_t *x, lg_conn_t *c)
+{
+    char req[640], ch[240];
+    const char *chan = sub_channel(x, c, ch, sizeof(ch));
+    int n;
+    if (x->mode == MODE_SSE)
+        n = snprintf(req, sizeof(req),
+                     "GET %s/sub/%s HTTP/1.1\r\nHost: %s:%d\r\nAccept: text/event-stream\r\n\r\n", x->prefix,
+                     chan, x->host, x->port);
+    else if (x->style == STYLE_HERALD) {
+        if (c->lp_primed)
+            n = snprintf(req, sizeof(req), "GET %s/sub/%s?mode=longpoll&last_id=%s HTTP/1.1\r\nHost: %s:%d\r\n\r\n",
+                         x->prefix, chan, c->cursor, x->host, x->port);
+        else
+            n = snprintf(req, sizeof(req), "GET %s/sub/%s?mode=poll HTTP/1.1\r\nHost: %s:%d\r\n\r\n", x->prefix,
+                         chan, x->host, x->port);
+    } else if (c->etag[0] || c->lastmod[0])
+        n = snprintf(req, sizeof(req),
+                     "GET %s/sub/%s HTTP/1.1\r\nHost: %s:%d\r\nIf-Modified-Since: %s\r\nIf-None-Match: %s\r\n\r\n",
+                     x->prefix, chan, x->host, x->port, c->lastmod, c->etag);
+    else
+        n = snprintf(req, sizeof(req), "GET %s/sub/%s HTTP/1.1\r\nHost: %s:%d\r\n\r\n", x->prefix, chan, x->host,
+                     x->port);
+    if (n < 0 || (size_t)n >= sizeof(req)) return -1;
+    if (x->mode == MODE_LONGPOLL) x->lp_requests++;
+    return conn_send(x, c, req, (size_t)n);
+}
+
+static int send_publish(lg_ctx_t *x, lg_conn_t *c, uint32_t seq, uint64_t sched)
+{
+    char head[512], body[64];
+    int bn = snprintf(body, sizeof(body), "%" PRIu64 " %u ", sched, seq);
+    size_t plen = x->size > (uint32_t)bn ? x->size : (size_t)bn;
+    int hn = snprintf(head, sizeof(head),
+                      "POST %s/pub/%s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: text/plain\r\n"
+                      "Content-Length: %zu\r\n\r\n",
+                      x->prefix, x->channel, x->host, x->port, plen);
+    if (hn < 0 || (size_t)hn >= sizeof(head)) return -1;
+    char *req = malloc((size_t)hn + plen);
+    if (!req) return -1;
+    memcpy(req, head, (size_t)hn);
+    memcpy(req + hn, body, (size_t)bn);
+    memset(req + hn + bn, 'x', plen - (size_t)bn);
+    int rc = conn_send(x, c, req, (size_t)hn + plen);
+    free(req);
+    return rc;
+}
+
+/* ---- deliveries ---- */
+
+static void lat_push(lg_ctx_t *x, uint64_t us)
+{
+    if (x->nlat == x->latcap) {
+        if (x->latcap >= LG_MAX_SAMPLES) {
+            x->samples_capped = true;
+            return;
+        }
+        size_t nc = x->latcap ? x->latcap * 2 : 1u << 20;
+        uint32_t *l = realloc(x->lat, nc * sizeof(*l));
+        if (!l) {
+            x->samples_capped = true;
+            return;
+        }
+        x->lat = l;
+        x->latcap = nc;
+    }
+    x->lat[x->nlat++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
+/* Parses "<sched_us> <seq> ..." and books one delivery for subscriber c. */
+static void deliver(lg_ctx_t *x, lg_conn_t *c, const char *d, size_t n, uint64_t now)
+{
+    uint64_t sched = 0, seq = 0;
+    size_t i = 0;
+    while (i < n && d[i] >= '0' && d[i] <= '9') sched = sched * 10 + (uint64_t)(d[i++] - '0');
+    if (i == 0 || i >= n || d[i] != ' ') goto bad;
+    size_t j = ++i;
+    while (i < n && d[i] >= '0' && d[i] <= '9') seq = seq * 10 + (uint64_t)(d[i++] - '0');
+    if (i == j || seq >= x->messages || !c->seen) goto bad;
+    uint64_t bit = 1ull << (seq & 63);
+    if (c->seen[seq >> 6] & bit) {
+        x->duplicates++;
+        return;
+    }
+    c->seen[seq >> 6] |= bit;
+    c->got++;
+    x->delivered++;
+    x->t_last_delivery = x->t_progress = now;
+    lat_push(x, now > sched ? now - sched : 0);
+    return;
+bad:
+    x->bad_events++;
+}
+
+/* Consumes complete SSE events from d[0..n); returns the bytes consumed. */
+static size_t sse_consume(lg_ctx_t *x, lg_conn_t *c, const char *d, size_t n, uint64_t now)
+{
+    size_t pos = 0;
+    for (;;) {
+        /* find the blank line ending the event: "\n\n" or "\n\r\n" */
+        size_t end = 0, p = pos;
+        bool found = false;
+        while (p < n) {
+            const char *nl = memchr(d + p, '\n', n - p);
+            if (!nl) break;
+            size_t k = (size_t)(nl - d) + 1;
+            if (k < n && d[k] == '\n') {
+                end = k + 1;
+                found = true;
+                break;
+            }
+            if (k + 1 < n && d[k] == '\r' && d[k + 1] == '\n') {
+                end = k + 2;
+                found = true;
+                break;
+            }
+            if (k >= n || (d[k] == '\r' && k + 1 >= n)) break;
+            p = k;
+        }
+        if (!found) return pos;
+        const char *data = NULL, *ev = NULL;
+        size_t dlen = 0, evlen = 0;
+        size_t q = pos;
+        while (q < end) {
+            const char *nl = memchr(d + q, '\n', end - q);
+            size_t le = nl ? (size_t)(nl - d) : end;
+            size_t ll = le - q;
+            if (ll && d[q + ll - 1] == '\r') ll--;
+            const char *line = d + q;
+            if (ll >= 5 && memcmp(line, "data:", 5) == 0 && !data) {
+                data = line + 5;
+                dlen = ll - 5;
+                if (dlen && *data == ' ') data++, dlen--;
+            } else if (ll >= 6 && memcmp(line, "event:", 6) == 0) {
+                ev = line + 6;
+                evlen = ll - 6;
+                if (evlen && *ev == ' ') ev++, evlen--;
+            }
+            q = le + 1;
+        }
+        if (ev && evlen == 3 && memcmp(ev, "gap", 3) == 0) x->gap_events++;
+        else if (data && (!ev || (evlen == 7 && memcmp(ev, "message", 7) == 0))) deliver(x, c, data, dlen, now);
+        else if (data) x->bad_events++;
+        pos = end;
+    }
+}
+
+/* herald long-poll JSON: takes "last_id" and every message's "data". */
+static void lp_herald_body(lg_ctx_t *x, lg_conn_t *c, const char *d, size_t n, uint64_t now)
+{
+    const char *k = memmem(d, n, "\"last_id\":\"", 11);
+    if (k) {
+        k += 11;
+        size_t i = 0;
+        while (k + i < d + n && k[i] != '"' && i + 1 < sizeof(c->cursor)) i++;
+        memcpy(c->cursor, k, i);
+        c->cursor[i] = 0;
+        c->lp_primed = true;
+    }
+    if (memmem(d, n, "\"gap\":true", 10)) x->gap_events++;
+    const char *p = d, *e = d + n;
+    while (p < e) {
+        const char *m = memmem(p, (size_t)(e - p), "\"data\":\"", 8);
+        if (!m) break;
+        m += 8;
+        const char *q = m;
+        while (q < e && *q != '"') q += (*q == '\\') ? 2 : 1;
+        if (q > e) q = e;
+        deliver(x, c, m, (size_t)(q - m), now);
+        p = q;
+    }
+}
+
+/* ---- HTTP response parsing ---- */
+
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= cap) n = cap - 1;
+    memcpy(dst, src, n);
+    dst[n] = 0;
+}
+
+static void parse_head(lg_resp_t *r, const char *h, size_t n)
+{
+    r->status = 0;
+    if (n > 12 && memcmp(h, "HTTP/1.", 7) == 0) r->status = atoi(h + 9);
+    const char *p = memchr(h, '\n', n);
+    while (p && p + 1 < h + n) {
+        const char *line = p + 1;
+        p = memchr(line, '\n', (size_t)(h + n - line));
+        if (!p) break;
+        size_t ll = (size_t)(p - line);
+        if (ll && line[ll - 1] == '\r') ll--;
+        const char *colon = memchr(line, ':', ll);
+        if (!colon) continue;
+        size_t kl = (size_t)(colon - line);
+        const char *v = colon + 1;
+        while (v < line + ll && (*v == ' ' || *v == '\t')) v++;
+        size_t vl = (size_t)(line + ll - v);
+        char val[128];
+        size_t cl = vl < sizeof(val) - 1 ? vl : sizeof(val) - 1;
+        memcpy(val, v, cl);
+        val[cl] = 0;
+        if (kl == 14 && strncasecmp(line, "Content-Length", 14) == 0) {
+            r->has_len = true;
+            r->left = strtoull(val, NULL, 10);
+        } else if (kl == 17 && strncasecmp(line, "Transfer-Encoding", 17) == 0) {
+            if (strcasestr(val, "chunked")) r->chunked = true;
+        } else if (kl == 10 && strncasecmp(line, "Connection", 10) == 0) {
+            if (strcasestr(val, "close")) r->close = true;
+        } else if (kl == 4 && strncasecmp(line, "Etag", 4) == 0) {
+            copy_str(r->etag, sizeof(r->etag), val);
+        } else if (kl == 13 && strncasecmp(line, "Last-Modified", 13) == 0) {
+            copy_str(r->lastmod, sizeof(r->lastmod), val);
+        }
+    }
+    if (r->chunked) r->has_len = false;
+    if (r->status == 204 || r->status == 304 || (r->status >= 100 && r->status < 200)) {
+        r->has_len = true;
+        r->left = 0;
+    }
+}
+
+/* Moves body bytes from the raw region [*raw, len) down to the decoded end *de. Returns -1
+ * on bad framing. Sets r->done when the body is complete. */
+static int decode_body(lg_resp_t *r, char *b, size_t *de, size_t *raw, size_t len)
+{
+    if (!r->chunked) {
+        size_t avail = len - *raw;
+        if (r->has_len && avail > r->left) avail = (size_t)r->left;
+        memmove(b + *de, b + *raw, avail);
+        *de += avail;
+        *raw += avail;
+        if (r->has_len) {
+            r->left -= avail;
+            if (r->left == 0) r->done = true;
+        }
+        return 0;
+    }
+    while (*raw < len && !r->done) {
+        if (r->cstate == CS_DATA) {
+            size_t avail = len - *raw;
+            if (avail > r->left) avail = (size_t)r->left;
+            memmove(b + *de, b + *raw, avail);
+            *de += avail;
+            *raw += avail;
+            r->left -= avail;
+            if (r->left == 0) r->cstate = CS_DATA_CRLF;
+            continue;
+        }
+        const char *nl = memchr(b + *raw, '\n', len - *raw);
+        if (!nl) return (len - *raw > 1024) ? -1 : 0;
+        const char *line = b + *raw;
+        size_t ll = (size_t)(nl - line);
+        *raw += ll + 1;
+        if (r->cstate == CS_SIZE) {
+            char *end;
+            unsigned long long sz = strtoull(line, &end, 16);
+            if (end == line) return -1;
+            r->left = sz;
+            r->cstate = sz ? CS_DATA : CS_TRAILER;
+        } else if (r->cstate == CS_DATA_CRLF) {
+            r->cstate = CS_SIZE;
+        } else { /* trailers end with an empty line */
+            if (ll == 0 || (ll == 1 && line[0] == '\r')) r->done = true;
+        }
+    }
+    return 0;
+}
+
+static void sub_failed(lg_ctx_t *x, lg_conn_t *c)
+{
+    if (c->ready) {
+        x->sub_disconnects++;
+    } else if (c->state != ST_FAILED) {
+        x->failed_subs++;
+        if (x->pending) x->pending--;
+    }
+    c->state = ST_FAILED;
+    conn_close(x, c, true);
+}
+
+static void sub_set_ready(lg_ctx_t *x, lg_conn_t *c)
+{
+    if (c->ready) return;
+    c->ready = true;
+    x->ready_subs++;
+    if (x->pending) x->pending--;
+}
+
+/* A complete response arrived on c (body in d[0..n)). Returns -1 to close the connection. */
+static int on_response(lg_ctx_t *x, lg_conn_t *c, const char *d, size_t n, uint64_t now)
+{
+    lg_resp_t *r = &c->r;
+    if (c->kind == K_PUB) {
+        c->busy = false;
+        x->inflight--;
+        x->t_last_pub_ans = now;
+        if (r->status >= 200 && r->status < 300) x->pub_ok++;
+        else {
+            x->pub_err++;
+            note_error(x, "publish answered %s%d", "HTTP ", r->status);
+        }
+        return 0;
+    }
+    if (x->mode != MODE_LONGPOLL) return -1; /* an SSE stream ended */
+    if (x->style == STYLE_HERALD) {
+        if (r->status != 200) {
+            note_error(x, "long poll answered %s%d", "HTTP ", r->status);
+            return -1;
+        }
+        lp_herald_body(x, c, d, n, now);
+        if (!c->lp_primed) return -1;
+    } else {
+        if (r->status == 200) {
+            deliver(x, c, d, n, now);
+            copy_str(c->etag, sizeof(c->etag), r->etag);
+            copy_str(c->lastmod, sizeof(c->lastmod), r->lastmod);
+        } else if (r->status != 304 && r->status != 408) {
+            note_error(x, "long poll answered %s%d", "HTTP ", r->status);
+            return -1;
+        }
+    }
+    sub_set_ready(x, c);
+    if (r->close) return 1; /* reconnect, then re-poll */
+    return send_sub_request(x, c) < 0 ? -1 : 0;
+}
+
+/* Parses b[0..len) (stored leftover + new bytes); returns the bytes to keep (compacted to
+ * the start of b), or -1 to close, or -2 to reconnect. */
+static ssize_t conn_parse(lg_ctx_t *x, lg_conn_t *c, char *b, size_t len, uint64_t now)
+{
+    lg_resp_t *r = &c->r;
+    size_t dc = 0, de = r->dec_len, raw = r->dec_len;
+    for (;;) {
+        if (!r->head_done) {
+            if (raw >= len) break;
+            const char *e = memmem(b + raw, len - raw, "\r\n\r\n", 4);
+            if (!e) {
+                if (len - raw > LG_MAX_HEAD) return -1;
+                break;
+            }
+            size_t hl = (size_t)(e + 4 - (b + raw));
+            parse_head(r, b + raw, hl);
+            r->head_done = true;
+            raw += hl;
+            dc = de = raw; /* a new body starts at the current position */
+            if (c->kind == K_SUB && x->mode == MODE_SSE) {
+                if (r->status != 200) {
+                    note_error(x, "subscribe answered %s%d", "HTTP ", r->status);
+                    return -1;
+                }
+                sub_set_ready(x, c);
+            }
+        }
+        if (decode_body(r, b, &de, &raw, len) < 0) return -1;
+        if (c->kind == K_SUB && x->mode == MODE_SSE) dc += sse_consume(x, c, b + dc, de - dc, now);
+        if (!r->done) break;
+        int rc = on_response(x, c, b + dc, de - dc, now);
+        if (rc < 0) return -1;
+        if (rc > 0) return -2;
+        memset(r, 0, sizeof(*r)); /* ready for the next response on this connection */
+        dc = de = raw;
+    }
+    /* compact: [decoded unconsumed][raw] */
+    size_t dn = de - dc, rn = len - raw;
+    if (dc) memmove(b, b + dc, dn);
+    if (raw != de || dc) memmove(b + dn, b + raw, rn);
+    r->dec_len = dn;
+    return (ssize_t)(dn + rn);
+}
+
+static int buf_reserve(lg_conn_t *c, size_t n)
+{
+    if (n > LG_MAX_BUF) return -1;
+    if (n <= c->cap) return 0;
+    size_t nc = c->cap ? c->cap : 1024;
+    while (nc < n) nc *= 2;
+    char *nb = realloc(c->buf, nc);
+    if (!nb) return -1;
+    c->buf = nb;
+    c->cap = nc;
+    return 0;
+}
+
+/* Parses n new bytes in x->scratch together with c's stored leftover; keeps the new
+ * leftover in c->buf. Returns conn_parse's verdict (-1 close, -2 reconnect) or 0. */
+static int conn_input(lg_ctx_t *x, lg_conn_t *c, size_t n, uint64_t now)
+{
+    ssize_t keep;
+    if (c->len == 0) {
+        keep = conn_parse(x, c, x->scratch, n, now);
+        if (keep > 0) {
+            if (buf_reserve(c, (size_t)keep) < 0) return -1;
+            memcpy(c->buf, x->scratch, (size_t)keep);
+        }
+    } else {
+        if (buf_reserve(c, c->len + n) < 0) return -1;
+        memcpy(c->buf + c->len, x->scratch, n);
+        keep = conn_parse(x, c, c->buf, c->len + n, now);
+    }
+    if (keep < 0) return (int)keep;
+    c->len = (size_t)keep;
+    if (keep == 0 && c->cap > 4096) { /* do not let idle subscribers hold big buffers */
+        free(c->buf);
+        c->buf = NULL;
+        c->cap = 0;
+    }
+    return 0;
+}
+
+static void conn_lost(lg_ctx_t *x, lg_conn_t *c, bool reconnect);
+
+/* c is closed; step_phase() reopens it at `at` (us). */
+static void set_retry(lg_ctx_t *x, lg_conn_t *c, uint64_t at)
+{
+    c->state = ST_IDLE;
+    c->retry_at = at;
+    if (c->kind == K_SUB) x->retrying++;
+}
+
+static void on_readable(lg_ctx_t *x, lg_conn_t *c)
+{
+    while (c->fd >= 0) {
+        ssize_t n = recv(c->fd, x->scratch, LG_SCRATCH, 0);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR) return;
+            conn_lost(x, c, false);
+            return;
+        }
+        uint64_t now = now_us();
+        if (n == 0) {
+            /* a close-delimited body ends here */
+            lg_resp_t *r = &c->r;
+            if (r->head_done && !r->chunked && !r->has_len && c->kind != K_SUB) {
+                r->done = true;
+                on_response(x, c, c->buf, r->dec_len, now);
+            } else if (r->head_done && !r->chunked && !r->has_len && x->mode == MODE_LONGPOLL) {
+                r->done = true;
+                int rc = on_response(x, c, c->buf, r->dec_len, now);
+                conn_lost(x, c, rc >= 0);
+                return;
+            }
+            conn_lost(x, c, c->kind == K_PUB || x->mode == MODE_LONGPOLL);
+            return;
+        }
+        int keep = conn_input(x, c, (size_t)n, now);
+        if (keep == -2) {
+            conn_lost(x, c, true);
+            return;
+        }
+        if (keep < 0) {
+            conn_lost(x, c, false);
+            return;
+        }
+        if ((size_t)n < LG_SCRATCH) return;
+    }
+}
+
+/* The connection closed or failed. Publishers and long-poll subscribers reconnect
+ * (with their cursor); SSE subscribers are counted as disconnected. */
+static void conn_lost(lg_ctx_t *x, lg_conn_t *c, bool reconnect)
+{
+    if (c->kind == K_PUB) {
+        if (c->busy) {
+            c->busy = false;
+            x->inflight--;
+            x->pub_err++;
+            note_error(x, "publisher connection %s (errno %d)", "lost", errno);
+        }
+        conn_close(x, c, true);
+        set_retry(x, c, now_us() + 10000);
+        return;
+    }
+    if (reconnect && x->mode == MODE_LONGPOLL && x->phase < PH_DONE) {
+        conn_close(x, c, true);
+        set_retry(x, c, now_us());
+        return;
+    }
+    sub_failed(x, c);
+}
+
+static void on_connected(lg_ctx_t *x, lg_conn_t *c)
+{
+    int err = 0;
+    socklen_t el = sizeof(err);
+    getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+    if (err) {
+        conn_close(x, c, true);
+        if (++c->tries >= LG_CONNECT_TRIES) {
+            errno = err;
+            note_error(x, "connect failed: %s (errno %d)", strerror(err), err);
+            if (c->kind == K_SUB) sub_failed(x, c);
+            else c->state = ST_FAILED;
+            return;
+        }
+        set_retry(x, c, now_us() + 200000u * c->tries);
+        return;
+    }
+    c->state = ST_OPEN;
+    if (ep_set(x, c, false, EPOLL_CTL_MOD) < 0) {
+        conn_lost(x, c, false);
+        return;
+    }
+    if (c->kind == K_SUB) {
+        if (send_sub_request(x, c) < 0) {
+            conn_lost(x, c, false);
+            return;
+        }
+        /* nchan long poll has no "subscribed" answer: a written request counts */
+        if (x->mode == MODE_LONGPOLL && x->style == STYLE_NCHAN) sub_set_ready(x, c);
+    }
+}
+
+static void start_conn(lg_ctx_t *x, lg_conn_t *c)
+{
+    int rc = conn_open(x, c);
+    if (rc < 0) {
+        if (rc == -EMFILE || rc == -ENFILE || rc == -EADDRNOTAVAIL || ++c->tries >= LG_CONNECT_TRIES) {
+            note_error(x, "cannot open a connection: %s (errno %d)", strerror(-rc), -rc);
+            if (c->kind == K_SUB) sub_failed(x, c);
+            else c->state = ST_FAILED;
+            return;
+        }
+        set_retry(x, c, now_us() + 100000);
+    }
+}
+
+/* ---- the loop ---- */
+
+static uint64_t sched_of(const lg_ctx_t *x, uint32_t seq)
+{
+    return x->t_start + (uint64_t)((double)seq * 1e6 / x->rate);
+}
+
+static void publish_due(lg_ctx_t *x, uint64_t now)
+{
+    uint32_t np = x->nconns - x->nsubs;
+    for (uint32_t i = 0; i < np && x->next_seq < x->messages; i++) {
+        lg_conn_t *c = &x->conns[x->nsubs + i];
+        if (c->state != ST_OPEN || c->busy) continue;
+        uint64_t sched;
+        if (x->rate > 0) {
+            sched = sched_of(x, x->next_seq);
+            if (sched > now) return;
+        } else {
+            if (x->inflight >= x->window) return;
+            sched = now;
+        }
+        if (send_publish(x, c, x->next_seq, sched) < 0) {
+            conn_lost(x, c, true);
+            continue;
+        }
+        c->busy = true;
+        x->inflight++;
+        x->pub_sent++;
+        x->next_seq++;
+    }
+}
+
+static void step_phase(lg_ctx_t *x, uint64_t now)
+{
+    /* (re)start connections that are due */
+    for (uint32_t i = x->nsubs; i < x->nconns; i++) {
+        lg_conn_t *c = &x->conns[i];
+        if ((c->state == ST_NEW || c->state == ST_IDLE) && now >= c->retry_at) start_conn(x, c);
+        if (c->state == ST_FAILED && x->phase < PH_DONE) {
+            note_error(x, "publisher connection %s (errno %d)", "failed", 0);
+            x->phase = PH_DONE;
+            return;
+        }
+    }
+    while (x->started < x->nsubs && x->pending < x->ramp_batch) {
+        lg_conn_t *c = &x->conns[x->started++];
+        x->pending++;
+        start_conn(x, c);
+    }
+    for (uint32_t i = 0; x->retrying && i < x->started; i++) {
+        lg_conn_t *c = &x->conns[i];
+        if (c->state == ST_IDLE && now >= c->retry_at) {
+            x->retrying--;
+            start_conn(x, c);
+        }
+    }
+
+    if (x->phase == PH_CONNECT) {
+        bool pubs_ok = true;
+        for (uint32_t i = x->nsubs; i < x->nconns; i++)
+            if (x->conns[i].state != ST_OPEN) pubs_ok = false;
+        if (x->started == x->nsubs && x->ready_subs + x->failed_subs >= x->nsubs && pubs_ok) {
+            x->phase = PH_WARMUP;
+            x->t_ready = now;
+            if (!x->quiet)
+                fprintf(stderr, "bench: %u/%u subscribers ready in %.2f s\n", x->ready_subs, x->nsubs,
+                        (double)(now - x->t0) / 1e6);
+        }
+    }
+    if (x->phase == PH_WARMUP && now >= x->t_ready + (uint64_t)x->warmup_ms * 1000u) {
+        x->rss_ready_kb = proc_rss_kb(x);
+        if (x->idle_conns) {
+            x->phase = PH_DONE;
+            return;
+        }
+        x->cpu_before = proc_cpu_s(x);
+        x->phase = PH_RUN;
+        x->t_start = x->t_progress = now_us();
+    }
+    if (x->phase == PH_RUN) {
+        publish_due(x, now);
+        if (x->next_seq >= x->messages) x->phase = PH_DRAIN;
+    }
+    if (x->phase == PH_DRAIN) {
+        uint64_t want = (uint64_t)x->ready_subs * x->messages;
+        if (x->delivered >= want && x->inflight == 0) x->phase = PH_DONE;
+        else if (x->inflight == 0 && now > x->t_progress + (uint64_t)x->drain_ms * 1000u &&
+                 now > x->t_last_pub_ans + (uint64_t)x->drain_ms * 1000u)
+            x->phase = PH_DONE; /* nothing arrived for --drain-ms: the rest is lost */
+    }
+    if (x->phase != PH_DONE && now >= x->t_deadline) {
+        x->timed_out = true;
+        x->phase = PH_DONE;
+    }
+}
+
+static int poll_timeout_ms(const lg_ctx_t *x, uint64_t now)
+{
+    int t = 50;
+    if (x->phase == PH_RUN && x->rate > 0 && x->next_seq < x->messages) {
+        uint64_t s = sched_of(x, x->next_seq);
+        int64_t d = s > now ? (int64_t)((s - now + 999) / 1000) : 0;
+        if (d < t) t = (int)d;
+    }
+    return t;
+}
+
+static void run_loop(lg_ctx_t *x)
+{
+    struct epoll_event evs[512];
+    while (x->phase != PH_DONE) {
+        uint64_t now = now_us();
+        step_phase(x, now);
+        if (x->phase == PH_DONE) break;
+        int n = epoll_wait(x->ep, evs, 512, poll_timeout_ms(x, now_us()));
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            note_error(x, "epoll_wait: %s (errno %d)", strerror(errno), errno);
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            lg_conn_t *c = evs[i].data.ptr;
+            if (c->fd < 0) continue;
+            uint32_t e = evs[i].events;
+            if (c->state == ST_CONNECTING) {
+                if (e & (EPOLLOUT | EPOLLERR | EPOLLHUP)) on_connected(x, c);
+                continue;
+            }
+            if (e & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) on_readable(x, c);
+            if (c->fd >= 0 && (e & EPOLLOUT) && flush_out(x, c) < 0) conn_lost(x, c, false);
+        }
+    }
+}
+
+/* ---- report ---- */
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double pct_ms(const lg_ctx_t *x, double p)
+{
+    if (!x->nlat) return -1;
+    size_t i = (size_t)(p * (double)(x->nlat - 1) + 0.5);
+    return x->lat[i] / 1000.0;
+}
+
+static int report(lg_ctx_t *x)
+{
+    uint64_t end = now_us();
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double lg_cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+                    ru.ru_stime.tv_usec / 1e6;
+    const char *style = x->style == STYLE_NCHAN ? "nchan" : "herald";
+    const char *mode = x->mode == MODE_SSE ? "sse" : "longpoll";
+    if (x->idle_conns) {
+        double per = (x->rss_before_kb >= 0 && x->rss_ready_kb >= 0 && x->ready_subs)
+                         ? (double)(x->rss_ready_kb - x->rss_before_kb) * 1024.0 / x->ready_subs
+                         : -1;
+        if (x->json)
+            printf("{\"scenario\":\"idle\",\"style\":\"%s\",\"idle_conns\":%u,\"connected\":%u,\"failed\":%u,"
+                   "\"distinct_channels\":%s,\"rss_before_kb\":%ld,\"rss_after_kb\":%ld,"
+                   "\"rss_per_conn_bytes\":%.0f,\"timed_out\":%s,\"error\":\"%s\"}\n",
+                   style, x->idle_conns, x->ready_subs, x->failed_subs, x->idle_distinct ? "true" : "false",
+                   x->rss_before_kb, x->rss_ready_kb, per, x->timed_out ? "true" : "false", x->first_error);
+        else {
+            printf("idle connections:   %u requested, %u connected, %u failed (%s)\n", x->idle_conns,
+                   x->ready_subs, x->failed_subs, x->idle_distinct ? "distinct channels" : "one channel");
+            printf("server RSS:         %ld kB before, %ld kB with the connections\n", x->rss_before_kb,
+                   x->rss_ready_kb);
+            printf("RSS per connection: %.0f bytes\n", per);
+        }
+        return (x->ready_subs == x->idle_conns && !x->timed_out) ? 0 : 2;
+    }
+    uint64_t expected = (uint64_t)x->ready_subs * x->messages;
+    uint64_t missing = expected > x->delivered ? expected - x->delivered : 0;
+    uint64_t last = x->t_last_delivery > x->t_start ? x->t_last_delivery : end;
+    double elapsed = x->t_start ? (double)(last - x->t_start) / 1e6 : 0;
+    double dps = elapsed > 0 ? (double)x->delivered / elapsed : 0;
+    double pub_el = x->t_last_pub_ans > x->t_start ? (double)(x->t_last_pub_ans - x->t_start) / 1e6 : 0;
+    double pps = pub_el > 0 ? x->pub_ok / pub_el : 0;
+    if (x->nlat) qsort(x->lat, x->nlat, sizeof(*x->lat), cmp_u32);
+    double p50 = pct_ms(x, 0.50), p90 = pct_ms(x, 0.90), p99 = pct_ms(x, 0.99),
+           mx = x->nlat ? x->lat[x->nlat - 1] / 1000.0 : -1;
+    double cpu = (x->cpu_before >= 0 && x->cpu_after >= 0) ? x->cpu_after - x->cpu_before : -1;
+    double cpu_per = (cpu >= 0 && x->delivered) ? cpu * 1e6 / (double)x->delivered : -1;
+    double rss_per = (x->rss_before_kb >= 0 && x->rss_ready_kb >= 0 && x->ready_subs)
+                         ? (double)(x->rss_ready_kb - x->rss_before_kb) * 1024.0 / x->ready_subs
+                         : -1;
+    if (x->json) {
+        printf("{\"scenario\":\"fanout\",\"style\":\"%s\",\"mode\":\"%s\",\"subs\":%u,\"subs_connected\":%u,"
+               "\"subs_failed\":%u,\"messages\":%u,\"rate\":%g,\"window\":%u,\"size\":%u,\"pub_conns\":%u,"
+               "\"expected\":%" PRIu64 ",\"deliveries\":%" PRIu64 ",\"missing\":%" PRIu64
+               ",\"duplicates\":%" PRIu64 ",\"bad_events\":%" PRIu64 ",\"gap_events\":%" PRIu64
+               ",\"sub_disconnects\":%" PRIu64 ",\"elapsed_s\":%.3f,\"deliveries_per_s\":%.0f,"
+               "\"lat_p50_ms\":%.3f,\"lat_p90_ms\":%.3f,\"lat_p99_ms\":%.3f,\"lat_max_ms\":%.3f,"
+               "\"samples\":%zu,\"samples_capped\":%s,\"pub_ok\":%u,\"pub_err\":%u,\"pub_per_s\":%.1f,"
+               "\"server_cpu_s\":%.3f,\"cpu_us_per_delivery\":%.3f,\"rss_before_kb\":%ld,"
+               "\"rss_connected_kb\":%ld,\"rss_end_kb\":%ld,\"rss_per_conn_bytes\":%.0f,"
+               "\"loadgen_cpu_s\":%.3f,\"lp_requests\":%" PRIu64 ",\"timed_out\":%s,\"error\":\"%s\"}\n",
+               style, mode, x->nsubs, x->ready_subs, x->failed_subs, x->messages, x->rate, x->window, x->size,
+               x->pub_conns, expected, x->delivered, missing, x->duplicates, x->bad_events, x->gap_events,
+               x->sub_disconnects, elapsed, dps, p50, p90, p99, mx, x->nlat, x->samples_capped ? "true" : "false",
+               x->pub_ok, x->pub_err, pps, cpu, cpu_per, x->rss_before_kb, x->rss_ready_kb, x->rss_end_kb, rss_per,
+               lg_cpu, x->lp_requests, x->timed_out ? "true" : "false", x->first_error);
+    } else {
+        printf("server style:       %s, mode %s\n", style, mode);
+        printf("subscribers:        %u connected of %u (%u failed, %" PRIu64 " disconnected)\n", x->ready_subs,
+               x->nsubs, x->failed_subs, x->sub_disconnects);
+        printf("messages:           %u of %u bytes, ", x->messages, x->size);
+        if (x->rate > 0) printf("rate %g/s, %u publisher conn(s)\n", x->rate, x->pub_conns);
+        else printf("flat out, window %u, %u publisher conn(s)\n", x->window, x->pub_conns);
+        printf("publishes:          %u ok, %u failed, %.1f answers/s\n", x->pub_ok, x->pub_err, pps);
+        printf("deliveries:         %" PRIu64 " of %" PRIu64 " (missing %" PRIu64 ", duplicates %" PRIu64
+               ", unparsed %" PRIu64 ", gaps %" PRIu64 ")\n",
+               x->delivered, expected, missing, x->duplicates, x->bad_events, x->gap_events);
+        printf("elapsed:            %.3f s (first publish -> last delivery)%s\n", elapsed,
+               x->timed_out ? "  TIMED OUT" : "");
+        printf("deliveries/s:       %.0f\n", dps);
+        printf("latency ms:         p50 %.3f  p90 %.3f  p99 %.3f  max %.3f  (%zu samples%s)\n", p50, p90, p99, mx,
+               x->nlat, x->samples_capped ? ", capped" : "");
+        if (x->server_pid > 0) {
+            printf("server CPU:         %.3f s, %.3f us per delivery\n", cpu, cpu_per);
+            printf("server RSS:         %ld kB before, %ld kB connected, %ld kB at end; %.0f bytes per subscriber\n",
+                   x->rss_before_kb, x->rss_ready_kb, x->rss_end_kb, rss_per);
+        }
+        printf("loadgen CPU:        %.3f s\n", lg_cpu);
+        if (x->first_error[0]) printf("first error:        %s\n", x->first_error);
+    }
+    return (missing == 0 && !x->timed_out && x->failed_subs == 0 && x->pub_err == 0) ? 0 : 2;
+}
+
+/* ---- options ---- */
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: herald bench [options]\n"
+            "  --url http://127.0.0.1:PORT   server (default http://127.0.0.1:8080)\n"
+            "  --channel NAME                channel (default bench)\n"
+            "  --subs N                      subscribers (default 100)\n"
+            "  --mode sse|longpoll           subscriber transport (default sse)\n"
+            "  --messages M                  messages to publish (default 100)\n"
+            "  --rate R                      messages/s on a fixed schedule; 0 = flat out (default 0)\n"
+            "  --window W                    flat out: publishes in flight (default 1)\n"
+            "  --size BYTES                  payload size (default 64)\n"
+            "  --pub-conns K                 keep-alive publisher connections (default 1)\n"
+            "  --ramp-batch B                subscriber handshakes in flight while connecting (default 200)\n"
+            "  --warmup-ms MS                pause after all subscribers are ready (default 500)\n"
+            "  --drain-ms MS                 stop when nothing arrived for this long after the last\n"
+            "                                publish answer (default 5000)\n"
+            "  --timeout-s S                 overall bound (default 60)\n"
+            "  --server-pid PID              measure this process's CPU time and RSS\n"
+            "  --idle-conns N                open N idle SSE subscribers, report RSS per connection\n"
+            "  --idle-distinct               idle mode: one channel per connection (default one channel)\n"
+            "  --pub-path-style herald|nchan protocol dialect (nchan: long poll by Etag/Last-Modified)\n"
+            "  --json                        print one JSON line of results\n"
+            "  --quiet                       no progress on stderr\n");
+}
+
+static int parse_url(lg_ctx_t *x, const char *url)
+{
+    if (strncmp(url, "http://", 7) != 0) return -1;
+    const char *h = url + 7, *colon = strchr(h, ':'), *slash = strchr(h, '/');
+    size_t hl = colon && (!slash || colon < slash) ? (size_t)(colon - h) : slash ? (size_t)(slash - h) : strlen(h);
+    if (hl == 0 || hl >= sizeof(x->host)) return -1;
+    memcpy(x->host, h, hl);
+    x->host[hl] = 0;
+    x->port = (colon && (!slash || colon < slash)) ? atoi(colon + 1) : 80;
+    if (x->port <= 0 || x->port > 65535) return -1;
+    if (slash) snprintf(x->prefix, sizeof(x->prefix), "%s", slash);
+    size_t pl = strlen(x->prefix);
+    if (pl && x->prefix[pl - 1] == '/') x->prefix[pl - 1] = 0;
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    if (getaddrinfo(x->host, NULL, &hints, &res) != 0 || !res) return -1;
+    memcpy(&x->addr, res->ai_addr, sizeof(x->addr));
+    x->addr.sin_port = htons((uint16_t)x->port);
+    freeaddrinfo(res);
+    return 0;
+}
+
+static bool num_arg(const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || *end || v < lo || v > hi) return false;
+    *out = v;
+    return true;
+}
+
+static int parse_args(lg_ctx_t *x, int argc, char **argv)
+{
+    const char *url = "http://127.0.0.1:8080";
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return 1;
+        }
+        if (strcmp(a, "--json") == 0) {
+            x->json = true;
+            continue;
+        }
+        if (strcmp(a, "--quiet") == 0) {
+            x->quiet = true;
+            continue;
+        }
+        if (strcmp(a, "--idle-distinct") == 0) {
+            x->idle_distinct = true;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "bench: %s needs a value (or is unknown)\n", a);
+            return -1;
+        }
+        const char *v = argv[++i];
+        double d = 0;
+        bool ok = true;
+        if (strcmp(a, "--url") == 0) url = v;
+        else if (strcmp(a, "--channel") == 0) {
+            ok = *v && strlen(v) < 180;
+            if (ok) snprintf(x->channel, sizeof(x->channel), "%s", v);
+        } else if (strcmp(a, "--mode") == 0) {
+            if (strcmp(v, "sse") == 0) x->mode = MODE_SSE;
+            else if (strcmp(v, "longpoll") == 0) x->mode = MODE_LONGPOLL;
+            else ok = false;
+        } else if (strcmp(a, "--pub-path-style") == 0) {
+            if (strcmp(v, "herald") == 0) x->style = STYLE_HERALD;
+            else if (strcmp(v, "nchan") == 0) x->style = STYLE_NCHAN;
+            else ok = false;
+        } else if (strcmp(a, "--rate") == 0) {
+            ok = num_arg(v, 0, 1e7, &d);
+            x->rate = d;
+        } else if (strcmp(a, "--server-pid") == 0) {
+            ok = num_arg(v, 1, 1e9, &d);
+            x->server_pid = (long)d;
+        } else {
+            struct {
+                const char *name;
+                uint32_t *dst;
+                double lo, hi;
+            } nums[] = {{"--subs", &x->subs, 0, 1e6},
+                        {"--messages", &x->messages, 1, 1e8},
+                        {"--size", &x->size, 1, 1 << 24},
+                        {"--pub-conns", &x->pub_conns, 1, 1000},
+                        {"--window", &x->window, 1, 1e6},
+                        {"--ramp-batch", &x->ramp_batch, 1, 1e6},
+                        {"--idle-conns", &x->idle_conns, 1, 1e6},
+                        {"--warmup-ms", &x->warmup_ms, 0, 3.6e6},
+                        {"--drain-ms", &x->drain_ms, 1, 3.6e6},
+                        {"--timeout-s", &x->timeout_s, 1, 86400}};
+            size_t k = 0;
+            for (; k < sizeof(nums) / sizeof(nums[0]); k++)
+                if (strcmp(a, nums[k].name) == 0) break;
+            if (k == sizeof(nums) / sizeof(nums[0])) {
+                fprintf(stderr, "bench: unknown option %s (try --help)\n", a);
+                return -1;
+            }
+            ok = num_arg(v, nums[k].lo, nums[k].hi, &d) && d == (double)(uint32_t)d;
+            *nums[k].dst = (uint32_t)d;
+        }
+        if (!ok) {
+            fprintf(stderr, "bench: bad value for %s: %s\n", a, v);
+            return -1;
+        }
+    }
+    if (parse_url(x, url) < 0) {
+        fprintf(stderr, "bench: bad --url %s (want http://HOST:PORT)\n", url);
+        return -1;
+    }
+    return 0;
+}
+
+int bench_main(int argc, char **argv)
+{
+    lg_ctx_t *x = calloc(1, sizeof(*x));
+    if (!x) return 1;
+    x->ep = -1;
+    x->subs = 100;
+    x->messages = 100;
+    x->size = 64;
+    x->pub_conns = 1;
+    x->window = 1;
+    x->ramp_batch = 200;
+    x->warmup_ms = 500;
+    x->drain_ms = 5000;
+    x->timeout_s = 60;
+    snprintf(x->channel, sizeof(x->channel), "bench");
+    x->clk_tck = sysconf(_SC_CLK_TCK);
+    int rc = parse_args(x, argc, argv);
+    if (rc != 0) {
+        free(x);
+        return rc > 0 ? 0 : 1;
+    }
+    if (x->idle_conns) {
+        x->subs = x->idle_conns;
+        x->mode = MODE_SSE;
+        x->pub_conns = 0;
+    }
+    x->nsubs = x->subs;
+    x->nconns = x->subs + x->pub_conns;
+
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if ((uint64_t)x->nconns + 16 > rl.rlim_cur) {
+        fprintf(stderr, "bench: %u connections need %u open files but the limit is %llu (hard %llu)\n", x->nconns,
+                x->nconns + 16, (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max);
+        free(x);
+        return 1;
+    }
+    x->scratch = malloc(LG_SCRATCH);
+    x->conns = calloc(x->nconns ? x->nconns : 1, sizeof(*x->conns));
+    x->ep = epoll_create1(EPOLL_CLOEXEC);
+    size_t words = ((size_t)x->messages + 63) / 64;
+    bool ok = x->scratch && x->conns && x->ep >= 0;
+    for (uint32_t i = 0; ok && i < x->nconns; i++) {
+        lg_conn_t *c = &x->conns[i];
+        c->fd = -1;
+        c->idx = i;
+        c->kind = i < x->nsubs ? K_SUB : K_PUB;
+        if (c->kind == K_SUB && !x->idle_conns) {
+            c->seen = calloc(words, sizeof(uint64_t));
+            if (!c->seen) ok = false;
+        }
+    }
+    int exit_code = 1;
+    if (!ok) {
+        fprintf(stderr, "bench: out of memory (%u subscribers x %u messages)\n", x->nsubs, x->messages);
+        goto out;
+    }
+    if (x->server_pid > 0 && proc_rss_kb(x) < 0) {
+        fprintf(stderr, "bench: cannot read /proc/%ld/status\n", x->server_pid);
+        goto out;
+    }
+    x->t0 = now_us();
+    x->t_deadline = x->t0 + (uint64_t)x->timeout_s * 1000000u;
+    x->rss_before_kb = proc_rss_kb(x);
+    x->cpu_before = -1;
+    x->cpu_after = -1;
+    x->phase = PH_CONNECT;
+    if (!x->quiet)
+        fprintf(stderr, "bench: %u %s subscribers on %s:%d channel %s%s\n", x->nsubs,
+                x->mode == MODE_SSE ? "SSE" : "long-poll", x->host, x->port, x->channel,
+                x->idle_conns ? " (idle)" : "");
+    run_loop(x);
+    if (x->phase == PH_DONE && !x->idle_conns) {
+        if (x->cpu_before >= 0) x->cpu_after = proc_cpu_s(x);
+        x->rss_end_kb = proc_rss_kb(x);
+    }
+    exit_code = report(x);
+    fflush(stdout);
+out:
+    for (uint32_t i = 0; x->conns && i < x->nconns; i++) {
+        conn_close(x, &x->conns[i], true);
+        free(x->conns[i].seen);
+    }
+    if (x->ep >= 0) close(x->ep);
+    free(x->conns);
+    free(x->scratch);
+    free(x->lat);
+    free(x);
+    return exit_code;
+}
