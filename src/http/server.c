@@ -90,12 +90,19 @@ static size_t http__cors_headers(http_conn_t *hc, char *out, size_t cap)
     return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
-static size_t http__date(char *out, size_t cap)
+/* The Date header line, formatted once per second. */
+static size_t http__date(http_server_t *srv, char *out, size_t cap)
 {
     time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    return strftime(out, cap, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+    if (t != srv->date_sec) {
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        srv->date_len = strftime(srv->date, sizeof(srv->date), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+        srv->date_sec = t;
+    }
+    if (srv->date_len >= cap) return 0;
+    memcpy(out, srv->date, srv->date_len);
+    return srv->date_len;
 }
 
 static void http__after_response(http_conn_t *hc)
@@ -114,25 +121,43 @@ static void http__after_response(http_conn_t *hc)
     if (!hc->keepalive || hc->srv->loop->stopping) conn_end(&hc->base);
 }
 
+/* Writes the response head for a body of len bytes into head (cap bytes). Returns its length or
+ * 0 when it does not fit. */
+static size_t http__head(http_conn_t *hc, int status, const char *ctype, size_t len, const char *extra, char *head,
+                         size_t cap)
+{
+    size_t n = (size_t)snprintf(head, cap, "HTTP/1.1 %d %s\r\n", status, http_status_text(status));
+    n += http__date(hc->srv, head + n, cap - n);
+    n += http__cors_headers(hc, head + n, cap - n);
+    int k;
+    if (status == 204)
+        k = snprintf(head + n, cap - n, "%s%s\r\n", hc->keepalive ? "" : "Connection: close\r\n", extra);
+    else
+        k = snprintf(head + n, cap - n, "Content-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n", ctype, len,
+                     hc->keepalive ? "" : "Connection: close\r\n", extra);
+    if (k < 0 || (size_t)k >= cap - n) return 0;
+    return n + (size_t)k;
+}
+
+/* Queues b ignoring the queue limit: a request is always answered (it already took its slot). */
+static void http__send_answer(http_conn_t *hc, bytes_t *b)
+{
+    uint64_t lim = hc->base.wq.limit;
+    hc->base.wq.limit = UINT64_MAX;
+    conn_send(&hc->base, b);
+    hc->base.wq.limit = lim;
+}
+
 void http_respond(http_conn_t *hc, int status, const char *ctype, const void *body, size_t len, const char *extra)
 {
     if (hc->base.closing) return;
     if (status >= 400) hc->srv->metrics->http_errors++;
     char head[1536];
-    size_t n = (size_t)snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\n", status, http_status_text(status));
-    n += http__date(head + n, sizeof(head) - n);
-    n += http__cors_headers(hc, head + n, sizeof(head) - n);
-    int k;
-    if (status == 204)
-        k = snprintf(head + n, sizeof(head) - n, "%s%s\r\n", hc->keepalive ? "" : "Connection: close\r\n", extra);
-    else
-        k = snprintf(head + n, sizeof(head) - n, "Content-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n", ctype, len,
-                     hc->keepalive ? "" : "Connection: close\r\n", extra);
-    if (k < 0 || (size_t)k >= sizeof(head) - n) {
+    size_t n = http__head(hc, status, ctype, len, extra, head, sizeof(head));
+    if (!n) {
         conn_close(&hc->base, HR_EINVAL);
         return;
     }
-    n += (size_t)k;
     if (hc->head_only || status == 204) len = 0;
     bytes_t *b = bytes_new(n + len);
     if (!b) {
@@ -141,12 +166,24 @@ void http_respond(http_conn_t *hc, int status, const char *ctype, const void *bo
     }
     memcpy(b->data, head, n);
     if (len) memcpy(b->data + n, body, len);
-    /* a response is never refused for queue space: the request already consumed the slot */
-    uint64_t lim = hc->base.wq.limit;
-    hc->base.wq.limit = UINT64_MAX;
-    conn_send(&hc->base, b);
-    hc->base.wq.limit = lim;
+    http__send_answer(hc, b);
     bytes_unref(b);
+    http__after_response(hc);
+}
+
+void http_respond_shared(http_conn_t *hc, int status, const char *ctype, bytes_t *body, const char *extra)
+{
+    if (hc->base.closing) return;
+    char head[1536];
+    size_t n = http__head(hc, status, ctype, body->len, extra, head, sizeof(head));
+    bytes_t *h = n ? bytes_copy(head, n) : NULL;
+    if (!h) {
+        conn_close(&hc->base, HR_ENOMEM);
+        return;
+    }
+    http__send_answer(hc, h);
+    bytes_unref(h);
+    if (!hc->head_only) http__send_answer(hc, body);
     http__after_response(hc);
 }
 
@@ -182,7 +219,7 @@ int http_stream_begin(http_conn_t *hc, const char *ctype, const char *extra, con
 {
     char head[1536];
     size_t n = (size_t)snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\n");
-    n += http__date(head + n, sizeof(head) - n);
+    n += http__date(hc->srv, head + n, sizeof(head) - n);
     n += http__cors_headers(hc, head + n, sizeof(head) - n);
     int k = snprintf(head + n, sizeof(head) - n,
                      "Content-Type: %s\r\nTransfer-Encoding: chunked\r\nCache-Control: no-cache\r\n%s\r\n", ctype,

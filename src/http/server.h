@@ -67,6 +67,9 @@ struct http_server {
     void *ctx; /* for the handler (the app) */
     http_limits_t limits;
     bool cors_any;
+    int64_t date_sec;  /* second of the cached Date header line */
+    char date[48];     /* "Date: ...\r\n" */
+    size_t date_len;
 };
 
 /* Binds cfg->http_addr and starts accepting. Returns 0, or HR_EIO/HR_EINVAL. */
@@ -79,6 +82,10 @@ void http_server_close(http_server_t *srv);
 /* Answers the current request with a complete response. extra is "" or full header lines
  * ("Name: value\r\n..."). When the connection was parked, parsing of pipelined input resumes. */
 void http_respond(http_conn_t *hc, int status, const char *ctype, const void *body, size_t len, const char *extra);
+
+/* Like http_respond, but the body is a shared block: the connection queues its own head and a
+ * reference to body (encode once, many answers). */
+void http_respond_shared(http_conn_t *hc, int status, const char *ctype, bytes_t *body, const char *extra);
 
 /* Answers with {"error":"why"} and the status for rc (an HR_E* code), then closes the
  * connection if the request framing can no longer be trusted. */

@@ -20,6 +20,7 @@ enum {
     ENC_SSE_BODY,    /* SSE frame without the id line and final blank line (multi-channel) */
     ENC_JSON,        /* JSON message object (polls) */
     ENC_IFRAME,      /* "<script>h(...)</script>" as one HTTP chunk */
+    ENC_LONGPOLL,    /* the whole long-poll answer body for a single-channel waiter */
     ENC_SLOTS = 8
 };
 

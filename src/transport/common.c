@@ -125,6 +125,12 @@ int cursor_parse(const char *text, size_t len, uint64_t *out, uint32_t nch)
     return i == nch ? 0 : HR_EINVAL;
 }
 
+uint32_t subreq_names(const subreq_t *sr, span_t *names)
+{
+    for (uint32_t i = 0; i < sr->nch; i++) names[i] = (span_t){sr->ch[i]->name, sr->ch[i]->name_len};
+    return sr->nch;
+}
+
 int subreq_parse(xp_ctx_t *x, http_req_t *req, span_t chans, subreq_t *out, const char **why)
 {
     memset(out, 0, sizeof(*out));
@@ -180,9 +186,10 @@ int subreq_parse(xp_ctx_t *x, http_req_t *req, span_t chans, subreq_t *out, cons
     return 0;
 }
 
-bytes_t *poll_answer(const subreq_t *sr, const uint64_t *cursor, msg_t **msgs, uint32_t n, const char *gap_info)
+bytes_t *poll_answer(const span_t *names, uint32_t nch, const uint64_t *cursor, msg_t **msgs, uint32_t n,
+                     const char *gap_info)
 {
-    size_t cap = 256 + (size_t)sr->nch * (HUB_MAX_CHANNEL * 6 + 24) + (gap_info ? strlen(gap_info) : 0);
+    size_t cap = 256 + (size_t)nch * (HUB_MAX_CHANNEL * 6 + 24) + (gap_info ? strlen(gap_info) : 0);
     for (uint32_t i = 0; i < n; i++) {
         bytes_t *j = msg_encoded(msgs[i], ENC_JSON, json_encode_msg);
         if (!j) return NULL;
@@ -191,12 +198,12 @@ bytes_t *poll_answer(const subreq_t *sr, const uint64_t *cursor, msg_t **msgs, u
     char *buf = malloc(cap);
     if (!buf) return NULL;
     size_t o = (size_t)snprintf(buf, cap, "{\"channel\":\"");
-    for (uint32_t i = 0; i < sr->nch; i++) {
+    for (uint32_t i = 0; i < nch; i++) {
         if (i) buf[o++] = ',';
-        o += json_escape(sr->ch[i]->name, sr->ch[i]->name_len, buf + o, cap - o);
+        o += json_escape(names[i].p, names[i].n, buf + o, cap - o);
     }
     o += (size_t)snprintf(buf + o, cap - o, "\",\"last_id\":\"");
-    o += cursor_format(cursor, sr->nch, buf + o, cap - o);
+    o += cursor_format(cursor, nch, buf + o, cap - o);
     o += (size_t)snprintf(buf + o, cap - o, "\",\"count\":%u,\"gap\":%s", n, gap_info ? "true" : "false");
     if (gap_info) o += (size_t)snprintf(buf + o, cap - o, ",\"gap_info\":[%s]", gap_info);
     o += (size_t)snprintf(buf + o, cap - o, ",\"messages\":[");

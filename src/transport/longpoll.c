@@ -29,7 +29,8 @@ static void longpoll__release(longpoll_t *lp)
 static void longpoll__answer(longpoll_t *lp, msg_t **msgs, uint32_t n)
 {
     http_conn_t *hc = lp->hc;
-    bytes_t *b = poll_answer(&lp->sr, lp->sr.cursor, msgs, n, NULL);
+    span_t names[SUB_MAX_CHANNELS];
+    bytes_t *b = poll_answer(names, subreq_names(&lp->sr, names), lp->sr.cursor, msgs, n, NULL);
     longpoll__release(lp);
     free(lp);
     if (!b) {
@@ -41,13 +42,35 @@ static void longpoll__answer(longpoll_t *lp, msg_t **msgs, uint32_t n)
     bytes_unref(b);
 }
 
+/* ENC_LONGPOLL: the answer every single-channel waiter gets for m, built once. */
+static bytes_t *longpoll__encode(const msg_t *m)
+{
+    span_t name = {m->channel, m->channel_len};
+    msg_t *mm = (msg_t *)m; /* poll_answer only reads it (and fills its JSON cache) */
+    return poll_answer(&name, 1, &m->id, &mm, 1, NULL);
+}
+
 static void longpoll__deliver(sub_t *s, msg_t *m)
 {
     xsub_t *xs = container_of(s, xsub_t, s);
     longpoll_t *lp = xs->s.owner;
     if (lp->hc->base.closing) return;
     lp->sr.cursor[xs->idx] = m->id;
-    longpoll__answer(lp, &m, 1);
+    if (lp->sr.nch > 1) {
+        longpoll__answer(lp, &m, 1);
+        return;
+    }
+    /* single channel: the answer depends only on the message, so it is shared */
+    http_conn_t *hc = lp->hc;
+    bytes_t *body = msg_encoded(m, ENC_LONGPOLL, longpoll__encode);
+    longpoll__release(lp);
+    free(lp);
+    if (!body) {
+        http_error(hc, HR_ENOMEM, "out of memory");
+        return;
+    }
+    hc->srv->metrics->delivered[XP_LONGPOLL]++;
+    http_respond_shared(hc, 200, "application/json", body, "Cache-Control: no-cache\r\n");
 }
 
 static void longpoll__on_timer(http_conn_t *hc)
@@ -79,7 +102,8 @@ void longpoll_serve(xp_ctx_t *x, http_conn_t *hc, subreq_t *sr)
     }
     uint32_t n = poll_collect(x, sr, cursor, msgs, max, gap, sizeof(gap));
     if (n || gap[0]) { /* something to say now */
-        bytes_t *b = poll_answer(sr, cursor, msgs, n, gap[0] ? gap : NULL);
+        span_t names[SUB_MAX_CHANNELS];
+        bytes_t *b = poll_answer(names, subreq_names(sr, names), cursor, msgs, n, gap[0] ? gap : NULL);
         free(msgs);
         if (!b) {
             http_error(hc, HR_ENOMEM, "out of memory");

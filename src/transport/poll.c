@@ -40,7 +40,8 @@ void poll_serve(xp_ctx_t *x, http_conn_t *hc, subreq_t *sr)
         return;
     }
     uint32_t n = poll_collect(x, sr, cursor, msgs, max, gap, sizeof(gap));
-    bytes_t *b = poll_answer(sr, cursor, msgs, n, gap[0] ? gap : NULL);
+    span_t names[SUB_MAX_CHANNELS];
+    bytes_t *b = poll_answer(names, subreq_names(sr, names), cursor, msgs, n, gap[0] ? gap : NULL);
     free(msgs);
     if (!b) {
         http_error(hc, HR_ENOMEM, "out of memory");

@@ -77,9 +77,13 @@ void longpoll_serve(xp_ctx_t *x, http_conn_t *hc, subreq_t *sr);
 void sse_serve(xp_ctx_t *x, http_conn_t *hc, subreq_t *sr);
 void iframe_serve(xp_ctx_t *x, http_conn_t *hc, subreq_t *sr);
 
-/* Builds the poll/long-poll JSON answer for msgs (pointers into history) into a new block.
- * cursor is the composite cursor after them. */
-bytes_t *poll_answer(const subreq_t *sr, const uint64_t *cursor, msg_t **msgs, uint32_t n, const char *gap_info);
+/* Builds the poll/long-poll JSON answer for msgs (pointers into history) into a new block:
+ * names are the subscription's channels, cursor the composite cursor after msgs. */
+bytes_t *poll_answer(const span_t *names, uint32_t nch, const uint64_t *cursor, msg_t **msgs, uint32_t n,
+                     const char *gap_info);
+
+/* Fills names with sr's channel names; returns sr->nch. */
+uint32_t subreq_names(const subreq_t *sr, span_t *names);
 
 /* Collects up to max messages after sr's cursors (channel by channel) into msgs, updating
  * cursor[] to the last id taken per channel (channels with nothing new keep their cursor).
