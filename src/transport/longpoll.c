@@ -92,29 +92,8 @@ static const http_xport_ops_t longpoll_ops = {
 
 void longpoll_serve(xp_ctx_t *x, http_conn_t *hc, subreq_t *sr)
 {
-    uint32_t max = x->cfg->poll_max_messages;
-    msg_t **msgs = malloc((max ? max : 1) * sizeof(*msgs));
-    char gap[SUB_MAX_CHANNELS * 600 + 1];
     uint64_t cursor[SUB_MAX_CHANNELS];
-    if (!msgs) {
-        http_error(hc, HR_ENOMEM, "out of memory");
-        return;
-    }
-    uint32_t n = poll_collect(x, sr, cursor, msgs, max, gap, sizeof(gap));
-    if (n || gap[0]) { /* something to say now */
-        span_t names[SUB_MAX_CHANNELS];
-        bytes_t *b = poll_answer(names, subreq_names(sr, names), cursor, msgs, n, gap[0] ? gap : NULL);
-        free(msgs);
-        if (!b) {
-            http_error(hc, HR_ENOMEM, "out of memory");
-            return;
-        }
-        x->metrics->delivered[XP_LONGPOLL] += n;
-        http_respond(hc, 200, "application/json", b->data, b->len, "Cache-Control: no-cache\r\n");
-        bytes_unref(b);
-        return;
-    }
-    free(msgs);
+    if (poll_respond_now(x, hc, sr, XP_LONGPOLL, true, cursor)) return; /* something to say now */
     longpoll_t *lp = calloc(1, sizeof(*lp) + sr->nch * sizeof(xsub_t));
     if (!lp) {
         http_error(hc, HR_ENOMEM, "out of memory");

@@ -29,25 +29,36 @@ uint32_t poll_collect(xp_ctx_t *x, const subreq_t *sr, uint64_t *cursor, msg_t *
     return n;
 }
 
-void poll_serve(xp_ctx_t *x, http_conn_t *hc, subreq_t *sr)
+bool poll_respond_now(xp_ctx_t *x, http_conn_t *hc, const subreq_t *sr, uint8_t xp, bool only_if_any,
+                      uint64_t *cursor)
 {
     uint32_t max = x->cfg->poll_max_messages;
     msg_t **msgs = malloc((max ? max : 1) * sizeof(*msgs));
     char gap[SUB_MAX_CHANNELS * 600 + 1];
-    uint64_t cursor[SUB_MAX_CHANNELS];
     if (!msgs) {
         http_error(hc, HR_ENOMEM, "out of memory");
-        return;
+        return true;
     }
     uint32_t n = poll_collect(x, sr, cursor, msgs, max, gap, sizeof(gap));
+    if (only_if_any && !n && !gap[0]) {
+        free(msgs);
+        return false;
+    }
     span_t names[SUB_MAX_CHANNELS];
     bytes_t *b = poll_answer(names, subreq_names(sr, names), cursor, msgs, n, gap[0] ? gap : NULL);
     free(msgs);
     if (!b) {
         http_error(hc, HR_ENOMEM, "out of memory");
-        return;
+        return true;
     }
-    x->metrics->delivered[XP_POLL] += n;
+    x->metrics->delivered[xp] += n;
     http_respond(hc, 200, "application/json", b->data, b->len, "Cache-Control: no-cache\r\n");
     bytes_unref(b);
+    return true;
+}
+
+void poll_serve(xp_ctx_t *x, http_conn_t *hc, subreq_t *sr)
+{
+    uint64_t cursor[SUB_MAX_CHANNELS];
+    poll_respond_now(x, hc, sr, XP_POLL, false, cursor);
 }

@@ -82,6 +82,12 @@ void iframe_serve(xp_ctx_t *x, http_conn_t *hc, subreq_t *sr);
 bytes_t *poll_answer(const span_t *names, uint32_t nch, const uint64_t *cursor, msg_t **msgs, uint32_t n,
                      const char *gap_info);
 
+/* Answers the request at once like a short poll (counting deliveries as xp) and returns true;
+ * with only_if_any, answers only when there are messages or a gap to report, and otherwise
+ * returns false with cursor[] set to the current position (the caller parks). */
+bool poll_respond_now(xp_ctx_t *x, http_conn_t *hc, const subreq_t *sr, uint8_t xp, bool only_if_any,
+                      uint64_t *cursor);
+
 /* Fills names with sr's channel names; returns sr->nch. */
 uint32_t subreq_names(const subreq_t *sr, span_t *names);
 
