@@ -32,7 +32,7 @@ int conn_init(conn_t *c, loop_t *loop, int fd, const conn_ops_t *ops, uint32_t r
     wq_init(&c->wq, wq_limit);
     tw_entry_init(&c->timer, conn__on_timer);
     list_init(&c->pend);
-    c->closing = c->end_after_write = c->read_paused = false;
+    c->closing = c->end_after_write = c->read_paused = c->input_while_paused = false;
     c->close_reason = 0;
     return loop_watch(loop, &c->w, EPOLLIN | EPOLLRDHUP);
 }
@@ -79,7 +79,10 @@ static void conn__update_interest(conn_t *c)
 {
     uint32_t ev = 0;
     if (!c->read_paused && !c->end_after_write) ev |= EPOLLIN | EPOLLRDHUP;
-    else if (c->read_paused) ev |= EPOLLRDHUP; /* a parked request still notices its peer leaving */
+    /* A paused connection (a parked request) still notices its peer leaving. It keeps EPOLLIN
+     * too until input actually arrives while paused: most parked clients send nothing, so
+     * pausing and resuming cost no epoll_ctl calls. */
+    else if (c->read_paused) ev |= EPOLLRDHUP | (c->input_while_paused ? 0 : EPOLLIN);
     if (!wq_empty(&c->wq)) ev |= EPOLLOUT;
     loop_modify(c->loop, &c->w, ev);
 }
@@ -88,6 +91,7 @@ void conn_pause_read(conn_t *c, bool paused)
 {
     if (c->closing || c->read_paused == paused) return;
     c->read_paused = paused;
+    if (!paused) c->input_while_paused = false;
     conn__update_interest(c);
     /* input that arrived while paused is still buffered: deliver it on resume */
     if (!paused && c->rlen) conn__mark_pending(c);
@@ -141,12 +145,16 @@ static void conn__read(conn_t *c)
             c->rbuf = nb;
             c->rcap = ncap;
         }
-        ssize_t n = read(c->w.fd, c->rbuf + c->rlen, c->rcap - c->rlen);
+        size_t room = c->rcap - c->rlen;
+        ssize_t n = read(c->w.fd, c->rbuf + c->rlen, room);
         if (n > 0) {
             c->rlen += (uint32_t)n;
             c->loop->bytes_in += (uint64_t)n;
             c->ops->on_read(c);
             if (c->rlen == 0 && c->rbuf) conn_consume(c, 0);
+            /* a short read drained the socket: save the read that would say EAGAIN (the loop is
+             * level-triggered, so anything arriving later is reported again) */
+            if ((size_t)n < room) return;
             continue;
         }
         if (n == 0) {
@@ -191,7 +199,14 @@ static void conn__on_event(loop_t *loop, watcher_t *w, uint32_t events)
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
         if (c->read_paused || c->end_after_write) {
             /* not reading: a hang-up still ends us */
-            if (events & (EPOLLHUP | EPOLLERR | (c->read_paused ? EPOLLRDHUP : 0))) conn_close(c, HR_EIO);
+            if (events & (EPOLLHUP | EPOLLERR | (c->read_paused ? EPOLLRDHUP : 0))) {
+                conn_close(c, HR_EIO);
+                return;
+            }
+            if (c->read_paused && (events & EPOLLIN)) { /* pipelined input: stop watching it */
+                c->input_while_paused = true;
+                conn__update_interest(c);
+            }
             return;
         }
         conn__read(c);

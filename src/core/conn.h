@@ -46,6 +46,7 @@ struct conn {
     bool closing;
     bool end_after_write;
     bool read_paused;
+    bool input_while_paused; /* EPOLLIN arrived while paused: stop watching it */
     int close_reason; /* HR_E* that closed it (0: normal) */
 };
 
