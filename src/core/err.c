@@ -18,7 +18,7 @@ const char *hr_strerror(int rc)
     case HR_EHDRTOOBIG: return "request header fields too large";
     case HR_EVERSION: return "HTTP version not supported";
     case HR_EBODYTOOBIG: return "request body too large";
-    case HR_ENOTIMPL: return "not implemented";
+    case HR_ENOTIMPL: return "not supported";
     case HR_EMETHOD: return "method not allowed";
     case HR_ECHANNEL: return "invalid channel name";
     case HR_EFORBIDDEN: return "forbidden";

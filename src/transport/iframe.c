@@ -4,7 +4,7 @@
  * The document starts with over 2 KiB of padding because browsers buffer the first bytes of a
  * streaming body before they render (and run) anything. Its first script defines h(m), which
  * calls parent.<callback>(m); every message is then "<script>h({...})</script>" with the same
- * JSON object as polls, escaped so that "<", ">", "&", U+2028 and U+2029 appear only as \uXXXX:
+ * JSON object as polls, escaped so that "<", ">", "&", U+2028 and U+2029 appear only as \u escapes:
  * no payload can close the script block or break the JavaScript. Because the callback name lives
  * in the per-connection preamble, the message chunks are identical for every subscriber and are
  * encoded once. Keepalives are HTML comments. */
