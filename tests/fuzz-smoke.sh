@@ -17,7 +17,15 @@ for bin in build/fuzz/fuzz_*; do
         echo "ok - $name ($(grep -o 'stat::number_of_executed_units: [0-9]*' <<<"$out" | awk '{print $2}') runs in ${secs}s)"
     else
         echo "not ok - $name"
-        tail -40 <<<"$out" | sed 's/^/#   /'
+        grep -E 'ERROR|SUMMARY|LLVMFuzzerTestOneInput|^    #[0-9] ' <<<"$out" | head -20 | sed 's/^/#   /'
+        # keep the input that failed, and show it, so the finding can be reproduced
+        mkdir -p build/fuzz-findings
+        for a in "$work"/crash-* "$work"/leak-* "$work"/timeout-* "$work"/oom-*; do
+            [ -f "$a" ] || continue
+            cp "$a" "build/fuzz-findings/$name-$(basename "$a")"
+            echo "#   input ($(basename "$a")), as octal-escaped bytes:"
+            od -An -c "$a" | head -20 | sed 's/^/#     /'
+        done
     fi
     rm -rf "$work"
 done

@@ -245,6 +245,12 @@ static int set_origins(char *dst, size_t cap, const char *v, char *err, size_t e
         while (*p && *p != ' ' && *p != '\t' && *p != ',') p++;
         size_t n = (size_t)(p - tok);
         if (n > 128) return fail(err, errcap, "origin too long (max 128 bytes)");
+        /* an origin is "*", "null" or scheme://host[:port]: letters, digits and - . : / _ [ ] % * */
+        for (size_t i = 0; i < n; i++) {
+            unsigned char c = (unsigned char)tok[i];
+            if (!isalnum(c) && !strchr("-.:/_[]%*", c))
+                return fail(err, errcap, "invalid character in origin '%.*s'", (int)n, tok);
+        }
         if (o + (o ? 1 : 0) + n >= cap) return fail(err, errcap, "value too long (max %zu bytes)", cap - 1);
         if (o) dst[o++] = ' ';
         memcpy(dst + o, tok, n);
@@ -292,6 +298,9 @@ int cfg_set(cfg_t *cfg, const char *key, const char *value, char *err, size_t er
     case K_STR:
         if (k->type == K_PATH && !*v) return fail(err, errcap, "%s: must not be empty", k->name);
         if (strlen(v) >= k->size) return fail(err, errcap, "%s: too long (max %zu bytes)", k->name, k->size - 1);
+        /* ';' and '#' start comments in the INI file: a value holding them could not be written
+         * back by cfg_dump and read again unchanged */
+        if (strpbrk(v, ";#")) return fail(err, errcap, "%s: ';' and '#' are not allowed", k->name);
         strcpy(field, v);
         return 0;
     case K_ORIGINS: {

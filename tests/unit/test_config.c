@@ -423,6 +423,19 @@ TEST(dump_round_trip)
     CHECK_EQ(strlen(tiny), 15);
 }
 
+TEST(values_that_would_not_round_trip_are_refused)
+{
+    /* found by fuzz_config: ';' after a blank starts an INI comment, so such values could not be
+     * dumped and read back unchanged */
+    cfg_t c;
+    char err[256];
+    cfg_defaults(&c);
+    CHECK_EQ(cfg_parse_string(&c, "cors_origins = i,;\n", err, sizeof(err)), HR_EINVAL);
+    CHECK(strstr(err, "invalid character in origin") != NULL);
+    CHECK_EQ(cfg_set(&c, "data_dir", "a ;b", err, sizeof(err)), HR_EINVAL);
+    CHECK_EQ(cfg_set(&c, "cors_origins", "https://a.example:8443, http://[::1]:80", err, sizeof(err)), 0);
+}
+
 int main(void)
 {
     RUN(defaults);
@@ -437,5 +450,6 @@ int main(void)
     RUN(flags);
     RUN(flags_override_file_and_c_first);
     RUN(dump_round_trip);
+    RUN(values_that_would_not_round_trip_are_refused);
     return UNIT_DONE();
 }
