@@ -124,7 +124,8 @@ void conn_close(conn_t *c, int reason)
 
 void conn_timer(conn_t *c, uint64_t in_ms)
 {
-    if (in_ms == 0)
+    /* a closing connection is freed in the closing phase: it must not stay in the wheel */
+    if (in_ms == 0 || c->closing)
         tw_stop(&c->loop->wheel, &c->timer);
     else
         loop_timer(c->loop, &c->timer, in_ms);

@@ -74,7 +74,8 @@ void conn_close(conn_t *c, int reason);
 /* Stops or resumes delivering input to on_read. */
 void conn_pause_read(conn_t *c, bool paused);
 
-/* Arms c->timer (calls ops->on_timer) in ms from now; 0 stops it. */
+/* Arms c->timer (calls ops->on_timer) in ms from now; 0 stops it. Does nothing but stop it on a
+ * closing connection. */
 void conn_timer(conn_t *c, uint64_t in_ms);
 
 /* Loop phases (called by loop.c only). */

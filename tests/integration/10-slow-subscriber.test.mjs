@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  withHerald, publish, request, getJSON, openSSE, metrics, waitFor, waitSubscribed, withTimeout, SCALE,
+  withHerald, rawRequest, publish, request, getJSON, openSSE, metrics, waitFor, waitSubscribed, withTimeout, SCALE,
 } from '../lib/herald.mjs';
 
 const T = { timeout: 60000 * SCALE };
@@ -154,5 +154,24 @@ test('slow_policy=disconnect: a stalled SSE client is disconnected', T, async ()
       s.close();
       fast.close();
     }
+  });
+});
+
+test('slow_policy=disconnect during the replay itself: the connection is cut and the server stays sound', T, async () => {
+  // A resume whose replay alone overflows the queue is disconnected inside stream start-up.
+  // Its heartbeat timer must not outlive it: once a later heartbeat proves the timer wheel went
+  // past that deadline, the server (ASan build included) must still serve and exit cleanly.
+  await withHerald({
+    'max-queued-bytes': 1024, 'slow-policy': 'disconnect', 'sse-heartbeat': 1,
+  }, async (h) => {
+    for (let i = 0; i < 10; i++) await publish(h, 'replay', 'r'.repeat(1000));
+    const cut = await rawRequest(h.port,
+      'GET /sub/replay?last_id=0 HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n');
+    assert.ok(cut.closed, 'the overflowing resume is disconnected');
+    const hb = await rawRequest(h.port, 'GET /sub/other HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n',
+      { timeout: 5000 * SCALE, until: (b) => b.includes('\r\n:\n\n') });
+    assert.ok(!hb.timedOut, 'a heartbeat arrived on another stream (the wheel ran past the cut one)');
+    const hz = await request(h, 'GET', '/healthz');
+    assert.equal(hz.status, 200);
   });
 });
