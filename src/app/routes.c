@@ -56,7 +56,7 @@ static bool routes__callback_valid(const char *s)
 static void routes__publish(app_t *app, http_conn_t *hc, http_req_t *req, span_t rest, span_t body)
 {
     if (!span_eq(req->method, "POST") && !span_eq(req->method, "PUT")) {
-        http_respond(hc, 405, "application/json", "{\"error\":\"use POST to publish\"}", 31, "Allow: POST, PUT\r\n");
+        http_method_not_allowed(hc, "POST, PUT", "use POST to publish");
         return;
     }
     char chan[HUB_MAX_CHANNEL + 1];
@@ -90,7 +90,6 @@ static void routes__publish(app_t *app, http_conn_t *hc, http_req_t *req, span_t
         http_error(hc, rc, "publish failed");
         return;
     }
-    app->xp.metrics->published++;
     char json[6 * HUB_MAX_CHANNEL + 96], esc[6 * HUB_MAX_CHANNEL + 8];
     size_t el = json_escape(chan, (size_t)cn, esc, sizeof(esc));
     int n = snprintf(json, sizeof(json), "{\"id\":\"%" PRIu64 "\",\"channel\":\"%.*s\",\"subscribers\":%u}", id,
@@ -101,7 +100,7 @@ static void routes__publish(app_t *app, http_conn_t *hc, http_req_t *req, span_t
 static void routes__subscribe(app_t *app, http_conn_t *hc, http_req_t *req, span_t rest)
 {
     if (!span_eq(req->method, "GET")) {
-        http_respond(hc, 405, "application/json", "{\"error\":\"use GET to subscribe\"}", 32, "Allow: GET\r\n");
+        http_method_not_allowed(hc, "GET", "use GET to subscribe");
         return;
     }
     char mode[16] = "";
@@ -185,7 +184,7 @@ void routes_handle(http_conn_t *hc, http_req_t *req, span_t body)
         routes__subscribe(app, hc, req, rest);
     } else if (routes__prefix(req->path, "/channels/", &rest)) {
         if (!get) {
-            http_respond(hc, 405, "application/json", "{\"error\":\"method not allowed\"}", 30, "Allow: GET, HEAD\r\n");
+            http_method_not_allowed(hc, "GET, HEAD", "method not allowed");
             return;
         }
         routes__channel_info(app, hc, rest);
@@ -193,7 +192,7 @@ void routes_handle(http_conn_t *hc, http_req_t *req, span_t body)
         http_respond(hc, 200, "application/json", "{\"status\":\"ok\"}", 15, "Cache-Control: no-cache\r\n");
     } else if (span_eq(req->path, "/metrics")) {
         char out[8192];
-        size_t n = metrics_render(app->xp.metrics, app->xp.hub->nchannels, app->xp.hub->subscriptions,
+        size_t n = metrics_render(app->xp.metrics, app->xp.hub->published, app->xp.hub->nchannels, app->xp.hub->subscriptions,
                                   hc->srv->loop->bytes_in, hc->srv->loop->bytes_out, out, sizeof(out));
         http_respond(hc, 200, "text/plain; version=0.0.4; charset=utf-8", out, n, "Cache-Control: no-cache\r\n");
     } else {
@@ -203,7 +202,7 @@ void routes_handle(http_conn_t *hc, http_req_t *req, span_t body)
             return;
         }
         if (!get) {
-            http_respond(hc, 405, "application/json", "{\"error\":\"method not allowed\"}", 30, "Allow: GET, HEAD\r\n");
+            http_method_not_allowed(hc, "GET, HEAD", "method not allowed");
             return;
         }
         http_respond(hc, 200, f->ctype, f->data, f->len, "Cache-Control: no-cache\r\n");

@@ -62,15 +62,21 @@ int conn_send(conn_t *c, bytes_t *b)
     return rc;
 }
 
+int conn_send_reply(conn_t *c, bytes_t *b)
+{
+    uint64_t lim = c->wq.limit;
+    c->wq.limit = UINT64_MAX;
+    int rc = conn_send(c, b);
+    c->wq.limit = lim;
+    return rc;
+}
+
 int conn_send_copy(conn_t *c, const void *p, size_t n)
 {
     if (c->closing) return HR_EIO;
     bytes_t *b = bytes_copy(p, n);
     if (!b) return HR_ENOMEM;
-    uint64_t lim = c->wq.limit;
-    c->wq.limit = UINT64_MAX;
-    int rc = conn_send(c, b);
-    c->wq.limit = lim;
+    int rc = conn_send_reply(c, b);
     bytes_unref(b);
     return rc;
 }

@@ -61,6 +61,10 @@ void conn_consume(conn_t *c, uint32_t n);
  * HR_EIO when the connection is closing. */
 int conn_send(conn_t *c, bytes_t *b);
 
+/* Queues a reference to b even past the queue limit: for answers a request has already earned
+ * (a response, a protocol reply), never for pushed messages. 0, or HR_EIO when closing. */
+int conn_send_reply(conn_t *c, bytes_t *b);
+
 /* Copies p[0..n) into a new block and queues it (ignores the queue limit: for small protocol
  * replies). Returns 0 or a negative code. */
 int conn_send_copy(conn_t *c, const void *p, size_t n);

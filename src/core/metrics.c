@@ -27,7 +27,7 @@ static void put(wbuf_t *w, const char *fmt, ...)
     w->len += (size_t)n;
 }
 
-size_t metrics_render(const metrics_t *m, uint64_t channels, uint64_t subscriptions, uint64_t bytes_in,
+size_t metrics_render(const metrics_t *m, uint64_t published, uint64_t channels, uint64_t subscriptions, uint64_t bytes_in,
                       uint64_t bytes_out, char *out, size_t cap)
 {
     wbuf_t w = {out, cap, 0};
@@ -36,7 +36,7 @@ size_t metrics_render(const metrics_t *m, uint64_t channels, uint64_t subscripti
         put(&w, "herald_connections{transport=\"%s\"} %" PRIu64 "\n", xp_names[i], m->connections[i]);
     put(&w, "# HELP herald_messages_published_total Messages accepted for publishing.\n"
             "# TYPE herald_messages_published_total counter\nherald_messages_published_total %" PRIu64 "\n",
-        m->published);
+        published);
     put(&w, "# HELP herald_messages_delivered_total Messages queued to subscribers, by transport.\n"
             "# TYPE herald_messages_delivered_total counter\n");
     for (int i = 1; i < XP_MAX; i++)

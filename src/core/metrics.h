@@ -12,7 +12,6 @@ enum { XP_HTTP = 0, XP_POLL, XP_LONGPOLL, XP_IFRAME, XP_SSE, XP_MAX };
 typedef struct {
     uint64_t connections[XP_MAX];  /* open connections by what they are doing now */
     uint64_t delivered[XP_MAX];    /* messages queued to subscribers */
-    uint64_t published;            /* messages accepted by POST /pub */
     uint64_t queue_drops;          /* messages dropped or subscribers cut by the slow-consumer policy */
     uint64_t http_requests;
     uint64_t http_errors;          /* 4xx/5xx answers */
@@ -22,9 +21,9 @@ typedef struct {
 
 extern const char *const xp_names[XP_MAX];
 
-/* Renders m plus the given gauges as Prometheus text into out (cap bytes). Returns the length
+/* Renders m plus the given hub counters and gauges as Prometheus text into out (cap bytes). Returns the length
  * (truncated output is cut at a line end). */
-size_t metrics_render(const metrics_t *m, uint64_t channels, uint64_t subscriptions, uint64_t bytes_in,
+size_t metrics_render(const metrics_t *m, uint64_t published, uint64_t channels, uint64_t subscriptions, uint64_t bytes_in,
                       uint64_t bytes_out, char *out, size_t cap);
 
 #endif

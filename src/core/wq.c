@@ -75,23 +75,15 @@ ssize_t wq_flush(wq_t *q, int fd, bool *drained)
         total += w;
         q->bytes -= (uint64_t)w;
         size_t left = (size_t)w;
-        while (left && q->count) {
+        while (q->count) { /* pop what was written (a zero-length block counts as written) */
             bytes_t *b = q->ring[q->head];
             size_t rest = b->len - q->off;
             if (left < rest) {
                 q->off += (uint32_t)left;
-                left = 0;
                 break;
             }
             left -= rest;
             bytes_unref(b);
-            q->head = (q->head + 1) % q->cap;
-            q->count--;
-            q->off = 0;
-        }
-        /* zero-length blocks are consumed above only when reached with left == 0 */
-        while (q->count && q->ring[q->head]->len == q->off) {
-            bytes_unref(q->ring[q->head]);
             q->head = (q->head + 1) % q->cap;
             q->count--;
             q->off = 0;

@@ -139,15 +139,6 @@ static size_t http__head(http_conn_t *hc, int status, const char *ctype, size_t 
     return n + (size_t)k;
 }
 
-/* Queues b ignoring the queue limit: a request is always answered (it already took its slot). */
-static void http__send_answer(http_conn_t *hc, bytes_t *b)
-{
-    uint64_t lim = hc->base.wq.limit;
-    hc->base.wq.limit = UINT64_MAX;
-    conn_send(&hc->base, b);
-    hc->base.wq.limit = lim;
-}
-
 void http_respond(http_conn_t *hc, int status, const char *ctype, const void *body, size_t len, const char *extra)
 {
     if (hc->base.closing) return;
@@ -166,7 +157,7 @@ void http_respond(http_conn_t *hc, int status, const char *ctype, const void *bo
     }
     memcpy(b->data, head, n);
     if (len) memcpy(b->data + n, body, len);
-    http__send_answer(hc, b);
+    conn_send_reply(&hc->base, b);
     bytes_unref(b);
     http__after_response(hc);
 }
@@ -181,13 +172,14 @@ void http_respond_shared(http_conn_t *hc, int status, const char *ctype, bytes_t
         conn_close(&hc->base, HR_ENOMEM);
         return;
     }
-    http__send_answer(hc, h);
+    conn_send_reply(&hc->base, h);
     bytes_unref(h);
-    if (!hc->head_only) http__send_answer(hc, body);
+    if (!hc->head_only) conn_send_reply(&hc->base, body);
     http__after_response(hc);
 }
 
-void http_error(http_conn_t *hc, int rc, const char *why)
+/* The one place that turns an HR_E* code into an HTTP answer. */
+static void http__error(http_conn_t *hc, int rc, const char *why, const char *extra)
 {
     int status = http_status_for(rc);
     if (!why) why = hr_strerror(rc);
@@ -202,7 +194,16 @@ void http_error(http_conn_t *hc, int rc, const char *why)
     } else {
         log_debug("http: %d %s", status, why);
     }
-    http_respond(hc, status, "application/json", body, (size_t)n, "");
+    http_respond(hc, status, "application/json", body, (size_t)n, extra);
+}
+
+void http_error(http_conn_t *hc, int rc, const char *why) { http__error(hc, rc, why, ""); }
+
+void http_method_not_allowed(http_conn_t *hc, const char *allow, const char *why)
+{
+    char extra[96];
+    snprintf(extra, sizeof(extra), "Allow: %s\r\n", allow);
+    http__error(hc, HR_EMETHOD, why, extra);
 }
 
 void http_park(http_conn_t *hc, const http_xport_ops_t *ops, void *state, uint8_t xp)

@@ -91,6 +91,9 @@ void http_respond_shared(http_conn_t *hc, int status, const char *ctype, bytes_t
  * connection if the request framing can no longer be trusted. */
 void http_error(http_conn_t *hc, int rc, const char *why);
 
+/* Answers 405 with {"error":"why"} and "Allow: <allow>". */
+void http_method_not_allowed(http_conn_t *hc, const char *allow, const char *why);
+
 /* Parks the connection: the transport will call http_respond later. */
 void http_park(http_conn_t *hc, const http_xport_ops_t *ops, void *state, uint8_t xp);
 

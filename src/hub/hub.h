@@ -57,7 +57,7 @@ typedef struct {
     hist_limits_t limits;
     chan_t **table;
     uint32_t table_cap, nchannels;
-    uint64_t published; /* messages accepted */
+    uint64_t published; /* messages accepted, from every publishing route */
     uint64_t subscriptions; /* live subscriptions */
     tw_entry_t sweep;   /* periodic expiry of idle channels and aged history */
 } hub_t;

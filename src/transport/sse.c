@@ -102,13 +102,17 @@ static bytes_t *sse__frame(stream_t *st, xsub_t *xs, msg_t *m)
     size_t il = (size_t)sprintf(idline, "id: ");
     il += cursor_format(cursor, st->nch, idline + il, sizeof(idline) - il);
     idline[il++] = '\n';
-    char *frame = malloc(body->len + il + 1);
-    if (!frame) return NULL;
-    memcpy(frame, idline, il);
-    memcpy(frame + il, body->data, body->len);
-    frame[il + body->len] = '\n';
-    bytes_t *b = http_chunk(frame, il + body->len + 1);
-    free(frame);
+    /* one chunk: size line, this connection's id line, the shared event lines, blank line */
+    size_t n = il + body->len + 1;
+    char size_line[24];
+    size_t sl = chunked_size_line(size_line, n);
+    bytes_t *b = bytes_new(sl + n + 2);
+    if (!b) return NULL;
+    char *o = b->data;
+    memcpy(o, size_line, sl);
+    memcpy(o + sl, idline, il);
+    memcpy(o + sl + il, body->data, body->len);
+    memcpy(o + sl + il + body->len, "\n\r\n", 3);
     return b;
 }
 
