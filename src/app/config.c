@@ -39,6 +39,7 @@ typedef enum {
     K_SIZE64,   /* uint64 with k/m/g suffix */
     K_SECS,     /* seconds (decimals to the millisecond) stored as uint32 ms */
     K_MS,       /* milliseconds, plain integer, stored as uint32 */
+    K_BOOL,     /* true|false (also yes/no, on/off, 1/0), stored as bool */
 } key_type_t;
 
 typedef struct {
@@ -77,10 +78,20 @@ static const key_def_t KEYS[] = {
     {"sse_heartbeat", "delivery", K_SECS, F(sse_heartbeat_ms), 1, 3600000},
     {"sse_retry", "delivery", K_MS, F(sse_retry_ms), 0, 3600000},
     {"iframe_keepalive", "delivery", K_SECS, F(iframe_keepalive_ms), 1, 3600000},
+    {"client_publish", "delivery", K_BOOL, F(client_publish), 0, 1},
+    {"ws_origins", "websocket", K_ORIGINS, F(ws_origins), 0, 0},
+    {"ws_max_message", "websocket", K_SIZE32, F(ws_max_message), 125, 256u << 20},
+    {"ws_ping_interval", "websocket", K_SECS, F(ws_ping_interval_ms), 100, 3600000},
+    {"ws_ping_timeout", "websocket", K_SECS, F(ws_ping_timeout_ms), 100, 3600000},
+    {"ws_deflate", "websocket", K_BOOL, F(ws_deflate), 0, 1},
+    {"ws_deflate_min", "websocket", K_SIZE32, F(ws_deflate_min), 0, 256u << 20},
+    {"echo", "websocket", K_BOOL, F(echo), 0, 1},
+    {"stomp_heartbeat", "stomp", K_SECS, F(stomp_heartbeat_ms), 0, 3600000},
+    {"stomp_max_unacked", "stomp", K_COUNT, F(stomp_max_unacked), 1, 1000000},
 };
 #define NKEYS (sizeof(KEYS) / sizeof(KEYS[0]))
 
-static const char *const SECTIONS[] = {"server", "http", "history", "delivery"};
+static const char *const SECTIONS[] = {"server", "http", "history", "delivery", "websocket", "stomp"};
 static const char *const LOG_LEVELS[] = {"error", "warn", "info", "debug"};
 static const char *const POLICIES[] = {"drop", "disconnect"};
 
@@ -111,6 +122,16 @@ void cfg_defaults(cfg_t *cfg)
     cfg->sse_heartbeat_ms = 15000;
     cfg->sse_retry_ms = 2000;
     cfg->iframe_keepalive_ms = 15000;
+    cfg->client_publish = true;
+    strcpy(cfg->ws_origins, "*");
+    cfg->ws_max_message = 1048576;
+    cfg->ws_ping_interval_ms = 30000;
+    cfg->ws_ping_timeout_ms = 20000;
+    cfg->ws_deflate = true;
+    cfg->ws_deflate_min = 64;
+    cfg->echo = false;
+    cfg->stomp_heartbeat_ms = 10000;
+    cfg->stomp_max_unacked = 1000;
 }
 
 static int fail(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -340,6 +361,16 @@ int cfg_set(cfg_t *cfg, const char *key, const char *value, char *err, size_t er
         if (!parse_secs(v, &u))
             return fail(err, errcap, "%s: bad duration '%s' (seconds, up to 3 decimals)", k->name, v);
         break;
+    case K_BOOL: {
+        static const char *const yes[] = {"true", "yes", "on", "1"}, *const no[] = {"false", "no", "off", "0"};
+        for (int i = 0; i < 4; i++) {
+            if (strcasecmp(v, yes[i]) == 0 || strcasecmp(v, no[i]) == 0) {
+                *(bool *)field = strcasecmp(v, yes[i]) == 0;
+                return 0;
+            }
+        }
+        return fail(err, errcap, "%s: bad value '%s' (want true or false)", k->name, v);
+    }
     }
     if (u < k->min || u > k->max) {
         if (k->type == K_SECS)
@@ -583,6 +614,7 @@ size_t cfg_dump(const cfg_t *cfg, char *out, size_t cap)
             put(&d, "%s\n", cfg->log_level >= 0 && cfg->log_level <= 3 ? LOG_LEVELS[cfg->log_level] : "info");
             break;
         case K_POLICY: put(&d, "%s\n", cfg->slow_policy == SLOW_DISCONNECT ? "disconnect" : "drop"); break;
+        case K_BOOL: put(&d, "%s\n", *(const bool *)field ? "true" : "false"); break;
         case K_COUNT:
         case K_MS: put(&d, "%u\n", u32); break;
         case K_SIZE32: put_size(&d, u32); break;

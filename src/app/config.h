@@ -38,6 +38,18 @@ typedef struct {
     uint32_t sse_heartbeat_ms;    /* sse_heartbeat = 15 (seconds) */
     uint32_t sse_retry_ms;        /* sse_retry = 2000 (milliseconds) */
     uint32_t iframe_keepalive_ms; /* iframe_keepalive = 15 (seconds) */
+    bool client_publish;          /* client_publish = true: /ws publish and STOMP SEND are allowed */
+    /* [websocket] */
+    char ws_origins[1024];        /* ws_origins = "*" (any), or origins allowed to open WebSockets */
+    uint32_t ws_max_message;      /* ws_max_message = 1m: larger frames or messages close with 1009 */
+    uint32_t ws_ping_interval_ms; /* ws_ping_interval = 30 (seconds) server pings on a quiet connection */
+    uint32_t ws_ping_timeout_ms;  /* ws_ping_timeout = 20 (seconds) a peer silent this long after a ping is dropped */
+    bool ws_deflate;              /* ws_deflate = true: accept permessage-deflate */
+    uint32_t ws_deflate_min;      /* ws_deflate_min = 64: smaller messages are sent uncompressed */
+    bool echo;                    /* echo = false: the /echo test endpoint */
+    /* [stomp] */
+    uint32_t stomp_heartbeat_ms;  /* stomp_heartbeat = 10 (seconds) offered heart-beat (0 = none) */
+    uint32_t stomp_max_unacked;   /* stomp_max_unacked = 1000 per client-ack subscription */
 } cfg_t;
 
 /* Fills cfg with the embedded defaults (the values in the comments above). */

@@ -84,7 +84,7 @@ static int serve(int argc, char **argv)
     app.xp.sse_heartbeat = http_chunk(":\n\n", 3);
     app.xp.iframe_keepalive = http_chunk("<!-- -->\n", 9);
     app.http = &http;
-    if (!app.xp.sse_heartbeat || !app.xp.iframe_keepalive) goto out;
+    if (!app.xp.sse_heartbeat || !app.xp.iframe_keepalive || ws_ctx_init(&app.xp) < 0) goto out;
     rc = http_server_open(&http, &loop, cfg, &metrics, routes_handle, &app);
     if (rc < 0) {
         log_error("cannot listen on %s: %s", cfg->http_addr, rc == HR_EINVAL ? "bad address" : strerror(errno));
@@ -104,6 +104,7 @@ out:
     if (store) store->ops->close(store);
     bytes_unref(app.xp.sse_heartbeat);
     bytes_unref(app.xp.iframe_keepalive);
+    ws_ctx_close(&app.xp);
     if (loop_close(&loop) < 0 && exit_code == 0) {
         log_error("timers still armed at exit");
         exit_code = 1;

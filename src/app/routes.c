@@ -1,6 +1,8 @@
 /* routes.c - request routing for `herald serve`. The only place that knows URL shapes:
  *   POST /pub/{channel}            publish (body = data; ?event= or X-Event)
  *   GET  /sub/{ch}[,{ch}...]       subscribe: mode=sse|poll|longpoll|iframe (SSE by default)
+ *   GET  /sub/{ch}... + Upgrade    WebSocket: each message's data as one frame
+ *   GET  /ws  /stomp  /echo        WebSocket: the JSON protocol, STOMP, the test echo
  *   GET  /channels/{channel}       channel info
  *   GET  /healthz, /metrics, /     operations and the demo page */
 #include "routes.h"
@@ -18,18 +20,6 @@ static bool routes__prefix(span_t path, const char *lit, span_t *rest)
     size_t n = strlen(lit);
     if (path.n < n || memcmp(path.p, lit, n) != 0) return false;
     *rest = (span_t){path.p + n, path.n - n};
-    return true;
-}
-
-static bool routes__event_valid(const char *e, size_t n)
-{
-    if (n == 0 || n > HUB_MAX_EVENT) return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = e[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
-              c == '.' || c == ':'))
-            return false;
-    }
     return true;
 }
 
@@ -79,7 +69,7 @@ static void routes__publish(app_t *app, http_conn_t *hc, http_req_t *req, span_t
             en = 7;
         }
     }
-    if (en < 0 || !routes__event_valid(event, (size_t)en)) {
+    if (en < 0 || !hub_event_valid(event, (size_t)en)) {
         http_error(hc, HR_EINVAL, "invalid event name (1-64 of A-Z a-z 0-9 _ - . :)");
         return;
     }
@@ -110,16 +100,13 @@ static void routes__subscribe(app_t *app, http_conn_t *hc, http_req_t *req, span
         return;
     }
     if (mn == HR_ENOTFOUND) strcpy(mode, "sse");
-    if (http_req_header_has(req, "Upgrade", "websocket")) {
-        http_error(hc, HR_ENOTIMPL, "WebSocket is not built yet");
-        return;
-    }
+    bool ws = http_req_header_has(req, "Upgrade", "websocket");
     void (*serve)(xp_ctx_t *, http_conn_t *, subreq_t *) = NULL;
     if (strcmp(mode, "sse") == 0 || strcmp(mode, "eventsource") == 0) serve = sse_serve;
     else if (strcmp(mode, "poll") == 0) serve = poll_serve;
     else if (strcmp(mode, "longpoll") == 0) serve = longpoll_serve;
     else if (strcmp(mode, "iframe") == 0) serve = iframe_serve;
-    if (!serve) {
+    if (!serve && !ws) {
         http_error(hc, HR_EINVAL, "unknown mode (sse, poll, longpoll, iframe)");
         return;
     }
@@ -128,6 +115,10 @@ static void routes__subscribe(app_t *app, http_conn_t *hc, http_req_t *req, span
     int rc = subreq_parse(&app->xp, req, rest, &sr, &why);
     if (rc < 0) {
         http_error(hc, rc, why);
+        return;
+    }
+    if (ws) {
+        ws_sub_serve(&app->xp, hc, req, &sr);
         return;
     }
     if ((serve == sse_serve || serve == iframe_serve) && req->minor == 0) {
@@ -188,6 +179,12 @@ void routes_handle(http_conn_t *hc, http_req_t *req, span_t body)
             return;
         }
         routes__channel_info(app, hc, rest);
+    } else if (span_eq(req->path, "/ws")) {
+        ws_json_serve(&app->xp, hc, req);
+    } else if (span_eq(req->path, "/stomp")) {
+        stomp_serve(&app->xp, hc, req);
+    } else if (span_eq(req->path, "/echo") && app->xp.cfg->echo) {
+        ws_echo_serve(&app->xp, hc, req);
     } else if (span_eq(req->path, "/healthz")) {
         http_respond(hc, 200, "application/json", "{\"status\":\"ok\"}", 15, "Cache-Control: no-cache\r\n");
     } else if (span_eq(req->path, "/metrics")) {

@@ -5,6 +5,7 @@
 
 #include "../http/server.h"
 #include "../transport/transport.h"
+#include "../transport/ws.h"
 
 typedef struct {
     xp_ctx_t xp;

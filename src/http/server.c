@@ -237,6 +237,25 @@ int http_stream_begin(http_conn_t *hc, const char *ctype, const char *extra, con
     return 0;
 }
 
+int http_upgrade(http_conn_t *hc, const char *protocol, const char *extra, const http_xport_ops_t *ops, void *state,
+                 uint8_t xp, uint32_t rmax)
+{
+    char head[1024];
+    int n = snprintf(head, sizeof(head), "HTTP/1.1 101 Switching Protocols\r\nUpgrade: %s\r\nConnection: Upgrade\r\n%s\r\n",
+                     protocol, extra);
+    if (n < 0 || (size_t)n >= sizeof(head)) return HR_EINVAL;
+    int rc = conn_send_copy(&hc->base, head, (size_t)n);
+    if (rc < 0) return rc;
+    hc->state = HC_UPGRADED;
+    hc->keepalive = false;
+    hc->xops = ops;
+    hc->xstate = state;
+    hc->base.rmax = rmax;
+    http__set_xp(hc, xp);
+    conn_timer(&hc->base, 0);
+    return 0;
+}
+
 /* Decides whether the request's Origin may use CORS; remembers it for the response headers. */
 static bool http__origin_allowed(http_conn_t *hc, span_t origin)
 {
@@ -312,6 +331,10 @@ static void http__process(http_conn_t *hc)
     while (!c->closing && !c->end_after_write) {
         if (hc->state == HC_STREAM) { /* a stream takes no more requests: discard input */
             conn_consume(c, c->rlen);
+            return;
+        }
+        if (hc->state == HC_UPGRADED) {
+            if (c->rlen) hc->xops->on_read(hc);
             return;
         }
         if (hc->state == HC_PARKED) {
@@ -401,7 +424,7 @@ static void http__on_read(conn_t *c)
 static void http__on_eof(conn_t *c)
 {
     http_conn_t *hc = container_of(c, http_conn_t, base);
-    if (hc->state == HC_STREAM || hc->state == HC_PARKED)
+    if (hc->state == HC_STREAM || hc->state == HC_PARKED || hc->state == HC_UPGRADED)
         conn_close(c, 0);
     else
         conn_end(c);
@@ -419,6 +442,7 @@ static void http__on_timer(conn_t *c)
     switch (hc->state) {
     case HC_PARKED:
     case HC_STREAM:
+    case HC_UPGRADED:
         if (hc->xops && hc->xops->on_timer) hc->xops->on_timer(hc);
         return;
     case HC_HEAD:
@@ -508,6 +532,12 @@ void http_server_close(http_server_t *srv)
     list_each_safe(pos, tmp, &srv->conns)
     {
         http_conn_t *hc = container_of(pos, http_conn_t, all);
+        if (hc->state == HC_UPGRADED && hc->xops->on_shutdown && !hc->base.closing) {
+            /* a goodbye (WebSocket Close 1001, MQTT DISCONNECT): one best-effort write, no wait */
+            hc->xops->on_shutdown(hc);
+            bool drained;
+            wq_flush(&hc->base.wq, hc->base.w.fd, &drained);
+        }
         conn_close(&hc->base, HR_ESHUTDOWN);
     }
 }

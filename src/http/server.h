@@ -31,12 +31,14 @@ typedef struct {
     void (*on_close)(http_conn_t *hc); /* release transport state (required) */
     void (*on_timer)(http_conn_t *hc); /* hc->base.timer fired (heartbeat, poll timeout) */
     void (*on_drain)(http_conn_t *hc); /* the write queue emptied */
+    void (*on_read)(http_conn_t *hc);  /* upgraded: bytes wait in hc->base.rbuf (consume what is understood) */
+    void (*on_shutdown)(http_conn_t *hc); /* upgraded: the server is stopping (say goodbye; it closes next) */
 } http_xport_ops_t;
 
 /* Handles a complete request. body is the decoded request body. */
 typedef void (*http_handler_cb)(http_conn_t *hc, http_req_t *req, span_t body);
 
-typedef enum { HC_HEAD = 0, HC_BODY, HC_PARKED, HC_STREAM } http_conn_state_t;
+typedef enum { HC_HEAD = 0, HC_BODY, HC_PARKED, HC_STREAM, HC_UPGRADED } http_conn_state_t;
 
 struct http_conn {
     conn_t base;
@@ -100,6 +102,13 @@ void http_park(http_conn_t *hc, const http_xport_ops_t *ops, void *state, uint8_
 /* Sends a chunked streaming response head and hands the connection to the transport for good. */
 int http_stream_begin(http_conn_t *hc, const char *ctype, const char *extra, const http_xport_ops_t *ops,
                       void *state, uint8_t xp);
+
+/* Answers 101 Switching Protocols (Upgrade/Connection headers plus extra, "" or full header
+ * lines) and hands the connection to another protocol for good: from then on its input goes to
+ * ops->on_read, and its read buffer may grow to rmax bytes. Bytes after the request in the read
+ * buffer are kept for on_read. Returns 0 or a negative HR_E* (the caller answers the error). */
+int http_upgrade(http_conn_t *hc, const char *protocol, const char *extra, const http_xport_ops_t *ops, void *state,
+                 uint8_t xp, uint32_t rmax);
 
 /* Releases a parked connection's transport (after http_respond, before the next request). */
 void http_unpark(http_conn_t *hc);

@@ -125,6 +125,18 @@ static int hub__grow(hub_t *hub)
     return 0;
 }
 
+bool hub_event_valid(const char *e, size_t n)
+{
+    if (n == 0 || n > HUB_MAX_EVENT) return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = e[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+              c == '.' || c == ':'))
+            return false;
+    }
+    return true;
+}
+
 chan_t *hub_channel(hub_t *hub, const char *name, size_t n, bool create)
 {
     uint64_t h = hub__hash(name, n);

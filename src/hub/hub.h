@@ -71,6 +71,9 @@ void hub_close(hub_t *hub);
 /* True when name[0..n) is a valid channel name (see docs/api.md). */
 bool hub_channel_valid(const char *name, size_t n);
 
+/* True when e[0..n) is a valid event name: 1-64 of A-Z a-z 0-9 _ - . : */
+bool hub_event_valid(const char *e, size_t n);
+
 /* Returns the channel, creating it (and restoring it from the store) when create is set.
  * NULL when absent (create false) or on failure. */
 chan_t *hub_channel(hub_t *hub, const char *name, size_t n, bool create);

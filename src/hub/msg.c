@@ -85,3 +85,9 @@ bytes_t *msg_encoded(msg_t *m, int slot, msg_encoder encode)
     if (!m->enc[slot]) m->enc[slot] = encode(m);
     return m->enc[slot];
 }
+
+bytes_t *msg_encoded_ctx(msg_t *m, int slot, msg_encoder_ctx encode, void *ctx)
+{
+    if (!m->enc[slot]) m->enc[slot] = encode(ctx, m);
+    return m->enc[slot];
+}

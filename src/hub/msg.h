@@ -21,7 +21,14 @@ enum {
     ENC_JSON,        /* JSON message object (polls) */
     ENC_IFRAME,      /* "<script>h(...)</script>" as one HTTP chunk */
     ENC_LONGPOLL,    /* the whole long-poll answer body for a single-channel waiter */
-    ENC_SLOTS = 8
+    ENC_WS,          /* WebSocket frame of the data (text if UTF-8, else binary) */
+    ENC_WS_Z15,      /* the same, permessage-deflate with a 32 KiB window */
+    ENC_WS_Z9,       /* the same, with a 512-byte window (peers that limit server_max_window_bits) */
+    ENC_WSJSON,      /* WebSocket text frame of the /ws protocol's message object */
+    ENC_WSJSON_Z15,
+    ENC_WSJSON_Z9,
+    ENC_STOMP,       /* the shared tail of a STOMP MESSAGE frame (destination ... body NUL) */
+    ENC_SLOTS = 16
 };
 
 enum {
@@ -60,6 +67,11 @@ void msg_unref(msg_t *m);
 /* Returns the cached encoding in slot, making it with encode on first use. The message keeps its
  * reference; the caller takes its own (e.g. by queuing it). NULL if encode fails. */
 bytes_t *msg_encoded(msg_t *m, int slot, msg_encoder encode);
+
+typedef bytes_t *(*msg_encoder_ctx)(void *ctx, const msg_t *m);
+
+/* Like msg_encoded, for encoders that need a context (a shared compressor). */
+bytes_t *msg_encoded_ctx(msg_t *m, int slot, msg_encoder_ctx encode, void *ctx);
 
 /* Bytes a message costs in history accounting (payload and names plus fixed overhead). */
 static inline uint64_t msg_cost(const msg_t *m)

@@ -18,7 +18,11 @@ static void stream__flush_gaps(stream_t *st)
         char json[2048];
         size_t n = gap_json_dropped(xs->s.ch, xs, json, sizeof(json));
         bytes_t *f = st->kind->gap_frame(st, json, n);
-        int rc = f ? conn_send(&st->hc->base, f) : HR_ENOMEM;
+        if (!f) { /* no in-band gap notice in this wire format */
+            xs->dropped = 0;
+            continue;
+        }
+        int rc = conn_send(st->c, f);
         bytes_unref(f);
         if (rc < 0) {
             st->gap_pending = true;
@@ -34,7 +38,7 @@ static void stream__overflow(stream_t *st, xsub_t *xs, msg_t *m)
     x->metrics->queue_drops++;
     if (x->cfg->slow_policy == SLOW_DISCONNECT) {
         log_info("%s: slow subscriber over max_queued_bytes on %s: disconnected", xp_names[st->kind->xp], m->channel);
-        conn_close(&st->hc->base, HR_EFULL);
+        conn_close(st->c, HR_EFULL);
         return;
     }
     if (!xs->dropped) {
@@ -56,10 +60,15 @@ static int stream__send(stream_t *st, xsub_t *xs, msg_t *m)
         stream__overflow(st, xs, m);
         return HR_EFULL;
     }
-    bytes_t *f = st->kind->frame(st, xs, m);
-    if (!f) return HR_ENOMEM;
-    int rc = conn_send(&st->hc->base, f);
-    bytes_unref(f);
+    int rc;
+    if (st->kind->send) {
+        rc = st->kind->send(st, xs, m);
+    } else {
+        bytes_t *f = st->kind->frame(st, xs, m);
+        if (!f) return HR_ENOMEM;
+        rc = conn_send(st->c, f);
+        bytes_unref(f);
+    }
     if (rc == HR_EFULL) {
         stream__overflow(st, xs, m);
         return rc;
@@ -75,7 +84,7 @@ static void stream__deliver(sub_t *s, msg_t *m)
 {
     xsub_t *xs = container_of(s, xsub_t, s);
     stream_t *st = s->owner;
-    if (st->hc->base.closing) return;
+    if (st->c->closing) return;
     stream__send(st, xs, m);
 }
 
@@ -86,18 +95,20 @@ static void stream__on_timer(http_conn_t *hc)
     conn_timer(&hc->base, st->keepalive_ms);
 }
 
-static void stream__on_drain(http_conn_t *hc)
+void stream_drained(stream_t *st)
 {
-    stream_t *st = hc->xstate;
     if (st->gap_pending) stream__flush_gaps(st);
 }
 
-static void stream__on_close(http_conn_t *hc)
+void stream_free(stream_t *st)
 {
-    stream_t *st = hc->xstate;
     for (uint32_t i = 0; i < st->nch; i++) hub_unsubscribe(st->x->hub, &st->subs[i].s);
     free(st);
 }
+
+static void stream__on_drain(http_conn_t *hc) { stream_drained(hc->xstate); }
+
+static void stream__on_close(http_conn_t *hc) { stream_free(hc->xstate); }
 
 static const http_xport_ops_t stream_ops = {
     .on_close = stream__on_close,
@@ -106,19 +117,19 @@ static const http_xport_ops_t stream_ops = {
 };
 
 /* Sends what the client missed on channel i (after its cursor), with a gap notice first. */
-static void stream__replay(stream_t *st, subreq_t *sr, uint32_t i)
+static void stream__replay(stream_t *st, const subreq_t *sr, uint32_t i)
 {
     msg_t *batch[256];
     uint64_t cursor = sr->cursor[i];
     bool first = true;
-    while (!st->hc->base.closing) {
+    while (!st->c->closing) {
         hub_cursor_info_t info;
         uint32_t n = hub_after(st->x->hub, sr->ch[i], cursor, batch, 256, &info);
         if (first && info.gap) {
             char json[2048];
             size_t len = gap_json_resume(sr->ch[i], cursor, info.first_available, json, sizeof(json));
             bytes_t *f = st->kind->gap_frame(st, json, len);
-            if (f) conn_send(&st->hc->base, f);
+            if (f) conn_send(st->c, f);
             bytes_unref(f);
             if (n == 0) st->cursor[i] = info.last_id;
         }
@@ -130,19 +141,14 @@ static void stream__replay(stream_t *st, subreq_t *sr, uint32_t i)
     }
 }
 
-void stream_start(xp_ctx_t *x, http_conn_t *hc, subreq_t *sr, const stream_kind_t *kind, bytes_t *keepalive,
-                  uint32_t keepalive_ms)
+static stream_t *stream__new(xp_ctx_t *x, conn_t *c, const subreq_t *sr, const stream_kind_t *kind, void *owner)
 {
     stream_t *st = calloc(1, sizeof(*st) + sr->nch * sizeof(xsub_t));
-    if (!st) {
-        http_error(hc, HR_ENOMEM, "out of memory");
-        return;
-    }
+    if (!st) return NULL;
     st->x = x;
-    st->hc = hc;
+    st->c = c;
+    st->owner = owner;
     st->kind = kind;
-    st->keepalive = keepalive;
-    st->keepalive_ms = keepalive_ms;
     st->nch = sr->nch;
     memcpy(st->callback, sr->callback, sizeof(st->callback));
     memcpy(st->cursor, sr->cursor, sizeof(st->cursor));
@@ -153,6 +159,36 @@ void stream_start(xp_ctx_t *x, http_conn_t *hc, subreq_t *sr, const stream_kind_
         st->subs[i].s.ch = sr->ch[i];
         list_init(&st->subs[i].s.link);
     }
+    return st;
+}
+
+/* Replays what the cursor missed, then subscribes (nothing can be published in between: the
+ * loop is single-threaded). */
+static void stream__go(stream_t *st, const subreq_t *sr)
+{
+    if (sr->has_cursor)
+        for (uint32_t i = 0; i < sr->nch; i++) stream__replay(st, sr, i);
+    for (uint32_t i = 0; i < sr->nch; i++) hub_subscribe(st->x->hub, sr->ch[i], &st->subs[i].s);
+}
+
+stream_t *stream_open(xp_ctx_t *x, conn_t *c, const subreq_t *sr, const stream_kind_t *kind, void *owner)
+{
+    stream_t *st = stream__new(x, c, sr, kind, owner);
+    if (st) stream__go(st, sr);
+    return st;
+}
+
+void stream_start(xp_ctx_t *x, http_conn_t *hc, subreq_t *sr, const stream_kind_t *kind, bytes_t *keepalive,
+                  uint32_t keepalive_ms)
+{
+    stream_t *st = stream__new(x, &hc->base, sr, kind, NULL);
+    if (!st) {
+        http_error(hc, HR_ENOMEM, "out of memory");
+        return;
+    }
+    st->hc = hc;
+    st->keepalive = keepalive;
+    st->keepalive_ms = keepalive_ms;
     int rc = http_stream_begin(hc, kind->ctype, kind->headers, &stream_ops, st, kind->xp);
     if (rc < 0) {
         free(st);
@@ -162,8 +198,6 @@ void stream_start(xp_ctx_t *x, http_conn_t *hc, subreq_t *sr, const stream_kind_
     bytes_t *pre = kind->preamble ? kind->preamble(st) : NULL;
     if (pre) conn_send_copy(&hc->base, pre->data, pre->len);
     bytes_unref(pre);
-    if (sr->has_cursor)
-        for (uint32_t i = 0; i < sr->nch; i++) stream__replay(st, sr, i);
-    for (uint32_t i = 0; i < sr->nch; i++) hub_subscribe(x->hub, sr->ch[i], &st->subs[i].s);
+    stream__go(st, sr);
     conn_timer(&hc->base, keepalive_ms);
 }

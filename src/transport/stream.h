@@ -1,6 +1,9 @@
-/* stream.h - the machinery shared by the streaming transports (SSE, iframe): replay from the
- * cursor with gap notices, subscription to every channel, per-message delivery through the
- * transport's encoder, keepalives from the timer wheel, and the slow-consumer policy.
+/* stream.h - the push machinery shared by the streaming transports (SSE, iframe, WebSocket,
+ * the /ws protocol, STOMP): replay from the cursor with gap notices, subscription to every
+ * channel, per-message delivery through the transport's encoder, and the slow-consumer policy.
+ * stream_start() runs it over an HTTP chunked response (SSE, iframe: with keepalives from the
+ * timer wheel); stream_open() runs it over any connection whose owner handles the rest
+ * (WebSocket sessions, which may hold several streams on one connection).
  *
  * Slow consumers: a delivery that would take the connection's write queue over
  * max_queued_bytes is handled by slow_policy. "disconnect" closes the connection (the client
@@ -25,11 +28,17 @@ typedef struct {
     bytes_t *(*gap_frame)(stream_t *st, const char *json, size_t n);
     /* The first bytes after the response head (a new reference), or NULL. */
     bytes_t *(*preamble)(stream_t *st);
+    /* Optional, instead of frame: queues m itself (e.g. a per-subscriber head plus a shared
+     * tail) and returns 0, HR_EFULL (nothing queued: the slow policy applies) or another
+     * negative code (nothing queued, no policy: the sender dealt with it). */
+    int (*send)(stream_t *st, xsub_t *xs, msg_t *m);
 } stream_kind_t;
 
 struct stream {
     xp_ctx_t *x;
-    http_conn_t *hc;
+    conn_t *c;
+    http_conn_t *hc; /* stream_start() streams only */
+    void *owner;     /* stream_open(): the session that holds the stream */
     const stream_kind_t *kind;
     bytes_t *keepalive; /* shared keepalive chunk */
     uint32_t keepalive_ms;
@@ -44,5 +53,16 @@ struct stream {
  * Answers with an error itself when it cannot start. */
 void stream_start(xp_ctx_t *x, http_conn_t *hc, subreq_t *sr, const stream_kind_t *kind, bytes_t *keepalive,
                   uint32_t keepalive_ms);
+
+/* Starts the push machinery for sr on connection c, which its owner already drives: replays
+ * what sr's cursor missed (when it has one) and subscribes. kind->gap_frame may return NULL (a
+ * wire format without in-band gap notices). Returns the stream, or NULL on OOM. */
+stream_t *stream_open(xp_ctx_t *x, conn_t *c, const subreq_t *sr, const stream_kind_t *kind, void *owner);
+
+/* The owner's connection drained its write queue: sends pending gap notices. */
+void stream_drained(stream_t *st);
+
+/* Unsubscribes and frees a stream made by stream_open(). */
+void stream_free(stream_t *st);
 
 #endif

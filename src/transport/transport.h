@@ -23,6 +23,8 @@ typedef struct {
     metrics_t *metrics;
     bytes_t *sse_heartbeat;    /* shared chunk ":\n\n" */
     bytes_t *iframe_keepalive; /* shared chunk "<!-- -->\n" */
+    struct ws_zshared *wsz;    /* shared permessage-deflate compressors (ws_deflate.h) */
+    uint64_t sessions;         /* WebSocket/STOMP session counter (session ids) */
 } xp_ctx_t;
 
 /* A parsed GET /sub request. */
@@ -57,6 +59,10 @@ size_t json_escape(const char *s, size_t n, char *out, size_t cap);
 
 /* Base64 of p[0..n) into out (cap >= 4*((n+2)/3)+1, NUL-terminated). Returns its length. */
 size_t b64_encode(const void *p, size_t n, char *out, size_t cap);
+
+/* Decodes standard base64 (padded, no whitespace) in[0..n) into out (cap >= 3*(n/4)). Returns
+ * the decoded length, or HR_EINVAL for text that is not base64. */
+ssize_t b64_decode(const char *in, size_t n, char *out, size_t cap);
 
 /* One subscription of a push connection, and the messages it had to drop. */
 typedef struct {

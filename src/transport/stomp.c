@@ -1,0 +1,605 @@
+/* stomp.c - STOMP 1.2 and 1.1 over WebSocket at /stomp (subprotocols v12.stomp, v11.stomp).
+ *
+ * The WebSocket messages form one byte stream of STOMP frames (a frame may span messages and a
+ * message may hold several frames); the pure codec (stomp_codec.h) cuts it. A frame that is not
+ * complete at the end of a message is kept, bounded by the frame limits.
+ *
+ * Destinations: /topic/NAME is channel NAME, shared with every other transport. SUBSCRIBE may
+ * carry the herald extension header last-id (resume after that message id, from history).
+ * Each subscription is a stream (stream.h) of one channel. A MESSAGE frame is a small
+ * per-subscription head (MESSAGE, subscription, message-id, ack) followed by a tail that is
+ * encoded once per message and shared by every STOMP subscriber (destination, content-type,
+ * content-length, herald-id, event, the body and the NUL), inside one WebSocket frame whose
+ * header is per subscriber. message-id (and ack) are "<message id>-<subscription key>", unique on
+ * the connection, so ACK finds its subscription without a table.
+ *
+ * Acknowledgement: in ack:client and ack:client-individual modes a subscription keeps the ids
+ * it delivered until they are acknowledged (ACK in client mode also acknowledges everything
+ * before it; client-individual only that one). NACK releases a message too: a topic has no
+ * queue to put it back on. A subscription with stomp_max_unacked messages outstanding has
+ * stopped keeping up: it gets an ERROR and the connection closes, rather than memory growing.
+ *
+ * Heart-beats are negotiated as the specification says (max of what each side offers and
+ * wants); the server's EOLs and its check of the client's come from a timer-wheel entry.
+ *
+ * Errors: every violation is answered with one ERROR frame (message header, receipt-id when the
+ * frame asked for a receipt, a text body), logged once, and the connection is closed after it
+ * is written, as the specification requires. stomp__error is the only place that does this. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/err.h"
+#include "../core/log.h"
+#include "stomp_codec.h"
+#include "ws.h"
+
+#define STOMP_MAX_SUBS 256
+#define STOMP_MAX_ID 128
+#define STOMP_MAX_HEAD 32768
+#define STOMP_MAX_LINE 8192
+
+enum { ACK_AUTO = 0, ACK_CLIENT, ACK_INDIVIDUAL };
+
+typedef struct stomp stomp_t;
+
+typedef struct {
+    stomp_t *sess;
+    stream_t *st;
+    uint32_t key; /* per-connection number in message-id / ack */
+    uint8_t ack;
+    bool text;    /* the id is UTF-8: frames can go as WebSocket text */
+    uint32_t pending_head, npending; /* ring of unacknowledged message ids (client modes) */
+    uint64_t *pending;
+    uint16_t id_len;       /* escaped id */
+    char id[];             /* escaped for the connection's version, as it goes in MESSAGE */
+} stomp_sub_t;
+
+struct stomp {
+    ws_t ws;
+    int version; /* 0 until CONNECT, then 11 or 12 */
+    uint32_t hb_send_ms, hb_recv_ms;
+    tw_entry_t hb;
+    uint32_t next_key;
+    uint32_t nsubs, cap;
+    stomp_sub_t **subs;
+    char *in; /* a frame cut at the end of a WebSocket message, waiting for the rest */
+    uint32_t in_len;
+};
+
+static const char *const stomp_protocols[] = {"v12.stomp", "v11.stomp", NULL};
+
+/* The one place that answers a violation: ERROR frame, log, close after it is written. */
+static void stomp__error(stomp_t *s, const stomp_frame_t *f, const char *why, const char *detail, uint16_t code)
+{
+    if (s->ws.close_sent) return;
+    log_info("stomp: fd %d: ERROR %s", s->ws.hc->base.w.fd, why);
+    span_t names[3], values[3];
+    uint32_t nh = 0;
+    names[nh] = SPAN_LIT("message");
+    values[nh++] = span_of(why);
+    span_t receipt = f ? stomp_header(f, "receipt") : (span_t){NULL, 0};
+    if (receipt.p && receipt.n <= STOMP_MAX_ID) {
+        names[nh] = SPAN_LIT("receipt-id");
+        values[nh++] = receipt;
+    }
+    names[nh] = SPAN_LIT("content-type");
+    values[nh++] = SPAN_LIT("text/plain");
+    char buf[1024];
+    const char *body = detail ? detail : why;
+    ssize_t n = stomp_frame_write(buf, sizeof(buf), "ERROR", names, values, nh, s->version ? s->version : 12, body,
+                                  strlen(body), true);
+    if (n > 0) ws_send_copy(&s->ws, true, buf, (size_t)n);
+    ws_close(&s->ws, code, "STOMP error");
+}
+
+static void stomp__proto_error(stomp_t *s, const stomp_frame_t *f, const char *why)
+{
+    stomp__error(s, f, why, NULL, WS_CLOSE_PROTOCOL);
+}
+
+static void stomp__receipt(stomp_t *s, const stomp_frame_t *f)
+{
+    span_t r = stomp_header(f, "receipt");
+    if (!r.p) return;
+    span_t name = SPAN_LIT("receipt-id");
+    char buf[STOMP_MAX_ID * 2 + 64];
+    ssize_t n = stomp_frame_write(buf, sizeof(buf), "RECEIPT", &name, &r, 1, s->version, NULL, 0, false);
+    if (n > 0) ws_send_copy(&s->ws, true, buf, (size_t)n);
+}
+
+/* ENC_STOMP: the shared tail of MESSAGE: destination ... blank line, body, NUL. */
+static bytes_t *stomp__tail(const msg_t *m)
+{
+    char dest[HUB_MAX_CHANNEL * 2 + 8] = "/topic/";
+    ssize_t dn = stomp_escape(m->channel, m->channel_len, dest + 7, sizeof(dest) - 7, 12);
+    if (dn < 0) return NULL;
+    char head[HUB_MAX_CHANNEL * 2 + HUB_MAX_EVENT + 200];
+    bool plain = m->event_len == 7 && memcmp(m->event, "message", 7) == 0;
+    int hn = snprintf(head, sizeof(head), "destination:%.*s\ncontent-type:%s\ncontent-length:%u\nherald-id:%" PRIu64
+                      "\n%s%.*s%s\n",
+                      (int)(dn + 7), dest, (m->flags & MSG_UTF8) ? "text/plain;charset=utf-8" : "application/octet-stream",
+                      m->data_len, m->id, plain ? "" : "event:", plain ? 0 : (int)m->event_len, m->event, plain ? "" : "\n");
+    if (hn < 0 || (size_t)hn >= sizeof(head)) return NULL;
+    bytes_t *b = bytes_new((size_t)hn + m->data_len + 1);
+    if (!b) return NULL;
+    memcpy(b->data, head, (size_t)hn);
+    memcpy(b->data + hn, m->data, m->data_len);
+    b->data[hn + m->data_len] = 0;
+    return b;
+}
+
+static int stomp__pending_add(stomp_sub_t *sub, uint64_t id, uint32_t max)
+{
+    if (sub->npending == max) return HR_EFULL;
+    if (!sub->pending) {
+        sub->pending = malloc(max * sizeof(uint64_t));
+        if (!sub->pending) return HR_ENOMEM;
+    }
+    sub->pending[(sub->pending_head + sub->npending) % max] = id;
+    sub->npending++;
+    return 0;
+}
+
+static int stomp__send(stream_t *st, xsub_t *xs, msg_t *m)
+{
+    (void)xs;
+    stomp_sub_t *sub = st->owner;
+    stomp_t *s = sub->sess;
+    conn_t *c = &s->ws.hc->base;
+    if (s->ws.close_sent) return HR_EIO;
+    bytes_t *tail = msg_encoded(m, ENC_STOMP, stomp__tail);
+    if (!tail) return HR_ENOMEM;
+    char head[WS_MAX_HEADER + STOMP_MAX_ID * 2 + 128];
+    char *p = head + WS_MAX_HEADER;
+    int pn = sub->ack == ACK_AUTO
+                 ? snprintf(p, sizeof(head) - WS_MAX_HEADER, "MESSAGE\nsubscription:%.*s\nmessage-id:%" PRIu64 "-%u\n",
+                            (int)sub->id_len, sub->id, m->id, sub->key)
+                 : snprintf(p, sizeof(head) - WS_MAX_HEADER,
+                            "MESSAGE\nsubscription:%.*s\nmessage-id:%" PRIu64 "-%u\nack:%" PRIu64 "-%u\n", (int)sub->id_len,
+                            sub->id, m->id, sub->key, m->id, sub->key);
+    uint8_t wh[WS_MAX_HEADER];
+    bool text = sub->text && (m->flags & MSG_UTF8);
+    size_t hl = ws_header_write(wh, text ? WS_OP_TEXT : WS_OP_BINARY, true, false, (uint64_t)pn + tail->len);
+    if (c->wq.bytes + hl + (size_t)pn + tail->len > c->wq.limit && !wq_empty(&c->wq)) return HR_EFULL;
+    if (sub->ack != ACK_AUTO) {
+        int rc = stomp__pending_add(sub, m->id, s->ws.x->cfg->stomp_max_unacked);
+        if (rc < 0) {
+            stomp__error(s, NULL, "too many unacknowledged messages",
+                         "a client-ack subscription reached stomp_max_unacked outstanding messages", WS_CLOSE_POLICY);
+            return HR_EIO;
+        }
+    }
+    memcpy(p - hl, wh, hl);
+    bytes_t *h = bytes_copy(p - hl, hl + (size_t)pn);
+    if (!h) return HR_ENOMEM;
+    conn_send_reply(c, h);
+    bytes_unref(h);
+    conn_send_reply(c, tail);
+    return 0;
+}
+
+static bytes_t *stomp__no_gap(stream_t *st, const char *json, size_t n)
+{
+    (void)st, (void)json, (void)n;
+    return NULL;
+}
+
+static const stream_kind_t stomp_kind = {
+    .xp = XP_STOMP,
+    .gap_frame = stomp__no_gap,
+    .send = stomp__send,
+};
+
+static void stomp__sub_free(stomp_sub_t *sub)
+{
+    stream_free(sub->st);
+    free(sub->pending);
+    free(sub);
+}
+
+static int stomp__find(stomp_t *s, const char *id, size_t n)
+{
+    for (uint32_t i = 0; i < s->nsubs; i++)
+        if (s->subs[i]->id_len == n && memcmp(s->subs[i]->id, id, n) == 0) return (int)i;
+    return -1;
+}
+
+/* Heart-beat tick: send an EOL when nothing is queued; drop a client that went silent. */
+static void stomp__hb(tw_entry_t *e)
+{
+    stomp_t *s = container_of(e, stomp_t, hb);
+    conn_t *c = &s->ws.hc->base;
+    if (c->closing || s->ws.close_sent) return;
+    uint64_t now = loop_now(c->loop);
+    if (s->hb_recv_ms && now - s->ws.last_input_ms > (uint64_t)s->hb_recv_ms * 2) {
+        stomp__error(s, NULL, "heart-beat timeout", "nothing received within twice the agreed heart-beat",
+                     WS_CLOSE_POLICY);
+        return;
+    }
+    if (s->hb_send_ms && wq_empty(&c->wq)) ws_send_copy(&s->ws, true, "\n", 1);
+    uint32_t next = s->hb_send_ms ? s->hb_send_ms : s->hb_recv_ms;
+    if (s->hb_recv_ms && s->hb_recv_ms < next) next = s->hb_recv_ms;
+    loop_timer(c->loop, &s->hb, next);
+}
+
+/* Parses "cx,cy" into two unsigned integers. */
+static bool stomp__parse_hb(span_t v, uint32_t *a, uint32_t *b)
+{
+    uint64_t x[2] = {0, 0};
+    size_t i = 0;
+    for (int k = 0; k < 2; k++) {
+        size_t start = i;
+        while (i < v.n && v.p[i] >= '0' && v.p[i] <= '9') {
+            x[k] = x[k] * 10 + (uint64_t)(v.p[i] - '0');
+            if (x[k] > UINT32_MAX) return false;
+            i++;
+        }
+        if (i == start) return false;
+        if (k == 0) {
+            if (i >= v.n || v.p[i] != ',') return false;
+            i++;
+        }
+    }
+    if (i != v.n) return false;
+    *a = (uint32_t)x[0];
+    *b = (uint32_t)x[1];
+    return true;
+}
+
+static void stomp__connect(stomp_t *s, stomp_frame_t *f)
+{
+    if (s->version) {
+        stomp__proto_error(s, f, "already connected");
+        return;
+    }
+    span_t av = stomp_header(f, "accept-version");
+    int version = 0;
+    for (size_t i = 0; av.p && i < av.n;) {
+        size_t j = i;
+        while (j < av.n && av.p[j] != ',') j++;
+        span_t v = {av.p + i, j - i};
+        if (span_eq(v, "1.2")) version = 12;
+        else if (span_eq(v, "1.1") && version < 11) version = 11;
+        i = j + 1;
+    }
+    if (!version) {
+        span_t names[2] = {SPAN_LIT("version"), SPAN_LIT("message")};
+        span_t values[2] = {SPAN_LIT("1.1,1.2"), SPAN_LIT("supported protocol versions are 1.1 and 1.2")};
+        char buf[256];
+        ssize_t n = stomp_frame_write(buf, sizeof(buf), "ERROR", names, values, 2, 12, "", 0, false);
+        log_info("stomp: fd %d: ERROR no common protocol version", s->ws.hc->base.w.fd);
+        if (n > 0) ws_send_copy(&s->ws, true, buf, (size_t)n);
+        ws_close(&s->ws, WS_CLOSE_PROTOCOL, "STOMP error");
+        return;
+    }
+    uint32_t cx = 0, cy = 0;
+    span_t hb = stomp_header(f, "heart-beat");
+    if (hb.p && !stomp__parse_hb(hb, &cx, &cy)) {
+        s->version = version;
+        stomp__proto_error(s, f, "malformed heart-beat header (want two integers: cx,cy)");
+        return;
+    }
+    s->version = version;
+    uint32_t sx = s->ws.x->cfg->stomp_heartbeat_ms, sy = sx;
+    s->hb_send_ms = sx && cy ? (sx > cy ? sx : cy) : 0;
+    s->hb_recv_ms = cx && sy ? (cx > sy ? cx : sy) : 0;
+    char hbv[32], sess[32];
+    snprintf(hbv, sizeof(hbv), "%u,%u", sx, sy);
+    snprintf(sess, sizeof(sess), "herald-%" PRIu64, ++s->ws.x->sessions);
+    span_t names[4] = {SPAN_LIT("version"), SPAN_LIT("heart-beat"), SPAN_LIT("server"), SPAN_LIT("session")};
+    span_t values[4] = {version == 12 ? SPAN_LIT("1.2") : SPAN_LIT("1.1"), span_of(hbv), SPAN_LIT("herald/0.3"),
+                        span_of(sess)};
+    char buf[256];
+    ssize_t n = stomp_frame_write(buf, sizeof(buf), "CONNECTED", names, values, 4, version, "", 0, false);
+    if (n > 0) ws_send_copy(&s->ws, true, buf, (size_t)n);
+    if (s->hb_send_ms || s->hb_recv_ms) stomp__hb(&s->hb);
+}
+
+/* Maps destination "/topic/NAME" to NAME; false (having answered) when unsupported. */
+static bool stomp__dest(stomp_t *s, stomp_frame_t *f, span_t *name)
+{
+    span_t d = stomp_header(f, "destination");
+    if (!d.p) {
+        stomp__proto_error(s, f, "missing destination header");
+        return false;
+    }
+    if (d.n <= 7 || memcmp(d.p, "/topic/", 7) != 0 || !hub_channel_valid(d.p + 7, d.n - 7)) {
+        stomp__error(s, f, "unsupported destination", "destinations are /topic/NAME with NAME a valid channel name",
+                     WS_CLOSE_POLICY);
+        return false;
+    }
+    *name = (span_t){d.p + 7, d.n - 7};
+    return true;
+}
+
+static void stomp__subscribe(stomp_t *s, stomp_frame_t *f)
+{
+    span_t name, id = stomp_header(f, "id"), ack = stomp_header(f, "ack");
+    if (!stomp__dest(s, f, &name)) return;
+    if (!id.p || !id.n) {
+        stomp__proto_error(s, f, "missing id header");
+        return;
+    }
+    uint8_t mode = ACK_AUTO;
+    if (ack.p && span_eq(ack, "client")) mode = ACK_CLIENT;
+    else if (ack.p && span_eq(ack, "client-individual")) mode = ACK_INDIVIDUAL;
+    else if (ack.p && !span_eq(ack, "auto")) {
+        stomp__proto_error(s, f, "ack must be auto, client or client-individual");
+        return;
+    }
+    char esc[STOMP_MAX_ID * 2 + 1];
+    ssize_t en = id.n <= STOMP_MAX_ID ? stomp_escape(id.p, id.n, esc, sizeof(esc), s->version) : HR_EFULL;
+    if (en < 0) {
+        stomp__proto_error(s, f, "subscription id too long (at most 128 bytes)");
+        return;
+    }
+    if (stomp__find(s, esc, (size_t)en) >= 0) {
+        stomp__proto_error(s, f, "subscription id already in use");
+        return;
+    }
+    if (s->nsubs == STOMP_MAX_SUBS) {
+        stomp__error(s, f, "too many subscriptions", "at most 256 subscriptions per connection", WS_CLOSE_POLICY);
+        return;
+    }
+    subreq_t sr = {.nch = 1};
+    span_t last = stomp_header(f, "last-id");
+    if (last.p) {
+        if (cursor_parse(last.p, last.n, sr.cursor, 1) < 0) {
+            stomp__proto_error(s, f, "last-id must be a message id");
+            return;
+        }
+        sr.has_cursor = true;
+    }
+    if (s->nsubs == s->cap) {
+        uint32_t cap = s->cap ? s->cap * 2 : 4;
+        stomp_sub_t **ns = realloc(s->subs, cap * sizeof(*ns));
+        if (!ns) {
+            stomp__error(s, f, "out of memory", NULL, WS_CLOSE_INTERNAL);
+            return;
+        }
+        s->subs = ns;
+        s->cap = cap;
+    }
+    stomp_sub_t *sub = calloc(1, sizeof(*sub) + (size_t)en);
+    sr.ch[0] = sub ? hub_channel(s->ws.x->hub, name.p, name.n, true) : NULL;
+    if (!sr.ch[0]) {
+        free(sub);
+        stomp__error(s, f, "out of memory", NULL, WS_CLOSE_INTERNAL);
+        return;
+    }
+    sub->sess = s;
+    sub->key = ++s->next_key;
+    sub->ack = mode;
+    sub->text = utf8_valid(esc, (size_t)en);
+    sub->id_len = (uint16_t)en;
+    memcpy(sub->id, esc, (size_t)en);
+    s->subs[s->nsubs++] = sub;
+    stomp__receipt(s, f); /* the receipt comes before the replay */
+    sub->st = stream_open(s->ws.x, &s->ws.hc->base, &sr, &stomp_kind, sub);
+    if (!sub->st) {
+        s->nsubs--;
+        free(sub);
+        stomp__error(s, f, "out of memory", NULL, WS_CLOSE_INTERNAL);
+    }
+}
+
+static void stomp__unsubscribe(stomp_t *s, stomp_frame_t *f)
+{
+    span_t id = stomp_header(f, "id");
+    if (!id.p) {
+        stomp__proto_error(s, f, "missing id header");
+        return;
+    }
+    char esc[STOMP_MAX_ID * 2 + 1];
+    ssize_t en = id.n <= STOMP_MAX_ID ? stomp_escape(id.p, id.n, esc, sizeof(esc), s->version) : HR_EFULL;
+    int i = en < 0 ? -1 : stomp__find(s, esc, (size_t)en);
+    if (i < 0) {
+        stomp__proto_error(s, f, "no subscription with this id");
+        return;
+    }
+    stomp__sub_free(s->subs[i]);
+    s->subs[i] = s->subs[--s->nsubs];
+    stomp__receipt(s, f);
+}
+
+static void stomp__ack(stomp_t *s, stomp_frame_t *f, bool nack)
+{
+    span_t v = stomp_header(f, s->version == 12 ? "id" : "message-id");
+    if (!v.p) {
+        stomp__proto_error(s, f, s->version == 12 ? "missing id header" : "missing message-id header");
+        return;
+    }
+    /* "<message id>-<subscription key>" */
+    uint64_t mid = 0;
+    uint32_t key = 0;
+    size_t i = 0;
+    bool ok = v.n > 0;
+    while (ok && i < v.n && v.p[i] != '-') {
+        ok = v.p[i] >= '0' && v.p[i] <= '9' && mid <= (UINT64_MAX - 9) / 10;
+        mid = mid * 10 + (uint64_t)(v.p[i++] - '0');
+    }
+    ok = ok && i < v.n && i > 0;
+    size_t kstart = ++i;
+    while (ok && i < v.n) {
+        ok = v.p[i] >= '0' && v.p[i] <= '9' && key <= (UINT32_MAX - 9) / 10;
+        key = key * 10 + (uint32_t)(v.p[i++] - '0');
+    }
+    ok = ok && i > kstart;
+    stomp_sub_t *sub = NULL;
+    for (uint32_t k = 0; ok && k < s->nsubs && !sub; k++)
+        if (s->subs[k]->key == key) sub = s->subs[k];
+    uint32_t max = s->ws.x->cfg->stomp_max_unacked, pos = 0;
+    bool found = false;
+    for (; sub && pos < sub->npending; pos++)
+        if (sub->pending[(sub->pending_head + pos) % max] == mid) {
+            found = true;
+            break;
+        }
+    if (!found) {
+        stomp__proto_error(s, f, nack ? "NACK of a message that is not pending" : "ACK of a message that is not pending");
+        return;
+    }
+    if (sub->ack == ACK_CLIENT) { /* cumulative: this one and everything before it */
+        sub->pending_head = (sub->pending_head + pos + 1) % max;
+        sub->npending -= pos + 1;
+    } else { /* individual: close the hole by moving the older ones up */
+        for (uint32_t k = pos; k > 0; k--)
+            sub->pending[(sub->pending_head + k) % max] = sub->pending[(sub->pending_head + k - 1) % max];
+        sub->pending_head = (sub->pending_head + 1) % max;
+        sub->npending--;
+    }
+    stomp__receipt(s, f);
+}
+
+static void stomp__send_frame(stomp_t *s, stomp_frame_t *f)
+{
+    span_t name;
+    if (!stomp__dest(s, f, &name)) return;
+    if (!s->ws.x->cfg->client_publish) {
+        stomp__error(s, f, "publishing is disabled", "the server runs with client_publish = false", WS_CLOSE_POLICY);
+        return;
+    }
+    if (stomp_header(f, "transaction").p) {
+        stomp__proto_error(s, f, "transactions are not supported");
+        return;
+    }
+    span_t ev = stomp_header(f, "event");
+    if (ev.p && !hub_event_valid(ev.p, ev.n)) {
+        stomp__proto_error(s, f, "invalid event header (1-64 of A-Z a-z 0-9 _ - . :)");
+        return;
+    }
+    if (!ev.p) ev = SPAN_LIT("message");
+    uint64_t id;
+    uint32_t reached;
+    int rc = hub_publish(s->ws.x->hub, name.p, name.n, ev.p, ev.n, f->body, f->body_len, &id, &reached);
+    if (rc < 0) {
+        stomp__error(s, f, "publish failed", hr_strerror(rc), WS_CLOSE_INTERNAL);
+        return;
+    }
+    stomp__receipt(s, f);
+}
+
+static void stomp__frame(stomp_t *s, stomp_frame_t *f)
+{
+    if (f->cmd == STOMP_NONE) return; /* heart-beat */
+    if (!s->version && f->cmd != STOMP_CONNECT && f->cmd != STOMP_STOMP) {
+        stomp__proto_error(s, f, "not connected: send CONNECT first");
+        return;
+    }
+    switch (f->cmd) {
+    case STOMP_CONNECT:
+    case STOMP_STOMP: stomp__connect(s, f); break;
+    case STOMP_SUBSCRIBE: stomp__subscribe(s, f); break;
+    case STOMP_UNSUBSCRIBE: stomp__unsubscribe(s, f); break;
+    case STOMP_SEND: stomp__send_frame(s, f); break;
+    case STOMP_ACK: stomp__ack(s, f, false); break;
+    case STOMP_NACK: stomp__ack(s, f, true); break;
+    case STOMP_DISCONNECT:
+        stomp__receipt(s, f);
+        ws_close(&s->ws, WS_CLOSE_NORMAL, "disconnected");
+        break;
+    case STOMP_BEGIN:
+    case STOMP_COMMIT:
+    case STOMP_ABORT: stomp__proto_error(s, f, "transactions are not supported"); break;
+    default: stomp__proto_error(s, f, "not a client frame"); break;
+    }
+}
+
+/* Parses every whole frame in p[0..n); returns the bytes left over (an incomplete frame). */
+static size_t stomp__feed(stomp_t *s, char *p, size_t n)
+{
+    const cfg_t *cfg = s->ws.x->cfg;
+    stomp_limits_t lim = {.max_headers = STOMP_MAX_HEADERS,
+                          .max_header_len = STOMP_MAX_LINE,
+                          .max_frame_head = STOMP_MAX_HEAD,
+                          .max_body = cfg->ws_max_message,
+                          .version = s->version ? s->version : 12};
+    size_t off = 0;
+    while (off < n && !s->ws.close_sent) {
+        stomp_frame_t f;
+        const char *why = NULL;
+        lim.version = s->version ? s->version : 12;
+        ssize_t r = stomp_frame_parse(p + off, n - off, &lim, &f, &why);
+        if (r == HR_EAGAIN) return n - off;
+        if (r < 0) {
+            stomp__error(s, NULL, why ? why : "malformed frame", NULL, WS_CLOSE_PROTOCOL);
+            return 0;
+        }
+        stomp__frame(s, &f);
+        off += (size_t)r;
+    }
+    return 0;
+}
+
+static void stomp__on_message(ws_t *ws, bool text, char *data, size_t n)
+{
+    (void)text;
+    stomp_t *s = (stomp_t *)ws;
+    if (!s->in_len) {
+        size_t left = stomp__feed(s, data, n);
+        if (!left || ws->close_sent) return;
+        s->in = malloc(left);
+        if (!s->in) {
+            stomp__error(s, NULL, "out of memory", NULL, WS_CLOSE_INTERNAL);
+            return;
+        }
+        memcpy(s->in, data + n - left, left);
+        s->in_len = (uint32_t)left;
+        return;
+    }
+    /* a frame continued from an earlier message: join and parse again (bounded by the limits,
+     * which the parser checks on incomplete frames too) */
+    size_t total = (size_t)s->in_len + n;
+    if (total > (size_t)s->ws.x->cfg->ws_max_message + STOMP_MAX_HEAD + 16) {
+        stomp__error(s, NULL, "frame too large", NULL, WS_CLOSE_TOO_BIG);
+        return;
+    }
+    char *buf = realloc(s->in, total);
+    if (!buf) {
+        stomp__error(s, NULL, "out of memory", NULL, WS_CLOSE_INTERNAL);
+        return;
+    }
+    memcpy(buf + s->in_len, data, n);
+    s->in = NULL;
+    s->in_len = 0;
+    size_t left = stomp__feed(s, buf, total);
+    if (left && !ws->close_sent) {
+        memmove(buf, buf + total - left, left);
+        s->in = buf;
+        s->in_len = (uint32_t)left;
+    } else {
+        free(buf);
+    }
+}
+
+static void stomp__on_drain(ws_t *ws)
+{
+    stomp_t *s = (stomp_t *)ws;
+    for (uint32_t i = 0; i < s->nsubs; i++) stream_drained(s->subs[i]->st);
+}
+
+static void stomp__on_close(ws_t *ws)
+{
+    stomp_t *s = (stomp_t *)ws;
+    tw_stop(&ws->hc->base.loop->wheel, &s->hb);
+    for (uint32_t i = 0; i < s->nsubs; i++) stomp__sub_free(s->subs[i]);
+    free(s->subs);
+    free(s->in);
+}
+
+static const ws_app_t stomp_app = {
+    .xp = XP_STOMP,
+    .subprotocols = stomp_protocols,
+    .deflate = false, /* MESSAGE frames differ per subscriber: nothing to compress once and share */
+    .on_message = stomp__on_message,
+    .on_drain = stomp__on_drain,
+    .on_close = stomp__on_close,
+};
+
+void stomp_serve(xp_ctx_t *x, http_conn_t *hc, http_req_t *req)
+{
+    stomp_t *s = (stomp_t *)ws_accept(x, hc, req, &stomp_app, sizeof(stomp_t), false);
+    if (s) tw_entry_init(&s->hb, stomp__hb);
+}

@@ -1,0 +1,84 @@
+/* ws.h - WebSocket sessions (RFC 6455): the opening handshake, the frame loop, fragmentation,
+ * UTF-8 checks, permessage-deflate, ping/pong heartbeats and the closing handshake. The
+ * applications that run over it (plain /sub subscribe, the /ws JSON protocol, STOMP, /echo)
+ * see only whole messages and send through the helpers below.
+ *
+ * An application embeds ws_t as the first member of its own struct (ws_accept allocates `size`
+ * bytes, zeroed) and supplies ws_app_t. Every protocol violation is answered here with the Close
+ * code the RFC names (through ws_fail, the one place that maps errors to close codes), logged
+ * once, and ends only that connection. */
+#ifndef HERALD_WS_H
+#define HERALD_WS_H
+
+#include "stream.h"
+#include "transport.h"
+#include "ws_codec.h"
+#include "ws_deflate.h"
+
+typedef struct ws ws_t;
+
+typedef struct {
+    uint8_t xp;                        /* metrics: what the connection counts as */
+    const char *const *subprotocols;   /* NULL-terminated list spoken here, best first (NULL: none) */
+    bool deflate;                      /* permessage-deflate may be negotiated */
+    /* A complete message (decompressed; text is valid UTF-8). data is writable and valid only
+     * during the call. */
+    void (*on_message)(ws_t *ws, bool text, char *data, size_t n);
+    /* The write queue drained (optional). */
+    void (*on_drain)(ws_t *ws);
+    /* Release the application's state (not ws itself). Required. */
+    void (*on_close)(ws_t *ws);
+} ws_app_t;
+
+struct ws {
+    http_conn_t *hc;
+    xp_ctx_t *x;
+    const ws_app_t *app;
+    ws_limits_t lim;
+    ws_deflate_t dfl;
+    ws_zin_t *zin;          /* inflater, only while a compressed message context is alive */
+    ws_msg_t msg;           /* fragment sequencing */
+    ws_utf8_t utf8;         /* UTF-8 state of the text message in progress */
+    char *frag;             /* payload of a fragmented message so far */
+    uint32_t frag_len, frag_cap;
+    uint64_t last_input_ms; /* loop time of the last bytes from the peer */
+    uint64_t ping_at_ms;    /* when the outstanding ping was sent (0: none) */
+    int subprotocol;        /* index into app->subprotocols, or -1 */
+    bool close_sent;
+};
+
+/* Checks req as a WebSocket opening handshake (GET, HTTP/1.1, Upgrade/Connection, version 13,
+ * a valid key, an allowed Origin, a subprotocol from app->subprotocols when required_proto) and
+ * answers 101, negotiating a subprotocol and permessage-deflate. On success returns the new
+ * session (size bytes, zeroed past ws_t) owned by the connection. On failure answers the HTTP
+ * error itself (400, 403, 426 with Sec-WebSocket-Version) and returns NULL. */
+ws_t *ws_accept(xp_ctx_t *x, http_conn_t *hc, http_req_t *req, const ws_app_t *app, size_t size, bool required_proto);
+
+/* Queues a shared frame (a pushed message). Returns 0, HR_EFULL (over the queue limit: nothing
+ * queued) or HR_EIO (closing). */
+int ws_send_frame(ws_t *ws, bytes_t *frame);
+
+/* Sends p[0..n) as one uncompressed text (or binary) message: a reply the peer asked for, so the
+ * queue limit does not apply. Returns 0 or a negative code. */
+int ws_send_copy(ws_t *ws, bool text, const void *p, size_t n);
+
+/* Starts the closing handshake with code and reason and ends the connection once the Close
+ * frame is written. Further input is ignored. */
+void ws_close(ws_t *ws, uint16_t code, const char *reason);
+
+/* The frame carrying payload(m) for this connection, from m's encoding cache: slot is the plain
+ * frame's slot, slot + 1 and slot + 2 the 15-bit and 9-bit compressed ones; encode makes the
+ * plain frame (a new reference). Returns a new reference or NULL. */
+bytes_t *ws_frame_for(ws_t *ws, msg_t *m, int slot, msg_encoder encode);
+
+/* Loop-wide state: the shared compressors (in xp_ctx_t). */
+int ws_ctx_init(xp_ctx_t *x);
+void ws_ctx_close(xp_ctx_t *x);
+
+/* The applications (ws_sub.c, ws_json.c, stomp.c). */
+void ws_sub_serve(xp_ctx_t *x, http_conn_t *hc, http_req_t *req, subreq_t *sr);
+void ws_echo_serve(xp_ctx_t *x, http_conn_t *hc, http_req_t *req);
+void ws_json_serve(xp_ctx_t *x, http_conn_t *hc, http_req_t *req);
+void stomp_serve(xp_ctx_t *x, http_conn_t *hc, http_req_t *req);
+
+#endif

@@ -1,0 +1,315 @@
+/* ws_json.c - the /ws protocol: a small JSON protocol over one WebSocket to subscribe to many
+ * channels (each with its own resume id), unsubscribe, publish and ping, with replies that carry
+ * the request's "ref" and either ok:true or a typed error. Specified in docs/api.md.
+ *
+ * Each subscription is a stream (stream.h) of one channel, so replay, gap notices and the
+ * slow-consumer policy are the same as SSE's. A message frame is
+ * {"op":"message",<the message object of the polls>} and is encoded (and compressed) once per
+ * message for every /ws subscriber. Client requests are parsed with jansson: they are small and
+ * off the fan-out path. A malformed request is answered with an error reply, never a close; only
+ * a binary message (not part of the protocol) closes, with 1003. */
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/err.h"
+#include "../core/log.h"
+#include "ws.h"
+
+#define WSJ_MAX_SUBS 256
+#define WSJ_MAX_REF 128
+
+typedef struct {
+    ws_t ws;
+    uint32_t nsubs, cap;
+    stream_t **subs; /* grown on demand: an idle connection holds none */
+} wsj_t;
+
+/* ENC_WSJSON: {"op":"message", + the message object after its "{". */
+static bytes_t *wsj__encode(const msg_t *m)
+{
+    bytes_t *j = msg_encoded((msg_t *)m, ENC_JSON, json_encode_msg);
+    if (!j) return NULL;
+    static const char head[] = "{\"op\":\"message\",";
+    size_t n = sizeof(head) - 1 + j->len - 1;
+    char *buf = malloc(n);
+    if (!buf) return NULL;
+    memcpy(buf, head, sizeof(head) - 1);
+    memcpy(buf + sizeof(head) - 1, j->data + 1, j->len - 1);
+    bytes_t *f = ws_frame_new(WS_OP_TEXT, false, buf, n);
+    free(buf);
+    return f;
+}
+
+static bytes_t *wsj__frame(stream_t *st, xsub_t *xs, msg_t *m)
+{
+    (void)xs;
+    return ws_frame_for(st->owner, m, ENC_WSJSON, wsj__encode);
+}
+
+static bytes_t *wsj__gap(stream_t *st, const char *json, size_t n)
+{
+    (void)st;
+    char buf[2100];
+    if (n < 2 || n + 12 > sizeof(buf)) return NULL;
+    int k = snprintf(buf, sizeof(buf), "{\"op\":\"gap\",%.*s", (int)(n - 1), json + 1);
+    return ws_frame_new(WS_OP_TEXT, false, buf, (size_t)k);
+}
+
+static const stream_kind_t wsj_kind = {
+    .xp = XP_WSJSON,
+    .frame = wsj__frame,
+    .gap_frame = wsj__gap,
+};
+
+/* Sends {"op":"reply","ref":R,"ok":true<fields>} (fields: "" or ,"k":v...). */
+static void wsj__ok(wsj_t *w, const char *ref, const char *fields)
+{
+    char buf[2048];
+    int n = snprintf(buf, sizeof(buf), "{\"op\":\"reply\",\"ref\":%s,\"ok\":true%s}", ref, fields);
+    if (n > 0 && (size_t)n < sizeof(buf)) ws_send_copy(&w->ws, true, buf, (size_t)n);
+}
+
+/* The one place that turns a request error into the wire: a typed error reply. */
+static void wsj__err(wsj_t *w, const char *ref, const char *code, const char *message)
+{
+    char buf[1024];
+    log_debug("ws_json: fd %d: %s: %s", w->ws.hc->base.w.fd, code, message);
+    int n = snprintf(buf, sizeof(buf), "{\"op\":\"reply\",\"ref\":%s,\"ok\":false,\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}",
+                     ref, code, message);
+    if (n > 0 && (size_t)n < sizeof(buf)) ws_send_copy(&w->ws, true, buf, (size_t)n);
+}
+
+static int wsj__find(wsj_t *w, const char *name, size_t n)
+{
+    for (uint32_t i = 0; i < w->nsubs; i++) {
+        chan_t *ch = w->subs[i]->subs[0].s.ch;
+        if (ch->name_len == n && memcmp(ch->name, name, n) == 0) return (int)i;
+    }
+    return -1;
+}
+
+/* Reads "channel" into name; answers the error itself and returns false when missing or bad. */
+static bool wsj__channel(wsj_t *w, json_t *req, const char *ref, const char **name, size_t *n)
+{
+    json_t *c = json_object_get(req, "channel");
+    if (!json_is_string(c)) {
+        wsj__err(w, ref, "bad_request", "\\\"channel\\\" (a string) is required");
+        return false;
+    }
+    *name = json_string_value(c);
+    *n = json_string_length(c);
+    if (!hub_channel_valid(*name, *n)) {
+        wsj__err(w, ref, "bad_channel", "invalid channel name");
+        return false;
+    }
+    return true;
+}
+
+static void wsj__subscribe(wsj_t *w, json_t *req, const char *ref)
+{
+    const char *name;
+    size_t n;
+    if (!wsj__channel(w, req, ref, &name, &n)) return;
+    if (wsj__find(w, name, n) >= 0) {
+        wsj__err(w, ref, "already_subscribed", "already subscribed to this channel");
+        return;
+    }
+    if (w->nsubs == WSJ_MAX_SUBS) {
+        wsj__err(w, ref, "too_many_subscriptions", "at most 256 subscriptions per connection");
+        return;
+    }
+    if (w->nsubs == w->cap) {
+        uint32_t cap = w->cap ? w->cap * 2 : 4;
+        stream_t **ns = realloc(w->subs, cap * sizeof(*ns));
+        if (!ns) {
+            wsj__err(w, ref, "internal", "out of memory");
+            return;
+        }
+        w->subs = ns;
+        w->cap = cap;
+    }
+    subreq_t sr = {.nch = 1};
+    json_t *last = json_object_get(req, "last_id");
+    if (last && !json_is_null(last)) {
+        char tmp[32];
+        const char *text = tmp;
+        size_t tl;
+        if (json_is_string(last)) {
+            text = json_string_value(last);
+            tl = json_string_length(last);
+        } else if (json_is_integer(last) && json_integer_value(last) >= 0) {
+            tl = (size_t)snprintf(tmp, sizeof(tmp), "%" JSON_INTEGER_FORMAT, json_integer_value(last));
+        } else {
+            tl = 0;
+            text = "";
+        }
+        if (!tl || cursor_parse(text, tl, sr.cursor, 1) < 0) {
+            wsj__err(w, ref, "bad_cursor", "last_id must be a message id (a decimal string)");
+            return;
+        }
+        sr.has_cursor = true;
+    }
+    sr.ch[0] = hub_channel(w->ws.x->hub, name, n, true);
+    if (!sr.ch[0]) {
+        wsj__err(w, ref, "internal", "cannot create channel");
+        return;
+    }
+    char fields[64];
+    snprintf(fields, sizeof(fields), ",\"last_id\":\"%" PRIu64 "\"", sr.ch[0]->last_id);
+    wsj__ok(w, ref, fields); /* the reply comes before the replay */
+    stream_t *st = stream_open(w->ws.x, &w->ws.hc->base, &sr, &wsj_kind, &w->ws);
+    if (!st) {
+        ws_close(&w->ws, WS_CLOSE_INTERNAL, "out of memory");
+        return;
+    }
+    w->subs[w->nsubs++] = st;
+}
+
+static void wsj__unsubscribe(wsj_t *w, json_t *req, const char *ref)
+{
+    const char *name;
+    size_t n;
+    if (!wsj__channel(w, req, ref, &name, &n)) return;
+    int i = wsj__find(w, name, n);
+    if (i < 0) {
+        wsj__err(w, ref, "not_subscribed", "not subscribed to this channel");
+        return;
+    }
+    stream_free(w->subs[i]);
+    w->subs[i] = w->subs[--w->nsubs];
+    wsj__ok(w, ref, "");
+}
+
+static void wsj__publish(wsj_t *w, json_t *req, const char *ref)
+{
+    const char *name;
+    size_t n;
+    if (!wsj__channel(w, req, ref, &name, &n)) return;
+    if (!w->ws.x->cfg->client_publish) {
+        wsj__err(w, ref, "forbidden", "publishing from clients is disabled (client_publish = false)");
+        return;
+    }
+    json_t *data = json_object_get(req, "data"), *event = json_object_get(req, "event");
+    json_t *enc = json_object_get(req, "encoding");
+    if (!json_is_string(data)) {
+        wsj__err(w, ref, "bad_request", "\\\"data\\\" (a string) is required");
+        return;
+    }
+    const char *ev = "message";
+    size_t evn = 7;
+    if (event && !json_is_null(event)) {
+        if (!json_is_string(event) || !hub_event_valid(json_string_value(event), json_string_length(event))) {
+            wsj__err(w, ref, "bad_event", "invalid event name (1-64 of A-Z a-z 0-9 _ - . :)");
+            return;
+        }
+        ev = json_string_value(event);
+        evn = json_string_length(event);
+    }
+    const char *p = json_string_value(data);
+    size_t pn = json_string_length(data);
+    char *decoded = NULL;
+    if (enc && !json_is_null(enc)) {
+        if (!json_is_string(enc) || strcmp(json_string_value(enc), "base64") != 0) {
+            wsj__err(w, ref, "bad_request", "encoding must be \\\"base64\\\" when given");
+            return;
+        }
+        decoded = malloc(pn / 4 * 3 + 1);
+        ssize_t dn = decoded ? b64_decode(p, pn, decoded, pn / 4 * 3 + 1) : HR_ENOMEM;
+        if (dn < 0) {
+            free(decoded);
+            wsj__err(w, ref, "bad_data", "data is not valid base64");
+            return;
+        }
+        p = decoded;
+        pn = (size_t)dn;
+    }
+    uint64_t id = 0;
+    uint32_t reached = 0;
+    int rc = hub_publish(w->ws.x->hub, name, n, ev, evn, p, pn, &id, &reached);
+    free(decoded);
+    if (rc < 0) {
+        wsj__err(w, ref, "publish_failed", hr_strerror(rc));
+        return;
+    }
+    char fields[96];
+    snprintf(fields, sizeof(fields), ",\"id\":\"%" PRIu64 "\",\"subscribers\":%u", id, reached);
+    wsj__ok(w, ref, fields);
+}
+
+static void wsj__on_message(ws_t *ws, bool text, char *data, size_t n)
+{
+    wsj_t *w = (wsj_t *)ws;
+    if (!text) {
+        ws_close(ws, WS_CLOSE_UNSUPPORTED, "the /ws protocol speaks JSON text messages");
+        return;
+    }
+    json_error_t jerr;
+    json_t *req = json_loadb(data, n, JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(req)) {
+        wsj__err(w, "null", req ? "bad_request" : "bad_json", req ? "a request is a JSON object" : "not valid JSON");
+        json_decref(req);
+        return;
+    }
+    char ref[WSJ_MAX_REF + 1] = "null";
+    json_t *r = json_object_get(req, "ref");
+    if (r && !json_is_null(r)) {
+        char *dump = (json_is_string(r) || json_is_integer(r)) ? json_dumps(r, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+        if (!dump || strlen(dump) > WSJ_MAX_REF) {
+            free(dump);
+            wsj__err(w, "null", "bad_request", "ref must be a string or an integer (at most 128 characters)");
+            json_decref(req);
+            return;
+        }
+        /* jansson escapes only what JSON needs; the script-unsafe '<' '>' '&' cannot break a
+         * WebSocket text frame, so the dump goes back as it is */
+        strcpy(ref, dump);
+        free(dump);
+    }
+    json_t *op = json_object_get(req, "op");
+    const char *o = json_is_string(op) ? json_string_value(op) : NULL;
+    if (!o) wsj__err(w, ref, "bad_request", "\\\"op\\\" (a string) is required");
+    else if (strcmp(o, "subscribe") == 0) wsj__subscribe(w, req, ref);
+    else if (strcmp(o, "unsubscribe") == 0) wsj__unsubscribe(w, req, ref);
+    else if (strcmp(o, "publish") == 0) wsj__publish(w, req, ref);
+    else if (strcmp(o, "ping") == 0) wsj__ok(w, ref, "");
+    else wsj__err(w, ref, "unknown_op", "op must be subscribe, unsubscribe, publish or ping");
+    json_decref(req);
+}
+
+static void wsj__on_drain(ws_t *ws)
+{
+    wsj_t *w = (wsj_t *)ws;
+    for (uint32_t i = 0; i < w->nsubs; i++) stream_drained(w->subs[i]);
+}
+
+static void wsj__on_close(ws_t *ws)
+{
+    wsj_t *w = (wsj_t *)ws;
+    for (uint32_t i = 0; i < w->nsubs; i++) stream_free(w->subs[i]);
+    free(w->subs);
+    w->nsubs = 0;
+}
+
+static const char *const wsj_protocols[] = {"herald.v1", NULL};
+
+static const ws_app_t wsj_app = {
+    .xp = XP_WSJSON,
+    .subprotocols = wsj_protocols,
+    .deflate = true,
+    .on_message = wsj__on_message,
+    .on_drain = wsj__on_drain,
+    .on_close = wsj__on_close,
+};
+
+void ws_json_serve(xp_ctx_t *x, http_conn_t *hc, http_req_t *req)
+{
+    wsj_t *w = (wsj_t *)ws_accept(x, hc, req, &wsj_app, sizeof(wsj_t), false);
+    if (!w) return;
+    char hello[160];
+    int n = snprintf(hello, sizeof(hello), "{\"op\":\"welcome\",\"protocol\":\"herald.v1\",\"max_message\":%u}",
+                     x->cfg->ws_max_message);
+    ws_send_copy(&w->ws, true, hello, (size_t)n);
+}
