@@ -41,11 +41,13 @@ typedef enum {
 } stomp_cmd_t;
 
 typedef struct {
-    uint32_t max_headers;    /* more header lines than this (<= STOMP_MAX_HEADERS): refused */
-    uint32_t max_header_len; /* a header line (name:value) longer than this: refused */
-    uint32_t max_frame_head; /* command plus headers longer than this: refused */
+    uint32_t max_headers;    /* more header lines than this: refused (capped at STOMP_MAX_HEADERS) */
+    uint32_t max_header_len; /* a header line longer than this: refused (name:value as sent, without EOL) */
+    uint32_t max_frame_head; /* a head longer than this: refused (command line, header lines and blank
+                              * line, EOLs included, heart-beats before the command not) */
     uint64_t max_body;       /* a body longer than this: refused */
-    int version;             /* 10, 11 or 12: escaping rules for headers (CONNECT/CONNECTED are never unescaped) */
+    int version;             /* 10, 11 or 12 (any other value gets the 1.2 rules): escaping rules for headers
+                              * (CONNECT/STOMP/CONNECTED are never unescaped) */
 } stomp_limits_t;
 
 typedef struct {
@@ -59,15 +61,20 @@ typedef struct {
 } stomp_frame_t;
 
 /* Parses one frame (after skipping leading heart-beat EOLs) at buf[0..len). Returns the bytes
- * consumed (> 0): either only EOLs (f->cmd == STOMP_NONE) or EOLs plus one whole frame; header
- * names and values are unescaped in place (\r \n \c \\ in 1.2; \n \c \\ in 1.1; none in 1.0 and
- * in CONNECT/STOMP/CONNECTED frames). Returns HR_EAGAIN when the frame is incomplete (buf is
- * left unchanged so the call can be repeated with more bytes). Returns HR_EPROTO (malformed:
- * unknown command, header line without ':', undefined escape, bad content-length, no NUL after a
- * content-length body, CR not followed by LF) or HR_EFULL (a limit in lim), with *why set to a
- * static reason fit for an ERROR frame's message header. Frames that are still incomplete are
- * checked against the limits as far as they go, so a peer cannot make the caller buffer more
- * than the limits allow. */
+ * consumed (> 0): either only EOLs, when buf holds nothing else (f->cmd == STOMP_NONE), or EOLs
+ * plus one whole frame up to and including its NUL (EOLs after the NUL are left for the next
+ * call); header names and values are unescaped in place (\r \n \c \\ in 1.2; \n \c \\ in 1.1;
+ * none in 1.0 and in CONNECT/STOMP/CONNECTED frames). Header lines are split at the first ':'
+ * and nothing is trimmed. f is meaningful only after a return > 0. Returns HR_EAGAIN when the
+ * frame is incomplete, including EOLs followed by a partial frame or a lone CR at the end (buf
+ * is left unchanged so the call can be repeated with more bytes). Returns HR_EPROTO (malformed:
+ * unknown command, header line without ':', empty header name, undefined escape, bad
+ * content-length, no NUL after a content-length body, CR not followed by LF) or HR_EFULL (a
+ * limit in lim), with *why set to a static reason fit for an ERROR frame's message header; buf
+ * is unchanged then too. Frames that are still incomplete are checked against the limits as far
+ * as they go, so a peer cannot make the caller buffer more than the limits allow. The outcome
+ * never depends on how the input was split: a prefix of an input gives HR_EAGAIN or the same
+ * result as the whole (a prefix of only EOLs returns them as heart-beats). */
 ssize_t stomp_frame_parse(char *buf, size_t len, const stomp_limits_t *lim, stomp_frame_t *f, const char **why);
 
 /* The value of the first header called name (NUL-terminated), or {NULL, 0}. */
@@ -77,13 +84,17 @@ span_t stomp_header(const stomp_frame_t *f, const char *name);
 const char *stomp_cmd_name(stomp_cmd_t cmd);
 
 /* Writes s[0..n) escaped for a header (version 12: \r \n : \ ; version 11: \n : \; 10: none) into
- * out. Returns the length, or HR_EFULL when cap is too small. */
+ * out. Returns the length, HR_EFULL when cap is too small, or HR_EINVAL when s holds a byte the
+ * version cannot carry (CR or LF in 1.0, CR in 1.1). */
 ssize_t stomp_escape(const char *s, size_t n, char *out, size_t cap, int version);
 
 /* Writes a whole frame into out: cmd, then nh headers (names[i]:values[i], escaped per
- * version unless cmd is CONNECTED or CONNECT), then "content-length:<body_len>" when
- * content_length, a blank line, the body and a NUL. Returns the length, or HR_EFULL when cap is
- * too small. */
+ * version unless cmd is CONNECTED, CONNECT or STOMP), then "content-length:<body_len>" when
+ * content_length, a blank line, the body and a NUL. stomp_frame_parse() reads the result back to
+ * the same headers and body. Returns the length, HR_EFULL when cap is too small, or HR_EINVAL for
+ * what could not be read back: an empty cmd or one with CR/LF, an empty header name, a byte the
+ * version cannot escape (see stomp_escape(); in unescaped frames also ':' in a name), or a body
+ * with a NUL byte when neither content_length nor a content-length header in names is given. */
 ssize_t stomp_frame_write(char *out, size_t cap, const char *cmd, const span_t *names, const span_t *values,
                           uint32_t nh, int version, const void *body, size_t body_len, bool content_length);
 
