@@ -70,8 +70,14 @@ struct stomp {
 
 static const char *const stomp_protocols[] = {"v12.stomp", "v11.stomp", NULL};
 
+/* Sends a whole frame as one WebSocket message: text when it is UTF-8, else binary. */
+static void stomp__send_raw(stomp_t *s, const char *buf, size_t n)
+{
+    ws_send_copy(&s->ws, utf8_valid(buf, n), buf, n);
+}
+
 /* The one place that answers a violation: ERROR frame, log, close after it is written. */
-static void stomp__error(stomp_t *s, const stomp_frame_t *f, const char *why, const char *detail, uint16_t code)
+static void stomp__error_r(stomp_t *s, span_t receipt, const char *why, const char *detail, uint16_t code)
 {
     if (s->ws.close_sent) return;
     log_info("stomp: fd %d: ERROR %s", s->ws.hc->base.w.fd, why);
@@ -79,7 +85,6 @@ static void stomp__error(stomp_t *s, const stomp_frame_t *f, const char *why, co
     uint32_t nh = 0;
     names[nh] = SPAN_LIT("message");
     values[nh++] = span_of(why);
-    span_t receipt = f ? stomp_header(f, "receipt") : (span_t){NULL, 0};
     if (receipt.p && receipt.n <= STOMP_MAX_ID) {
         names[nh] = SPAN_LIT("receipt-id");
         values[nh++] = receipt;
@@ -90,8 +95,36 @@ static void stomp__error(stomp_t *s, const stomp_frame_t *f, const char *why, co
     const char *body = detail ? detail : why;
     ssize_t n = stomp_frame_write(buf, sizeof(buf), "ERROR", names, values, nh, s->version ? s->version : 12, body,
                                   strlen(body), true);
-    if (n > 0) ws_send_copy(&s->ws, true, buf, (size_t)n);
+    if (n > 0) stomp__send_raw(s, buf, (size_t)n);
     ws_close(&s->ws, code, "STOMP error");
+}
+
+static void stomp__error(stomp_t *s, const stomp_frame_t *f, const char *why, const char *detail, uint16_t code)
+{
+    stomp__error_r(s, f ? stomp_header(f, "receipt") : (span_t){NULL, 0}, why, detail, code);
+}
+
+/* The receipt header of a frame the codec refused, found in its raw head (best effort: the
+ * first "receipt:" line before the blank line; the value as sent, not unescaped). */
+static span_t stomp__raw_receipt(const char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n && (p[i] == '\n' || p[i] == '\r')) i++; /* heart-beats */
+    while (i < n) {
+        const char *nl = memchr(p + i, '\n', n - i);
+        if (!nl) break;
+        size_t line = (size_t)(nl + 1 - p);
+        if (line >= n || p[line] == '\n' || (p[line] == '\r' && line + 1 < n && p[line + 1] == '\n')) break;
+        i = line;
+        if (n - i > 8 && memcmp(p + i, "receipt:", 8) == 0) {
+            const char *e = memchr(p + i + 8, '\n', n - i - 8);
+            size_t vn = e ? (size_t)(e - (p + i + 8)) : 0;
+            if (vn && p[i + 8 + vn - 1] == '\r') vn--;
+            if (e) return (span_t){p + i + 8, vn};
+            break;
+        }
+    }
+    return (span_t){NULL, 0};
 }
 
 static void stomp__proto_error(stomp_t *s, const stomp_frame_t *f, const char *why)
@@ -106,7 +139,7 @@ static void stomp__receipt(stomp_t *s, const stomp_frame_t *f)
     span_t name = SPAN_LIT("receipt-id");
     char buf[STOMP_MAX_ID * 2 + 64];
     ssize_t n = stomp_frame_write(buf, sizeof(buf), "RECEIPT", &name, &r, 1, s->version, NULL, 0, false);
-    if (n > 0) ws_send_copy(&s->ws, true, buf, (size_t)n);
+    if (n > 0) stomp__send_raw(s, buf, (size_t)n);
 }
 
 /* ENC_STOMP: the shared tail of MESSAGE: destination ... blank line, body, NUL. */
@@ -270,7 +303,7 @@ static void stomp__connect(stomp_t *s, stomp_frame_t *f)
         char buf[256];
         ssize_t n = stomp_frame_write(buf, sizeof(buf), "ERROR", names, values, 2, 12, "", 0, false);
         log_info("stomp: fd %d: ERROR no common protocol version", s->ws.hc->base.w.fd);
-        if (n > 0) ws_send_copy(&s->ws, true, buf, (size_t)n);
+        if (n > 0) stomp__send_raw(s, buf, (size_t)n);
         ws_close(&s->ws, WS_CLOSE_PROTOCOL, "STOMP error");
         return;
     }
@@ -293,7 +326,7 @@ static void stomp__connect(stomp_t *s, stomp_frame_t *f)
                         span_of(sess)};
     char buf[256];
     ssize_t n = stomp_frame_write(buf, sizeof(buf), "CONNECTED", names, values, 4, version, "", 0, false);
-    if (n > 0) ws_send_copy(&s->ws, true, buf, (size_t)n);
+    if (n > 0) stomp__send_raw(s, buf, (size_t)n);
     if (s->hb_send_ms || s->hb_recv_ms) stomp__hb(&s->hb);
 }
 
@@ -524,7 +557,8 @@ static size_t stomp__feed(stomp_t *s, char *p, size_t n)
         ssize_t r = stomp_frame_parse(p + off, n - off, &lim, &f, &why);
         if (r == HR_EAGAIN) return n - off;
         if (r < 0) {
-            stomp__error(s, NULL, why ? why : "malformed frame", NULL, WS_CLOSE_PROTOCOL);
+            stomp__error_r(s, stomp__raw_receipt(p + off, n - off), why ? why : "malformed frame", NULL,
+                           WS_CLOSE_PROTOCOL);
             return 0;
         }
         stomp__frame(s, &f);

@@ -158,7 +158,7 @@ static void ws__frag_free(ws_t *ws)
 
 static int ws__frag_append(ws_t *ws, const char *p, size_t n)
 {
-    if (ws->frag_len + n > ws->frag_cap) {
+    if (!ws->frag || ws->frag_len + n > ws->frag_cap) { /* an empty first fragment still gets a buffer */
         size_t cap = ws->frag_cap ? ws->frag_cap : 4096;
         while (cap < ws->frag_len + n) cap *= 2;
         if (cap > (size_t)ws->x->cfg->ws_max_message + 4096) cap = (size_t)ws->x->cfg->ws_max_message + 4096;
@@ -253,6 +253,9 @@ static void ws__on_read(http_conn_t *hc)
         else ws__data(ws, &f);
         if (c->closing) return;
         conn_consume(c, (uint32_t)r);
+        /* replies (pongs, echoes, protocol answers) skip the queue limit; a peer that sends
+         * requests without reading the answers is paused until its queue drains */
+        if (c->wq.bytes >= c->wq.limit) conn_pause_read(c, true);
     }
     if (c->end_after_write && c->rlen) conn_consume(c, c->rlen); /* after our Close: ignored */
 }
@@ -286,7 +289,9 @@ static void ws__on_timer(http_conn_t *hc)
 static void ws__on_drain(http_conn_t *hc)
 {
     ws_t *ws = hc->xstate;
-    if (ws->app->on_drain && !ws->close_sent) ws->app->on_drain(ws);
+    if (ws->close_sent) return;
+    conn_pause_read(&hc->base, false);
+    if (ws->app->on_drain) ws->app->on_drain(ws);
 }
 
 static void ws__on_close(http_conn_t *hc)

@@ -21,6 +21,14 @@
 #define WSJ_MAX_SUBS 256
 #define WSJ_MAX_REF 128
 
+/* Characters (code points) in the UTF-8 string s[0..n). */
+static size_t utf8_chars(const char *s, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) k += ((unsigned char)s[i] & 0xc0) != 0x80;
+    return k;
+}
+
 typedef struct {
     ws_t ws;
     uint32_t nsubs, cap;
@@ -247,17 +255,18 @@ static void wsj__on_message(ws_t *ws, bool text, char *data, size_t n)
         return;
     }
     json_error_t jerr;
-    json_t *req = json_loadb(data, n, JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &jerr);
+    json_t *req = json_loadb(data, n, JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &jerr);
     if (!json_is_object(req)) {
         wsj__err(w, "null", req ? "bad_request" : "bad_json", req ? "a request is a JSON object" : "not valid JSON");
         json_decref(req);
         return;
     }
-    char ref[WSJ_MAX_REF + 1] = "null";
+    char ref[6 * WSJ_MAX_REF + 3] = "null"; /* a 128-character string, every one escaped, with quotes */
     json_t *r = json_object_get(req, "ref");
     if (r && !json_is_null(r)) {
-        char *dump = (json_is_string(r) || json_is_integer(r)) ? json_dumps(r, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
-        if (!dump || strlen(dump) > WSJ_MAX_REF) {
+        bool ok = json_is_integer(r) || (json_is_string(r) && utf8_chars(json_string_value(r), json_string_length(r)) <= WSJ_MAX_REF);
+        char *dump = ok ? json_dumps(r, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+        if (!dump || strlen(dump) >= sizeof(ref)) {
             free(dump);
             wsj__err(w, "null", "bad_request", "ref must be a string or an integer (at most 128 characters)");
             json_decref(req);

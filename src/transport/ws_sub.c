@@ -80,13 +80,9 @@ void ws_sub_serve(xp_ctx_t *x, http_conn_t *hc, http_req_t *req, subreq_t *sr)
 
 static void ws_echo__on_message(ws_t *ws, bool text, char *data, size_t n)
 {
-    conn_t *c = &ws->hc->base;
+    /* a peer that sends faster than it reads is paused by ws.c until its echoes drain */
     if (ws_send_copy(ws, text, data, n) < 0) ws_close(ws, WS_CLOSE_INTERNAL, "cannot echo");
-    /* a peer that sends faster than it reads is paused until its echoes drain */
-    else if (c->wq.bytes >= c->wq.limit) conn_pause_read(c, true);
 }
-
-static void ws_echo__on_drain(ws_t *ws) { conn_pause_read(&ws->hc->base, false); }
 
 static void ws_echo__on_close(ws_t *ws) { (void)ws; }
 
@@ -94,7 +90,6 @@ static const ws_app_t ws_echo_app = {
     .xp = XP_WS,
     .deflate = true,
     .on_message = ws_echo__on_message,
-    .on_drain = ws_echo__on_drain,
     .on_close = ws_echo__on_close,
 };
 
