@@ -23,7 +23,16 @@
  * removed in place by moving chunk data down to the decoded region. Bytes read into the
  * shared scratch buffer are parsed there and only a leftover is copied to the connection.
  * Delivery bookkeeping is a bitmap of M bits per subscriber (duplicates and misses are
- * exact even when several publisher connections reorder messages). */
+ * exact even when several publisher connections reorder messages).
+ *
+ * WebSocket subscribers (--mode ws) send an Upgrade request, check the 101 answer and its
+ * Sec-WebSocket-Accept, and from then on the connection's bytes are frames, read with the pure
+ * codec (ws_frame_parse, unmasked server frames). One message is one delivery, whatever its
+ * fragmentation. With --deflate they offer permessage-deflate; a compressed message (RSV1 on its
+ * first frame) is inflated with zlib. When the server answered server_no_context_takeover every
+ * message stands alone and one shared inflater, reset per message, serves all connections;
+ * otherwise each connection keeps its own inflater (and its window) across messages. Server
+ * pings get a masked pong; a server Close gets a Close back and counts as a disconnect. */
 #include "loadgen.h"
 
 #include <arpa/inet.h>
@@ -40,10 +49,15 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
+
+#include "../src/core/err.h"
+#include "../src/transport/ws_codec.h"
 
 #define LG_SCRATCH (256 * 1024)
 #define LG_MAX_HEAD 16384
@@ -54,7 +68,8 @@
 enum { K_SUB, K_PUB };
 enum { ST_NEW, ST_IDLE, ST_CONNECTING, ST_OPEN, ST_FAILED }; /* ST_IDLE: waiting to retry */
 enum { PH_CONNECT, PH_WARMUP, PH_RUN, PH_DRAIN, PH_DONE };
-enum { MODE_SSE, MODE_LONGPOLL };
+enum { MODE_SSE, MODE_LONGPOLL, MODE_WS };
+enum { PAYLOAD_X, PAYLOAD_JSON };
 enum { STYLE_HERALD, STYLE_NCHAN };
 enum { CS_SIZE, CS_DATA, CS_DATA_CRLF, CS_TRAILER };
 
@@ -66,6 +81,10 @@ typedef struct {
     uint64_t left;  /* chunk bytes or Content-Length bytes still to decode */
     size_t dec_len; /* decoded, unconsumed body bytes at the start of the stored buffer */
     char etag[64], lastmod[64];
+    /* WebSocket handshake answer */
+    bool upgrade_ws, conn_upgrade; /* Upgrade: websocket, Connection: upgrade */
+    bool pmd, pmd_snct, ext_other; /* permessage-deflate; its server_no_context_takeover; anything else */
+    char accept[32];               /* Sec-WebSocket-Accept */
 } lg_resp_t;
 
 typedef struct {
@@ -87,6 +106,15 @@ typedef struct {
     char cursor[32];              /* herald long poll last_id */
     char etag[64], lastmod[64];   /* nchan long poll cursor */
     uint64_t retry_at;            /* reconnect not before this time (us) */
+    /* WebSocket subscriber */
+    bool ws_open;    /* the 101 arrived: the input is frames */
+    bool ws_deflate; /* permessage-deflate was agreed (RSV1 allowed) */
+    bool ws_ctx;     /* ... without server_no_context_takeover: zs keeps the window across messages */
+    char ws_key[25]; /* Sec-WebSocket-Key sent */
+    ws_msg_t wsm;    /* fragment sequencing */
+    char *frag;      /* a fragmented message's payload so far (allocated only for fragments) */
+    size_t frag_len, frag_cap;
+    z_stream *zs; /* per-connection inflater (ws_ctx only) */
 } lg_conn_t;
 
 typedef struct {
@@ -98,9 +126,9 @@ typedef struct {
     uint32_t subs, messages, size, pub_conns, window, ramp_batch, idle_conns;
     double rate;
     uint32_t warmup_ms, timeout_s, drain_ms;
-    int mode, style;
+    int mode, style, payload;
     long server_pid;
-    bool json, idle_distinct, quiet;
+    bool json, idle_distinct, quiet, deflate;
     /* runtime */
     struct sockaddr_in addr;
     int ep;
@@ -119,6 +147,14 @@ typedef struct {
     double cpu_before, cpu_after;
     long rss_before_kb, rss_ready_kb, rss_end_kb;
     char first_error[160];
+    /* WebSocket */
+    uint64_t rng;         /* xorshift state: keys and masks */
+    z_stream zs;          /* the shared inflater (server_no_context_takeover) */
+    bool zs_init;
+    char *infl;           /* inflated message */
+    size_t infl_cap;
+    uint32_t ws_deflate_subs, ws_ctx_subs;
+    uint64_t ws_msgs, ws_compressed, ws_wire_bytes, ws_frames, ws_pings, ws_closes;
 } lg_ctx_t;
 
 static uint64_t now_us(void)
@@ -209,6 +245,16 @@ static void conn_close(lg_ctx_t *x, lg_conn_t *c, bool abortive)
     c->out = NULL;
     c->out_len = c->out_off = 0;
     memset(&c->r, 0, sizeof(c->r));
+    c->ws_open = c->ws_deflate = c->ws_ctx = false;
+    memset(&c->wsm, 0, sizeof(c->wsm));
+    free(c->frag);
+    c->frag = NULL;
+    c->frag_len = c->frag_cap = 0;
+    if (c->zs) {
+        inflateEnd(c->zs);
+        free(c->zs);
+        c->zs = NULL;
+    }
 }
 
 static int conn_open(lg_ctx_t *x, lg_conn_t *c)
@@ -284,12 +330,49 @@ static const char *sub_channel(lg_ctx_t *x, lg_conn_t *c, char *tmp, size_t n)
     return x->channel;
 }
 
+static uint64_t rng_next(lg_ctx_t *x)
+{
+    /* xorshift64*: plenty for WebSocket keys and masks, which need not be secret here */
+    x->rng ^= x->rng >> 12;
+    x->rng ^= x->rng << 25;
+    x->rng ^= x->rng >> 27;
+    return x->rng * 0x2545F4914F6CDD1Dull;
+}
+
+/* Writes the base64 of the 16 bytes in in[] (24 characters) and a NUL into out. */
+static void b64_16(const uint8_t in[16], char out[25])
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t o = 0;
+    for (size_t i = 0; i < 16; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16;
+        if (i + 1 < 16) v |= (uint32_t)in[i + 1] << 8;
+        if (i + 2 < 16) v |= in[i + 2];
+        out[o++] = tab[(v >> 18) & 63];
+        out[o++] = tab[(v >> 12) & 63];
+        out[o++] = i + 1 < 16 ? tab[(v >> 6) & 63] : '=';
+        out[o++] = i + 2 < 16 ? tab[v & 63] : '=';
+    }
+    out[o] = 0;
+}
+
 static int send_sub_request(lg_ctx_t *x, lg_conn_t *c)
 {
     char req[640], ch[240];
     const char *chan = sub_channel(x, c, ch, sizeof(ch));
     int n;
-    if (x->mode == MODE_SSE)
+    if (x->mode == MODE_WS) {
+        uint8_t raw[16];
+        uint64_t a = rng_next(x), b = rng_next(x);
+        memcpy(raw, &a, 8);
+        memcpy(raw + 8, &b, 8);
+        b64_16(raw, c->ws_key);
+        n = snprintf(req, sizeof(req),
+                     "GET %s/sub/%s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: %s\r\n%s\r\n",
+                     x->prefix, chan, x->host, x->port, c->ws_key,
+                     x->deflate ? "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" : "");
+    } else if (x->mode == MODE_SSE)
         n = snprintf(req, sizeof(req),
                      "GET %s/sub/%s HTTP/1.1\r\nHost: %s:%d\r\nAccept: text/event-stream\r\n\r\n", x->prefix,
                      chan, x->host, x->port);
@@ -312,6 +395,31 @@ static int send_sub_request(lg_ctx_t *x, lg_conn_t *c)
     return conn_send(x, c, req, (size_t)n);
 }
 
+/* Fills p[0..n) with JSON-like event records that vary with seq: compressible about as much as
+ * real application messages are (a few times), unlike a run of one letter. */
+static void fill_json(char *p, size_t n, uint32_t seq)
+{
+    static const char *const kinds[] = {"order.created", "order.paid", "stock.low", "user.login", "cart.updated"};
+    static const char *const users[] = {"alice", "bob", "carol", "dave", "erin", "frank", "grace"};
+    uint32_t r = seq * 2654435761u + 0x9e3779b9u;
+    char rec[192];
+    size_t k = 0;
+    while (k < n) {
+        r = r * 1103515245u + 12345u;
+        uint32_t s = r ^ (r >> 15);
+        int m = snprintf(rec, sizeof(rec),
+                         "{\"type\":\"%s\",\"user\":\"%s\",\"id\":%u,\"amount\":%u.%02u,\"qty\":%u,\"ok\":%s},",
+                         kinds[s % 5], users[(s >> 4) % 7], (s >> 8) & 0xfffff, (s >> 3) % 5000, s % 100,
+                         (s >> 20) % 12 + 1, (s & 0x40) ? "true" : "false");
+        size_t len = m < 0 ? 0 : (size_t)m;
+        if (len == 0) break;
+        if (len > n - k) len = n - k;
+        memcpy(p + k, rec, len);
+        k += len;
+    }
+    memset(p + k, 'x', n - k);
+}
+
 static int send_publish(lg_ctx_t *x, lg_conn_t *c, uint32_t seq, uint64_t sched)
 {
     char head[512], body[64];
@@ -326,7 +434,8 @@ static int send_publish(lg_ctx_t *x, lg_conn_t *c, uint32_t seq, uint64_t sched)
     if (!req) return -1;
     memcpy(req, head, (size_t)hn);
     memcpy(req + hn, body, (size_t)bn);
-    memset(req + hn + bn, 'x', plen - (size_t)bn);
+    if (x->payload == PAYLOAD_JSON) fill_json(req + hn + bn, plen - (size_t)bn, seq);
+    else memset(req + hn + bn, 'x', plen - (size_t)bn);
     int rc = conn_send(x, c, req, (size_t)hn + plen);
     free(req);
     return rc;
@@ -467,6 +576,35 @@ static void copy_str(char *dst, size_t cap, const char *src)
     dst[n] = 0;
 }
 
+/* Reads a Sec-WebSocket-Extensions value: "ext; param; param=v, ext2 ..." into r's flags. */
+static void parse_ws_extensions(lg_resp_t *r, const char *v)
+{
+    char buf[256];
+    copy_str(buf, sizeof(buf), v);
+    char *save_ext = NULL;
+    for (char *ext = strtok_r(buf, ",", &save_ext); ext; ext = strtok_r(NULL, ",", &save_ext)) {
+        char *save_par = NULL;
+        bool first = true, pmd = false;
+        for (char *par = strtok_r(ext, ";", &save_par); par; par = strtok_r(NULL, ";", &save_par)) {
+            while (*par == ' ' || *par == '\t') par++;
+            size_t pl = strlen(par);
+            while (pl && (par[pl - 1] == ' ' || par[pl - 1] == '\t')) par[--pl] = 0;
+            if (first) {
+                pmd = strcasecmp(par, "permessage-deflate") == 0;
+                if (pmd) r->pmd = true;
+                else r->ext_other = true;
+                first = false;
+            } else if (pmd && strcasecmp(par, "server_no_context_takeover") == 0) {
+                r->pmd_snct = true;
+            } else if (pmd && strncasecmp(par, "client_no_context_takeover", 26) != 0 &&
+                       strncasecmp(par, "server_max_window_bits", 22) != 0 &&
+                       strncasecmp(par, "client_max_window_bits", 22) != 0) {
+                r->ext_other = true;
+            }
+        }
+    }
+}
+
 static void parse_head(lg_resp_t *r, const char *h, size_t n)
 {
     r->status = 0;
@@ -484,7 +622,7 @@ static void parse_head(lg_resp_t *r, const char *h, size_t n)
         const char *v = colon + 1;
         while (v < line + ll && (*v == ' ' || *v == '\t')) v++;
         size_t vl = (size_t)(line + ll - v);
-        char val[128];
+        char val[256];
         size_t cl = vl < sizeof(val) - 1 ? vl : sizeof(val) - 1;
         memcpy(val, v, cl);
         val[cl] = 0;
@@ -495,6 +633,13 @@ static void parse_head(lg_resp_t *r, const char *h, size_t n)
             if (strcasestr(val, "chunked")) r->chunked = true;
         } else if (kl == 10 && strncasecmp(line, "Connection", 10) == 0) {
             if (strcasestr(val, "close")) r->close = true;
+            if (strcasestr(val, "upgrade")) r->conn_upgrade = true;
+        } else if (kl == 7 && strncasecmp(line, "Upgrade", 7) == 0) {
+            if (strcasecmp(val, "websocket") == 0) r->upgrade_ws = true;
+        } else if (kl == 20 && strncasecmp(line, "Sec-WebSocket-Accept", 20) == 0) {
+            copy_str(r->accept, sizeof(r->accept), val);
+        } else if (kl == 24 && strncasecmp(line, "Sec-WebSocket-Extensions", 24) == 0) {
+            parse_ws_extensions(r, val);
         } else if (kl == 4 && strncasecmp(line, "Etag", 4) == 0) {
             copy_str(r->etag, sizeof(r->etag), val);
         } else if (kl == 13 && strncasecmp(line, "Last-Modified", 13) == 0) {
@@ -613,12 +758,228 @@ static int on_response(lg_ctx_t *x, lg_conn_t *c, const char *d, size_t n, uint6
     return send_sub_request(x, c) < 0 ? -1 : 0;
 }
 
+/* ---- WebSocket subscribers ---- */
+
+/* Sends one masked frame (clients must mask) with a control payload of at most 125 bytes. */
+static int ws_send_control(lg_ctx_t *x, lg_conn_t *c, uint8_t opcode, const char *p, size_t n)
+{
+    char fr[WS_MAX_HEADER + WS_MAX_CONTROL];
+    uint8_t key[4];
+    uint32_t k = (uint32_t)rng_next(x);
+    memcpy(key, &k, 4);
+    if (n > WS_MAX_CONTROL) n = WS_MAX_CONTROL;
+    size_t hl = ws_header_write_masked((uint8_t *)fr, opcode, true, false, n, key);
+    memcpy(fr + hl, p, n);
+    ws_mask(fr + hl, n, key, 0);
+    return conn_send(x, c, fr, hl + n);
+}
+
+/* Answers a Close: echoes code (none when 0) and gives up the connection. */
+static void ws_send_close(lg_ctx_t *x, lg_conn_t *c, uint16_t code)
+{
+    char p[2] = {(char)(code >> 8), (char)(code & 0xff)};
+    ws_send_control(x, c, WS_OP_CLOSE, p, code ? 2 : 0);
+}
+
+/* Feeds in[0..n) to z, appending the output to x->infl at *out. Returns 1 at the end of the
+ * deflate stream (a final block), 0 when the input is used up, -1 on bad data or a message over
+ * the size limit. */
+static int ws_inflate_feed(lg_ctx_t *x, z_stream *z, const void *in, size_t n, size_t *out)
+{
+    z->next_in = (Bytef *)(uintptr_t)in;
+    z->avail_in = (uInt)n;
+    for (;;) {
+        if (*out == x->infl_cap) {
+            size_t nc = x->infl_cap ? x->infl_cap * 2 : 64 * 1024;
+            if (nc > LG_MAX_BUF) return -1;
+            char *nb = realloc(x->infl, nc);
+            if (!nb) return -1;
+            x->infl = nb;
+            x->infl_cap = nc;
+        }
+        z->next_out = (Bytef *)x->infl + *out;
+        z->avail_out = (uInt)(x->infl_cap - *out);
+        int rc = inflate(z, Z_SYNC_FLUSH);
+        *out = x->infl_cap - z->avail_out;
+        if (rc == Z_STREAM_END) return 1;
+        if (rc == Z_BUF_ERROR && z->avail_out > 0) return 0; /* nothing more to do with this input */
+        if (rc != Z_OK && rc != Z_BUF_ERROR) return -1;
+        if (z->avail_in == 0 && z->avail_out > 0) return 0;
+    }
+}
+
+/* Inflates one compressed message p[0..n) (RFC 7692: append 00 00 ff ff, inflate). Returns the
+ * inflated length in x->infl, or -1. */
+static ssize_t ws_inflate(lg_ctx_t *x, lg_conn_t *c, const char *p, size_t n)
+{
+    static const uint8_t tail[4] = {0x00, 0x00, 0xff, 0xff};
+    z_stream *z;
+    if (c->ws_ctx) {
+        if (!c->zs) {
+            c->zs = calloc(1, sizeof(*c->zs));
+            if (!c->zs) return -1;
+            if (inflateInit2(c->zs, -15) != Z_OK) {
+                free(c->zs);
+                c->zs = NULL;
+                return -1;
+            }
+        }
+        z = c->zs;
+    } else {
+        if (!x->zs_init) {
+            if (inflateInit2(&x->zs, -15) != Z_OK) return -1;
+            x->zs_init = true;
+        } else if (inflateReset(&x->zs) != Z_OK)
+            return -1;
+        z = &x->zs;
+    }
+    size_t out = 0;
+    int rc = ws_inflate_feed(x, z, p, n, &out);
+    if (rc == 0) rc = ws_inflate_feed(x, z, tail, sizeof(tail), &out);
+    if (rc < 0) return -1;
+    if (rc == 1 && c->ws_ctx) inflateReset(z); /* the sender ended its stream: the next starts afresh */
+    return (ssize_t)out;
+}
+
+/* A complete data message p[0..n) arrived on c. Returns -1 to close. */
+static int ws_on_message(lg_ctx_t *x, lg_conn_t *c, const char *p, size_t n, bool compressed, uint64_t now)
+{
+    x->ws_msgs++;
+    if (compressed) {
+        x->ws_compressed++;
+        ssize_t m = ws_inflate(x, c, p, n);
+        if (m < 0) {
+            note_error(x, "cannot inflate a WebSocket message (%s%d compressed bytes)", "", (int)n);
+            return -1;
+        }
+        p = x->infl;
+        n = (size_t)m;
+    }
+    deliver(x, c, p, n, now);
+    return 0;
+}
+
+/* One frame f arrived on c. Returns -1 to close. */
+static int ws_on_frame(lg_ctx_t *x, lg_conn_t *c, const ws_frame_t *f, uint64_t now)
+{
+    uint16_t code = 0;
+    const char *why = NULL;
+    x->ws_frames++;
+    if (f->opcode == WS_OP_PING) {
+        x->ws_pings++;
+        return ws_send_control(x, c, WS_OP_PONG, f->payload, (size_t)f->payload_len);
+    }
+    if (f->opcode == WS_OP_PONG) return 0;
+    if (f->opcode == WS_OP_CLOSE) {
+        uint16_t got = 0;
+        if (ws_close_parse(f->payload, (size_t)f->payload_len, &got, &code, &why) < 0) {
+            ws_send_close(x, c, code);
+            note_error(x, "bad WebSocket Close from the server: %s (close %d)", why ? why : "?", code);
+            return -1;
+        }
+        x->ws_closes++;
+        ws_send_close(x, c, got == WS_CLOSE_NO_STATUS ? 0 : got);
+        note_error(x, "the server closed a WebSocket%s (code %d)", "", got);
+        return -1;
+    }
+    if (ws_msg_frame(&c->wsm, f, LG_MAX_BUF, &code, &why) < 0) {
+        ws_send_close(x, c, code);
+        note_error(x, "bad WebSocket fragment sequence: %s (close %d)", why ? why : "?", code);
+        return -1;
+    }
+    x->ws_wire_bytes += f->payload_len;
+    bool complete = !c->wsm.in_message;
+    if (complete && c->frag_len == 0) /* one frame, or all earlier fragments were empty */
+        return ws_on_message(x, c, f->payload, (size_t)f->payload_len, c->wsm.compressed, now);
+    if (f->payload_len) {
+        size_t need = c->frag_len + (size_t)f->payload_len;
+        if (need > c->frag_cap) {
+            size_t nc = c->frag_cap ? c->frag_cap : 4096;
+            while (nc < need) nc *= 2;
+            char *nb = realloc(c->frag, nc);
+            if (!nb) return -1;
+            c->frag = nb;
+            c->frag_cap = nc;
+        }
+        memcpy(c->frag + c->frag_len, f->payload, (size_t)f->payload_len);
+        c->frag_len = need;
+    }
+    if (!complete) return 0;
+    int rc = ws_on_message(x, c, c->frag, c->frag_len, c->wsm.compressed, now);
+    c->frag_len = 0;
+    if (c->frag_cap > 65536) { /* do not keep a big buffer after a big message */
+        free(c->frag);
+        c->frag = NULL;
+        c->frag_cap = 0;
+    }
+    return rc;
+}
+
+/* Parses the complete frames in b[0..n) (unmasked server frames, payloads left in place).
+ * Returns the bytes consumed (a partial frame stays), or -1 to close. */
+static ssize_t ws_consume(lg_ctx_t *x, lg_conn_t *c, char *b, size_t n, uint64_t now)
+{
+    ws_limits_t lim = {.max_payload = LG_MAX_BUF - WS_MAX_HEADER, .server = false, .rsv1_ok = c->ws_deflate};
+    size_t pos = 0;
+    while (pos < n && c->fd >= 0) {
+        ws_frame_t f;
+        uint16_t code = 0;
+        const char *why = NULL;
+        ssize_t k = ws_frame_parse(b + pos, n - pos, &lim, &f, &code, &why);
+        if (k == HR_EAGAIN) break;
+        if (k <= 0) {
+            ws_send_close(x, c, code);
+            note_error(x, "bad WebSocket frame from the server: %s (close %d)", why ? why : "?", code);
+            return -1;
+        }
+        pos += (size_t)k;
+        if (ws_on_frame(x, c, &f, now) < 0) return -1;
+    }
+    return (ssize_t)pos;
+}
+
+/* Checks the answer to the Upgrade request and records what was agreed. Returns -1 to close. */
+static int ws_handshake_done(lg_ctx_t *x, lg_conn_t *c)
+{
+    lg_resp_t *r = &c->r;
+    char want[29];
+    if (r->status != 101) {
+        note_error(x, "WebSocket upgrade answered %s%d", "HTTP ", r->status);
+        return -1;
+    }
+    if (!r->upgrade_ws || !r->conn_upgrade) {
+        note_error(x, "101 without %s (status %d)", "Upgrade: websocket and Connection: Upgrade", r->status);
+        return -1;
+    }
+    if (ws_accept_key(c->ws_key, strlen(c->ws_key), want) < 0 || strcmp(want, r->accept) != 0) {
+        note_error(x, "wrong Sec-WebSocket-Accept \"%s\" (status %d)", r->accept, r->status);
+        return -1;
+    }
+    if (r->ext_other || (r->pmd && !x->deflate)) {
+        note_error(x, "the server answered an extension %s (status %d)", "that was not offered", r->status);
+        return -1;
+    }
+    c->ws_open = true;
+    c->ws_deflate = r->pmd;
+    c->ws_ctx = r->pmd && !r->pmd_snct;
+    memset(&c->wsm, 0, sizeof(c->wsm));
+    if (r->pmd) x->ws_deflate_subs++;
+    if (c->ws_ctx) x->ws_ctx_subs++;
+    return 0;
+}
+
 /* Parses b[0..len) (stored leftover + new bytes); returns the bytes to keep (compacted to
  * the start of b), or -1 to close, or -2 to reconnect. */
 static ssize_t conn_parse(lg_ctx_t *x, lg_conn_t *c, char *b, size_t len, uint64_t now)
 {
     lg_resp_t *r = &c->r;
     size_t dc = 0, de = r->dec_len, raw = r->dec_len;
+    if (c->ws_open) { /* frames only from here on */
+        ssize_t used = ws_consume(x, c, b, len, now);
+        if (used < 0) return -1;
+        memmove(b, b + used, len - (size_t)used);
+        return (ssize_t)(len - (size_t)used);
+    }
     for (;;) {
         if (!r->head_done) {
             if (raw >= len) break;
@@ -632,6 +993,16 @@ static ssize_t conn_parse(lg_ctx_t *x, lg_conn_t *c, char *b, size_t len, uint64
             r->head_done = true;
             raw += hl;
             dc = de = raw; /* a new body starts at the current position */
+            if (c->kind == K_SUB && x->mode == MODE_WS) {
+                if (ws_handshake_done(x, c) < 0) return -1;
+                sub_set_ready(x, c);
+                r->dec_len = 0;
+                ssize_t used = ws_consume(x, c, b + raw, len - raw, now);
+                if (used < 0) return -1;
+                raw += (size_t)used;
+                memmove(b, b + raw, len - raw);
+                return (ssize_t)(len - raw);
+            }
             if (c->kind == K_SUB && x->mode == MODE_SSE) {
                 if (r->status != 200) {
                     note_error(x, "subscribe answered %s%d", "HTTP ", r->status);
@@ -962,6 +1333,14 @@ static double pct_ms(const lg_ctx_t *x, double p)
     return x->lat[i] / 1000.0;
 }
 
+/* The subscriber transport as reported: sse, longpoll, ws or ws-deflate. */
+static const char *mode_name(const lg_ctx_t *x)
+{
+    if (x->mode == MODE_SSE) return "sse";
+    if (x->mode == MODE_LONGPOLL) return "longpoll";
+    return x->deflate ? "ws-deflate" : "ws";
+}
+
 static int report(lg_ctx_t *x)
 {
     uint64_t end = now_us();
@@ -970,19 +1349,20 @@ static int report(lg_ctx_t *x)
     double lg_cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
                     ru.ru_stime.tv_usec / 1e6;
     const char *style = x->style == STYLE_NCHAN ? "nchan" : "herald";
-    const char *mode = x->mode == MODE_SSE ? "sse" : "longpoll";
+    const char *mode = mode_name(x);
     if (x->idle_conns) {
         double per = (x->rss_before_kb >= 0 && x->rss_ready_kb >= 0 && x->ready_subs)
                          ? (double)(x->rss_ready_kb - x->rss_before_kb) * 1024.0 / x->ready_subs
                          : -1;
         if (x->json)
-            printf("{\"scenario\":\"idle\",\"style\":\"%s\",\"idle_conns\":%u,\"connected\":%u,\"failed\":%u,"
-                   "\"distinct_channels\":%s,\"rss_before_kb\":%ld,\"rss_after_kb\":%ld,"
-                   "\"rss_per_conn_bytes\":%.0f,\"timed_out\":%s,\"error\":\"%s\"}\n",
-                   style, x->idle_conns, x->ready_subs, x->failed_subs, x->idle_distinct ? "true" : "false",
-                   x->rss_before_kb, x->rss_ready_kb, per, x->timed_out ? "true" : "false", x->first_error);
+            printf("{\"scenario\":\"idle\",\"style\":\"%s\",\"mode\":\"%s\",\"idle_conns\":%u,\"connected\":%u,"
+                   "\"failed\":%u,\"distinct_channels\":%s,\"rss_before_kb\":%ld,\"rss_after_kb\":%ld,"
+                   "\"rss_per_conn_bytes\":%.0f,\"ws_deflate_subs\":%u,\"timed_out\":%s,\"error\":\"%s\"}\n",
+                   style, mode, x->idle_conns, x->ready_subs, x->failed_subs, x->idle_distinct ? "true" : "false",
+                   x->rss_before_kb, x->rss_ready_kb, per, x->ws_deflate_subs, x->timed_out ? "true" : "false",
+                   x->first_error);
         else {
-            printf("idle connections:   %u requested, %u connected, %u failed (%s)\n", x->idle_conns,
+            printf("idle connections:   %u requested (%s), %u connected, %u failed (%s)\n", x->idle_conns, mode,
                    x->ready_subs, x->failed_subs, x->idle_distinct ? "distinct channels" : "one channel");
             printf("server RSS:         %ld kB before, %ld kB with the connections\n", x->rss_before_kb,
                    x->rss_ready_kb);
@@ -1015,23 +1395,41 @@ static int report(lg_ctx_t *x)
                "\"samples\":%zu,\"samples_capped\":%s,\"pub_ok\":%u,\"pub_err\":%u,\"pub_per_s\":%.1f,"
                "\"server_cpu_s\":%.3f,\"cpu_us_per_delivery\":%.3f,\"rss_before_kb\":%ld,"
                "\"rss_connected_kb\":%ld,\"rss_end_kb\":%ld,\"rss_per_conn_bytes\":%.0f,"
-               "\"loadgen_cpu_s\":%.3f,\"lp_requests\":%" PRIu64 ",\"timed_out\":%s,\"error\":\"%s\"}\n",
+               "\"loadgen_cpu_s\":%.3f,\"lp_requests\":%" PRIu64 ",\"payload\":\"%s\",\"ws_deflate_subs\":%u,"
+               "\"ws_context_subs\":%u,\"ws_messages\":%" PRIu64 ",\"ws_compressed\":%" PRIu64
+               ",\"ws_wire_bytes\":%" PRIu64 ",\"ws_frames\":%" PRIu64 ",\"ws_pings\":%" PRIu64
+               ",\"ws_closes\":%" PRIu64 ",\"timed_out\":%s,\"error\":\"%s\"}\n",
                style, mode, x->nsubs, x->ready_subs, x->failed_subs, x->messages, x->rate, x->window, x->size,
                x->pub_conns, expected, x->delivered, missing, x->duplicates, x->bad_events, x->gap_events,
                x->sub_disconnects, elapsed, dps, p50, p90, p99, mx, x->nlat, x->samples_capped ? "true" : "false",
                x->pub_ok, x->pub_err, pps, cpu, cpu_per, x->rss_before_kb, x->rss_ready_kb, x->rss_end_kb, rss_per,
-               lg_cpu, x->lp_requests, x->timed_out ? "true" : "false", x->first_error);
+               lg_cpu, x->lp_requests, x->payload == PAYLOAD_JSON ? "json" : "x", x->ws_deflate_subs, x->ws_ctx_subs,
+               x->ws_msgs, x->ws_compressed, x->ws_wire_bytes, x->ws_frames, x->ws_pings, x->ws_closes,
+               x->timed_out ? "true" : "false", x->first_error);
     } else {
         printf("server style:       %s, mode %s\n", style, mode);
         printf("subscribers:        %u connected of %u (%u failed, %" PRIu64 " disconnected)\n", x->ready_subs,
                x->nsubs, x->failed_subs, x->sub_disconnects);
-        printf("messages:           %u of %u bytes, ", x->messages, x->size);
+        printf("messages:           %u of %u bytes (%s), ", x->messages, x->size,
+               x->payload == PAYLOAD_JSON ? "JSON-like" : "x padding");
         if (x->rate > 0) printf("rate %g/s, %u publisher conn(s)\n", x->rate, x->pub_conns);
         else printf("flat out, window %u, %u publisher conn(s)\n", x->window, x->pub_conns);
         printf("publishes:          %u ok, %u failed, %.1f answers/s\n", x->pub_ok, x->pub_err, pps);
         printf("deliveries:         %" PRIu64 " of %" PRIu64 " (missing %" PRIu64 ", duplicates %" PRIu64
                ", unparsed %" PRIu64 ", gaps %" PRIu64 ")\n",
                x->delivered, expected, missing, x->duplicates, x->bad_events, x->gap_events);
+        if (x->mode == MODE_WS) {
+            printf("websocket:          %" PRIu64 " messages in %" PRIu64 " frames, %" PRIu64
+                   " payload bytes on the wire (%.1f per message)\n",
+                   x->ws_msgs, x->ws_frames, x->ws_wire_bytes, x->ws_msgs ? (double)x->ws_wire_bytes / x->ws_msgs : 0);
+            if (x->deflate)
+                printf("permessage-deflate: agreed by %u subscribers (%u keep a context), %" PRIu64
+                       " messages compressed\n",
+                       x->ws_deflate_subs, x->ws_ctx_subs, x->ws_compressed);
+            if (x->ws_pings || x->ws_closes)
+                printf("control frames:     %" PRIu64 " pings answered, %" PRIu64 " closes\n", x->ws_pings,
+                       x->ws_closes);
+        }
         printf("elapsed:            %.3f s (first publish -> last delivery)%s\n", elapsed,
                x->timed_out ? "  TIMED OUT" : "");
         printf("deliveries/s:       %.0f\n", dps);
@@ -1057,11 +1455,14 @@ static void usage(FILE *f)
             "  --url http://127.0.0.1:PORT   server (default http://127.0.0.1:8080)\n"
             "  --channel NAME                channel (default bench)\n"
             "  --subs N                      subscribers (default 100)\n"
-            "  --mode sse|longpoll           subscriber transport (default sse)\n"
+            "  --mode sse|longpoll|ws        subscriber transport (default sse)\n"
+            "  --deflate                     ws: offer permessage-deflate and inflate compressed messages\n"
             "  --messages M                  messages to publish (default 100)\n"
             "  --rate R                      messages/s on a fixed schedule; 0 = flat out (default 0)\n"
             "  --window W                    flat out: publishes in flight (default 1)\n"
             "  --size BYTES                  payload size (default 64)\n"
+            "  --payload x|json              padding after the timestamp: 'x' bytes or JSON-like records\n"
+            "                                (compressible a few times, for --deflate) (default x)\n"
             "  --pub-conns K                 keep-alive publisher connections (default 1)\n"
             "  --ramp-batch B                subscriber handshakes in flight while connecting (default 200)\n"
             "  --warmup-ms MS                pause after all subscribers are ready (default 500)\n"
@@ -1069,7 +1470,8 @@ static void usage(FILE *f)
             "                                publish answer (default 5000)\n"
             "  --timeout-s S                 overall bound (default 60)\n"
             "  --server-pid PID              measure this process's CPU time and RSS\n"
-            "  --idle-conns N                open N idle SSE subscribers, report RSS per connection\n"
+            "  --idle-conns N                open N idle subscribers (SSE, or ws with --mode ws), report\n"
+            "                                RSS per connection\n"
             "  --idle-distinct               idle mode: one channel per connection (default one channel)\n"
             "  --pub-path-style herald|nchan protocol dialect (nchan: long poll by Etag/Last-Modified)\n"
             "  --json                        print one JSON line of results\n"
@@ -1127,6 +1529,10 @@ static int parse_args(lg_ctx_t *x, int argc, char **argv)
             x->idle_distinct = true;
             continue;
         }
+        if (strcmp(a, "--deflate") == 0) {
+            x->deflate = true;
+            continue;
+        }
         if (i + 1 >= argc) {
             fprintf(stderr, "bench: %s needs a value (or is unknown)\n", a);
             return -1;
@@ -1141,6 +1547,11 @@ static int parse_args(lg_ctx_t *x, int argc, char **argv)
         } else if (strcmp(a, "--mode") == 0) {
             if (strcmp(v, "sse") == 0) x->mode = MODE_SSE;
             else if (strcmp(v, "longpoll") == 0) x->mode = MODE_LONGPOLL;
+            else if (strcmp(v, "ws") == 0) x->mode = MODE_WS;
+            else ok = false;
+        } else if (strcmp(a, "--payload") == 0) {
+            if (strcmp(v, "x") == 0) x->payload = PAYLOAD_X;
+            else if (strcmp(v, "json") == 0) x->payload = PAYLOAD_JSON;
             else ok = false;
         } else if (strcmp(a, "--pub-path-style") == 0) {
             if (strcmp(v, "herald") == 0) x->style = STYLE_HERALD;
@@ -1186,6 +1597,14 @@ static int parse_args(lg_ctx_t *x, int argc, char **argv)
         fprintf(stderr, "bench: bad --url %s (want http://HOST:PORT)\n", url);
         return -1;
     }
+    if (x->deflate && x->mode != MODE_WS) {
+        fprintf(stderr, "bench: --deflate needs --mode ws\n");
+        return -1;
+    }
+    if (x->idle_conns && x->mode == MODE_LONGPOLL) {
+        fprintf(stderr, "bench: --idle-conns works with --mode sse or ws\n");
+        return -1;
+    }
     return 0;
 }
 
@@ -1212,9 +1631,11 @@ int bench_main(int argc, char **argv)
     }
     if (x->idle_conns) {
         x->subs = x->idle_conns;
-        x->mode = MODE_SSE;
         x->pub_conns = 0;
     }
+    uint64_t seed = 0;
+    if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed)) seed = now_us() ^ ((uint64_t)getpid() << 32);
+    x->rng = seed | 1;
     x->nsubs = x->subs;
     x->nconns = x->subs + x->pub_conns;
 
@@ -1262,9 +1683,8 @@ int bench_main(int argc, char **argv)
     x->cpu_after = -1;
     x->phase = PH_CONNECT;
     if (!x->quiet)
-        fprintf(stderr, "bench: %u %s subscribers on %s:%d channel %s%s\n", x->nsubs,
-                x->mode == MODE_SSE ? "SSE" : "long-poll", x->host, x->port, x->channel,
-                x->idle_conns ? " (idle)" : "");
+        fprintf(stderr, "bench: %u %s subscribers on %s:%d channel %s%s\n", x->nsubs, mode_name(x), x->host, x->port,
+                x->channel, x->idle_conns ? " (idle)" : "");
     run_loop(x);
     if (x->phase == PH_DONE && !x->idle_conns) {
         if (x->cpu_before >= 0) x->cpu_after = proc_cpu_s(x);
@@ -1278,6 +1698,8 @@ out:
         free(x->conns[i].seen);
     }
     if (x->ep >= 0) close(x->ep);
+    if (x->zs_init) inflateEnd(&x->zs);
+    free(x->infl);
     free(x->conns);
     free(x->scratch);
     free(x->lat);

@@ -1,9 +1,10 @@
 /* loadgen.h - the load generator behind `herald bench`.
  *
  * One process, one epoll loop, non-blocking loopback sockets. It opens N subscribers
- * (SSE or long poll) on a channel, publishes M timestamped messages over keep-alive
- * publisher connections, and reports deliveries/s, end-to-end latency percentiles,
- * missing/duplicate deliveries and, given the server's pid, its CPU time and RSS.
+ * (SSE, long poll, or WebSocket with or without permessage-deflate) on a channel, publishes
+ * M timestamped messages over keep-alive publisher connections, and reports deliveries/s,
+ * end-to-end latency percentiles, missing/duplicate deliveries and, given the server's pid,
+ * its CPU time and RSS.
  * It speaks both herald's API (docs/api.md) and nginx+nchan's, so the two servers can be
  * compared with the same client. See bench/README.md for the options and figures. */
 #ifndef HERALD_LOADGEN_H

@@ -213,15 +213,8 @@ static int stomp__send(stream_t *st, xsub_t *xs, msg_t *m)
     return 0;
 }
 
-static bytes_t *stomp__no_gap(stream_t *st, const char *json, size_t n)
-{
-    (void)st, (void)json, (void)n;
-    return NULL;
-}
-
 static const stream_kind_t stomp_kind = {
     .xp = XP_STOMP,
-    .gap_frame = stomp__no_gap,
     .send = stomp__send,
 };
 

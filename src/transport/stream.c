@@ -17,7 +17,7 @@ static void stream__flush_gaps(stream_t *st)
         if (!xs->dropped || !xs->s.ch) continue;
         char json[2048];
         size_t n = gap_json_dropped(xs->s.ch, xs, json, sizeof(json));
-        bytes_t *f = st->kind->gap_frame(st, json, n);
+        bytes_t *f = st->kind->gap_frame ? st->kind->gap_frame(st, json, n) : NULL;
         if (!f) { /* no in-band gap notice in this wire format */
             xs->dropped = 0;
             continue;
@@ -126,11 +126,13 @@ static void stream__replay(stream_t *st, const subreq_t *sr, uint32_t i)
         hub_cursor_info_t info;
         uint32_t n = hub_after(st->x->hub, sr->ch[i], cursor, batch, 256, &info);
         if (first && info.gap) {
-            char json[2048];
-            size_t len = gap_json_resume(sr->ch[i], cursor, info.first_available, json, sizeof(json));
-            bytes_t *f = st->kind->gap_frame(st, json, len);
-            if (f) conn_send(st->c, f);
-            bytes_unref(f);
+            if (st->kind->gap_frame) {
+                char json[2048];
+                size_t len = gap_json_resume(sr->ch[i], cursor, info.first_available, json, sizeof(json));
+                bytes_t *f = st->kind->gap_frame(st, json, len);
+                if (f) conn_send(st->c, f);
+                bytes_unref(f);
+            }
             if (n == 0) st->cursor[i] = info.last_id;
         }
         first = false;

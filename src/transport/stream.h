@@ -24,7 +24,8 @@ typedef struct {
     const char *headers; /* extra response header lines */
     /* The frame to queue for m on subscription xs (a new reference). */
     bytes_t *(*frame)(stream_t *st, xsub_t *xs, msg_t *m);
-    /* A gap notice frame carrying json (a new reference). */
+    /* A gap notice frame carrying json (a new reference); NULL (the function or its result) in
+     * wire formats with no room for one. */
     bytes_t *(*gap_frame)(stream_t *st, const char *json, size_t n);
     /* The first bytes after the response head (a new reference), or NULL. */
     bytes_t *(*preamble)(stream_t *st);
@@ -55,8 +56,7 @@ void stream_start(xp_ctx_t *x, http_conn_t *hc, subreq_t *sr, const stream_kind_
                   uint32_t keepalive_ms);
 
 /* Starts the push machinery for sr on connection c, which its owner already drives: replays
- * what sr's cursor missed (when it has one) and subscribes. kind->gap_frame may return NULL (a
- * wire format without in-band gap notices). Returns the stream, or NULL on OOM. */
+ * what sr's cursor missed (when it has one) and subscribes. Returns the stream, or NULL on OOM. */
 stream_t *stream_open(xp_ctx_t *x, conn_t *c, const subreq_t *sr, const stream_kind_t *kind, void *owner);
 
 /* The owner's connection drained its write queue: sends pending gap notices. */

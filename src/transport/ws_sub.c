@@ -32,16 +32,9 @@ static bytes_t *ws_sub__frame(stream_t *st, xsub_t *xs, msg_t *m)
     return ws_frame_for(st->owner, m, ENC_WS, ws_sub__encode);
 }
 
-static bytes_t *ws_sub__gap(stream_t *st, const char *json, size_t n)
-{
-    (void)st, (void)json, (void)n;
-    return NULL;
-}
-
 static const stream_kind_t ws_sub_kind = {
     .xp = XP_WS,
     .frame = ws_sub__frame,
-    .gap_frame = ws_sub__gap,
 };
 
 static void ws_sub__on_message(ws_t *ws, bool text, char *data, size_t n)
