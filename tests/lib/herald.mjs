@@ -538,6 +538,51 @@ export class SSEParser {
   }
 }
 
+/* A queue with a bounded next(ms): push() wakes the waiter; end() makes next() return null once
+ * it is empty; next() throws when nothing comes within ms ("<what>: nothing within ..."). */
+export function boundedQueue(what) {
+  const items = [];
+  let waiter = null;
+  let ended = false;
+  const wake = () => waiter && waiter();
+  return {
+    items,
+    all: [],
+    push(x) {
+      this.all.push(x);
+      items.push(x);
+      wake();
+    },
+    end() {
+      ended = true;
+      wake();
+    },
+    get ended() {
+      return ended;
+    },
+    async next(ms = 3000 * SCALE) {
+      const deadline = Date.now() + ms;
+      for (;;) {
+        if (items.length) return items.shift();
+        if (ended) return null;
+        const left = deadline - Date.now();
+        if (left <= 0) throw new Error(`${what}: nothing within ${ms} ms (${this.all.length} so far)`);
+        await new Promise((r) => {
+          const t = setTimeout(() => {
+            waiter = null;
+            r();
+          }, left);
+          waiter = () => {
+            clearTimeout(t);
+            waiter = null;
+            r();
+          };
+        });
+      }
+    },
+  };
+}
+
 /* Opens an SSE stream over raw http (its own connection). Resolves once the response head
  * arrives: {status, headers, events[], comments, retry, next(ms), take(n, ms), ended, close()}.
  * Parsed events queue up; next() returns the next one (bounded) and throws at timeout; it
@@ -571,8 +616,7 @@ export function openSSE(h, p, opts = {}) {
     req.on('response', (res) => {
       settled = true;
       clearTimeout(headTimer);
-      const queue = [];
-      let waiter = null;
+      const queue = boundedQueue(`SSE ${p}`);
       let endedFlag = false;
       let endResolve;
       const ended = new Promise((r) => (endResolve = r));
@@ -595,27 +639,10 @@ export function openSSE(h, p, opts = {}) {
           endedFlag = true;
           s.error = err;
           endResolve(err || null);
-          if (waiter) waiter();
+          queue.end();
         },
-        async next(ms = 3000 * SCALE) {
-          const deadline = Date.now() + ms;
-          for (;;) {
-            if (queue.length) return queue.shift();
-            if (endedFlag) return null;
-            const left = deadline - Date.now();
-            if (left <= 0) throw new Error(`SSE ${p}: no event within ${ms} ms (got ${s.events.length} so far)`);
-            await new Promise((r) => {
-              const t = setTimeout(() => {
-                waiter = null;
-                r();
-              }, left);
-              waiter = () => {
-                clearTimeout(t);
-                waiter = null;
-                r();
-              };
-            });
-          }
+        next(ms = 3000 * SCALE) {
+          return queue.next(ms);
         },
         /* next event that is not filtered out (e.g. skip heartbeats is automatic) */
         async take(n, ms = 3000 * SCALE) {
@@ -649,7 +676,6 @@ export function openSSE(h, p, opts = {}) {
         onEvent: (e) => {
           s.events.push(e);
           queue.push(e);
-          if (waiter) waiter();
         },
         onComment: () => {
           s.comments++;

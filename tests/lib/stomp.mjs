@@ -3,55 +3,11 @@
 // and read the exact ERROR frames), and an @stomp/stompjs client wrapper. Every wait is bounded.
 import WebSocket from 'ws';
 import { Client, Versions } from '@stomp/stompjs';
-import { SCALE, withTimeout } from './herald.mjs';
+import { SCALE, withTimeout, boundedQueue } from './herald.mjs';
 
 export { WebSocket, Client, Versions };
 
 export const wsURL = (h, p) => `ws://127.0.0.1:${h.port}${p}`;
-
-/* A queue with a bounded next(): push() wakes the waiter; end() makes next() return null once
- * empty. */
-function queue(what) {
-  const items = [];
-  let waiter = null;
-  let ended = false;
-  return {
-    items,
-    all: [],
-    push(x) {
-      this.all.push(x);
-      items.push(x);
-      if (waiter) waiter();
-    },
-    end() {
-      ended = true;
-      if (waiter) waiter();
-    },
-    get ended() {
-      return ended;
-    },
-    async next(ms = 3000 * SCALE) {
-      const deadline = Date.now() + ms;
-      for (;;) {
-        if (items.length) return items.shift();
-        if (ended) return null;
-        const left = deadline - Date.now();
-        if (left <= 0) throw new Error(`${what}: nothing within ${ms} ms (${this.all.length} so far)`);
-        await new Promise((r) => {
-          const t = setTimeout(() => {
-            waiter = null;
-            r();
-          }, left);
-          waiter = () => {
-            clearTimeout(t);
-            waiter = null;
-            r();
-          };
-        });
-      }
-    },
-  };
-}
 
 /* Opens a WebSocket (resolves once open; rejects on a refused handshake). Messages queue up as
  * {data: Buffer, binary}; next(ms) returns the next one, or null once closed and drained.
@@ -59,7 +15,7 @@ function queue(what) {
 export function openWS(url, protocols = [], opts = {}) {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, protocols, { perMessageDeflate: opts.deflate ?? false, ...opts.ws });
-    const q = queue(`WebSocket ${url}`);
+    const q = boundedQueue(`WebSocket ${url}`);
     let closeInfo = null;
     let closedResolve;
     const closed = new Promise((r) => (closedResolve = r));
@@ -194,7 +150,7 @@ export function parseFrames(buf) {
  * the WebSocket messages received (with their binary flag). */
 export async function rawStomp(h, opts = {}) {
   const conn = await openWS(wsURL(h, '/stomp'), opts.protocols ?? ['v12.stomp', 'v11.stomp']);
-  const q = queue('STOMP frames');
+  const q = boundedQueue('STOMP frames');
   const s = {
     conn,
     frames: q.all,
@@ -306,7 +262,7 @@ export async function stompClient(h, opts = {}) {
   /* SUBSCRIBE with a receipt, resolved once the server confirmed it. Returns {sub, next(ms),
    * messages} */
   st.subscribe = async (destination, headers = {}) => {
-    const q = queue(`STOMP ${destination}`);
+    const q = boundedQueue(`STOMP ${destination}`);
     const rid = `sub-${++receiptN}`;
     const got = st.receipt(rid);
     const sub = client.subscribe(destination, (m) => q.push(m), { ...headers, receipt: rid });
