@@ -19,6 +19,9 @@
  * queue to put it back on. A subscription with stomp_max_unacked messages outstanding has
  * stopped keeping up: it gets an ERROR and the connection closes, rather than memory growing.
  *
+ * Transactions: SEND, ACK and NACK frames naming an open transaction are held (copied, bounded)
+ * and run in order at COMMIT; ABORT, DISCONNECT and a dropped connection discard them.
+ *
  * Heart-beats are negotiated as the specification says (max of what each side offers and
  * wants); the server's EOLs and its check of the client's come from a timer-wheel entry.
  *
@@ -39,6 +42,8 @@
 #define STOMP_MAX_ID 128
 #define STOMP_MAX_HEAD 32768
 #define STOMP_MAX_LINE 8192
+#define STOMP_MAX_TX 16
+#define STOMP_MAX_TX_OPS 1024
 
 enum { ACK_AUTO = 0, ACK_CLIENT, ACK_INDIVIDUAL };
 
@@ -56,8 +61,28 @@ typedef struct {
     char id[];             /* escaped for the connection's version, as it goes in MESSAGE */
 } stomp_sub_t;
 
+/* A transaction: SENDs and ACK/NACKs held until COMMIT (in order), dropped on ABORT. Bounded:
+ * STOMP_MAX_TX open per connection, STOMP_MAX_TX_OPS frames and ws_max_message * 4 bytes each. */
+typedef struct stomp_txop {
+    struct stomp_txop *next;
+    stomp_cmd_t cmd;                /* STOMP_SEND, STOMP_ACK or STOMP_NACK */
+    uint32_t a_len, b_len;          /* SEND: channel and event; ACK/NACK: the id */
+    size_t body_len;
+    char mem[];                     /* a, then b, then the body */
+} stomp_txop_t;
+
+typedef struct stomp_tx {
+    struct stomp_tx *next;
+    stomp_txop_t *head, **tail;
+    uint32_t nops;
+    size_t bytes;
+    uint16_t name_len;
+    char name[];
+} stomp_tx_t;
+
 struct stomp {
     ws_t ws;
+    stomp_tx_t *txs;
     int version; /* 0 until CONNECT, then 11 or 12 */
     uint32_t hb_send_ms, hb_recv_ms;
     tw_entry_t hb;
@@ -430,14 +455,122 @@ static void stomp__unsubscribe(stomp_t *s, stomp_frame_t *f)
     stomp__receipt(s, f);
 }
 
-static void stomp__ack(stomp_t *s, stomp_frame_t *f, bool nack)
+
+static void stomp__tx_free(stomp_tx_t *tx)
 {
-    span_t v = stomp_header(f, s->version == 12 ? "id" : "message-id");
-    if (!v.p) {
-        stomp__proto_error(s, f, s->version == 12 ? "missing id header" : "missing message-id header");
+    for (stomp_txop_t *op = tx->head, *next; op; op = next) {
+        next = op->next;
+        free(op);
+    }
+    free(tx);
+}
+
+/* The open transaction named by the frame's transaction header (NULL: none named). Answers
+ * the ERROR itself and sets *bad when the header names no open transaction. */
+static stomp_tx_t *stomp__tx_of(stomp_t *s, stomp_frame_t *f, bool *bad, stomp_tx_t ***link)
+{
+    *bad = false;
+    span_t t = stomp_header(f, "transaction");
+    if (!t.p) return NULL;
+    for (stomp_tx_t **pp = &s->txs; *pp; pp = &(*pp)->next)
+        if ((*pp)->name_len == t.n && memcmp((*pp)->name, t.p, t.n) == 0) {
+            if (link) *link = pp;
+            return *pp;
+        }
+    *bad = true;
+    stomp__proto_error(s, f, "no open transaction with this name");
+    return NULL;
+}
+
+/* Holds one operation in tx; false (having answered) when the transaction is full. */
+static bool stomp__tx_hold(stomp_t *s, stomp_frame_t *f, stomp_tx_t *tx, stomp_cmd_t cmd, span_t a, span_t b,
+                           const char *body, size_t body_len)
+{
+    size_t cost = a.n + b.n + body_len;
+    if (tx->nops == STOMP_MAX_TX_OPS || tx->bytes + cost > (size_t)s->ws.x->cfg->ws_max_message * 4) {
+        stomp__error(s, f, "transaction too large", "at most 1024 frames and 4 x ws_max_message bytes per transaction",
+                     WS_CLOSE_POLICY);
+        return false;
+    }
+    stomp_txop_t *op = malloc(sizeof(*op) + cost);
+    if (!op) {
+        stomp__error(s, f, "out of memory", NULL, WS_CLOSE_INTERNAL);
+        return false;
+    }
+    op->next = NULL;
+    op->cmd = cmd;
+    op->a_len = (uint32_t)a.n;
+    op->b_len = (uint32_t)b.n;
+    op->body_len = body_len;
+    memcpy(op->mem, a.p, a.n);
+    if (b.n) memcpy(op->mem + a.n, b.p, b.n);
+    if (body_len) memcpy(op->mem + a.n + b.n, body, body_len);
+    *tx->tail = op;
+    tx->tail = &op->next;
+    tx->nops++;
+    tx->bytes += cost;
+    stomp__receipt(s, f);
+    return true;
+}
+
+static void stomp__begin(stomp_t *s, stomp_frame_t *f)
+{
+    span_t t = stomp_header(f, "transaction");
+    if (!t.p || !t.n || t.n > STOMP_MAX_ID) {
+        stomp__proto_error(s, f, "missing or too long transaction header");
         return;
     }
-    /* "<message id>-<subscription key>" */
+    uint32_t open = 0;
+    for (stomp_tx_t *tx = s->txs; tx; tx = tx->next, open++)
+        if (tx->name_len == t.n && memcmp(tx->name, t.p, t.n) == 0) {
+            stomp__proto_error(s, f, "transaction already open");
+            return;
+        }
+    if (open == STOMP_MAX_TX) {
+        stomp__error(s, f, "too many open transactions", "at most 16 per connection", WS_CLOSE_POLICY);
+        return;
+    }
+    stomp_tx_t *tx = calloc(1, sizeof(*tx) + t.n);
+    if (!tx) {
+        stomp__error(s, f, "out of memory", NULL, WS_CLOSE_INTERNAL);
+        return;
+    }
+    tx->tail = &tx->head;
+    tx->name_len = (uint16_t)t.n;
+    memcpy(tx->name, t.p, t.n);
+    tx->next = s->txs;
+    s->txs = tx;
+    stomp__receipt(s, f);
+}
+
+static bool stomp__publish(stomp_t *s, stomp_frame_t *f, span_t chan, span_t ev, const char *body, size_t n);
+static bool stomp__ack_id(stomp_t *s, stomp_frame_t *f, span_t v, bool nack);
+
+/* COMMIT runs the held operations in order; ABORT drops them. */
+static void stomp__end_tx(stomp_t *s, stomp_frame_t *f, bool commit)
+{
+    bool bad;
+    stomp_tx_t **link = NULL;
+    stomp_tx_t *tx = stomp__tx_of(s, f, &bad, &link);
+    if (bad) return;
+    if (!tx) {
+        stomp__proto_error(s, f, "missing transaction header");
+        return;
+    }
+    *link = tx->next;
+    for (stomp_txop_t *op = commit ? tx->head : NULL; op && !s->ws.close_sent; op = op->next) {
+        span_t a = {op->mem, op->a_len}, b = {op->mem + op->a_len, op->b_len};
+        if (op->cmd == STOMP_SEND) stomp__publish(s, f, a, b, op->mem + op->a_len + op->b_len, op->body_len);
+        else stomp__ack_id(s, f, a, op->cmd == STOMP_NACK);
+    }
+    stomp__tx_free(tx);
+    if (!s->ws.close_sent) stomp__receipt(s, f);
+}
+
+/* Acknowledges the message with ack id v ("<message id>-<subscription key>"); false (having
+ * answered with an ERROR) when it is not pending. */
+static bool stomp__ack_id(stomp_t *s, stomp_frame_t *f, span_t v, bool nack)
+{
     uint64_t mid = 0;
     uint32_t key = 0;
     size_t i = 0;
@@ -465,7 +598,7 @@ static void stomp__ack(stomp_t *s, stomp_frame_t *f, bool nack)
         }
     if (!found) {
         stomp__proto_error(s, f, nack ? "NACK of a message that is not pending" : "ACK of a message that is not pending");
-        return;
+        return false;
     }
     if (sub->ack == ACK_CLIENT) { /* cumulative: this one and everything before it */
         sub->pending_head = (sub->pending_head + pos + 1) % max;
@@ -476,7 +609,34 @@ static void stomp__ack(stomp_t *s, stomp_frame_t *f, bool nack)
         sub->pending_head = (sub->pending_head + 1) % max;
         sub->npending--;
     }
-    stomp__receipt(s, f);
+    return true;
+}
+
+static void stomp__ack(stomp_t *s, stomp_frame_t *f, bool nack)
+{
+    span_t v = stomp_header(f, s->version == 12 ? "id" : "message-id");
+    if (!v.p) {
+        stomp__proto_error(s, f, s->version == 12 ? "missing id header" : "missing message-id header");
+        return;
+    }
+    bool bad;
+    stomp_tx_t *tx = stomp__tx_of(s, f, &bad, NULL);
+    if (bad) return;
+    if (tx) { /* checked when the transaction commits */
+        stomp__tx_hold(s, f, tx, nack ? STOMP_NACK : STOMP_ACK, v, (span_t){"", 0}, NULL, 0);
+        return;
+    }
+    if (stomp__ack_id(s, f, v, nack)) stomp__receipt(s, f);
+}
+
+
+static bool stomp__publish(stomp_t *s, stomp_frame_t *f, span_t chan, span_t ev, const char *body, size_t n)
+{
+    uint64_t id;
+    uint32_t reached;
+    int rc = hub_publish(s->ws.x->hub, chan.p, chan.n, ev.p, ev.n, body, n, &id, &reached);
+    if (rc < 0) stomp__error(s, f, "publish failed", hr_strerror(rc), WS_CLOSE_INTERNAL);
+    return rc == 0;
 }
 
 static void stomp__send_frame(stomp_t *s, stomp_frame_t *f)
@@ -487,24 +647,20 @@ static void stomp__send_frame(stomp_t *s, stomp_frame_t *f)
         stomp__error(s, f, "publishing is disabled", "the server runs with client_publish = false", WS_CLOSE_POLICY);
         return;
     }
-    if (stomp_header(f, "transaction").p) {
-        stomp__proto_error(s, f, "transactions are not supported");
-        return;
-    }
     span_t ev = stomp_header(f, "event");
     if (ev.p && !hub_event_valid(ev.p, ev.n)) {
         stomp__proto_error(s, f, "invalid event header (1-64 of A-Z a-z 0-9 _ - . :)");
         return;
     }
     if (!ev.p) ev = SPAN_LIT("message");
-    uint64_t id;
-    uint32_t reached;
-    int rc = hub_publish(s->ws.x->hub, name.p, name.n, ev.p, ev.n, f->body, f->body_len, &id, &reached);
-    if (rc < 0) {
-        stomp__error(s, f, "publish failed", hr_strerror(rc), WS_CLOSE_INTERNAL);
+    bool bad;
+    stomp_tx_t *tx = stomp__tx_of(s, f, &bad, NULL);
+    if (bad) return;
+    if (tx) {
+        stomp__tx_hold(s, f, tx, STOMP_SEND, name, ev, f->body, f->body_len);
         return;
     }
-    stomp__receipt(s, f);
+    if (stomp__publish(s, f, name, ev, f->body, f->body_len)) stomp__receipt(s, f);
 }
 
 static void stomp__frame(stomp_t *s, stomp_frame_t *f)
@@ -526,9 +682,9 @@ static void stomp__frame(stomp_t *s, stomp_frame_t *f)
         stomp__receipt(s, f);
         ws_close(&s->ws, WS_CLOSE_NORMAL, "disconnected");
         break;
-    case STOMP_BEGIN:
-    case STOMP_COMMIT:
-    case STOMP_ABORT: stomp__proto_error(s, f, "transactions are not supported"); break;
+    case STOMP_BEGIN: stomp__begin(s, f); break;
+    case STOMP_COMMIT: stomp__end_tx(s, f, true); break;
+    case STOMP_ABORT: stomp__end_tx(s, f, false); break;
     default: stomp__proto_error(s, f, "not a client frame"); break;
     }
 }
@@ -614,6 +770,11 @@ static void stomp__on_close(ws_t *ws)
     for (uint32_t i = 0; i < s->nsubs; i++) stomp__sub_free(s->subs[i]);
     free(s->subs);
     free(s->in);
+    while (s->txs) { /* open transactions are aborted */
+        stomp_tx_t *tx = s->txs;
+        s->txs = tx->next;
+        stomp__tx_free(tx);
+    }
 }
 
 static const ws_app_t stomp_app = {

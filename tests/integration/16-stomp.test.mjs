@@ -595,10 +595,26 @@ const ERROR_CASES = [
     bytes: frame('CONNECT', [['accept-version', '1.2'], ['heart-beat', hb]]),
     message: /heart-beat/,
   })),
-  { name: 'BEGIN', bytes: frame('BEGIN', [['transaction', 't1'], ['receipt', 'r-b']]), receipt: 'r-b', message: /transaction/ },
-  { name: 'COMMIT', bytes: frame('COMMIT', [['transaction', 't1']]), message: /transaction/ },
-  { name: 'ABORT', bytes: frame('ABORT', [['transaction', 't1']]), message: /transaction/ },
-  { name: 'SEND in a transaction', bytes: SEND('/topic/nc', [['transaction', 't1'], ['receipt', 'r-tx']]), receipt: 'r-tx', message: /transaction/ },
+  { name: 'BEGIN without a transaction header', bytes: frame('BEGIN', [['receipt', 'r-b']]), receipt: 'r-b', message: /transaction/ },
+  {
+    name: 'BEGIN of an open transaction',
+    setup: [[frame('BEGIN', [['transaction', 't1'], ['receipt', 'b1']]), 'RECEIPT']],
+    bytes: frame('BEGIN', [['transaction', 't1']]),
+    message: /already open/,
+  },
+  { name: 'COMMIT of no open transaction', bytes: frame('COMMIT', [['transaction', 't1']]), message: /transaction/ },
+  { name: 'ABORT of no open transaction', bytes: frame('ABORT', [['transaction', 't1']]), message: /transaction/ },
+  { name: 'SEND in no open transaction', bytes: SEND('/topic/nc', [['transaction', 't1'], ['receipt', 'r-tx']]), receipt: 'r-tx', message: /transaction/ },
+  {
+    name: 'ACK in a transaction of a message that is not pending fails at COMMIT',
+    setup: [
+      [frame('BEGIN', [['transaction', 't2'], ['receipt', 'b2']]), 'RECEIPT'],
+      [frame('ACK', [['id', '5-1'], ['transaction', 't2'], ['receipt', 'a2']]), 'RECEIPT'],
+    ],
+    bytes: frame('COMMIT', [['transaction', 't2'], ['receipt', 'c2']]),
+    receipt: 'c2',
+    message: /not pending/,
+  },
   { name: 'SEND with an invalid event header', bytes: SEND('/topic/nc', [['event', 'bad event']]), message: /event/ },
   { name: 'content-length not matching the body', bytes: 'SEND\ndestination:/topic/nc\ncontent-length:3\n\nabcdef\0', message: /NUL/ },
   { name: 'content-length not a number', bytes: 'SEND\ndestination:/topic/nc\ncontent-length:3x\n\nabc\0' },
@@ -611,7 +627,7 @@ const ERROR_CASES = [
   },
   {
     name: 'frames after a bad one in the same message are ignored',
-    bytes: 'BEGIN\ntransaction:t\n\n\0' + 'SEND\ndestination:/topic/nc\n\nignored\0',
+    bytes: 'COMMIT\ntransaction:none\n\n\0' + 'SEND\ndestination:/topic/nc\n\nignored\0',
   },
 ];
 
@@ -956,5 +972,46 @@ test('STOMP: a plain GET on /stomp is refused with 426', T, async () => {
   await withHerald(async (h) => {
     const r = await request(h, 'GET', '/stomp');
     assert.equal(r.status, 426);
+  });
+});
+
+test('STOMP transactions: SENDs are held until COMMIT, in order; ABORT and DISCONNECT drop them', T, async () => {
+  await withHerald(async (h) => {
+    const s = await rawStomp(h);
+    const sub = await rawStomp(h);
+    try {
+      sub.send(SUB('/topic/tx', 's1', [['receipt', 'sub']]));
+      await sub.expect('RECEIPT');
+      s.send(frame('BEGIN', [['transaction', 'a'], ['receipt', 'b']]));
+      await s.expect('RECEIPT');
+      s.send(SEND('/topic/tx', [['transaction', 'a'], ['receipt', 's1']], 'one'));
+      await s.expect('RECEIPT');
+      s.send(SEND('/topic/tx', [['transaction', 'a']], 'two'));
+      // a second transaction aborted: its SEND never happens
+      s.send(frame('BEGIN', [['transaction', 'b']]));
+      s.send(SEND('/topic/tx', [['transaction', 'b']], 'aborted'));
+      s.send(frame('ABORT', [['transaction', 'b'], ['receipt', 'ab']]));
+      await s.expect('RECEIPT');
+      // a SEND outside the transaction goes at once, before the held ones
+      s.send(SEND('/topic/tx', [['receipt', 'now']], 'zero'));
+      await s.expect('RECEIPT');
+      assert.equal((await getJSON(h, '/channels/tx')).last_id, '1', 'held SENDs are not published before COMMIT');
+      s.send(frame('COMMIT', [['transaction', 'a'], ['receipt', 'c']]));
+      const r = await s.expect('RECEIPT');
+      assert.equal(r.get('receipt-id'), 'c');
+      const bodies = [];
+      for (let i = 0; i < 3; i++) bodies.push((await sub.expect('MESSAGE')).text);
+      assert.deepEqual(bodies, ['zero', 'one', 'two']);
+      // a transaction still open when the client disconnects is dropped
+      s.send(frame('BEGIN', [['transaction', 'c']]));
+      s.send(SEND('/topic/tx', [['transaction', 'c']], 'never'));
+      s.send(frame('DISCONNECT', [['receipt', 'bye']]));
+      await s.expect('RECEIPT');
+      await s.waitClosed();
+      assert.equal((await getJSON(h, '/channels/tx')).last_id, '3', 'a transaction open at DISCONNECT is aborted');
+    } finally {
+      s.close();
+      sub.close();
+    }
   });
 });
