@@ -11,27 +11,6 @@
 
 static const http_limits_t LIM = {.max_target = 256, .max_head = 1024, .max_headers = 8};
 
-#define GP_MAX 4096
-static void *gp_maps[GP_MAX];
-static size_t gp_lens[GP_MAX];
-static int gp_n;
-
-static void gp_release(void)
-{
-    while (gp_n > 0) {
-        gp_n--;
-        guard_page_free(gp_maps[gp_n], gp_lens[gp_n]);
-    }
-}
-
-static const char *gp(const char *s, size_t n)
-{
-    if (gp_n == GP_MAX) gp_release();
-    const char *p = guard_page_copy(s, n, &gp_maps[gp_n], &gp_lens[gp_n]);
-    gp_n++;
-    return p;
-}
-
 static ssize_t parse_n(const char *s, size_t n, const http_limits_t *lim, http_req_t *r)
 {
     return http_parse_request(gp(s, n), n, lim, r);

@@ -11,29 +11,6 @@
 #include "../../src/transport/ws_codec.h"
 #include "unit.h"
 
-/* ---- guard-page copies, released at the end of each test ---- */
-
-#define GP_MAX 512
-static void *gp_maps[GP_MAX];
-static size_t gp_lens[GP_MAX];
-static int gp_n;
-
-static void gp_release(void)
-{
-    while (gp_n > 0) {
-        gp_n--;
-        guard_page_free(gp_maps[gp_n], gp_lens[gp_n]);
-    }
-}
-
-static char *gp(const void *s, size_t n)
-{
-    if (gp_n == GP_MAX) gp_release();
-    char *p = guard_page_copy(s, n, &gp_maps[gp_n], &gp_lens[gp_n]);
-    gp_n++;
-    return p;
-}
-
 #define B(...) ((const uint8_t[]){__VA_ARGS__}), sizeof((const uint8_t[]){__VA_ARGS__})
 
 static const ws_limits_t SRV = {.max_payload = 1 << 20, .server = true};

@@ -80,4 +80,27 @@ static inline char *guard_page_copy(const void *src, size_t n, void **map, size_
 
 static inline void guard_page_free(void *map, size_t maplen) { munmap(map, maplen); }
 
+/* A pool of guard-page copies, all released by gp_release() (or when the pool is full). */
+#define GP_MAX 4096
+static void *gp_maps[GP_MAX];
+static size_t gp_lens[GP_MAX];
+static int gp_n;
+
+static inline void gp_release(void)
+{
+    while (gp_n > 0) {
+        gp_n--;
+        guard_page_free(gp_maps[gp_n], gp_lens[gp_n]);
+    }
+}
+
+/* A guard-page copy of s[0..n), valid until the next gp_release(). */
+static inline char *gp(const void *s, size_t n)
+{
+    if (gp_n == GP_MAX) gp_release();
+    char *p = guard_page_copy(s, n, &gp_maps[gp_n], &gp_lens[gp_n]);
+    gp_n++;
+    return p;
+}
+
 #endif
