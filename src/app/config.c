@@ -56,7 +56,7 @@ typedef struct {
 
 static const key_def_t KEYS[] = {
     {"http", "server", K_ADDR, F(http_addr), 0, 0},
-    {"mqtt", "server", K_ADDR, F(mqtt_addr), 0, 0},
+    {"mqtt", "server", K_ADDR_OPT, F(mqtt_addr), 0, 0},
     {"data_dir", "server", K_PATH, F(data_dir), 0, 0},
     {"redis", "server", K_ADDR_OPT, F(redis_addr), 0, 0},
     {"cors_origins", "server", K_ORIGINS, F(cors_origins), 0, 0},
@@ -86,12 +86,13 @@ static const key_def_t KEYS[] = {
     {"ws_deflate", "websocket", K_BOOL, F(ws_deflate), 0, 1},
     {"ws_deflate_min", "websocket", K_SIZE32, F(ws_deflate_min), 0, 256u << 20},
     {"echo", "websocket", K_BOOL, F(echo), 0, 1},
+    {"mqtt_max_packet", "mqtt", K_SIZE32, F(mqtt_max_packet), 64, 256u << 20},
     {"stomp_heartbeat", "stomp", K_SECS, F(stomp_heartbeat_ms), 0, 3600000},
     {"stomp_max_unacked", "stomp", K_COUNT, F(stomp_max_unacked), 1, 1000000},
 };
 #define NKEYS (sizeof(KEYS) / sizeof(KEYS[0]))
 
-static const char *const SECTIONS[] = {"server", "http", "history", "delivery", "websocket", "stomp"};
+static const char *const SECTIONS[] = {"server", "http", "history", "delivery", "websocket", "stomp", "mqtt"};
 static const char *const LOG_LEVELS[] = {"error", "warn", "info", "debug"};
 static const char *const POLICIES[] = {"drop", "disconnect"};
 
@@ -131,6 +132,7 @@ void cfg_defaults(cfg_t *cfg)
     cfg->ws_deflate_min = 64;
     cfg->echo = false;
     cfg->stomp_heartbeat_ms = 10000;
+    cfg->mqtt_max_packet = 1048576;
     cfg->stomp_max_unacked = 1000;
 }
 

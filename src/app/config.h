@@ -13,7 +13,7 @@ typedef enum { SLOW_DROP = 0, SLOW_DISCONNECT = 1 } slow_policy_t;
 typedef struct {
     /* [server] */
     char http_addr[64];    /* http = 127.0.0.1:8080 (host:port, [v6]:port) */
-    char mqtt_addr[64];    /* mqtt = 127.0.0.1:1883 (MQTT is not built yet; kept for the contract) */
+    char mqtt_addr[64];    /* mqtt = 127.0.0.1:1883 (MQTT over TCP; "" disables it) */
     char data_dir[256];    /* data_dir = ./herald-data */
     char redis_addr[64];   /* redis = "" (engine=redis is not built yet) */
     char cors_origins[1024]; /* cors_origins = "" (none), "*", or space/comma separated origins */
@@ -50,6 +50,8 @@ typedef struct {
     /* [stomp] */
     uint32_t stomp_heartbeat_ms;  /* stomp_heartbeat = 10 (seconds) offered heart-beat (0 = none) */
     uint32_t stomp_max_unacked;   /* stomp_max_unacked = 1000 per client-ack subscription */
+    /* [mqtt] */
+    uint32_t mqtt_max_packet;     /* mqtt_max_packet = 1m: larger packets are refused (0x95) */
 } cfg_t;
 
 /* Fills cfg with the embedded defaults (the values in the comments above). */

@@ -25,7 +25,8 @@ static void usage(FILE *f)
 static void on_stop(loop_t *loop, void *arg)
 {
     app_t *app = arg;
-    log_info("stopping: closing listener and %u connections", app->http->nconns);
+    log_info("stopping: closing listeners and %u connections", app->http->nconns + app->mqtt->nconns);
+    mqtt_server_close(app->mqtt);
     http_server_close(app->http);
 }
 
@@ -69,6 +70,7 @@ static int serve(int argc, char **argv)
     metrics_t metrics = {0};
     hub_t hub;
     http_server_t http;
+    mqtt_server_t mqtt;
     app_t app = {0};
     store_t *store = NULL;
     bool hub_ok = false;
@@ -91,12 +93,22 @@ static int serve(int argc, char **argv)
         listener_close(&http.listener);
         goto out;
     }
-    log_info("herald listening on http://%s (store: %s, history: %u messages / %llu bytes per channel)",
-             http.listener.addr, store->name, cfg->history_messages, (unsigned long long)cfg->history_bytes);
+    app.mqtt = &mqtt;
+    rc = mqtt_server_open(&mqtt, &app.xp, &loop);
+    if (rc < 0) {
+        log_error("cannot listen on %s (MQTT): %s", cfg->mqtt_addr, rc == HR_EINVAL ? "bad address" : strerror(errno));
+        http_server_close(&http);
+        loop_run_once(&loop, 0);
+        goto out;
+    }
+    log_info("herald listening on http://%s, mqtt://%s (store: %s, history: %u messages / %llu bytes per channel)",
+             http.listener.addr, mqtt.open ? mqtt.listener.addr : "(off)", store->name, cfg->history_messages,
+             (unsigned long long)cfg->history_bytes);
     loop.on_stop = on_stop;
     loop.on_stop_arg = &app;
     loop_run(&loop);
-    http_server_close(&http); /* when stopped by loop_stop rather than a signal */
+    mqtt_server_close(&mqtt); /* when stopped by loop_stop rather than a signal */
+    http_server_close(&http);
     loop_run_once(&loop, 0);
     exit_code = 0;
 out:

@@ -181,6 +181,8 @@ void routes_handle(http_conn_t *hc, http_req_t *req, span_t body)
         routes__channel_info(app, hc, rest);
     } else if (span_eq(req->path, "/ws")) {
         ws_json_serve(&app->xp, hc, req);
+    } else if (span_eq(req->path, "/mqtt")) {
+        mqtt_ws_serve(&app->xp, hc, req);
     } else if (span_eq(req->path, "/stomp")) {
         stomp_serve(&app->xp, hc, req);
     } else if (span_eq(req->path, "/echo") && app->xp.cfg->echo) {

@@ -5,11 +5,13 @@
 
 #include "../http/server.h"
 #include "../transport/transport.h"
+#include "../transport/mqtt.h"
 #include "../transport/ws.h"
 
 typedef struct {
     xp_ctx_t xp;
     http_server_t *http;
+    mqtt_server_t *mqtt;
 } app_t;
 
 /* The http_handler_cb of the server; srv->ctx is the app_t. */

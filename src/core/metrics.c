@@ -5,7 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-const char *const xp_names[XP_MAX] = {"http", "poll", "longpoll", "iframe", "sse", "websocket", "ws_json", "stomp"};
+const char *const xp_names[XP_MAX] = {"http", "poll", "longpoll", "iframe", "sse", "websocket", "ws_json", "stomp", "mqtt"};
 
 typedef struct {
     char *out;

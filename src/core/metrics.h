@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 /* Transports, for per-transport connection gauges and delivery counters. */
-enum { XP_HTTP = 0, XP_POLL, XP_LONGPOLL, XP_IFRAME, XP_SSE, XP_WS, XP_WSJSON, XP_STOMP, XP_MAX };
+enum { XP_HTTP = 0, XP_POLL, XP_LONGPOLL, XP_IFRAME, XP_SSE, XP_WS, XP_WSJSON, XP_STOMP, XP_MQTT, XP_MAX };
 
 typedef struct {
     uint64_t connections[XP_MAX];  /* open connections by what they are doing now */

@@ -22,6 +22,7 @@ static uint64_t hub__hash(const char *s, size_t n)
 
 static void hub__free_chan(chan_t *ch)
 {
+    if (ch->retained) msg_unref(ch->retained);
     hist_free(&ch->hist);
     free(ch);
 }
@@ -35,7 +36,7 @@ static void hub__sweep(tw_entry_t *e)
         while (*pp) {
             chan_t *ch = *pp;
             hist_trim(&ch->hist, &hub->limits, now);
-            if (ch->nsubs == 0 && ch->hist.count == 0) {
+            if (ch->nsubs == 0 && ch->hist.count == 0 && !ch->retained) {
                 *pp = ch->hnext;
                 hub->nchannels--;
                 hub__free_chan(ch);
@@ -56,6 +57,7 @@ int hub_init(hub_t *hub, loop_t *loop, store_t *store, const hist_limits_t *limi
     hub->table_cap = 1024;
     hub->table = calloc(hub->table_cap, sizeof(*hub->table));
     if (!hub->table) return HR_ENOMEM;
+    topic_tree_init(&hub->topics);
     tw_entry_init(&hub->sweep, hub__sweep);
     loop_timer(loop, &hub->sweep, HUB_SWEEP_MS);
     return 0;
@@ -74,6 +76,7 @@ void hub_close(hub_t *hub)
     }
     free(hub->table);
     hub->table = NULL;
+    topic_tree_free(&hub->topics);
 }
 
 static bool hub__name_char(unsigned char c)
@@ -162,14 +165,28 @@ chan_t *hub_channel(hub_t *hub, const char *name, size_t n, bool create)
     return ch;
 }
 
-int hub_publish(hub_t *hub, const char *channel, size_t channel_len, const char *event, size_t event_len,
-                const void *data, size_t data_len, uint64_t *id, uint32_t *reached)
+typedef struct {
+    msg_t *m;
+    uint32_t n;
+} hub__tmatch_t;
+
+static void hub__tdeliver(topic_entry_t *e, void *arg)
+{
+    hub__tmatch_t *tm = arg;
+    hub_tsub_t *t = container_of(e, hub_tsub_t, e);
+    t->deliver(t, tm->m);
+    tm->n++;
+}
+
+int hub_publish_ex(hub_t *hub, const char *channel, size_t channel_len, const char *event, size_t event_len,
+                   const void *data, size_t data_len, uint32_t flags, uint64_t *id, uint32_t *reached, msg_t **keep)
 {
     chan_t *ch = hub_channel(hub, channel, channel_len, true);
     if (!ch) return HR_ENOMEM;
     uint64_t now = loop_wall_ms();
     msg_t *m = msg_new(ch->name, ch->name_len, event, event_len, data, data_len, ch->last_id + 1, now);
     if (!m) return HR_ENOMEM;
+    m->flags |= flags;
     int rc = hub->store->ops->append(hub->store, m);
     if (rc == 0) rc = hist_push(&ch->hist, m, &hub->limits, now);
     if (rc < 0) {
@@ -186,10 +203,45 @@ int hub_publish(hub_t *hub, const char *channel, size_t channel_len, const char 
         s->deliver(s, m);
         n++;
     }
+    hub__tmatch_t tm = {m, 0};
+    if (topic_count(&hub->topics)) topic_match(&hub->topics, ch->name, ch->name_len, hub__tdeliver, &tm);
     *id = m->id;
-    *reached = n;
-    msg_unref(m);
+    *reached = n + tm.n;
+    if (keep) *keep = m;
+    else msg_unref(m);
     return 0;
+}
+
+int hub_publish(hub_t *hub, const char *channel, size_t channel_len, const char *event, size_t event_len,
+                const void *data, size_t data_len, uint64_t *id, uint32_t *reached)
+{
+    return hub_publish_ex(hub, channel, channel_len, event, event_len, data, data_len, MSG_FROM_HTTP, id, reached,
+                          NULL);
+}
+
+void hub_retain(hub_t *hub, chan_t *ch, msg_t *m)
+{
+    if (ch->retained) {
+        msg_unref(ch->retained);
+        hub->nretained--;
+    }
+    ch->retained = m ? msg_ref(m) : NULL;
+    if (m) hub->nretained++;
+}
+
+int hub_topic_subscribe(hub_t *hub, hub_tsub_t *t, const char *f, size_t n)
+{
+    return topic_subscribe(&hub->topics, &t->e, f, n);
+}
+
+void hub_topic_unsubscribe(hub_t *hub, hub_tsub_t *t) { topic_unsubscribe(&hub->topics, &t->e); }
+
+void hub_each_retained(hub_t *hub, void (*cb)(chan_t *ch, void *arg), void *arg)
+{
+    if (!hub->nretained) return;
+    for (uint32_t i = 0; i < hub->table_cap; i++)
+        for (chan_t *ch = hub->table[i]; ch; ch = ch->hnext)
+            if (ch->retained) cb(ch, arg);
 }
 
 void hub_subscribe(hub_t *hub, chan_t *ch, sub_t *s)

@@ -23,6 +23,7 @@
 #include "../store/store.h"
 #include "hist.h"
 #include "msg.h"
+#include "topic.h"
 
 #define HUB_MAX_CHANNEL 255
 #define HUB_MAX_EVENT 64
@@ -42,6 +43,7 @@ struct sub {
 
 struct chan {
     chan_t *hnext;  /* hash chain */
+    msg_t *retained; /* the MQTT retained message, or NULL (keeps the channel alive) */
     uint64_t hash;
     uint64_t last_id;
     hist_t hist;
@@ -51,9 +53,20 @@ struct chan {
     char name[];
 };
 
+/* A wildcard (MQTT filter) subscription: matched against every published channel name through
+ * the topic trie. Embedded in the subscriber's struct; deliver may unsubscribe any entry. */
+typedef struct hub_tsub hub_tsub_t;
+struct hub_tsub {
+    topic_entry_t e;
+    void (*deliver)(hub_tsub_t *t, msg_t *m);
+    void *owner;
+};
+
 typedef struct {
     loop_t *loop;
     store_t *store;
+    topic_tree_t topics; /* wildcard subscriptions */
+    uint32_t nretained;
     hist_limits_t limits;
     chan_t **table;
     uint32_t table_cap, nchannels;
@@ -82,6 +95,23 @@ chan_t *hub_channel(hub_t *hub, const char *name, size_t n, bool create);
  * Returns 0 and sets *id and *reached (subscribers delivered to), or a negative HR_E*. */
 int hub_publish(hub_t *hub, const char *channel, size_t channel_len, const char *event, size_t event_len,
                 const void *data, size_t data_len, uint64_t *id, uint32_t *reached);
+
+/* Like hub_publish, with msg flags (MSG_QOS*, MSG_RETAIN) set on the message before it is
+ * delivered; when keep is not NULL, *keep receives a reference to the published message. */
+int hub_publish_ex(hub_t *hub, const char *channel, size_t channel_len, const char *event, size_t event_len,
+                   const void *data, size_t data_len, uint32_t flags, uint64_t *id, uint32_t *reached, msg_t **keep);
+
+/* Sets (m, referenced by the channel) or clears (m NULL) ch's retained message. */
+void hub_retain(hub_t *hub, chan_t *ch, msg_t *m);
+
+/* Subscribes t to the MQTT filter f[0..n) (also "$share/group/filter"). 0 or HR_EINVAL/HR_ENOMEM. */
+int hub_topic_subscribe(hub_t *hub, hub_tsub_t *t, const char *f, size_t n);
+
+/* Removes t (harmless when not subscribed). */
+void hub_topic_unsubscribe(hub_t *hub, hub_tsub_t *t);
+
+/* Calls cb for every channel that holds a retained message. */
+void hub_each_retained(hub_t *hub, void (*cb)(chan_t *ch, void *arg), void *arg);
 
 /* Links s into ch's subscriber list; s->deliver and s->owner must be set. */
 void hub_subscribe(hub_t *hub, chan_t *ch, sub_t *s);

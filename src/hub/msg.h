@@ -28,12 +28,19 @@ enum {
     ENC_WSJSON_Z15,
     ENC_WSJSON_Z9,
     ENC_STOMP,       /* the shared tail of a STOMP MESSAGE frame (destination ... body NUL) */
+    ENC_MQTT3_Q0,    /* a whole MQTT 3.1.1 PUBLISH, QoS 0, RETAIN 0 */
+    ENC_MQTT5_Q0,    /* a whole MQTT 5.0 PUBLISH, QoS 0, RETAIN 0, no properties */
+    ENC_MQTT_BODY,   /* the shared tail (payload) of PUBLISHes with per-subscriber heads */
     ENC_SLOTS = 16
 };
 
 enum {
     MSG_UTF8 = 1,    /* data is valid UTF-8 */
-    MSG_TEXT_SAFE = 2 /* valid UTF-8 without CR or NUL: can travel as plain SSE text */
+    MSG_TEXT_SAFE = 2, /* valid UTF-8 without CR or NUL: can travel as plain SSE text */
+    MSG_QOS1 = 4,      /* MQTT: published with QoS 1 (neither QoS bit: QoS 0; both: QoS 2) */
+    MSG_QOS2 = 8,
+    MSG_RETAIN = 16,   /* MQTT: published with the RETAIN flag */
+    MSG_FROM_HTTP = 32 /* published by a route without a QoS (HTTP, /ws, STOMP): MQTT delivers at the subscription's QoS */
 };
 
 typedef struct msg {

@@ -24,7 +24,8 @@ typedef struct {
     bytes_t *sse_heartbeat;    /* shared chunk ":\n\n" */
     bytes_t *iframe_keepalive; /* shared chunk "<!-- -->\n" */
     struct ws_zshared *wsz;    /* shared permessage-deflate compressors (ws_deflate.h) */
-    uint64_t sessions;         /* WebSocket/STOMP session counter (session ids) */
+    uint64_t sessions;         /* WebSocket/STOMP/MQTT session counter (session ids) */
+    struct mqtt_server *mqtt;  /* the MQTT session table (mqtt.h), NULL until opened */
 } xp_ctx_t;
 
 /* A parsed GET /sub request. */

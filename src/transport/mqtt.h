@@ -1,0 +1,30 @@
+/* mqtt.h - the MQTT 3.1.1 / 5.0 broker sessions, on TCP (mqtt_server_*) and over WebSocket at
+ * /mqtt (mqtt_ws_serve, subprotocol "mqtt"). Topic a/b is channel a/b: MQTT publishes go through
+ * hub_publish (history, every transport), and every publish reaches MQTT subscribers whose filters
+ * match through the hub's topic trie. See docs/internals/mqtt.md for what this first slice does
+ * and does not do yet. */
+#ifndef HERALD_MQTT_H
+#define HERALD_MQTT_H
+
+#include "../core/listener.h"
+#include "transport.h"
+
+typedef struct mqtt_server {
+    listener_t listener;
+    xp_ctx_t *x;
+    list_t sessions; /* every MQTT session, TCP and WebSocket (client id takeover) */
+    uint32_t nconns;
+    bool open;
+} mqtt_server_t;
+
+/* Binds cfg->mqtt_addr (empty: MQTT over TCP disabled) and starts accepting. Also makes x->mqtt
+ * point at srv, so /mqtt over WebSocket shares the session table. 0 or HR_EIO/HR_EINVAL. */
+int mqtt_server_open(mqtt_server_t *srv, xp_ctx_t *x, loop_t *loop);
+
+/* Serves MQTT over WebSocket on hc (GET /mqtt, subprotocol "mqtt" required). */
+void mqtt_ws_serve(xp_ctx_t *x, http_conn_t *hc, http_req_t *req);
+
+/* Stops accepting; every session gets DISCONNECT 0x8B (v5) and is closed. */
+void mqtt_server_close(mqtt_server_t *srv);
+
+#endif
