@@ -630,13 +630,14 @@ static void mqtt__sess_free(mqtt_sess_t *s)
 {
     tw_stop(&s->c->loop->wheel, &s->ka);
     list_unlink(&s->link);
-    if (s->will_topic && hub_channel_valid(s->will_topic, s->will_topic_len))
-        mqtt__publish(s, (span_t){s->will_topic, s->will_topic_len}, (span_t){s->will_payload, s->will_payload_len},
-                      s->will_qos, s->will_retain);
     for (uint32_t i = 0; i < s->nsubs; i++) {
         hub_topic_unsubscribe(s->x->hub, &s->subs[i]->t);
         free(s->subs[i]);
     }
+    s->nsubs = 0;
+    if (s->will_topic && hub_channel_valid(s->will_topic, s->will_topic_len))
+        mqtt__publish(s, (span_t){s->will_topic, s->will_topic_len}, (span_t){s->will_payload, s->will_payload_len},
+                      s->will_qos, s->will_retain);
     free(s->subs);
     free(s->out);
     free(s->in2);
