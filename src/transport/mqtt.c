@@ -478,11 +478,9 @@ static void mqtt__connect(mqtt_sess_t *s, const mqtt_pkt_t *p)
     list_each_safe(pos, tmp, &s->srv->sessions)
     {
         mqtt_sess_t *o = container_of(pos, mqtt_sess_t, link);
-        if (o != s && o->client_id && strcmp(o->client_id, s->client_id) == 0) {
-            free(o->will_topic); /* a takeover does not publish the will of the old connection */
-            o->will_topic = NULL;
+        /* its will is published when it closes (no will delay: MQTT 5.0 section 3.1.2.5) */
+        if (o != s && o->client_id && strcmp(o->client_id, s->client_id) == 0)
             mqtt__fail(o, MQTT_RC_SESSION_TAKEN_OVER, "session taken over by a new connection");
-        }
     }
     if (p->connect.will) {
         s->will_topic = malloc(p->connect.will_topic.n + 1);
