@@ -32,7 +32,17 @@
  * first frame) is inflated with zlib. When the server answered server_no_context_takeover every
  * message stands alone and one shared inflater, reset per message, serves all connections;
  * otherwise each connection keeps its own inflater (and its window) across messages. Server
- * pings get a masked pong; a server Close gets a Close back and counts as a disconnect. */
+ * pings get a masked pong; a server Close gets a Close back and counts as a disconnect.
+ *
+ * MQTT (--mode mqtt subscribers, --pub-via mqtt publishers) goes to --mqtt-url. Every packet is
+ * written and read with the pure codec (src/transport/mqtt_codec.h, client role). A subscriber
+ * sends CONNECT (clean session), then SUBSCRIBE to the topic named like the channel at --qos,
+ * and is ready at its SUBACK; it answers PUBLISH QoS 1 with PUBACK, QoS 2 with PUBREC, and
+ * PUBREL with PUBCOMP (the answers produced by one read go out in one send). A publisher is
+ * ready at its CONNACK and has one PUBLISH in flight at a time, done at PUBACK (QoS 1), at
+ * PUBCOMP after PUBREC -> PUBREL (QoS 2), or, for QoS 0 which has no answer, at the PINGRESP to
+ * a PINGREQ sent right behind the PUBLISH: the broker handles a connection's packets in order,
+ * so the PINGRESP means the PUBLISH was taken, and --window paces QoS 0 like the others. */
 #include "loadgen.h"
 
 #include <arpa/inet.h>
@@ -57,6 +67,7 @@
 #include <zlib.h>
 
 #include "../src/core/err.h"
+#include "../src/transport/mqtt_codec.h"
 #include "../src/transport/ws_codec.h"
 
 #define LG_SCRATCH (256 * 1024)
@@ -67,8 +78,9 @@
 
 enum { K_SUB, K_PUB };
 enum { ST_NEW, ST_IDLE, ST_CONNECTING, ST_OPEN, ST_FAILED }; /* ST_IDLE: waiting to retry */
-enum { PH_CONNECT, PH_WARMUP, PH_RUN, PH_DRAIN, PH_DONE };
-enum { MODE_SSE, MODE_LONGPOLL, MODE_WS };
+enum { PH_CONNECT, PH_WARMUP, PH_RUN, PH_DRAIN, PH_HOLD, PH_DONE }; /* PH_HOLD: --idle-hold-ms */
+enum { MODE_SSE, MODE_LONGPOLL, MODE_WS, MODE_MQTT };
+enum { MQ_PUB_NONE, MQ_PUB_ACK, MQ_PUB_REC, MQ_PUB_COMP, MQ_PUB_PING }; /* what a publisher waits for */
 enum { PAYLOAD_X, PAYLOAD_JSON };
 enum { STYLE_HERALD, STYLE_NCHAN };
 enum { CS_SIZE, CS_DATA, CS_DATA_CRLF, CS_TRAILER };
@@ -115,6 +127,10 @@ typedef struct {
     char *frag;      /* a fragmented message's payload so far (allocated only for fragments) */
     size_t frag_len, frag_cap;
     z_stream *zs; /* per-connection inflater (ws_ctx only) */
+    /* MQTT */
+    bool mq;          /* this connection speaks MQTT (to --mqtt-url) */
+    uint8_t mq_wait;  /* publisher: MQ_PUB_* for the PUBLISH in flight */
+    uint16_t mq_pid;  /* publisher: the packet id of the PUBLISH in flight */
 } lg_conn_t;
 
 typedef struct {
@@ -155,6 +171,17 @@ typedef struct {
     size_t infl_cap;
     uint32_t ws_deflate_subs, ws_ctx_subs;
     uint64_t ws_msgs, ws_compressed, ws_wire_bytes, ws_frames, ws_pings, ws_closes;
+    /* MQTT */
+    struct sockaddr_in maddr; /* --mqtt-url */
+    char mhost[64];
+    int mport;
+    uint8_t qos, mqtt_version;
+    bool pub_mqtt; /* --pub-via mqtt */
+    uint32_t idle_hold_ms;
+    long rss_held_kb;
+    uint64_t t_hold_end;
+    uint32_t mq_granted_min; /* lowest QoS granted in a SUBACK (4 before any) */
+    uint64_t mq_publish_rx, mq_qos_rx[3], mq_acks_sent, mq_pubrel_rx, mq_dup_rx;
 } lg_ctx_t;
 
 static uint64_t now_us(void)
@@ -263,7 +290,8 @@ static int conn_open(lg_ctx_t *x, lg_conn_t *c)
     if (fd < 0) return -errno;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (connect(fd, (struct sockaddr *)&x->addr, sizeof(x->addr)) < 0 && errno != EINPROGRESS) {
+    const struct sockaddr_in *to = c->mq ? &x->maddr : &x->addr;
+    if (connect(fd, (const struct sockaddr *)to, sizeof(*to)) < 0 && errno != EINPROGRESS) {
         int e = errno;
         close(fd);
         return -e;
@@ -420,8 +448,29 @@ static void fill_json(char *p, size_t n, uint32_t seq)
     memset(p + k, 'x', n - k);
 }
 
+/* Writes the payload of message seq ("<sched> <seq> " then padding) at p, which has room for
+ * payload_len(x) bytes; returns its length. */
+static size_t payload_len(const lg_ctx_t *x)
+{
+    return x->size > 48 ? x->size : 48; /* "<20 digits> <10 digits> " fits in 48 */
+}
+
+static size_t payload_write(const lg_ctx_t *x, char *p, uint32_t seq, uint64_t sched)
+{
+    char body[64];
+    int bn = snprintf(body, sizeof(body), "%" PRIu64 " %u ", sched, seq);
+    size_t plen = x->size > (uint32_t)bn ? x->size : (size_t)bn;
+    memcpy(p, body, (size_t)bn);
+    if (x->payload == PAYLOAD_JSON) fill_json(p + bn, plen - (size_t)bn, seq);
+    else memset(p + bn, 'x', plen - (size_t)bn);
+    return plen;
+}
+
+static int mqtt_send_publish(lg_ctx_t *x, lg_conn_t *c, uint32_t seq, uint64_t sched);
+
 static int send_publish(lg_ctx_t *x, lg_conn_t *c, uint32_t seq, uint64_t sched)
 {
+    if (c->mq) return mqtt_send_publish(x, c, seq, sched);
     char head[512], body[64];
     int bn = snprintf(body, sizeof(body), "%" PRIu64 " %u ", sched, seq);
     size_t plen = x->size > (uint32_t)bn ? x->size : (size_t)bn;
@@ -968,14 +1017,207 @@ static int ws_handshake_done(lg_ctx_t *x, lg_conn_t *c)
     return 0;
 }
 
+/* ---- MQTT subscribers and publishers ---- */
+
+/* Encodes p with the codec and queues it on c. Returns -1 when it cannot be encoded or sent. */
+static int mqtt_send(lg_ctx_t *x, lg_conn_t *c, const mqtt_pkt_t *p)
+{
+    uint8_t small[256];
+    ssize_t n = mqtt_encode(p, small, sizeof(small));
+    if (n < 0) return -1;
+    if ((size_t)n <= sizeof(small)) return conn_send(x, c, (const char *)small, (size_t)n);
+    uint8_t *big = malloc((size_t)n);
+    if (!big) return -1;
+    int rc = mqtt_encode(p, big, (size_t)n) == n ? conn_send(x, c, (const char *)big, (size_t)n) : -1;
+    free(big);
+    return rc;
+}
+
+/* The connection is open: CONNECT with a clean session and a client id unique to this process
+ * and connection. Keep alive 600 s: far longer than a run, and no broker refuses it. */
+static int mqtt_send_connect(lg_ctx_t *x, lg_conn_t *c)
+{
+    char id[48];
+    snprintf(id, sizeof(id), "lg%c-%ld-%u", c->kind == K_SUB ? 's' : 'p', (long)getpid(), c->idx);
+    mqtt_pkt_t p = {.type = MQTT_CONNECT, .version = x->mqtt_version};
+    p.connect.clean_start = true;
+    p.connect.keep_alive = 600;
+    p.connect.client_id = span_of(id);
+    return mqtt_send(x, c, &p);
+}
+
+static int mqtt_send_subscribe(lg_ctx_t *x, lg_conn_t *c)
+{
+    char ch[240];
+    uint8_t list[300];
+    const char *topic = sub_channel(x, c, ch, sizeof(ch));
+    size_t n = mqtt_list_put(list, sizeof(list), 0, span_of(topic), x->qos);
+    if (n > sizeof(list)) return -1;
+    mqtt_pkt_t p = {.type = MQTT_SUBSCRIBE, .version = x->mqtt_version, .packet_id = 1};
+    p.list = (span_t){(const char *)list, n};
+    p.count = 1;
+    return mqtt_send(x, c, &p);
+}
+
+/* PUBLISH of message seq at --qos; QoS 0 is followed by a PINGREQ whose PINGRESP ends it. */
+static int mqtt_send_publish(lg_ctx_t *x, lg_conn_t *c, uint32_t seq, uint64_t sched)
+{
+    char *pl = malloc(payload_len(x));
+    if (!pl) return -1;
+    size_t plen = payload_write(x, pl, seq, sched);
+    mqtt_pkt_t p = {.type = MQTT_PUBLISH, .version = x->mqtt_version};
+    p.publish.qos = x->qos;
+    p.publish.topic = span_of(x->channel);
+    p.publish.payload = (span_t){pl, plen};
+    if (x->qos) {
+        c->mq_pid = (uint16_t)(c->mq_pid % 65535u + 1); /* 1..65535 */
+        p.packet_id = c->mq_pid;
+    }
+    int rc = mqtt_send(x, c, &p);
+    free(pl);
+    if (rc < 0) return -1;
+    if (x->qos == 0) {
+        mqtt_pkt_t ping = {.type = MQTT_PINGREQ, .version = x->mqtt_version};
+        if (mqtt_send(x, c, &ping) < 0) return -1;
+    }
+    c->mq_wait = x->qos == 0 ? MQ_PUB_PING : x->qos == 1 ? MQ_PUB_ACK : MQ_PUB_REC;
+    return 0;
+}
+
+/* The PUBLISH in flight on publisher c is done (ok, or refused with a v5 reason >= 0x80). */
+static void mqtt_pub_done(lg_ctx_t *x, lg_conn_t *c, bool ok, uint8_t reason, uint64_t now)
+{
+    c->busy = false;
+    c->mq_wait = MQ_PUB_NONE;
+    x->inflight--;
+    x->t_last_pub_ans = now;
+    if (ok) x->pub_ok++;
+    else {
+        x->pub_err++;
+        note_error(x, "MQTT publish refused%s (reason %d)", "", reason);
+    }
+}
+
+/* Appends the answer (PUBACK, PUBREC, PUBREL or PUBCOMP) to packet id pid at acks[*n], sending
+ * what is there first when it is nearly full. Returns -1 on a send error. */
+static int mqtt_ack(lg_ctx_t *x, lg_conn_t *c, uint8_t type, uint16_t pid, char *acks, size_t cap, size_t *n)
+{
+    if (*n + 16 > cap) {
+        if (conn_send(x, c, acks, *n) < 0) return -1;
+        *n = 0;
+    }
+    mqtt_pkt_t p = {.type = type, .version = x->mqtt_version, .packet_id = pid};
+    ssize_t k = mqtt_encode(&p, (uint8_t *)acks + *n, cap - *n);
+    if (k < 0 || (size_t)k > cap - *n) return -1;
+    *n += (size_t)k;
+    if (type != MQTT_PUBREL) x->mq_acks_sent++;
+    return 0;
+}
+
+/* One server packet p arrived on c. Returns -1 to close. */
+static int mqtt_on_packet(lg_ctx_t *x, lg_conn_t *c, const mqtt_pkt_t *p, char *acks, size_t cap, size_t *an,
+                          uint64_t now)
+{
+    switch (p->type) {
+    case MQTT_CONNACK:
+        if (p->reason != 0) {
+            note_error(x, "MQTT CONNACK refused%s (code %d)", "", p->reason);
+            return -1;
+        }
+        if (c->kind == K_PUB) {
+            c->ready = true;
+            return 0;
+        }
+        return mqtt_send_subscribe(x, c);
+    case MQTT_SUBACK: {
+        uint8_t code = p->count ? (uint8_t)p->list.p[0] : 0x80;
+        if (code >= 0x80) {
+            note_error(x, "MQTT SUBSCRIBE refused%s (code %d)", "", code);
+            return -1;
+        }
+        if (code < x->mq_granted_min) x->mq_granted_min = code;
+        sub_set_ready(x, c);
+        return 0;
+    }
+    case MQTT_PUBLISH:
+        x->mq_publish_rx++;
+        x->mq_qos_rx[p->publish.qos]++;
+        if (p->publish.dup) x->mq_dup_rx++;
+        if (p->publish.qos == 1 && mqtt_ack(x, c, MQTT_PUBACK, p->packet_id, acks, cap, an) < 0) return -1;
+        if (p->publish.qos == 2 && mqtt_ack(x, c, MQTT_PUBREC, p->packet_id, acks, cap, an) < 0) return -1;
+        if (c->kind == K_SUB) deliver(x, c, p->publish.payload.p, p->publish.payload.n, now);
+        return 0;
+    case MQTT_PUBREL:
+        x->mq_pubrel_rx++;
+        return mqtt_ack(x, c, MQTT_PUBCOMP, p->packet_id, acks, cap, an);
+    case MQTT_PUBACK:
+    case MQTT_PUBREC:
+    case MQTT_PUBCOMP:
+    case MQTT_PINGRESP: {
+        uint8_t want = p->type == MQTT_PUBACK ? MQ_PUB_ACK
+                       : p->type == MQTT_PUBREC ? MQ_PUB_REC
+                       : p->type == MQTT_PUBCOMP ? MQ_PUB_COMP
+                                                 : MQ_PUB_PING;
+        if (c->kind != K_PUB || !c->busy || c->mq_wait != want) {
+            if (p->type == MQTT_PINGRESP) return 0;
+            note_error(x, "unexpected MQTT answer%s (type %d)", "", p->type);
+            return -1;
+        }
+        if (p->type != MQTT_PINGRESP && p->packet_id != c->mq_pid) {
+            note_error(x, "MQTT answer for an unknown packet id%s (%d)", "", p->packet_id);
+            return -1;
+        }
+        if (p->reason >= 0x80) {
+            mqtt_pub_done(x, c, false, p->reason, now);
+            return 0;
+        }
+        if (p->type == MQTT_PUBREC) { /* QoS 2, second step */
+            c->mq_wait = MQ_PUB_COMP;
+            return mqtt_ack(x, c, MQTT_PUBREL, p->packet_id, acks, cap, an);
+        }
+        mqtt_pub_done(x, c, true, 0, now);
+        return 0;
+    }
+    case MQTT_DISCONNECT:
+        note_error(x, "the MQTT server sent DISCONNECT%s (reason %d)", "", p->reason);
+        return -1;
+    default:
+        note_error(x, "unexpected MQTT packet%s (type %d)", "", p->type);
+        return -1;
+    }
+}
+
+/* Parses the complete packets in b[0..n) (slices stay in place). Returns the bytes consumed (a
+ * partial packet stays), or -1 to close. The answers go out in one send at the end. */
+static ssize_t mqtt_consume(lg_ctx_t *x, lg_conn_t *c, char *b, size_t n, uint64_t now)
+{
+    mqtt_opts_t o = {.role = MQTT_ROLE_CLIENT, .version = x->mqtt_version, .max_packet = LG_MAX_BUF};
+    char acks[4096];
+    size_t an = 0, pos = 0;
+    while (pos < n) {
+        mqtt_pkt_t p;
+        mqtt_err_t e = {0};
+        ssize_t k = mqtt_decode(b + pos, n - pos, &o, &p, &e);
+        if (k == HR_EAGAIN) break;
+        if (k <= 0) {
+            note_error(x, "bad MQTT packet from the server: %s (reason %d)", e.why ? e.why : "?", e.reason);
+            return -1;
+        }
+        pos += (size_t)k;
+        if (mqtt_on_packet(x, c, &p, acks, sizeof(acks), &an, now) < 0) return -1;
+    }
+    if (an && conn_send(x, c, acks, an) < 0) return -1;
+    return (ssize_t)pos;
+}
+
 /* Parses b[0..len) (stored leftover + new bytes); returns the bytes to keep (compacted to
  * the start of b), or -1 to close, or -2 to reconnect. */
 static ssize_t conn_parse(lg_ctx_t *x, lg_conn_t *c, char *b, size_t len, uint64_t now)
 {
     lg_resp_t *r = &c->r;
     size_t dc = 0, de = r->dec_len, raw = r->dec_len;
-    if (c->ws_open) { /* frames only from here on */
-        ssize_t used = ws_consume(x, c, b, len, now);
+    if (c->ws_open || c->mq) { /* frames or MQTT packets only */
+        ssize_t used = c->mq ? mqtt_consume(x, c, b, len, now) : ws_consume(x, c, b, len, now);
         if (used < 0) return -1;
         memmove(b, b + used, len - (size_t)used);
         return (ssize_t)(len - (size_t)used);
@@ -1127,6 +1369,8 @@ static void conn_lost(lg_ctx_t *x, lg_conn_t *c, bool reconnect)
             note_error(x, "publisher connection %s (errno %d)", "lost", errno);
         }
         conn_close(x, c, true);
+        c->ready = false; /* an MQTT publisher is ready again at its next CONNACK */
+        c->mq_wait = MQ_PUB_NONE;
         set_retry(x, c, now_us() + 10000);
         return;
     }
@@ -1158,6 +1402,10 @@ static void on_connected(lg_ctx_t *x, lg_conn_t *c)
     c->state = ST_OPEN;
     if (ep_set(x, c, false, EPOLL_CTL_MOD) < 0) {
         conn_lost(x, c, false);
+        return;
+    }
+    if (c->mq) {
+        if (mqtt_send_connect(x, c) < 0) conn_lost(x, c, false);
         return;
     }
     if (c->kind == K_SUB) {
@@ -1196,7 +1444,7 @@ static void publish_due(lg_ctx_t *x, uint64_t now)
     uint32_t np = x->nconns - x->nsubs;
     for (uint32_t i = 0; i < np && x->next_seq < x->messages; i++) {
         lg_conn_t *c = &x->conns[x->nsubs + i];
-        if (c->state != ST_OPEN || c->busy) continue;
+        if (c->state != ST_OPEN || c->busy || (c->mq && !c->ready)) continue;
         uint64_t sched;
         if (x->rate > 0) {
             sched = sched_of(x, x->next_seq);
@@ -1244,7 +1492,7 @@ static void step_phase(lg_ctx_t *x, uint64_t now)
     if (x->phase == PH_CONNECT) {
         bool pubs_ok = true;
         for (uint32_t i = x->nsubs; i < x->nconns; i++)
-            if (x->conns[i].state != ST_OPEN) pubs_ok = false;
+            if (x->conns[i].state != ST_OPEN || (x->conns[i].mq && !x->conns[i].ready)) pubs_ok = false;
         if (x->started == x->nsubs && x->ready_subs + x->failed_subs >= x->nsubs && pubs_ok) {
             x->phase = PH_WARMUP;
             x->t_ready = now;
@@ -1256,7 +1504,8 @@ static void step_phase(lg_ctx_t *x, uint64_t now)
     if (x->phase == PH_WARMUP && now >= x->t_ready + (uint64_t)x->warmup_ms * 1000u) {
         x->rss_ready_kb = proc_rss_kb(x);
         if (x->idle_conns) {
-            x->phase = PH_DONE;
+            x->phase = x->idle_hold_ms ? PH_HOLD : PH_DONE;
+            x->t_hold_end = now + (uint64_t)x->idle_hold_ms * 1000u;
             return;
         }
         x->cpu_before = proc_cpu_s(x);
@@ -1273,6 +1522,10 @@ static void step_phase(lg_ctx_t *x, uint64_t now)
         else if (x->inflight == 0 && now > x->t_progress + (uint64_t)x->drain_ms * 1000u &&
                  now > x->t_last_pub_ans + (uint64_t)x->drain_ms * 1000u)
             x->phase = PH_DONE; /* nothing arrived for --drain-ms: the rest is lost */
+    }
+    if (x->phase == PH_HOLD && now >= x->t_hold_end) {
+        x->rss_held_kb = proc_rss_kb(x);
+        x->phase = PH_DONE;
     }
     if (x->phase != PH_DONE && now >= x->t_deadline) {
         x->timed_out = true;
@@ -1338,6 +1591,7 @@ static const char *mode_name(const lg_ctx_t *x)
 {
     if (x->mode == MODE_SSE) return "sse";
     if (x->mode == MODE_LONGPOLL) return "longpoll";
+    if (x->mode == MODE_MQTT) return "mqtt";
     return x->deflate ? "ws-deflate" : "ws";
 }
 
@@ -1357,16 +1611,18 @@ static int report(lg_ctx_t *x)
         if (x->json)
             printf("{\"scenario\":\"idle\",\"style\":\"%s\",\"mode\":\"%s\",\"idle_conns\":%u,\"connected\":%u,"
                    "\"failed\":%u,\"distinct_channels\":%s,\"rss_before_kb\":%ld,\"rss_after_kb\":%ld,"
-                   "\"rss_per_conn_bytes\":%.0f,\"ws_deflate_subs\":%u,\"timed_out\":%s,\"error\":\"%s\"}\n",
+                   "\"rss_per_conn_bytes\":%.0f,\"rss_held_kb\":%ld,\"ws_deflate_subs\":%u,\"qos\":%u,"
+                   "\"mqtt_version\":%u,\"timed_out\":%s,\"error\":\"%s\"}\n",
                    style, mode, x->idle_conns, x->ready_subs, x->failed_subs, x->idle_distinct ? "true" : "false",
-                   x->rss_before_kb, x->rss_ready_kb, per, x->ws_deflate_subs, x->timed_out ? "true" : "false",
-                   x->first_error);
+                   x->rss_before_kb, x->rss_ready_kb, per, x->idle_hold_ms ? x->rss_held_kb : -1, x->ws_deflate_subs,
+                   x->qos, x->mqtt_version, x->timed_out ? "true" : "false", x->first_error);
         else {
             printf("idle connections:   %u requested (%s), %u connected, %u failed (%s)\n", x->idle_conns, mode,
                    x->ready_subs, x->failed_subs, x->idle_distinct ? "distinct channels" : "one channel");
             printf("server RSS:         %ld kB before, %ld kB with the connections\n", x->rss_before_kb,
                    x->rss_ready_kb);
             printf("RSS per connection: %.0f bytes\n", per);
+            if (x->idle_hold_ms) printf("server RSS held:    %ld kB after holding %u ms\n", x->rss_held_kb, x->idle_hold_ms);
         }
         return (x->ready_subs == x->idle_conns && !x->timed_out) ? 0 : 2;
     }
@@ -1398,14 +1654,19 @@ static int report(lg_ctx_t *x)
                "\"loadgen_cpu_s\":%.3f,\"lp_requests\":%" PRIu64 ",\"payload\":\"%s\",\"ws_deflate_subs\":%u,"
                "\"ws_context_subs\":%u,\"ws_messages\":%" PRIu64 ",\"ws_compressed\":%" PRIu64
                ",\"ws_wire_bytes\":%" PRIu64 ",\"ws_frames\":%" PRIu64 ",\"ws_pings\":%" PRIu64
-               ",\"ws_closes\":%" PRIu64 ",\"timed_out\":%s,\"error\":\"%s\"}\n",
+               ",\"ws_closes\":%" PRIu64 ",\"qos\":%u,\"mqtt_version\":%u,\"pub_via\":\"%s\","
+               "\"mqtt_granted_qos\":%d,\"mqtt_publish_rx\":%" PRIu64 ",\"mqtt_publish_rx_qos\":[%" PRIu64 ",%" PRIu64
+               ",%" PRIu64 "],\"mqtt_dup_rx\":%" PRIu64 ",\"mqtt_acks_sent\":%" PRIu64 ",\"mqtt_pubrel_rx\":%" PRIu64
+               ",\"timed_out\":%s,\"error\":\"%s\"}\n",
                style, mode, x->nsubs, x->ready_subs, x->failed_subs, x->messages, x->rate, x->window, x->size,
                x->pub_conns, expected, x->delivered, missing, x->duplicates, x->bad_events, x->gap_events,
                x->sub_disconnects, elapsed, dps, p50, p90, p99, mx, x->nlat, x->samples_capped ? "true" : "false",
                x->pub_ok, x->pub_err, pps, cpu, cpu_per, x->rss_before_kb, x->rss_ready_kb, x->rss_end_kb, rss_per,
                lg_cpu, x->lp_requests, x->payload == PAYLOAD_JSON ? "json" : "x", x->ws_deflate_subs, x->ws_ctx_subs,
-               x->ws_msgs, x->ws_compressed, x->ws_wire_bytes, x->ws_frames, x->ws_pings, x->ws_closes,
-               x->timed_out ? "true" : "false", x->first_error);
+               x->ws_msgs, x->ws_compressed, x->ws_wire_bytes, x->ws_frames, x->ws_pings, x->ws_closes, x->qos,
+               x->mqtt_version, x->pub_mqtt ? "mqtt" : "http", x->mq_granted_min > 2 ? -1 : (int)x->mq_granted_min,
+               x->mq_publish_rx, x->mq_qos_rx[0], x->mq_qos_rx[1], x->mq_qos_rx[2], x->mq_dup_rx, x->mq_acks_sent,
+               x->mq_pubrel_rx, x->timed_out ? "true" : "false", x->first_error);
     } else {
         printf("server style:       %s, mode %s\n", style, mode);
         printf("subscribers:        %u connected of %u (%u failed, %" PRIu64 " disconnected)\n", x->ready_subs,
@@ -1430,6 +1691,11 @@ static int report(lg_ctx_t *x)
                 printf("control frames:     %" PRIu64 " pings answered, %" PRIu64 " closes\n", x->ws_pings,
                        x->ws_closes);
         }
+        if (x->mode == MODE_MQTT || x->pub_mqtt)
+            printf("mqtt:               v%u, QoS %u, publishing over %s; %" PRIu64 " PUBLISH received (QoS 0/1/2: %" PRIu64
+                   "/%" PRIu64 "/%" PRIu64 ", %" PRIu64 " DUP), %" PRIu64 " acks sent\n",
+                   x->mqtt_version == MQTT_V5 ? 5 : 3, x->qos, x->pub_mqtt ? "MQTT" : "HTTP", x->mq_publish_rx,
+                   x->mq_qos_rx[0], x->mq_qos_rx[1], x->mq_qos_rx[2], x->mq_dup_rx, x->mq_acks_sent);
         printf("elapsed:            %.3f s (first publish -> last delivery)%s\n", elapsed,
                x->timed_out ? "  TIMED OUT" : "");
         printf("deliveries/s:       %.0f\n", dps);
@@ -1455,7 +1721,12 @@ static void usage(FILE *f)
             "  --url http://127.0.0.1:PORT   server (default http://127.0.0.1:8080)\n"
             "  --channel NAME                channel (default bench)\n"
             "  --subs N                      subscribers (default 100)\n"
-            "  --mode sse|longpoll|ws        subscriber transport (default sse)\n"
+            "  --mode sse|longpoll|ws|mqtt   subscriber transport (default sse)\n"
+            "  --mqtt-url mqtt://HOST:PORT   MQTT broker for --mode mqtt and --pub-via mqtt\n"
+            "                                (default mqtt://127.0.0.1:1883)\n"
+            "  --qos 0|1|2                   MQTT: subscription and publish QoS (default 0)\n"
+            "  --mqtt-version 4|5            MQTT: protocol level, 3.1.1 or 5.0 (default 4)\n"
+            "  --pub-via http|mqtt           publish with HTTP POST or MQTT PUBLISH (default http)\n"
             "  --deflate                     ws: offer permessage-deflate and inflate compressed messages\n"
             "  --messages M                  messages to publish (default 100)\n"
             "  --rate R                      messages/s on a fixed schedule; 0 = flat out (default 0)\n"
@@ -1470,8 +1741,9 @@ static void usage(FILE *f)
             "                                publish answer (default 5000)\n"
             "  --timeout-s S                 overall bound (default 60)\n"
             "  --server-pid PID              measure this process's CPU time and RSS\n"
-            "  --idle-conns N                open N idle subscribers (SSE, or ws with --mode ws), report\n"
+            "  --idle-conns N                open N idle subscribers (SSE, or ws / mqtt with --mode), report\n"
             "                                RSS per connection\n"
+            "  --idle-hold-ms MS             idle mode: keep them open MS more, then read the RSS again\n"
             "  --idle-distinct               idle mode: one channel per connection (default one channel)\n"
             "  --pub-path-style herald|nchan protocol dialect (nchan: long poll by Etag/Last-Modified)\n"
             "  --json                        print one JSON line of results\n"
@@ -1499,6 +1771,25 @@ static int parse_url(lg_ctx_t *x, const char *url)
     return 0;
 }
 
+/* mqtt://HOST[:PORT] (port 1883 by default) into x->maddr. */
+static int parse_mqtt_url(lg_ctx_t *x, const char *url)
+{
+    if (strncmp(url, "mqtt://", 7) != 0) return -1;
+    const char *h = url + 7, *colon = strchr(h, ':');
+    size_t hl = colon ? (size_t)(colon - h) : strcspn(h, "/");
+    if (hl == 0 || hl >= sizeof(x->mhost)) return -1;
+    memcpy(x->mhost, h, hl);
+    x->mhost[hl] = 0;
+    x->mport = colon ? atoi(colon + 1) : 1883;
+    if (x->mport <= 0 || x->mport > 65535) return -1;
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    if (getaddrinfo(x->mhost, NULL, &hints, &res) != 0 || !res) return -1;
+    memcpy(&x->maddr, res->ai_addr, sizeof(x->maddr));
+    x->maddr.sin_port = htons((uint16_t)x->mport);
+    freeaddrinfo(res);
+    return 0;
+}
+
 static bool num_arg(const char *s, double lo, double hi, double *out)
 {
     char *end;
@@ -1510,7 +1801,7 @@ static bool num_arg(const char *s, double lo, double hi, double *out)
 
 static int parse_args(lg_ctx_t *x, int argc, char **argv)
 {
-    const char *url = "http://127.0.0.1:8080";
+    const char *url = "http://127.0.0.1:8080", *murl = "mqtt://127.0.0.1:1883";
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -1541,6 +1832,18 @@ static int parse_args(lg_ctx_t *x, int argc, char **argv)
         double d = 0;
         bool ok = true;
         if (strcmp(a, "--url") == 0) url = v;
+        else if (strcmp(a, "--mqtt-url") == 0) murl = v;
+        else if (strcmp(a, "--qos") == 0) {
+            ok = num_arg(v, 0, 2, &d) && d == (int)d;
+            x->qos = (uint8_t)d;
+        } else if (strcmp(a, "--mqtt-version") == 0) {
+            ok = num_arg(v, MQTT_V311, MQTT_V5, &d) && d == (int)d;
+            x->mqtt_version = (uint8_t)d;
+        } else if (strcmp(a, "--pub-via") == 0) {
+            if (strcmp(v, "http") == 0) x->pub_mqtt = false;
+            else if (strcmp(v, "mqtt") == 0) x->pub_mqtt = true;
+            else ok = false;
+        }
         else if (strcmp(a, "--channel") == 0) {
             ok = *v && strlen(v) < 180;
             if (ok) snprintf(x->channel, sizeof(x->channel), "%s", v);
@@ -1548,6 +1851,7 @@ static int parse_args(lg_ctx_t *x, int argc, char **argv)
             if (strcmp(v, "sse") == 0) x->mode = MODE_SSE;
             else if (strcmp(v, "longpoll") == 0) x->mode = MODE_LONGPOLL;
             else if (strcmp(v, "ws") == 0) x->mode = MODE_WS;
+            else if (strcmp(v, "mqtt") == 0) x->mode = MODE_MQTT;
             else ok = false;
         } else if (strcmp(a, "--payload") == 0) {
             if (strcmp(v, "x") == 0) x->payload = PAYLOAD_X;
@@ -1575,6 +1879,7 @@ static int parse_args(lg_ctx_t *x, int argc, char **argv)
                         {"--window", &x->window, 1, 1e6},
                         {"--ramp-batch", &x->ramp_batch, 1, 1e6},
                         {"--idle-conns", &x->idle_conns, 1, 1e6},
+                        {"--idle-hold-ms", &x->idle_hold_ms, 0, 3.6e6},
                         {"--warmup-ms", &x->warmup_ms, 0, 3.6e6},
                         {"--drain-ms", &x->drain_ms, 1, 3.6e6},
                         {"--timeout-s", &x->timeout_s, 1, 86400}};
@@ -1597,12 +1902,20 @@ static int parse_args(lg_ctx_t *x, int argc, char **argv)
         fprintf(stderr, "bench: bad --url %s (want http://HOST:PORT)\n", url);
         return -1;
     }
+    if ((x->mode == MODE_MQTT || x->pub_mqtt) && parse_mqtt_url(x, murl) < 0) {
+        fprintf(stderr, "bench: bad --mqtt-url %s (want mqtt://HOST:PORT)\n", murl);
+        return -1;
+    }
+    if ((x->mode == MODE_MQTT || x->pub_mqtt) && strpbrk(x->channel, "+#")) {
+        fprintf(stderr, "bench: an MQTT topic cannot contain + or #: %s\n", x->channel);
+        return -1;
+    }
     if (x->deflate && x->mode != MODE_WS) {
         fprintf(stderr, "bench: --deflate needs --mode ws\n");
         return -1;
     }
     if (x->idle_conns && x->mode == MODE_LONGPOLL) {
-        fprintf(stderr, "bench: --idle-conns works with --mode sse or ws\n");
+        fprintf(stderr, "bench: --idle-conns works with --mode sse, ws or mqtt\n");
         return -1;
     }
     return 0;
@@ -1622,6 +1935,9 @@ int bench_main(int argc, char **argv)
     x->warmup_ms = 500;
     x->drain_ms = 5000;
     x->timeout_s = 60;
+    x->mqtt_version = MQTT_V311;
+    x->mq_granted_min = 4;
+    x->rss_held_kb = -1;
     snprintf(x->channel, sizeof(x->channel), "bench");
     x->clk_tck = sysconf(_SC_CLK_TCK);
     int rc = parse_args(x, argc, argv);
@@ -1662,6 +1978,7 @@ int bench_main(int argc, char **argv)
         c->fd = -1;
         c->idx = i;
         c->kind = i < x->nsubs ? K_SUB : K_PUB;
+        c->mq = c->kind == K_SUB ? x->mode == MODE_MQTT : x->pub_mqtt;
         if (c->kind == K_SUB && !x->idle_conns) {
             c->seen = calloc(words, sizeof(uint64_t));
             if (!c->seen) ok = false;
@@ -1683,8 +2000,9 @@ int bench_main(int argc, char **argv)
     x->cpu_after = -1;
     x->phase = PH_CONNECT;
     if (!x->quiet)
-        fprintf(stderr, "bench: %u %s subscribers on %s:%d channel %s%s\n", x->nsubs, mode_name(x), x->host, x->port,
-                x->channel, x->idle_conns ? " (idle)" : "");
+        fprintf(stderr, "bench: %u %s subscribers on %s:%d channel %s%s\n", x->nsubs, mode_name(x),
+                x->mode == MODE_MQTT ? x->mhost : x->host, x->mode == MODE_MQTT ? x->mport : x->port, x->channel,
+                x->idle_conns ? " (idle)" : "");
     run_loop(x);
     if (x->phase == PH_DONE && !x->idle_conns) {
         if (x->cpu_before >= 0) x->cpu_after = proc_cpu_s(x);

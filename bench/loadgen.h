@@ -1,8 +1,10 @@
 /* loadgen.h - the load generator behind `herald bench`.
  *
  * One process, one epoll loop, non-blocking loopback sockets. It opens N subscribers
- * (SSE, long poll, or WebSocket with or without permessage-deflate) on a channel, publishes
- * M timestamped messages over keep-alive publisher connections, and reports deliveries/s,
+ * (SSE, long poll, WebSocket with or without permessage-deflate, or MQTT at QoS 0/1/2) on a
+ * channel, publishes M timestamped messages over keep-alive publisher connections (HTTP POST, or
+ * MQTT PUBLISH with --pub-via mqtt, so MQTT-only brokers such as Mosquitto can be measured too),
+ * and reports deliveries/s,
  * end-to-end latency percentiles, missing/duplicate deliveries and, given the server's pid,
  * its CPU time and RSS.
  * It speaks both herald's API (docs/api.md) and nginx+nchan's, so the two servers can be
