@@ -4,6 +4,7 @@
 #   make test       install missing packages, build normal + ASan/UBSan, run every test
 #   make fuzz       build the libFuzzer targets (clang); make fuzz-smoke runs each briefly
 #   make bench      build and run the benchmark against nchan (bench/compare_nchan.sh)
+#   make bench-mqtt the MQTT benchmark against mosquitto (bench/compare_mosquitto.sh)
 
 CC      ?= cc
 CSTD     = -std=c11 -D_GNU_SOURCE
@@ -93,10 +94,13 @@ fuzz-smoke: fuzz
 bench: $(B)/herald
 	bash bench/compare_nchan.sh
 
+bench-mqtt: $(B)/herald
+	bash bench/compare_mosquitto.sh
+
 clean:
 	rm -rf build
 
-.PHONY: all run deps test fuzz fuzz-smoke bench clean build-all
+.PHONY: all run deps test fuzz fuzz-smoke bench bench-mqtt clean build-all
 .SECONDARY:
 
 -include $(shell find build -name '*.d' 2>/dev/null)
