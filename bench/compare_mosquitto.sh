@@ -41,62 +41,28 @@ WATCHDOG_PID=""
 IDLE_PIDS=()
 START=$(date +%s)
 
-log() { echo "[bench] $*" >&2; }
-
-stop_pid() { # stop_pid PID: TERM, wait up to 5 s, then KILL; only a PID we started
-    local pid=$1
-    [ -n "$pid" ] || return 0
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 cleanup() {
     local rc=$?
     for p in "${IDLE_PIDS[@]}"; do stop_pid "$p"; done
     stop_pid "$HERALD_PID"
     stop_pid "$MOSQ_PID"
-    [ -n "$WATCHDOG_PID" ] && kill "$WATCHDOG_PID" 2>/dev/null || true
-    [ -n "$WATCHDOG_PID" ] && wait "$WATCHDOG_PID" 2>/dev/null || true
+    stop_watchdog
     rm -rf "$TMP"
     exit $rc
 }
 trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM
 
-# Hard bound on the whole script: the watchdog TERMs us, and the EXIT trap stops the servers.
-(
-    trap 'kill "$sp" 2>/dev/null; exit 0' TERM
-    sleep "$BUDGET_S" & sp=$!
-    wait "$sp"
-    echo "[bench] time budget of ${BUDGET_S}s exhausted, stopping" >&2
-    kill -TERM $$
-) &
-WATCHDOG_PID=$!
+start_watchdog
 
 command -v jq >/dev/null || { log "jq is required (apt-get install jq)"; exit 1; }
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 log "open-file limit per process: $(ulimit -n)"
 
-free_port() {
-    local p
-    for _ in $(seq 200); do
-        p=$((20000 + RANDOM % 12000))   # below the ephemeral range (32768+)
-        if [ -z "$(ss -Htln "sport = :$p" 2>/dev/null)" ]; then echo "$p"; return 0; fi
-    done
-    return 1
-}
 
-wait_listen() { # wait_listen PORT PID: up to 10 s for a listener on PORT while PID lives
-    for _ in $(seq 100); do
-        kill -0 "$2" 2>/dev/null || return 1
-        [ -n "$(ss -Htln "sport = :$1" 2>/dev/null)" ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
 
 # ---- build ----
 log "building herald (make build/herald)"

@@ -45,51 +45,25 @@ NGINX_PID=""
 WATCHDOG_PID=""
 START=$(date +%s)
 
-log() { echo "[bench] $*" >&2; }
-
-stop_pid() { # stop_pid PID: TERM, wait up to 5 s, then KILL; only the PID we started
-    local pid=$1
-    [ -n "$pid" ] || return 0
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 cleanup() {
     local rc=$?
     stop_pid "$HERALD_PID"
     stop_pid "$NGINX_PID"
-    [ -n "$WATCHDOG_PID" ] && kill "$WATCHDOG_PID" 2>/dev/null || true
-    [ -n "$WATCHDOG_PID" ] && wait "$WATCHDOG_PID" 2>/dev/null || true
+    stop_watchdog
     rm -rf "$TMP"
     exit $rc
 }
 trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM
 
-# Hard bound on the whole script: the watchdog TERMs us, and the EXIT trap stops the servers.
-(
-    trap 'kill "$sp" 2>/dev/null; exit 0' TERM
-    sleep "$BUDGET_S" & sp=$!
-    wait "$sp"
-    echo "[bench] time budget of ${BUDGET_S}s exhausted, stopping" >&2
-    kill -TERM $$
-) &
-WATCHDOG_PID=$!
+start_watchdog
 
 command -v jq >/dev/null || { log "jq is required (apt-get install jq)"; exit 1; }
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-free_port() {
-    local p
-    for _ in $(seq 200); do
-        p=$((20000 + RANDOM % 12000))   # below the ephemeral range (32768+)
-        if [ -z "$(ss -Htln "sport = :$p" 2>/dev/null)" ]; then echo "$p"; return 0; fi
-    done
-    return 1
-}
 
 wait_http() { # wait_http PORT PID: up to 10 s for the port to answer while PID lives
     for _ in $(seq 100); do
