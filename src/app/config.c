@@ -87,6 +87,7 @@ static const key_def_t KEYS[] = {
     {"ws_deflate_min", "websocket", K_SIZE32, F(ws_deflate_min), 0, 256u << 20},
     {"echo", "websocket", K_BOOL, F(echo), 0, 1},
     {"mqtt_max_packet", "mqtt", K_SIZE32, F(mqtt_max_packet), 64, 256u << 20},
+    {"mqtt_sys_interval", "mqtt", K_SECS, F(mqtt_sys_interval_ms), 0, 3600000},
     {"stomp_heartbeat", "stomp", K_SECS, F(stomp_heartbeat_ms), 0, 3600000},
     {"stomp_max_unacked", "stomp", K_COUNT, F(stomp_max_unacked), 1, 1000000},
 };
@@ -133,6 +134,7 @@ void cfg_defaults(cfg_t *cfg)
     cfg->echo = false;
     cfg->stomp_heartbeat_ms = 10000;
     cfg->mqtt_max_packet = 1048576;
+    cfg->mqtt_sys_interval_ms = 10000;
     cfg->stomp_max_unacked = 1000;
 }
 

@@ -52,6 +52,7 @@ typedef struct {
     uint32_t stomp_max_unacked;   /* stomp_max_unacked = 1000 per client-ack subscription */
     /* [mqtt] */
     uint32_t mqtt_max_packet;     /* mqtt_max_packet = 1m: larger packets are refused (0x95) */
+    uint32_t mqtt_sys_interval_ms; /* mqtt_sys_interval = 10 (seconds) between $SYS/ updates (0: none) */
 } cfg_t;
 
 /* Fills cfg with the embedded defaults (the values in the comments above). */

@@ -236,6 +236,13 @@ int hub_topic_subscribe(hub_t *hub, hub_tsub_t *t, const char *f, size_t n)
 
 void hub_topic_unsubscribe(hub_t *hub, hub_tsub_t *t) { topic_unsubscribe(&hub->topics, &t->e); }
 
+uint32_t hub_topic_deliver(hub_t *hub, msg_t *m)
+{
+    hub__tmatch_t tm = {m, 0};
+    if (topic_count(&hub->topics)) topic_match(&hub->topics, m->channel, m->channel_len, hub__tdeliver, &tm);
+    return tm.n;
+}
+
 void hub_each_retained(hub_t *hub, void (*cb)(chan_t *ch, void *arg), void *arg)
 {
     if (!hub->nretained) return;

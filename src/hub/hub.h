@@ -110,6 +110,10 @@ int hub_topic_subscribe(hub_t *hub, hub_tsub_t *t, const char *f, size_t n);
 /* Removes t (harmless when not subscribed). */
 void hub_topic_unsubscribe(hub_t *hub, hub_tsub_t *t);
 
+/* Delivers m to the wildcard subscriptions matching its channel only: no channel, no history
+ * (server topics such as "$SYS/..."). Returns the number of deliveries. */
+uint32_t hub_topic_deliver(hub_t *hub, msg_t *m);
+
 /* Calls cb for every channel that holds a retained message. */
 void hub_each_retained(hub_t *hub, void (*cb)(chan_t *ch, void *arg), void *arg);
 

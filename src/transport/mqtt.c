@@ -346,6 +346,11 @@ static void mqtt__subscribe(mqtt_sess_t *s, const mqtt_pkt_t *p)
         if (rh == 2 || (rh == 1 && !is_new[i])) continue;
         mqtt_ret_t r = {sub};
         hub_each_retained(s->x->hub, mqtt__send_retained, &r);
+        for (uint32_t k = 0; k < s->srv->nsys; k++) {
+            msg_t *m = s->srv->sysmsg[k];
+            if (mqtt__matches(sub->filter, sub->flen, m->channel, m->channel_len))
+                mqtt__deliver(s, m, 0, true, sub->sub_id);
+        }
     }
 }
 
@@ -772,6 +777,53 @@ void mqtt_ws_serve(xp_ctx_t *x, http_conn_t *hc, http_req_t *req)
     if (w && mqtt__sess_init(&w->s, x, &hc->base, &w->ws) < 0) ws_close(&w->ws, WS_CLOSE_INTERNAL, "out of memory");
 }
 
+
+/* ---- $SYS/ ---- */
+
+/* Publishes the broker's figures to "$SYS/broker/..." (MQTT subscribers only: '$' topics are
+ * not channels) and keeps them for subscriptions made later, as retained messages would be. */
+static void mqtt__sys(tw_entry_t *e)
+{
+    mqtt_server_t *srv = container_of(e, mqtt_server_t, sys);
+    xp_ctx_t *x = srv->x;
+    const metrics_t *mt = x->metrics;
+    uint64_t delivered = 0;
+    for (int i = 1; i < XP_MAX; i++) delivered += mt->delivered[i];
+    uint32_t clients = 0;
+    list_node_t *pos;
+    for (pos = srv->sessions.next; pos != &srv->sessions; pos = pos->next) clients++;
+    struct {
+        const char *topic;
+        uint64_t value;
+    } figs[] = {
+        {"$SYS/broker/uptime", (loop_wall_ms() - srv->started_ms) / 1000},
+        {"$SYS/broker/clients/connected", clients},
+        {"$SYS/broker/messages/published", x->hub->published},
+        {"$SYS/broker/messages/delivered", delivered},
+        {"$SYS/broker/messages/dropped", mt->queue_drops},
+        {"$SYS/broker/subscriptions/count", topic_count(&x->hub->topics) + x->hub->subscriptions},
+        {"$SYS/broker/retained messages/count", x->hub->nretained},
+        {"$SYS/broker/channels/count", x->hub->nchannels},
+        {"$SYS/broker/connections/total", mt->accepted},
+    };
+    for (uint32_t i = 0; i < srv->nsys; i++) msg_unref(srv->sysmsg[i]);
+    srv->nsys = 0;
+    uint64_t now = loop_wall_ms();
+    msg_t *version = msg_new("$SYS/broker/version", 19, "message", 7, "herald 0.3", 10, 0, now);
+    if (version) srv->sysmsg[srv->nsys++] = version;
+    for (size_t i = 0; i < sizeof(figs) / sizeof(figs[0]); i++) {
+        char v[24];
+        int n = snprintf(v, sizeof(v), "%" PRIu64, figs[i].value);
+        msg_t *m = msg_new(figs[i].topic, strlen(figs[i].topic), "message", 7, v, (size_t)n, 0, now);
+        if (m) srv->sysmsg[srv->nsys++] = m;
+    }
+    for (uint32_t i = 0; i < srv->nsys; i++) {
+        srv->sysmsg[i]->flags |= MSG_RETAIN;
+        hub_topic_deliver(x->hub, srv->sysmsg[i]);
+    }
+    loop_timer(x->hub->loop, &srv->sys, x->cfg->mqtt_sys_interval_ms);
+}
+
 /* ---- server ---- */
 
 int mqtt_server_open(mqtt_server_t *srv, xp_ctx_t *x, loop_t *loop)
@@ -780,14 +832,22 @@ int mqtt_server_open(mqtt_server_t *srv, xp_ctx_t *x, loop_t *loop)
     srv->x = x;
     list_init(&srv->sessions);
     x->mqtt = srv;
-    if (!x->cfg->mqtt_addr[0]) return 0;
-    int rc = listener_open(&srv->listener, loop, x->cfg->mqtt_addr, mqtt__accept, srv);
-    if (rc == 0) srv->open = true;
-    return rc;
+    srv->started_ms = loop_wall_ms();
+    tw_entry_init(&srv->sys, mqtt__sys);
+    if (x->cfg->mqtt_addr[0]) {
+        int rc = listener_open(&srv->listener, loop, x->cfg->mqtt_addr, mqtt__accept, srv);
+        if (rc < 0) return rc;
+        srv->open = true;
+    }
+    if (x->cfg->mqtt_sys_interval_ms) mqtt__sys(&srv->sys);
+    return 0;
 }
 
 void mqtt_server_close(mqtt_server_t *srv)
 {
+    tw_stop(&srv->x->hub->loop->wheel, &srv->sys);
+    for (uint32_t i = 0; i < srv->nsys; i++) msg_unref(srv->sysmsg[i]);
+    srv->nsys = 0;
     if (srv->open) listener_close(&srv->listener);
     srv->open = false;
     list_node_t *pos, *tmp;

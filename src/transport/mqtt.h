@@ -15,6 +15,10 @@ typedef struct mqtt_server {
     list_t sessions; /* every MQTT session, TCP and WebSocket (client id takeover) */
     uint32_t nconns;
     bool open;
+    tw_entry_t sys;          /* $SYS/ statistics every mqtt_sys_interval */
+    uint64_t started_ms;
+    uint32_t nsys;
+    struct msg *sysmsg[16];  /* the latest $SYS/ messages, sent to new matching subscriptions */
 } mqtt_server_t;
 
 /* Binds cfg->mqtt_addr (empty: MQTT over TCP disabled) and starts accepting. Also makes x->mqtt

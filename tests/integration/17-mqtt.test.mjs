@@ -1071,3 +1071,28 @@ test('session takeover publishes the old connection will (no will delay), v3 and
     }
   });
 });
+
+test('$SYS/ statistics reach $SYS subscribers (at once on subscribe, then every interval), never "#"', T, async () => {
+  await withHerald({ 'mqtt-sys-interval': '0.2' }, async (h) => {
+    const all = await mq(tcpURL(h), { clientId: 'hash-only' });
+    const sys = await mq(tcpURL(h), { clientId: 'sys-watcher' });
+    try {
+      await all.sub('#', { qos: 0 });
+      await sys.sub('$SYS/broker/clients/connected', { qos: 0 });
+      const first = await sys.next();
+      assert.equal(first.topic, '$SYS/broker/clients/connected');
+      assert.ok(first.packet.retain, 'the current value comes at once, flagged retained');
+      // the next update counts both sessions
+      const m = await waitFor(async () => {
+        const x = await sys.next();
+        return Number(x.payload) === 2 ? x : null;
+      }, 5000 * SCALE, 'an update counting 2 clients');
+      assert.equal(m.topic, '$SYS/broker/clients/connected');
+      await publish(h, 'sentinel/x', 'end');
+      await expectOnly(all, 'sentinel/x', '"#" does not match $SYS topics');
+    } finally {
+      await all.end();
+      await sys.end();
+    }
+  });
+});
