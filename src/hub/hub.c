@@ -165,6 +165,17 @@ chan_t *hub_channel(hub_t *hub, const char *name, size_t n, bool create)
     return ch;
 }
 
+/* Sets (m, referenced by the channel) or clears (m NULL) ch's retained message. */
+static void hub__retain(hub_t *hub, chan_t *ch, msg_t *m)
+{
+    if (ch->retained) {
+        msg_unref(ch->retained);
+        hub->nretained--;
+    }
+    ch->retained = m ? msg_ref(m) : NULL;
+    if (m) hub->nretained++;
+}
+
 typedef struct {
     msg_t *m;
     uint32_t n;
@@ -179,7 +190,7 @@ static void hub__tdeliver(topic_entry_t *e, void *arg)
 }
 
 int hub_publish_ex(hub_t *hub, const char *channel, size_t channel_len, const char *event, size_t event_len,
-                   const void *data, size_t data_len, uint32_t flags, uint64_t *id, uint32_t *reached, msg_t **keep)
+                   const void *data, size_t data_len, uint32_t flags, uint64_t *id, uint32_t *reached)
 {
     chan_t *ch = hub_channel(hub, channel, channel_len, true);
     if (!ch) return HR_ENOMEM;
@@ -207,27 +218,17 @@ int hub_publish_ex(hub_t *hub, const char *channel, size_t channel_len, const ch
     if (topic_count(&hub->topics)) topic_match(&hub->topics, ch->name, ch->name_len, hub__tdeliver, &tm);
     *id = m->id;
     *reached = n + tm.n;
-    if (keep) *keep = m;
-    else msg_unref(m);
+    if (flags & MSG_RETAIN) hub__retain(hub, ch, data_len ? m : NULL);
+    msg_unref(m);
     return 0;
 }
 
 int hub_publish(hub_t *hub, const char *channel, size_t channel_len, const char *event, size_t event_len,
                 const void *data, size_t data_len, uint64_t *id, uint32_t *reached)
 {
-    return hub_publish_ex(hub, channel, channel_len, event, event_len, data, data_len, MSG_FROM_HTTP, id, reached,
-                          NULL);
+    return hub_publish_ex(hub, channel, channel_len, event, event_len, data, data_len, MSG_FROM_HTTP, id, reached);
 }
 
-void hub_retain(hub_t *hub, chan_t *ch, msg_t *m)
-{
-    if (ch->retained) {
-        msg_unref(ch->retained);
-        hub->nretained--;
-    }
-    ch->retained = m ? msg_ref(m) : NULL;
-    if (m) hub->nretained++;
-}
 
 int hub_topic_subscribe(hub_t *hub, hub_tsub_t *t, const char *f, size_t n)
 {

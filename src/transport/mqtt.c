@@ -62,7 +62,8 @@ struct mqtt_sess {
     ws_t *ws;                 /* set when carried over WebSocket */
     list_node_t link;         /* in srv->sessions */
     tw_entry_t ka;            /* keepalive check */
-    uint8_t version;          /* 0 until CONNECT */
+    uint8_t version;          /* the level the peer speaks: 0 until CONNECT (or a refused one) says */
+    bool connected;           /* CONNACK accepted it */
     bool publishing;          /* inside our own hub_publish (no-local) */
     bool said_bye;            /* DISCONNECT or CONNACK refusal queued */
     uint16_t keepalive;
@@ -72,8 +73,7 @@ struct mqtt_sess {
     mqtt_out_t *out;          /* outgoing QoS > 0 in flight */
     uint16_t *in2;            /* incoming QoS 2 packet ids awaiting PUBREL */
     mqtt_sub_t **subs;
-    char *in;                 /* WebSocket: a packet cut at the end of a message */
-    uint32_t in_len;
+    ws_carry_t in;            /* WebSocket: a packet cut at the end of a message */
     char *client_id;
     /* will (published when the connection ends without a normal DISCONNECT) */
     char *will_topic, *will_payload;
@@ -134,22 +134,28 @@ static void mqtt__end(mqtt_sess_t *s)
     else conn_end(s->c);
 }
 
-/* The one place that answers a violation (see the file comment). */
+/* The one place that answers a violation (see the file comment): while connecting, a CONNACK
+ * with reason (v5) or with its 3.1.1 return code when one exists (mqtt_v3_connack_code; also for
+ * a protocol level nobody knows); once connected, DISCONNECT with reason (v5); v3.1.1 otherwise
+ * just closes. */
 static void mqtt__fail(mqtt_sess_t *s, uint8_t reason, const char *why)
 {
     if (s->said_bye || s->c->closing) return;
     s->said_bye = true;
     if (reason == MQTT_RC_SERVER_SHUTTING_DOWN) log_debug("mqtt: fd %d: %s", s->c->w.fd, why);
     else log_info("mqtt: fd %d (%s): 0x%02x %s", s->c->w.fd, s->client_id ? s->client_id : "-", reason, why);
-    if (!s->version) { /* refusing CONNECT */
-        mqtt_pkt_t p = {.type = MQTT_CONNACK, .version = MQTT_V5, .reason = reason};
-        mqtt__reply(s, &p);
+    mqtt_pkt_t p = {.version = s->version, .reason = reason};
+    if (!s->connected && s->version == MQTT_V5) {
+        p.type = MQTT_CONNACK;
+    } else if (!s->connected) {
+        p = (mqtt_pkt_t){.type = MQTT_CONNACK, .version = MQTT_V311, .reason = mqtt_v3_connack_code(reason)};
+        if (p.reason == 0xFF) p.type = 0;
     } else if (s->version == MQTT_V5) {
-        mqtt_pkt_t p = {.type = MQTT_DISCONNECT, .version = MQTT_V5, .reason = reason};
+        p.type = MQTT_DISCONNECT;
         p.props.present = MQTT_PROP_BIT(MQTT_PROP_REASON_STRING);
         p.props.reason_string = span_of(why);
-        mqtt__reply(s, &p);
     }
+    if (p.type) mqtt__reply(s, &p);
     mqtt__end(s);
 }
 
@@ -186,7 +192,7 @@ static uint16_t mqtt__pid(mqtt_sess_t *s)
 /* Sends m to s at qos with the given retain flag and subscription identifier (0: none). */
 static void mqtt__deliver(mqtt_sess_t *s, msg_t *m, uint8_t qos, bool retain, uint32_t sub_id)
 {
-    if (!s->version || s->said_bye) return;
+    if (!s->connected || s->said_bye) return;
     metrics_t *mt = s->x->metrics;
     if (qos == 0 && !retain && !(sub_id && s->version == MQTT_V5)) {
         bytes_t *b = s->version == MQTT_V5 ? msg_encoded(m, ENC_MQTT5_Q0, mqtt__enc_q0_v5)
@@ -252,13 +258,9 @@ static bool mqtt__matches(const char *f, size_t fn, const char *t, size_t tn)
     }
 }
 
-typedef struct {
-    mqtt_sub_t *sub;
-} mqtt_ret_t;
-
 static void mqtt__send_retained(chan_t *ch, void *arg)
 {
-    mqtt_sub_t *sub = ((mqtt_ret_t *)arg)->sub;
+    mqtt_sub_t *sub = arg;
     if (!mqtt__matches(sub->filter, sub->flen, ch->name, ch->name_len)) return;
     mqtt__deliver(sub->s, ch->retained, mqtt__msg_qos(ch->retained, MQTT_SUB_QOS(sub->opts)), true, sub->sub_id);
 }
@@ -344,8 +346,7 @@ static void mqtt__subscribe(mqtt_sess_t *s, const mqtt_pkt_t *p)
         if (!sub || topic_entry_shared(&sub->t.e)) continue;
         uint8_t rh = MQTT_SUB_RETAIN_HANDLING(sub->opts);
         if (rh == 2 || (rh == 1 && !is_new[i])) continue;
-        mqtt_ret_t r = {sub};
-        hub_each_retained(s->x->hub, mqtt__send_retained, &r);
+        hub_each_retained(s->x->hub, mqtt__send_retained, sub);
         for (uint32_t k = 0; k < s->srv->nsys; k++) {
             msg_t *m = s->srv->sysmsg[k];
             if (mqtt__matches(sub->filter, sub->flen, m->channel, m->channel_len))
@@ -374,22 +375,15 @@ static void mqtt__unsubscribe(mqtt_sess_t *s, const mqtt_pkt_t *p)
     mqtt__reply(s, &ack);
 }
 
-/* Publishes into the hub as this session (retained handling included). */
+/* Publishes into the hub as this session (the hub keeps or clears the retained message). */
 static int mqtt__publish(mqtt_sess_t *s, span_t topic, span_t payload, uint8_t qos, bool retain)
 {
     uint32_t flags = (qos == 1 ? MSG_QOS1 : qos == 2 ? MSG_QOS2 : 0) | (retain ? MSG_RETAIN : 0);
     uint64_t id;
     uint32_t reached;
-    msg_t *m = NULL;
     s->publishing = true;
-    int rc = hub_publish_ex(s->x->hub, topic.p, topic.n, "message", 7, payload.p, payload.n, flags, &id, &reached,
-                            retain ? &m : NULL);
+    int rc = hub_publish_ex(s->x->hub, topic.p, topic.n, "message", 7, payload.p, payload.n, flags, &id, &reached);
     s->publishing = false;
-    if (rc == 0 && retain) {
-        chan_t *ch = hub_channel(s->x->hub, topic.p, topic.n, false);
-        if (ch) hub_retain(s->x->hub, ch, payload.n ? m : NULL); /* an empty retained message clears it */
-        msg_unref(m);
-    }
     return rc;
 }
 
@@ -449,10 +443,7 @@ static void mqtt__connect(mqtt_sess_t *s, const mqtt_pkt_t *p)
     char assigned[40] = "";
     if (cn == 0) {
         if (s->version == MQTT_V311 && !p->connect.clean_start) {
-            mqtt_pkt_t a = {.type = MQTT_CONNACK, .version = MQTT_V311, .reason = 0x02};
-            s->said_bye = true;
-            mqtt__reply(s, &a);
-            mqtt__end(s);
+            mqtt__fail(s, MQTT_RC_CLIENT_ID_INVALID, "an empty client identifier needs a clean session");
             return;
         }
         snprintf(assigned, sizeof(assigned), "herald-%" PRIu64, ++s->x->sessions);
@@ -460,14 +451,6 @@ static void mqtt__connect(mqtt_sess_t *s, const mqtt_pkt_t *p)
         cn = strlen(assigned);
     }
     if (cn > MQTT_MAX_CLIENT_ID) {
-        if (s->version == MQTT_V311) {
-            mqtt_pkt_t a = {.type = MQTT_CONNACK, .version = MQTT_V311, .reason = 0x02};
-            s->said_bye = true;
-            mqtt__reply(s, &a);
-            mqtt__end(s);
-            return;
-        }
-        s->version = 0; /* answered with CONNACK, not DISCONNECT */
         mqtt__fail(s, MQTT_RC_CLIENT_ID_INVALID, "client identifier longer than 256 bytes");
         return;
     }
@@ -519,6 +502,7 @@ static void mqtt__connect(mqtt_sess_t *s, const mqtt_pkt_t *p)
         }
     }
     mqtt__reply(s, &a);
+    s->connected = true;
     if (s->keepalive) loop_timer(s->c->loop, &s->ka, (uint64_t)s->keepalive * 1500);
 }
 
@@ -583,30 +567,8 @@ static size_t mqtt__feed(mqtt_sess_t *s, const char *p, size_t n)
         ssize_t r = mqtt_decode(p + off, n - off, &o, &pkt, &err);
         if (r == HR_EAGAIN) return n - off;
         if (r < 0) {
-            if (!s->version && err.version == MQTT_V311) { /* a 3.1.1 CONNECT: its own answer */
-                uint8_t code = mqtt_v3_connack_code(err.reason);
-                s->said_bye = true;
-                log_info("mqtt: fd %d: CONNECT refused: %s", s->c->w.fd, err.why);
-                if (code != 0xFF) {
-                    mqtt_pkt_t a = {.type = MQTT_CONNACK, .version = MQTT_V311, .reason = code};
-                    mqtt__reply(s, &a);
-                }
-                mqtt__end(s);
-            } else if (!s->version && err.version == 0 && err.reason == MQTT_RC_UNSUPPORTED_VERSION) {
-                s->said_bye = true; /* unknown protocol level: 3.1.1's answer, which 5.0 clients also read */
-                log_info("mqtt: fd %d: CONNECT refused: %s", s->c->w.fd, err.why);
-                mqtt_pkt_t a = {.type = MQTT_CONNACK, .version = MQTT_V311, .reason = 0x01};
-                mqtt__reply(s, &a);
-                mqtt__end(s);
-            } else {
-                if (s->version == MQTT_V311 || (!s->version && err.version == 0)) {
-                    s->said_bye = true;
-                    log_info("mqtt: fd %d: 0x%02x %s: closed", s->c->w.fd, err.reason, err.why);
-                    mqtt__end(s);
-                } else {
-                    mqtt__fail(s, err.reason, err.why);
-                }
-            }
+            if (!s->version) s->version = err.version; /* a refused CONNECT: answer at its level */
+            mqtt__fail(s, err.reason, err.why);
             return 0;
         }
         mqtt__packet(s, &pkt);
@@ -644,13 +606,13 @@ static void mqtt__sess_free(mqtt_sess_t *s)
     free(s->subs);
     free(s->out);
     free(s->in2);
-    free(s->in);
+    ws_carry_free(&s->in);
     free(s->client_id);
     free(s->will_topic);
     free(s->will_payload);
 }
 
-static int mqtt__sess_init(mqtt_sess_t *s, xp_ctx_t *x, conn_t *c, ws_t *ws)
+static void mqtt__sess_init(mqtt_sess_t *s, xp_ctx_t *x, conn_t *c, ws_t *ws)
 {
     s->x = x;
     s->srv = x->mqtt;
@@ -659,7 +621,6 @@ static int mqtt__sess_init(mqtt_sess_t *s, xp_ctx_t *x, conn_t *c, ws_t *ws)
     tw_entry_init(&s->ka, mqtt__keepalive);
     s->last_rx_ms = loop_now(c->loop);
     list_push_back(&s->srv->sessions, &s->link);
-    return 0;
 }
 
 /* ---- TCP ---- */
@@ -704,10 +665,7 @@ static void mqtt__accept(listener_t *l, int fd)
         x->metrics->rejected++;
         return;
     }
-    if (mqtt__sess_init(&t->s, x, &t->base, NULL) < 0) {
-        conn_close(&t->base, HR_ENOMEM);
-        return;
-    }
+    mqtt__sess_init(&t->s, x, &t->base, NULL);
     srv->nconns++;
     x->metrics->accepted++;
     x->metrics->connections[XP_MQTT]++;
@@ -715,44 +673,19 @@ static void mqtt__accept(listener_t *l, int fd)
 
 /* ---- WebSocket (/mqtt) ---- */
 
+static size_t mqtt__parse(void *ctx, char *p, size_t n) { return mqtt__feed(ctx, p, n); }
+
 static void mqtt__ws_message(ws_t *ws, bool text, char *data, size_t n)
 {
-    mqtt_wsc_t *w = (mqtt_wsc_t *)ws;
-    mqtt_sess_t *s = &w->s;
+    mqtt_sess_t *s = &((mqtt_wsc_t *)ws)->s;
     s->last_rx_ms = loop_now(s->c->loop);
     if (text) {
         ws_close(ws, WS_CLOSE_UNSUPPORTED, "MQTT over WebSocket uses binary messages");
         return;
     }
-    if (!s->in_len) {
-        size_t left = mqtt__feed(s, data, n);
-        if (left && !s->said_bye && (s->in = malloc(left))) {
-            memcpy(s->in, data + n - left, left);
-            s->in_len = (uint32_t)left;
-        }
-        return;
-    }
-    size_t total = (size_t)s->in_len + n;
-    if (total > (size_t)s->x->cfg->mqtt_max_packet + MQTT_MAX_HEADER) {
-        mqtt__fail(s, MQTT_RC_PACKET_TOO_LARGE, "packet too large");
-        return;
-    }
-    char *buf = realloc(s->in, total);
-    if (!buf) {
-        mqtt__fail(s, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
-        return;
-    }
-    memcpy(buf + s->in_len, data, n);
-    s->in = NULL;
-    s->in_len = 0;
-    size_t left = mqtt__feed(s, buf, total);
-    if (left && !s->said_bye) {
-        memmove(buf, buf + total - left, left);
-        s->in = buf;
-        s->in_len = (uint32_t)left;
-    } else {
-        free(buf);
-    }
+    int rc = ws_carry_feed(&s->in, data, n, (size_t)s->x->cfg->mqtt_max_packet + MQTT_MAX_HEADER, mqtt__parse, s);
+    if (rc == HR_EFULL) mqtt__fail(s, MQTT_RC_PACKET_TOO_LARGE, "packet too large");
+    else if (rc < 0) mqtt__fail(s, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
 }
 
 static void mqtt__ws_close(ws_t *ws) { mqtt__sess_free(&((mqtt_wsc_t *)ws)->s); }
@@ -774,7 +707,7 @@ void mqtt_ws_serve(xp_ctx_t *x, http_conn_t *hc, http_req_t *req)
         return;
     }
     mqtt_wsc_t *w = (mqtt_wsc_t *)ws_accept(x, hc, req, &mqtt_ws_app, sizeof(mqtt_wsc_t), true);
-    if (w && mqtt__sess_init(&w->s, x, &hc->base, &w->ws) < 0) ws_close(&w->ws, WS_CLOSE_INTERNAL, "out of memory");
+    if (w) mqtt__sess_init(&w->s, x, &hc->base, &w->ws);
 }
 
 

@@ -89,8 +89,7 @@ struct stomp {
     uint32_t next_key;
     uint32_t nsubs, cap;
     stomp_sub_t **subs;
-    char *in; /* a frame cut at the end of a WebSocket message, waiting for the rest */
-    uint32_t in_len;
+    ws_carry_t in; /* a frame cut at the end of a WebSocket message, waiting for the rest */
 };
 
 static const char *const stomp_protocols[] = {"v12.stomp", "v11.stomp", NULL};
@@ -716,45 +715,20 @@ static size_t stomp__feed(stomp_t *s, char *p, size_t n)
     return 0;
 }
 
+static size_t stomp__parse(void *ctx, char *p, size_t n)
+{
+    stomp_t *s = ctx;
+    return s->ws.close_sent ? 0 : stomp__feed(s, p, n);
+}
+
 static void stomp__on_message(ws_t *ws, bool text, char *data, size_t n)
 {
     (void)text;
     stomp_t *s = (stomp_t *)ws;
-    if (!s->in_len) {
-        size_t left = stomp__feed(s, data, n);
-        if (!left || ws->close_sent) return;
-        s->in = malloc(left);
-        if (!s->in) {
-            stomp__error(s, NULL, "out of memory", NULL, WS_CLOSE_INTERNAL);
-            return;
-        }
-        memcpy(s->in, data + n - left, left);
-        s->in_len = (uint32_t)left;
-        return;
-    }
-    /* a frame continued from an earlier message: join and parse again (bounded by the limits,
-     * which the parser checks on incomplete frames too) */
-    size_t total = (size_t)s->in_len + n;
-    if (total > (size_t)s->ws.x->cfg->ws_max_message + STOMP_MAX_HEAD + 16) {
-        stomp__error(s, NULL, "frame too large", NULL, WS_CLOSE_TOO_BIG);
-        return;
-    }
-    char *buf = realloc(s->in, total);
-    if (!buf) {
-        stomp__error(s, NULL, "out of memory", NULL, WS_CLOSE_INTERNAL);
-        return;
-    }
-    memcpy(buf + s->in_len, data, n);
-    s->in = NULL;
-    s->in_len = 0;
-    size_t left = stomp__feed(s, buf, total);
-    if (left && !ws->close_sent) {
-        memmove(buf, buf + total - left, left);
-        s->in = buf;
-        s->in_len = (uint32_t)left;
-    } else {
-        free(buf);
-    }
+    /* the parser's limits bound a carried frame already; max is a backstop */
+    int rc = ws_carry_feed(&s->in, data, n, (size_t)ws->x->cfg->ws_max_message + STOMP_MAX_HEAD + 16, stomp__parse, s);
+    if (rc == HR_EFULL) stomp__error(s, NULL, "frame too large", NULL, WS_CLOSE_TOO_BIG);
+    else if (rc < 0) stomp__error(s, NULL, "out of memory", NULL, WS_CLOSE_INTERNAL);
 }
 
 static void stomp__on_drain(ws_t *ws)
@@ -769,7 +743,7 @@ static void stomp__on_close(ws_t *ws)
     tw_stop(&ws->hc->base.loop->wheel, &s->hb);
     for (uint32_t i = 0; i < s->nsubs; i++) stomp__sub_free(s->subs[i]);
     free(s->subs);
-    free(s->in);
+    ws_carry_free(&s->in);
     while (s->txs) { /* open transactions are aborted */
         stomp_tx_t *tx = s->txs;
         s->txs = tx->next;

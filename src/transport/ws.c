@@ -390,7 +390,6 @@ ws_t *ws_accept(xp_ctx_t *x, http_conn_t *hc, http_req_t *req, const ws_app_t *a
     ws->x = x;
     ws->app = app;
     ws->dfl = dfl;
-    ws->subprotocol = proto;
     ws->lim = (ws_limits_t){.max_payload = cfg->ws_max_message, .server = true, .rsv1_ok = dfl.enabled};
     ws->last_input_ms = loop_now(hc->base.loop);
     int rc = http_upgrade(hc, "websocket", extra, &ws_ops, ws, app->xp, cfg->ws_max_message + WS_MAX_HEADER);
@@ -401,6 +400,42 @@ ws_t *ws_accept(xp_ctx_t *x, http_conn_t *hc, http_req_t *req, const ws_app_t *a
     }
     conn_timer(&hc->base, cfg->ws_ping_interval_ms);
     return ws;
+}
+
+int ws_carry_feed(ws_carry_t *c, char *data, size_t n, size_t max, ws_carry_parse parse, void *ctx)
+{
+    char *p = data;
+    size_t total = n;
+    if (c->len) { /* a unit continued from an earlier message: join and parse again */
+        total = (size_t)c->len + n;
+        if (total > max) return HR_EFULL;
+        p = realloc(c->buf, total);
+        if (!p) return HR_ENOMEM;
+        memcpy(p + c->len, data, n);
+        c->buf = NULL;
+        c->len = 0;
+    }
+    size_t left = parse(ctx, p, total);
+    if (p != data && !left) {
+        free(p);
+    } else if (p != data) {
+        memmove(p, p + total - left, left);
+        c->buf = p;
+        c->len = (uint32_t)left;
+    } else if (left) {
+        c->buf = malloc(left);
+        if (!c->buf) return HR_ENOMEM;
+        memcpy(c->buf, data + n - left, left);
+        c->len = (uint32_t)left;
+    }
+    return 0;
+}
+
+void ws_carry_free(ws_carry_t *c)
+{
+    free(c->buf);
+    c->buf = NULL;
+    c->len = 0;
 }
 
 int ws_ctx_init(xp_ctx_t *x)

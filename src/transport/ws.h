@@ -43,7 +43,6 @@ struct ws {
     uint32_t frag_len, frag_cap;
     uint64_t last_input_ms; /* loop time of the last bytes from the peer */
     uint64_t ping_at_ms;    /* when the outstanding ping was sent (0: none) */
-    int subprotocol;        /* index into app->subprotocols, or -1 */
     bool close_sent;
 };
 
@@ -70,6 +69,26 @@ void ws_close(ws_t *ws, uint16_t code, const char *reason);
  * frame's slot, slot + 1 and slot + 2 the 15-bit and 9-bit compressed ones; encode makes the
  * plain frame (a new reference). Returns a new reference or NULL. */
 bytes_t *ws_frame_for(ws_t *ws, msg_t *m, int slot, msg_encoder encode);
+
+/* A stream protocol carried in WebSocket messages (STOMP, MQTT): a unit (frame, packet) may
+ * span messages and a message may hold several. Holds the incomplete unit at the end of a
+ * message until the next one; holds nothing between whole units. */
+typedef struct {
+    char *buf;
+    uint32_t len;
+} ws_carry_t;
+
+/* Parses every whole unit in p[0..n) and returns the bytes of an incomplete one left at its end
+ * (0 after a unit that ended the session). p is writable. */
+typedef size_t (*ws_carry_parse)(void *ctx, char *p, size_t n);
+
+/* Hands message data[0..n), after any bytes carried from earlier messages, to parse, and keeps
+ * what is left over. Returns 0, HR_EFULL (carried bytes plus data would pass max: nothing is
+ * parsed) or HR_ENOMEM. */
+int ws_carry_feed(ws_carry_t *c, char *data, size_t n, size_t max, ws_carry_parse parse, void *ctx);
+
+/* Frees the carried bytes. */
+void ws_carry_free(ws_carry_t *c);
 
 /* Loop-wide state: the shared compressors (in xp_ctx_t). */
 int ws_ctx_init(xp_ctx_t *x);

@@ -35,20 +35,24 @@ typedef struct {
     stream_t **subs; /* grown on demand: an idle connection holds none */
 } wsj_t;
 
+/* A text frame of head followed by obj without its leading "{" (one allocation, one copy). */
+static bytes_t *wsj__frame_of(const char *head, size_t hn, const char *obj, size_t on)
+{
+    uint8_t wh[WS_MAX_HEADER];
+    size_t hl = ws_header_write(wh, WS_OP_TEXT, true, false, hn + on - 1);
+    bytes_t *f = bytes_new(hl + hn + on - 1);
+    if (!f) return NULL;
+    memcpy(f->data, wh, hl);
+    memcpy(f->data + hl, head, hn);
+    memcpy(f->data + hl + hn, obj + 1, on - 1);
+    return f;
+}
+
 /* ENC_WSJSON: {"op":"message", + the message object after its "{". */
 static bytes_t *wsj__encode(const msg_t *m)
 {
     bytes_t *j = msg_encoded((msg_t *)m, ENC_JSON, json_encode_msg);
-    if (!j) return NULL;
-    static const char head[] = "{\"op\":\"message\",";
-    size_t n = sizeof(head) - 1 + j->len - 1;
-    char *buf = malloc(n);
-    if (!buf) return NULL;
-    memcpy(buf, head, sizeof(head) - 1);
-    memcpy(buf + sizeof(head) - 1, j->data + 1, j->len - 1);
-    bytes_t *f = ws_frame_new(WS_OP_TEXT, false, buf, n);
-    free(buf);
-    return f;
+    return j ? wsj__frame_of("{\"op\":\"message\",", 16, j->data, j->len) : NULL;
 }
 
 static bytes_t *wsj__frame(stream_t *st, xsub_t *xs, msg_t *m)
@@ -60,10 +64,7 @@ static bytes_t *wsj__frame(stream_t *st, xsub_t *xs, msg_t *m)
 static bytes_t *wsj__gap(stream_t *st, const char *json, size_t n)
 {
     (void)st;
-    char buf[2100];
-    if (n < 2 || n + 12 > sizeof(buf)) return NULL;
-    int k = snprintf(buf, sizeof(buf), "{\"op\":\"gap\",%.*s", (int)(n - 1), json + 1);
-    return ws_frame_new(WS_OP_TEXT, false, buf, (size_t)k);
+    return n >= 2 ? wsj__frame_of("{\"op\":\"gap\",", 12, json, n) : NULL;
 }
 
 static const stream_kind_t wsj_kind = {
