@@ -232,12 +232,6 @@ for scen in $SCENARIOS; do
 done
 
 # ---- report ----
-get() { # get SERVER SCENARIO FIELD
-    jq -r --arg s "$1" --arg n "$2" --arg f "$3" \
-        'select(.server == $s and .name == $n) | .[$f] // empty' "$JSONL" | head -n1
-}
-fmt() { [ -z "$1" ] && { echo "-"; return; }; awk -v v="$1" 'BEGIN { if (v < 0) print "n/a"; else if (v == int(v)) printf "%d", v; else if (v >= 1000) printf "%.0f", v; else if (v >= 10) printf "%.1f", v; else printf "%.3f", v }'; }
-ratio() { [ -z "$1" ] || [ -z "$2" ] && { echo "-"; return; }; awk -v a="$1" -v b="$2" 'BEGIN { if (a < 0 || b <= 0) print "-"; else printf "%.2f", a / b }'; }
 
 describe() {
     case $1 in
