@@ -70,7 +70,8 @@ static void check_publish_split(const mqtt_pkt_t *p, const uint8_t *whole, size_
     if (!body) abort();
     uint8_t head[MQTT_PUBLISH_HEAD_MAX(65535, 0)];
     ssize_t hn = mqtt_publish_head_write(head, sizeof head, p->version, p->publish.dup, p->publish.qos,
-                                         p->publish.retain, p->publish.topic, p->packet_id, 0, NULL, 0, plen, body->len);
+                                         p->publish.retain, p->publish.topic, p->packet_id, 0, 0, NULL, 0, plen,
+                                         body->len);
     assert(hn > 0 && (size_t)hn + body->len == wn);
     assert(memcmp(head, whole, (size_t)hn) == 0 && memcmp(body->data, whole + hn, body->len) == 0);
     bytes_unref(body);

@@ -88,6 +88,11 @@ static const key_def_t KEYS[] = {
     {"echo", "websocket", K_BOOL, F(echo), 0, 1},
     {"mqtt_max_packet", "mqtt", K_SIZE32, F(mqtt_max_packet), 64, 256u << 20},
     {"mqtt_sys_interval", "mqtt", K_SECS, F(mqtt_sys_interval_ms), 0, 3600000},
+    {"mqtt_max_inflight", "mqtt", K_COUNT, F(mqtt_max_inflight), 1, 65535},
+    {"mqtt_max_queued", "mqtt", K_COUNT, F(mqtt_max_queued), 0, 10000000},
+    {"mqtt_queue_qos0", "mqtt", K_BOOL, F(mqtt_queue_qos0), 0, 1},
+    {"mqtt_session_expiry", "mqtt", K_COUNT, F(mqtt_session_expiry), 0, 4294967295u},
+    {"mqtt_topic_aliases", "mqtt", K_COUNT, F(mqtt_topic_aliases), 0, 65535},
     {"stomp_heartbeat", "stomp", K_SECS, F(stomp_heartbeat_ms), 0, 3600000},
     {"stomp_max_unacked", "stomp", K_COUNT, F(stomp_max_unacked), 1, 1000000},
 };
@@ -135,6 +140,11 @@ void cfg_defaults(cfg_t *cfg)
     cfg->stomp_heartbeat_ms = 10000;
     cfg->mqtt_max_packet = 1048576;
     cfg->mqtt_sys_interval_ms = 10000;
+    cfg->mqtt_max_inflight = 1024;
+    cfg->mqtt_max_queued = 1000;
+    cfg->mqtt_queue_qos0 = true;
+    cfg->mqtt_session_expiry = 86400;
+    cfg->mqtt_topic_aliases = 64;
     cfg->stomp_max_unacked = 1000;
 }
 

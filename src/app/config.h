@@ -53,6 +53,14 @@ typedef struct {
     /* [mqtt] */
     uint32_t mqtt_max_packet;     /* mqtt_max_packet = 1m: larger packets are refused (0x95) */
     uint32_t mqtt_sys_interval_ms; /* mqtt_sys_interval = 10 (seconds) between $SYS/ updates (0: none) */
+    uint32_t mqtt_max_inflight;   /* mqtt_max_inflight = 1024 QoS 1/2 messages unacknowledged per client
+                                     (MQTT 5 clients: at most their Receive Maximum) */
+    uint32_t mqtt_max_queued;     /* mqtt_max_queued = 1000 messages kept per session while the client is away
+                                     or its window is full; beyond that the oldest is dropped */
+    bool mqtt_queue_qos0;         /* mqtt_queue_qos0 = true: also keep QoS 0 messages for absent clients */
+    uint32_t mqtt_session_expiry; /* mqtt_session_expiry = 86400 (seconds): the longest a session outlives its
+                                     connection (v3.1.1 persistent sessions get this; v5 asks, capped here) */
+    uint32_t mqtt_topic_aliases;  /* mqtt_topic_aliases = 64: Topic Alias Maximum offered to MQTT 5 clients */
 } cfg_t;
 
 /* Fills cfg with the embedded defaults (the values in the comments above). */

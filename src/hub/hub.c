@@ -190,14 +190,20 @@ static void hub__tdeliver(topic_entry_t *e, void *arg)
 }
 
 int hub_publish_ex(hub_t *hub, const char *channel, size_t channel_len, const char *event, size_t event_len,
-                   const void *data, size_t data_len, uint32_t flags, uint64_t *id, uint32_t *reached)
+                   const void *data, size_t data_len, const hub_pubopt_t *o, uint64_t *id, uint32_t *reached)
 {
+    uint32_t flags = o->flags;
     chan_t *ch = hub_channel(hub, channel, channel_len, true);
     if (!ch) return HR_ENOMEM;
     uint64_t now = loop_wall_ms();
     msg_t *m = msg_new(ch->name, ch->name_len, event, event_len, data, data_len, ch->last_id + 1, now);
     if (!m) return HR_ENOMEM;
     m->flags |= flags;
+    m->expiry_s = o->expiry_s;
+    if (msg_set_props(m, o->props, o->props_len) < 0) {
+        msg_unref(m);
+        return HR_ENOMEM;
+    }
     int rc = hub->store->ops->append(hub->store, m);
     if (rc == 0) rc = hist_push(&ch->hist, m, &hub->limits, now);
     if (rc < 0) {
@@ -226,7 +232,8 @@ int hub_publish_ex(hub_t *hub, const char *channel, size_t channel_len, const ch
 int hub_publish(hub_t *hub, const char *channel, size_t channel_len, const char *event, size_t event_len,
                 const void *data, size_t data_len, uint64_t *id, uint32_t *reached)
 {
-    return hub_publish_ex(hub, channel, channel_len, event, event_len, data, data_len, MSG_FROM_HTTP, id, reached);
+    hub_pubopt_t o = {.flags = MSG_FROM_HTTP};
+    return hub_publish_ex(hub, channel, channel_len, event, event_len, data, data_len, &o, id, reached);
 }
 
 

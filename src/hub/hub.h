@@ -96,11 +96,18 @@ chan_t *hub_channel(hub_t *hub, const char *name, size_t n, bool create);
 int hub_publish(hub_t *hub, const char *channel, size_t channel_len, const char *event, size_t event_len,
                 const void *data, size_t data_len, uint64_t *id, uint32_t *reached);
 
-/* Like hub_publish, with msg flags (MSG_QOS*, MSG_RETAIN, ...) set on the message before it is
- * delivered. With MSG_RETAIN the message also becomes the channel's retained message, or, when
- * data is empty, clears it (MQTT 3.3.1.3). */
+/* What a publish may carry beyond channel, event and data (MQTT publishes). */
+typedef struct {
+    uint32_t flags;      /* MSG_QOS*, MSG_RETAIN, ... set on the message before it is delivered */
+    uint32_t expiry_s;   /* message expiry interval (0: none) */
+    const void *props;   /* encoded MQTT 5 properties passed through to v5 subscribers, or NULL */
+    size_t props_len;
+} hub_pubopt_t;
+
+/* Like hub_publish, with the options in o. With MSG_RETAIN the message also becomes the
+ * channel's retained message, or, when data is empty, clears it (MQTT 3.3.1.3). */
 int hub_publish_ex(hub_t *hub, const char *channel, size_t channel_len, const char *event, size_t event_len,
-                   const void *data, size_t data_len, uint32_t flags, uint64_t *id, uint32_t *reached);
+                   const void *data, size_t data_len, const hub_pubopt_t *o, uint64_t *id, uint32_t *reached);
 
 /* Subscribes t to the MQTT filter f[0..n) (also "$share/group/filter"). 0 or HR_EINVAL/HR_ENOMEM. */
 int hub_topic_subscribe(hub_t *hub, hub_tsub_t *t, const char *f, size_t n);

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/err.h"
+
 bool utf8_valid(const char *str, size_t n)
 {
     const unsigned char *s = (const unsigned char *)str;
@@ -77,7 +79,17 @@ void msg_unref(msg_t *m)
 {
     if (!m || --m->refs) return;
     for (int i = 0; i < ENC_SLOTS; i++) bytes_unref(m->enc[i]);
+    free(m->props);
     free(m);
+}
+
+int msg_set_props(msg_t *m, const void *props, size_t n)
+{
+    if (!n) return 0;
+    if (n > UINT32_MAX || !(m->props = malloc(n))) return HR_ENOMEM;
+    memcpy(m->props, props, n);
+    m->props_len = (uint32_t)n;
+    return 0;
 }
 
 bytes_t *msg_encoded(msg_t *m, int slot, msg_encoder encode)

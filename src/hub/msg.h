@@ -31,6 +31,7 @@ enum {
     ENC_MQTT3_Q0,    /* a whole MQTT 3.1.1 PUBLISH, QoS 0, RETAIN 0 */
     ENC_MQTT5_Q0,    /* a whole MQTT 5.0 PUBLISH, QoS 0, RETAIN 0, no properties */
     ENC_MQTT_BODY,   /* the shared tail (payload) of PUBLISHes with per-subscriber heads */
+    ENC_MQTT5_BODY,  /* the same for MQTT 5.0 when the message has properties: properties, then payload */
     ENC_SLOTS = 16
 };
 
@@ -52,6 +53,9 @@ typedef struct msg {
     const char *event;
     const char *data;
     uint32_t channel_len, event_len, data_len;
+    uint32_t expiry_s;  /* MQTT message expiry interval in seconds from time_ms (0: none) */
+    uint32_t props_len;
+    char *props;        /* MQTT 5 properties passed through to v5 subscribers (an encoded block) or NULL */
     bytes_t *enc[ENC_SLOTS];
     char mem[]; /* channel, event and data live here */
 } msg_t;
@@ -61,6 +65,16 @@ typedef bytes_t *(*msg_encoder)(const msg_t *m);
 /* Builds a message holding copies of channel, event and data, with one reference. NULL on OOM. */
 msg_t *msg_new(const char *channel, size_t channel_len, const char *event, size_t event_len,
                const void *data, size_t data_len, uint64_t id, uint64_t time_ms);
+
+/* Attaches a copy of an encoded MQTT 5 property block to a message that is not yet published.
+ * 0 or HR_ENOMEM. */
+int msg_set_props(msg_t *m, const void *props, size_t n);
+
+/* True when the message has an expiry interval that has passed at now_ms (wall clock). */
+static inline bool msg_expired(const msg_t *m, uint64_t now_ms)
+{
+    return m->expiry_s && now_ms - m->time_ms >= (uint64_t)m->expiry_s * 1000;
+}
 
 static inline msg_t *msg_ref(msg_t *m)
 {

@@ -1,23 +1,30 @@
-/* mqtt.c - MQTT 3.1.1 / 5.0 sessions over TCP and over WebSocket; see mqtt.h.
+/* mqtt.c - the MQTT 3.1.1 / 5.0 broker over TCP and over WebSocket; see mqtt.h.
  *
- * One session struct serves both carriers: over TCP it embeds its own conn_t and reads packets
- * straight from the read buffer; over WebSocket it is a ws_t application whose binary messages
- * form the packet stream (a packet may span messages), and every packet it sends is wrapped in
- * one WebSocket binary frame.
+ * Two structs. A connection (mqtt_conn_t) is one network connection: over TCP it embeds its own
+ * conn_t and reads packets straight from the read buffer; over WebSocket it is a ws_t
+ * application whose binary messages form the packet stream (a packet may span messages), and
+ * every packet it sends is wrapped in one WebSocket binary frame. A session (mqtt_sess_t) is
+ * what MQTT keeps per client id across connections: subscriptions, the messages in flight, the
+ * messages waiting, the incoming QoS 2 packet ids, the will. A connection attaches to a session
+ * at CONNECT; when it goes, the session stays for its expiry interval (v3.1.1: clean session 0
+ * gets mqtt_session_expiry; v5: what the client asks, capped by it), collecting messages for
+ * its subscriptions, and a reconnect with clean start 0 resumes it: in-flight messages are sent
+ * again with DUP (PUBRELs again), then the waiting ones.
  *
  * Delivery: a subscription is a hub_tsub_t in the hub's topic trie. A QoS 0 PUBLISH without
  * per-subscriber parts is encoded once per message and version (ENC_MQTT3_Q0 / ENC_MQTT5_Q0)
  * and shared; otherwise each subscriber queues a small head (fixed header, topic, packet id,
- * subscription identifier) followed by the shared payload (ENC_MQTT_BODY). The QoS is the
- * subscription's, capped by the publisher's (messages from HTTP, /ws and STOMP have none, so
- * they go at the subscription's QoS).
+ * message expiry left, subscription identifier) followed by the shared tail (ENC_MQTT_BODY, or
+ * ENC_MQTT5_BODY when the message carries MQTT 5 properties). The QoS is the subscription's,
+ * capped by the publisher's (messages from HTTP, /ws and STOMP have none, so they go at the
+ * subscription's QoS).
  *
- * QoS: incoming QoS 1 is published then PUBACKed; incoming QoS 2 is published on receipt and
- * its packet id remembered until PUBREL, so a resent PUBLISH is not published twice. Outgoing
- * QoS 1/2 packets are tracked (PUBACK; PUBREC -> PUBREL -> PUBCOMP) in a bounded window
- * (MQTT_INFLIGHT); a subscriber whose window is full has further QoS > 0 messages dropped and
- * counted, like a full write queue. Sessions are not kept after a disconnect yet: clean sessions
- * only (a CONNECT asking for a persistent session is served as a clean one, session present 0).
+ * Flow: QoS 1/2 messages go out while fewer than the window (mqtt_max_inflight, and for v5
+ * the client's Receive Maximum) are unacknowledged and the socket takes them; otherwise they
+ * wait in the session's FIFO (mqtt_max_queued, oldest dropped beyond), which acknowledgements
+ * and a drained socket pump. QoS 0 messages go at once or are dropped when the socket is backed
+ * up (counted, like every transport's slow consumers); for an absent client they wait too
+ * (mqtt_queue_qos0).
  *
  * Errors: the codec refuses malformed packets with a reason code; mqtt__fail is the one place
  * that answers: CONNACK with the code while connecting (v3: the 3.1.1 return code when one
@@ -33,13 +40,16 @@
 #include "../core/err.h"
 #include "../core/log.h"
 #include "mqtt_codec.h"
+#include "mqtt_queue.h"
 #include "ws.h"
 
-#define MQTT_INFLIGHT 1024
+#define MQTT_RECEIVE_MAX 1024 /* incoming QoS 2 messages awaiting PUBREL, offered as Receive Maximum */
 #define MQTT_MAX_SUBS 1024
 #define MQTT_MAX_CLIENT_ID 256
+#define MQTT_NEVER UINT64_MAX
 
 typedef struct mqtt_sess mqtt_sess_t;
+typedef struct mqtt_conn mqtt_conn_t;
 
 typedef struct {
     hub_tsub_t t;
@@ -50,58 +60,128 @@ typedef struct {
     char filter[];
 } mqtt_sub_t;
 
+/* A will: published when the connection ends without a normal DISCONNECT (after its delay). */
 typedef struct {
-    uint16_t pid;
-    uint8_t state; /* 1: waiting for PUBACK/PUBREC, 2: waiting for PUBCOMP */
-} mqtt_out_t;
+    uint32_t delay_s, expiry_s;
+    uint32_t topic_len, payload_len, props_len;
+    uint8_t qos;
+    bool retain;
+    char mem[]; /* topic, payload, properties */
+} mqtt_will_t;
 
 struct mqtt_sess {
+    mqtt_server_t *srv;
+    xp_ctx_t *x;
+    mqtt_sess_t *hnext;    /* in srv->stab */
+    uint32_t hash;
+    mqtt_conn_t *conn;     /* NULL while the client is away */
+    char *client_id;
+    uint32_t expiry_s;     /* session expiry interval; UINT32_MAX: never */
+    tw_entry_t timer;      /* while away: the will delay, then the expiry */
+    uint64_t will_at, expires_at; /* loop ms; MQTT_NEVER when not due */
+    bool publishing;       /* inside our own hub_publish (no-local) */
+    uint32_t nsubs, capsubs, nin2;
+    mqtt_sub_t **subs;
+    mq_flight_t out;       /* outgoing QoS > 0 in flight */
+    mq_fifo_t queue;       /* waiting to be sent */
+    uint16_t *in2;         /* incoming QoS 2 packet ids awaiting PUBREL */
+    mqtt_will_t *will;
+};
+
+struct mqtt_conn {
     xp_ctx_t *x;
     mqtt_server_t *srv;
     conn_t *c;
-    ws_t *ws;                 /* set when carried over WebSocket */
-    list_node_t link;         /* in srv->sessions */
-    tw_entry_t ka;            /* keepalive check */
-    uint8_t version;          /* the level the peer speaks: 0 until CONNECT (or a refused one) says */
-    bool connected;           /* CONNACK accepted it */
-    bool publishing;          /* inside our own hub_publish (no-local) */
-    bool said_bye;            /* DISCONNECT or CONNACK refusal queued */
+    ws_t *ws;              /* set when carried over WebSocket */
+    list_node_t link;      /* in srv->conns */
+    tw_entry_t ka;         /* keepalive check */
+    mqtt_sess_t *s;        /* after CONNECT */
+    uint8_t version;       /* the level the peer speaks: 0 until CONNECT (or a refused one) says */
+    bool connected;        /* CONNACK accepted it */
+    bool said_bye;         /* DISCONNECT or CONNACK refusal queued */
+    bool expiry0;          /* v5 CONNECT asked for session expiry 0 (DISCONNECT may not raise it) */
     uint16_t keepalive;
-    uint16_t next_pid;
-    uint64_t last_rx_ms;      /* loop time of the last input (keepalive) */
-    uint32_t nout, nin2, nsubs, capsubs;
-    mqtt_out_t *out;          /* outgoing QoS > 0 in flight */
-    uint16_t *in2;            /* incoming QoS 2 packet ids awaiting PUBREL */
-    mqtt_sub_t **subs;
-    ws_carry_t in;            /* WebSocket: a packet cut at the end of a message */
-    char *client_id;
-    /* will (published when the connection ends without a normal DISCONNECT) */
-    char *will_topic, *will_payload;
-    uint32_t will_topic_len, will_payload_len;
-    uint8_t will_qos;
-    bool will_retain;
+    uint16_t naliases;     /* topic aliases the client may use (v5) */
+    uint32_t window;       /* outgoing QoS > 0 messages allowed in flight */
+    uint32_t max_packet;   /* the client's Maximum Packet Size (0: the protocol's) */
+    uint64_t last_rx_ms;   /* loop time of the last input (keepalive) */
+    ws_carry_t in;         /* WebSocket: a packet cut at the end of a message */
+    char **alias;          /* incoming topic aliases, [1..naliases], made on first use */
 };
 
 typedef struct {
     conn_t base;
-    mqtt_sess_t s;
+    mqtt_conn_t k;
 } mqtt_tcp_t;
 
 typedef struct {
     ws_t ws;
-    mqtt_sess_t s;
+    mqtt_conn_t k;
 } mqtt_wsc_t;
+
+static bool mqtt__live(const mqtt_conn_t *k) { return k && k->connected && !k->said_bye && !k->c->closing; }
+
+/* ---- session table ---- */
+
+static uint32_t mqtt__hash(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
+    return h;
+}
+
+static mqtt_sess_t *mqtt__sess_find(mqtt_server_t *srv, const char *id)
+{
+    if (!srv->stab_cap) return NULL;
+    uint32_t h = mqtt__hash(id);
+    for (mqtt_sess_t *s = srv->stab[h & (srv->stab_cap - 1)]; s; s = s->hnext)
+        if (s->hash == h && strcmp(s->client_id, id) == 0) return s;
+    return NULL;
+}
+
+static int mqtt__sess_insert(mqtt_server_t *srv, mqtt_sess_t *s)
+{
+    if (srv->nsess >= srv->stab_cap) {
+        uint32_t cap = srv->stab_cap ? srv->stab_cap * 2 : 64;
+        mqtt_sess_t **t = calloc(cap, sizeof(*t));
+        if (!t) return HR_ENOMEM;
+        for (uint32_t i = 0; i < srv->stab_cap; i++)
+            for (mqtt_sess_t *e = srv->stab[i], *next; e; e = next) {
+                next = e->hnext;
+                e->hnext = t[e->hash & (cap - 1)];
+                t[e->hash & (cap - 1)] = e;
+            }
+        free(srv->stab);
+        srv->stab = t;
+        srv->stab_cap = cap;
+    }
+    mqtt_sess_t **head = &srv->stab[s->hash & (srv->stab_cap - 1)];
+    s->hnext = *head;
+    *head = s;
+    srv->nsess++;
+    return 0;
+}
+
+static void mqtt__sess_remove(mqtt_server_t *srv, mqtt_sess_t *s)
+{
+    for (mqtt_sess_t **pp = &srv->stab[s->hash & (srv->stab_cap - 1)]; *pp; pp = &(*pp)->hnext)
+        if (*pp == s) {
+            *pp = s->hnext;
+            srv->nsess--;
+            return;
+        }
+}
 
 /* ---- sending ---- */
 
 /* Queues a packet (and, when tail is set, a shared tail after it). reply: ignore the queue limit. */
-static int mqtt__send(mqtt_sess_t *s, bytes_t *b, bytes_t *tail, bool reply)
+static int mqtt__send(mqtt_conn_t *k, bytes_t *b, bytes_t *tail, bool reply)
 {
-    conn_t *c = s->c;
+    conn_t *c = k->c;
     if (c->closing || c->end_after_write) return HR_EIO;
     size_t total = b->len + (tail ? tail->len : 0);
     uint8_t wh[WS_MAX_HEADER];
-    size_t hl = s->ws ? ws_header_write(wh, WS_OP_BINARY, true, false, total) : 0;
+    size_t hl = k->ws ? ws_header_write(wh, WS_OP_BINARY, true, false, total) : 0;
     if (!reply && !wq_empty(&c->wq) && c->wq.bytes + hl + total > c->wq.limit) return HR_EFULL;
     if (hl) {
         bytes_t *h = bytes_copy(wh, hl);
@@ -115,62 +195,82 @@ static int mqtt__send(mqtt_sess_t *s, bytes_t *b, bytes_t *tail, bool reply)
 }
 
 /* Encodes and sends a control packet (an answer the client is owed). */
-static void mqtt__reply(mqtt_sess_t *s, const mqtt_pkt_t *p)
+static void mqtt__reply(mqtt_conn_t *k, const mqtt_pkt_t *p)
 {
     bytes_t *b = mqtt_encode_new(p);
-    if (b) mqtt__send(s, b, NULL, true);
+    if (b) mqtt__send(k, b, NULL, true);
     bytes_unref(b);
 }
 
-static void mqtt__ack(mqtt_sess_t *s, uint8_t type, uint16_t pid, uint8_t reason)
+static void mqtt__ack(mqtt_conn_t *k, uint8_t type, uint16_t pid, uint8_t reason)
 {
-    mqtt_pkt_t p = {.type = type, .version = s->version, .packet_id = pid, .reason = s->version == MQTT_V5 ? reason : 0};
-    mqtt__reply(s, &p);
+    mqtt_pkt_t p = {.type = type, .version = k->version, .packet_id = pid, .reason = k->version == MQTT_V5 ? reason : 0};
+    mqtt__reply(k, &p);
 }
 
-static void mqtt__end(mqtt_sess_t *s)
+static void mqtt__end(mqtt_conn_t *k)
 {
-    if (s->ws) ws_close(s->ws, WS_CLOSE_NORMAL, "MQTT session ended");
-    else conn_end(s->c);
+    if (k->ws) ws_close(k->ws, WS_CLOSE_NORMAL, "MQTT session ended");
+    else conn_end(k->c);
 }
 
 /* The one place that answers a violation (see the file comment): while connecting, a CONNACK
  * with reason (v5) or with its 3.1.1 return code when one exists (mqtt_v3_connack_code; also for
  * a protocol level nobody knows); once connected, DISCONNECT with reason (v5); v3.1.1 otherwise
  * just closes. */
-static void mqtt__fail(mqtt_sess_t *s, uint8_t reason, const char *why)
+static void mqtt__fail(mqtt_conn_t *k, uint8_t reason, const char *why)
 {
-    if (s->said_bye || s->c->closing) return;
-    s->said_bye = true;
-    if (reason == MQTT_RC_SERVER_SHUTTING_DOWN) log_debug("mqtt: fd %d: %s", s->c->w.fd, why);
-    else log_info("mqtt: fd %d (%s): 0x%02x %s", s->c->w.fd, s->client_id ? s->client_id : "-", reason, why);
-    mqtt_pkt_t p = {.version = s->version, .reason = reason};
-    if (!s->connected && s->version == MQTT_V5) {
+    if (k->said_bye || k->c->closing) return;
+    k->said_bye = true;
+    const char *cid = k->s ? k->s->client_id : "-";
+    if (reason == MQTT_RC_SERVER_SHUTTING_DOWN) log_debug("mqtt: fd %d: %s", k->c->w.fd, why);
+    else log_info("mqtt: fd %d (%s): 0x%02x %s", k->c->w.fd, cid, reason, why);
+    mqtt_pkt_t p = {.version = k->version, .reason = reason};
+    if (!k->connected && k->version == MQTT_V5) {
         p.type = MQTT_CONNACK;
-    } else if (!s->connected) {
+    } else if (!k->connected) {
         p = (mqtt_pkt_t){.type = MQTT_CONNACK, .version = MQTT_V311, .reason = mqtt_v3_connack_code(reason)};
         if (p.reason == 0xFF) p.type = 0;
-    } else if (s->version == MQTT_V5) {
+    } else if (k->version == MQTT_V5) {
         p.type = MQTT_DISCONNECT;
         p.props.present = MQTT_PROP_BIT(MQTT_PROP_REASON_STRING);
         p.props.reason_string = span_of(why);
     }
-    if (p.type) mqtt__reply(s, &p);
-    mqtt__end(s);
+    if (p.type) mqtt__reply(k, &p);
+    mqtt__end(k);
 }
 
 /* ---- delivery ---- */
 
+/* A whole PUBLISH, QoS 0, no RETAIN, no per-subscriber properties: the same bytes for every
+ * subscriber of one version. */
 static bytes_t *mqtt__enc_q0(const msg_t *m, uint8_t version)
 {
-    mqtt_pkt_t p = {.type = MQTT_PUBLISH, .version = version};
-    p.publish.topic = (span_t){m->channel, m->channel_len};
-    p.publish.payload = (span_t){m->data, m->data_len};
-    return mqtt_encode_new(&p);
+    uint32_t plen = version == MQTT_V5 ? m->props_len : 0;
+    size_t body = (size_t)plen + m->data_len;
+    uint8_t head[MQTT_PUBLISH_HEAD_MAX(HUB_MAX_CHANNEL, 0)];
+    ssize_t hn = mqtt_publish_head_write(head, sizeof(head), version, false, 0, false,
+                                         (span_t){m->channel, m->channel_len}, 0, 0, 0, NULL, 0, plen, body);
+    if (hn < 0 || (size_t)hn > sizeof(head)) return NULL;
+    bytes_t *b = bytes_new((size_t)hn + body);
+    if (!b) return NULL;
+    memcpy(b->data, head, (size_t)hn);
+    if (plen) memcpy(b->data + hn, m->props, plen);
+    memcpy(b->data + hn + plen, m->data, m->data_len);
+    return b;
 }
 static bytes_t *mqtt__enc_q0_v3(const msg_t *m) { return mqtt__enc_q0(m, MQTT_V311); }
 static bytes_t *mqtt__enc_q0_v5(const msg_t *m) { return mqtt__enc_q0(m, MQTT_V5); }
 static bytes_t *mqtt__enc_body(const msg_t *m) { return bytes_copy(m->data, m->data_len); }
+
+static bytes_t *mqtt__enc_body5(const msg_t *m)
+{
+    bytes_t *b = bytes_new((size_t)m->props_len + m->data_len);
+    if (!b) return NULL;
+    memcpy(b->data, m->props, m->props_len);
+    memcpy(b->data + m->props_len, m->data, m->data_len);
+    return b;
+}
 
 static uint8_t mqtt__msg_qos(const msg_t *m, uint8_t sub_qos)
 {
@@ -179,52 +279,118 @@ static uint8_t mqtt__msg_qos(const msg_t *m, uint8_t sub_qos)
     return q < sub_qos ? q : sub_qos;
 }
 
-static uint16_t mqtt__pid(mqtt_sess_t *s)
+/* Writes one PUBLISH of it to k (it->pid for QoS > 0). 0; HR_EFULL when the write queue is over
+ * its limit and force is not set (nothing queued); HR_EINVAL when the packet is over the
+ * client's Maximum Packet Size (MQTT 5.0 3.1.2.11.4: not sent, as if delivered); HR_ENOMEM. */
+static int mqtt__send_pub(mqtt_conn_t *k, const mq_item_t *it, bool dup, bool force)
 {
-    for (;;) {
-        if (++s->next_pid == 0) s->next_pid = 1;
-        bool used = false;
-        for (uint32_t i = 0; i < s->nout && !used; i++) used = s->out[i].pid == s->next_pid;
-        if (!used) return s->next_pid;
+    msg_t *m = it->m;
+    bool v5 = k->version == MQTT_V5;
+    uint32_t sub_id = v5 ? it->sub_id : 0, expiry = 0;
+    if (v5 && m->expiry_s) { /* the time left, rounded up */
+        uint64_t age = (loop_wall_ms() - m->time_ms) / 1000;
+        expiry = age < m->expiry_s ? m->expiry_s - (uint32_t)age : 1;
+    }
+    if (it->qos == 0 && !it->retain && !sub_id && !expiry) {
+        bytes_t *b = v5 ? msg_encoded(m, ENC_MQTT5_Q0, mqtt__enc_q0_v5) : msg_encoded(m, ENC_MQTT3_Q0, mqtt__enc_q0_v3);
+        if (!b) return HR_ENOMEM;
+        if (k->max_packet && b->len > k->max_packet) return HR_EINVAL;
+        return mqtt__send(k, b, NULL, force);
+    }
+    uint32_t plen = v5 ? m->props_len : 0;
+    bytes_t *body = plen ? msg_encoded(m, ENC_MQTT5_BODY, mqtt__enc_body5) : msg_encoded(m, ENC_MQTT_BODY, mqtt__enc_body);
+    if (!body) return HR_ENOMEM;
+    uint8_t head[MQTT_PUBLISH_HEAD_MAX(HUB_MAX_CHANNEL, 1)];
+    ssize_t hn = mqtt_publish_head_write(head, sizeof(head), k->version, dup, it->qos, it->retain,
+                                         (span_t){m->channel, m->channel_len}, it->pid, 0, expiry, &sub_id,
+                                         sub_id ? 1 : 0, plen, body->len);
+    if (hn < 0 || (size_t)hn > sizeof(head)) return HR_EINVAL;
+    if (k->max_packet && (size_t)hn + body->len > k->max_packet) return HR_EINVAL;
+    bytes_t *h = bytes_copy(head, (size_t)hn);
+    if (!h) return HR_ENOMEM;
+    int rc = mqtt__send(k, h, body, force);
+    bytes_unref(h);
+    return rc;
+}
+
+/* Sends it (the message borrowed) to the live connection k: QoS 0 as is, QoS > 0 into the
+ * in-flight table. Returns HR_EFULL, with nothing changed, when the socket is backed up; every
+ * other outcome (sent, or dropped and counted) returns 0. The caller checked the window. */
+static int mqtt__put(mqtt_conn_t *k, const mq_item_t *it)
+{
+    mqtt_sess_t *s = k->s;
+    metrics_t *mt = k->x->metrics;
+    if (it->qos == 0) {
+        int rc = mqtt__send_pub(k, it, false, false);
+        if (rc == HR_EFULL) return rc;
+        if (rc == 0) mt->delivered[XP_MQTT]++;
+        else mt->queue_drops++;
+        return 0;
+    }
+    mq_item_t x = *it;
+    if (mq_flight_add(&s->out, &x, &x.pid) < 0) {
+        mt->queue_drops++;
+        return 0;
+    }
+    msg_ref(x.m);
+    int rc = mqtt__send_pub(k, &x, false, false);
+    if (rc == 0) {
+        mt->delivered[XP_MQTT]++;
+        return 0;
+    }
+    mq_flight_del(&s->out, mq_flight_find(&s->out, x.pid));
+    if (rc == HR_EFULL) return rc;
+    mt->queue_drops++;
+    return 0;
+}
+
+/* Keeps a message for later (client away, window full or socket backed up). */
+static void mqtt__keep(mqtt_sess_t *s, const mq_item_t *it)
+{
+    msg_ref(it->m);
+    int r = mq_fifo_push(&s->queue, it, s->x->cfg->mqtt_max_queued);
+    if (r < 0) msg_unref(it->m);
+    if (r != 0) s->x->metrics->queue_drops++;
+}
+
+/* Sends what waits in the session's FIFO while the window and the socket allow. */
+static void mqtt__pump(mqtt_conn_t *k)
+{
+    mqtt_sess_t *s = k->s;
+    uint64_t now = 0;
+    while (s && s->queue.n && mqtt__live(k)) {
+        mq_item_t *it = mq_fifo_peek(&s->queue);
+        if (it->m->expiry_s && msg_expired(it->m, now ? now : (now = loop_wall_ms()))) {
+            msg_unref(it->m);
+            mq_fifo_pop(&s->queue);
+            continue;
+        }
+        if (it->qos && s->out.n >= k->window) return;
+        if (mqtt__put(k, it) == HR_EFULL) return;
+        msg_unref(it->m);
+        mq_fifo_pop(&s->queue);
     }
 }
 
-/* Sends m to s at qos with the given retain flag and subscription identifier (0: none). */
-static void mqtt__deliver(mqtt_sess_t *s, msg_t *m, uint8_t qos, bool retain, uint32_t sub_id)
+/* Hands message m to session s at qos (see the file comment for where it goes). */
+static void mqtt__offer(mqtt_sess_t *s, msg_t *m, uint8_t qos, bool retain, uint32_t sub_id)
 {
-    if (!s->connected || s->said_bye) return;
-    metrics_t *mt = s->x->metrics;
-    if (qos == 0 && !retain && !(sub_id && s->version == MQTT_V5)) {
-        bytes_t *b = s->version == MQTT_V5 ? msg_encoded(m, ENC_MQTT5_Q0, mqtt__enc_q0_v5)
-                                           : msg_encoded(m, ENC_MQTT3_Q0, mqtt__enc_q0_v3);
-        if (!b) return;
-        if (mqtt__send(s, b, NULL, false) == 0) mt->delivered[XP_MQTT]++;
-        else mt->queue_drops++;
-        return;
+    if (m->expiry_s && msg_expired(m, loop_wall_ms())) return;
+    mq_item_t it = {.m = m, .sub_id = sub_id, .qos = qos, .retain = retain};
+    mqtt_conn_t *k = s->conn;
+    if (mqtt__live(k)) {
+        if (qos == 0 || (!s->queue.n && s->out.n < k->window)) {
+            if (mqtt__put(k, &it) == 0) return;
+            if (qos == 0) { /* backed up: QoS 0 is not kept for a connected client */
+                s->x->metrics->queue_drops++;
+                return;
+            }
+        }
+    } else if ((k && !s->expiry_s) || (qos == 0 && !s->x->cfg->mqtt_queue_qos0) || m->channel[0] == '$') {
+        return; /* the session ends with this closing connection, or nothing to keep ($SYS figures
+                 * are sent fresh on subscribe) */
     }
-    if (qos > 0 && (s->nout == MQTT_INFLIGHT || (!s->out && !(s->out = malloc(MQTT_INFLIGHT * sizeof(mqtt_out_t)))))) {
-        mt->queue_drops++; /* the window is full: the client is not keeping up */
-        return;
-    }
-    bytes_t *body = msg_encoded(m, ENC_MQTT_BODY, mqtt__enc_body);
-    if (!body) return;
-    uint16_t pid = qos ? mqtt__pid(s) : 0;
-    uint8_t head[MQTT_PUBLISH_HEAD_MAX(HUB_MAX_CHANNEL, 1)];
-    uint32_t ids[1] = {sub_id};
-    ssize_t hn = mqtt_publish_head_write(head, sizeof(head), s->version, false, qos, retain,
-                                         (span_t){m->channel, m->channel_len}, pid, 0, ids,
-                                         sub_id && s->version == MQTT_V5 ? 1 : 0, 0, body->len);
-    if (hn < 0 || (size_t)hn > sizeof(head)) return;
-    bytes_t *h = bytes_copy(head, (size_t)hn);
-    if (!h) return;
-    int rc = mqtt__send(s, h, body, false);
-    bytes_unref(h);
-    if (rc < 0) {
-        mt->queue_drops++;
-        return;
-    }
-    mt->delivered[XP_MQTT]++;
-    if (qos) s->out[s->nout++] = (mqtt_out_t){pid, 1};
+    mqtt__keep(s, &it);
 }
 
 static void mqtt__on_publish(hub_tsub_t *t, msg_t *m)
@@ -233,7 +399,27 @@ static void mqtt__on_publish(hub_tsub_t *t, msg_t *m)
     mqtt_sess_t *s = sub->s;
     if ((sub->opts & MQTT_SUB_NO_LOCAL) && s->publishing) return;
     bool retain = (sub->opts & MQTT_SUB_RETAIN_AS_PUBLISHED) && (m->flags & MSG_RETAIN);
-    mqtt__deliver(s, m, mqtt__msg_qos(m, MQTT_SUB_QOS(sub->opts)), retain, sub->sub_id);
+    mqtt__offer(s, m, mqtt__msg_qos(m, MQTT_SUB_QOS(sub->opts)), retain, sub->sub_id);
+}
+
+/* A reconnect resumed the session: unacknowledged PUBLISHes again with DUP, PUBRELs again, in
+ * their original order (MQTT 5.0 4.4), then what waits. */
+static void mqtt__resend(mqtt_conn_t *k)
+{
+    mqtt_sess_t *s = k->s;
+    if (s->out.n) {
+        mq_item_t **v = malloc(s->out.n * sizeof(*v));
+        uint16_t *gone = malloc(s->out.n * sizeof(*gone));
+        uint32_t n = v && gone ? mq_flight_ordered(&s->out, v) : 0, ngone = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            if (v[i]->state == MQ_RELEASED) mqtt__ack(k, MQTT_PUBREL, v[i]->pid, 0);
+            else if (mqtt__send_pub(k, v[i], true, true) == HR_EINVAL) gone[ngone++] = v[i]->pid;
+        }
+        for (uint32_t i = 0; i < ngone; i++) mq_flight_del(&s->out, mq_flight_find(&s->out, gone[i]));
+        free(v);
+        free(gone);
+    }
+    mqtt__pump(k);
 }
 
 /* True when topic t matches filter f (no "$share/" prefix). */
@@ -258,14 +444,15 @@ static bool mqtt__matches(const char *f, size_t fn, const char *t, size_t tn)
     }
 }
 
+
 static void mqtt__send_retained(chan_t *ch, void *arg)
 {
     mqtt_sub_t *sub = arg;
     if (!mqtt__matches(sub->filter, sub->flen, ch->name, ch->name_len)) return;
-    mqtt__deliver(sub->s, ch->retained, mqtt__msg_qos(ch->retained, MQTT_SUB_QOS(sub->opts)), true, sub->sub_id);
+    mqtt__offer(sub->s, ch->retained, mqtt__msg_qos(ch->retained, MQTT_SUB_QOS(sub->opts)), true, sub->sub_id);
 }
 
-/* ---- packets ---- */
+/* ---- subscriptions ---- */
 
 static int mqtt__find_sub(mqtt_sess_t *s, span_t f)
 {
@@ -281,65 +468,63 @@ static void mqtt__drop_sub(mqtt_sess_t *s, uint32_t i)
     s->subs[i] = s->subs[--s->nsubs];
 }
 
-static void mqtt__subscribe(mqtt_sess_t *s, const mqtt_pkt_t *p)
+/* Makes (or replaces) the subscription to f with options o. Returns it, or NULL with *code set. */
+static mqtt_sub_t *mqtt__sub_add(mqtt_sess_t *s, span_t f, uint8_t o, uint32_t sub_id, bool *is_new, uint8_t *code)
 {
+    bool v5 = s->conn->version == MQTT_V5;
+    int old = mqtt__find_sub(s, f);
+    *code = MQTT_RC_UNSPECIFIED;
+    if (old < 0 && s->nsubs == MQTT_MAX_SUBS) {
+        if (v5) *code = MQTT_RC_QUOTA_EXCEEDED;
+        return NULL;
+    }
+    if (old < 0 && s->nsubs == s->capsubs) {
+        uint32_t cap = s->capsubs ? s->capsubs * 2 : 4;
+        mqtt_sub_t **ns = realloc(s->subs, cap * sizeof(*ns));
+        if (!ns) return NULL;
+        s->subs = ns;
+        s->capsubs = cap;
+    }
+    mqtt_sub_t *sub = calloc(1, sizeof(*sub) + f.n);
+    if (!sub) return NULL;
+    sub->s = s;
+    sub->opts = o;
+    sub->sub_id = sub_id;
+    sub->flen = (uint16_t)f.n;
+    memcpy(sub->filter, f.p, f.n);
+    sub->t.deliver = mqtt__on_publish;
+    sub->t.owner = s;
+    if (hub_topic_subscribe(s->x->hub, &sub->t, f.p, f.n) < 0) {
+        free(sub);
+        if (v5) *code = MQTT_RC_TOPIC_FILTER_INVALID;
+        return NULL;
+    }
+    *is_new = old < 0;
+    if (old >= 0) mqtt__drop_sub(s, (uint32_t)old); /* a new subscription replaces the old one */
+    s->subs[s->nsubs++] = sub;
+    *code = MQTT_SUB_QOS(o);
+    return sub;
+}
+
+static void mqtt__subscribe(mqtt_conn_t *k, const mqtt_pkt_t *p)
+{
+    mqtt_sess_t *s = k->s;
     uint8_t codes[256];
+    mqtt_sub_t *fresh[256];
+    bool is_new[256];
     uint32_t nc = 0;
     size_t off = 0;
     span_t f;
     uint8_t o;
-    mqtt_sub_t *fresh[256];
-    bool is_new[256];
+    uint32_t sub_id = (p->props.present & MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_ID)) ? p->props.sub_id : 0;
     while (mqtt_list_next(p, &off, &f, &o) && nc < sizeof(codes)) {
-        uint8_t qos = MQTT_SUB_QOS(o);
-        int old = mqtt__find_sub(s, f);
-        if (old < 0 && s->nsubs == MQTT_MAX_SUBS) {
-            codes[nc] = s->version == MQTT_V5 ? MQTT_RC_QUOTA_EXCEEDED : 0x80;
-            fresh[nc++] = NULL;
-            continue;
-        }
-        mqtt_sub_t *sub = calloc(1, sizeof(*sub) + f.n);
-        if (!sub) {
-            codes[nc] = 0x80;
-            fresh[nc++] = NULL;
-            continue;
-        }
-        sub->s = s;
-        sub->opts = o;
-        sub->sub_id = (p->props.present & MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_ID)) ? p->props.sub_id : 0;
-        sub->flen = (uint16_t)f.n;
-        memcpy(sub->filter, f.p, f.n);
-        sub->t.deliver = mqtt__on_publish;
-        sub->t.owner = s;
-        if (hub_topic_subscribe(s->x->hub, &sub->t, f.p, f.n) < 0) {
-            free(sub);
-            codes[nc] = s->version == MQTT_V5 ? MQTT_RC_TOPIC_FILTER_INVALID : 0x80;
-            fresh[nc++] = NULL;
-            continue;
-        }
-        is_new[nc] = old < 0;
-        if (old >= 0) mqtt__drop_sub(s, (uint32_t)old); /* a new subscription replaces the old one */
-        if (s->nsubs == s->capsubs) {
-            uint32_t cap = s->capsubs ? s->capsubs * 2 : 4;
-            mqtt_sub_t **ns = realloc(s->subs, cap * sizeof(*ns));
-            if (!ns) {
-                hub_topic_unsubscribe(s->x->hub, &sub->t);
-                free(sub);
-                codes[nc] = 0x80;
-                fresh[nc++] = NULL;
-                continue;
-            }
-            s->subs = ns;
-            s->capsubs = cap;
-        }
-        s->subs[s->nsubs++] = sub;
-        codes[nc] = qos;
-        fresh[nc++] = sub;
+        fresh[nc] = mqtt__sub_add(s, f, o, sub_id, &is_new[nc], &codes[nc]);
+        nc++;
     }
-    mqtt_pkt_t ack = {.type = MQTT_SUBACK, .version = s->version, .packet_id = p->packet_id};
+    mqtt_pkt_t ack = {.type = MQTT_SUBACK, .version = k->version, .packet_id = p->packet_id};
     ack.list = (span_t){(const char *)codes, nc};
     ack.count = nc;
-    mqtt__reply(s, &ack);
+    mqtt__reply(k, &ack);
     /* retained messages after the SUBACK (never for shared subscriptions) */
     for (uint32_t i = 0; i < nc; i++) {
         mqtt_sub_t *sub = fresh[i];
@@ -347,15 +532,14 @@ static void mqtt__subscribe(mqtt_sess_t *s, const mqtt_pkt_t *p)
         uint8_t rh = MQTT_SUB_RETAIN_HANDLING(sub->opts);
         if (rh == 2 || (rh == 1 && !is_new[i])) continue;
         hub_each_retained(s->x->hub, mqtt__send_retained, sub);
-        for (uint32_t k = 0; k < s->srv->nsys; k++) {
-            msg_t *m = s->srv->sysmsg[k];
-            if (mqtt__matches(sub->filter, sub->flen, m->channel, m->channel_len))
-                mqtt__deliver(s, m, 0, true, sub->sub_id);
+        for (uint32_t j = 0; j < k->srv->nsys; j++) {
+            msg_t *m = k->srv->sysmsg[j];
+            if (mqtt__matches(sub->filter, sub->flen, m->channel, m->channel_len)) mqtt__offer(s, m, 0, true, sub->sub_id);
         }
     }
 }
 
-static void mqtt__unsubscribe(mqtt_sess_t *s, const mqtt_pkt_t *p)
+static void mqtt__unsubscribe(mqtt_conn_t *k, const mqtt_pkt_t *p)
 {
     uint8_t codes[256];
     uint32_t nc = 0;
@@ -363,215 +547,450 @@ static void mqtt__unsubscribe(mqtt_sess_t *s, const mqtt_pkt_t *p)
     span_t f;
     uint8_t o;
     while (mqtt_list_next(p, &off, &f, &o) && nc < sizeof(codes)) {
-        int i = mqtt__find_sub(s, f);
-        if (i >= 0) mqtt__drop_sub(s, (uint32_t)i);
+        int i = mqtt__find_sub(k->s, f);
+        if (i >= 0) mqtt__drop_sub(k->s, (uint32_t)i);
         codes[nc++] = i >= 0 ? 0 : MQTT_RC_NO_SUBSCRIPTION_EXISTED;
     }
-    mqtt_pkt_t ack = {.type = MQTT_UNSUBACK, .version = s->version, .packet_id = p->packet_id};
-    if (s->version == MQTT_V5) {
+    mqtt_pkt_t ack = {.type = MQTT_UNSUBACK, .version = k->version, .packet_id = p->packet_id};
+    if (k->version == MQTT_V5) {
         ack.list = (span_t){(const char *)codes, nc};
         ack.count = nc;
     }
-    mqtt__reply(s, &ack);
+    mqtt__reply(k, &ack);
 }
 
-/* Publishes into the hub as this session (the hub keeps or clears the retained message). */
-static int mqtt__publish(mqtt_sess_t *s, span_t topic, span_t payload, uint8_t qos, bool retain)
+/* ---- publishing ---- */
+
+/* The properties of a PUBLISH (or will) that travel with the message to MQTT 5 subscribers:
+ * payload format, content type, response topic, correlation data and user properties, encoded.
+ * NULL when there are none; *oom on failure. */
+static bytes_t *mqtt__pass_props(const mqtt_props_t *in, bool *oom)
 {
-    uint32_t flags = (qos == 1 ? MSG_QOS1 : qos == 2 ? MSG_QOS2 : 0) | (retain ? MSG_RETAIN : 0);
+    enum { PASS = MQTT_PROP_BIT(MQTT_PROP_PAYLOAD_FORMAT) | MQTT_PROP_BIT(MQTT_PROP_CONTENT_TYPE) |
+                  MQTT_PROP_BIT(MQTT_PROP_RESPONSE_TOPIC) | MQTT_PROP_BIT(MQTT_PROP_CORRELATION_DATA) };
+    *oom = false;
+    if (!(in->present & PASS) && !in->user_count) return NULL;
+    mqtt_props_t p = {.present = in->present & PASS};
+    p.payload_format = in->payload_format;
+    p.content_type = in->content_type;
+    p.response_topic = in->response_topic;
+    p.correlation_data = in->correlation_data;
+    p.raw = in->raw; /* the encoder copies the User Properties from it */
+    uint32_t plen;
+    bytes_t *b = mqtt_publish_body_new(MQTT_V5, &p, (span_t){"", 0}, &plen);
+    *oom = !b;
+    return b;
+}
+
+/* Publishes into the hub as session s (the hub keeps or clears the retained message). */
+static int mqtt__publish(mqtt_sess_t *s, span_t topic, span_t payload, uint8_t qos, bool retain, uint32_t expiry_s,
+                         span_t props)
+{
+    hub_pubopt_t o = {.flags = (qos == 1 ? MSG_QOS1 : qos == 2 ? MSG_QOS2 : 0) | (retain ? MSG_RETAIN : 0),
+                      .expiry_s = expiry_s, .props = props.p, .props_len = props.n};
     uint64_t id;
     uint32_t reached;
     s->publishing = true;
-    int rc = hub_publish_ex(s->x->hub, topic.p, topic.n, "message", 7, payload.p, payload.n, flags, &id, &reached);
+    int rc = hub_publish_ex(s->x->hub, topic.p, topic.n, "message", 7, payload.p, payload.n, &o, &id, &reached);
     s->publishing = false;
     return rc;
 }
 
-static void mqtt__on_publish_pkt(mqtt_sess_t *s, const mqtt_pkt_t *p)
+/* Resolves the topic of a v5 PUBLISH with a Topic Alias (setting or using it). 0 or a reason code
+ * (after which the connection fails). */
+static uint8_t mqtt__alias(mqtt_conn_t *k, const mqtt_pkt_t *p, span_t *topic)
 {
+    uint16_t a = p->props.topic_alias;
+    if (a > k->naliases) return MQTT_RC_TOPIC_ALIAS_INVALID;
+    if (!k->alias && !(k->alias = calloc((size_t)k->naliases + 1, sizeof(char *)))) return MQTT_RC_SERVER_UNAVAILABLE;
+    if (topic->n) {
+        char *t = malloc(topic->n + 1);
+        if (!t) return MQTT_RC_SERVER_UNAVAILABLE;
+        memcpy(t, topic->p, topic->n);
+        t[topic->n] = 0;
+        free(k->alias[a]);
+        k->alias[a] = t;
+    } else if (k->alias[a]) {
+        *topic = span_of(k->alias[a]);
+    } else {
+        return MQTT_RC_PROTOCOL_ERROR;
+    }
+    return 0;
+}
+
+static void mqtt__on_publish_pkt(mqtt_conn_t *k, const mqtt_pkt_t *p)
+{
+    mqtt_sess_t *s = k->s;
     uint8_t qos = p->publish.qos;
     span_t topic = p->publish.topic;
-    if (!hub_channel_valid(topic.p, topic.n)) {
-        if (qos && s->version == MQTT_V5) {
-            mqtt__ack(s, qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id, MQTT_RC_TOPIC_NAME_INVALID);
+    if (p->props.present & MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS)) {
+        uint8_t rc = mqtt__alias(k, p, &topic);
+        if (rc) {
+            mqtt__fail(k, rc, rc == MQTT_RC_PROTOCOL_ERROR ? "topic alias not set" : "topic alias over the maximum");
             return;
         }
-        mqtt__fail(s, MQTT_RC_TOPIC_NAME_INVALID, "topic is not a valid herald channel name");
+    }
+    if (!hub_channel_valid(topic.p, topic.n)) {
+        if (qos && k->version == MQTT_V5) {
+            mqtt__ack(k, qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id, MQTT_RC_TOPIC_NAME_INVALID);
+            return;
+        }
+        mqtt__fail(k, MQTT_RC_TOPIC_NAME_INVALID, "topic is not a valid herald channel name");
         return;
     }
     if (qos == 2) {
         for (uint32_t i = 0; i < s->nin2; i++)
             if (s->in2[i] == p->packet_id) { /* a resend before PUBREL: already published */
-                mqtt__ack(s, MQTT_PUBREC, p->packet_id, 0);
+                mqtt__ack(k, MQTT_PUBREC, p->packet_id, 0);
                 return;
             }
-        if (s->nin2 == MQTT_INFLIGHT) {
-            mqtt__fail(s, MQTT_RC_RECEIVE_MAX_EXCEEDED, "too many QoS 2 messages in flight");
+        if (s->nin2 == MQTT_RECEIVE_MAX) {
+            mqtt__fail(k, MQTT_RC_RECEIVE_MAX_EXCEEDED, "too many QoS 2 messages in flight");
+            return;
+        }
+        if (!s->in2 && !(s->in2 = malloc(MQTT_RECEIVE_MAX * sizeof(uint16_t)))) {
+            mqtt__fail(k, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
             return;
         }
     }
-    int rc = mqtt__publish(s, topic, p->publish.payload, qos, p->publish.retain);
+    bool oom;
+    bytes_t *props = mqtt__pass_props(&p->props, &oom);
+    uint32_t expiry = (p->props.present & MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY)) ? p->props.message_expiry : 0;
+    int rc = oom ? HR_ENOMEM
+                 : mqtt__publish(s, topic, p->publish.payload, qos, p->publish.retain, expiry,
+                                 props ? (span_t){(const char *)props->data, props->len} : (span_t){"", 0});
+    bytes_unref(props);
     if (rc < 0) {
-        if (qos && s->version == MQTT_V5) mqtt__ack(s, qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id, 0x80);
-        else mqtt__fail(s, MQTT_RC_UNSPECIFIED, "publish failed");
+        if (qos && k->version == MQTT_V5) mqtt__ack(k, qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id, MQTT_RC_UNSPECIFIED);
+        else mqtt__fail(k, MQTT_RC_UNSPECIFIED, "publish failed");
         return;
     }
-    if (qos == 1) mqtt__ack(s, MQTT_PUBACK, p->packet_id, 0);
+    if (qos == 1) mqtt__ack(k, MQTT_PUBACK, p->packet_id, 0);
     if (qos == 2) {
-        if (!s->in2 && !(s->in2 = malloc(MQTT_INFLIGHT * sizeof(uint16_t)))) return;
         s->in2[s->nin2++] = p->packet_id;
-        mqtt__ack(s, MQTT_PUBREC, p->packet_id, 0);
+        mqtt__ack(k, MQTT_PUBREC, p->packet_id, 0);
     }
 }
 
-static int mqtt__out_find(mqtt_sess_t *s, uint16_t pid)
+/* ---- sessions ---- */
+
+static void mqtt__will_publish(mqtt_sess_t *s)
 {
-    for (uint32_t i = 0; i < s->nout; i++)
-        if (s->out[i].pid == pid) return (int)i;
-    return -1;
+    mqtt_will_t *w = s->will;
+    s->will = NULL;
+    s->will_at = MQTT_NEVER;
+    if (!w) return;
+    span_t topic = {w->mem, w->topic_len};
+    if (hub_channel_valid(topic.p, topic.n))
+        mqtt__publish(s, topic, (span_t){w->mem + w->topic_len, w->payload_len}, w->qos, w->retain, w->expiry_s,
+                      (span_t){w->mem + w->topic_len + w->payload_len, w->props_len});
+    free(w);
 }
 
-static void mqtt__out_done(mqtt_sess_t *s, int i) { s->out[i] = s->out[--s->nout]; }
+/* Ends a session: its pending will goes out (unless discarded before), its subscriptions and
+ * queues go. */
+static void mqtt__sess_end(mqtt_sess_t *s)
+{
+    mqtt__will_publish(s);
+    tw_stop(&s->x->hub->loop->wheel, &s->timer);
+    mqtt__sess_remove(s->srv, s);
+    for (uint32_t i = 0; i < s->nsubs; i++) {
+        hub_topic_unsubscribe(s->x->hub, &s->subs[i]->t);
+        free(s->subs[i]);
+    }
+    free(s->subs);
+    mq_flight_free(&s->out);
+    mq_fifo_free(&s->queue);
+    free(s->in2);
+    free(s->client_id);
+    free(s);
+}
+
+static void mqtt__sess_arm(mqtt_sess_t *s)
+{
+    uint64_t next = s->will ? s->will_at : MQTT_NEVER;
+    if (s->expires_at < next) next = s->expires_at;
+    loop_t *loop = s->x->hub->loop;
+    if (next == MQTT_NEVER) tw_stop(&loop->wheel, &s->timer);
+    else loop_timer(loop, &s->timer, next > loop_now(loop) ? next - loop_now(loop) : 0);
+}
+
+/* While the client is away: the will delay has passed, or the session expired. */
+static void mqtt__sess_timer(tw_entry_t *e)
+{
+    mqtt_sess_t *s = container_of(e, mqtt_sess_t, timer);
+    uint64_t now = loop_now(s->x->hub->loop);
+    if (s->will && now >= s->will_at) mqtt__will_publish(s);
+    if (now >= s->expires_at) mqtt__sess_end(s);
+    else mqtt__sess_arm(s);
+}
+
+static mqtt_sess_t *mqtt__sess_new(mqtt_server_t *srv, const char *id, size_t n)
+{
+    mqtt_sess_t *s = calloc(1, sizeof(*s));
+    if (!s || !(s->client_id = malloc(n + 1))) {
+        free(s);
+        return NULL;
+    }
+    memcpy(s->client_id, id, n);
+    s->client_id[n] = 0;
+    s->srv = srv;
+    s->x = srv->x;
+    s->hash = mqtt__hash(s->client_id);
+    s->will_at = s->expires_at = MQTT_NEVER;
+    tw_entry_init(&s->timer, mqtt__sess_timer);
+    if (mqtt__sess_insert(srv, s) < 0) {
+        free(s->client_id);
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* Connection k leaves its session (closed, or taken over by a new connection). The will goes
+ * out now, or is scheduled after its delay (MQTT 5.0 3.1.3.2.2: the shorter of the delay and the
+ * session expiry). Unless a new connection is taking the session over, the session ends now
+ * (expiry 0) or is kept until it expires. */
+static void mqtt__leave(mqtt_conn_t *k, bool takeover)
+{
+    mqtt_sess_t *s = k->s;
+    if (!s) return;
+    k->s = NULL;
+    s->conn = NULL;
+    uint64_t now = loop_now(k->c->loop);
+    if (s->will) {
+        uint32_t d = s->will->delay_s < s->expiry_s ? s->will->delay_s : s->expiry_s;
+        if (d == 0) mqtt__will_publish(s);
+        else s->will_at = now + (uint64_t)d * 1000;
+    }
+    if (takeover) return;
+    if (s->expiry_s == 0 || s->srv->closed) {
+        mqtt__sess_end(s);
+        return;
+    }
+    s->expires_at = s->expiry_s == UINT32_MAX ? MQTT_NEVER : now + (uint64_t)s->expiry_s * 1000;
+    mqtt__sess_arm(s);
+}
+
+static mqtt_will_t *mqtt__will_new(const mqtt_pkt_t *p, bool *oom)
+{
+    *oom = false;
+    if (!p->connect.will) return NULL;
+    const mqtt_props_t *wp = &p->connect.will_props;
+    bytes_t *props = mqtt__pass_props(wp, oom);
+    if (*oom) return NULL;
+    size_t tn = p->connect.will_topic.n, pn = p->connect.will_payload.n, rn = props ? props->len : 0;
+    mqtt_will_t *w = malloc(sizeof(*w) + tn + pn + rn);
+    if (!w) {
+        bytes_unref(props);
+        *oom = true;
+        return NULL;
+    }
+    w->delay_s = (wp->present & MQTT_PROP_BIT(MQTT_PROP_WILL_DELAY)) ? wp->will_delay : 0;
+    w->expiry_s = (wp->present & MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY)) ? wp->message_expiry : 0;
+    w->topic_len = (uint32_t)tn;
+    w->payload_len = (uint32_t)pn;
+    w->props_len = (uint32_t)rn;
+    w->qos = p->connect.will_qos;
+    w->retain = p->connect.will_retain;
+    memcpy(w->mem, p->connect.will_topic.p, tn);
+    memcpy(w->mem + tn, p->connect.will_payload.p, pn);
+    if (rn) memcpy(w->mem + tn + pn, props->data, rn);
+    bytes_unref(props);
+    return w;
+}
 
 static void mqtt__keepalive(tw_entry_t *e);
 
-static void mqtt__connect(mqtt_sess_t *s, const mqtt_pkt_t *p)
+static void mqtt__connect(mqtt_conn_t *k, const mqtt_pkt_t *p)
 {
-    s->version = p->version;
+    mqtt_server_t *srv = k->srv;
+    const cfg_t *cfg = k->x->cfg;
+    k->version = p->version;
+    bool v5 = k->version == MQTT_V5, clean = p->connect.clean_start;
+    if (srv->closed) {
+        mqtt__fail(k, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
+        return;
+    }
     const char *cid = p->connect.client_id.p;
     size_t cn = p->connect.client_id.n;
     char assigned[40] = "";
     if (cn == 0) {
-        if (s->version == MQTT_V311 && !p->connect.clean_start) {
-            mqtt__fail(s, MQTT_RC_CLIENT_ID_INVALID, "an empty client identifier needs a clean session");
+        if (!v5 && !clean) {
+            mqtt__fail(k, MQTT_RC_CLIENT_ID_INVALID, "an empty client identifier needs a clean session");
             return;
         }
-        snprintf(assigned, sizeof(assigned), "herald-%" PRIu64, ++s->x->sessions);
+        snprintf(assigned, sizeof(assigned), "herald-%" PRIu64, ++k->x->sessions);
         cid = assigned;
         cn = strlen(assigned);
     }
-    if (cn > MQTT_MAX_CLIENT_ID) {
-        mqtt__fail(s, MQTT_RC_CLIENT_ID_INVALID, "client identifier longer than 256 bytes");
+    if (cn > MQTT_MAX_CLIENT_ID || memchr(cid, 0, cn)) {
+        mqtt__fail(k, MQTT_RC_CLIENT_ID_INVALID, "client identifier longer than 256 bytes");
         return;
     }
-    s->client_id = malloc(cn + 1);
-    if (!s->client_id) {
-        mqtt__fail(s, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+    char id[MQTT_MAX_CLIENT_ID + 1];
+    memcpy(id, cid, cn);
+    id[cn] = 0;
+    /* the session expiry this connection gets */
+    uint32_t want = v5 ? ((p->props.present & MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY)) ? p->props.session_expiry : 0)
+                       : (clean ? 0 : UINT32_MAX);
+    uint32_t cap = cfg->mqtt_session_expiry;
+    uint32_t expiry = want < cap ? want : cap;
+    bool oom;
+    mqtt_will_t *will = mqtt__will_new(p, &oom);
+    if (oom) {
+        mqtt__fail(k, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
         return;
     }
-    memcpy(s->client_id, cid, cn);
-    s->client_id[cn] = 0;
-    /* session takeover: an older connection with the same client id is closed */
-    list_node_t *pos, *tmp;
-    list_each_safe(pos, tmp, &s->srv->sessions)
-    {
-        mqtt_sess_t *o = container_of(pos, mqtt_sess_t, link);
-        /* its will is published when it closes (no will delay: MQTT 5.0 section 3.1.2.5) */
-        if (o != s && o->client_id && strcmp(o->client_id, s->client_id) == 0)
-            mqtt__fail(o, MQTT_RC_SESSION_TAKEN_OVER, "session taken over by a new connection");
+    mqtt_sess_t *s = mqtt__sess_find(srv, id);
+    if (s && s->conn) { /* takeover: the older connection is closed, its will handled as for any loss */
+        mqtt_conn_t *old = s->conn;
+        mqtt__leave(old, true);
+        mqtt__fail(old, MQTT_RC_SESSION_TAKEN_OVER, "session taken over by a new connection");
     }
-    if (p->connect.will) {
-        s->will_topic = malloc(p->connect.will_topic.n + 1);
-        s->will_payload = malloc(p->connect.will_payload.n + 1);
-        if (!s->will_topic || !s->will_payload) {
-            mqtt__fail(s, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
-            return;
-        }
-        memcpy(s->will_topic, p->connect.will_topic.p, p->connect.will_topic.n);
-        memcpy(s->will_payload, p->connect.will_payload.p, p->connect.will_payload.n);
-        s->will_topic_len = (uint32_t)p->connect.will_topic.n;
-        s->will_payload_len = (uint32_t)p->connect.will_payload.n;
-        s->will_qos = p->connect.will_qos;
-        s->will_retain = p->connect.will_retain;
+    if (s && clean) { /* clean start discards the old session (its pending will goes out) */
+        mqtt__sess_end(s);
+        s = NULL;
     }
-    s->keepalive = p->connect.keep_alive;
-    mqtt_pkt_t a = {.type = MQTT_CONNACK, .version = s->version};
-    if (s->version == MQTT_V5) {
+    bool present = s != NULL;
+    if (s) { /* resumed: the client is back before its will was due */
+        free(s->will);
+        s->will = NULL;
+        s->will_at = s->expires_at = MQTT_NEVER;
+        tw_stop(&k->c->loop->wheel, &s->timer);
+    } else if (!(s = mqtt__sess_new(srv, id, cn))) {
+        free(will);
+        mqtt__fail(k, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+        return;
+    }
+    s->conn = k;
+    k->s = s;
+    s->will = will;
+    s->expiry_s = expiry;
+    k->expiry0 = v5 && want == 0;
+    k->keepalive = p->connect.keep_alive;
+    k->window = cfg->mqtt_max_inflight;
+    if (v5 && (p->props.present & MQTT_PROP_BIT(MQTT_PROP_RECEIVE_MAX)) && p->props.receive_max < k->window)
+        k->window = p->props.receive_max;
+    k->max_packet = v5 && (p->props.present & MQTT_PROP_BIT(MQTT_PROP_MAX_PACKET_SIZE)) ? p->props.max_packet_size : 0;
+    k->naliases = v5 ? (uint16_t)cfg->mqtt_topic_aliases : 0;
+    mqtt_pkt_t a = {.type = MQTT_CONNACK, .version = k->version};
+    a.connack.session_present = present;
+    if (v5) {
         mqtt_props_t *pr = &a.props;
         pr->present = MQTT_PROP_BIT(MQTT_PROP_RETAIN_AVAILABLE) | MQTT_PROP_BIT(MQTT_PROP_WILDCARD_SUB_AVAILABLE) |
                       MQTT_PROP_BIT(MQTT_PROP_SUB_ID_AVAILABLE) | MQTT_PROP_BIT(MQTT_PROP_SHARED_SUB_AVAILABLE) |
                       MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS_MAX) | MQTT_PROP_BIT(MQTT_PROP_MAX_PACKET_SIZE) |
                       MQTT_PROP_BIT(MQTT_PROP_RECEIVE_MAX);
         pr->retain_available = pr->wildcard_sub_available = pr->sub_id_available = pr->shared_sub_available = 1;
-        pr->topic_alias_max = 0;
-        pr->receive_max = MQTT_INFLIGHT;
-        pr->max_packet_size = s->x->cfg->mqtt_max_packet;
+        pr->topic_alias_max = k->naliases;
+        pr->receive_max = MQTT_RECEIVE_MAX;
+        pr->max_packet_size = cfg->mqtt_max_packet;
+        if (expiry != want) { /* granted less than asked (MQTT 5.0 3.2.2.3.2) */
+            pr->present |= MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY);
+            pr->session_expiry = expiry;
+        }
         if (assigned[0]) {
             pr->present |= MQTT_PROP_BIT(MQTT_PROP_ASSIGNED_CLIENT_ID);
             pr->assigned_client_id = span_of(assigned);
         }
     }
-    mqtt__reply(s, &a);
-    s->connected = true;
-    if (s->keepalive) loop_timer(s->c->loop, &s->ka, (uint64_t)s->keepalive * 1500);
+    mqtt__reply(k, &a);
+    k->connected = true;
+    if (k->keepalive) loop_timer(k->c->loop, &k->ka, (uint64_t)k->keepalive * 1500);
+    if (present) mqtt__resend(k);
 }
 
-static void mqtt__packet(mqtt_sess_t *s, const mqtt_pkt_t *p)
+static void mqtt__disconnect(mqtt_conn_t *k, const mqtt_pkt_t *p)
 {
-    int i;
+    mqtt_sess_t *s = k->s;
+    if (p->props.present & MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY)) {
+        if (k->expiry0 && p->props.session_expiry) { /* MQTT 5.0 3.14.2.2.2 */
+            mqtt__fail(k, MQTT_RC_PROTOCOL_ERROR, "session expiry set on DISCONNECT after 0 on CONNECT");
+            return;
+        }
+        uint32_t cap = k->x->cfg->mqtt_session_expiry;
+        s->expiry_s = p->props.session_expiry < cap ? p->props.session_expiry : cap;
+    }
+    if (p->reason != MQTT_RC_DISCONNECT_WITH_WILL) { /* a normal disconnect discards the will */
+        free(s->will);
+        s->will = NULL;
+    }
+    k->said_bye = true;
+    mqtt__end(k);
+}
+
+/* ---- packets ---- */
+
+static void mqtt__acked(mqtt_conn_t *k, mq_item_t *it)
+{
+    mq_flight_del(&k->s->out, it);
+    mqtt__pump(k);
+}
+
+static void mqtt__packet(mqtt_conn_t *k, const mqtt_pkt_t *p)
+{
+    mq_item_t *it;
+    if (p->type != MQTT_CONNECT && !k->s) return; /* refused or shutting down */
     switch (p->type) {
-    case MQTT_CONNECT: mqtt__connect(s, p); break;
-    case MQTT_PUBLISH: mqtt__on_publish_pkt(s, p); break;
+    case MQTT_CONNECT: mqtt__connect(k, p); break;
+    case MQTT_PUBLISH: mqtt__on_publish_pkt(k, p); break;
     case MQTT_PUBACK:
+        if ((it = mq_flight_find(&k->s->out, p->packet_id)) && it->qos == 1) mqtt__acked(k, it);
+        break;
     case MQTT_PUBCOMP:
-        if ((i = mqtt__out_find(s, p->packet_id)) >= 0) mqtt__out_done(s, i);
+        if ((it = mq_flight_find(&k->s->out, p->packet_id)) && it->qos == 2) mqtt__acked(k, it);
         break;
     case MQTT_PUBREC:
-        i = mqtt__out_find(s, p->packet_id);
-        if (i >= 0 && p->reason >= 0x80) {
-            mqtt__out_done(s, i);
+        it = mq_flight_find(&k->s->out, p->packet_id);
+        if (it && it->qos == 2 && p->reason >= 0x80) {
+            mqtt__acked(k, it);
             break;
         }
-        if (i >= 0) s->out[i].state = 2;
-        mqtt__ack(s, MQTT_PUBREL, p->packet_id, i >= 0 ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND);
+        if (it && it->qos == 2) it->state = MQ_RELEASED;
+        mqtt__ack(k, MQTT_PUBREL, p->packet_id, it && it->qos == 2 ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND);
         break;
     case MQTT_PUBREL: {
+        mqtt_sess_t *s = k->s;
         bool found = false;
-        for (uint32_t k = 0; k < s->nin2 && !found; k++)
-            if (s->in2[k] == p->packet_id) {
-                s->in2[k] = s->in2[--s->nin2];
+        for (uint32_t i = 0; i < s->nin2 && !found; i++)
+            if (s->in2[i] == p->packet_id) {
+                s->in2[i] = s->in2[--s->nin2];
                 found = true;
             }
-        mqtt__ack(s, MQTT_PUBCOMP, p->packet_id, found ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND);
+        mqtt__ack(k, MQTT_PUBCOMP, p->packet_id, found ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND);
         break;
     }
-    case MQTT_SUBSCRIBE: mqtt__subscribe(s, p); break;
-    case MQTT_UNSUBSCRIBE: mqtt__unsubscribe(s, p); break;
+    case MQTT_SUBSCRIBE: mqtt__subscribe(k, p); break;
+    case MQTT_UNSUBSCRIBE: mqtt__unsubscribe(k, p); break;
     case MQTT_PINGREQ: {
-        mqtt_pkt_t r = {.type = MQTT_PINGRESP, .version = s->version};
-        mqtt__reply(s, &r);
+        mqtt_pkt_t r = {.type = MQTT_PINGRESP, .version = k->version};
+        mqtt__reply(k, &r);
         break;
     }
-    case MQTT_DISCONNECT:
-        if (p->reason != MQTT_RC_DISCONNECT_WITH_WILL) { /* a normal disconnect discards the will */
-            free(s->will_topic);
-            s->will_topic = NULL;
-        }
-        s->said_bye = true;
-        mqtt__end(s);
-        break;
-    case MQTT_AUTH: mqtt__fail(s, MQTT_RC_BAD_AUTH_METHOD, "enhanced authentication is not supported"); break;
-    default: mqtt__fail(s, MQTT_RC_PROTOCOL_ERROR, "unexpected packet"); break;
+    case MQTT_DISCONNECT: mqtt__disconnect(k, p); break;
+    case MQTT_AUTH: mqtt__fail(k, MQTT_RC_BAD_AUTH_METHOD, "enhanced authentication is not supported"); break;
+    default: mqtt__fail(k, MQTT_RC_PROTOCOL_ERROR, "unexpected packet"); break;
     }
 }
 
 /* Decodes and handles every whole packet in p[0..n); returns the bytes of an incomplete one left
  * at the end. */
-static size_t mqtt__feed(mqtt_sess_t *s, const char *p, size_t n)
+static size_t mqtt__feed(mqtt_conn_t *k, const char *p, size_t n)
 {
     size_t off = 0;
-    while (off < n && !s->said_bye && !s->c->closing) {
-        mqtt_opts_t o = {MQTT_ROLE_SERVER, s->version, s->x->cfg->mqtt_max_packet};
+    while (off < n && !k->said_bye && !k->c->closing) {
+        mqtt_opts_t o = {MQTT_ROLE_SERVER, k->version, k->x->cfg->mqtt_max_packet};
         mqtt_pkt_t pkt;
         mqtt_err_t err;
         ssize_t r = mqtt_decode(p + off, n - off, &o, &pkt, &err);
         if (r == HR_EAGAIN) return n - off;
         if (r < 0) {
-            if (!s->version) s->version = err.version; /* a refused CONNECT: answer at its level */
-            mqtt__fail(s, err.reason, err.why);
+            if (!k->version) k->version = err.version; /* a refused CONNECT: answer at its level */
+            mqtt__fail(k, err.reason, err.why);
             return 0;
         }
-        mqtt__packet(s, &pkt);
+        mqtt__packet(k, &pkt);
         off += (size_t)r;
     }
     return 0;
@@ -579,48 +998,38 @@ static size_t mqtt__feed(mqtt_sess_t *s, const char *p, size_t n)
 
 static void mqtt__keepalive(tw_entry_t *e)
 {
-    mqtt_sess_t *s = container_of(e, mqtt_sess_t, ka);
-    if (s->c->closing) return;
-    uint64_t now = loop_now(s->c->loop), limit = (uint64_t)s->keepalive * 1500;
-    uint64_t last = s->last_rx_ms;
+    mqtt_conn_t *k = container_of(e, mqtt_conn_t, ka);
+    if (k->c->closing) return;
+    uint64_t now = loop_now(k->c->loop), limit = (uint64_t)k->keepalive * 1500;
+    uint64_t last = k->last_rx_ms;
     if (now - last >= limit) {
-        mqtt__fail(s, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keep alive timeout");
+        mqtt__fail(k, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keep alive timeout");
         return;
     }
-    loop_timer(s->c->loop, &s->ka, limit - (now - last));
+    loop_timer(k->c->loop, &k->ka, limit - (now - last));
 }
 
-/* The connection is gone: publish the will, drop subscriptions, free. */
-static void mqtt__sess_free(mqtt_sess_t *s)
+/* The connection is gone: leave the session (will, expiry), free the connection's state. */
+static void mqtt__conn_free(mqtt_conn_t *k)
 {
-    tw_stop(&s->c->loop->wheel, &s->ka);
-    list_unlink(&s->link);
-    for (uint32_t i = 0; i < s->nsubs; i++) {
-        hub_topic_unsubscribe(s->x->hub, &s->subs[i]->t);
-        free(s->subs[i]);
-    }
-    s->nsubs = 0;
-    if (s->will_topic && hub_channel_valid(s->will_topic, s->will_topic_len))
-        mqtt__publish(s, (span_t){s->will_topic, s->will_topic_len}, (span_t){s->will_payload, s->will_payload_len},
-                      s->will_qos, s->will_retain);
-    free(s->subs);
-    free(s->out);
-    free(s->in2);
-    ws_carry_free(&s->in);
-    free(s->client_id);
-    free(s->will_topic);
-    free(s->will_payload);
+    tw_stop(&k->c->loop->wheel, &k->ka);
+    list_unlink(&k->link);
+    mqtt__leave(k, false);
+    if (k->alias)
+        for (uint32_t i = 0; i <= k->naliases; i++) free(k->alias[i]);
+    free(k->alias);
+    ws_carry_free(&k->in);
 }
 
-static void mqtt__sess_init(mqtt_sess_t *s, xp_ctx_t *x, conn_t *c, ws_t *ws)
+static void mqtt__conn_init(mqtt_conn_t *k, xp_ctx_t *x, conn_t *c, ws_t *ws)
 {
-    s->x = x;
-    s->srv = x->mqtt;
-    s->c = c;
-    s->ws = ws;
-    tw_entry_init(&s->ka, mqtt__keepalive);
-    s->last_rx_ms = loop_now(c->loop);
-    list_push_back(&s->srv->sessions, &s->link);
+    k->x = x;
+    k->srv = x->mqtt;
+    k->c = c;
+    k->ws = ws;
+    tw_entry_init(&k->ka, mqtt__keepalive);
+    k->last_rx_ms = loop_now(c->loop);
+    list_push_back(&k->srv->conns, &k->link);
 }
 
 /* ---- TCP ---- */
@@ -628,19 +1037,21 @@ static void mqtt__sess_init(mqtt_sess_t *s, xp_ctx_t *x, conn_t *c, ws_t *ws)
 static void mqtt__tcp_read(conn_t *c)
 {
     mqtt_tcp_t *t = container_of(c, mqtt_tcp_t, base);
-    t->s.last_rx_ms = loop_now(c->loop);
-    size_t left = mqtt__feed(&t->s, c->rbuf, c->rlen);
+    t->k.last_rx_ms = loop_now(c->loop);
+    size_t left = mqtt__feed(&t->k, c->rbuf, c->rlen);
     if (c->closing) return;
     conn_consume(c, (uint32_t)(c->rlen - left));
-    if (t->s.said_bye && c->rlen) conn_consume(c, c->rlen);
+    if (t->k.said_bye && c->rlen) conn_consume(c, c->rlen);
 }
+
+static void mqtt__tcp_drain(conn_t *c) { mqtt__pump(&container_of(c, mqtt_tcp_t, base)->k); }
 
 static void mqtt__tcp_close(conn_t *c)
 {
     mqtt_tcp_t *t = container_of(c, mqtt_tcp_t, base);
-    mqtt__sess_free(&t->s);
-    t->s.x->metrics->connections[XP_MQTT]--;
-    t->s.srv->nconns--;
+    mqtt__conn_free(&t->k);
+    t->k.x->metrics->connections[XP_MQTT]--;
+    t->k.srv->nconns--;
     free(t);
 }
 
@@ -649,6 +1060,7 @@ static void mqtt__tcp_eof(conn_t *c) { conn_close(c, 0); }
 static const conn_ops_t mqtt_tcp_ops = {
     .on_read = mqtt__tcp_read,
     .on_eof = mqtt__tcp_eof,
+    .on_drain = mqtt__tcp_drain,
     .on_close = mqtt__tcp_close,
 };
 
@@ -665,7 +1077,7 @@ static void mqtt__accept(listener_t *l, int fd)
         x->metrics->rejected++;
         return;
     }
-    mqtt__sess_init(&t->s, x, &t->base, NULL);
+    mqtt__conn_init(&t->k, x, &t->base, NULL);
     srv->nconns++;
     x->metrics->accepted++;
     x->metrics->connections[XP_MQTT]++;
@@ -677,18 +1089,20 @@ static size_t mqtt__parse(void *ctx, char *p, size_t n) { return mqtt__feed(ctx,
 
 static void mqtt__ws_message(ws_t *ws, bool text, char *data, size_t n)
 {
-    mqtt_sess_t *s = &((mqtt_wsc_t *)ws)->s;
-    s->last_rx_ms = loop_now(s->c->loop);
+    mqtt_conn_t *k = &((mqtt_wsc_t *)ws)->k;
+    k->last_rx_ms = loop_now(k->c->loop);
     if (text) {
         ws_close(ws, WS_CLOSE_UNSUPPORTED, "MQTT over WebSocket uses binary messages");
         return;
     }
-    int rc = ws_carry_feed(&s->in, data, n, (size_t)s->x->cfg->mqtt_max_packet + MQTT_MAX_HEADER, mqtt__parse, s);
-    if (rc == HR_EFULL) mqtt__fail(s, MQTT_RC_PACKET_TOO_LARGE, "packet too large");
-    else if (rc < 0) mqtt__fail(s, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+    int rc = ws_carry_feed(&k->in, data, n, (size_t)k->x->cfg->mqtt_max_packet + MQTT_MAX_HEADER, mqtt__parse, k);
+    if (rc == HR_EFULL) mqtt__fail(k, MQTT_RC_PACKET_TOO_LARGE, "packet too large");
+    else if (rc < 0) mqtt__fail(k, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
 }
 
-static void mqtt__ws_close(ws_t *ws) { mqtt__sess_free(&((mqtt_wsc_t *)ws)->s); }
+static void mqtt__ws_drain(ws_t *ws) { mqtt__pump(&((mqtt_wsc_t *)ws)->k); }
+
+static void mqtt__ws_close(ws_t *ws) { mqtt__conn_free(&((mqtt_wsc_t *)ws)->k); }
 
 static const char *const mqtt_protocols[] = {"mqtt", NULL};
 
@@ -697,19 +1111,19 @@ static const ws_app_t mqtt_ws_app = {
     .subprotocols = mqtt_protocols,
     .deflate = false,
     .on_message = mqtt__ws_message,
+    .on_drain = mqtt__ws_drain,
     .on_close = mqtt__ws_close,
 };
 
 void mqtt_ws_serve(xp_ctx_t *x, http_conn_t *hc, http_req_t *req)
 {
-    if (!x->mqtt) {
+    if (!x->mqtt || x->mqtt->closed) {
         http_error(hc, HR_ENOTFOUND, "MQTT is not enabled");
         return;
     }
     mqtt_wsc_t *w = (mqtt_wsc_t *)ws_accept(x, hc, req, &mqtt_ws_app, sizeof(mqtt_wsc_t), true);
-    if (w) mqtt__sess_init(&w->s, x, &hc->base, &w->ws);
+    if (w) mqtt__conn_init(&w->k, x, &hc->base, &w->ws);
 }
-
 
 /* ---- $SYS/ ---- */
 
@@ -724,13 +1138,15 @@ static void mqtt__sys(tw_entry_t *e)
     for (int i = 1; i < XP_MAX; i++) delivered += mt->delivered[i];
     uint32_t clients = 0;
     list_node_t *pos;
-    for (pos = srv->sessions.next; pos != &srv->sessions; pos = pos->next) clients++;
+    for (pos = srv->conns.next; pos != &srv->conns; pos = pos->next)
+        clients += container_of(pos, mqtt_conn_t, link)->connected;
     struct {
         const char *topic;
         uint64_t value;
     } figs[] = {
         {"$SYS/broker/uptime", (loop_wall_ms() - srv->started_ms) / 1000},
         {"$SYS/broker/clients/connected", clients},
+        {"$SYS/broker/clients/disconnected", srv->nsess > clients ? srv->nsess - clients : 0},
         {"$SYS/broker/messages/published", x->hub->published},
         {"$SYS/broker/messages/delivered", delivered},
         {"$SYS/broker/messages/dropped", mt->queue_drops},
@@ -763,7 +1179,7 @@ int mqtt_server_open(mqtt_server_t *srv, xp_ctx_t *x, loop_t *loop)
 {
     memset(srv, 0, sizeof(*srv));
     srv->x = x;
-    list_init(&srv->sessions);
+    list_init(&srv->conns);
     x->mqtt = srv;
     srv->started_ms = loop_wall_ms();
     tw_entry_init(&srv->sys, mqtt__sys);
@@ -783,14 +1199,34 @@ void mqtt_server_close(mqtt_server_t *srv)
     srv->nsys = 0;
     if (srv->open) listener_close(&srv->listener);
     srv->open = false;
+    srv->closed = true;
     list_node_t *pos, *tmp;
-    list_each_safe(pos, tmp, &srv->sessions)
+    list_each_safe(pos, tmp, &srv->conns)
     {
-        mqtt_sess_t *s = container_of(pos, mqtt_sess_t, link);
-        if (s->ws) continue; /* WebSocket sessions are closed by the HTTP server */
-        mqtt__fail(s, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
+        mqtt_conn_t *k = container_of(pos, mqtt_conn_t, link);
+        if (k->s) { /* shutting down is not the client's fault: no wills */
+            free(k->s->will);
+            k->s->will = NULL;
+        }
+        if (k->ws) { /* closed by the HTTP server (Close 1001); it reads nothing more */
+            mqtt__leave(k, false);
+            k->said_bye = true;
+            continue;
+        }
+        mqtt__fail(k, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
+        mqtt__leave(k, false); /* the session ends now (srv->closed), whenever the close completes */
         bool drained;
-        wq_flush(&s->c->wq, s->c->w.fd, &drained);
-        conn_close(s->c, HR_ESHUTDOWN);
+        wq_flush(&k->c->wq, k->c->w.fd, &drained);
+        conn_close(k->c, HR_ESHUTDOWN);
     }
+    /* sessions of absent clients (they do not survive a restart yet) */
+    for (uint32_t i = 0; i < srv->stab_cap; i++)
+        while (srv->stab[i]) {
+            free(srv->stab[i]->will);
+            srv->stab[i]->will = NULL;
+            mqtt__sess_end(srv->stab[i]);
+        }
+    free(srv->stab);
+    srv->stab = NULL;
+    srv->stab_cap = 0;
 }

@@ -1,8 +1,8 @@
-/* mqtt.h - the MQTT 3.1.1 / 5.0 broker sessions, on TCP (mqtt_server_*) and over WebSocket at
- * /mqtt (mqtt_ws_serve, subprotocol "mqtt"). Topic a/b is channel a/b: MQTT publishes go through
+/* mqtt.h - the MQTT 3.1.1 / 5.0 broker, on TCP (mqtt_server_*) and over WebSocket at /mqtt
+ * (mqtt_ws_serve, subprotocol "mqtt"). Topic a/b is channel a/b: MQTT publishes go through
  * hub_publish (history, every transport), and every publish reaches MQTT subscribers whose filters
- * match through the hub's topic trie. See docs/internals/mqtt.md for what this first slice does
- * and does not do yet. */
+ * match through the hub's topic trie. Sessions outlive their connections (persistent sessions,
+ * session expiry) in a table keyed by client id. See docs/internals/mqtt.md. */
 #ifndef HERALD_MQTT_H
 #define HERALD_MQTT_H
 
@@ -12,9 +12,12 @@
 typedef struct mqtt_server {
     listener_t listener;
     xp_ctx_t *x;
-    list_t sessions; /* every MQTT session, TCP and WebSocket (client id takeover) */
-    uint32_t nconns;
+    list_t conns;            /* every MQTT connection, TCP and WebSocket */
+    struct mqtt_sess **stab; /* sessions by client id (chained hash), connected or not */
+    uint32_t stab_cap, nsess;
+    uint32_t nconns;         /* TCP connections (max_connections) */
     bool open;
+    bool closed;             /* mqtt_server_close ran: no new sessions */
     tw_entry_t sys;          /* $SYS/ statistics every mqtt_sys_interval */
     uint64_t started_ms;
     uint32_t nsys;
@@ -28,7 +31,8 @@ int mqtt_server_open(mqtt_server_t *srv, xp_ctx_t *x, loop_t *loop);
 /* Serves MQTT over WebSocket on hc (GET /mqtt, subprotocol "mqtt" required). */
 void mqtt_ws_serve(xp_ctx_t *x, http_conn_t *hc, http_req_t *req);
 
-/* Stops accepting; every session gets DISCONNECT 0x8B (v5) and is closed. */
+/* Stops accepting; every connection gets DISCONNECT 0x8B (v5) and is closed; every session is
+ * freed (sessions do not survive a restart yet). */
 void mqtt_server_close(mqtt_server_t *srv);
 
 #endif

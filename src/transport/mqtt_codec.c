@@ -944,13 +944,14 @@ bytes_t *mqtt_publish_body_new(uint8_t version, const mqtt_props_t *props, span_
 }
 
 ssize_t mqtt_publish_head_write(uint8_t *out, size_t cap, uint8_t version, bool dup, uint8_t qos, bool retain,
-                                span_t topic, uint16_t packet_id, uint16_t topic_alias, const uint32_t *sub_ids,
+                                span_t topic, uint16_t packet_id, uint16_t topic_alias, uint32_t message_expiry,
+                                const uint32_t *sub_ids,
                                 size_t n_sub_ids, uint32_t props_len, size_t body_len)
 {
     bool v5 = version == MQTT_V5;
     if ((!v5 && version != MQTT_V311) || qos > 2 || (dup && qos == 0) || topic.n > 65535) return HR_EINVAL;
-    if (!v5 && (props_len || topic_alias || n_sub_ids)) return HR_EINVAL;
-    size_t extra = topic_alias ? 3 : 0;
+    if (!v5 && (props_len || topic_alias || message_expiry || n_sub_ids)) return HR_EINVAL;
+    size_t extra = (topic_alias ? 3 : 0) + (message_expiry ? 5 : 0);
     for (size_t i = 0; i < n_sub_ids; i++) {
         if (sub_ids[i] == 0 || sub_ids[i] > MQTT_MAX_REMAINING) return HR_EINVAL;
         extra += 1 + vbi_len(sub_ids[i]);
@@ -966,6 +967,10 @@ ssize_t mqtt_publish_head_write(uint8_t *out, size_t cap, uint8_t version, bool 
     if (qos) w_u16(&w, packet_id);
     if (v5) {
         w_vbi(&w, (uint32_t)plen);
+        if (message_expiry) {
+            w_u8(&w, MQTT_PROP_MESSAGE_EXPIRY);
+            w_u32(&w, message_expiry);
+        }
         if (topic_alias) {
             w_u8(&w, MQTT_PROP_TOPIC_ALIAS);
             w_u16(&w, topic_alias);

@@ -359,13 +359,14 @@ bytes_t *mqtt_publish_body_new(uint8_t version, const mqtt_props_t *props, span_
 /* Writes the per-subscriber head of a PUBLISH whose tail (props_len bytes of shared properties
  * then the payload, body_len bytes together) was made by mqtt_publish_body_new(): fixed header
  * (dup, qos, retain), topic, packet id when qos > 0, and for v5 the property length followed by
- * the per-subscriber properties: Topic Alias when topic_alias != 0, and the n_sub_ids
+ * the per-subscriber properties: Message Expiry Interval when message_expiry != 0 (the time
+ * left, which differs per delivery), Topic Alias when topic_alias != 0, and the n_sub_ids
  * Subscription Identifiers. Returns the head's length (snprintf-like) or HR_EINVAL. The head is
  * at most MQTT_PUBLISH_HEAD_MAX(topic.n, n_sub_ids) bytes. */
 ssize_t mqtt_publish_head_write(uint8_t *out, size_t cap, uint8_t version, bool dup, uint8_t qos, bool retain,
-                                span_t topic, uint16_t packet_id, uint16_t topic_alias, const uint32_t *sub_ids,
-                                size_t n_sub_ids, uint32_t props_len, size_t body_len);
-#define MQTT_PUBLISH_HEAD_MAX(topic_len, n_sub_ids) (5 + 2 + (topic_len) + 2 + 4 + 3 + 5 * (n_sub_ids))
+                                span_t topic, uint16_t packet_id, uint16_t topic_alias, uint32_t message_expiry,
+                                const uint32_t *sub_ids, size_t n_sub_ids, uint32_t props_len, size_t body_len);
+#define MQTT_PUBLISH_HEAD_MAX(topic_len, n_sub_ids) (5 + 2 + (topic_len) + 2 + 4 + 3 + 5 + 5 * (n_sub_ids))
 
 /* Patches the packet id and the DUP flag of an encoded QoS 1/2 PUBLISH pkt[0..n) in place (for
  * redelivery). Returns 0, or HR_EINVAL when pkt is not a complete PUBLISH with QoS > 0. */

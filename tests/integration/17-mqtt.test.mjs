@@ -772,7 +772,7 @@ test('MQTT over WebSocket: MQTT.js v4 and v5 subscribe and publish across TCP an
     const t = await mq(tcpURL(h), { clientId: 't5', protocolVersion: 5 });
     try {
       assert.equal(w5.connack.properties?.sharedSubscriptionAvailable, true);
-      assert.equal(w5.connack.properties?.topicAliasMaximum ?? 0, 0);
+      assert.equal(w5.connack.properties?.topicAliasMaximum, 64);
       await w4.sub('ws/#', { qos: 1 });
       await w5.sub('ws/+', { qos: 2 });
       await t.sub('ws/+', { qos: 0 });

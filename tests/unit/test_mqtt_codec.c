@@ -871,7 +871,7 @@ TEST(publish_split)
             /* Without per-subscriber properties head + body == the whole packet encoded at once. */
             uint8_t head[MQTT_PUBLISH_HEAD_MAX(3, 2)], whole[256], joined[256];
             ssize_t hn = mqtt_publish_head_write(head, sizeof head, (uint8_t)version, qos > 0, qos, true,
-                                                 SPAN_LIT("a/b"), 0x0A0B, 0, NULL, 0, plen, body->len);
+                                                 SPAN_LIT("a/b"), 0x0A0B, 0, 0, NULL, 0, plen, body->len);
             CHECK(hn > 0);
             mqtt_pkt_t p = {.type = MQTT_PUBLISH, .version = (uint8_t)version, .packet_id = qos ? 0x0A0B : 0};
             p.publish.dup = qos > 0;
@@ -889,8 +889,8 @@ TEST(publish_split)
             /* With a topic alias and two subscription identifiers in the head. */
             if (version == MQTT_V5) {
                 static const uint32_t ids[] = {5, 100000};
-                hn = mqtt_publish_head_write(head, sizeof head, MQTT_V5, false, qos, false, SPAN_LIT("a/b"), 9, 3, ids,
-                                             2, plen, body->len);
+                hn = mqtt_publish_head_write(head, sizeof head, MQTT_V5, false, qos, false, SPAN_LIT("a/b"), 9, 3, 3600,
+                                             ids, 2, plen, body->len);
                 CHECK(hn > 0 && (size_t)hn <= sizeof head);
                 memcpy(joined, head, (size_t)hn);
                 memcpy(joined + hn, body->data, body->len);
@@ -899,22 +899,25 @@ TEST(publish_split)
                 size_t total = (size_t)hn + body->len;
                 CHECK_EQ(mqtt_decode(gp(joined, total), total, &CLI5, &q, &e), (ssize_t)total);
                 CHECK(q.props.topic_alias == 3 && q.props.sub_id == 5 && q.props.sub_id_count == 2);
+                CHECK(q.props.message_expiry == 3600);
                 CHECK(q.props.payload_format == 1 && q.props.user_count == 1);
                 CHECK_MEM(q.props.content_type.p, q.props.content_type.n, "json");
                 CHECK_MEM(q.publish.payload.p, q.publish.payload.n, "{\"a\":1}");
                 CHECK_EQ(q.packet_id, qos ? 9 : 0);
             }
         }
-        CHECK_EQ(mqtt_publish_head_write(NULL, 0, (uint8_t)version, true, 0, false, SPAN_LIT("t"), 0, 0, NULL, 0, plen,
+        CHECK_EQ(mqtt_publish_head_write(NULL, 0, (uint8_t)version, true, 0, false, SPAN_LIT("t"), 0, 0, 0, NULL, 0, plen,
                                          body->len),
                  HR_EINVAL);
         bytes_unref(body);
     }
     static const uint32_t zero[] = {0};
-    CHECK_EQ(mqtt_publish_head_write(NULL, 0, MQTT_V5, false, 0, false, SPAN_LIT("t"), 0, 0, zero, 1, 0, 0), HR_EINVAL);
-    CHECK_EQ(mqtt_publish_head_write(NULL, 0, MQTT_V311, false, 0, false, SPAN_LIT("t"), 0, 4, NULL, 0, 0, 0),
+    CHECK_EQ(mqtt_publish_head_write(NULL, 0, MQTT_V5, false, 0, false, SPAN_LIT("t"), 0, 0, 0, zero, 1, 0, 0), HR_EINVAL);
+    CHECK_EQ(mqtt_publish_head_write(NULL, 0, MQTT_V311, false, 0, false, SPAN_LIT("t"), 0, 4, 0, NULL, 0, 0, 0),
              HR_EINVAL);
-    CHECK_EQ(mqtt_publish_head_write(NULL, 0, MQTT_V311, false, 0, false, SPAN_LIT("t"), 0, 0, NULL, 0, 0, 3), 5);
+    CHECK_EQ(mqtt_publish_head_write(NULL, 0, MQTT_V311, false, 0, false, SPAN_LIT("t"), 0, 0, 0, NULL, 0, 0, 3), 5);
+    CHECK_EQ(mqtt_publish_head_write(NULL, 0, MQTT_V311, false, 0, false, SPAN_LIT("t"), 0, 0, 60, NULL, 0, 0, 0),
+             HR_EINVAL);
     gp_release();
 }
 

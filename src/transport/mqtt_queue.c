@@ -1,0 +1,146 @@
+/* mqtt_queue.c - in-flight table and waiting FIFO of an MQTT session; see mqtt_queue.h. */
+#include "mqtt_queue.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/err.h"
+#include "../hub/msg.h"
+
+/* ---- in flight ---- */
+
+static uint32_t mq__home(const mq_flight_t *f, uint16_t pid) { return (pid * 40503u) & (f->cap - 1); }
+
+static void mq__put(mq_flight_t *f, const mq_item_t *it)
+{
+    uint32_t i = mq__home(f, it->pid);
+    while (f->slot[i].pid) i = (i + 1) & (f->cap - 1);
+    f->slot[i] = *it;
+}
+
+static int mq__grow(mq_flight_t *f)
+{
+    uint32_t cap = f->cap ? f->cap * 2 : 8;
+    mq_item_t *old = f->slot;
+    uint32_t oldcap = f->cap;
+    mq_item_t *ns = calloc(cap, sizeof(*ns));
+    if (!ns) return HR_ENOMEM;
+    f->slot = ns;
+    f->cap = cap;
+    for (uint32_t i = 0; i < oldcap; i++)
+        if (old[i].pid) mq__put(f, &old[i]);
+    free(old);
+    return 0;
+}
+
+int mq_flight_add(mq_flight_t *f, const mq_item_t *it, uint16_t *pid)
+{
+    if (f->n >= 65535) return HR_EFULL;
+    if ((f->n + 1) * 2 > f->cap && mq__grow(f) < 0) return HR_ENOMEM;
+    do {
+        if (++f->next_pid == 0) f->next_pid = 1;
+    } while (mq_flight_find(f, f->next_pid));
+    mq_item_t x = *it;
+    x.pid = f->next_pid;
+    x.state = MQ_SENT;
+    x.seq = f->seq++;
+    mq__put(f, &x);
+    f->n++;
+    *pid = x.pid;
+    return 0;
+}
+
+mq_item_t *mq_flight_find(mq_flight_t *f, uint16_t pid)
+{
+    if (!f->n || !pid) return NULL;
+    for (uint32_t i = mq__home(f, pid);; i = (i + 1) & (f->cap - 1)) {
+        if (f->slot[i].pid == pid) return &f->slot[i];
+        if (!f->slot[i].pid) return NULL;
+    }
+}
+
+void mq_flight_del(mq_flight_t *f, mq_item_t *it)
+{
+    msg_unref(it->m);
+    uint32_t mask = f->cap - 1, hole = (uint32_t)(it - f->slot);
+    f->slot[hole].pid = 0;
+    f->n--;
+    /* backward-shift deletion: move later members of the probe run into the hole when their home
+     * slot is not between the hole and them (cyclically) */
+    for (uint32_t j = (hole + 1) & mask; f->slot[j].pid; j = (j + 1) & mask) {
+        uint32_t home = mq__home(f, f->slot[j].pid);
+        if (((j - home) & mask) >= ((j - hole) & mask)) {
+            f->slot[hole] = f->slot[j];
+            f->slot[j].pid = 0;
+            hole = j;
+        }
+    }
+}
+
+static int mq__by_seq(const void *a, const void *b)
+{
+    const mq_item_t *x = *(mq_item_t *const *)a, *y = *(mq_item_t *const *)b;
+    int32_t d = (int32_t)(x->seq - y->seq); /* wraps like the counter */
+    return d < 0 ? -1 : d > 0;
+}
+
+uint32_t mq_flight_ordered(const mq_flight_t *f, mq_item_t **out)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < f->cap; i++)
+        if (f->slot[i].pid) out[k++] = &f->slot[i];
+    qsort(out, k, sizeof(*out), mq__by_seq);
+    return k;
+}
+
+void mq_flight_free(mq_flight_t *f)
+{
+    for (uint32_t i = 0; i < f->cap; i++)
+        if (f->slot[i].pid) msg_unref(f->slot[i].m);
+    free(f->slot);
+    memset(f, 0, sizeof(*f));
+}
+
+/* ---- waiting ---- */
+
+int mq_fifo_push(mq_fifo_t *q, const mq_item_t *it, uint32_t max)
+{
+    int dropped = 0;
+    if (q->n >= max) {
+        if (!q->n) {
+            msg_unref(it->m);
+            return 1;
+        }
+        msg_unref(q->v[q->head].m);
+        mq_fifo_pop(q);
+        dropped = 1;
+    }
+    if (q->n == q->cap) {
+        uint32_t cap = q->cap ? q->cap * 2 : 8;
+        if (cap > max) cap = max;
+        mq_item_t *nv = malloc(cap * sizeof(*nv));
+        if (!nv) return HR_ENOMEM;
+        for (uint32_t i = 0; i < q->n; i++) nv[i] = q->v[(q->head + i) % q->cap];
+        free(q->v);
+        q->v = nv;
+        q->cap = cap;
+        q->head = 0;
+    }
+    q->v[(q->head + q->n) % q->cap] = *it;
+    q->n++;
+    return dropped;
+}
+
+void mq_fifo_pop(mq_fifo_t *q)
+{
+    if (!q->n) return;
+    q->head = (q->head + 1) % q->cap;
+    q->n--;
+}
+
+void mq_fifo_free(mq_fifo_t *q)
+{
+    for (uint32_t i = 0; i < q->n; i++) msg_unref(q->v[(q->head + i) % q->cap].m);
+    free(q->v);
+    memset(q, 0, sizeof(*q));
+}

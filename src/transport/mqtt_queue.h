@@ -1,0 +1,79 @@
+/* mqtt_queue.h - what an MQTT session owes its client: the messages in flight (sent with QoS > 0
+ * and not yet acknowledged), found by packet id, and the FIFO of messages waiting to be sent
+ * (the client is away, its receive window is full, or its socket is backed up).
+ *
+ * Both hold mq_item_t values that own one reference to their message. Neither knows about
+ * sockets or encodings; mqtt.c decides what moves where. Unit-tested by tests/unit/test_mqtt_queue.c. */
+#ifndef HERALD_MQTT_QUEUE_H
+#define HERALD_MQTT_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct msg;
+
+enum {
+    MQ_SENT = 1,     /* PUBLISH sent: waiting for PUBACK (QoS 1) or PUBREC (QoS 2) */
+    MQ_RELEASED = 2, /* PUBREL sent: waiting for PUBCOMP */
+};
+
+typedef struct {
+    struct msg *m;   /* one reference, owned by the container holding the item */
+    uint32_t sub_id; /* subscription identifier to send with it (0: none) */
+    uint32_t seq;    /* in flight: send order, so a reconnect resends in the original order */
+    uint16_t pid;    /* in flight: the packet id */
+    uint8_t qos;
+    uint8_t state;   /* in flight: MQ_SENT or MQ_RELEASED */
+    bool retain;     /* the RETAIN flag to send */
+} mq_item_t;
+
+/* In-flight messages: an open-addressing table keyed by packet id (linear probing, kept at most
+ * half full), so an acknowledgement finds its message in O(1) whatever the window. */
+typedef struct {
+    mq_item_t *slot; /* cap slots; an empty slot has pid 0 */
+    uint32_t cap, n;
+    uint32_t seq;
+    uint16_t next_pid;
+} mq_flight_t;
+
+/* Adds *it (taking over its message reference) under a packet id not in use, which is returned
+ * in *pid; the stored copy's state becomes MQ_SENT. 0, HR_ENOMEM, or HR_EFULL when 65535 packet
+ * ids are in use (it untouched on failure). */
+int mq_flight_add(mq_flight_t *f, const mq_item_t *it, uint16_t *pid);
+
+/* The item with packet id pid, or NULL. */
+mq_item_t *mq_flight_find(mq_flight_t *f, uint16_t pid);
+
+/* Removes an item returned by mq_flight_find (drops its message reference). */
+void mq_flight_del(mq_flight_t *f, mq_item_t *it);
+
+/* Fills out[0..f->n) with the items in the order they were added. out must hold f->n pointers;
+ * they stay valid until the table changes. Returns f->n. */
+uint32_t mq_flight_ordered(const mq_flight_t *f, mq_item_t **out);
+
+/* Drops every item and frees the table. */
+void mq_flight_free(mq_flight_t *f);
+
+/* Waiting messages, oldest first: a ring buffer that grows up to the bound given to push. */
+typedef struct {
+    mq_item_t *v;
+    uint32_t head, n, cap;
+} mq_fifo_t;
+
+/* Appends *it (taking over its reference). When the FIFO already holds max items the oldest is
+ * dropped first (the overflow policy: the newest messages are the ones worth keeping) and 1 is
+ * returned; else 0. HR_ENOMEM (it untouched) when the ring cannot grow; with max 0 nothing is
+ * kept: the item's reference is dropped and 1 returned. */
+int mq_fifo_push(mq_fifo_t *q, const mq_item_t *it, uint32_t max);
+
+/* The oldest item, or NULL when empty. */
+static inline mq_item_t *mq_fifo_peek(mq_fifo_t *q) { return q->n ? &q->v[q->head] : NULL; }
+
+/* Removes the oldest item; its message reference passes to the caller (who copied it out). */
+void mq_fifo_pop(mq_fifo_t *q);
+
+/* Drops every item and frees the ring. */
+void mq_fifo_free(mq_fifo_t *q);
+
+#endif
