@@ -6,15 +6,14 @@
 // (tests/lib/mqttraw.mjs) for QoS 2 exactly-once, keepalive, and every protocol violation
 // (each followed by a check that another client on the same server still receives).
 //
-// Not in this slice, so not tested: persistent sessions (clean_start=0 is served clean), offline
-// queues, DUP redelivery on reconnect, will delay, message expiry, topic aliases, user
-// properties / content type pass-through, $SYS.
+// Persistent sessions, offline queues, redelivery, will delay, message expiry, topic aliases,
+// flow control and property pass-through are in 18-mqtt-sessions.test.mjs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import mqtt from 'mqtt';
+import { mq, tcpURL, wsMqttURL } from '../lib/mqttjs.mjs';
 import {
   withHerald, startHerald, publish, request, getJSON, waitFor, waitSubscribed, withTimeout, boundedQueue,
   rawExchange, run, spawnStream, loadEventSource, SCALE,
@@ -29,59 +28,6 @@ const T = { timeout: 60000 * SCALE };
 const EventSource = loadEventSource();
 const here = path.dirname(fileURLToPath(import.meta.url));
 const PY = fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
-
-/* ---------------------------------------------------------------- MQTT.js wrapper */
-
-/* Connects MQTT.js (no reconnects); resolves once CONNACK arrived. Messages queue as
- * {topic, payload (string), packet}; next(ms) bounded. Also records server DISCONNECTs and close. */
-function mq(url, opts = {}) {
-  return new Promise((resolve, reject) => {
-    const c = mqtt.connect(url, {
-      reconnectPeriod: 0,
-      connectTimeout: 5000 * SCALE,
-      protocolVersion: 4,
-      clean: true,
-      ...opts,
-    });
-    const q = boundedQueue(`MQTT ${opts.clientId ?? ''} ${url}`);
-    const w = {
-      c,
-      q,
-      connack: null,
-      disconnects: [],
-      closed: false,
-      next: (ms) => q.next(ms),
-      pending: () => q.items.length,
-      async sub(filter, o = { qos: 0 }) {
-        const g = await withTimeout(c.subscribeAsync(filter, o), 5000 * SCALE, `subscribe ${JSON.stringify(filter)}`);
-        return g;
-      },
-      pub(topic, msg, o = {}) {
-        return withTimeout(c.publishAsync(topic, msg, o), 5000 * SCALE, `publish ${topic}`);
-      },
-      async end() {
-        if (!w.closed) await withTimeout(c.endAsync(), 5000 * SCALE, 'MQTT.js end').catch(() => c.end(true));
-      },
-    };
-    c.on('message', (topic, payload, packet) => q.push({ topic, payload: payload.toString(), raw: payload, packet }));
-    c.on('disconnect', (p) => w.disconnects.push(p));
-    c.on('close', () => {
-      w.closed = true;
-    });
-    c.once('connect', (p) => {
-      w.connack = p;
-      resolve(w);
-    });
-    c.once('error', (e) => {
-      if (!w.connack) {
-        c.end(true);
-        reject(e);
-      }
-    });
-  });
-}
-const tcpURL = (h) => `mqtt://127.0.0.1:${h.mqttPort}`;
-const wsMqttURL = (h) => `ws://127.0.0.1:${h.port}/mqtt`;
 
 /* Bounded: after a sentinel message arrives on q, asserts nothing else was queued before it. */
 async function expectOnly(w, sentinelTopic, what) {

@@ -36,12 +36,64 @@ const u16 = (n) => {
   return b;
 };
 
+const u32 = (n) => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n);
+  return b;
+};
+
+/* MQTT 5 property builders: concatenate their results into a property block (without length). */
+export const prop = {
+  byte: (id, v) => Buffer.from([id, v]),
+  u16: (id, v) => Buffer.concat([Buffer.from([id]), u16(v)]),
+  u32: (id, v) => Buffer.concat([Buffer.from([id]), u32(v)]),
+  str: (id, v) => Buffer.concat([Buffer.from([id]), str(v)]),
+  user: (k, v) => Buffer.concat([Buffer.from([0x26]), str(k), str(v)]),
+};
+export const PROP = {
+  MESSAGE_EXPIRY: 0x02, CONTENT_TYPE: 0x03, RESPONSE_TOPIC: 0x08, CORRELATION_DATA: 0x09, SESSION_EXPIRY: 0x11,
+  WILL_DELAY: 0x18, RECEIVE_MAX: 0x21, TOPIC_ALIAS_MAX: 0x22, TOPIC_ALIAS: 0x23, MAX_PACKET_SIZE: 0x27,
+};
+
+/* Reads a property block into [{id, value}] (value: number, string or [name, value] for user
+ * properties; binary data as a Buffer). */
+export function parseProps(b) {
+  const out = [];
+  let o = 0;
+  const rstr = () => {
+    const n = b.readUInt16BE(o);
+    const v = b.subarray(o + 2, o + 2 + n);
+    o += 2 + n;
+    return v;
+  };
+  while (o < b.length) {
+    const id = b[o++];
+    if ([0x01, 0x17, 0x19, 0x24, 0x25, 0x28, 0x29, 0x2a].includes(id)) out.push({ id, value: b[o++] });
+    else if ([0x13, 0x21, 0x22, 0x23].includes(id)) { out.push({ id, value: b.readUInt16BE(o) }); o += 2; }
+    else if ([0x02, 0x11, 0x18, 0x27].includes(id)) { out.push({ id, value: b.readUInt32BE(o) }); o += 4; }
+    else if (id === 0x0b) {
+      let v = 0;
+      let mul = 1;
+      for (;;) {
+        const c = b[o++];
+        v += (c & 0x7f) * mul;
+        mul *= 128;
+        if (!(c & 0x80)) break;
+      }
+      out.push({ id, value: v });
+    } else if (id === 0x26) out.push({ id, value: [rstr().toString(), rstr().toString()] });
+    else if (id === 0x09 || id === 0x16) out.push({ id, value: rstr() });
+    else out.push({ id, value: rstr().toString() });
+  }
+  return out;
+}
+
 /* fixed header (type << 4 | flags) + remaining length + body */
 export function packet(type, flags, body = Buffer.alloc(0), remaining) {
   return Buffer.concat([Buffer.from([(type << 4) | flags]), varint(remaining ?? body.length), body]);
 }
 
-/* CONNECT. o: {v: 4|5, id, clean=true, keepalive=0, will: {topic, payload, qos, retain},
+/* CONNECT. o: {v: 4|5, id, clean=true, keepalive=0, will: {topic, payload, qos, retain, props},
  * protoName='MQTT', level (overrides v), props (Buffer of v5 properties, default none)} */
 export function connect(o = {}) {
   const v = o.v ?? 4;
@@ -51,19 +103,20 @@ export function connect(o = {}) {
   if (v === 5) parts.push(varint((o.props ?? Buffer.alloc(0)).length), o.props ?? Buffer.alloc(0));
   parts.push(str(o.id ?? ''));
   if (o.will) {
-    if (v === 5) parts.push(varint(0));
+    const wp = o.will.props ?? Buffer.alloc(0);
+    if (v === 5) parts.push(varint(wp.length), wp);
     parts.push(str(o.will.topic), str(Buffer.from(o.will.payload ?? '')));
   }
   return packet(PT.CONNECT, 0, Buffer.concat(parts));
 }
 
-/* PUBLISH. o: {v, topic, payload, qos=0, retain, dup, pid} */
+/* PUBLISH. o: {v, topic, payload, qos=0, retain, dup, pid, props (v5 property block)} */
 export function publishPkt(o) {
   const qos = o.qos ?? 0;
   const flags = (o.dup ? 8 : 0) | (qos << 1) | (o.retain ? 1 : 0);
   const parts = [str(o.topic)];
   if (qos) parts.push(u16(o.pid));
-  if (o.v === 5) parts.push(varint(0));
+  if (o.v === 5) parts.push(varint((o.props ?? Buffer.alloc(0)).length), o.props ?? Buffer.alloc(0));
   parts.push(Buffer.from(o.payload ?? ''));
   return packet(PT.PUBLISH, o.flags ?? flags, Buffer.concat(parts));
 }
@@ -113,7 +166,7 @@ export function splitPackets(buf) {
   return { pkts, rest: buf.subarray(pos) };
 }
 
-/* Parses a PUBLISH body: {topic, qos, retain, dup, pid, payload} (v5: properties skipped). */
+/* Parses a PUBLISH body: {topic, qos, retain, dup, pid, payload, props} (props: v5 only). */
 export function parsePublish(p, v = 4) {
   const tl = p.body.readUInt16BE(0);
   const topic = p.body.subarray(2, 2 + tl).toString();
@@ -124,6 +177,7 @@ export function parsePublish(p, v = 4) {
     pid = p.body.readUInt16BE(o);
     o += 2;
   }
+  let props = [];
   if (v === 5) {
     let len = 0;
     let mul = 1;
@@ -133,9 +187,10 @@ export function parsePublish(p, v = 4) {
       mul *= 128;
       if (!(b & 0x80)) break;
     }
+    props = parseProps(p.body.subarray(o, o + len));
     o += len;
   }
-  return { topic, qos, retain: !!(p.flags & 1), dup: !!(p.flags & 8), pid, payload: p.body.subarray(o) };
+  return { topic, qos, retain: !!(p.flags & 1), dup: !!(p.flags & 8), pid, payload: p.body.subarray(o), props };
 }
 
 export class MqttRaw {
@@ -231,3 +286,20 @@ export class MqttRaw {
 export const connackCode = (p) => p.body[1];
 /* the reason code of a v5 DISCONNECT (0 when omitted) */
 export const disconnectReason = (p) => (p.body.length ? p.body[0] : 0);
+/* the session-present flag of a CONNACK */
+export const sessionPresent = (p) => !!(p.body[0] & 1);
+/* the properties of a v5 CONNACK */
+export function connackProps(p) {
+  let o = 2;
+  let len = 0;
+  let mul = 1;
+  for (;;) {
+    const b = p.body[o++];
+    len += (b & 0x7f) * mul;
+    mul *= 128;
+    if (!(b & 0x80)) break;
+  }
+  return parseProps(p.body.subarray(o, o + len));
+}
+/* the value of property id in a parsed list (undefined when absent) */
+export const propOf = (props, id) => props.find((x) => x.id === id)?.value;

@@ -1,0 +1,155 @@
+/* test_mqtt_queue.c - what an MQTT session owes its client (mqtt_queue.h): the in-flight table
+ * (fresh packet ids, lookups, deletions in any order against a model, send order kept, packet
+ * id wrap-around with long-lived entries) and the waiting FIFO (order, the drop-oldest bound,
+ * max 0), with message references counted so leaks and double frees show. */
+#include "../../src/core/err.h"
+#include "../../src/hub/msg.h"
+#include "../../src/transport/mqtt_queue.h"
+#include "unit.h"
+
+#include <stdlib.h>
+
+static msg_t *M(uint64_t id) { return msg_new("t", 1, "message", 7, "x", 1, id, 0); }
+
+static mq_item_t item(msg_t *m, uint8_t qos) { return (mq_item_t){.m = m, .qos = qos}; }
+
+TEST(flight_add_find_delete)
+{
+    mq_flight_t f = {0};
+    msg_t *m = M(1);
+    uint16_t pids[100];
+    for (int i = 0; i < 100; i++) {
+        mq_item_t it = item(msg_ref(m), 1);
+        CHECK_EQ(mq_flight_add(&f, &it, &pids[i]), 0);
+        CHECK(pids[i] != 0);
+        for (int j = 0; j < i; j++) CHECK(pids[j] != pids[i]);
+    }
+    CHECK_EQ(f.n, 100);
+    CHECK_EQ(m->refs, 101);
+    for (int i = 0; i < 100; i++) {
+        mq_item_t *it = mq_flight_find(&f, pids[i]);
+        CHECK(it && it->pid == pids[i] && it->state == MQ_SENT);
+    }
+    CHECK(mq_flight_find(&f, 0) == NULL);
+    CHECK(mq_flight_find(&f, 5000) == NULL);
+    /* delete every other one, the rest stay findable */
+    for (int i = 0; i < 100; i += 2) mq_flight_del(&f, mq_flight_find(&f, pids[i]));
+    CHECK_EQ(f.n, 50);
+    CHECK_EQ(m->refs, 51);
+    for (int i = 0; i < 100; i++) CHECK((mq_flight_find(&f, pids[i]) != NULL) == (i % 2 == 1));
+    mq_flight_free(&f);
+    CHECK_EQ(m->refs, 1);
+    msg_unref(m);
+}
+
+TEST(flight_random_against_model)
+{
+    mq_flight_t f = {0};
+    msg_t *m = M(1);
+    static bool live[65536];
+    uint16_t held[600];
+    int nheld = 0;
+    srand(7);
+    for (int step = 0; step < 200000; step++) {
+        if (nheld < 600 && (rand() % 3 != 0 || nheld == 0)) {
+            mq_item_t it = item(msg_ref(m), 2);
+            uint16_t pid;
+            CHECK_EQ(mq_flight_add(&f, &it, &pid), 0);
+            CHECK(!live[pid]);
+            live[pid] = true;
+            held[nheld++] = pid;
+        } else {
+            int k = rand() % nheld;
+            mq_item_t *it = mq_flight_find(&f, held[k]);
+            CHECK(it && it->pid == held[k]);
+            mq_flight_del(&f, it);
+            live[held[k]] = false;
+            held[k] = held[--nheld];
+        }
+        if (step % 997 == 0) /* everything live is findable, nothing else is */
+            for (uint32_t p = 1; p < 65536; p++) CHECK((mq_flight_find(&f, (uint16_t)p) != NULL) == live[p]);
+    }
+    CHECK_EQ(f.n, (uint32_t)nheld);
+    CHECK_EQ(m->refs, (uint32_t)nheld + 1);
+    mq_flight_free(&f);
+    msg_unref(m);
+}
+
+TEST(flight_order_and_wrap)
+{
+    mq_flight_t f = {0};
+    msg_t *m[3] = {M(1), M(2), M(3)};
+    uint16_t first, pid;
+    mq_item_t it = item(msg_ref(m[0]), 1);
+    CHECK_EQ(mq_flight_add(&f, &it, &first), 0); /* stays in flight through the wrap */
+    for (int i = 0; i < 70000; i++) {                  /* packet ids wrap round 65535 -> 1 */
+        it = item(msg_ref(m[1]), 1);
+        CHECK_EQ(mq_flight_add(&f, &it, &pid), 0);
+        CHECK(pid != first && pid != 0);
+        mq_flight_del(&f, mq_flight_find(&f, pid));
+    }
+    it = item(msg_ref(m[2]), 2);
+    CHECK_EQ(mq_flight_add(&f, &it, &pid), 0);
+    mq_item_t *v[2];
+    CHECK_EQ(mq_flight_ordered(&f, v), 2);
+    CHECK(v[0]->m == m[0] && v[1]->m == m[2]); /* send order, not packet id order */
+    mq_flight_free(&f);
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(m[i]->refs, 1);
+        msg_unref(m[i]);
+    }
+}
+
+TEST(fifo_order_and_drop_oldest)
+{
+    mq_fifo_t q = {0};
+    msg_t *m[10];
+    for (int i = 0; i < 10; i++) m[i] = M((uint64_t)i + 1);
+    for (int i = 0; i < 10; i++) {
+        mq_item_t it = item(msg_ref(m[i]), 1);
+        CHECK_EQ(mq_fifo_push(&q, &it, 4), i >= 4 ? 1 : 0);
+    }
+    CHECK_EQ(q.n, 4);
+    for (int i = 0; i < 6; i++) CHECK_EQ(m[i]->refs, 1); /* the dropped ones were released */
+    for (int i = 6; i < 10; i++) {
+        mq_item_t *it = mq_fifo_peek(&q);
+        CHECK(it && it->m == m[i]);
+        msg_unref(it->m);
+        mq_fifo_pop(&q);
+    }
+    CHECK(mq_fifo_peek(&q) == NULL);
+    /* interleaved push/pop across the ring's end keeps order */
+    int next_in = 0, next_out = 0;
+    for (int round = 0; round < 50; round++) {
+        for (int k = 0; k < 3; k++) {
+            mq_item_t it = item(msg_ref(m[next_in++ % 10]), 0);
+            CHECK_EQ(mq_fifo_push(&q, &it, 1000), 0);
+        }
+        for (int k = 0; k < 2; k++) {
+            mq_item_t *it = mq_fifo_peek(&q);
+            CHECK(it->m == m[next_out++ % 10]);
+            msg_unref(it->m);
+            mq_fifo_pop(&q);
+        }
+    }
+    CHECK_EQ(q.n, 50);
+    mq_fifo_free(&q);
+    /* max 0 keeps nothing */
+    mq_item_t it = item(msg_ref(m[0]), 1);
+    CHECK_EQ(mq_fifo_push(&q, &it, 0), 1);
+    CHECK_EQ(q.n, 0);
+    mq_fifo_free(&q);
+    for (int i = 0; i < 10; i++) {
+        CHECK_EQ(m[i]->refs, 1);
+        msg_unref(m[i]);
+    }
+}
+
+int main(void)
+{
+    RUN(flight_add_find_delete);
+    RUN(flight_random_against_model);
+    RUN(flight_order_and_wrap);
+    RUN(fifo_order_and_drop_oldest);
+    return UNIT_DONE();
+}
