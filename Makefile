@@ -10,11 +10,11 @@ CC      ?= cc
 CSTD     = -std=c11 -D_GNU_SOURCE
 WARN     = -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
-LDLIBS   = -linih -lcrypto -lz -ljansson -lm
+LDLIBS   = -linih -lcrypto -lz -ljansson -llmdb -lm
 DEPFLAGS = -MMD -MP
 
 LIB_SRC  = $(filter-out src/app/main.c,$(wildcard src/*/*.c)) build/gen/web_assets.c
-WEB_FILES = $(sort $(wildcard web/*.html web/*.js web/*.css))
+WEB_FILES = $(sort $(wildcard web/*.html web/*.js web/*.mjs web/*.css))
 BENCH_SRC = $(wildcard bench/*.c)
 MAIN_SRC = src/app/main.c
 UNIT_SRC = $(wildcard tests/unit/test_*.c)

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 # Libraries are checked as Debian packages; tools by their command, so a node/npm installed
 # some other way (nodesource, nvm) is used as it is.
-PKGS=(gcc make clang libclang-rt-14-dev libinih-dev libssl-dev zlib1g-dev libjansson-dev python3-websockets mosquitto-clients python3-paho-mqtt procps)
+PKGS=(gcc make clang libclang-rt-14-dev libinih-dev libssl-dev zlib1g-dev libjansson-dev liblmdb-dev python3-websockets mosquitto-clients python3-paho-mqtt procps)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -40,6 +40,7 @@ typedef enum {
     K_SECS,     /* seconds (decimals to the millisecond) stored as uint32 ms */
     K_MS,       /* milliseconds, plain integer, stored as uint32 */
     K_BOOL,     /* true|false (also yes/no, on/off, 1/0), stored as bool */
+    K_CHOICE,   /* one of key_def_t.choices, stored as its index (uint32) */
 } key_type_t;
 
 typedef struct {
@@ -50,51 +51,59 @@ typedef struct {
     size_t size;  /* field size for strings */
     uint64_t min; /* inclusive; for K_SECS/K_MS in milliseconds */
     uint64_t max;
+    const char *const *choices; /* K_CHOICE: the accepted words, NULL-terminated */
 } key_def_t;
+
+static const char *const STORES[] = {"memory", "lmdb", NULL};
+static const char *const DURABILITY[] = {"interval", "sync", NULL};
 
 #define F(field) offsetof(cfg_t, field), sizeof(((cfg_t *)0)->field)
 
 static const key_def_t KEYS[] = {
-    {"http", "server", K_ADDR, F(http_addr), 0, 0},
-    {"mqtt", "server", K_ADDR_OPT, F(mqtt_addr), 0, 0},
-    {"data_dir", "server", K_PATH, F(data_dir), 0, 0},
-    {"redis", "server", K_ADDR_OPT, F(redis_addr), 0, 0},
-    {"cors_origins", "server", K_ORIGINS, F(cors_origins), 0, 0},
-    {"log_level", "server", K_LOGLEVEL, F(log_level), 0, 3},
-    {"max_connections", "server", K_COUNT, F(max_connections), 1, 10000000},
-    {"header_timeout", "http", K_SECS, F(header_timeout_ms), 1, 3600000},
-    {"keepalive_timeout", "http", K_SECS, F(keepalive_timeout_ms), 1, 86400000},
-    {"max_target", "http", K_SIZE32, F(max_target), 16, 1u << 20},
-    {"max_head", "http", K_SIZE32, F(max_head), 256, 16u << 20},
-    {"max_headers", "http", K_COUNT, F(max_headers), 1, 64},
-    {"max_body", "http", K_SIZE64, F(max_body), 0, 4ull << 30},
-    {"history_messages", "history", K_COUNT, F(history_messages), 0, 1000000},
-    {"history_bytes", "history", K_SIZE64, F(history_bytes), 0, 64ull << 30},
-    {"history_age", "history", K_SECS, F(history_age_ms), 0, 4000000000u},
-    {"max_queued_bytes", "delivery", K_SIZE64, F(max_queued_bytes), 1024, 64ull << 30},
-    {"slow_policy", "delivery", K_POLICY, F(slow_policy), 0, 1},
-    {"longpoll_timeout", "delivery", K_SECS, F(longpoll_timeout_ms), 1, 3600000},
-    {"poll_max_messages", "delivery", K_COUNT, F(poll_max_messages), 1, 100000},
-    {"sse_heartbeat", "delivery", K_SECS, F(sse_heartbeat_ms), 1, 3600000},
-    {"sse_retry", "delivery", K_MS, F(sse_retry_ms), 0, 3600000},
-    {"iframe_keepalive", "delivery", K_SECS, F(iframe_keepalive_ms), 1, 3600000},
-    {"client_publish", "delivery", K_BOOL, F(client_publish), 0, 1},
-    {"ws_origins", "websocket", K_ORIGINS, F(ws_origins), 0, 0},
-    {"ws_max_message", "websocket", K_SIZE32, F(ws_max_message), 125, 256u << 20},
-    {"ws_ping_interval", "websocket", K_SECS, F(ws_ping_interval_ms), 100, 3600000},
-    {"ws_ping_timeout", "websocket", K_SECS, F(ws_ping_timeout_ms), 100, 3600000},
-    {"ws_deflate", "websocket", K_BOOL, F(ws_deflate), 0, 1},
-    {"ws_deflate_min", "websocket", K_SIZE32, F(ws_deflate_min), 0, 256u << 20},
-    {"echo", "websocket", K_BOOL, F(echo), 0, 1},
-    {"mqtt_max_packet", "mqtt", K_SIZE32, F(mqtt_max_packet), 64, 256u << 20},
-    {"mqtt_sys_interval", "mqtt", K_SECS, F(mqtt_sys_interval_ms), 0, 3600000},
-    {"mqtt_max_inflight", "mqtt", K_COUNT, F(mqtt_max_inflight), 1, 65535},
-    {"mqtt_max_queued", "mqtt", K_COUNT, F(mqtt_max_queued), 0, 10000000},
-    {"mqtt_queue_qos0", "mqtt", K_BOOL, F(mqtt_queue_qos0), 0, 1},
-    {"mqtt_session_expiry", "mqtt", K_COUNT, F(mqtt_session_expiry), 0, 4294967295u},
-    {"mqtt_topic_aliases", "mqtt", K_COUNT, F(mqtt_topic_aliases), 0, 65535},
-    {"stomp_heartbeat", "stomp", K_SECS, F(stomp_heartbeat_ms), 0, 3600000},
-    {"stomp_max_unacked", "stomp", K_COUNT, F(stomp_max_unacked), 1, 1000000},
+    {"http", "server", K_ADDR, F(http_addr), 0, 0, NULL},
+    {"mqtt", "server", K_ADDR_OPT, F(mqtt_addr), 0, 0, NULL},
+    {"data_dir", "server", K_PATH, F(data_dir), 0, 0, NULL},
+    {"redis", "server", K_ADDR_OPT, F(redis_addr), 0, 0, NULL},
+    {"store", "server", K_CHOICE, F(store), 0, 0, STORES},
+    {"durability", "server", K_CHOICE, F(durability), 0, 0, DURABILITY},
+    {"flush_interval", "server", K_SECS, F(flush_interval_ms), 1, 3600000, NULL},
+    {"store_map_size", "server", K_SIZE64, F(store_map_size), 1u << 20, 1ull << 40, NULL},
+    {"cors_origins", "server", K_ORIGINS, F(cors_origins), 0, 0, NULL},
+    {"log_level", "server", K_LOGLEVEL, F(log_level), 0, 3, NULL},
+    {"max_connections", "server", K_COUNT, F(max_connections), 1, 10000000, NULL},
+    {"header_timeout", "http", K_SECS, F(header_timeout_ms), 1, 3600000, NULL},
+    {"keepalive_timeout", "http", K_SECS, F(keepalive_timeout_ms), 1, 86400000, NULL},
+    {"max_target", "http", K_SIZE32, F(max_target), 16, 1u << 20, NULL},
+    {"max_head", "http", K_SIZE32, F(max_head), 256, 16u << 20, NULL},
+    {"max_headers", "http", K_COUNT, F(max_headers), 1, 64, NULL},
+    {"max_body", "http", K_SIZE64, F(max_body), 0, 4ull << 30, NULL},
+    {"history_messages", "history", K_COUNT, F(history_messages), 0, 1000000, NULL},
+    {"history_bytes", "history", K_SIZE64, F(history_bytes), 0, 64ull << 30, NULL},
+    {"history_age", "history", K_SECS, F(history_age_ms), 0, 4000000000u, NULL},
+    {"max_queued_bytes", "delivery", K_SIZE64, F(max_queued_bytes), 1024, 64ull << 30, NULL},
+    {"slow_policy", "delivery", K_POLICY, F(slow_policy), 0, 1, NULL},
+    {"longpoll_timeout", "delivery", K_SECS, F(longpoll_timeout_ms), 1, 3600000, NULL},
+    {"poll_max_messages", "delivery", K_COUNT, F(poll_max_messages), 1, 100000, NULL},
+    {"sse_heartbeat", "delivery", K_SECS, F(sse_heartbeat_ms), 1, 3600000, NULL},
+    {"sse_retry", "delivery", K_MS, F(sse_retry_ms), 0, 3600000, NULL},
+    {"iframe_keepalive", "delivery", K_SECS, F(iframe_keepalive_ms), 1, 3600000, NULL},
+    {"client_publish", "delivery", K_BOOL, F(client_publish), 0, 1, NULL},
+    {"ws_origins", "websocket", K_ORIGINS, F(ws_origins), 0, 0, NULL},
+    {"ws_max_message", "websocket", K_SIZE32, F(ws_max_message), 125, 256u << 20, NULL},
+    {"ws_ping_interval", "websocket", K_SECS, F(ws_ping_interval_ms), 100, 3600000, NULL},
+    {"ws_ping_timeout", "websocket", K_SECS, F(ws_ping_timeout_ms), 100, 3600000, NULL},
+    {"ws_deflate", "websocket", K_BOOL, F(ws_deflate), 0, 1, NULL},
+    {"ws_deflate_min", "websocket", K_SIZE32, F(ws_deflate_min), 0, 256u << 20, NULL},
+    {"echo", "websocket", K_BOOL, F(echo), 0, 1, NULL},
+    {"mqtt_max_packet", "mqtt", K_SIZE32, F(mqtt_max_packet), 64, 256u << 20, NULL},
+    {"mqtt_sys_interval", "mqtt", K_SECS, F(mqtt_sys_interval_ms), 0, 3600000, NULL},
+    {"mqtt_max_inflight", "mqtt", K_COUNT, F(mqtt_max_inflight), 1, 65535, NULL},
+    {"mqtt_max_queued", "mqtt", K_COUNT, F(mqtt_max_queued), 0, 10000000, NULL},
+    {"mqtt_queue_qos0", "mqtt", K_BOOL, F(mqtt_queue_qos0), 0, 1, NULL},
+    {"mqtt_session_expiry", "mqtt", K_COUNT, F(mqtt_session_expiry), 0, 4294967295u, NULL},
+    {"mqtt_topic_aliases", "mqtt", K_COUNT, F(mqtt_topic_aliases), 0, 65535, NULL},
+    {"stomp_heartbeat", "stomp", K_SECS, F(stomp_heartbeat_ms), 0, 3600000, NULL},
+    {"stomp_max_unacked", "stomp", K_COUNT, F(stomp_max_unacked), 1, 1000000, NULL},
 };
 #define NKEYS (sizeof(KEYS) / sizeof(KEYS[0]))
 
@@ -111,6 +120,10 @@ void cfg_defaults(cfg_t *cfg)
     strcpy(cfg->http_addr, "127.0.0.1:8080");
     strcpy(cfg->mqtt_addr, "127.0.0.1:1883");
     strcpy(cfg->data_dir, "./herald-data");
+    cfg->store = STORE_LMDB;
+    cfg->durability = DURABILITY_INTERVAL;
+    cfg->flush_interval_ms = 1000;
+    cfg->store_map_size = 1ull << 30;
     cfg->log_level = 2;
     cfg->max_connections = 10000;
     cfg->header_timeout_ms = 10000;
@@ -375,6 +388,17 @@ int cfg_set(cfg_t *cfg, const char *key, const char *value, char *err, size_t er
         if (!parse_secs(v, &u))
             return fail(err, errcap, "%s: bad duration '%s' (seconds, up to 3 decimals)", k->name, v);
         break;
+    case K_CHOICE: {
+        for (uint32_t i = 0; k->choices[i]; i++)
+            if (strcasecmp(v, k->choices[i]) == 0) {
+                memcpy(field, &i, sizeof(i));
+                return 0;
+            }
+        char want[200] = "";
+        for (uint32_t i = 0; k->choices[i]; i++)
+            snprintf(want + strlen(want), sizeof(want) - strlen(want), "%s%s", i ? ", " : "", k->choices[i]);
+        return fail(err, errcap, "%s: bad value '%s' (want %s)", k->name, v, want);
+    }
     case K_BOOL: {
         static const char *const yes[] = {"true", "yes", "on", "1"}, *const no[] = {"false", "no", "off", "0"};
         for (int i = 0; i < 4; i++) {
@@ -629,6 +653,7 @@ size_t cfg_dump(const cfg_t *cfg, char *out, size_t cap)
             break;
         case K_POLICY: put(&d, "%s\n", cfg->slow_policy == SLOW_DISCONNECT ? "disconnect" : "drop"); break;
         case K_BOOL: put(&d, "%s\n", *(const bool *)field ? "true" : "false"); break;
+        case K_CHOICE: put(&d, "%s\n", k->choices[u32]); break;
         case K_COUNT:
         case K_MS: put(&d, "%u\n", u32); break;
         case K_SIZE32: put_size(&d, u32); break;

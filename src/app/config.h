@@ -10,12 +10,19 @@
 
 typedef enum { SLOW_DROP = 0, SLOW_DISCONNECT = 1 } slow_policy_t;
 
+enum { STORE_MEMORY = 0, STORE_LMDB = 1 };
+enum { DURABILITY_INTERVAL = 0, DURABILITY_SYNC = 1 };
+
 typedef struct {
     /* [server] */
     char http_addr[64];    /* http = 127.0.0.1:8080 (host:port, [v6]:port) */
     char mqtt_addr[64];    /* mqtt = 127.0.0.1:1883 (MQTT over TCP; "" disables it) */
     char data_dir[256];    /* data_dir = ./herald-data */
     char redis_addr[64];   /* redis = "" (engine=redis is not built yet) */
+    uint32_t store;        /* store = lmdb (histories on disk in data_dir) | memory */
+    uint32_t durability;   /* durability = interval (fsync every flush_interval) | sync (fsync before acknowledging) */
+    uint32_t flush_interval_ms; /* flush_interval = 1 (seconds) */
+    uint64_t store_map_size;    /* store_map_size = 1g: the largest the LMDB file may grow */
     char cors_origins[1024]; /* cors_origins = "" (none), "*", or space/comma separated origins */
     int log_level;         /* log_level = error|warn|info|debug -> 0..3 (default info = 2) */
     uint32_t max_connections; /* max_connections = 10000 */

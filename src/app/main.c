@@ -30,6 +30,14 @@ static void on_stop(loop_t *loop, void *arg)
     http_server_close(app->http);
 }
 
+/* The loop calls this before it writes to sockets: one commit for the iteration's writes. */
+static void store_flush_hook(loop_t *loop, void *arg)
+{
+    (void)loop;
+    store_t *s = arg;
+    s->ops->flush(s);
+}
+
 static int serve(int argc, char **argv)
 {
     cfg_t *cfg = calloc(1, sizeof(*cfg));
@@ -78,10 +86,26 @@ static int serve(int argc, char **argv)
         log_error("cannot create the event loop");
         goto out;
     }
-    store = store_mem_new();
+    if (cfg->store == STORE_LMDB) {
+        char serr[700];
+        store_lmdb_opts_t so = {cfg->data_dir, cfg->durability == DURABILITY_SYNC, cfg->flush_interval_ms,
+                                cfg->store_map_size};
+        if (!(store = store_lmdb_open(&so, &loop, serr, sizeof(serr)))) {
+            log_error("cannot open the store: %s", serr);
+            goto out;
+        }
+        loop.before_write = store_flush_hook;
+        loop.before_write_arg = store;
+    } else {
+        store = store_mem_new();
+    }
     hist_limits_t lim = {cfg->history_messages, cfg->history_bytes, cfg->history_age_ms};
     if (!store || hub_init(&hub, &loop, store, &lim) < 0) goto out;
     hub_ok = true;
+    if (hub_restore(&hub) < 0) {
+        log_error("cannot restore retained messages from the store");
+        goto out;
+    }
     app.xp = (xp_ctx_t){.hub = &hub, .cfg = cfg, .metrics = &metrics};
     app.xp.sse_heartbeat = http_chunk(":\n\n", 3);
     app.xp.iframe_keepalive = http_chunk("<!-- -->\n", 9);
@@ -113,6 +137,7 @@ static int serve(int argc, char **argv)
     exit_code = 0;
 out:
     if (hub_ok) hub_close(&hub);
+    loop.before_write = NULL;
     if (store) store->ops->close(store);
     bytes_unref(app.xp.sse_heartbeat);
     bytes_unref(app.xp.iframe_keepalive);

@@ -112,18 +112,24 @@ static void loop__poll(loop_t *loop, int timeout_ms)
     }
 }
 
+static void loop__write(loop_t *loop)
+{
+    if (loop->before_write) loop->before_write(loop, loop->before_write_arg);
+    conn__flush_pending(loop);
+}
+
 void loop_run_once(loop_t *loop, int max_wait_ms)
 {
     loop->now_ms = loop_mono_ms();
     tw_run(&loop->wheel, loop->now_ms);
     conn__run_closing(loop);
-    conn__flush_pending(loop);
+    loop__write(loop);
     int t = tw_next_ms(&loop->wheel, loop->now_ms);
     if (max_wait_ms >= 0 && (t < 0 || t > max_wait_ms)) t = max_wait_ms;
     if (!list_empty(&loop->closing) || !list_empty(&loop->pending_writes)) t = 0;
     loop__poll(loop, loop->stopping ? 0 : t);
     conn__run_closing(loop);
-    conn__flush_pending(loop);
+    loop__write(loop);
     conn__run_closing(loop);
     loop->iterations++;
 }
@@ -132,6 +138,6 @@ void loop_run(loop_t *loop)
 {
     while (!loop->stopping) loop_run_once(loop, -1);
     conn__run_closing(loop);
-    conn__flush_pending(loop);
+    loop__write(loop);
     conn__run_closing(loop);
 }

@@ -37,6 +37,8 @@ struct loop {
     list_t closing;        /* conns closed during this iteration, freed after dispatch */
     loop_hook_cb on_stop;  /* called once when a stop signal arrives */
     void *on_stop_arg;
+    loop_hook_cb before_write; /* called before queued socket writes go out (the store's group commit) */
+    void *before_write_arg;
     uint64_t iterations;
     uint64_t bytes_in, bytes_out; /* socket bytes read and written by connections */
 };

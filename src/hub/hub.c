@@ -27,6 +27,15 @@ static void hub__free_chan(chan_t *ch)
     free(ch);
 }
 
+/* Tells the store when the ring's limits dropped messages, so it drops them too. */
+static void hub__trimmed(hub_t *hub, chan_t *ch)
+{
+    uint64_t first = ch->hist.count ? hist_at(&ch->hist, 0)->id : ch->last_id + 1;
+    if (first <= ch->kept_from) return;
+    ch->kept_from = first;
+    if (hub->store->ops->trim) hub->store->ops->trim(hub->store, ch->name, ch->name_len, first);
+}
+
 static void hub__sweep(tw_entry_t *e)
 {
     hub_t *hub = container_of(e, hub_t, sweep);
@@ -36,6 +45,7 @@ static void hub__sweep(tw_entry_t *e)
         while (*pp) {
             chan_t *ch = *pp;
             hist_trim(&ch->hist, &hub->limits, now);
+            hub__trimmed(hub, ch);
             if (ch->nsubs == 0 && ch->hist.count == 0 && !ch->retained) {
                 *pp = ch->hnext;
                 hub->nchannels--;
@@ -158,6 +168,7 @@ chan_t *hub_channel(hub_t *hub, const char *name, size_t n, bool create)
         hub__free_chan(ch);
         return NULL;
     }
+    ch->kept_from = 1; /* the first trim check drops whatever the limits no longer keep */
     uint32_t b = (uint32_t)(h & (hub->table_cap - 1));
     ch->hnext = hub->table[b];
     hub->table[b] = ch;
@@ -165,9 +176,11 @@ chan_t *hub_channel(hub_t *hub, const char *name, size_t n, bool create)
     return ch;
 }
 
-/* Sets (m, referenced by the channel) or clears (m NULL) ch's retained message. */
-static void hub__retain(hub_t *hub, chan_t *ch, msg_t *m)
+/* Sets (m, referenced by the channel) or clears (m NULL) ch's retained message; store: also
+ * tell the store. */
+static void hub__retain(hub_t *hub, chan_t *ch, msg_t *m, bool store)
 {
+    if (store && hub->store->ops->retain) hub->store->ops->retain(hub->store, m, ch->name, ch->name_len);
     if (ch->retained) {
         msg_unref(ch->retained);
         hub->nretained--;
@@ -210,6 +223,7 @@ int hub_publish_ex(hub_t *hub, const char *channel, size_t channel_len, const ch
         msg_unref(m);
         return rc;
     }
+    hub__trimmed(hub, ch);
     ch->last_id = m->id;
     hub->published++;
     uint32_t n = 0;
@@ -224,7 +238,7 @@ int hub_publish_ex(hub_t *hub, const char *channel, size_t channel_len, const ch
     if (topic_count(&hub->topics)) topic_match(&hub->topics, ch->name, ch->name_len, hub__tdeliver, &tm);
     *id = m->id;
     *reached = n + tm.n;
-    if (flags & MSG_RETAIN) hub__retain(hub, ch, data_len ? m : NULL);
+    if (flags & MSG_RETAIN) hub__retain(hub, ch, data_len ? m : NULL, true);
     msg_unref(m);
     return 0;
 }
@@ -249,6 +263,20 @@ uint32_t hub_topic_deliver(hub_t *hub, msg_t *m)
     hub__tmatch_t tm = {m, 0};
     if (topic_count(&hub->topics)) topic_match(&hub->topics, m->channel, m->channel_len, hub__tdeliver, &tm);
     return tm.n;
+}
+
+static int hub__restore_one(void *arg, msg_t *m)
+{
+    hub_t *hub = arg;
+    chan_t *ch = hub_channel(hub, m->channel, m->channel_len, true);
+    if (!ch) return HR_ENOMEM;
+    hub__retain(hub, ch, m, false);
+    return 0;
+}
+
+int hub_restore(hub_t *hub)
+{
+    return hub->store->ops->each_retained ? hub->store->ops->each_retained(hub->store, hub__restore_one, hub) : 0;
 }
 
 void hub_each_retained(hub_t *hub, void (*cb)(chan_t *ch, void *arg), void *arg)
@@ -279,6 +307,7 @@ void hub_unsubscribe(hub_t *hub, sub_t *s)
 uint32_t hub_after(hub_t *hub, chan_t *ch, uint64_t cursor, msg_t **out, uint32_t max, hub_cursor_info_t *info)
 {
     hist_trim(&ch->hist, &hub->limits, loop_wall_ms());
+    hub__trimmed(hub, ch);
     hist_t *h = &ch->hist;
     info->last_id = ch->last_id;
     info->first_available = h->count ? hist_at(h, 0)->id : ch->last_id + 1;

@@ -46,6 +46,7 @@ struct chan {
     msg_t *retained; /* the MQTT retained message, or NULL (keeps the channel alive) */
     uint64_t hash;
     uint64_t last_id;
+    uint64_t kept_from; /* the store may hold messages from this id on (older ones were trimmed) */
     hist_t hist;
     list_t subs;
     uint32_t nsubs;
@@ -108,6 +109,10 @@ typedef struct {
  * channel's retained message, or, when data is empty, clears it (MQTT 3.3.1.3). */
 int hub_publish_ex(hub_t *hub, const char *channel, size_t channel_len, const char *event, size_t event_len,
                    const void *data, size_t data_len, const hub_pubopt_t *o, uint64_t *id, uint32_t *reached);
+
+/* Restores what the store keeps beyond channel histories (MQTT retained messages), at
+ * start-up. 0 or a negative HR_E*. */
+int hub_restore(hub_t *hub);
 
 /* Subscribes t to the MQTT filter f[0..n) (also "$share/group/filter"). 0 or HR_EINVAL/HR_ENOMEM. */
 int hub_topic_subscribe(hub_t *hub, hub_tsub_t *t, const char *f, size_t n);

@@ -15,7 +15,7 @@ static int mem_load(store_t *s, const char *channel, size_t len, hist_t *h, cons
 
 static void mem_close(store_t *s) { free(s); }
 
-static const store_ops_t mem_ops = {mem_append, mem_load, mem_close};
+static const store_ops_t mem_ops = {.append = mem_append, .load = mem_load, .close = mem_close};
 
 store_t *store_mem_new(void)
 {

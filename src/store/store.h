@@ -1,18 +1,26 @@
 /* store.h - where channel histories persist, behind one interface.
  *
  * The hub keeps each channel's recent history in memory (hist_t) and tells the store about every
- * message it accepts; when a channel is first used the store may restore its last id and recent
- * messages. The memory store (mem.c) persists nothing: the in-memory ring is the whole history,
- * and a restart starts every channel afresh. An on-disk store (LMDB/SQLite) slots in here. */
+ * message it accepts and every message its limits drop; when a channel is first used the store
+ * restores its last id and recent messages. The memory store (mem.c) persists nothing: the
+ * in-memory ring is the whole history, and a restart starts every channel afresh. The LMDB store
+ * (lmdb.c) keeps histories, last ids and MQTT retained messages on disk; its writes of one event
+ * loop iteration are committed together by flush(), which the loop calls before it writes to any
+ * socket, so nothing is acknowledged or delivered before it is stored. */
 #ifndef HERALD_STORE_H
 #define HERALD_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../core/loop.h"
 #include "../hub/hist.h"
 
 typedef struct store store_t;
+
+/* Called with each stored retained message (the callee takes its own reference); non-zero stops. */
+typedef int (*store_retained_cb)(void *arg, msg_t *m);
 
 typedef struct {
     /* Records m (id already assigned). Returns 0 or a negative HR_E* (the publish then fails). */
@@ -21,8 +29,16 @@ typedef struct {
      * Returns 0 (also when the store knows nothing of it) or a negative HR_E*. */
     int (*load)(store_t *s, const char *channel, size_t len, hist_t *h, const hist_limits_t *lim,
                 uint64_t *last_id);
-    /* Frees the store. */
+    /* Frees the store (committing what is pending). */
     void (*close)(store_t *s);
+    /* Optional. The channel's history now starts at first_kept: older messages may go. */
+    int (*trim)(store_t *s, const char *channel, size_t len, uint64_t first_kept);
+    /* Optional. Keeps m as the channel's MQTT retained message, or forgets it (m NULL). */
+    int (*retain)(store_t *s, const msg_t *m, const char *channel, size_t len);
+    /* Optional. Calls cb with every retained message (at start-up). 0, or cb's or an HR_E* result. */
+    int (*each_retained)(store_t *s, store_retained_cb cb, void *arg);
+    /* Optional. Commits the writes made since the last flush (end of a loop iteration). */
+    void (*flush)(store_t *s);
 } store_ops_t;
 
 struct store {
@@ -32,5 +48,15 @@ struct store {
 
 /* The memory store: nothing persists across restarts. */
 store_t *store_mem_new(void);
+
+typedef struct {
+    const char *dir;   /* created when missing; locked against a second herald */
+    bool sync;         /* true: fsync every commit (durability = sync) */
+    uint32_t flush_ms; /* durability = interval: fsync at least this often */
+    uint64_t map_size; /* the largest the database may grow, in bytes */
+} store_lmdb_opts_t;
+
+/* Opens (or creates) the LMDB store in o->dir. NULL with a message in err on failure. */
+store_t *store_lmdb_open(const store_lmdb_opts_t *o, loop_t *loop, char *err, size_t errcap);
 
 #endif

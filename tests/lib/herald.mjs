@@ -115,6 +115,16 @@ export class Herald {
     return this.out.slice(-n);
   }
 
+  /* SIGKILL (a crash): no clean shutdown, nothing flushed by herald itself. */
+  async kill9() {
+    if (!this.exited) this.proc.kill('SIGKILL');
+    await this.exitPromise;
+    this.stopped = Promise.resolve(this.exited);
+    try {
+      fs.rmSync(this.dataDir, { recursive: true, force: true });
+    } catch {}
+  }
+
   /* SIGTERM, then requires exit code 0 within 5 s (SIGKILL and throw otherwise). */
   async stop() {
     if (this.stopped) return this.stopped;

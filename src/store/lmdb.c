@@ -1,0 +1,342 @@
+/* lmdb.c - the durable store: channel histories, last ids and MQTT retained messages in an LMDB
+ * environment under data_dir (see store.h).
+ *
+ * Why LMDB: a copy-on-write B+tree in one memory-mapped file, crash-safe without a log to replay
+ * (a commit is atomic; kill -9 at any point leaves the last committed state), one writer with
+ * lock-free readers, and a small C API that is packaged by Debian (liblmdb). Everything herald
+ * needs is ordered key ranges (a channel's messages by id) and single-key updates.
+ *
+ * Layout (three named databases):
+ *   msgs      key = channel name, 0x00, id as 8 big-endian bytes   value = the message (below)
+ *   chans     key = channel name                                   value = last id (8 bytes, host order)
+ *   retained  key = channel name                                   value = the message
+ * A message value is: id u64, time_ms u64, flags u32, expiry_s u32, event_len u16, props_len u32
+ * (host order), then event, properties, data. Channel names never contain NUL, so the 0x00 separator
+ * keeps one channel's keys together and sorted by id.
+ *
+ * Group commit: every write goes into one write transaction that stays open for the rest of the
+ * event-loop iteration; store_flush() (called by the loop just before it writes to any socket)
+ * commits it. With durability "sync" the commit is fsynced (LMDB's default), so a publish is
+ * acknowledged — and delivered — only once it is on disk, and all the publishes of one iteration
+ * share one fsync. With "interval" the environment runs with MDB_NOSYNC: a commit reaches the
+ * page cache (it survives the process being killed, not the machine losing power) and a timer
+ * fsyncs every flush_interval. */
+#include <errno.h>
+#include <fcntl.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../core/err.h"
+#include "../core/log.h"
+#include "../hub/hub.h"
+#include "store.h"
+
+#define HDR 30 /* id 8 + time 8 + flags 4 + expiry 4 + event_len 2 + props_len 4 */
+
+typedef struct {
+    store_t base;
+    MDB_env *env;
+    MDB_dbi msgs, chans, retained;
+    MDB_txn *w;        /* the open write transaction of this loop iteration, or NULL */
+    bool sync;
+    int lockfd;
+    loop_t *loop;
+    tw_entry_t flush_timer; /* durability interval: fsync every flush_ms */
+    uint32_t flush_ms;
+    bool dirty;        /* committed without fsync since the last sync */
+    uint64_t commits, syncs;
+} lm_t;
+
+static int lm__err(const char *what, int rc)
+{
+    log_error("store: %s: %s", what, mdb_strerror(rc));
+    return rc == MDB_MAP_FULL ? HR_EFULL : rc == ENOMEM ? HR_ENOMEM : HR_EIO;
+}
+
+static int lm__txn(lm_t *s)
+{
+    if (s->w) return 0;
+    int rc = mdb_txn_begin(s->env, NULL, 0, &s->w);
+    if (rc) {
+        s->w = NULL;
+        return lm__err("begin", rc);
+    }
+    return 0;
+}
+
+static size_t lm__key(char *k, const char *ch, size_t n, uint64_t id)
+{
+    memcpy(k, ch, n);
+    k[n] = 0;
+    for (int i = 0; i < 8; i++) k[n + 1 + i] = (char)(id >> (56 - 8 * i));
+    return n + 9;
+}
+
+static uint64_t lm__key_id(const MDB_val *k)
+{
+    const unsigned char *p = (const unsigned char *)k->mv_data + k->mv_size - 8;
+    uint64_t id = 0;
+    for (int i = 0; i < 8; i++) id = id << 8 | p[i];
+    return id;
+}
+
+/* True when key k belongs to channel ch (name, 0x00, 8 bytes). */
+static bool lm__key_of(const MDB_val *k, const char *ch, size_t n)
+{
+    return k->mv_size == n + 9 && memcmp(k->mv_data, ch, n) == 0 && ((const char *)k->mv_data)[n] == 0;
+}
+
+static int lm__put_msg(lm_t *s, MDB_dbi db, const MDB_val *key, const msg_t *m)
+{
+    MDB_val v = {HDR + m->event_len + m->props_len + m->data_len, NULL};
+    int rc = mdb_put(s->w, db, (MDB_val *)key, &v, MDB_RESERVE);
+    if (rc) return lm__err("put", rc);
+    char *p = v.mv_data;
+    uint16_t el = (uint16_t)m->event_len;
+    memcpy(p, &m->id, 8);
+    memcpy(p + 8, &m->time_ms, 8);
+    memcpy(p + 16, &m->flags, 4);
+    memcpy(p + 20, &m->expiry_s, 4);
+    memcpy(p + 24, &el, 2);
+    memcpy(p + 26, &m->props_len, 4);
+    memcpy(p + HDR, m->event, m->event_len);
+    if (m->props_len) memcpy(p + HDR + m->event_len, m->props, m->props_len);
+    memcpy(p + HDR + m->event_len + m->props_len, m->data, m->data_len);
+    return 0;
+}
+
+/* A message rebuilt from a stored value; NULL on OOM or a value too short for its header. */
+static msg_t *lm__msg(const MDB_val *v, const char *ch, size_t n)
+{
+    if (v->mv_size < HDR) return NULL;
+    const char *p = v->mv_data;
+    uint64_t id, time_ms;
+    uint32_t flags, expiry, plen;
+    uint16_t el;
+    memcpy(&id, p, 8);
+    memcpy(&time_ms, p + 8, 8);
+    memcpy(&flags, p + 16, 4);
+    memcpy(&expiry, p + 20, 4);
+    memcpy(&el, p + 24, 2);
+    memcpy(&plen, p + 26, 4);
+    if ((uint64_t)HDR + el + plen > v->mv_size) return NULL;
+    msg_t *m = msg_new(ch, n, p + HDR, el, p + HDR + el + plen, v->mv_size - HDR - el - plen, id, time_ms);
+    if (!m) return NULL;
+    m->flags = flags;
+    m->expiry_s = expiry;
+    if (msg_set_props(m, p + HDR + el, plen) < 0) {
+        msg_unref(m);
+        return NULL;
+    }
+    return m;
+}
+
+static int lm_append(store_t *st, const msg_t *m)
+{
+    lm_t *s = (lm_t *)st;
+    int rc = lm__txn(s);
+    if (rc < 0) return rc;
+    char kb[HUB_MAX_CHANNEL + 9];
+    MDB_val k = {lm__key(kb, m->channel, m->channel_len, m->id), kb};
+    if ((rc = lm__put_msg(s, s->msgs, &k, m)) < 0) return rc;
+    MDB_val ck = {m->channel_len, (void *)m->channel}, cv = {8, (void *)&m->id};
+    if ((rc = mdb_put(s->w, s->chans, &ck, &cv, 0))) return lm__err("put", rc);
+    return 0;
+}
+
+static int lm_trim(store_t *st, const char *ch, size_t n, uint64_t first_kept)
+{
+    lm_t *s = (lm_t *)st;
+    int rc = lm__txn(s);
+    if (rc < 0) return rc;
+    MDB_cursor *c;
+    if ((rc = mdb_cursor_open(s->w, s->msgs, &c))) return lm__err("cursor", rc);
+    char kb[HUB_MAX_CHANNEL + 9];
+    MDB_val k = {lm__key(kb, ch, n, 0), kb}, v;
+    rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && lm__key_of(&k, ch, n) && lm__key_id(&k) < first_kept) {
+        if ((rc = mdb_cursor_del(c, 0))) break;
+        rc = mdb_cursor_get(c, &k, &v, MDB_GET_CURRENT);
+        if (rc == EINVAL) rc = mdb_cursor_get(c, &k, &v, MDB_NEXT); /* deleted the last item */
+    }
+    mdb_cursor_close(c);
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : lm__err("trim", rc);
+}
+
+static int lm_load(store_t *st, const char *ch, size_t n, hist_t *h, const hist_limits_t *lim, uint64_t *last_id)
+{
+    lm_t *s = (lm_t *)st;
+    *last_id = 0;
+    MDB_txn *t = s->w;
+    int rc = 0;
+    if (!t && (rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t))) return lm__err("begin", rc);
+    MDB_val ck = {n, (void *)ch}, cv;
+    if (mdb_get(t, s->chans, &ck, &cv) == 0 && cv.mv_size == 8) memcpy(last_id, cv.mv_data, 8);
+    MDB_cursor *c = NULL;
+    if (*last_id && !(rc = mdb_cursor_open(t, s->msgs, &c))) {
+        char kb[HUB_MAX_CHANNEL + 9];
+        MDB_val k = {lm__key(kb, ch, n, 0), kb}, v;
+        uint64_t now = loop_wall_ms();
+        for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0 && lm__key_of(&k, ch, n);
+             rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+            msg_t *m = lm__msg(&v, ch, n);
+            if (!m) {
+                rc = ENOMEM;
+                break;
+            }
+            int pr = hist_push(h, m, lim, now); /* the ring keeps what the limits allow */
+            msg_unref(m);
+            if (pr < 0) {
+                rc = ENOMEM;
+                break;
+            }
+        }
+        mdb_cursor_close(c);
+    }
+    if (t != s->w) mdb_txn_abort(t);
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : lm__err("load", rc);
+}
+
+static int lm_retain(store_t *st, const msg_t *m, const char *ch, size_t n)
+{
+    lm_t *s = (lm_t *)st;
+    int rc = lm__txn(s);
+    if (rc < 0) return rc;
+    MDB_val k = {n, (void *)ch};
+    if (m) return lm__put_msg(s, s->retained, &k, m);
+    rc = mdb_del(s->w, s->retained, &k, NULL);
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : lm__err("del", rc);
+}
+
+static int lm_each_retained(store_t *st, store_retained_cb cb, void *arg)
+{
+    lm_t *s = (lm_t *)st;
+    MDB_txn *t;
+    MDB_cursor *c;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t);
+    if (rc) return lm__err("begin", rc);
+    if ((rc = mdb_cursor_open(t, s->retained, &c))) {
+        mdb_txn_abort(t);
+        return lm__err("cursor", rc);
+    }
+    MDB_val k, v;
+    int out = 0;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && out == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (k.mv_size == 0 || k.mv_size > HUB_MAX_CHANNEL) continue;
+        msg_t *m = lm__msg(&v, k.mv_data, k.mv_size);
+        if (!m) {
+            out = HR_ENOMEM;
+            break;
+        }
+        out = cb(arg, m);
+        msg_unref(m);
+    }
+    mdb_cursor_close(c);
+    mdb_txn_abort(t);
+    return out;
+}
+
+static void lm_flush(store_t *st)
+{
+    lm_t *s = (lm_t *)st;
+    if (!s->w) return;
+    int rc = mdb_txn_commit(s->w);
+    s->w = NULL;
+    if (rc) {
+        lm__err("commit", rc);
+        return;
+    }
+    s->commits++;
+    if (s->sync) s->syncs++;
+    else s->dirty = true;
+}
+
+static void lm__flush_timer(tw_entry_t *e)
+{
+    lm_t *s = container_of(e, lm_t, flush_timer);
+    if (s->dirty) {
+        int rc = mdb_env_sync(s->env, 1);
+        if (rc) lm__err("sync", rc);
+        else s->syncs++;
+        s->dirty = false;
+    }
+    loop_timer(s->loop, &s->flush_timer, s->flush_ms);
+}
+
+static void lm_close(store_t *st)
+{
+    lm_t *s = (lm_t *)st;
+    lm_flush(st);
+    if (s->loop) tw_stop(&s->loop->wheel, &s->flush_timer);
+    mdb_env_sync(s->env, 1);
+    mdb_env_close(s->env);
+    if (s->lockfd >= 0) close(s->lockfd);
+    log_info("store: closed (%llu commits, %llu fsyncs)", (unsigned long long)s->commits, (unsigned long long)s->syncs);
+    free(s);
+}
+
+static const store_ops_t lm_ops = {
+    .append = lm_append,
+    .load = lm_load,
+    .close = lm_close,
+    .trim = lm_trim,
+    .retain = lm_retain,
+    .each_retained = lm_each_retained,
+    .flush = lm_flush,
+};
+
+store_t *store_lmdb_open(const store_lmdb_opts_t *o, loop_t *loop, char *err, size_t errcap)
+{
+    lm_t *s = calloc(1, sizeof(*s));
+    if (!s) {
+        snprintf(err, errcap, "out of memory");
+        return NULL;
+    }
+    s->lockfd = -1;
+    s->base.ops = &lm_ops;
+    s->base.name = o->sync ? "lmdb, sync" : "lmdb, interval";
+    s->sync = o->sync;
+    int rc;
+    char lockpath[600];
+    if (mkdir(o->dir, 0755) < 0 && errno != EEXIST) {
+        snprintf(err, errcap, "cannot create %s: %s", o->dir, strerror(errno));
+        goto fail;
+    }
+    /* one herald per data directory: LMDB itself would let two processes share it */
+    snprintf(lockpath, sizeof(lockpath), "%s/herald.lock", o->dir);
+    s->lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (s->lockfd < 0 || flock(s->lockfd, LOCK_EX | LOCK_NB) < 0) {
+        snprintf(err, errcap, "%s: %s", lockpath,
+                 errno == EWOULDBLOCK ? "another herald is using this data directory" : strerror(errno));
+        goto fail;
+    }
+    if ((rc = mdb_env_create(&s->env)) || (rc = mdb_env_set_maxdbs(s->env, 4)) ||
+        (rc = mdb_env_set_mapsize(s->env, o->map_size)) ||
+        (rc = mdb_env_open(s->env, o->dir, (o->sync ? 0 : MDB_NOSYNC) | MDB_NOTLS, 0644))) {
+        snprintf(err, errcap, "%s: %s", o->dir, mdb_strerror(rc));
+        goto fail;
+    }
+    if ((rc = lm__txn(s)) < 0 || (rc = mdb_dbi_open(s->w, "msgs", MDB_CREATE, &s->msgs)) ||
+        (rc = mdb_dbi_open(s->w, "chans", MDB_CREATE, &s->chans)) ||
+        (rc = mdb_dbi_open(s->w, "retained", MDB_CREATE, &s->retained)) || (rc = mdb_txn_commit(s->w))) {
+        s->w = NULL;
+        snprintf(err, errcap, "%s: cannot open the databases: %s", o->dir, rc < 0 ? "txn" : mdb_strerror(rc));
+        goto fail;
+    }
+    s->w = NULL;
+    s->loop = loop;
+    tw_entry_init(&s->flush_timer, lm__flush_timer);
+    s->flush_ms = o->flush_ms ? o->flush_ms : 1000;
+    if (!o->sync) loop_timer(loop, &s->flush_timer, s->flush_ms);
+    return &s->base;
+fail:
+    if (s->env) mdb_env_close(s->env);
+    if (s->lockfd >= 0) close(s->lockfd);
+    free(s);
+    return NULL;
+}
