@@ -97,10 +97,13 @@ bench: $(B)/herald
 bench-mqtt: $(B)/herald
 	bash bench/compare_mosquitto.sh
 
+bench-store: $(B)/herald
+	bash bench/store.sh
+
 clean:
 	rm -rf build
 
-.PHONY: all run deps test fuzz fuzz-smoke bench bench-mqtt clean build-all
+.PHONY: all run deps test fuzz fuzz-smoke bench bench-mqtt bench-store clean build-all
 .SECONDARY:
 
 -include $(shell find build -name '*.d' 2>/dev/null)
