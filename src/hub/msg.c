@@ -103,3 +103,48 @@ bytes_t *msg_encoded_ctx(msg_t *m, int slot, msg_encoder_ctx encode, void *ctx)
     if (!m->enc[slot]) m->enc[slot] = encode(ctx, m);
     return m->enc[slot];
 }
+
+static void put_le(char *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++) p[i] = (char)(v >> (8 * i));
+}
+
+static uint64_t get_le(const unsigned char *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--) v = v << 8 | p[i];
+    return v;
+}
+
+void msg_pack(const msg_t *m, char *out)
+{
+    put_le(out, m->id, 8);
+    put_le(out + 8, m->time_ms, 8);
+    put_le(out + 16, m->flags, 4);
+    put_le(out + 20, m->expiry_s, 4);
+    put_le(out + 24, m->event_len, 2);
+    put_le(out + 26, m->props_len, 4);
+    char *p = out + MSG_PACK_HDR;
+    memcpy(p, m->event, m->event_len);
+    if (m->props_len) memcpy(p + m->event_len, m->props, m->props_len);
+    memcpy(p + m->event_len + m->props_len, m->data, m->data_len);
+}
+
+msg_t *msg_unpack(const void *buf, size_t n, const char *channel, size_t channel_len)
+{
+    const unsigned char *p = buf;
+    if (n < MSG_PACK_HDR) return NULL;
+    uint32_t el = (uint32_t)get_le(p + 24, 2), plen = (uint32_t)get_le(p + 26, 4);
+    if ((uint64_t)MSG_PACK_HDR + el + plen > n) return NULL;
+    const char *ev = (const char *)p + MSG_PACK_HDR;
+    msg_t *m = msg_new(channel, channel_len, ev, el, ev + el + plen, n - MSG_PACK_HDR - el - plen, get_le(p, 8),
+                       get_le(p + 8, 8));
+    if (!m) return NULL;
+    m->flags = (uint32_t)get_le(p + 16, 4);
+    m->expiry_s = (uint32_t)get_le(p + 20, 4);
+    if (msg_set_props(m, ev + el, plen) < 0) {
+        msg_unref(m);
+        return NULL;
+    }
+    return m;
+}

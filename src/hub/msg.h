@@ -70,6 +70,21 @@ msg_t *msg_new(const char *channel, size_t channel_len, const char *event, size_
  * 0 or HR_ENOMEM. */
 int msg_set_props(msg_t *m, const void *props, size_t n);
 
+/* The serialized form of a message, for stores (LMDB values, Redis streams and pub/sub), without
+ * the channel: id u64, time_ms u64, flags u32, expiry_s u32, event_len u16, props_len u32 (all
+ * little-endian), then event, properties, data. */
+#define MSG_PACK_HDR 30
+static inline size_t msg_pack_size(const msg_t *m)
+{
+    return MSG_PACK_HDR + (size_t)m->event_len + m->props_len + m->data_len;
+}
+
+/* Writes msg_pack_size(m) bytes to out. */
+void msg_pack(const msg_t *m, char *out);
+
+/* Rebuilds a message of channel from a packed one; NULL when p[0..n) is not one, or on OOM. */
+msg_t *msg_unpack(const void *p, size_t n, const char *channel, size_t channel_len);
+
 /* True when the message has an expiry interval that has passed at now_ms (wall clock). */
 static inline bool msg_expired(const msg_t *m, uint64_t now_ms)
 {

@@ -10,8 +10,7 @@
  *   msgs      key = channel name, 0x00, id as 8 big-endian bytes   value = the message (below)
  *   chans     key = channel name                                   value = last id (8 bytes, host order)
  *   retained  key = channel name                                   value = the message
- * A message value is: id u64, time_ms u64, flags u32, expiry_s u32, event_len u16, props_len u32
- * (host order), then event, properties, data. Channel names never contain NUL, so the 0x00 separator
+ * A message value is msg_pack()'s form (msg.h). Channel names never contain NUL, so the 0x00 separator
  * keeps one channel's keys together and sorted by id.
  *
  * Group commit: every write goes into one write transaction that stays open for the rest of the
@@ -36,7 +35,6 @@
 #include "../hub/hub.h"
 #include "store.h"
 
-#define HDR 30 /* id 8 + time 8 + flags 4 + expiry 4 + event_len 2 + props_len 4 */
 
 typedef struct {
     store_t base;
@@ -93,47 +91,11 @@ static bool lm__key_of(const MDB_val *k, const char *ch, size_t n)
 
 static int lm__put_msg(lm_t *s, MDB_dbi db, const MDB_val *key, const msg_t *m)
 {
-    MDB_val v = {HDR + m->event_len + m->props_len + m->data_len, NULL};
+    MDB_val v = {msg_pack_size(m), NULL};
     int rc = mdb_put(s->w, db, (MDB_val *)key, &v, MDB_RESERVE);
     if (rc) return lm__err("put", rc);
-    char *p = v.mv_data;
-    uint16_t el = (uint16_t)m->event_len;
-    memcpy(p, &m->id, 8);
-    memcpy(p + 8, &m->time_ms, 8);
-    memcpy(p + 16, &m->flags, 4);
-    memcpy(p + 20, &m->expiry_s, 4);
-    memcpy(p + 24, &el, 2);
-    memcpy(p + 26, &m->props_len, 4);
-    memcpy(p + HDR, m->event, m->event_len);
-    if (m->props_len) memcpy(p + HDR + m->event_len, m->props, m->props_len);
-    memcpy(p + HDR + m->event_len + m->props_len, m->data, m->data_len);
+    msg_pack(m, v.mv_data);
     return 0;
-}
-
-/* A message rebuilt from a stored value; NULL on OOM or a value too short for its header. */
-static msg_t *lm__msg(const MDB_val *v, const char *ch, size_t n)
-{
-    if (v->mv_size < HDR) return NULL;
-    const char *p = v->mv_data;
-    uint64_t id, time_ms;
-    uint32_t flags, expiry, plen;
-    uint16_t el;
-    memcpy(&id, p, 8);
-    memcpy(&time_ms, p + 8, 8);
-    memcpy(&flags, p + 16, 4);
-    memcpy(&expiry, p + 20, 4);
-    memcpy(&el, p + 24, 2);
-    memcpy(&plen, p + 26, 4);
-    if ((uint64_t)HDR + el + plen > v->mv_size) return NULL;
-    msg_t *m = msg_new(ch, n, p + HDR, el, p + HDR + el + plen, v->mv_size - HDR - el - plen, id, time_ms);
-    if (!m) return NULL;
-    m->flags = flags;
-    m->expiry_s = expiry;
-    if (msg_set_props(m, p + HDR + el, plen) < 0) {
-        msg_unref(m);
-        return NULL;
-    }
-    return m;
 }
 
 static int lm_append(store_t *st, const msg_t *m)
@@ -184,7 +146,7 @@ static int lm_load(store_t *st, const char *ch, size_t n, hist_t *h, const hist_
         uint64_t now = loop_wall_ms();
         for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0 && lm__key_of(&k, ch, n);
              rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-            msg_t *m = lm__msg(&v, ch, n);
+            msg_t *m = msg_unpack(v.mv_data, v.mv_size, ch, n);
             if (!m) {
                 rc = ENOMEM;
                 break;
@@ -228,7 +190,7 @@ static int lm_each_retained(store_t *st, store_retained_cb cb, void *arg)
     int out = 0;
     for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && out == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
         if (k.mv_size == 0 || k.mv_size > HUB_MAX_CHANNEL) continue;
-        msg_t *m = lm__msg(&v, k.mv_data, k.mv_size);
+        msg_t *m = msg_unpack(v.mv_data, v.mv_size, k.mv_data, k.mv_size);
         if (!m) {
             out = HR_ENOMEM;
             break;
