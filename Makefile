@@ -10,7 +10,7 @@ CC      ?= cc
 CSTD     = -std=c11 -D_GNU_SOURCE
 WARN     = -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
-LDLIBS   = -linih -lcrypto -lz -ljansson -llmdb -lm
+LDLIBS   = -linih -lcrypto -lz -ljansson -llmdb -lhiredis -lm
 DEPFLAGS = -MMD -MP
 
 LIB_SRC  = $(filter-out src/app/main.c,$(wildcard src/*/*.c)) build/gen/web_assets.c

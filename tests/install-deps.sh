@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 # Libraries are checked as Debian packages; tools by their command, so a node/npm installed
 # some other way (nodesource, nvm) is used as it is.
-PKGS=(gcc make clang libclang-rt-14-dev libinih-dev libssl-dev zlib1g-dev libjansson-dev liblmdb-dev python3-websockets mosquitto-clients python3-paho-mqtt procps)
+PKGS=(gcc make clang libclang-rt-14-dev libinih-dev libssl-dev zlib1g-dev libjansson-dev liblmdb-dev libhiredis-dev redis-server python3-websockets mosquitto-clients python3-paho-mqtt procps)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -15,6 +15,8 @@ command -v curl >/dev/null || missing+=(curl)
 command -v python3 >/dev/null || missing+=(python3)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
+# the browser tests (tests/e2e) drive Debian's Chromium through playwright-core
+command -v chromium >/dev/null || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "# installing Debian packages: ${missing[*]}"
     SUDO=""

@@ -55,6 +55,7 @@ typedef struct {
 } key_def_t;
 
 static const char *const STORES[] = {"memory", "lmdb", NULL};
+static const char *const ENGINES[] = {"local", "redis", NULL};
 static const char *const DURABILITY[] = {"interval", "sync", NULL};
 
 #define F(field) offsetof(cfg_t, field), sizeof(((cfg_t *)0)->field)
@@ -64,6 +65,7 @@ static const key_def_t KEYS[] = {
     {"mqtt", "server", K_ADDR_OPT, F(mqtt_addr), 0, 0, NULL},
     {"data_dir", "server", K_PATH, F(data_dir), 0, 0, NULL},
     {"redis", "server", K_ADDR_OPT, F(redis_addr), 0, 0, NULL},
+    {"engine", "server", K_CHOICE, F(engine), 0, 0, ENGINES},
     {"store", "server", K_CHOICE, F(store), 0, 0, STORES},
     {"durability", "server", K_CHOICE, F(durability), 0, 0, DURABILITY},
     {"flush_interval", "server", K_SECS, F(flush_interval_ms), 1, 3600000, NULL},
@@ -120,6 +122,8 @@ void cfg_defaults(cfg_t *cfg)
     strcpy(cfg->http_addr, "127.0.0.1:8080");
     strcpy(cfg->mqtt_addr, "127.0.0.1:1883");
     strcpy(cfg->data_dir, "./herald-data");
+    cfg->engine = ENGINE_LOCAL;
+    strcpy(cfg->redis_addr, "127.0.0.1:6379");
     cfg->store = STORE_LMDB;
     cfg->durability = DURABILITY_INTERVAL;
     cfg->flush_interval_ms = 1000;

@@ -11,6 +11,7 @@
 typedef enum { SLOW_DROP = 0, SLOW_DISCONNECT = 1 } slow_policy_t;
 
 enum { STORE_MEMORY = 0, STORE_LMDB = 1 };
+enum { ENGINE_LOCAL = 0, ENGINE_REDIS = 1 };
 enum { DURABILITY_INTERVAL = 0, DURABILITY_SYNC = 1 };
 
 typedef struct {
@@ -18,7 +19,8 @@ typedef struct {
     char http_addr[64];    /* http = 127.0.0.1:8080 (host:port, [v6]:port) */
     char mqtt_addr[64];    /* mqtt = 127.0.0.1:1883 (MQTT over TCP; "" disables it) */
     char data_dir[256];    /* data_dir = ./herald-data */
-    char redis_addr[64];   /* redis = "" (engine=redis is not built yet) */
+    uint32_t engine;       /* engine = local (one node, `store` below) | redis (nodes share channels through redis) */
+    char redis_addr[64];   /* redis = 127.0.0.1:6379, used with engine = redis */
     uint32_t store;        /* store = lmdb (histories on disk in data_dir) | memory */
     uint32_t durability;   /* durability = interval (fsync every flush_interval) | sync (fsync before acknowledging) */
     uint32_t flush_interval_ms; /* flush_interval = 1 (seconds) */

@@ -9,6 +9,7 @@
 #include "../../bench/loadgen.h"
 #include "../core/err.h"
 #include "../core/log.h"
+#include "../store/redis.h"
 #include "cli.h"
 #include "config.h"
 #include "routes.h"
@@ -71,7 +72,6 @@ static int serve(int argc, char **argv)
         return 0;
     }
     log_set_level(cfg->log_level);
-    if (cfg->redis_addr[0]) log_warn("redis engine is not built yet: running single-node on the memory store");
 
     int exit_code = 1;
     loop_t loop;
@@ -86,7 +86,14 @@ static int serve(int argc, char **argv)
         log_error("cannot create the event loop");
         goto out;
     }
-    if (cfg->store == STORE_LMDB) {
+    if (cfg->engine == ENGINE_REDIS) {
+        char serr[300];
+        if (!cfg->redis_addr[0] || !(store = store_redis_open(cfg->redis_addr, cfg->history_messages, &loop, serr,
+                                                               sizeof(serr)))) {
+            log_error("engine = redis: %s", cfg->redis_addr[0] ? serr : "the redis address is empty");
+            goto out;
+        }
+    } else if (cfg->store == STORE_LMDB) {
         char serr[700];
         store_lmdb_opts_t so = {cfg->data_dir, cfg->durability == DURABILITY_SYNC, cfg->flush_interval_ms,
                                 cfg->store_map_size};
@@ -102,6 +109,7 @@ static int serve(int argc, char **argv)
     hist_limits_t lim = {cfg->history_messages, cfg->history_bytes, cfg->history_age_ms};
     if (!store || hub_init(&hub, &loop, store, &lim) < 0) goto out;
     hub_ok = true;
+    if (cfg->engine == ENGINE_REDIS) store_redis_attach(store, &hub);
     if (hub_restore(&hub) < 0) {
         log_error("cannot restore retained messages from the store");
         goto out;

@@ -77,7 +77,7 @@ static void routes__publish(app_t *app, http_conn_t *hc, http_req_t *req, span_t
     uint32_t reached = 0;
     int rc = hub_publish(app->xp.hub, chan, (size_t)cn, event, (size_t)en, body.p, body.n, &id, &reached);
     if (rc < 0) {
-        http_error(hc, rc, "publish failed");
+        http_error(hc, rc, rc == HR_EUNAVAIL ? "publish failed: redis is unavailable" : "publish failed");
         return;
     }
     char json[6 * HUB_MAX_CHANNEL + 96], esc[6 * HUB_MAX_CHANNEL + 8];
@@ -155,6 +155,9 @@ static void routes__channel_info(app_t *app, http_conn_t *hc, span_t rest)
         bytes = ch->hist.bytes;
         first = count ? hist_at(&ch->hist, 0)->id : 0;
     }
+    store_t *st = app->xp.hub->store;
+    uint32_t all;
+    if (st->ops->occupancy && st->ops->occupancy(st, chan, (size_t)cn, &all) == 0) subs = all; /* every node */
     char json[6 * HUB_MAX_CHANNEL + 256], esc[6 * HUB_MAX_CHANNEL + 8];
     size_t el = json_escape(chan, (size_t)cn, esc, sizeof(esc));
     int n = snprintf(json, sizeof(json),

@@ -23,6 +23,7 @@ const char *hr_strerror(int rc)
     case HR_ECHANNEL: return "invalid channel name";
     case HR_EFORBIDDEN: return "forbidden";
     case HR_ESHUTDOWN: return "shutting down";
+    case HR_EUNAVAIL: return "backend unavailable";
     default: return "unknown error";
     }
 }

@@ -54,6 +54,7 @@ int http_status_for(int rc)
     case HR_ENOTIMPL: return 501;
     case HR_ENOMEM:
     case HR_EFULL:
+    case HR_EUNAVAIL:
     case HR_ESHUTDOWN: return 503;
     case HR_EVERSION: return 505;
     default: return 500;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../core/err.h"
+#include "../core/log.h"
 
 #define HUB_SWEEP_MS 5000
 
@@ -202,27 +203,14 @@ static void hub__tdeliver(topic_entry_t *e, void *arg)
     tm->n++;
 }
 
-int hub_publish_ex(hub_t *hub, const char *channel, size_t channel_len, const char *event, size_t event_len,
-                   const void *data, size_t data_len, const hub_pubopt_t *o, uint64_t *id, uint32_t *reached)
+/* Records m (its id assigned) in ch's history and delivers it to the channel's subscribers and the
+ * matching MQTT filters; store: also hand it to the store (not for messages the store itself
+ * ordered and fed back). Returns the subscribers reached, or a negative HR_E*. */
+static int64_t hub__accept(hub_t *hub, chan_t *ch, msg_t *m, bool store)
 {
-    uint32_t flags = o->flags;
-    chan_t *ch = hub_channel(hub, channel, channel_len, true);
-    if (!ch) return HR_ENOMEM;
-    uint64_t now = loop_wall_ms();
-    msg_t *m = msg_new(ch->name, ch->name_len, event, event_len, data, data_len, ch->last_id + 1, now);
-    if (!m) return HR_ENOMEM;
-    m->flags |= flags;
-    m->expiry_s = o->expiry_s;
-    if (msg_set_props(m, o->props, o->props_len) < 0) {
-        msg_unref(m);
-        return HR_ENOMEM;
-    }
-    int rc = hub->store->ops->append(hub->store, m);
-    if (rc == 0) rc = hist_push(&ch->hist, m, &hub->limits, now);
-    if (rc < 0) {
-        msg_unref(m);
-        return rc;
-    }
+    int rc = store ? hub->store->ops->append(hub->store, m) : 0;
+    if (rc == 0) rc = hist_push(&ch->hist, m, &hub->limits, loop_wall_ms());
+    if (rc < 0) return rc;
     hub__trimmed(hub, ch);
     ch->last_id = m->id;
     hub->published++;
@@ -236,11 +224,43 @@ int hub_publish_ex(hub_t *hub, const char *channel, size_t channel_len, const ch
     }
     hub__tmatch_t tm = {m, 0};
     if (topic_count(&hub->topics)) topic_match(&hub->topics, ch->name, ch->name_len, hub__tdeliver, &tm);
+    if (m->flags & MSG_RETAIN) hub__retain(hub, ch, m->data_len ? m : NULL, store);
+    return n + tm.n;
+}
+
+int hub_publish_ex(hub_t *hub, const char *channel, size_t channel_len, const char *event, size_t event_len,
+                   const void *data, size_t data_len, const hub_pubopt_t *o, uint64_t *id, uint32_t *reached)
+{
+    chan_t *ch = hub_channel(hub, channel, channel_len, true);
+    if (!ch) return HR_ENOMEM;
+    msg_t *m = msg_new(ch->name, ch->name_len, event, event_len, data, data_len, ch->last_id + 1, loop_wall_ms());
+    if (!m) return HR_ENOMEM;
+    m->flags |= o->flags;
+    m->expiry_s = o->expiry_s;
+    if (msg_set_props(m, o->props, o->props_len) < 0) {
+        msg_unref(m);
+        return HR_ENOMEM;
+    }
+    int64_t rc;
+    if (hub->store->ops->publish) { /* ordered by the store across nodes; delivered through hub_inject() */
+        rc = hub->store->ops->publish(hub->store, m);
+        if (rc == 0) rc = ch->nsubs;
+    } else {
+        rc = hub__accept(hub, ch, m, true);
+    }
     *id = m->id;
-    *reached = n + tm.n;
-    if (flags & MSG_RETAIN) hub__retain(hub, ch, data_len ? m : NULL, true);
     msg_unref(m);
+    if (rc < 0) return (int)rc;
+    *reached = (uint32_t)rc;
     return 0;
+}
+
+void hub_inject(hub_t *hub, msg_t *m)
+{
+    chan_t *ch = hub_channel(hub, m->channel, m->channel_len, true);
+    if (!ch || m->id <= ch->last_id) return; /* already here (e.g. loaded with the channel's history) */
+    if (hub__accept(hub, ch, m, false) < 0) log_warn("hub: message %llu on %.*s dropped: out of memory",
+                                                     (unsigned long long)m->id, (int)m->channel_len, m->channel);
 }
 
 int hub_publish(hub_t *hub, const char *channel, size_t channel_len, const char *event, size_t event_len,
@@ -277,6 +297,23 @@ static int hub__restore_one(void *arg, msg_t *m)
 int hub_restore(hub_t *hub)
 {
     return hub->store->ops->each_retained ? hub->store->ops->each_retained(hub->store, hub__restore_one, hub) : 0;
+}
+
+void hub_each_channel(hub_t *hub, void (*cb)(chan_t *ch, void *arg), void *arg)
+{
+    for (uint32_t i = 0; i < hub->table_cap; i++)
+        for (chan_t *ch = hub->table[i], *next; ch; ch = next) {
+            next = ch->hnext;
+            cb(ch, arg);
+        }
+}
+
+void hub_rebase(hub_t *hub, chan_t *ch)
+{
+    hist_free(&ch->hist);
+    hist_init(&ch->hist);
+    ch->kept_from = 1;
+    (void)hub;
 }
 
 void hub_each_retained(hub_t *hub, void (*cb)(chan_t *ch, void *arg), void *arg)

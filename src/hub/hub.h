@@ -110,6 +110,18 @@ typedef struct {
 int hub_publish_ex(hub_t *hub, const char *channel, size_t channel_len, const char *event, size_t event_len,
                    const void *data, size_t data_len, const hub_pubopt_t *o, uint64_t *id, uint32_t *reached);
 
+/* A message whose id the store assigned (engine = redis: published on any node, fed back to
+ * every node in the same order): recorded and delivered here unless this node has it already.
+ * The caller keeps its reference. */
+void hub_inject(hub_t *hub, msg_t *m);
+
+/* Calls cb for every channel this node holds (cb must not free channels). */
+void hub_each_channel(hub_t *hub, void (*cb)(chan_t *ch, void *arg), void *arg);
+
+/* Empties ch's local history: the next message starts it again (ids must stay contiguous in a
+ * ring; used when the messages between the last one here and the next one are gone). */
+void hub_rebase(hub_t *hub, chan_t *ch);
+
 /* Restores what the store keeps beyond channel histories (MQTT retained messages), at
  * start-up. 0 or a negative HR_E*. */
 int hub_restore(hub_t *hub);

@@ -39,6 +39,12 @@ typedef struct {
     int (*each_retained)(store_t *s, store_retained_cb cb, void *arg);
     /* Optional. Commits the writes made since the last flush (end of a loop iteration). */
     void (*flush)(store_t *s);
+    /* Optional: a store that orders publishes itself (across nodes). Assigns m->id and records
+     * m; the store later hands it to every node, this one included, through hub_inject().
+     * 0, or HR_EUNAVAIL when the backend cannot be reached. */
+    int (*publish)(store_t *s, msg_t *m);
+    /* Optional. Subscribers of the channel on every node (presence across nodes); 0 or HR_E*. */
+    int (*occupancy)(store_t *s, const char *channel, size_t len, uint32_t *subscribers);
 } store_ops_t;
 
 struct store {
