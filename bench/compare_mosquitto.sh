@@ -8,7 +8,8 @@
 #   MSGS_O2O [20000]                  one-to-one: 1 publisher, 1 subscriber, flat out (window 1)
 #   IDLE_CONNS [10000]  IDLE_PER_PROC [5000]  IDLE_HOLD_MS [5000]   idle MQTT connections
 #   MQTT_VERSION [4]  (4 = 3.1.1, 5 = 5.0)  SIZE [64]  RUN_TIMEOUT_S [90]  BUDGET_S [570]
-#   SCENARIOS ["idle q0 q1 o2o0 o2o1"]
+#   SCENARIOS ["idle q0 q1 o2o0 o2o1"]  HERALD_STORE [memory] (lmdb: herald's on-disk store; Mosquitto
+#   runs without persistence)
 # Every publish goes over MQTT (Mosquitto has no HTTP). The idle scenario comes first, on fresh
 # servers (RSS growth per connection only means something there); with other scenarios before it,
 # both servers are restarted first. Each process may hold at most 20,000 open files here, so the
@@ -19,6 +20,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 RESULTS="$ROOT/bench/results"
+HERALD_STORE=${HERALD_STORE:-memory}
 SUBS_FAN=${SUBS_FAN:-1000}
 MSGS_FAN=${MSGS_FAN:-1000}
 MSGS_O2O=${MSGS_O2O:-20000}
@@ -80,7 +82,8 @@ start_herald() {
     while [ "$HERALD_MQTT" = "$http" ]; do HERALD_MQTT=$(free_port); done
     rm -rf "$TMP/herald-data"
     "$ROOT/build/herald" serve --http "127.0.0.1:$http" --mqtt "127.0.0.1:$HERALD_MQTT" \
-        --max-connections 20000 --log-level warn --data-dir "$TMP/herald-data" >"$TMP/herald.log" 2>&1 &
+        --max-connections 20000 --log-level warn --data-dir "$TMP/herald-data" --store "$HERALD_STORE" \
+        >"$TMP/herald.log" 2>&1 &
     HERALD_PID=$!
     wait_listen "$HERALD_MQTT" "$HERALD_PID" || { log "herald did not start:"; cat "$TMP/herald.log" >&2; exit 1; }
     log "herald pid $HERALD_PID, MQTT on 127.0.0.1:$HERALD_MQTT"

@@ -13,6 +13,7 @@
 #   DEFLATE_SIZE [512]  DEFLATE_PAYLOAD [json]   wsdeflate payload size and padding (json|x)
 #   SIZE [64]  RUN_TIMEOUT_S [90]  BUDGET_S [570]
 #   SCENARIOS ["idle wsidle rate flat ws wsdeflate small lp"]
+#   HERALD_STORE [memory] (lmdb: herald's on-disk store; nchan keeps its messages in memory)
 # The idle scenarios (idle, wsidle) measure RSS per connection, which only means something on
 # a fresh server: before each of them both servers are restarted, unless nothing ran on them yet.
 # Every process it starts is stopped by PID on exit; the whole script is bounded by BUDGET_S.
@@ -20,6 +21,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 RESULTS="$ROOT/bench/results"
+HERALD_STORE=${HERALD_STORE:-memory}
 SUBS_BIG=${SUBS_BIG:-10000}
 SUBS_SMALL=${SUBS_SMALL:-1000}
 IDLE_CONNS=${IDLE_CONNS:-10000}
@@ -100,7 +102,7 @@ NCHAN_WORKER=""
 start_herald() {
     HERALD_PORT=$(free_port)
     "$ROOT/build/herald" serve --http "127.0.0.1:$HERALD_PORT" --max-connections 20000 --log-level warn \
-        >"$TMP/herald.log" 2>&1 &
+        --mqtt "" --store "$HERALD_STORE" --data-dir "$TMP/herald-data" >"$TMP/herald.log" 2>&1 &
     HERALD_PID=$!
     wait_http "$HERALD_PORT" "$HERALD_PID" || { log "herald did not start:"; cat "$TMP/herald.log" >&2; exit 1; }
     log "herald pid $HERALD_PID on 127.0.0.1:$HERALD_PORT"
