@@ -76,11 +76,15 @@ $(BF)/fuzz_%: $(BF)/fuzz/fuzz_%.o $(BF)/libherald.a
 
 build-all: $(B)/herald $(BA)/herald $(UNIT_BIN) $(UNIT_ABIN)
 
-run: $(B)/herald
+run: build-deps
+	@$(MAKE) --no-print-directory $(B)/herald
 	./$(B)/herald serve
 
 deps:
 	@bash tests/install-deps.sh
+
+build-deps:
+	@bash tests/install-deps.sh --build
 
 test: deps
 	@$(MAKE) --no-print-directory build-all fuzz
@@ -103,7 +107,7 @@ bench-store: $(B)/herald
 clean:
 	rm -rf build
 
-.PHONY: all run deps test fuzz fuzz-smoke bench bench-mqtt bench-store clean build-all
+.PHONY: all run deps build-deps test fuzz fuzz-smoke bench bench-mqtt bench-store clean build-all
 .SECONDARY:
 
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -6,25 +6,34 @@ cd "$(dirname "$0")/.."
 
 # Libraries are checked as Debian packages; tools by their command, so a node/npm installed
 # some other way (nodesource, nvm) is used as it is.
-PKGS=(gcc make clang libclang-rt-14-dev libinih-dev libssl-dev zlib1g-dev libjansson-dev liblmdb-dev libhiredis-dev redis-server python3-websockets mosquitto-clients python3-paho-mqtt procps)
+# `--build`: only what building herald needs (make run); otherwise everything make test needs.
+BUILD_PKGS=(gcc make libinih-dev libssl-dev zlib1g-dev libjansson-dev liblmdb-dev libhiredis-dev)
+PKGS=("${BUILD_PKGS[@]}" clang libclang-rt-14-dev redis-server python3-websockets mosquitto-clients python3-paho-mqtt procps)
+[ "${1:-}" = --build ] && PKGS=("${BUILD_PKGS[@]}")
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
-command -v curl >/dev/null || missing+=(curl)
-command -v python3 >/dev/null || missing+=(python3)
-command -v node >/dev/null || missing+=(nodejs)
-command -v npm >/dev/null || missing+=(npm)
-# the browser tests (tests/e2e) drive Debian's Chromium through playwright-core
-command -v chromium >/dev/null || missing+=(chromium)
-if [ ${#missing[@]} -gt 0 ]; then
+apt_install() {
+    [ ${#missing[@]} -gt 0 ] || return 0
     echo "# installing Debian packages: ${missing[*]}"
     SUDO=""
     [ "$(id -u)" = 0 ] || SUDO=sudo
     export DEBIAN_FRONTEND=noninteractive
     $SUDO apt-get update -qq || true
     $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+if [ "${1:-}" = --build ]; then
+    apt_install
+    exit 0
 fi
+command -v curl >/dev/null || missing+=(curl)
+command -v python3 >/dev/null || missing+=(python3)
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
+# the browser tests (tests/e2e) drive Debian's Chromium through playwright-core
+command -v chromium >/dev/null || missing+=(chromium)
+apt_install
 
 if [ -f tests/package-lock.json ]; then
     stamp=tests/node_modules/.herald-lock-stamp
