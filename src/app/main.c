@@ -31,12 +31,15 @@ static void on_stop(loop_t *loop, void *arg)
     http_server_close(app->http);
 }
 
-/* The loop calls this before it writes to sockets: one commit for the iteration's writes. */
-static void store_flush_hook(loop_t *loop, void *arg)
+/* The loop calls this before it writes to sockets: changed MQTT sessions are saved, then one
+ * commit covers the iteration's writes. */
+static void before_write(loop_t *loop, void *arg)
 {
     (void)loop;
-    store_t *s = arg;
-    s->ops->flush(s);
+    app_t *app = arg;
+    if (app->mqtt) mqtt_server_persist(app->mqtt);
+    store_t *s = app->xp.hub->store;
+    if (s->ops->flush) s->ops->flush(s);
 }
 
 static int serve(int argc, char **argv)
@@ -101,8 +104,6 @@ static int serve(int argc, char **argv)
             log_error("cannot open the store: %s", serr);
             goto out;
         }
-        loop.before_write = store_flush_hook;
-        loop.before_write_arg = store;
     } else {
         store = store_mem_new();
     }
@@ -133,6 +134,8 @@ static int serve(int argc, char **argv)
         loop_run_once(&loop, 0);
         goto out;
     }
+    loop.before_write = before_write;
+    loop.before_write_arg = &app;
     log_info("herald listening on http://%s, mqtt://%s (store: %s, history: %u messages / %llu bytes per channel)",
              http.listener.addr, mqtt.open ? mqtt.listener.addr : "(off)", store->name, cfg->history_messages,
              (unsigned long long)cfg->history_bytes);

@@ -299,6 +299,14 @@ int hub_restore(hub_t *hub)
     return hub->store->ops->each_retained ? hub->store->ops->each_retained(hub->store, hub__restore_one, hub) : 0;
 }
 
+msg_t *hub_message(hub_t *hub, const char *channel, size_t n, uint64_t id)
+{
+    chan_t *ch = hub_channel(hub, channel, n, true);
+    if (!ch || !ch->hist.count) return NULL;
+    uint32_t i = hist_index_after(&ch->hist, id - 1);
+    return i < ch->hist.count && hist_at(&ch->hist, i)->id == id ? hist_at(&ch->hist, i) : NULL;
+}
+
 void hub_each_channel(hub_t *hub, void (*cb)(chan_t *ch, void *arg), void *arg)
 {
     for (uint32_t i = 0; i < hub->table_cap; i++)

@@ -115,6 +115,10 @@ int hub_publish_ex(hub_t *hub, const char *channel, size_t channel_len, const ch
  * The caller keeps its reference. */
 void hub_inject(hub_t *hub, msg_t *m);
 
+/* The message with this id if the channel's history still holds it (loading the channel),
+ * else NULL. Not referenced for the caller. */
+msg_t *hub_message(hub_t *hub, const char *channel, size_t n, uint64_t id);
+
 /* Calls cb for every channel this node holds (cb must not free channels). */
 void hub_each_channel(hub_t *hub, void (*cb)(chan_t *ch, void *arg), void *arg);
 

@@ -6,10 +6,11 @@
  * lock-free readers, and a small C API that is packaged by Debian (liblmdb). Everything herald
  * needs is ordered key ranges (a channel's messages by id) and single-key updates.
  *
- * Layout (three named databases):
+ * Layout (four named databases):
  *   msgs      key = channel name, 0x00, id as 8 big-endian bytes   value = the message (below)
  *   chans     key = channel name                                   value = last id (8 bytes, host order)
  *   retained  key = channel name                                   value = the message
+ *   kv        key = namespace, 0x00, key                             value = a record (MQTT sessions)
  * A message value is msg_pack()'s form (msg.h). Channel names never contain NUL, so the 0x00 separator
  * keeps one channel's keys together and sorted by id.
  *
@@ -39,7 +40,7 @@
 typedef struct {
     store_t base;
     MDB_env *env;
-    MDB_dbi msgs, chans, retained;
+    MDB_dbi msgs, chans, retained, kv;
     MDB_txn *w;        /* the open write transaction of this loop iteration, or NULL */
     bool sync;
     int lockfd;
@@ -203,6 +204,62 @@ static int lm_each_retained(store_t *st, store_retained_cb cb, void *arg)
     return out;
 }
 
+/* kv keys: namespace, 0x00, key. */
+static int lm__kv_key(MDB_val *k, char *buf, size_t cap, const char *ns, const void *key, size_t klen)
+{
+    size_t nl = strlen(ns);
+    if (nl + 1 + klen > cap || nl + 1 + klen > 511) return HR_EINVAL; /* LMDB's default key limit */
+    memcpy(buf, ns, nl + 1);
+    memcpy(buf + nl + 1, key, klen);
+    *k = (MDB_val){nl + 1 + klen, buf};
+    return 0;
+}
+
+static int lm_kv_put(store_t *st, const char *ns, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    lm_t *s = (lm_t *)st;
+    char kb[512];
+    MDB_val k, v = {vlen, (void *)val};
+    int rc = lm__kv_key(&k, kb, sizeof(kb), ns, key, klen);
+    if (rc < 0 || (rc = lm__txn(s)) < 0) return rc;
+    if ((rc = mdb_put(s->w, s->kv, &k, &v, 0))) return lm__err("put", rc);
+    return 0;
+}
+
+static int lm_kv_del(store_t *st, const char *ns, const void *key, size_t klen)
+{
+    lm_t *s = (lm_t *)st;
+    char kb[512];
+    MDB_val k;
+    int rc = lm__kv_key(&k, kb, sizeof(kb), ns, key, klen);
+    if (rc < 0 || (rc = lm__txn(s)) < 0) return rc;
+    rc = mdb_del(s->w, s->kv, &k, NULL);
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : lm__err("del", rc);
+}
+
+static int lm_kv_each(store_t *st, const char *ns, store_kv_cb cb, void *arg)
+{
+    lm_t *s = (lm_t *)st;
+    size_t nl = strlen(ns);
+    MDB_txn *t;
+    MDB_cursor *c;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t);
+    if (rc) return lm__err("begin", rc);
+    if ((rc = mdb_cursor_open(t, s->kv, &c))) {
+        mdb_txn_abort(t);
+        return lm__err("cursor", rc);
+    }
+    MDB_val k = {nl + 1, (void *)ns}, v;
+    int out = 0;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0 && out == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (k.mv_size <= nl + 1 || memcmp(k.mv_data, ns, nl + 1) != 0) break;
+        out = cb(arg, (const char *)k.mv_data + nl + 1, k.mv_size - nl - 1, v.mv_data, v.mv_size);
+    }
+    mdb_cursor_close(c);
+    mdb_txn_abort(t);
+    return out;
+}
+
 static void lm_flush(store_t *st)
 {
     lm_t *s = (lm_t *)st;
@@ -250,6 +307,9 @@ static const store_ops_t lm_ops = {
     .retain = lm_retain,
     .each_retained = lm_each_retained,
     .flush = lm_flush,
+    .kv_put = lm_kv_put,
+    .kv_del = lm_kv_del,
+    .kv_each = lm_kv_each,
 };
 
 store_t *store_lmdb_open(const store_lmdb_opts_t *o, loop_t *loop, char *err, size_t errcap)
@@ -277,7 +337,7 @@ store_t *store_lmdb_open(const store_lmdb_opts_t *o, loop_t *loop, char *err, si
                  errno == EWOULDBLOCK ? "another herald is using this data directory" : strerror(errno));
         goto fail;
     }
-    if ((rc = mdb_env_create(&s->env)) || (rc = mdb_env_set_maxdbs(s->env, 4)) ||
+    if ((rc = mdb_env_create(&s->env)) || (rc = mdb_env_set_maxdbs(s->env, 8)) ||
         (rc = mdb_env_set_mapsize(s->env, o->map_size)) ||
         (rc = mdb_env_open(s->env, o->dir, (o->sync ? 0 : MDB_NOSYNC) | MDB_NOTLS, 0644))) {
         snprintf(err, errcap, "%s: %s", o->dir, mdb_strerror(rc));
@@ -285,7 +345,8 @@ store_t *store_lmdb_open(const store_lmdb_opts_t *o, loop_t *loop, char *err, si
     }
     if ((rc = lm__txn(s)) < 0 || (rc = mdb_dbi_open(s->w, "msgs", MDB_CREATE, &s->msgs)) ||
         (rc = mdb_dbi_open(s->w, "chans", MDB_CREATE, &s->chans)) ||
-        (rc = mdb_dbi_open(s->w, "retained", MDB_CREATE, &s->retained)) || (rc = mdb_txn_commit(s->w))) {
+        (rc = mdb_dbi_open(s->w, "retained", MDB_CREATE, &s->retained)) ||
+        (rc = mdb_dbi_open(s->w, "kv", MDB_CREATE, &s->kv)) || (rc = mdb_txn_commit(s->w))) {
         s->w = NULL;
         snprintf(err, errcap, "%s: cannot open the databases: %s", o->dir, rc < 0 ? "txn" : mdb_strerror(rc));
         goto fail;

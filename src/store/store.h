@@ -22,6 +22,9 @@ typedef struct store store_t;
 /* Called with each stored retained message (the callee takes its own reference); non-zero stops. */
 typedef int (*store_retained_cb)(void *arg, msg_t *m);
 
+/* Called with each record of a key-value namespace (valid during the call); non-zero stops. */
+typedef int (*store_kv_cb)(void *arg, const void *key, size_t klen, const void *val, size_t vlen);
+
 typedef struct {
     /* Records m (id already assigned). Returns 0 or a negative HR_E* (the publish then fails). */
     int (*append)(store_t *s, const msg_t *m);
@@ -43,6 +46,11 @@ typedef struct {
      * m; the store later hands it to every node, this one included, through hub_inject().
      * 0, or HR_EUNAVAIL when the backend cannot be reached. */
     int (*publish)(store_t *s, msg_t *m);
+    /* Optional: small records by key in a namespace (MQTT persistent sessions). put replaces,
+     * del of a missing key is 0, each visits a namespace in key order. 0 or HR_E*. */
+    int (*kv_put)(store_t *s, const char *ns, const void *key, size_t klen, const void *val, size_t vlen);
+    int (*kv_del)(store_t *s, const char *ns, const void *key, size_t klen);
+    int (*kv_each)(store_t *s, const char *ns, store_kv_cb cb, void *arg);
     /* Optional. Subscribers of the channel on every node (presence across nodes); 0 or HR_E*. */
     int (*occupancy)(store_t *s, const char *channel, size_t len, uint32_t *subscribers);
 } store_ops_t;

@@ -47,6 +47,7 @@
 #define MQTT_MAX_SUBS 1024
 #define MQTT_MAX_CLIENT_ID 256
 #define MQTT_NEVER UINT64_MAX
+#define MQTT_KV "mqtt.session" /* the store's key-value namespace for persistent sessions */
 
 typedef struct mqtt_sess mqtt_sess_t;
 typedef struct mqtt_conn mqtt_conn_t;
@@ -86,6 +87,9 @@ struct mqtt_sess {
     mq_fifo_t queue;       /* waiting to be sent */
     uint16_t *in2;         /* incoming QoS 2 packet ids awaiting PUBREL */
     mqtt_will_t *will;
+    list_node_t dirty;     /* in srv->dirty: to be written to the store */
+    bool stored;           /* the store has a record of it */
+    uint64_t away_wall;    /* wall ms when the client left (0: connected) */
 };
 
 struct mqtt_conn {
@@ -170,6 +174,12 @@ static void mqtt__sess_remove(mqtt_server_t *srv, mqtt_sess_t *s)
             srv->nsess--;
             return;
         }
+}
+
+/* A persistent session changed: written to the store before this loop iteration's commit. */
+static void mqtt__dirty(mqtt_sess_t *s)
+{
+    if ((s->expiry_s || s->stored) && !list_linked(&s->dirty)) list_push_back(&s->srv->dirty, &s->dirty);
 }
 
 /* ---- sending ---- */
@@ -358,6 +368,7 @@ static void mqtt__pump(mqtt_conn_t *k)
 {
     mqtt_sess_t *s = k->s;
     uint64_t now = 0;
+    if (s && s->queue.n) mqtt__dirty(s);
     while (s && s->queue.n && mqtt__live(k)) {
         mq_item_t *it = mq_fifo_peek(&s->queue);
         if (it->m->expiry_s && msg_expired(it->m, now ? now : (now = loop_wall_ms()))) {
@@ -378,6 +389,7 @@ static void mqtt__offer(mqtt_sess_t *s, msg_t *m, uint8_t qos, bool retain, uint
     if (m->expiry_s && msg_expired(m, loop_wall_ms())) return;
     mq_item_t it = {.m = m, .sub_id = sub_id, .qos = qos, .retain = retain};
     mqtt_conn_t *k = s->conn;
+    if (qos) mqtt__dirty(s);
     if (mqtt__live(k)) {
         if (qos == 0 || (!s->queue.n && s->out.n < k->window)) {
             if (mqtt__put(k, &it) == 0) return;
@@ -391,6 +403,7 @@ static void mqtt__offer(mqtt_sess_t *s, msg_t *m, uint8_t qos, bool retain, uint
                  * are sent fresh on subscribe) */
     }
     mqtt__keep(s, &it);
+    mqtt__dirty(s);
 }
 
 static void mqtt__on_publish(hub_tsub_t *t, msg_t *m)
@@ -469,9 +482,9 @@ static void mqtt__drop_sub(mqtt_sess_t *s, uint32_t i)
 }
 
 /* Makes (or replaces) the subscription to f with options o. Returns it, or NULL with *code set. */
-static mqtt_sub_t *mqtt__sub_add(mqtt_sess_t *s, span_t f, uint8_t o, uint32_t sub_id, bool *is_new, uint8_t *code)
+static mqtt_sub_t *mqtt__sub_add(mqtt_sess_t *s, bool v5, span_t f, uint8_t o, uint32_t sub_id, bool *is_new,
+                                 uint8_t *code)
 {
-    bool v5 = s->conn->version == MQTT_V5;
     int old = mqtt__find_sub(s, f);
     *code = MQTT_RC_UNSPECIFIED;
     if (old < 0 && s->nsubs == MQTT_MAX_SUBS) {
@@ -518,7 +531,7 @@ static void mqtt__subscribe(mqtt_conn_t *k, const mqtt_pkt_t *p)
     uint8_t o;
     uint32_t sub_id = (p->props.present & MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_ID)) ? p->props.sub_id : 0;
     while (mqtt_list_next(p, &off, &f, &o) && nc < sizeof(codes)) {
-        fresh[nc] = mqtt__sub_add(s, f, o, sub_id, &is_new[nc], &codes[nc]);
+        fresh[nc] = mqtt__sub_add(s, k->version == MQTT_V5, f, o, sub_id, &is_new[nc], &codes[nc]);
         nc++;
     }
     mqtt_pkt_t ack = {.type = MQTT_SUBACK, .version = k->version, .packet_id = p->packet_id};
@@ -687,11 +700,17 @@ static void mqtt__will_publish(mqtt_sess_t *s)
     free(w);
 }
 
-/* Ends a session: its pending will goes out (unless discarded before), its subscriptions and
- * queues go. */
-static void mqtt__sess_end(mqtt_sess_t *s)
+/* Frees a session. forget: it ends (its pending will goes out, unless discarded before, and the
+ * store forgets it); otherwise only the memory goes (shutdown: the store keeps the record). */
+static void mqtt__sess_free(mqtt_sess_t *s, bool forget)
 {
-    mqtt__will_publish(s);
+    store_t *st = s->x->hub->store;
+    if (forget) {
+        mqtt__will_publish(s);
+        if (s->stored && st->ops->kv_del) st->ops->kv_del(st, MQTT_KV, s->client_id, strlen(s->client_id));
+    }
+    free(s->will);
+    list_unlink(&s->dirty);
     tw_stop(&s->x->hub->loop->wheel, &s->timer);
     mqtt__sess_remove(s->srv, s);
     for (uint32_t i = 0; i < s->nsubs; i++) {
@@ -721,7 +740,7 @@ static void mqtt__sess_timer(tw_entry_t *e)
     mqtt_sess_t *s = container_of(e, mqtt_sess_t, timer);
     uint64_t now = loop_now(s->x->hub->loop);
     if (s->will && now >= s->will_at) mqtt__will_publish(s);
-    if (now >= s->expires_at) mqtt__sess_end(s);
+    if (now >= s->expires_at) mqtt__sess_free(s, true);
     else mqtt__sess_arm(s);
 }
 
@@ -739,6 +758,7 @@ static mqtt_sess_t *mqtt__sess_new(mqtt_server_t *srv, const char *id, size_t n)
     s->hash = mqtt__hash(s->client_id);
     s->will_at = s->expires_at = MQTT_NEVER;
     tw_entry_init(&s->timer, mqtt__sess_timer);
+    list_init(&s->dirty);
     if (mqtt__sess_insert(srv, s) < 0) {
         free(s->client_id);
         free(s);
@@ -751,24 +771,36 @@ static mqtt_sess_t *mqtt__sess_new(mqtt_server_t *srv, const char *id, size_t n)
  * out now, or is scheduled after its delay (MQTT 5.0 3.1.3.2.2: the shorter of the delay and the
  * session expiry). Unless a new connection is taking the session over, the session ends now
  * (expiry 0) or is kept until it expires. */
+static void mqtt__away(mqtt_sess_t *s, bool takeover, uint64_t expires_in_ms);
+
 static void mqtt__leave(mqtt_conn_t *k, bool takeover)
 {
     mqtt_sess_t *s = k->s;
     if (!s) return;
     k->s = NULL;
     s->conn = NULL;
-    uint64_t now = loop_now(k->c->loop);
+    s->away_wall = loop_wall_ms();
+    mqtt__dirty(s);
+    mqtt__away(s, takeover, (uint64_t)s->expiry_s * 1000);
+}
+
+/* The client is away (left now, or, for a restored session, earlier): the will goes out now or
+ * after its delay; unless a new connection takes the session over, the session ends (expiry 0,
+ * or shutting down) or is kept expires_in_ms more. */
+static void mqtt__away(mqtt_sess_t *s, bool takeover, uint64_t expires_in_ms)
+{
+    uint64_t now = loop_now(s->x->hub->loop);
     if (s->will) {
         uint32_t d = s->will->delay_s < s->expiry_s ? s->will->delay_s : s->expiry_s;
         if (d == 0) mqtt__will_publish(s);
         else s->will_at = now + (uint64_t)d * 1000;
     }
     if (takeover) return;
-    if (s->expiry_s == 0 || s->srv->closed) {
-        mqtt__sess_end(s);
+    if (s->expiry_s == 0 || expires_in_ms == 0) {
+        mqtt__sess_free(s, true);
         return;
     }
-    s->expires_at = s->expiry_s == UINT32_MAX ? MQTT_NEVER : now + (uint64_t)s->expiry_s * 1000;
+    s->expires_at = s->expiry_s == UINT32_MAX ? MQTT_NEVER : now + expires_in_ms;
     mqtt__sess_arm(s);
 }
 
@@ -849,7 +881,7 @@ static void mqtt__connect(mqtt_conn_t *k, const mqtt_pkt_t *p)
         mqtt__fail(old, MQTT_RC_SESSION_TAKEN_OVER, "session taken over by a new connection");
     }
     if (s && clean) { /* clean start discards the old session (its pending will goes out) */
-        mqtt__sess_end(s);
+        mqtt__sess_free(s, true);
         s = NULL;
     }
     bool present = s != NULL;
@@ -932,6 +964,7 @@ static void mqtt__packet(mqtt_conn_t *k, const mqtt_pkt_t *p)
 {
     mq_item_t *it;
     if (p->type != MQTT_CONNECT && !k->s) return; /* refused or shutting down */
+    if (k->s && p->type != MQTT_PINGREQ && (p->type != MQTT_PUBLISH || p->publish.qos == 2)) mqtt__dirty(k->s);
     switch (p->type) {
     case MQTT_CONNECT: mqtt__connect(k, p); break;
     case MQTT_PUBLISH: mqtt__on_publish_pkt(k, p); break;
@@ -1173,6 +1206,232 @@ static void mqtt__sys(tw_entry_t *e)
     loop_timer(x->hub->loop, &srv->sys, x->cfg->mqtt_sys_interval_ms);
 }
 
+/* ---- persistence ----
+ *
+ * A persistent session (expiry > 0) is one record in the store's MQTT_KV namespace, keyed by
+ * client id and rewritten whenever it changed in a loop iteration (the dirty list), just before
+ * the store commits: so after kill -9 the record matches the messages the store committed with
+ * it. Messages are referred to by channel and id, and found again in the channel histories at
+ * start-up (one that history no longer holds is dropped and counted). Little-endian layout:
+ *   u8 1 | u32 expiry_s | u64 away_wall (0: connected) | u8 has_will
+ *   [will: u32 delay, u32 expiry, u8 qos, u8 retain, u32 topic_len, payload_len, props_len, bytes]
+ *   u32 nsubs × (u8 opts, u32 sub_id, u16 len, filter)    u32 nin2 × u16
+ *   u32 nout × (u16 pid, u8 qos, u8 state, u8 retain, u32 sub_id, u64 id, u16 len, channel)
+ *   u32 nqueue × (u8 qos, u8 retain, u32 sub_id, u64 id, u16 len, channel) */
+
+typedef struct {
+    char *p;
+    size_t n, cap;
+    bool oom;
+} mqtt_w_t;
+
+static void mw_put(mqtt_w_t *w, const void *d, size_t n)
+{
+    if (w->oom) return;
+    if (w->n + n > w->cap) {
+        size_t cap = (w->n + n) * 2 + 64;
+        char *np = realloc(w->p, cap);
+        if (!np) {
+            w->oom = true;
+            return;
+        }
+        w->p = np;
+        w->cap = cap;
+    }
+    memcpy(w->p + w->n, d, n);
+    w->n += n;
+}
+
+static void mw_u(mqtt_w_t *w, uint64_t v, int bytes)
+{
+    unsigned char b[8];
+    for (int i = 0; i < bytes; i++) b[i] = (unsigned char)(v >> (8 * i));
+    mw_put(w, b, (size_t)bytes);
+}
+
+static void mw_msg(mqtt_w_t *w, const mq_item_t *it, bool flight)
+{
+    if (flight) {
+        mw_u(w, it->pid, 2);
+        mw_u(w, it->qos, 1);
+        mw_u(w, it->state, 1);
+    } else {
+        mw_u(w, it->qos, 1);
+    }
+    mw_u(w, it->retain, 1);
+    mw_u(w, it->sub_id, 4);
+    mw_u(w, it->m->id, 8);
+    mw_u(w, it->m->channel_len, 2);
+    mw_put(w, it->m->channel, it->m->channel_len);
+}
+
+static void mqtt__pack(mqtt_sess_t *s, mqtt_w_t *w)
+{
+    mw_u(w, 1, 1);
+    mw_u(w, s->expiry_s, 4);
+    mw_u(w, s->conn ? 0 : s->away_wall, 8);
+    mqtt_will_t *wl = s->will;
+    mw_u(w, wl != NULL, 1);
+    if (wl) {
+        mw_u(w, wl->delay_s, 4);
+        mw_u(w, wl->expiry_s, 4);
+        mw_u(w, wl->qos, 1);
+        mw_u(w, wl->retain, 1);
+        mw_u(w, wl->topic_len, 4);
+        mw_u(w, wl->payload_len, 4);
+        mw_u(w, wl->props_len, 4);
+        mw_put(w, wl->mem, (size_t)wl->topic_len + wl->payload_len + wl->props_len);
+    }
+    mw_u(w, s->nsubs, 4);
+    for (uint32_t i = 0; i < s->nsubs; i++) {
+        mw_u(w, s->subs[i]->opts, 1);
+        mw_u(w, s->subs[i]->sub_id, 4);
+        mw_u(w, s->subs[i]->flen, 2);
+        mw_put(w, s->subs[i]->filter, s->subs[i]->flen);
+    }
+    mw_u(w, s->nin2, 4);
+    for (uint32_t i = 0; i < s->nin2; i++) mw_u(w, s->in2[i], 2);
+    mq_item_t **v = s->out.n ? malloc(s->out.n * sizeof(*v)) : NULL;
+    uint32_t n = v ? mq_flight_ordered(&s->out, v) : 0;
+    if (s->out.n && !v) w->oom = true;
+    mw_u(w, n, 4);
+    for (uint32_t i = 0; i < n; i++) mw_msg(w, v[i], true);
+    free(v);
+    mw_u(w, s->queue.n, 4);
+    for (uint32_t i = 0; i < s->queue.n; i++) mw_msg(w, &s->queue.v[(s->queue.head + i) % s->queue.cap], false);
+}
+
+void mqtt_server_persist(mqtt_server_t *srv)
+{
+    store_t *st = srv->x->hub->store;
+    while (!list_empty(&srv->dirty)) {
+        mqtt_sess_t *s = container_of(srv->dirty.next, mqtt_sess_t, dirty);
+        list_unlink(&s->dirty);
+        if (!st->ops->kv_put) continue;
+        size_t idn = strlen(s->client_id);
+        if (!s->expiry_s) { /* no longer persistent */
+            if (s->stored) st->ops->kv_del(st, MQTT_KV, s->client_id, idn);
+            s->stored = false;
+            continue;
+        }
+        mqtt_w_t w = {0};
+        mqtt__pack(s, &w);
+        if (!w.oom && st->ops->kv_put(st, MQTT_KV, s->client_id, idn, w.p, w.n) == 0) s->stored = true;
+        else log_warn("mqtt: session %s not saved", s->client_id);
+        free(w.p);
+    }
+}
+
+typedef struct {
+    const unsigned char *p;
+    size_t n, i;
+    bool bad;
+} mqtt_r_t;
+
+static uint64_t mr_u(mqtt_r_t *r, int bytes)
+{
+    if (r->bad || r->n - r->i < (size_t)bytes) {
+        r->bad = true;
+        return 0;
+    }
+    uint64_t v = 0;
+    for (int k = bytes - 1; k >= 0; k--) v = v << 8 | r->p[r->i + (size_t)k];
+    r->i += (size_t)bytes;
+    return v;
+}
+
+static const char *mr_bytes(mqtt_r_t *r, size_t n)
+{
+    if (r->bad || r->n - r->i < n) {
+        r->bad = true;
+        return "";
+    }
+    r->i += n;
+    return (const char *)r->p + r->i - n;
+}
+
+/* Reads one saved message reference and finds the message; false when malformed. */
+static bool mr_msg(mqtt_r_t *r, mqtt_sess_t *s, mq_item_t *it, bool flight)
+{
+    *it = (mq_item_t){0};
+    if (flight) {
+        it->pid = (uint16_t)mr_u(r, 2);
+        it->qos = (uint8_t)mr_u(r, 1);
+        it->state = (uint8_t)mr_u(r, 1);
+    } else {
+        it->qos = (uint8_t)mr_u(r, 1);
+    }
+    it->retain = mr_u(r, 1) != 0;
+    it->sub_id = (uint32_t)mr_u(r, 4);
+    uint64_t id = mr_u(r, 8);
+    size_t cn = (size_t)mr_u(r, 2);
+    const char *ch = mr_bytes(r, cn);
+    if (r->bad || it->qos > 2 || !hub_channel_valid(ch, cn)) return r->bad = true, false;
+    it->m = hub_message(s->x->hub, ch, cn, id);
+    if (!it->m) s->x->metrics->queue_drops++; /* history no longer holds it */
+    return true;
+}
+
+static int mqtt__restore_one(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    mqtt_server_t *srv = arg;
+    if (klen == 0 || klen > MQTT_MAX_CLIENT_ID || memchr(key, 0, klen)) return 0;
+    mqtt_sess_t *s = mqtt__sess_new(srv, key, klen);
+    if (!s) return HR_ENOMEM;
+    s->stored = true;
+    mqtt_r_t r = {val, vlen, 0, false};
+    bool ok = mr_u(&r, 1) == 1;
+    s->expiry_s = (uint32_t)mr_u(&r, 4);
+    uint64_t away = mr_u(&r, 8);
+    if (mr_u(&r, 1)) {
+        uint32_t delay = (uint32_t)mr_u(&r, 4), exp = (uint32_t)mr_u(&r, 4);
+        uint8_t qos = (uint8_t)mr_u(&r, 1), ret = (uint8_t)mr_u(&r, 1);
+        uint32_t tl = (uint32_t)mr_u(&r, 4), pl = (uint32_t)mr_u(&r, 4), rl = (uint32_t)mr_u(&r, 4);
+        const char *mem = mr_bytes(&r, (size_t)tl + pl + rl);
+        if (!r.bad && (s->will = malloc(sizeof(mqtt_will_t) + tl + pl + rl))) {
+            *s->will = (mqtt_will_t){delay, exp, tl, pl, rl, qos, ret != 0};
+            memcpy(s->will->mem, mem, (size_t)tl + pl + rl);
+        }
+    }
+    uint32_t n = (uint32_t)mr_u(&r, 4);
+    for (uint32_t i = 0; i < n && !r.bad; i++) {
+        uint8_t o = (uint8_t)mr_u(&r, 1);
+        uint32_t sid = (uint32_t)mr_u(&r, 4);
+        size_t fl = (size_t)mr_u(&r, 2);
+        span_t f = {mr_bytes(&r, fl), fl};
+        bool is_new;
+        uint8_t code;
+        if (!r.bad && mqtt_filter_valid(f)) mqtt__sub_add(s, true, f, o, sid, &is_new, &code);
+    }
+    n = (uint32_t)mr_u(&r, 4);
+    if (n && !r.bad && n <= MQTT_RECEIVE_MAX && (s->in2 = malloc(MQTT_RECEIVE_MAX * sizeof(uint16_t))))
+        for (uint32_t i = 0; i < n; i++) s->in2[s->nin2++] = (uint16_t)mr_u(&r, 2);
+    n = (uint32_t)mr_u(&r, 4);
+    for (uint32_t i = 0; i < n && !r.bad; i++) {
+        mq_item_t it;
+        if (mr_msg(&r, s, &it, true) && it.m && mq_flight_put(&s->out, &it) == 0) msg_ref(it.m);
+    }
+    n = (uint32_t)mr_u(&r, 4);
+    for (uint32_t i = 0; i < n && !r.bad; i++) {
+        mq_item_t it;
+        if (mr_msg(&r, s, &it, false) && it.m) mqtt__keep(s, &it);
+    }
+    if (!ok || r.bad || !s->expiry_s) {
+        log_warn("mqtt: saved session %.*s is unreadable; dropped", (int)klen, (const char *)key);
+        free(s->will);
+        s->will = NULL;
+        mqtt__sess_free(s, true);
+        return 0;
+    }
+    /* the client is away since it left, or since the restart when it was connected then */
+    uint64_t now = loop_wall_ms(), since = away ? away : now;
+    s->away_wall = since;
+    uint64_t end = since + (uint64_t)s->expiry_s * 1000;
+    srv->restored++;
+    mqtt__away(s, false, s->expiry_s == UINT32_MAX ? 1 : end > now ? end - now : 0);
+    return 0;
+}
+
 /* ---- server ---- */
 
 int mqtt_server_open(mqtt_server_t *srv, xp_ctx_t *x, loop_t *loop)
@@ -1180,6 +1439,7 @@ int mqtt_server_open(mqtt_server_t *srv, xp_ctx_t *x, loop_t *loop)
     memset(srv, 0, sizeof(*srv));
     srv->x = x;
     list_init(&srv->conns);
+    list_init(&srv->dirty);
     x->mqtt = srv;
     srv->started_ms = loop_wall_ms();
     tw_entry_init(&srv->sys, mqtt__sys);
@@ -1188,6 +1448,10 @@ int mqtt_server_open(mqtt_server_t *srv, xp_ctx_t *x, loop_t *loop)
         if (rc < 0) return rc;
         srv->open = true;
     }
+    store_t *st = x->hub->store;
+    if (st->ops->kv_each && st->ops->kv_each(st, MQTT_KV, mqtt__restore_one, srv) < 0)
+        log_warn("mqtt: could not restore every saved session");
+    if (srv->restored) log_info("mqtt: %u persistent sessions restored", srv->restored);
     if (x->cfg->mqtt_sys_interval_ms) mqtt__sys(&srv->sys);
     return 0;
 }
@@ -1200,32 +1464,31 @@ void mqtt_server_close(mqtt_server_t *srv)
     if (srv->open) listener_close(&srv->listener);
     srv->open = false;
     srv->closed = true;
+    uint64_t now = loop_wall_ms();
     list_node_t *pos, *tmp;
     list_each_safe(pos, tmp, &srv->conns)
     {
         mqtt_conn_t *k = container_of(pos, mqtt_conn_t, link);
-        if (k->s) { /* shutting down is not the client's fault: no wills */
-            free(k->s->will);
-            k->s->will = NULL;
+        if (!k->ws) mqtt__fail(k, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
+        k->said_bye = true; /* WebSockets: closed by the HTTP server (Close 1001); nothing more is read */
+        mqtt_sess_t *s = k->s;
+        if (s) { /* the client is away from now; shutting down is not its fault: no will */
+            free(s->will);
+            s->will = NULL;
+            s->conn = NULL;
+            s->away_wall = now;
+            k->s = NULL;
+            mqtt__dirty(s);
         }
-        if (k->ws) { /* closed by the HTTP server (Close 1001); it reads nothing more */
-            mqtt__leave(k, false);
-            k->said_bye = true;
-            continue;
-        }
-        mqtt__fail(k, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
-        mqtt__leave(k, false); /* the session ends now (srv->closed), whenever the close completes */
+        if (k->ws) continue;
         bool drained;
         wq_flush(&k->c->wq, k->c->w.fd, &drained);
         conn_close(k->c, HR_ESHUTDOWN);
     }
-    /* sessions of absent clients (they do not survive a restart yet) */
+    /* persistent sessions are saved (they come back at the next start); then every one is freed */
+    mqtt_server_persist(srv);
     for (uint32_t i = 0; i < srv->stab_cap; i++)
-        while (srv->stab[i]) {
-            free(srv->stab[i]->will);
-            srv->stab[i]->will = NULL;
-            mqtt__sess_end(srv->stab[i]);
-        }
+        while (srv->stab[i]) mqtt__sess_free(srv->stab[i], false);
     free(srv->stab);
     srv->stab = NULL;
     srv->stab_cap = 0;

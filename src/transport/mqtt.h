@@ -18,6 +18,8 @@ typedef struct mqtt_server {
     uint32_t nconns;         /* TCP connections (max_connections) */
     bool open;
     bool closed;             /* mqtt_server_close ran: no new sessions */
+    list_t dirty;            /* persistent sessions changed since the last mqtt_server_persist */
+    uint32_t restored;       /* sessions brought back from the store at start-up */
     tw_entry_t sys;          /* $SYS/ statistics every mqtt_sys_interval */
     uint64_t started_ms;
     uint32_t nsys;
@@ -25,14 +27,19 @@ typedef struct mqtt_server {
 } mqtt_server_t;
 
 /* Binds cfg->mqtt_addr (empty: MQTT over TCP disabled) and starts accepting. Also makes x->mqtt
- * point at srv, so /mqtt over WebSocket shares the session table. 0 or HR_EIO/HR_EINVAL. */
+ * point at srv, so /mqtt over WebSocket shares the session table, and restores the persistent
+ * sessions the store kept. 0 or HR_EIO/HR_EINVAL. */
 int mqtt_server_open(mqtt_server_t *srv, xp_ctx_t *x, loop_t *loop);
 
 /* Serves MQTT over WebSocket on hc (GET /mqtt, subprotocol "mqtt" required). */
 void mqtt_ws_serve(xp_ctx_t *x, http_conn_t *hc, http_req_t *req);
 
-/* Stops accepting; every connection gets DISCONNECT 0x8B (v5) and is closed; every session is
- * freed (sessions do not survive a restart yet). */
+/* Writes the persistent sessions changed since the last call to the store (the loop calls this
+ * just before the store commits, so a session's state is stored with the messages it refers to). */
+void mqtt_server_persist(mqtt_server_t *srv);
+
+/* Stops accepting; every connection gets DISCONNECT 0x8B (v5) and is closed; persistent
+ * sessions are written to the store (they come back at the next start), every session freed. */
 void mqtt_server_close(mqtt_server_t *srv);
 
 #endif

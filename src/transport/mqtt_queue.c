@@ -50,6 +50,18 @@ int mq_flight_add(mq_flight_t *f, const mq_item_t *it, uint16_t *pid)
     return 0;
 }
 
+int mq_flight_put(mq_flight_t *f, const mq_item_t *it)
+{
+    if (!it->pid || mq_flight_find(f, it->pid)) return HR_EINVAL;
+    if ((f->n + 1) * 2 > f->cap && mq__grow(f) < 0) return HR_ENOMEM;
+    mq_item_t x = *it;
+    x.seq = f->seq++;
+    mq__put(f, &x);
+    f->n++;
+    if ((uint16_t)(it->pid - f->next_pid) < 32768) f->next_pid = it->pid; /* fresh ids continue after it */
+    return 0;
+}
+
 mq_item_t *mq_flight_find(mq_flight_t *f, uint16_t pid)
 {
     if (!f->n || !pid) return NULL;

@@ -42,6 +42,10 @@ typedef struct {
  * ids are in use (it untouched on failure). */
 int mq_flight_add(mq_flight_t *f, const mq_item_t *it, uint16_t *pid);
 
+/* Adds *it under its own it->pid (restoring a saved session; the pid must not be in use) and
+ * state, as the newest item. 0, HR_ENOMEM, or HR_EINVAL for pid 0 or one in use. */
+int mq_flight_put(mq_flight_t *f, const mq_item_t *it);
+
 /* The item with packet id pid, or NULL. */
 mq_item_t *mq_flight_find(mq_flight_t *f, uint16_t pid);
 

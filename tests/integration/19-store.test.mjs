@@ -1,5 +1,5 @@
-// The durable store (LMDB, the default): histories, ids and MQTT retained messages survive a
-// restart, including kill -9, with either durability policy; a subscriber resuming after the
+// The durable store (LMDB, the default): histories, ids, MQTT retained messages and persistent
+// MQTT sessions survive a restart, including kill -9, with either durability policy; a subscriber resuming after the
 // restart gets exactly what it missed; history limits hold on disk; one herald per data
 // directory; store = memory forgets (and says so with a gap).
 import { test } from 'node:test';
@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startHerald, publish, request, getJSON, openSSE, run, sleep, freePort, SCALE } from '../lib/herald.mjs';
 import { mq, tcpURL } from '../lib/mqttjs.mjs';
+import { PT, PROP, MqttRaw, publishPkt, subscribePkt, ackPkt, parsePublish, prop, sessionPresent } from '../lib/mqttraw.mjs';
 
 const T = { timeout: 60000 * SCALE };
 
@@ -192,6 +193,105 @@ test('store = memory: a restart forgets, and a resuming client is told with a ga
       assert.equal(j.gap, true);
       assert.equal(j.messages.length, 0);
       assert.ok(!fs.existsSync(path.join(dir, 'data.mdb')), 'nothing written to disk');
+    } finally {
+      await h.stop();
+    }
+  });
+});
+
+/* ---------------------------------------------------------------- MQTT persistent sessions */
+
+test('MQTT persistent sessions survive kill -9: subscriptions, the offline queue, unacknowledged messages (DUP, same id)', T, async () => {
+  await withDataDir(async (dir) => {
+    let h = await startHerald({ data_dir: dir });
+    let first;
+    try {
+      const c = await MqttRaw.open(h.mqttPort);
+      await c.handshake({ v: 4, id: 'persist-1', clean: false });
+      c.write(subscribePkt({ pid: 1, filters: [['ps/#', 1]] }));
+      await c.expect(PT.SUBACK);
+      await publish(h, 'ps/a', 'in flight');
+      first = parsePublish(await c.expect(PT.PUBLISH)); /* never acknowledged */
+      c.destroy();
+      await sleep(100);
+      await publish(h, 'ps/a', 'queued 1');
+      await publish(h, 'ps/b', 'queued 2');
+    } finally {
+      await h.kill9();
+    }
+    h = await startHerald({ data_dir: dir });
+    const c = await MqttRaw.open(h.mqttPort);
+    try {
+      await publish(h, 'ps/c', 'after restart');
+      const ca = await c.handshake({ v: 4, id: 'persist-1', clean: false });
+      assert.equal(sessionPresent(ca), true);
+      const got = [];
+      for (let i = 0; i < 4; i++) {
+        const p = parsePublish(await c.expect(PT.PUBLISH));
+        got.push(`${p.dup ? 'dup ' : ''}${p.topic}=${p.payload}`);
+        if (i === 0) assert.equal(p.pid, first.pid, 'redelivered with its packet id');
+        c.write(ackPkt(PT.PUBACK, p.pid));
+      }
+      assert.deepEqual(got, ['dup ps/a=in flight', 'ps/a=queued 1', 'ps/b=queued 2', 'ps/c=after restart']);
+    } finally {
+      c.destroy();
+      await h.stop();
+    }
+  });
+});
+
+test('MQTT QoS 2 in: exactly once across a server kill -9 between PUBREC and PUBREL', T, async () => {
+  await withDataDir(async (dir) => {
+    let h = await startHerald({ data_dir: dir });
+    try {
+      const c = await MqttRaw.open(h.mqttPort);
+      await c.handshake({ v: 4, id: 'q2crash', clean: false });
+      c.write(publishPkt({ topic: 'q2c/t', payload: 'once', qos: 2, pid: 9 }));
+      await c.expect(PT.PUBREC);
+      c.destroy();
+    } finally {
+      await h.kill9();
+    }
+    h = await startHerald({ data_dir: dir });
+    const c = await MqttRaw.open(h.mqttPort);
+    try {
+      assert.equal(sessionPresent(await c.handshake({ v: 4, id: 'q2crash', clean: false })), true);
+      c.write(publishPkt({ topic: 'q2c/t', payload: 'once', qos: 2, pid: 9, dup: true }));
+      await c.expect(PT.PUBREC);
+      c.write(ackPkt(PT.PUBREL, 9));
+      await c.expect(PT.PUBCOMP);
+      assert.deepEqual(await history(h, 'q2c/t'), ['1:once']);
+    } finally {
+      c.destroy();
+      await h.stop();
+    }
+  });
+});
+
+test('MQTT session expiry counts across a restart; a clean stop keeps sessions too', T, async () => {
+  await withDataDir(async (dir) => {
+    let h = await startHerald({ data_dir: dir });
+    try {
+      for (const [id, exp] of [['short', 1], ['long', 600]]) {
+        const c = await MqttRaw.open(h.mqttPort, { v: 5 });
+        await c.handshake({ v: 5, id, clean: false, props: prop.u32(PROP.SESSION_EXPIRY, exp) });
+        c.write(subscribePkt({ v: 5, pid: 1, filters: [[`exp/${id}`, 1]] }));
+        await c.expect(PT.SUBACK);
+        c.destroy();
+      }
+      await sleep(100);
+    } finally {
+      await h.stop();
+    }
+    await sleep(1300);
+    h = await startHerald({ data_dir: dir });
+    try {
+      for (const [id, present] of [['short', false], ['long', true]]) {
+        const c = await MqttRaw.open(h.mqttPort, { v: 5 });
+        const ca = await c.handshake({ v: 5, id, clean: false, props: prop.u32(PROP.SESSION_EXPIRY, 600) });
+        assert.equal(sessionPresent(ca), present, id);
+        c.destroy();
+      }
     } finally {
       await h.stop();
     }

@@ -100,6 +100,31 @@ TEST(flight_order_and_wrap)
     }
 }
 
+TEST(flight_put_restores_ids)
+{
+    mq_flight_t f = {0};
+    msg_t *m = M(1);
+    mq_item_t a = {.m = msg_ref(m), .pid = 700, .qos = 2, .state = MQ_RELEASED};
+    mq_item_t b = {.m = msg_ref(m), .pid = 12, .qos = 1, .state = MQ_SENT};
+    CHECK_EQ(mq_flight_put(&f, &a), 0);
+    CHECK_EQ(mq_flight_put(&f, &b), 0);
+    mq_item_t dup = {.m = m, .pid = 12, .qos = 1};
+    CHECK_EQ(mq_flight_put(&f, &dup), HR_EINVAL); /* in use */
+    dup.pid = 0;
+    CHECK_EQ(mq_flight_put(&f, &dup), HR_EINVAL);
+    CHECK(mq_flight_find(&f, 700)->state == MQ_RELEASED);
+    mq_item_t *v[2];
+    CHECK_EQ(mq_flight_ordered(&f, v), 2);
+    CHECK(v[0]->pid == 700 && v[1]->pid == 12); /* the order they were put in */
+    uint16_t pid;
+    mq_item_t c = {.m = msg_ref(m), .qos = 1};
+    CHECK_EQ(mq_flight_add(&f, &c, &pid), 0);
+    CHECK(pid != 700 && pid != 12);
+    mq_flight_free(&f);
+    CHECK_EQ(m->refs, 1);
+    msg_unref(m);
+}
+
 TEST(fifo_order_and_drop_oldest)
 {
     mq_fifo_t q = {0};
@@ -150,6 +175,7 @@ int main(void)
     RUN(flight_add_find_delete);
     RUN(flight_random_against_model);
     RUN(flight_order_and_wrap);
+    RUN(flight_put_restores_ids);
     RUN(fifo_order_and_drop_oldest);
     return UNIT_DONE();
 }
