@@ -140,7 +140,9 @@ msg_t *msg_unpack(const void *buf, size_t n, const char *channel, size_t channel
     msg_t *m = msg_new(channel, channel_len, ev, el, ev + el + plen, n - MSG_PACK_HDR - el - plen, get_le(p, 8),
                        get_le(p + 8, 8));
     if (!m) return NULL;
-    m->flags = (uint32_t)get_le(p + 16, 4);
+    /* what the data is (UTF-8, text-safe) is worked out from the data, not believed */
+    uint32_t derived = MSG_UTF8 | MSG_TEXT_SAFE;
+    m->flags = ((uint32_t)get_le(p + 16, 4) & ~derived) | (m->flags & derived);
     m->expiry_s = (uint32_t)get_le(p + 20, 4);
     if (msg_set_props(m, ev + el, plen) < 0) {
         msg_unref(m);
