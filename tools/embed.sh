@@ -22,7 +22,7 @@ shift
         [ "$path" = /index.html ] && path=/
         case "$f" in
         *.html) ct='text/html; charset=utf-8' ;;
-        *.js) ct='text/javascript; charset=utf-8' ;;
+        *.js | *.mjs) ct='text/javascript; charset=utf-8' ;;
         *.css) ct='text/css; charset=utf-8' ;;
         *.svg) ct='image/svg+xml' ;;
         *) ct='application/octet-stream' ;;

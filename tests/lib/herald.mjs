@@ -125,8 +125,9 @@ export class Herald {
     } catch {}
   }
 
-  /* SIGTERM, then requires exit code 0 within 5 s (SIGKILL and throw otherwise). */
-  async stop() {
+  /* SIGTERM, then requires exit code 0 within 5 s (SIGKILL and throw otherwise). Removes the
+   * data directory unless keepData (a restart on the same data). */
+  async stop({ keepData = false } = {}) {
     if (this.stopped) return this.stopped;
     this.stopped = (async () => {
       if (!this.exited) this.proc.kill('SIGTERM');
@@ -140,9 +141,11 @@ export class Herald {
       clearTimeout(timer);
       // let the pipes drain so the tail holds any sanitizer report
       await sleep(20);
-      try {
-        fs.rmSync(this.dataDir, { recursive: true, force: true });
-      } catch {}
+      if (!keepData) {
+        try {
+          fs.rmSync(this.dataDir, { recursive: true, force: true });
+        } catch {}
+      }
       if (!res) {
         this.proc.kill('SIGKILL');
         await this.exitPromise;

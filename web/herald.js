@@ -1,0 +1,662 @@
+/* herald.js - the browser client of herald (served at /herald.js; /herald.mjs is the ES module).
+ *
+ *   <script src="/herald.js"></script>
+ *   <script>
+ *     const sub = herald.subscribe('', 'news', (msg) => console.log(msg.id, msg.data));
+ *     herald.publish('', 'news', 'hello');
+ *   </script>
+ *
+ * One subscription follows one channel over the best transport that works: WebSocket (/ws JSON
+ * protocol) -> SSE -> iframe stream -> long polling -> short polling. A transport that fails
+ * before it has ever received anything from the server (refused, blocked, closed early, or
+ * silent past connectTimeout) hands over to the next one; a transport that has worked is
+ * reconnected with exponential backoff and jitter. Every (re)connect resumes after the last
+ * id the application saw, and messages at or below that id are dropped, so the application
+ * gets each message once, in order.
+ *
+ * Ids restart at 1 when a server without a durable store restarts. The server reports a resume
+ * cursor it has never reached as a gap whose "requested" id is at or past "first_available";
+ * the client then moves its cursor back to first_available - 1 (a "reset" gap) instead of
+ * discarding the new messages as already seen.
+ *
+ * No dependencies. A classic script that defines globalThis.herald; herald.mjs imports it and
+ * re-exports it for `import herald, {subscribe} from '/herald.mjs'`. */
+(function (root) {
+  'use strict';
+
+  const TRANSPORTS = ['websocket', 'sse', 'iframe', 'longpoll', 'poll'];
+  const STREAMS = ['websocket', 'sse', 'iframe']; /* connections that stay open: watched for silence */
+  const DEFAULTS = {
+    transport: 'auto',
+    lastId: null,
+    pollInterval: 2000, /* ms between short polls */
+    connectTimeout: 5000, /* ms a connection may take to show the server answers */
+    longpollTimeout: 45000, /* ms a long poll may stay unanswered (the server answers within 25 s) */
+    idleTimeout: 45000, /* ms a stream may stay silent: herald's heartbeats come every 15 s */
+    backoff: { min: 500, max: 30000 },
+    unread: null,
+    onState: null,
+    onGap: null,
+  };
+  /* A long poll is held by the server until something happens, so it counts as open once it
+   * has been pending this long without failing. */
+  const LONGPOLL_GRACE = 1000;
+
+  let callbackSeq = 0;
+
+  /* ------------------------------------------------------------------ helpers */
+
+  /* Ids are decimal strings that may exceed 2^53: compare them exactly. */
+  function idAfter(a, b) {
+    return BigInt(a) > BigInt(b);
+  }
+
+  function normId(id) {
+    const s = String(id);
+    if (!/^\d+$/.test(s)) throw new TypeError(`herald: invalid message id ${JSON.stringify(id)}`);
+    return String(BigInt(s));
+  }
+
+  /* 'http://host:8080/' -> 'http://host:8080'; '' stays '' (same origin). */
+  function httpBase(url) {
+    return String(url || '').replace(/\/+$/, '');
+  }
+
+  function wsBase(url) {
+    const base = httpBase(url);
+    if (base) return base.replace(/^http/i, 'ws');
+    return (root.location.protocol === 'https:' ? 'wss://' : 'ws://') + root.location.host;
+  }
+
+  function sameOrigin(url) {
+    if (!httpBase(url)) return true;
+    try {
+      return new URL(url, root.location.href).origin === root.location.origin;
+    } catch (e) {
+      return false;
+    }
+  }
+
+  /* Channel names use "/" between segments: encode each segment, keep the slashes. */
+  function channelPath(channel) {
+    return String(channel).split('/').map(encodeURIComponent).join('/');
+  }
+
+  /* Reports an exception thrown by application code without breaking the client. */
+  function report(err) {
+    if (typeof root.reportError === 'function') root.reportError(err);
+    else setTimeout(() => { throw err; });
+  }
+
+  /* The message as the application sees it, whatever transport carried it. */
+  function message(m, channel) {
+    const out = { id: String(m.id), channel: m.channel || channel, event: m.event || 'message', data: m.data };
+    if (m.encoding) out.encoding = m.encoding; /* "base64": the payload was not UTF-8 */
+    return out;
+  }
+
+  function supported(transport, url) {
+    switch (transport) {
+      case 'websocket':
+        return typeof root.WebSocket === 'function';
+      case 'sse':
+        return typeof root.fetch === 'function' && typeof root.ReadableStream === 'function' && typeof root.TextDecoder === 'function';
+      case 'iframe':
+        /* the frame calls parent.<callback>(), which only a same-origin parent allows */
+        return typeof root.document !== 'undefined' && sameOrigin(url);
+      default:
+        return typeof root.fetch === 'function';
+    }
+  }
+
+  /* Resolves after ms, or rejects when signal aborts. */
+  function delay(ms, signal) {
+    return new Promise((resolve, reject) => {
+      const abort = () => {
+        clearTimeout(t);
+        reject(new Error('aborted'));
+      };
+      const t = setTimeout(() => {
+        signal.removeEventListener('abort', abort);
+        resolve();
+      }, ms);
+      signal.addEventListener('abort', abort, { once: true });
+    });
+  }
+
+  /* ------------------------------------------------------------------ events */
+
+  class Emitter {
+    constructor() {
+      this._listeners = {};
+    }
+
+    on(event, fn) {
+      (this._listeners[event] || (this._listeners[event] = [])).push(fn);
+      return this;
+    }
+
+    off(event, fn) {
+      const l = this._listeners[event];
+      if (l) this._listeners[event] = l.filter((f) => f !== fn);
+      return this;
+    }
+
+    _emit(event, ...args) {
+      for (const fn of (this._listeners[event] || []).slice()) {
+        try {
+          fn.apply(this, args);
+        } catch (e) {
+          report(e);
+        }
+      }
+    }
+  }
+
+  /* ------------------------------------------------------------------ transports
+   *
+   * Each opener starts one connection for sub and returns a function that tears it down. It
+   * reports through sub._open(conn), sub._alive(conn) (the server has answered), sub._message,
+   * sub._gap, sub._cursor and sub._fail(conn, reason); calls for a connection that is no
+   * longer current are ignored by the subscription. */
+
+  /* The /ws JSON protocol: welcome, then subscribe {channel, last_id}; the reply opens. */
+  function openWebSocket(sub, conn) {
+    const ws = new root.WebSocket(wsBase(sub.url) + '/ws', 'herald.v1');
+    /* herald's WebSocket pings are invisible to scripts: ask for a reply when it is quiet */
+    conn.ping = () => ws.send('{"op":"ping","ref":"ping"}');
+    ws.onmessage = (ev) => {
+      sub._heard(conn);
+      let f;
+      try {
+        f = JSON.parse(ev.data);
+      } catch (e) {
+        sub._fail(conn, 'websocket: a frame is not JSON');
+        return;
+      }
+      if (f.op === 'welcome') {
+        const req = { op: 'subscribe', channel: sub.channel, ref: 1 };
+        if (sub.lastId !== null) req.last_id = sub.lastId;
+        ws.send(JSON.stringify(req));
+      } else if (f.op === 'reply' && f.ref === 1) {
+        if (!f.ok) {
+          sub._fail(conn, `websocket: subscribe refused: ${f.error && f.error.message}`);
+          return;
+        }
+        sub._alive(conn);
+        sub._cursor(conn, f.last_id);
+      } else if (f.op === 'message') {
+        sub._message(conn, f);
+      } else if (f.op === 'gap') {
+        sub._gap(conn, f);
+      }
+    };
+    ws.onclose = (ev) => sub._fail(conn, `websocket closed (${ev.code}${ev.reason ? ' ' + ev.reason : ''})`);
+    return () => {
+      ws.onmessage = ws.onclose = null;
+      ws.close();
+    };
+  }
+
+  /* Server-sent events read with fetch (not EventSource, which only reports events whose names
+   * it was told in advance and reconnects on its own schedule). */
+  function openSSE(sub, conn) {
+    const ctl = new AbortController();
+    (async () => {
+      await sub._initialCursor(conn, ctl.signal);
+      const res = await root.fetch(sub._subUrl('sse'), { headers: { Accept: 'text/event-stream' }, cache: 'no-store', signal: ctl.signal });
+      if (!res.ok || !/^text\/event-stream/.test(res.headers.get('Content-Type') || '')) throw new Error(`sse: HTTP ${res.status}`);
+      const reader = res.body.getReader();
+      const decoder = new TextDecoder();
+      const parse = sseParser((ev) => {
+        if (ev.event === 'gap') {
+          sub._gap(conn, JSON.parse(ev.data));
+        } else {
+          const b64 = /@base64$/.test(ev.event);
+          const m = { id: ev.id, event: b64 ? ev.event.slice(0, -7) : ev.event, data: ev.data };
+          if (b64) m.encoding = 'base64';
+          sub._message(conn, m);
+        }
+      });
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) throw new Error('sse: stream ended');
+        sub._alive(conn); /* the stream starts with "retry:", so this comes before any event */
+        sub._heard(conn); /* events and heartbeat comments */
+        parse(decoder.decode(value, { stream: true }));
+      }
+    })().catch((e) => sub._fail(conn, e.message));
+    return () => ctl.abort();
+  }
+
+  /* An incremental text/event-stream parser (WHATWG HTML, "Server-sent events"): feed it text,
+   * it calls onEvent({id, event, data}) for each dispatched event. */
+  function sseParser(onEvent) {
+    let buf = '';
+    let data = [];
+    let event = '';
+    let id = '';
+    return (text) => {
+      buf += text;
+      /* a CR at the very end may be the first half of a CRLF: keep it for the next chunk */
+      const end = buf.endsWith('\r') ? buf.length - 1 : buf.length;
+      const lines = buf.slice(0, end).split(/\r\n|\r|\n/);
+      buf = lines.pop() + buf.slice(end);
+      for (const line of lines) {
+        if (line === '') {
+          if (data.length) onEvent({ id, event: event || 'message', data: data.join('\n') });
+          data = [];
+          event = '';
+          continue;
+        }
+        if (line[0] === ':') continue; /* comment: heartbeat */
+        const i = line.indexOf(':');
+        const field = i < 0 ? line : line.slice(0, i);
+        let value = i < 0 ? '' : line.slice(i + 1);
+        if (value[0] === ' ') value = value.slice(1);
+        if (field === 'data') data.push(value);
+        else if (field === 'event') event = value;
+        else if (field === 'id') id = value;
+      }
+    };
+  }
+
+  /* The forever frame: a hidden same-origin iframe whose scripts call a global callback. The
+   * frame's load event means the stream ended, but a stream cut off mid-way leaves the document
+   * loading forever, so liveness comes from its growth: every message and keepalive adds nodes
+   * (which are then removed, so that a long-lived frame does not grow). */
+  function openIframe(sub, conn) {
+    const name = `__herald_cb${++callbackSeq}`;
+    const ctl = new AbortController();
+    let frame = null;
+    let watch = 0;
+    root[name] = (m) => (m && m.gap ? sub._gap(conn, m) : sub._message(conn, m));
+    sub._initialCursor(conn, ctl.signal).then(() => {
+      frame = root.document.createElement('iframe');
+      frame.style.display = 'none';
+      frame.setAttribute('aria-hidden', 'true');
+      frame.tabIndex = -1;
+      frame.src = sub._subUrl('iframe', `&callback=${name}`);
+      frame.onload = () => sub._fail(conn, 'iframe: stream ended');
+      (root.document.body || root.document.documentElement).appendChild(frame);
+      watch = setInterval(() => {
+        let body = null;
+        try {
+          /* the stream's first script defines h(): once it exists the server is streaming */
+          if (typeof frame.contentWindow.h === 'function') body = frame.contentDocument.body;
+        } catch (e) {
+          /* an error page is cross-origin: not streaming */
+        }
+        if (!body) return;
+        if (!conn.opened) sub._alive(conn);
+        const nodes = body.childNodes;
+        if (nodes.length > 1) {
+          sub._heard(conn);
+          while (nodes.length > 1) nodes[0].remove(); /* the last one may still be parsing */
+        }
+      }, 100);
+    }, (e) => sub._fail(conn, e.message));
+    return () => {
+      ctl.abort();
+      clearInterval(watch);
+      delete root[name];
+      if (frame) {
+        frame.onload = null;
+        frame.remove(); /* stops the request */
+      }
+    };
+  }
+
+  /* Long polling: each answer brings what is after the cursor (at once if anything is). */
+  function openLongpoll(sub, conn) {
+    const ctl = new AbortController();
+    (async () => {
+      await sub._initialCursor(conn, ctl.signal);
+      for (;;) {
+        const grace = setTimeout(() => sub._open(conn), Math.min(LONGPOLL_GRACE, sub.options.connectTimeout / 2));
+        try {
+          await sub._poll(conn, 'longpoll', ctl.signal, sub.options.longpollTimeout);
+        } finally {
+          clearTimeout(grace);
+        }
+      }
+    })().catch((e) => sub._fail(conn, e.message));
+    return () => ctl.abort();
+  }
+
+  /* Short polling every pollInterval; at once again while answers bring messages (an answer
+   * holds at most poll_max_messages). */
+  function openPoll(sub, conn) {
+    const ctl = new AbortController();
+    (async () => {
+      for (;;) {
+        const answer = await sub._poll(conn, 'poll', ctl.signal, sub.options.connectTimeout);
+        if (!answer.count) await delay(sub.options.pollInterval, ctl.signal);
+      }
+    })().catch((e) => sub._fail(conn, e.message));
+    return () => ctl.abort();
+  }
+
+  const OPENERS = { websocket: openWebSocket, sse: openSSE, iframe: openIframe, longpoll: openLongpoll, poll: openPoll };
+
+  /* ------------------------------------------------------------------ subscription */
+
+  class Subscription extends Emitter {
+    constructor(url, channel, onMessage, options) {
+      super();
+      const o = Object.assign({}, DEFAULTS, options || {});
+      o.backoff = Object.assign({}, DEFAULTS.backoff, (options && options.backoff) || {});
+      if (o.transport !== 'auto' && !OPENERS[o.transport]) throw new TypeError(`herald: unknown transport ${JSON.stringify(o.transport)}`);
+      if (!channel) throw new TypeError('herald: a channel is required');
+      this.url = httpBase(url);
+      this.channel = String(channel);
+      this.options = o;
+      this.state = 'connecting';
+      this.transport = null;
+      this._onMessage = onMessage;
+      const start = o.lastId !== null && o.lastId !== undefined ? o.lastId : o.unread && o.unread.lastSeenId;
+      this._lastId = start !== null && start !== undefined ? normId(start) : null;
+      /* auto: every transport this browser supports, best first; otherwise the one asked for */
+      this._chain = o.transport === 'auto' ? TRANSPORTS.filter((t) => supported(t, this.url)) : [o.transport];
+      this._index = 0;
+      this._proven = new Set(); /* transports that have received something from the server */
+      this._retries = 0; /* failed attempts since the last open: drives the backoff */
+      this._conn = null;
+      this._timer = 0;
+      if (o.onState) this.on('state', o.onState);
+      if (o.onGap) this.on('gap', o.onGap);
+      /* start after the caller had a chance to add listeners */
+      this._timer = setTimeout(() => this._connect(), 0);
+    }
+
+    /* The id of the last message delivered (the resume cursor), a string, or null. */
+    get lastId() {
+      return this._lastId;
+    }
+
+    /* Stops every connection and timer; nothing is delivered afterwards. */
+    close() {
+      if (this.state === 'closed') return;
+      clearTimeout(this._timer);
+      if (this._conn) this._stop(this._conn);
+      this._conn = null;
+      this._setState('closed', { reason: 'closed by the application' });
+      this._emit('closed', { reason: 'closed by the application' });
+    }
+
+    _setState(state, info) {
+      if (state === this.state) return;
+      this.state = state;
+      this._emit('state', state, info);
+    }
+
+    _connect() {
+      const transport = this._chain[this._index];
+      if (!transport) {
+        this._emit('error', { transport: this.options.transport, reason: 'no transport is supported here' });
+        return;
+      }
+      const conn = { transport, opened: false, dead: false, stop: null, timer: 0, watch: 0, heard: Date.now(), pinged: 0, ping: null };
+      this._conn = conn;
+      this.transport = transport;
+      this._setState('connecting', { transport });
+      this._emit('connecting', { transport, attempt: this._retries + 1 });
+      conn.timer = setTimeout(() => this._fail(conn, `${transport}: no answer within ${this.options.connectTimeout} ms`), this.options.connectTimeout);
+      try {
+        conn.stop = OPENERS[transport](this, conn);
+      } catch (e) {
+        this._fail(conn, `${transport}: ${e.message}`);
+      }
+      if (conn.dead && conn.stop) conn.stop(); /* failed while starting */
+    }
+
+    _stop(conn) {
+      conn.dead = true;
+      clearTimeout(conn.timer);
+      clearInterval(conn.watch);
+      if (conn.stop) conn.stop();
+    }
+
+    _current(conn) {
+      return conn === this._conn && !conn.dead;
+    }
+
+    _open(conn) {
+      if (!this._current(conn) || conn.opened) return;
+      conn.opened = true;
+      clearTimeout(conn.timer);
+      this._retries = 0;
+      if (STREAMS.includes(conn.transport)) this._watch(conn);
+      this._setState('open', { transport: conn.transport });
+      this._emit('open', { transport: conn.transport });
+    }
+
+    /* Fails a stream that stays silent for idleTimeout (a half-open TCP connection, a cut-off
+     * iframe); a quiet WebSocket is pinged first. */
+    _watch(conn) {
+      const limit = this.options.idleTimeout;
+      conn.watch = setInterval(() => {
+        const quiet = Date.now() - conn.heard;
+        if (quiet > limit) {
+          this._fail(conn, `${conn.transport}: nothing heard for ${limit} ms`);
+        } else if (conn.ping && quiet > limit / 3 && conn.pinged < conn.heard) {
+          conn.pinged = Date.now();
+          conn.ping();
+        }
+      }, Math.max(50, Math.min(1000, limit / 6)));
+    }
+
+    _heard(conn) {
+      if (this._current(conn)) conn.heard = Date.now();
+    }
+
+    /* The server has answered on conn: the connection is open and its transport works here. */
+    _alive(conn) {
+      if (!this._current(conn)) return;
+      this._proven.add(conn.transport);
+      this._open(conn);
+    }
+
+    _fail(conn, reason) {
+      if (!this._current(conn)) return;
+      this._stop(conn);
+      this._emit('error', { transport: conn.transport, reason });
+      const auto = this.options.transport === 'auto';
+      if (auto && !this._proven.has(conn.transport)) {
+        if (this._index + 1 < this._chain.length) {
+          const to = this._chain[++this._index];
+          this._emit('fallback', { from: conn.transport, to, reason });
+          this._connect();
+          return;
+        }
+        this._index = 0; /* nothing worked (server down?): start over after a pause */
+      }
+      const b = this.options.backoff;
+      const cap = Math.min(b.max, b.min * 2 ** this._retries++);
+      const wait = Math.round(cap / 2 + (Math.random() * cap) / 2);
+      this._setState('connecting', { transport: conn.transport, reason, retryIn: wait });
+      this._timer = setTimeout(() => this._connect(), wait);
+    }
+
+    /* The channel's cursor from the server (poll answers, the /ws subscribe reply): the resume
+     * point when we had none. An existing cursor only moves with messages and reset gaps (the
+     * /ws reply names the newest id before the replay of what we missed). */
+    _cursor(conn, id) {
+      if (this._current(conn) && this._lastId === null && id !== undefined && id !== null) this._lastId = String(id);
+    }
+
+    _message(conn, m) {
+      if (!this._current(conn)) return;
+      this._alive(conn);
+      if (this._lastId !== null && !idAfter(m.id, this._lastId)) return; /* already delivered */
+      this._lastId = String(m.id);
+      const msg = message(m, this.channel);
+      if (this.options.unread) this.options.unread.add(msg);
+      if (this._onMessage) {
+        try {
+          this._onMessage(msg);
+        } catch (e) {
+          report(e);
+        }
+      }
+      this._emit('message', msg);
+    }
+
+    /* A gap notice: a resume the history could not cover ({requested, first_available}) or
+     * messages dropped for a slow connection ({dropped, from, to}). */
+    _gap(conn, g) {
+      if (!this._current(conn)) return;
+      this._alive(conn);
+      const info = Object.assign({}, g, { channel: g.channel || this.channel });
+      delete info.gap;
+      delete info.op;
+      info.reset = g.requested !== undefined && !idAfter(g.first_available, g.requested);
+      if (info.reset) {
+        /* the server has never reached our cursor: it restarted and its ids begin again */
+        this._lastId = String(BigInt(g.first_available) - 1n);
+        if (this.options.unread) this.options.unread.rebase(this._lastId);
+      }
+      this._emit('gap', info);
+    }
+
+    _subUrl(mode, extra) {
+      let u = `${this.url}/sub/${channelPath(this.channel)}?mode=${mode}`;
+      if (this._lastId !== null) u += `&last_id=${this._lastId}`;
+      return u + (extra || '');
+    }
+
+    /* Streams and long polls need a cursor, or a reconnect could not resume: without one, a
+     * short poll gives the channel's newest id ("from now on"). */
+    async _initialCursor(conn, signal) {
+      if (this._lastId === null) await this._poll(conn, 'poll', signal, this.options.connectTimeout);
+    }
+
+    /* One poll or long poll; delivers its gap notices and messages, adopts its cursor and
+     * resolves with the answer. Rejects on network errors, HTTP errors and timeouts. */
+    async _poll(conn, mode, signal, timeout) {
+      const ctl = new AbortController();
+      const abort = () => ctl.abort();
+      signal.addEventListener('abort', abort, { once: true });
+      const t = setTimeout(abort, timeout);
+      try {
+        const res = await root.fetch(this._subUrl(mode), { cache: 'no-store', signal: ctl.signal });
+        if (!res.ok) throw new Error(`${mode}: HTTP ${res.status}`);
+        const answer = await res.json();
+        if (mode === conn.transport) this._alive(conn); /* not the cursor poll of a stream */
+        for (const g of answer.gap_info || []) this._gap(conn, g);
+        for (const m of answer.messages || []) this._message(conn, m);
+        this._cursor(conn, answer.last_id);
+        return answer;
+      } catch (e) {
+        throw ctl.signal.aborted && !signal.aborted ? new Error(`${mode}: no answer within ${timeout} ms`) : e;
+      } finally {
+        clearTimeout(t);
+        signal.removeEventListener('abort', abort);
+      }
+    }
+  }
+
+  /* ------------------------------------------------------------------ API */
+
+  function subscribe(url, channel, onMessage, options) {
+    return new Subscription(url, channel, onMessage, options);
+  }
+
+  /* POST /pub/{channel}; resolves with the server's answer {id, channel, subscribers}. */
+  async function publish(url, channel, data, options) {
+    const event = options && options.event;
+    const u = `${httpBase(url)}/pub/${channelPath(channel)}${event ? `?event=${encodeURIComponent(event)}` : ''}`;
+    const res = await root.fetch(u, { method: 'POST', body: data === undefined || data === null ? '' : data });
+    const text = await res.text();
+    let answer = null;
+    try {
+      answer = JSON.parse(text);
+    } catch (e) {
+      /* not JSON: reported below */
+    }
+    if (!res.ok || !answer) throw new Error(`herald: publish failed: HTTP ${res.status} ${(answer && answer.error) || text}`);
+    return answer;
+  }
+
+  /* An unread counter for a badge, persisted in storage (localStorage by default; null keeps it
+   * in memory) under "herald.unread.<key>": add(msg) counts a message once (ids at or below the
+   * last one counted are ignored), markRead() sets the count to 0 and remembers the last id read.
+   * Pass it as subscribe(..., {unread: counter}) to count every message delivered and to resume
+   * after the last message counted, so messages published while the page was closed count too. */
+  function unread(key, options) {
+    let storage = options && 'storage' in options ? options.storage : null;
+    if (!options || !('storage' in options)) {
+      try {
+        storage = root.localStorage; /* may throw (disabled storage, sandboxed frames) */
+      } catch (e) {
+        storage = null;
+      }
+    }
+    const skey = `herald.unread.${key}`;
+    let st = { read: null, seen: null, count: 0 };
+    try {
+      Object.assign(st, JSON.parse((storage && storage.getItem(skey)) || '{}'));
+    } catch (e) {
+      /* unreadable: start from zero */
+    }
+    const listeners = [];
+    const save = () => {
+      try {
+        if (storage) storage.setItem(skey, JSON.stringify(st));
+      } catch (e) {
+        /* full or disabled: the count stays in memory */
+      }
+    };
+    const changed = () => {
+      save();
+      for (const fn of listeners.slice()) {
+        try {
+          fn(st.count, counter);
+        } catch (e) {
+          report(e);
+        }
+      }
+    };
+    const counter = {
+      get count() {
+        return st.count;
+      },
+      /* id of the last message counted (a subscription resumes after it), or null */
+      get lastSeenId() {
+        return st.seen;
+      },
+      /* id of the last message seen when markRead() was called, or null */
+      get lastReadId() {
+        return st.read;
+      },
+      add(msg) {
+        if (st.seen !== null && !idAfter(msg.id, st.seen)) return false;
+        st.seen = String(msg.id);
+        st.count++;
+        changed();
+        return true;
+      },
+      markRead() {
+        st.read = st.seen;
+        st.count = 0;
+        changed();
+      },
+      /* The server's ids restarted: count ids after `id` again (the count is kept). */
+      rebase(id) {
+        st.seen = id === null ? null : normId(id);
+        save();
+      },
+      /* fn(count, counter) after every change; returns a function that removes fn */
+      onChange(fn) {
+        listeners.push(fn);
+        return () => {
+          const i = listeners.indexOf(fn);
+          if (i >= 0) listeners.splice(i, 1);
+        };
+      },
+    };
+    return counter;
+  }
+
+  root.herald = { subscribe, publish, unread, Subscription, transports: TRANSPORTS.slice() };
+})(typeof globalThis !== 'undefined' ? globalThis : self);
