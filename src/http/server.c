@@ -533,9 +533,16 @@ void http_server_close(http_server_t *srv)
     list_each_safe(pos, tmp, &srv->conns)
     {
         http_conn_t *hc = container_of(pos, http_conn_t, all);
+        bool bye = false;
         if (hc->state == HC_UPGRADED && hc->xops->on_shutdown && !hc->base.closing) {
-            /* a goodbye (WebSocket Close 1001, MQTT DISCONNECT): one best-effort write, no wait */
+            /* a goodbye (WebSocket Close 1001, MQTT DISCONNECT) */
             hc->xops->on_shutdown(hc);
+            bye = true;
+        } else if (hc->state == HC_STREAM && !hc->base.closing) {
+            /* the last chunk ends SSE / iframe streams properly (browsers then reconnect quietly) */
+            bye = conn_send_copy(&hc->base, "0\r\n\r\n", 5) == 0;
+        }
+        if (bye) { /* one best-effort write, no wait */
             bool drained;
             wq_flush(&hc->base.wq, hc->base.w.fd, &drained);
         }

@@ -145,3 +145,26 @@ test('fan-out: 200 SSE subscribers each get all 50 messages in order', T, async 
     await waitFor(async () => (await getJSON(h, '/channels/fan')).subscribers === 0, 5000 * SCALE, 'all gone');
   });
 });
+
+test('shutdown ends SSE and iframe streams with the last chunk (no truncated chunked body)', T, async () => {
+  const h = await startHerald();
+  const socks = [];
+  try {
+    for (const p of ['/sub/bye', '/sub/bye?mode=iframe']) {
+      const s = net.connect(h.port, '127.0.0.1');
+      s.data = Buffer.alloc(0);
+      s.ended = new Promise((r) => s.on('close', r));
+      s.on('data', (d) => (s.data = Buffer.concat([s.data, d])));
+      s.on('error', () => {});
+      s.write(`GET ${p} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n`);
+      socks.push(s);
+    }
+    await waitFor(() => socks.every((s) => s.data.includes('\r\n\r\n')), 3000 * SCALE, 'both heads');
+    await h.stop();
+    await withTimeout(Promise.all(socks.map((s) => s.ended)), 3000 * SCALE, 'streams closed');
+    for (const s of socks) assert.ok(s.data.toString('latin1').endsWith('\r\n0\r\n\r\n'), `ends with the last chunk: ${JSON.stringify(s.data.toString('latin1').slice(-40))}`);
+  } finally {
+    for (const s of socks) s.destroy();
+    await h.stop();
+  }
+});
