@@ -55,6 +55,18 @@ export const PROP = {
   WILL_DELAY: 0x18, RECEIVE_MAX: 0x21, TOPIC_ALIAS_MAX: 0x22, TOPIC_ALIAS: 0x23, MAX_PACKET_SIZE: 0x27,
 };
 
+/* Reads a variable byte integer at b[o]: [value, offset after it]. */
+export function readVarint(b, o) {
+  let v = 0;
+  let mul = 1;
+  for (;;) {
+    const c = b[o++];
+    v += (c & 0x7f) * mul;
+    mul *= 128;
+    if (!(c & 0x80)) return [v, o];
+  }
+}
+
 /* Reads a property block into [{id, value}] (value: number, string or [name, value] for user
  * properties; binary data as a Buffer). */
 export function parseProps(b) {
@@ -72,14 +84,8 @@ export function parseProps(b) {
     else if ([0x13, 0x21, 0x22, 0x23].includes(id)) { out.push({ id, value: b.readUInt16BE(o) }); o += 2; }
     else if ([0x02, 0x11, 0x18, 0x27].includes(id)) { out.push({ id, value: b.readUInt32BE(o) }); o += 4; }
     else if (id === 0x0b) {
-      let v = 0;
-      let mul = 1;
-      for (;;) {
-        const c = b[o++];
-        v += (c & 0x7f) * mul;
-        mul *= 128;
-        if (!(c & 0x80)) break;
-      }
+      const [v, next] = readVarint(b, o);
+      o = next;
       out.push({ id, value: v });
     } else if (id === 0x26) out.push({ id, value: [rstr().toString(), rstr().toString()] });
     else if (id === 0x09 || id === 0x16) out.push({ id, value: rstr() });
@@ -179,16 +185,9 @@ export function parsePublish(p, v = 4) {
   }
   let props = [];
   if (v === 5) {
-    let len = 0;
-    let mul = 1;
-    for (;;) {
-      const b = p.body[o++];
-      len += (b & 0x7f) * mul;
-      mul *= 128;
-      if (!(b & 0x80)) break;
-    }
-    props = parseProps(p.body.subarray(o, o + len));
-    o += len;
+    const [len, start] = readVarint(p.body, o);
+    props = parseProps(p.body.subarray(start, start + len));
+    o = start + len;
   }
   return { topic, qos, retain: !!(p.flags & 1), dup: !!(p.flags & 8), pid, payload: p.body.subarray(o), props };
 }
@@ -290,15 +289,7 @@ export const disconnectReason = (p) => (p.body.length ? p.body[0] : 0);
 export const sessionPresent = (p) => !!(p.body[0] & 1);
 /* the properties of a v5 CONNACK */
 export function connackProps(p) {
-  let o = 2;
-  let len = 0;
-  let mul = 1;
-  for (;;) {
-    const b = p.body[o++];
-    len += (b & 0x7f) * mul;
-    mul *= 128;
-    if (!(b & 0x80)) break;
-  }
+  const [len, o] = readVarint(p.body, 2);
   return parseProps(p.body.subarray(o, o + len));
 }
 /* the value of property id in a parsed list (undefined when absent) */

@@ -22,6 +22,15 @@ import time
 import paho.mqtt.client as mqtt
 
 
+def finish(c, state, ok):
+    """Disconnects, prints the state as the last line (the test reads it), notes a timeout."""
+    c.disconnect()
+    c.loop_stop()
+    print(json.dumps(state), flush=True)
+    if not ok:
+        print("timeout", file=sys.stderr)
+
+
 def session(host, port, ver, cid, n):
     v5 = ver == "5"
     if v5:
@@ -73,11 +82,7 @@ def session(host, port, ver, cid, n):
         ok = True
         return 0
     finally:
-        c.disconnect()
-        c.loop_stop()
-        print(json.dumps(state), flush=True)
-        if not ok:
-            print("timeout", file=sys.stderr)
+        finish(c, state, ok)
 
 
 def main():
@@ -133,11 +138,7 @@ def main():
         ok = True
         return 0
     finally:
-        c.disconnect()
-        c.loop_stop()
-        print(json.dumps(state), flush=True)
-        if not ok:
-            print("timeout", file=sys.stderr)
+        finish(c, state, ok)
 
 
 if __name__ == "__main__":
