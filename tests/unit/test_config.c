@@ -52,7 +52,16 @@ TEST(defaults)
     CHECK(strcmp(c.http_addr, "127.0.0.1:8080") == 0);
     CHECK(strcmp(c.mqtt_addr, "127.0.0.1:1883") == 0);
     CHECK(strcmp(c.data_dir, "./herald-data") == 0);
-    CHECK(c.redis_addr[0] == '\0');
+    CHECK(strcmp(c.redis_addr, "127.0.0.1:6379") == 0);
+    CHECK_EQ(c.engine, ENGINE_LOCAL);
+    CHECK_EQ(c.store, STORE_LMDB);
+    CHECK_EQ(c.durability, DURABILITY_INTERVAL);
+    CHECK_EQ(c.flush_interval_ms, 1000);
+    CHECK_EQ(c.mqtt_max_inflight, 1024);
+    CHECK_EQ(c.mqtt_max_queued, 1000);
+    CHECK(c.mqtt_queue_qos0);
+    CHECK_EQ(c.mqtt_session_expiry, 86400);
+    CHECK_EQ(c.mqtt_topic_aliases, 64);
     CHECK(c.cors_origins[0] == '\0');
     CHECK_EQ(c.log_level, 2);
     CHECK_EQ(c.max_connections, 10000);
@@ -219,6 +228,15 @@ TEST(enums_and_addresses)
     CHECK_EQ(c.slow_policy, SLOW_DROP);
     CHECK_EQ(parse(&c, "slow_policy = block\n"), HR_EINVAL);
     CHECK_ERR("slow_policy");
+    /* word choices: any case, stored as the index; errors list the accepted words */
+    CHECK_EQ(parse(&c, "store = MEMORY\ndurability = sync\nengine = redis\n"), 0);
+    CHECK_EQ(c.store, STORE_MEMORY);
+    CHECK_EQ(c.durability, DURABILITY_SYNC);
+    CHECK_EQ(c.engine, ENGINE_REDIS);
+    CHECK_EQ(parse(&c, "durability = sometimes\n"), HR_EINVAL);
+    CHECK_ERR("line 1: durability: bad value 'sometimes' (want interval, sync)");
+    CHECK_EQ(parse(&c, "store = sqlite\n"), HR_EINVAL);
+    CHECK_ERR("(want memory, lmdb)");
 
     const char *good[] = {"localhost:1", "127.0.0.1:65535", "[::]:80", "[fe80::1%eth0]:8080", "*:80",
                           "my-host.example:443"};
