@@ -104,10 +104,13 @@ bench-mqtt: $(B)/herald
 bench-store: $(B)/herald
 	bash bench/store.sh
 
+bench-cluster: $(B)/herald
+	bash bench/cluster.sh
+
 clean:
 	rm -rf build
 
-.PHONY: all run deps build-deps test fuzz fuzz-smoke bench bench-mqtt bench-store clean build-all
+.PHONY: all run deps build-deps test fuzz fuzz-smoke bench bench-mqtt bench-store bench-cluster clean build-all
 .SECONDARY:
 
 -include $(shell find build -name '*.d' 2>/dev/null)

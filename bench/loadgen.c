@@ -138,6 +138,9 @@ typedef struct {
     char host[64];
     int port;
     char prefix[128];
+    char phost[64]; /* --pub-url (default: --url): where the HTTP publishers post */
+    int pport;
+    char pprefix[128];
     char channel[200];
     uint32_t subs, messages, size, pub_conns, window, ramp_batch, idle_conns;
     double rate;
@@ -146,7 +149,7 @@ typedef struct {
     long server_pid;
     bool json, idle_distinct, quiet, deflate;
     /* runtime */
-    struct sockaddr_in addr;
+    struct sockaddr_in addr, paddr;
     int ep;
     char *scratch;
     lg_conn_t *conns;
@@ -290,7 +293,7 @@ static int conn_open(lg_ctx_t *x, lg_conn_t *c)
     if (fd < 0) return -errno;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    const struct sockaddr_in *to = c->mq ? &x->maddr : &x->addr;
+    const struct sockaddr_in *to = c->mq ? &x->maddr : c->kind == K_PUB ? &x->paddr : &x->addr;
     if (connect(fd, (const struct sockaddr *)to, sizeof(*to)) < 0 && errno != EINPROGRESS) {
         int e = errno;
         close(fd);
@@ -477,7 +480,7 @@ static int send_publish(lg_ctx_t *x, lg_conn_t *c, uint32_t seq, uint64_t sched)
     int hn = snprintf(head, sizeof(head),
                       "POST %s/pub/%s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: text/plain\r\n"
                       "Content-Length: %zu\r\n\r\n",
-                      x->prefix, x->channel, x->host, x->port, plen);
+                      x->pprefix, x->channel, x->phost, x->pport, plen);
     if (hn < 0 || (size_t)hn >= sizeof(head)) return -1;
     char *req = malloc((size_t)hn + plen);
     if (!req) return -1;
@@ -1719,6 +1722,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: herald bench [options]\n"
             "  --url http://127.0.0.1:PORT   server (default http://127.0.0.1:8080)\n"
+            "  --pub-url http://HOST:PORT    HTTP publishers post here instead (another node; default --url)\n"
             "  --channel NAME                channel (default bench)\n"
             "  --subs N                      subscribers (default 100)\n"
             "  --mode sse|longpoll|ws|mqtt   subscriber transport (default sse)\n"
@@ -1750,23 +1754,25 @@ static void usage(FILE *f)
             "  --quiet                       no progress on stderr\n");
 }
 
-static int parse_url(lg_ctx_t *x, const char *url)
+/* http://HOST[:PORT][/PREFIX] into host (64 bytes), port, prefix (128 bytes) and addr. */
+static int parse_url(const char *url, char *host, int *port, char *prefix, struct sockaddr_in *addr)
 {
     if (strncmp(url, "http://", 7) != 0) return -1;
     const char *h = url + 7, *colon = strchr(h, ':'), *slash = strchr(h, '/');
     size_t hl = colon && (!slash || colon < slash) ? (size_t)(colon - h) : slash ? (size_t)(slash - h) : strlen(h);
-    if (hl == 0 || hl >= sizeof(x->host)) return -1;
-    memcpy(x->host, h, hl);
-    x->host[hl] = 0;
-    x->port = (colon && (!slash || colon < slash)) ? atoi(colon + 1) : 80;
-    if (x->port <= 0 || x->port > 65535) return -1;
-    if (slash) snprintf(x->prefix, sizeof(x->prefix), "%s", slash);
-    size_t pl = strlen(x->prefix);
-    if (pl && x->prefix[pl - 1] == '/') x->prefix[pl - 1] = 0;
+    if (hl == 0 || hl >= 64) return -1;
+    memcpy(host, h, hl);
+    host[hl] = 0;
+    *port = (colon && (!slash || colon < slash)) ? atoi(colon + 1) : 80;
+    if (*port <= 0 || *port > 65535) return -1;
+    prefix[0] = 0;
+    if (slash) snprintf(prefix, 128, "%s", slash);
+    size_t pl = strlen(prefix);
+    if (pl && prefix[pl - 1] == '/') prefix[pl - 1] = 0;
     struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
-    if (getaddrinfo(x->host, NULL, &hints, &res) != 0 || !res) return -1;
-    memcpy(&x->addr, res->ai_addr, sizeof(x->addr));
-    x->addr.sin_port = htons((uint16_t)x->port);
+    if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res) return -1;
+    memcpy(addr, res->ai_addr, sizeof(*addr));
+    addr->sin_port = htons((uint16_t)*port);
     freeaddrinfo(res);
     return 0;
 }
@@ -1801,7 +1807,7 @@ static bool num_arg(const char *s, double lo, double hi, double *out)
 
 static int parse_args(lg_ctx_t *x, int argc, char **argv)
 {
-    const char *url = "http://127.0.0.1:8080", *murl = "mqtt://127.0.0.1:1883";
+    const char *url = "http://127.0.0.1:8080", *murl = "mqtt://127.0.0.1:1883", *purl = NULL;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -1832,6 +1838,7 @@ static int parse_args(lg_ctx_t *x, int argc, char **argv)
         double d = 0;
         bool ok = true;
         if (strcmp(a, "--url") == 0) url = v;
+        else if (strcmp(a, "--pub-url") == 0) purl = v;
         else if (strcmp(a, "--mqtt-url") == 0) murl = v;
         else if (strcmp(a, "--qos") == 0) {
             ok = num_arg(v, 0, 2, &d) && d == (int)d;
@@ -1898,8 +1905,12 @@ static int parse_args(lg_ctx_t *x, int argc, char **argv)
             return -1;
         }
     }
-    if (parse_url(x, url) < 0) {
+    if (parse_url(url, x->host, &x->port, x->prefix, &x->addr) < 0) {
         fprintf(stderr, "bench: bad --url %s (want http://HOST:PORT)\n", url);
+        return -1;
+    }
+    if (parse_url(purl ? purl : url, x->phost, &x->pport, x->pprefix, &x->paddr) < 0) {
+        fprintf(stderr, "bench: bad --pub-url %s (want http://HOST:PORT)\n", purl);
         return -1;
     }
     if ((x->mode == MODE_MQTT || x->pub_mqtt) && parse_mqtt_url(x, murl) < 0) {

@@ -144,7 +144,9 @@ static void routes__channel_info(app_t *app, http_conn_t *hc, span_t rest)
         http_error(hc, HR_ECHANNEL, "invalid channel name");
         return;
     }
-    chan_t *ch = hub_channel(app->xp.hub, chan, (size_t)cn, false);
+    store_t *st = app->xp.hub->store;
+    /* a store shared by several nodes knows channels this node has not used yet */
+    chan_t *ch = hub_channel(app->xp.hub, chan, (size_t)cn, st->ops->publish != NULL);
     uint64_t last = 0, first = 0, bytes = 0;
     uint32_t subs = 0, count = 0;
     if (ch) {
@@ -155,7 +157,6 @@ static void routes__channel_info(app_t *app, http_conn_t *hc, span_t rest)
         bytes = ch->hist.bytes;
         first = count ? hist_at(&ch->hist, 0)->id : 0;
     }
-    store_t *st = app->xp.hub->store;
     uint32_t all;
     if (st->ops->occupancy && st->ops->occupancy(st, chan, (size_t)cn, &all) == 0) subs = all; /* every node */
     char json[6 * HUB_MAX_CHANNEL + 256], esc[6 * HUB_MAX_CHANNEL + 8];

@@ -159,13 +159,16 @@ chan_t *hub_channel(hub_t *hub, const char *name, size_t n, bool create)
     if (!create) return NULL;
     if (hub->nchannels >= hub->table_cap && hub__grow(hub) < 0) return NULL;
     chan_t *ch = calloc(1, sizeof(*ch) + n + 1);
+    hub->load_rc = HR_ENOMEM;
     if (!ch) return NULL;
     memcpy(ch->name, name, n);
     ch->name_len = (uint32_t)n;
     ch->hash = h;
     hist_init(&ch->hist);
     list_init(&ch->subs);
-    if (hub->store->ops->load(hub->store, ch->name, n, &ch->hist, &hub->limits, &ch->last_id) < 0) {
+    int rc = hub->store->ops->load(hub->store, ch->name, n, &ch->hist, &hub->limits, &ch->last_id);
+    if (rc < 0) {
+        hub->load_rc = rc;
         hub__free_chan(ch);
         return NULL;
     }
@@ -232,7 +235,7 @@ int hub_publish_ex(hub_t *hub, const char *channel, size_t channel_len, const ch
                    const void *data, size_t data_len, const hub_pubopt_t *o, uint64_t *id, uint32_t *reached)
 {
     chan_t *ch = hub_channel(hub, channel, channel_len, true);
-    if (!ch) return HR_ENOMEM;
+    if (!ch) return hub->load_rc < 0 ? hub->load_rc : HR_ENOMEM;
     msg_t *m = msg_new(ch->name, ch->name_len, event, event_len, data, data_len, ch->last_id + 1, loop_wall_ms());
     if (!m) return HR_ENOMEM;
     m->flags |= o->flags;
@@ -316,12 +319,13 @@ void hub_each_channel(hub_t *hub, void (*cb)(chan_t *ch, void *arg), void *arg)
         }
 }
 
-void hub_rebase(hub_t *hub, chan_t *ch)
+void hub_rebase(hub_t *hub, chan_t *ch, uint64_t last_id)
 {
+    (void)hub;
     hist_free(&ch->hist);
     hist_init(&ch->hist);
     ch->kept_from = 1;
-    (void)hub;
+    ch->last_id = last_id;
 }
 
 void hub_each_retained(hub_t *hub, void (*cb)(chan_t *ch, void *arg), void *arg)
@@ -351,6 +355,8 @@ void hub_unsubscribe(hub_t *hub, sub_t *s)
 
 uint32_t hub_after(hub_t *hub, chan_t *ch, uint64_t cursor, msg_t **out, uint32_t max, hub_cursor_info_t *info)
 {
+    /* a cursor past what this node holds: a store shared with other nodes may have more */
+    if (cursor > ch->last_id && hub->store->ops->catch_up) hub->store->ops->catch_up(hub->store, ch);
     hist_trim(&ch->hist, &hub->limits, loop_wall_ms());
     hub__trimmed(hub, ch);
     hist_t *h = &ch->hist;

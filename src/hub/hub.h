@@ -72,6 +72,7 @@ typedef struct {
     chan_t **table;
     uint32_t table_cap, nchannels;
     uint64_t published; /* messages accepted, from every publishing route */
+    int load_rc;        /* why the last hub_channel(create) failed (HR_ENOMEM, HR_EUNAVAIL) */
     uint64_t subscriptions; /* live subscriptions */
     tw_entry_t sweep;   /* periodic expiry of idle channels and aged history */
 } hub_t;
@@ -122,9 +123,10 @@ msg_t *hub_message(hub_t *hub, const char *channel, size_t n, uint64_t id);
 /* Calls cb for every channel this node holds (cb must not free channels). */
 void hub_each_channel(hub_t *hub, void (*cb)(chan_t *ch, void *arg), void *arg);
 
-/* Empties ch's local history: the next message starts it again (ids must stay contiguous in a
- * ring; used when the messages between the last one here and the next one are gone). */
-void hub_rebase(hub_t *hub, chan_t *ch);
+/* Empties ch's local history and sets its last id: the next message starts it again (ids must
+ * stay contiguous in a ring; used when the messages between the last one here and the next one
+ * are gone, or when the store lost the channel and counts again). */
+void hub_rebase(hub_t *hub, chan_t *ch, uint64_t last_id);
 
 /* Restores what the store keeps beyond channel histories (MQTT retained messages), at
  * start-up. 0 or a negative HR_E*. */

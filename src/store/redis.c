@@ -6,8 +6,9 @@
  * as the stream id, MAXLEN ~ history_messages), keeps or clears the MQTT retained message
  * (HSET/HDEL herald:retained) and publishes it (PUBLISH herald:m:CH "ID PACKED"). Redis runs
  * scripts one at a time, so every node sees the same ids in the same order. The publishing node
- * does not deliver the message itself: like every other node it gets it back from its pub/sub
- * feed and hands it to hub_inject(), which records and delivers it.
+ * hands the message to hub_inject() as soon as the script answers (read-your-writes; when its
+ * feed is behind it first loads the missing ids), every other node when its pub/sub feed brings
+ * it; hub_inject() records and delivers what a node does not have yet, in id order.
  *
  * Connections. Two per node. The feed is a hiredis async connection on herald's own event loop
  * (our adapter below) with one PSUBSCRIBE herald:m:* for the whole node: one subscription
@@ -17,7 +18,9 @@
  * caller gets the id at once); it costs one round trip per publish.
  *
  * Faults. A publish while Redis is unreachable fails with HR_EUNAVAIL (HTTP 503, MQTT reason
- * code): nothing is lost silently. The feed reconnects with backoff (100 ms doubling to 5 s) and
+ * code): nothing is lost silently. A blocking connection found dead (Redis restarted since its
+ * last use) is made again and the command sent once more: if Redis died after running it, that
+ * publish could exist twice (at least once, never lost). The feed reconnects with backoff (100 ms doubling to 5 s) and
  * then catches up: for every channel this node knows, the stream entries after its last id are
  * loaded and injected, so subscribers resume without a gap. A message arriving with an id past
  * the next expected one (missed while the feed was down) triggers the same fill first; if the
@@ -70,6 +73,7 @@ typedef struct {
     bool watching, want_read, want_write, feed_ready, closing;
     tw_entry_t retry, presence;
     uint32_t backoff_ms;
+    uint64_t load_before; /* rd_load: the feed creates the channel for this id: load only older ones */
     uint64_t publishes, injected, filled;
 } rd_t;
 
@@ -96,16 +100,21 @@ static redisContext *rd__sync(rd_t *r)
  * dropped, to be made again later). The caller frees the reply. */
 static redisReply *rd__cmd(rd_t *r, int argc, const char **argv, const size_t *len)
 {
-    redisContext *c = rd__sync(r);
-    if (!c) return NULL;
-    redisReply *rep = redisCommandArgv(c, argc, argv, len);
-    if (!rep) {
+    for (int attempt = 0; attempt < 2; attempt++) {
+        bool fresh = r->sync == NULL;
+        redisContext *c = rd__sync(r);
+        if (!c) return NULL;
+        redisReply *rep = redisCommandArgv(c, argc, argv, len);
+        if (rep) return rep;
         log_warn("redis: %s", c->errstr[0] ? c->errstr : "connection lost");
         redisFree(c);
         r->sync = NULL;
-        r->sync_retry_at = loop_now(r->loop) + 250;
+        /* a connection that had gone stale (Redis restarted since) is made again at once, once;
+         * a fresh one that fails means Redis is down: no new attempt for a while */
+        if (fresh) break;
     }
-    return rep;
+    r->sync_retry_at = loop_now(r->loop) + 250;
+    return NULL;
 }
 
 static void rd__key(char *out, size_t cap, const char *kind, const char *ch, size_t n)
@@ -172,9 +181,9 @@ static void rd__fill(rd_t *r, chan_t *ch, uint64_t upto)
         size_t len[] = {6, strlen(key), strlen(from), strlen(to), 5, strlen(cnt)};
         redisReply *rep = rd__cmd(r, 6, argv, len);
         if (!rep) return;
-        bool rebase = rep->type == REDIS_REPLY_ARRAY && rep->elements &&
-                      strtoull(rep->element[0]->element[0]->str, NULL, 10) != after + 1;
-        if (rebase) hub_rebase(r->hub, ch); /* the stream no longer has what we missed */
+        uint64_t first = rep->type == REDIS_REPLY_ARRAY && rep->elements
+                             ? strtoull(rep->element[0]->element[0]->str, NULL, 10) : 0;
+        if (first > after + 1) hub_rebase(r->hub, ch, first - 1); /* the stream no longer has what we missed */
         uint32_t n = rd__entries(rep, ch->name, ch->name_len, rd__inject_cb, r);
         freeReplyObject(rep);
         if (n < RD_FILL_BATCH) return;
@@ -194,8 +203,24 @@ static void rd__on_message(rd_t *r, const redisReply *chan, const redisReply *pa
         log_warn("redis: malformed message on %.*s", (int)chan->len, chan->str);
         return;
     }
-    chan_t *ch = hub_channel(r->hub, name, n, true);
-    if (ch && m->id > ch->last_id + 1) rd__fill(r, ch, m->id); /* missed some: load them first */
+    chan_t *ch = hub_channel(r->hub, name, n, false);
+    if (!ch) { /* new here: load its history up to this message, which is then delivered */
+        r->load_before = m->id;
+        ch = hub_channel(r->hub, name, n, true);
+        r->load_before = 0;
+    } else if (m->id <= ch->last_id) {
+        /* normally a message this node has already (its own publish, a fill); but one that differs
+         * from what this node holds under that id means Redis lost the channel (restarted
+         * without persistence) and counts again: start the channel afresh from it */
+        msg_t *old = hub_message(r->hub, name, n, m->id);
+        if (old && (old->time_ms != m->time_ms || old->data_len != m->data_len ||
+                    memcmp(old->data, m->data, m->data_len) != 0)) {
+            log_warn("redis: channel %.*s went back to id %" PRIu64 " (redis lost its data?)", (int)n, name, m->id);
+            hub_rebase(r->hub, ch, m->id - 1);
+        }
+    } else if (m->id > ch->last_id + 1) {
+        rd__fill(r, ch, m->id); /* missed some: load them first */
+    }
     hub_inject(r->hub, m);
     r->injected++;
     msg_unref(m);
@@ -434,6 +459,11 @@ static int rd_publish(store_t *st, msg_t *m)
     if (rep->type == REDIS_REPLY_INTEGER && rep->integer > 0) {
         m->id = (uint64_t)rep->integer;
         r->publishes++;
+        /* read-your-writes: delivered here now, in order (the feed's copy is then a duplicate) */
+        chan_t *ch = hub_channel(r->hub, m->channel, m->channel_len, false);
+        if (ch && m->id <= ch->last_id) hub_rebase(r->hub, ch, m->id - 1); /* redis counts again */
+        else if (ch && m->id > ch->last_id + 1) rd__fill(r, ch, m->id);
+        if (ch && m->id == ch->last_id + 1) hub_inject(r->hub, m);
     } else {
         log_warn("redis: publish script failed: %s", rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
         rc = HR_EUNAVAIL;
@@ -457,19 +487,24 @@ static int rd_load(store_t *st, const char *ch, size_t n, hist_t *h, const hist_
 {
     rd_t *r = (rd_t *)st;
     *last_id = 0;
-    char k1[HUB_MAX_CHANNEL + 16], k2[HUB_MAX_CHANNEL + 16], cnt[16];
+    char k1[HUB_MAX_CHANNEL + 16], k2[HUB_MAX_CHANNEL + 16], cnt[16], end[32] = "+";
     rd__key(k1, sizeof(k1), "id", ch, n);
     rd__key(k2, sizeof(k2), "s", ch, n);
-    const char *g[] = {"GET", k1};
-    size_t gl[] = {3, strlen(k1)};
-    redisReply *rep = rd__cmd(r, 2, g, gl);
-    if (!rep) return HR_EUNAVAIL;
-    if (rep->type == REDIS_REPLY_STRING) *last_id = strtoull(rep->str, NULL, 10);
-    freeReplyObject(rep);
+    redisReply *rep;
+    if (r->load_before) { /* created by the feed for message load_before: history before it */
+        *last_id = r->load_before - 1;
+        snprintf(end, sizeof(end), "%" PRIu64 "-1", *last_id);
+    } else {
+        const char *g[] = {"GET", k1};
+        size_t gl[] = {3, strlen(k1)};
+        if (!(rep = rd__cmd(r, 2, g, gl))) return HR_EUNAVAIL;
+        if (rep->type == REDIS_REPLY_STRING) *last_id = strtoull(rep->str, NULL, 10);
+        freeReplyObject(rep);
+    }
     if (!*last_id || !lim->max_messages) return 0;
     snprintf(cnt, sizeof(cnt), "%u", lim->max_messages);
-    const char *x[] = {"XREVRANGE", k2, "+", "-", "COUNT", cnt};
-    size_t xl[] = {9, strlen(k2), 1, 1, 5, strlen(cnt)};
+    const char *x[] = {"XREVRANGE", k2, end, "-", "COUNT", cnt};
+    size_t xl[] = {9, strlen(k2), strlen(end), 1, 5, strlen(cnt)};
     if (!(rep = rd__cmd(r, 6, x, xl))) return HR_EUNAVAIL;
     rd_load_t l = {calloc(rep->elements + 1, sizeof(msg_t *)), 0};
     if (!l.v) {
@@ -536,6 +571,8 @@ static void rd_close(store_t *st)
     free(r);
 }
 
+static void rd_catch_up(store_t *st, chan_t *ch) { rd__fill((rd_t *)st, ch, 0); }
+
 static const store_ops_t rd_ops = {
     .append = rd_append,
     .load = rd_load,
@@ -543,6 +580,7 @@ static const store_ops_t rd_ops = {
     .each_retained = rd_each_retained,
     .publish = rd_publish,
     .occupancy = rd_occupancy,
+    .catch_up = rd_catch_up,
 };
 
 store_t *store_redis_open(const char *addr, uint32_t hist_max, loop_t *loop, char *err, size_t errcap)

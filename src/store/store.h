@@ -18,6 +18,7 @@
 #include "../hub/hist.h"
 
 typedef struct store store_t;
+struct chan;
 
 /* Called with each stored retained message (the callee takes its own reference); non-zero stops. */
 typedef int (*store_retained_cb)(void *arg, msg_t *m);
@@ -51,6 +52,9 @@ typedef struct {
     int (*kv_put)(store_t *s, const char *ns, const void *key, size_t klen, const void *val, size_t vlen);
     int (*kv_del)(store_t *s, const char *ns, const void *key, size_t klen);
     int (*kv_each)(store_t *s, const char *ns, store_kv_cb cb, void *arg);
+    /* Optional: a store shared with other nodes brings ch up to date (a client's cursor is past
+     * what this node has received yet). */
+    void (*catch_up)(store_t *s, struct chan *ch);
     /* Optional. Subscribers of the channel on every node (presence across nodes); 0 or HR_E*. */
     int (*occupancy)(store_t *s, const char *channel, size_t len, uint32_t *subscribers);
 } store_ops_t;

@@ -195,8 +195,9 @@ int subreq_parse(xp_ctx_t *x, http_req_t *req, span_t chans, subreq_t *out, cons
     for (uint32_t i = 0; i < out->nch; i++) {
         out->ch[i] = hub_channel(x->hub, names[i], lens[i], true);
         if (!out->ch[i]) {
-            *why = "out of memory";
-            return HR_ENOMEM;
+            int rc = x->hub->load_rc < 0 ? x->hub->load_rc : HR_ENOMEM;
+            *why = rc == HR_EUNAVAIL ? "redis is unavailable" : "out of memory";
+            return rc;
         }
         if (!out->has_cursor) out->cursor[i] = out->ch[i]->last_id;
     }
