@@ -749,42 +749,20 @@ export function openIframe(h, p, opts = {}) {
       clearTimeout(headTimer);
       const dec = new StringDecoder('utf8');
       let pendingText = '';
-      let waiter = null;
-      let endedFlag = false;
+      const q = boundedQueue(`iframe ${p}`);
       const s = {
         status: res.statusCode,
         headers: res.headers,
         html: '',
-        objects: [],
-        queue: [],
+        objects: q.all,
         get ended() {
-          return endedFlag;
+          return q.ended;
         },
-        async next(ms = 3000 * SCALE) {
-          const deadline = Date.now() + ms;
-          for (;;) {
-            if (s.queue.length) return s.queue.shift();
-            if (endedFlag) return null;
-            const left = deadline - Date.now();
-            if (left <= 0) throw new Error(`iframe ${p}: no message within ${ms} ms`);
-            await new Promise((r) => {
-              const t = setTimeout(() => {
-                waiter = null;
-                r();
-              }, left);
-              waiter = () => {
-                clearTimeout(t);
-                waiter = null;
-                r();
-              };
-            });
-          }
-        },
+        next: (ms) => q.next(ms),
         close() {
           req.destroy();
           res.destroy();
-          endedFlag = true;
-          if (waiter) waiter();
+          q.end();
         },
       };
       res.on('data', (c) => {
@@ -793,16 +771,9 @@ export function openIframe(h, p, opts = {}) {
         pendingText += t;
         const { objects, rest } = parseIframe(pendingText);
         pendingText = rest;
-        for (const o of objects) {
-          s.objects.push(o);
-          s.queue.push(o);
-        }
-        if (objects.length && waiter) waiter();
+        for (const o of objects) q.push(o);
       });
-      const end = () => {
-        endedFlag = true;
-        if (waiter) waiter();
-      };
+      const end = () => q.end();
       res.on('end', end);
       res.on('close', end);
       res.on('error', end);
