@@ -157,9 +157,9 @@ chan_t *hub_channel(hub_t *hub, const char *name, size_t n, bool create)
     for (chan_t *ch = hub->table[h & (hub->table_cap - 1)]; ch; ch = ch->hnext)
         if (ch->hash == h && ch->name_len == n && memcmp(ch->name, name, n) == 0) return ch;
     if (!create) return NULL;
+    hub->load_rc = HR_ENOMEM;
     if (hub->nchannels >= hub->table_cap && hub__grow(hub) < 0) return NULL;
     chan_t *ch = calloc(1, sizeof(*ch) + n + 1);
-    hub->load_rc = HR_ENOMEM;
     if (!ch) return NULL;
     memcpy(ch->name, name, n);
     ch->name_len = (uint32_t)n;
@@ -246,7 +246,7 @@ int hub_publish_ex(hub_t *hub, const char *channel, size_t channel_len, const ch
     }
     int64_t rc;
     if (hub->store->ops->publish) { /* ordered by the store across nodes; delivered through hub_inject() */
-        rc = hub->store->ops->publish(hub->store, m);
+        rc = hub->store->ops->publish(hub->store, ch, m);
         if (rc == 0) rc = ch->nsubs;
     } else {
         rc = hub__accept(hub, ch, m, true);
@@ -258,10 +258,10 @@ int hub_publish_ex(hub_t *hub, const char *channel, size_t channel_len, const ch
     return 0;
 }
 
-void hub_inject(hub_t *hub, msg_t *m)
+void hub_inject(hub_t *hub, chan_t *ch, msg_t *m)
 {
-    chan_t *ch = hub_channel(hub, m->channel, m->channel_len, true);
-    if (!ch || m->id <= ch->last_id) return; /* already here (e.g. loaded with the channel's history) */
+    if (m->id <= ch->last_id) return; /* already here (e.g. loaded with the channel's history) */
+    if (m->id > ch->last_id + 1) hub_rebase(hub, ch, m->id - 1); /* a ring holds contiguous ids */
     if (hub__accept(hub, ch, m, false) < 0) log_warn("hub: message %llu on %.*s dropped: out of memory",
                                                      (unsigned long long)m->id, (int)m->channel_len, m->channel);
 }

@@ -111,10 +111,12 @@ typedef struct {
 int hub_publish_ex(hub_t *hub, const char *channel, size_t channel_len, const char *event, size_t event_len,
                    const void *data, size_t data_len, const hub_pubopt_t *o, uint64_t *id, uint32_t *reached);
 
-/* A message whose id the store assigned (engine = redis: published on any node, fed back to
- * every node in the same order): recorded and delivered here unless this node has it already.
- * The caller keeps its reference. */
-void hub_inject(hub_t *hub, msg_t *m);
+/* A message of ch whose id the store assigned (engine = redis: published on any node, fed back
+ * to every node in the same order): recorded and delivered here unless this node has it
+ * already. Ids come in order; a jump means the ones between are gone for good, and the local
+ * history restarts at m (resuming clients are told about the gap). The caller keeps its
+ * reference. */
+void hub_inject(hub_t *hub, chan_t *ch, msg_t *m);
 
 /* The message with this id if the channel's history still holds it (loading the channel),
  * else NULL. Not referenced for the caller. */

@@ -135,58 +135,61 @@ static msg_t *rd__parse(const char *p, size_t n, const char *ch, size_t cn)
     return m;
 }
 
-/* Stream entries [id, ["m", PACKED]] -> messages pushed to out via cb. Returns the count. */
-static uint32_t rd__entries(const redisReply *rep, const char *ch, size_t cn, void (*cb)(void *arg, msg_t *m),
-                            void *arg)
+/* Runs XRANGE on channel ch's stream for ids from..to (to 0: the end), at most count, and calls
+ * cb with each message in id order. Returns the entries read, or -1 when Redis cannot be asked. */
+static int64_t rd__range(rd_t *r, const char *ch, size_t n, uint64_t from, uint64_t to, uint32_t count,
+                         void (*cb)(void *arg, msg_t *m), void *arg)
 {
-    uint32_t k = 0;
-    if (!rep || rep->type != REDIS_REPLY_ARRAY) return 0;
-    for (size_t i = 0; i < rep->elements; i++) {
-        redisReply *e = rep->element[i];
+    char key[HUB_MAX_CHANNEL + 16], fs[32], ts[32] = "+", cnt[16];
+    rd__key(key, sizeof(key), "s", ch, n);
+    snprintf(fs, sizeof(fs), "%" PRIu64 "-0", from);
+    if (to) snprintf(ts, sizeof(ts), "%" PRIu64 "-1", to);
+    snprintf(cnt, sizeof(cnt), "%u", count);
+    const char *argv[] = {"XRANGE", key, fs, ts, "COUNT", cnt};
+    size_t len[] = {6, strlen(key), strlen(fs), strlen(ts), 5, strlen(cnt)};
+    redisReply *rep = rd__cmd(r, 6, argv, len);
+    if (!rep) return -1;
+    int64_t k = 0;
+    for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++, k++) {
+        redisReply *e = rep->element[i]; /* [id, ["m", PACKED]] */
         if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[1]->type != REDIS_REPLY_ARRAY ||
             e->element[1]->elements != 2)
             continue;
         redisReply *v = e->element[1]->element[1];
-        msg_t *m = msg_unpack(v->str, v->len, ch, cn);
+        msg_t *m = msg_unpack(v->str, v->len, ch, n);
         if (!m) continue;
         m->id = strtoull(e->element[0]->str, NULL, 10);
         cb(arg, m);
         msg_unref(m);
-        k++;
     }
+    freeReplyObject(rep);
     return k;
 }
 
+typedef struct {
+    rd_t *r;
+    chan_t *ch;
+} rd_fill_t;
+
 static void rd__inject_cb(void *arg, msg_t *m)
 {
-    rd_t *r = arg;
-    hub_inject(r->hub, m);
-    r->filled++;
+    rd_fill_t *f = arg;
+    hub_inject(f->r->hub, f->ch, m);
+    f->r->filled++;
 }
 
 /* Loads the channel's stream entries after its last id (up to upto - 1; 0: all) and injects
- * them: gap fill and catch-up. Gives up quietly when Redis cannot be asked. */
+ * them: gap fill and catch-up (ids the stream no longer has make hub_inject restart the ring).
+ * Gives up quietly when Redis cannot be asked. */
 static void rd__fill(rd_t *r, chan_t *ch, uint64_t upto)
 {
-    char key[HUB_MAX_CHANNEL + 16], from[32], to[32], cnt[16];
-    rd__key(key, sizeof(key), "s", ch->name, ch->name_len);
-    for (;;) {
-        uint64_t after = ch->last_id;
-        if (upto && after + 1 >= upto) return;
-        snprintf(from, sizeof(from), "%" PRIu64 "-0", after + 1);
-        if (upto) snprintf(to, sizeof(to), "%" PRIu64 "-0", upto - 1);
-        else snprintf(to, sizeof(to), "+");
-        snprintf(cnt, sizeof(cnt), "%u", RD_FILL_BATCH);
-        const char *argv[] = {"XRANGE", key, from, to, "COUNT", cnt};
-        size_t len[] = {6, strlen(key), strlen(from), strlen(to), 5, strlen(cnt)};
-        redisReply *rep = rd__cmd(r, 6, argv, len);
-        if (!rep) return;
-        uint64_t first = rep->type == REDIS_REPLY_ARRAY && rep->elements
-                             ? strtoull(rep->element[0]->element[0]->str, NULL, 10) : 0;
-        if (first > after + 1) hub_rebase(r->hub, ch, first - 1); /* the stream no longer has what we missed */
-        uint32_t n = rd__entries(rep, ch->name, ch->name_len, rd__inject_cb, r);
-        freeReplyObject(rep);
-        if (n < RD_FILL_BATCH) return;
+    rd_fill_t f = {r, ch};
+    while (!upto || ch->last_id + 1 < upto) {
+        uint64_t before = ch->last_id;
+        if (rd__range(r, ch->name, ch->name_len, before + 1, upto ? upto - 1 : 0, RD_FILL_BATCH, rd__inject_cb, &f) <
+                RD_FILL_BATCH ||
+            ch->last_id == before)
+            return;
     }
 }
 
@@ -208,6 +211,11 @@ static void rd__on_message(rd_t *r, const redisReply *chan, const redisReply *pa
         r->load_before = m->id;
         ch = hub_channel(r->hub, name, n, true);
         r->load_before = 0;
+        if (!ch) {
+            log_warn("redis: message %" PRIu64 " on %.*s dropped: channel not loaded", m->id, (int)n, name);
+            msg_unref(m);
+            return;
+        }
     } else if (m->id <= ch->last_id) {
         /* normally a message this node has already (its own publish, a fill); but one that differs
          * from what this node holds under that id means Redis lost the channel (restarted
@@ -221,7 +229,7 @@ static void rd__on_message(rd_t *r, const redisReply *chan, const redisReply *pa
     } else if (m->id > ch->last_id + 1) {
         rd__fill(r, ch, m->id); /* missed some: load them first */
     }
-    hub_inject(r->hub, m);
+    hub_inject(r->hub, ch, m);
     r->injected++;
     msg_unref(m);
 }
@@ -435,7 +443,7 @@ static int rd_append(store_t *s, const msg_t *m)
     return 0; /* the publish script recorded it */
 }
 
-static int rd_publish(store_t *st, msg_t *m)
+static int rd_publish(store_t *st, chan_t *ch, msg_t *m)
 {
     rd_t *r = (rd_t *)st;
     size_t plen = msg_pack_size(m);
@@ -460,10 +468,9 @@ static int rd_publish(store_t *st, msg_t *m)
         m->id = (uint64_t)rep->integer;
         r->publishes++;
         /* read-your-writes: delivered here now, in order (the feed's copy is then a duplicate) */
-        chan_t *ch = hub_channel(r->hub, m->channel, m->channel_len, false);
-        if (ch && m->id <= ch->last_id) hub_rebase(r->hub, ch, m->id - 1); /* redis counts again */
-        else if (ch && m->id > ch->last_id + 1) rd__fill(r, ch, m->id);
-        if (ch && m->id == ch->last_id + 1) hub_inject(r->hub, m);
+        if (m->id <= ch->last_id) hub_rebase(r->hub, ch, m->id - 1); /* redis counts again */
+        else if (m->id > ch->last_id + 1) rd__fill(r, ch, m->id);
+        hub_inject(r->hub, ch, m);
     } else {
         log_warn("redis: publish script failed: %s", rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
         rc = HR_EUNAVAIL;
@@ -473,54 +480,40 @@ static int rd_publish(store_t *st, msg_t *m)
 }
 
 typedef struct {
-    msg_t **v;
-    uint32_t n;
+    hist_t *h;
+    const hist_limits_t *lim;
+    uint64_t now;
+    int rc;
 } rd_load_t;
 
-static void rd__collect(void *arg, msg_t *m)
+static void rd__push_cb(void *arg, msg_t *m)
 {
     rd_load_t *l = arg;
-    l->v[l->n++] = msg_ref(m);
+    if (l->rc == 0) l->rc = hist_push(l->h, m, l->lim, l->now);
 }
 
 static int rd_load(store_t *st, const char *ch, size_t n, hist_t *h, const hist_limits_t *lim, uint64_t *last_id)
 {
     rd_t *r = (rd_t *)st;
     *last_id = 0;
-    char k1[HUB_MAX_CHANNEL + 16], k2[HUB_MAX_CHANNEL + 16], cnt[16], end[32] = "+";
-    rd__key(k1, sizeof(k1), "id", ch, n);
-    rd__key(k2, sizeof(k2), "s", ch, n);
-    redisReply *rep;
     if (r->load_before) { /* created by the feed for message load_before: history before it */
         *last_id = r->load_before - 1;
-        snprintf(end, sizeof(end), "%" PRIu64 "-1", *last_id);
     } else {
+        char k1[HUB_MAX_CHANNEL + 16];
+        rd__key(k1, sizeof(k1), "id", ch, n);
         const char *g[] = {"GET", k1};
         size_t gl[] = {3, strlen(k1)};
-        if (!(rep = rd__cmd(r, 2, g, gl))) return HR_EUNAVAIL;
+        redisReply *rep = rd__cmd(r, 2, g, gl);
+        if (!rep) return HR_EUNAVAIL;
         if (rep->type == REDIS_REPLY_STRING) *last_id = strtoull(rep->str, NULL, 10);
         freeReplyObject(rep);
     }
-    if (!*last_id || !lim->max_messages) return 0;
-    snprintf(cnt, sizeof(cnt), "%u", lim->max_messages);
-    const char *x[] = {"XREVRANGE", k2, end, "-", "COUNT", cnt};
-    size_t xl[] = {9, strlen(k2), strlen(end), 1, 5, strlen(cnt)};
-    if (!(rep = rd__cmd(r, 6, x, xl))) return HR_EUNAVAIL;
-    rd_load_t l = {calloc(rep->elements + 1, sizeof(msg_t *)), 0};
-    if (!l.v) {
-        freeReplyObject(rep);
-        return HR_ENOMEM;
-    }
-    rd__entries(rep, ch, n, rd__collect, &l);
-    freeReplyObject(rep);
-    uint64_t now = loop_wall_ms();
-    int rc = 0;
-    for (uint32_t i = l.n; i-- > 0;) { /* newest first from XREVRANGE: push oldest first */
-        if (rc == 0) rc = hist_push(h, l.v[i], lim, now);
-        msg_unref(l.v[i]);
-    }
-    free(l.v);
-    return rc;
+    uint32_t max = lim->max_messages;
+    if (!*last_id || !max) return 0;
+    rd_load_t l = {h, lim, loop_wall_ms(), 0};
+    uint64_t from = *last_id >= max ? *last_id - max + 1 : 1;
+    if (rd__range(r, ch, n, from, *last_id, max, rd__push_cb, &l) < 0) return HR_EUNAVAIL;
+    return l.rc;
 }
 
 typedef struct {

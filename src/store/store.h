@@ -46,7 +46,7 @@ typedef struct {
     /* Optional: a store that orders publishes itself (across nodes). Assigns m->id and records
      * m; the store later hands it to every node, this one included, through hub_inject().
      * 0, or HR_EUNAVAIL when the backend cannot be reached. */
-    int (*publish)(store_t *s, msg_t *m);
+    int (*publish)(store_t *s, struct chan *ch, msg_t *m);
     /* Optional: small records by key in a namespace (MQTT persistent sessions). put replaces,
      * del of a missing key is 0, each visits a namespace in key order. 0 or HR_E*. */
     int (*kv_put)(store_t *s, const char *ns, const void *key, size_t klen, const void *val, size_t vlen);
