@@ -343,6 +343,7 @@ static int mqtt__put(mqtt_conn_t *k, const mq_item_t *it)
         return 0;
     }
     msg_ref(x.m);
+    mqtt__dirty(s);
     int rc = mqtt__send_pub(k, &x, false, false);
     if (rc == 0) {
         mt->delivered[XP_MQTT]++;
@@ -361,6 +362,7 @@ static void mqtt__keep(mqtt_sess_t *s, const mq_item_t *it)
     int r = mq_fifo_push(&s->queue, it, s->x->cfg->mqtt_max_queued);
     if (r < 0) msg_unref(it->m);
     if (r != 0) s->x->metrics->queue_drops++;
+    mqtt__dirty(s);
 }
 
 /* Sends what waits in the session's FIFO while the window and the socket allow. */
@@ -389,7 +391,6 @@ static void mqtt__offer(mqtt_sess_t *s, msg_t *m, uint8_t qos, bool retain, uint
     if (m->expiry_s && msg_expired(m, loop_wall_ms())) return;
     mq_item_t it = {.m = m, .sub_id = sub_id, .qos = qos, .retain = retain};
     mqtt_conn_t *k = s->conn;
-    if (qos) mqtt__dirty(s);
     if (mqtt__live(k)) {
         if (qos == 0 || (!s->queue.n && s->out.n < k->window)) {
             if (mqtt__put(k, &it) == 0) return;
@@ -403,7 +404,6 @@ static void mqtt__offer(mqtt_sess_t *s, msg_t *m, uint8_t qos, bool retain, uint
                  * are sent fresh on subscribe) */
     }
     mqtt__keep(s, &it);
-    mqtt__dirty(s);
 }
 
 static void mqtt__on_publish(hub_tsub_t *t, msg_t *m)
@@ -773,15 +773,22 @@ static mqtt_sess_t *mqtt__sess_new(mqtt_server_t *srv, const char *id, size_t n)
  * (expiry 0) or is kept until it expires. */
 static void mqtt__away(mqtt_sess_t *s, bool takeover, uint64_t expires_in_ms);
 
-static void mqtt__leave(mqtt_conn_t *k, bool takeover)
+/* Separates k from its session, whose client is away from now. Returns the session, or NULL. */
+static mqtt_sess_t *mqtt__detach(mqtt_conn_t *k)
 {
     mqtt_sess_t *s = k->s;
-    if (!s) return;
+    if (!s) return NULL;
     k->s = NULL;
     s->conn = NULL;
     s->away_wall = loop_wall_ms();
     mqtt__dirty(s);
-    mqtt__away(s, takeover, (uint64_t)s->expiry_s * 1000);
+    return s;
+}
+
+static void mqtt__leave(mqtt_conn_t *k, bool takeover)
+{
+    mqtt_sess_t *s = mqtt__detach(k);
+    if (s) mqtt__away(s, takeover, (uint64_t)s->expiry_s * 1000);
 }
 
 /* The client is away (left now, or, for a restored session, earlier): the will goes out now or
@@ -1401,7 +1408,7 @@ static int mqtt__restore_one(void *arg, const void *key, size_t klen, const void
         span_t f = {mr_bytes(&r, fl), fl};
         bool is_new;
         uint8_t code;
-        if (!r.bad && mqtt_filter_valid(f)) mqtt__sub_add(s, true, f, o, sid, &is_new, &code);
+        if (!r.bad) mqtt__sub_add(s, true, f, o, sid, &is_new, &code); /* the trie refuses a bad filter */
     }
     n = (uint32_t)mr_u(&r, 4);
     if (n && !r.bad && n <= MQTT_RECEIVE_MAX && (s->in2 = malloc(MQTT_RECEIVE_MAX * sizeof(uint16_t))))
@@ -1464,21 +1471,16 @@ void mqtt_server_close(mqtt_server_t *srv)
     if (srv->open) listener_close(&srv->listener);
     srv->open = false;
     srv->closed = true;
-    uint64_t now = loop_wall_ms();
     list_node_t *pos, *tmp;
     list_each_safe(pos, tmp, &srv->conns)
     {
         mqtt_conn_t *k = container_of(pos, mqtt_conn_t, link);
         if (!k->ws) mqtt__fail(k, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
         k->said_bye = true; /* WebSockets: closed by the HTTP server (Close 1001); nothing more is read */
-        mqtt_sess_t *s = k->s;
-        if (s) { /* the client is away from now; shutting down is not its fault: no will */
+        mqtt_sess_t *s = mqtt__detach(k);
+        if (s) { /* shutting down is not the client's fault: no will */
             free(s->will);
             s->will = NULL;
-            s->conn = NULL;
-            s->away_wall = now;
-            k->s = NULL;
-            mqtt__dirty(s);
         }
         if (k->ws) continue;
         bool drained;
