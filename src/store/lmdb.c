@@ -8,7 +8,9 @@
  *
  * Layout (four named databases):
  *   msgs      key = channel name, 0x00, id as 8 big-endian bytes   value = the message (below)
- *   chans     key = channel name                                   value = last id (8 bytes, host order)
+ *   chans     key = channel name                                   value = last id (8 bytes, host order),
+ *             written only when a trim leaves the channel without messages (otherwise the last
+ *             id is its newest message's: one write per publish, not two)
  *   retained  key = channel name                                   value = the message
  *   kv        key = namespace, 0x00, key                             value = a record (MQTT sessions)
  * A message value is msg_pack()'s form (msg.h). Channel names never contain NUL, so the 0x00 separator
@@ -106,10 +108,7 @@ static int lm_append(store_t *st, const msg_t *m)
     if (rc < 0) return rc;
     char kb[HUB_MAX_CHANNEL + 9];
     MDB_val k = {lm__key(kb, m->channel, m->channel_len, m->id), kb};
-    if ((rc = lm__put_msg(s, s->msgs, &k, m)) < 0) return rc;
-    MDB_val ck = {m->channel_len, (void *)m->channel}, cv = {8, (void *)&m->id};
-    if ((rc = mdb_put(s->w, s->chans, &ck, &cv, 0))) return lm__err("put", rc);
-    return 0;
+    return lm__put_msg(s, s->msgs, &k, m);
 }
 
 static int lm_trim(store_t *st, const char *ch, size_t n, uint64_t first_kept)
@@ -122,13 +121,21 @@ static int lm_trim(store_t *st, const char *ch, size_t n, uint64_t first_kept)
     char kb[HUB_MAX_CHANNEL + 9];
     MDB_val k = {lm__key(kb, ch, n, 0), kb}, v;
     rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    bool deleted = false;
     while (rc == 0 && lm__key_of(&k, ch, n) && lm__key_id(&k) < first_kept) {
         if ((rc = mdb_cursor_del(c, 0))) break;
+        deleted = true;
         rc = mdb_cursor_get(c, &k, &v, MDB_GET_CURRENT);
         if (rc == EINVAL) rc = mdb_cursor_get(c, &k, &v, MDB_NEXT); /* deleted the last item */
     }
     mdb_cursor_close(c);
-    return rc == 0 || rc == MDB_NOTFOUND ? 0 : lm__err("trim", rc);
+    if (rc != 0 && rc != MDB_NOTFOUND) return lm__err("trim", rc);
+    if (deleted && (rc == MDB_NOTFOUND || !lm__key_of(&k, ch, n))) { /* none left: keep the last id */
+        uint64_t last = first_kept - 1;
+        MDB_val ck = {n, (void *)ch}, cv = {8, &last};
+        if ((rc = mdb_put(s->w, s->chans, &ck, &cv, 0))) return lm__err("put", rc);
+    }
+    return 0;
 }
 
 static int lm_load(store_t *st, const char *ch, size_t n, hist_t *h, const hist_limits_t *lim, uint64_t *last_id)
@@ -141,7 +148,7 @@ static int lm_load(store_t *st, const char *ch, size_t n, hist_t *h, const hist_
     MDB_val ck = {n, (void *)ch}, cv;
     if (mdb_get(t, s->chans, &ck, &cv) == 0 && cv.mv_size == 8) memcpy(last_id, cv.mv_data, 8);
     MDB_cursor *c = NULL;
-    if (*last_id && !(rc = mdb_cursor_open(t, s->msgs, &c))) {
+    if (!(rc = mdb_cursor_open(t, s->msgs, &c))) {
         char kb[HUB_MAX_CHANNEL + 9];
         MDB_val k = {lm__key(kb, ch, n, 0), kb}, v;
         uint64_t now = loop_wall_ms();
@@ -152,6 +159,7 @@ static int lm_load(store_t *st, const char *ch, size_t n, hist_t *h, const hist_
                 rc = ENOMEM;
                 break;
             }
+            if (m->id > *last_id) *last_id = m->id; /* the newest message's id, when there is one */
             int pr = hist_push(h, m, lim, now); /* the ring keeps what the limits allow */
             msg_unref(m);
             if (pr < 0) {
