@@ -436,14 +436,15 @@ export async function rawConn(port) {
   let buf = Buffer.alloc(0);
   let closed = false;
   let wake = null;
-  sock.on('data', (c) => {
+  const onData = (c) => {
     buf = Buffer.concat([buf, c]);
     if (wake) wake();
-  });
+  };
   const onClose = () => {
     closed = true;
     if (wake) wake();
   };
+  sock.on('data', onData);
   sock.on('end', onClose);
   sock.on('close', onClose);
   sock.on('error', onClose);
@@ -479,6 +480,15 @@ export async function rawConn(port) {
     },
     close() {
       sock.destroy();
+    },
+    /* stops reading for this helper (another protocol takes the socket over); returns the bytes
+     * received after the last response and whether the peer had closed */
+    detach() {
+      sock.off('data', onData);
+      sock.off('end', onClose);
+      sock.off('close', onClose);
+      sock.off('error', onClose);
+      return { rest: buf, closed };
     },
   };
 }

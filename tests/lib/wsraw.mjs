@@ -14,8 +14,7 @@
 //
 // Every wait is bounded (scaled with SCALE for the ASan build) and throws with what it saw.
 import crypto from 'node:crypto';
-import net from 'node:net';
-import { parseResponses, SCALE } from './herald.mjs';
+import { rawConn, SCALE } from './herald.mjs';
 
 export const OP = { CONT: 0x0, TEXT: 0x1, BINARY: 0x2, CLOSE: 0x8, PING: 0x9, PONG: 0xa };
 export const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -303,57 +302,19 @@ export async function wsOpen(port, opts = {}) {
     for (const [k, v] of Object.entries(hs)) req += `${k}: ${v}\r\n`;
     req += '\r\n';
   }
-  const sock = net.connect({ host: '127.0.0.1', port });
-  sock.setNoDelay(true);
-  await new Promise((res, rej) => {
-    sock.once('connect', res);
-    sock.once('error', rej);
-  });
-  let buf = Buffer.alloc(0);
-  let ended = false;
-  let wake = null;
-  const onData = (c) => {
-    buf = Buffer.concat([buf, c]);
-    if (wake) wake();
-  };
-  const onEnd = () => {
-    ended = true;
-    if (wake) wake();
-  };
-  sock.on('data', onData);
-  sock.on('end', onEnd);
-  sock.on('close', onEnd);
-  sock.on('error', onEnd);
-  sock.write(opts.after ? Buffer.concat([Buffer.from(req, 'utf8'), toBuf(opts.after)]) : req);
-  const ms = opts.timeout ?? 3000 * SCALE;
-  const deadline = Date.now() + ms;
+  const c = await rawConn(port);
+  c.sock.setNoDelay(true);
+  c.write(opts.after ? Buffer.concat([Buffer.from(req, 'utf8'), toBuf(opts.after)]) : req);
   let resp;
-  for (;;) {
-    const rs = parseResponses(buf, ended);
-    if (rs.length) {
-      resp = rs[0];
-      break;
-    }
-    const left = deadline - Date.now();
-    if (ended || left <= 0) {
-      sock.destroy();
-      throw new Error(`ws handshake: no complete response (closed: ${ended}); got ${JSON.stringify(buf.toString('latin1').slice(0, 300))}`);
-    }
-    await new Promise((r) => {
-      const t = setTimeout(r, left);
-      wake = () => {
-        clearTimeout(t);
-        wake = null;
-        r();
-      };
-    });
+  try {
+    resp = await c.response(opts.timeout ?? 3000 * SCALE);
+  } catch (e) {
+    c.close();
+    throw new Error(`ws handshake: ${e.message}`);
   }
-  sock.off('data', onData);
-  sock.off('end', onEnd);
-  sock.off('close', onEnd);
-  sock.off('error', onEnd);
-  const conn = new WsRaw(sock, buf.subarray(resp.raw.length));
-  if (ended) conn.ended = true;
+  const { rest, closed } = c.detach();
+  const conn = new WsRaw(c.sock, rest);
+  if (closed) conn.ended = true;
   return { status: resp.status, headers: resp.headers, response: resp, key, conn };
 }
 
