@@ -136,10 +136,6 @@ TABLE="$RESULTS/mqtt-$STAMP.txt"
 server_port() { if [ "$1" = herald ]; then echo "$HERALD_MQTT"; else echo "$MOSQ_PORT"; fi; }
 server_pid() { if [ "$1" = herald ]; then echo "$HERALD_PID"; else echo "$MOSQ_PID"; fi; }
 
-budget_ok() { # budget_ok SECONDS: true when SECONDS more still fit in BUDGET_S
-    [ $(( $(date +%s) - START + $1 )) -le "$BUDGET_S" ]
-}
-
 # run_one SERVER SCENARIO ARGS... : one load-generator run, its JSON line tagged and appended
 run_one() {
     local server=$1 scen=$2; shift 2

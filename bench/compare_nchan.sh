@@ -187,11 +187,7 @@ run_one() {
     local port pid style
     if [ "$server" = herald ]; then port=$HERALD_PORT; pid=$HERALD_PID; style=herald
     else port=$NCHAN_PORT; pid=$NCHAN_WORKER; style=nchan; fi
-    local elapsed=$(( $(date +%s) - START ))
-    if [ $((elapsed + RUN_TIMEOUT_S)) -gt "$BUDGET_S" ]; then
-        log "skipping $scen on $server: not enough time left in the budget"
-        return 0
-    fi
+    budget_ok "$RUN_TIMEOUT_S" || { log "skipping $scen on $server: not enough time left in the budget"; return 0; }
     kill -0 "$pid" 2>/dev/null || { log "$server (pid $pid) is not running; skipping $scen"; return 0; }
     sleep 1 # let the server finish closing the previous run's connections
     log "$scen on $server ..."

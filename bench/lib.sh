@@ -26,6 +26,10 @@ start_watchdog() {
     WATCHDOG_PID=$!
 }
 
+budget_ok() { # budget_ok SECONDS: true when SECONDS more still fit in BUDGET_S since START
+    [ $(( $(date +%s) - START + $1 )) -le "$BUDGET_S" ]
+}
+
 stop_watchdog() {
     [ -n "$WATCHDOG_PID" ] && kill "$WATCHDOG_PID" 2>/dev/null || true
     [ -n "$WATCHDOG_PID" ] && wait "$WATCHDOG_PID" 2>/dev/null || true
