@@ -1,0 +1,576 @@
+/* auth.c - identities and permission checks; see auth.h.
+ *
+ * The token cache is a ring of token_cache_size entries in insertion order with a chained hash
+ * index over it: an insert into a full ring evicts the oldest entry. An entry is the SHA-256 of
+ * the token and a reference to its identity; a hit on an expired identity counts as expired
+ * (the token would fail verification the same way). */
+#include "auth.h"
+
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "../core/err.h"
+
+#define AUTH_MAX_FILE (16u << 20)
+#define AUTH_MAX_CLAIM_PATTERNS 64
+#define AUTH_MIN_API_KEY 16
+
+typedef struct {
+    uint8_t h[32];
+    auth_id_t *id;
+    int32_t next; /* next entry in the same bucket, -1 */
+} auth_ent_t;
+
+struct auth_cache {
+    uint32_t cap, count, head, nbuckets;
+    int32_t *buckets;
+    auth_ent_t *e;
+};
+
+static int64_t auth__now_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static void auth__sha256(const void *p, size_t n, uint8_t out[32])
+{
+    unsigned int len = 32;
+    EVP_Digest(p, n, out, &len, EVP_sha256(), NULL);
+}
+
+/* Reads a whole file (at most AUTH_MAX_FILE bytes) into a NUL-terminated malloc'd buffer. */
+static char *auth__read_file(const char *path, size_t *len, char *err, size_t cap)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, cap, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = malloc(AUTH_MAX_FILE + 1);
+    size_t n = buf ? fread(buf, 1, AUTH_MAX_FILE + 1, f) : 0;
+    bool bad = ferror(f) != 0;
+    fclose(f);
+    if (!buf || bad || n > AUTH_MAX_FILE) {
+        snprintf(err, cap, "%s: %s", path, !buf ? "out of memory" : bad ? "read error" : "larger than 16 MiB");
+        free(buf);
+        return NULL;
+    }
+    buf[n] = 0;
+    *len = n;
+    return buf;
+}
+
+/* ---- the token cache ---- */
+
+static auth_cache_t *auth__cache_new(uint32_t cap)
+{
+    if (!cap) return NULL;
+    auth_cache_t *c = calloc(1, sizeof(*c));
+    uint32_t nb = 16;
+    while (nb < cap) nb *= 2;
+    if (!c || !(c->e = calloc(cap, sizeof(*c->e))) || !(c->buckets = malloc(nb * sizeof(int32_t)))) {
+        if (c) free(c->e);
+        free(c);
+        return NULL;
+    }
+    for (uint32_t i = 0; i < nb; i++) c->buckets[i] = -1;
+    c->cap = cap;
+    c->nbuckets = nb;
+    return c;
+}
+
+static uint32_t auth__bucket(const auth_cache_t *c, const uint8_t h[32])
+{
+    uint32_t v;
+    memcpy(&v, h, 4);
+    return v & (c->nbuckets - 1);
+}
+
+static auth_id_t *auth__cache_get(auth_cache_t *c, const uint8_t h[32])
+{
+    if (!c) return NULL;
+    for (int32_t i = c->buckets[auth__bucket(c, h)]; i >= 0; i = c->e[i].next)
+        if (memcmp(c->e[i].h, h, 32) == 0) return c->e[i].id;
+    return NULL;
+}
+
+static void auth__cache_put(auth_cache_t *c, const uint8_t h[32], auth_id_t *id)
+{
+    if (!c) return;
+    uint32_t slot;
+    if (c->count == c->cap) { /* evict the oldest */
+        slot = c->head;
+        auth_ent_t *old = &c->e[slot];
+        for (int32_t *pp = &c->buckets[auth__bucket(c, old->h)]; *pp >= 0; pp = &c->e[*pp].next)
+            if (*pp == (int32_t)slot) {
+                *pp = old->next;
+                break;
+            }
+        auth_unref(old->id);
+        c->head = (c->head + 1) % c->cap;
+    } else {
+        slot = (c->head + c->count) % c->cap;
+        c->count++;
+    }
+    auth_ent_t *e = &c->e[slot];
+    memcpy(e->h, h, 32);
+    e->id = auth_ref(id);
+    uint32_t b = auth__bucket(c, h);
+    e->next = c->buckets[b];
+    c->buckets[b] = (int32_t)slot;
+}
+
+static void auth__cache_free(auth_cache_t *c)
+{
+    if (!c) return;
+    for (uint32_t k = 0; k < c->count; k++) auth_unref(c->e[(c->head + k) % c->cap].id);
+    free(c->e);
+    free(c->buckets);
+    free(c);
+}
+
+/* ---- set-up ---- */
+
+/* Adds the API keys in text (separated by spaces, commas or newlines; '#' starts a comment line
+ * when read from a file). */
+static int auth__add_keys(auth_t *a, const char *text, bool file, char *err, size_t cap)
+{
+    const char *p = text;
+    while (*p) {
+        if (file && *p == '#') {
+            while (*p && *p != '\n') p++;
+            continue;
+        }
+        if (*p == ' ' || *p == ',' || *p == '\t' || *p == '\n' || *p == '\r') {
+            p++;
+            continue;
+        }
+        const char *e = p;
+        while (*e && *e != ' ' && *e != ',' && *e != '\t' && *e != '\n' && *e != '\r') e++;
+        size_t n = (size_t)(e - p);
+        if (n < AUTH_MIN_API_KEY) {
+            snprintf(err, cap, "api key %u is too short (at least %d bytes)", a->nkeys + 1, AUTH_MIN_API_KEY);
+            return HR_EINVAL;
+        }
+        uint8_t(*d)[32] = realloc(a->key_digests, (a->nkeys + 1) * sizeof(*d));
+        if (!d) {
+            snprintf(err, cap, "out of memory");
+            return HR_EINVAL;
+        }
+        a->key_digests = d;
+        auth__sha256(p, n, d[a->nkeys++]);
+        p = e;
+    }
+    return 0;
+}
+
+static int auth__algorithms(const char *list, uint32_t *mask, char *err, size_t cap)
+{
+    *mask = 0;
+    for (const char *p = list; *p;) {
+        while (*p == ' ' || *p == ',') p++;
+        const char *e = p;
+        while (*e && *e != ' ' && *e != ',') e++;
+        if (e == p) break;
+        int alg = jwt_alg_parse(p, (size_t)(e - p));
+        if (alg < 0) {
+            snprintf(err, cap, "token_algorithms: unknown algorithm '%.*s'", (int)(e - p), p);
+            return HR_EINVAL;
+        }
+        *mask |= JWT_ALG_BIT(alg);
+        p = e;
+    }
+    return 0;
+}
+
+static int auth__keys(auth_t *a, const cfg_t *cfg, char *err, size_t cap)
+{
+    char sub[400];
+    bool any = cfg->token_hmac_secret[0] || cfg->token_hmac_secret_file[0] || cfg->token_public_key[0] ||
+               cfg->token_jwks_file[0];
+    if (!any) return 0;
+    if (!(a->keys = jwt_keys_new())) goto oom;
+    if (cfg->token_hmac_secret[0] &&
+        jwt_keys_add_hmac(a->keys, cfg->token_hmac_secret, strlen(cfg->token_hmac_secret), NULL, sub, sizeof(sub)) < 0) {
+        snprintf(err, cap, "token_hmac_secret: %s", sub);
+        return HR_EINVAL;
+    }
+    size_t n;
+    char *text;
+    if (cfg->token_hmac_secret_file[0]) {
+        if (!(text = auth__read_file(cfg->token_hmac_secret_file, &n, sub, sizeof(sub)))) goto file;
+        while (n && (text[n - 1] == '\n' || text[n - 1] == '\r')) n--;
+        int rc = jwt_keys_add_hmac(a->keys, text, n, NULL, sub, sizeof(sub));
+        OPENSSL_cleanse(text, n);
+        free(text);
+        if (rc < 0) goto file;
+    }
+    if (cfg->token_public_key[0]) {
+        if (!(text = auth__read_file(cfg->token_public_key, &n, sub, sizeof(sub)))) goto file;
+        int rc = jwt_keys_add_pem(a->keys, text, n, NULL, sub, sizeof(sub));
+        free(text);
+        if (rc < 0) {
+            snprintf(err, cap, "token_public_key %s: %s", cfg->token_public_key, sub);
+            return HR_EINVAL;
+        }
+    }
+    if (cfg->token_jwks_file[0]) {
+        if (!(text = auth__read_file(cfg->token_jwks_file, &n, sub, sizeof(sub)))) goto file;
+        int rc = jwt_keys_add_jwks(a->keys, text, n, sub, sizeof(sub));
+        free(text);
+        if (rc < 0) {
+            snprintf(err, cap, "token_jwks_file %s: %s", cfg->token_jwks_file, sub);
+            return HR_EINVAL;
+        }
+    }
+    if (cfg->token_algorithms[0]) {
+        uint32_t mask;
+        if (auth__algorithms(cfg->token_algorithms, &mask, err, cap) < 0) return HR_EINVAL;
+        jwt_keys_restrict(a->keys, mask);
+    }
+    return 0;
+file:
+    snprintf(err, cap, "%s", sub);
+    return HR_EINVAL;
+oom:
+    snprintf(err, cap, "out of memory");
+    return HR_EINVAL;
+}
+
+static void auth__fixed(auth_t *a, auth_id_t *id, auth_kind_t kind, bool any)
+{
+    memset(id, 0, sizeof(*id));
+    id->refs = 1;
+    id->fixed = true;
+    id->kind = kind;
+    id->any_sub = id->any_pub = any;
+    id->auth = a;
+}
+
+int auth_init(auth_t *a, const cfg_t *cfg, char *err, size_t cap)
+{
+    memset(a, 0, sizeof(*a));
+    char sub[400];
+    int rc = auth__keys(a, cfg, err, cap);
+    if (rc < 0) goto fail;
+    a->policy = (jwt_policy_t){.issuer = cfg->token_issuer,
+                               .audience = cfg->token_audience,
+                               .leeway_s = cfg->token_leeway_ms / 1000,
+                               .max_len = cfg->token_max_length};
+    if (cfg->api_keys[0] && (rc = auth__add_keys(a, cfg->api_keys, false, err, cap)) < 0) goto fail;
+    size_t n;
+    char *text;
+    if (cfg->api_keys_file[0]) {
+        if (!(text = auth__read_file(cfg->api_keys_file, &n, sub, sizeof(sub)))) goto file;
+        rc = auth__add_keys(a, text, true, sub, sizeof(sub));
+        OPENSSL_cleanse(text, n);
+        free(text);
+        if (rc < 0) goto file;
+    }
+    if (cfg->permissions_file[0]) {
+        if (!(text = auth__read_file(cfg->permissions_file, &n, sub, sizeof(sub)))) goto file;
+        rc = acl_rules_parse(&a->rules, text, n, sub, sizeof(sub));
+        free(text);
+        if (rc < 0) {
+            snprintf(err, cap, "permissions_file %s: %s", cfg->permissions_file, sub);
+            rc = HR_EINVAL;
+            goto fail;
+        }
+        a->have_rules = true;
+    }
+    if (cfg->password_file[0]) {
+        if (!(text = auth__read_file(cfg->password_file, &n, sub, sizeof(sub)))) goto file;
+        a->pw = passwd_parse(text, n, sub, sizeof(sub));
+        OPENSSL_cleanse(text, n);
+        free(text);
+        if (!a->pw) {
+            snprintf(err, cap, "password_file %s: %s", cfg->password_file, sub);
+            rc = HR_EINVAL;
+            goto fail;
+        }
+    }
+    if (cfg->user_channel[0] && acl_list_add(&a->user_channel, cfg->user_channel, strlen(cfg->user_channel)) < 0) {
+        snprintf(err, cap, "user_channel: '%s' is not a valid channel pattern", cfg->user_channel);
+        rc = HR_EINVAL;
+        goto fail;
+    }
+    a->enabled = a->keys || a->nkeys || a->have_rules || a->pw;
+    a->anon_any = !a->enabled || (cfg->allow_anonymous && !a->have_rules);
+    if (cfg->token_cache_size && a->keys && !(a->cache = auth__cache_new(cfg->token_cache_size))) {
+        snprintf(err, cap, "out of memory");
+        rc = HR_EINVAL;
+        goto fail;
+    }
+    auth__fixed(a, &a->open_id, AUTH_OPEN, true);
+    auth__fixed(a, &a->key_id, AUTH_KEY, true);
+    auth__fixed(a, &a->anon_id, AUTH_ANON, a->anon_any);
+    a->anon_id.file_user = a->have_rules ? &a->rules.anon : NULL;
+    return 0;
+file:
+    snprintf(err, cap, "%s", sub);
+    rc = HR_EINVAL;
+fail:
+    auth_close(a);
+    return rc;
+}
+
+void auth_close(auth_t *a)
+{
+    auth__cache_free(a->cache);
+    a->cache = NULL;
+    jwt_keys_free(a->keys);
+    a->keys = NULL;
+    acl_rules_free(&a->rules);
+    passwd_free(a->pw);
+    a->pw = NULL;
+    if (a->key_digests) OPENSSL_cleanse(a->key_digests, a->nkeys * sizeof(*a->key_digests));
+    free(a->key_digests);
+    a->key_digests = NULL;
+    a->nkeys = 0;
+    acl_list_free(&a->user_channel);
+}
+
+/* ---- identities ---- */
+
+auth_id_t *auth_ref(auth_id_t *id)
+{
+    if (id && !id->fixed) id->refs++;
+    return id;
+}
+
+void auth_unref(auth_id_t *id)
+{
+    if (!id || id->fixed || --id->refs) return;
+    acl_list_free(&id->sub);
+    acl_list_free(&id->pub);
+    free(id);
+}
+
+auth_id_t *auth_anonymous(auth_t *a) { return a->enabled ? &a->anon_id : &a->open_id; }
+
+static auth_id_t *auth__user(auth_t *a, const char *sub, size_t n)
+{
+    auth_id_t *id = calloc(1, sizeof(*id));
+    if (!id) return NULL;
+    id->refs = 1;
+    id->kind = AUTH_USER;
+    id->auth = a;
+    memcpy(id->sub_id, sub, n);
+    id->sub_id[n] = 0;
+    id->sub_len = (uint16_t)n;
+    if (a->have_rules) {
+        id->file_user = &a->rules.user;
+        id->file_id = acl_rules_find(&a->rules, sub, n);
+    }
+    return id;
+}
+
+/* Adds the patterns of claim array arr (NULL: none) to l. */
+static bool auth__patterns(acl_list_t *l, json_t *arr)
+{
+    if (!arr) return true;
+    if (!json_is_array(arr) || json_array_size(arr) > AUTH_MAX_CLAIM_PATTERNS) return false;
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v)
+    {
+        if (!json_is_string(v) || acl_list_add(l, json_string_value(v), json_string_length(v)) < 0) return false;
+    }
+    return true;
+}
+
+static int auth__from_claims(auth_t *a, const jwt_result_t *r, auth_id_t **out, const char **why)
+{
+    json_t *sub = json_object_get(r->claims, "sub");
+    if (!json_is_string(sub) || !acl_sub_valid(json_string_value(sub), json_string_length(sub))) {
+        *why = "token sub missing or not usable as a channel level";
+        return HR_EAUTH;
+    }
+    auth_id_t *id = auth__user(a, json_string_value(sub), json_string_length(sub));
+    if (!id) {
+        *why = "out of memory";
+        return HR_EAUTH;
+    }
+    id->from_token = true;
+    id->exp_ms = r->exp ? (r->exp + a->policy.leeway_s) * 1000 : 0;
+    json_t *h = json_object_get(r->claims, "herald");
+    if (h && !json_is_null(h) &&
+        (!json_is_object(h) || !auth__patterns(&id->sub, json_object_get(h, "subscribe")) ||
+         !auth__patterns(&id->pub, json_object_get(h, "publish")))) {
+        auth_unref(id);
+        *why = "token herald claim malformed (want subscribe and publish arrays of patterns)";
+        return HR_EAUTH;
+    }
+    *out = id;
+    return 0;
+}
+
+int auth_token(auth_t *a, const char *tok, size_t n, auth_id_t **out, const char **why)
+{
+    *out = NULL;
+    if (!a->keys) {
+        a->stats.tokens_bad++;
+        *why = "tokens are not accepted (no token key configured)";
+        return HR_EAUTH;
+    }
+    if (n > a->policy.max_len) {
+        a->stats.tokens_bad++;
+        *why = "token too long";
+        return HR_EAUTH;
+    }
+    int64_t now = auth__now_ms();
+    uint8_t h[32];
+    auth__sha256(tok, n, h);
+    auth_id_t *id = auth__cache_get(a->cache, h);
+    if (id) {
+        if (id->exp_ms && now >= id->exp_ms) {
+            a->stats.tokens_bad++;
+            *why = "token expired";
+            return HR_EAUTH;
+        }
+        a->stats.cache_hits++;
+        a->stats.tokens_ok++;
+        *out = auth_ref(id);
+        return 0;
+    }
+    jwt_policy_t pol = a->policy;
+    pol.now_s = now / 1000;
+    jwt_result_t r;
+    int rc = jwt_verify(a->keys, &pol, tok, n, &r, why);
+    if (rc < 0) {
+        a->stats.tokens_bad++;
+        return HR_EAUTH;
+    }
+    rc = auth__from_claims(a, &r, &id, why);
+    json_decref(r.claims);
+    if (rc < 0) {
+        a->stats.tokens_bad++;
+        return rc;
+    }
+    a->stats.tokens_ok++;
+    auth__cache_put(a->cache, h, id);
+    a->stats.cache_entries = a->cache ? a->cache->count : 0;
+    *out = id;
+    return 0;
+}
+
+int auth_bearer(auth_t *a, const char *cred, size_t n, auth_id_t **out, const char **why)
+{
+    if (a->nkeys && n >= AUTH_MIN_API_KEY) {
+        uint8_t h[32];
+        auth__sha256(cred, n, h);
+        int hit = 0;
+        for (uint32_t i = 0; i < a->nkeys; i++) hit |= CRYPTO_memcmp(h, a->key_digests[i], 32) == 0;
+        if (hit) {
+            a->stats.keys_ok++;
+            *out = &a->key_id;
+            return 0;
+        }
+    }
+    if (!a->keys) {
+        a->stats.keys_bad++;
+        *out = NULL;
+        *why = a->nkeys ? "unknown API key" : "credentials are not accepted (no auth configured)";
+        return HR_EAUTH;
+    }
+    return auth_token(a, cred, n, out, why);
+}
+
+/* A JWS compact token has exactly two dots. */
+static bool auth__looks_like_token(const char *p, size_t n)
+{
+    int dots = 0;
+    for (size_t i = 0; i < n; i++) dots += p[i] == '.';
+    return dots == 2 && n > 10;
+}
+
+int auth_login(auth_t *a, const char *user, size_t un, const char *pass, size_t pn, auth_id_t **out,
+               const char **why)
+{
+    *out = NULL;
+    if (a->keys && auth__looks_like_token(pass, pn)) return auth_token(a, pass, pn, out, why);
+    if (a->pw && un) {
+        bool ok = passwd_check(a->pw, user, un, pass, pn);
+        if (ok && acl_sub_valid(user, un) && (*out = auth__user(a, user, un))) {
+            a->stats.logins_ok++;
+            return 0;
+        }
+    }
+    if (a->nkeys && !un) { /* a backend logging in with an API key as the password */
+        if (auth_bearer(a, pass, pn, out, why) == 0 && (*out)->kind == AUTH_KEY) return 0;
+        auth_unref(*out);
+        *out = NULL;
+    }
+    a->stats.logins_bad++;
+    *why = a->pw || a->keys ? "bad user name or password" : "credentials are not accepted (no auth configured)";
+    return HR_EAUTH;
+}
+
+/* ---- checks ---- */
+
+static bool auth__match(const acl_list_t *l, const auth_id_t *id, const char *c, size_t n)
+{
+    return l && l->n && acl_list_match(l, id->sub_id, id->sub_len, c, n);
+}
+
+bool auth_can_subscribe(const auth_id_t *id, const char *c, size_t n)
+{
+    if (id->any_sub) return true;
+    if (id->kind == AUTH_USER && auth__match(&id->auth->user_channel, id, c, n)) return true;
+    return auth__match(&id->sub, id, c, n) || (id->file_user && auth__match(&id->file_user->sub, id, c, n)) ||
+           (id->file_id && auth__match(&id->file_id->sub, id, c, n));
+}
+
+bool auth_can_publish(const auth_id_t *id, const char *c, size_t n)
+{
+    if (id->any_pub) return true;
+    return auth__match(&id->pub, id, c, n) || (id->file_user && auth__match(&id->file_user->pub, id, c, n)) ||
+           (id->file_id && auth__match(&id->file_id->pub, id, c, n));
+}
+
+static acl_cover_t auth__best(acl_cover_t a, const acl_list_t *l, const auth_id_t *id, const char *f, size_t n)
+{
+    if (a == ACL_FULL || !l || !l->n) return a;
+    acl_cover_t b = acl_list_cover(l, id->sub_id, id->sub_len, f, n);
+    return b > a ? b : a;
+}
+
+acl_cover_t auth_cover(const auth_id_t *id, const char *f, size_t n)
+{
+    if (id->any_sub) {
+        /* "everything" is every channel: '$' names are not channels ($SYS is the broker's) */
+        return ACL_FULL;
+    }
+    acl_cover_t c = ACL_NONE;
+    if (id->kind == AUTH_USER) c = auth__best(c, &id->auth->user_channel, id, f, n);
+    c = auth__best(c, &id->sub, id, f, n);
+    if (id->file_user) c = auth__best(c, &id->file_user->sub, id, f, n);
+    if (id->file_id) c = auth__best(c, &id->file_id->sub, id, f, n);
+    return c;
+}
+
+bool auth_is_admin(const auth_id_t *id) { return id->kind == AUTH_OPEN || id->kind == AUTH_KEY; }
+
+bool auth_has_any(const auth_id_t *id)
+{
+    if (id->any_sub || id->any_pub || id->kind == AUTH_USER) return true;
+    return id->file_user && (id->file_user->sub.n || id->file_user->pub.n);
+}
+
+const char *auth_name(const auth_id_t *id, char *buf, size_t cap)
+{
+    switch (id->kind) {
+    case AUTH_OPEN: return "open";
+    case AUTH_ANON: return "anonymous";
+    case AUTH_KEY: return "api-key";
+    case AUTH_USER: snprintf(buf, cap, "user %s", id->sub_id); return buf;
+    }
+    return "?";
+}
