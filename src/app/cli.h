@@ -21,6 +21,13 @@ int cli_pub(int argc, char **argv);
  * answers other than 200 with SSE, or stdout fails; 2 on a usage error. */
 int cli_sub(int argc, char **argv);
 
+/* `herald token [-c herald.conf] [--KEY VALUE ...] --sub USER [--subscribe PATTERN]...
+ * [--publish PATTERN]... [--ttl DURATION] [--alg ALG] [--kid KID] [--private-key PEM_FILE]
+ * [--claim NAME=JSON]...`. Mints a signed token (src/auth/jwt.h) for development and tests and
+ * prints it with a newline. Implemented in cli_token.c; see there for the details. Returns 0, 1
+ * when it cannot sign (no key configured, a bad key), 2 on a usage error. */
+int cli_token(int argc, char **argv);
+
 /* ---- internal, exposed for tests ---- */
 
 /* A parsed "http://host[:port][/base]" URL. authority is what goes in the Host header. */

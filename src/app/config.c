@@ -41,6 +41,7 @@ typedef enum {
     K_MS,       /* milliseconds, plain integer, stored as uint32 */
     K_BOOL,     /* true|false (also yes/no, on/off, 1/0), stored as bool */
     K_CHOICE,   /* one of key_def_t.choices, stored as its index (uint32) */
+    K_SECRET,   /* like K_STR, but --print-config never shows it */
 } key_type_t;
 
 typedef struct {
@@ -106,10 +107,28 @@ static const key_def_t KEYS[] = {
     {"mqtt_topic_aliases", "mqtt", K_COUNT, F(mqtt_topic_aliases), 0, 65535, NULL},
     {"stomp_heartbeat", "stomp", K_SECS, F(stomp_heartbeat_ms), 0, 3600000, NULL},
     {"stomp_max_unacked", "stomp", K_COUNT, F(stomp_max_unacked), 1, 1000000, NULL},
+    {"token_hmac_secret", "auth", K_SECRET, F(token_hmac_secret), 0, 0, NULL},
+    {"token_hmac_secret_file", "auth", K_STR, F(token_hmac_secret_file), 0, 0, NULL},
+    {"token_public_key", "auth", K_STR, F(token_public_key), 0, 0, NULL},
+    {"token_jwks_file", "auth", K_STR, F(token_jwks_file), 0, 0, NULL},
+    {"token_issuer", "auth", K_STR, F(token_issuer), 0, 0, NULL},
+    {"token_audience", "auth", K_STR, F(token_audience), 0, 0, NULL},
+    {"token_leeway", "auth", K_SECS, F(token_leeway_ms), 0, 3600000, NULL},
+    {"token_algorithms", "auth", K_STR, F(token_algorithms), 0, 0, NULL},
+    {"token_cache_size", "auth", K_COUNT, F(token_cache_size), 0, 10000000, NULL},
+    {"token_max_length", "auth", K_SIZE32, F(token_max_length), 256, 1u << 20, NULL},
+    {"api_keys", "auth", K_SECRET, F(api_keys), 0, 0, NULL},
+    {"api_keys_file", "auth", K_STR, F(api_keys_file), 0, 0, NULL},
+    {"permissions_file", "auth", K_STR, F(permissions_file), 0, 0, NULL},
+    {"password_file", "auth", K_STR, F(password_file), 0, 0, NULL},
+    {"allow_anonymous", "auth", K_BOOL, F(allow_anonymous), 0, 1, NULL},
+    {"metrics_public", "auth", K_BOOL, F(metrics_public), 0, 1, NULL},
+    {"user_channel", "auth", K_STR, F(user_channel), 0, 0, NULL},
+    {"allowed_hosts", "auth", K_STR, F(allowed_hosts), 0, 0, NULL},
 };
 #define NKEYS (sizeof(KEYS) / sizeof(KEYS[0]))
 
-static const char *const SECTIONS[] = {"server", "http", "history", "delivery", "websocket", "stomp", "mqtt"};
+static const char *const SECTIONS[] = {"server", "http", "history", "delivery", "websocket", "stomp", "mqtt", "auth"};
 static const char *const LOG_LEVELS[] = {"error", "warn", "info", "debug"};
 static const char *const POLICIES[] = {"drop", "disconnect"};
 
@@ -147,7 +166,7 @@ void cfg_defaults(cfg_t *cfg)
     cfg->sse_retry_ms = 2000;
     cfg->iframe_keepalive_ms = 15000;
     cfg->client_publish = true;
-    strcpy(cfg->ws_origins, "*");
+    cfg->ws_origins[0] = 0; /* same origin only */
     cfg->ws_max_message = 1048576;
     cfg->ws_ping_interval_ms = 30000;
     cfg->ws_ping_timeout_ms = 20000;
@@ -163,6 +182,10 @@ void cfg_defaults(cfg_t *cfg)
     cfg->mqtt_session_expiry = 86400;
     cfg->mqtt_topic_aliases = 64;
     cfg->stomp_max_unacked = 1000;
+    cfg->token_leeway_ms = 30000;
+    cfg->token_cache_size = 10000;
+    cfg->token_max_length = 8192;
+    strcpy(cfg->user_channel, "user/{sub}");
 }
 
 static int fail(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -348,6 +371,7 @@ int cfg_set(cfg_t *cfg, const char *key, const char *value, char *err, size_t er
         return 0;
     case K_PATH:
     case K_STR:
+    case K_SECRET:
         if (k->type == K_PATH && !*v) return fail(err, errcap, "%s: must not be empty", k->name);
         if (strlen(v) >= k->size) return fail(err, errcap, "%s: too long (max %zu bytes)", k->name, k->size - 1);
         /* ';' and '#' start comments in the INI file: a value holding them could not be written
@@ -645,6 +669,10 @@ size_t cfg_dump(const cfg_t *cfg, char *out, size_t cap)
         uint64_t u64 = 0;
         if (k->size == sizeof(uint32_t)) memcpy(&u32, field, sizeof(u32));
         if (k->size == sizeof(uint64_t)) memcpy(&u64, field, sizeof(u64));
+        if (k->type == K_SECRET && field[0]) { /* secrets never leave the process */
+            put(&d, "; %s is set (hidden)\n", k->name);
+            continue;
+        }
         put(&d, "%s = ", k->name);
         switch (k->type) {
         case K_ADDR:
@@ -652,6 +680,7 @@ size_t cfg_dump(const cfg_t *cfg, char *out, size_t cap)
         case K_STR:
         case K_PATH:
         case K_ORIGINS: put(&d, "\"%s\"\n", field); break;
+        case K_SECRET: put(&d, "\"\"\n"); break; /* set ones never get here */
         case K_LOGLEVEL:
             put(&d, "%s\n", cfg->log_level >= 0 && cfg->log_level <= 3 ? LOG_LEVELS[cfg->log_level] : "info");
             break;

@@ -70,6 +70,27 @@ typedef struct {
     uint32_t mqtt_session_expiry; /* mqtt_session_expiry = 86400 (seconds): the longest a session outlives its
                                      connection (v3.1.1 persistent sessions get this; v5 asks, capped here) */
     uint32_t mqtt_topic_aliases;  /* mqtt_topic_aliases = 64: Topic Alias Maximum offered to MQTT 5 clients */
+    /* [auth] (see src/auth/auth.h; any of the token keys, api_keys, permissions_file or
+     * password_file turns access control on) */
+    char token_hmac_secret[512];      /* token_hmac_secret = "": HS256/384/512 secret (>= 32 bytes) */
+    char token_hmac_secret_file[256]; /* token_hmac_secret_file = "": the secret's file (trailing newline dropped) */
+    char token_public_key[256];       /* token_public_key = "": PEM file of public keys (RS*, PS*, ES*, EdDSA) */
+    char token_jwks_file[256];        /* token_jwks_file = "": a JWK Set file (keys selected by kid) */
+    char token_issuer[256];           /* token_issuer = "": required "iss" when set */
+    char token_audience[256];         /* token_audience = "": required in "aud" when set */
+    uint32_t token_leeway_ms;         /* token_leeway = 30 (seconds) clock skew allowed for exp, nbf, iat */
+    char token_algorithms[128];       /* token_algorithms = "": narrows the algorithms keys allow (e.g. "ES256") */
+    uint32_t token_cache_size;        /* token_cache_size = 10000 verified tokens remembered (0: none) */
+    uint32_t token_max_length;        /* token_max_length = 8k: longer tokens are refused */
+    char api_keys[1024];              /* api_keys = "": publisher/admin keys, space separated (>= 16 bytes each) */
+    char api_keys_file[256];          /* api_keys_file = "": one key per line */
+    char permissions_file[256];       /* permissions_file = "": rules for anonymous and authenticated clients */
+    char password_file[256];          /* password_file = "": Mosquitto-style users for MQTT/STOMP login */
+    bool allow_anonymous;             /* allow_anonymous = false: serve beyond loopback without auth, or (with auth
+                                         and no permissions file) let anonymous clients subscribe and publish */
+    bool metrics_public;              /* metrics_public = false: GET /metrics without an API key */
+    char user_channel[128];           /* user_channel = "user/{sub}": the channel a token's user may always read */
+    char allowed_hosts[512];          /* allowed_hosts = "": Host names served besides loopback addresses */
 } cfg_t;
 
 /* Fills cfg with the embedded defaults (the values in the comments above). */

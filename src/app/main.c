@@ -19,8 +19,20 @@ static void usage(FILE *f)
     fprintf(f, "usage: herald serve [-c herald.conf] [--http ADDR:PORT] [--KEY VALUE ...] [--print-config]\n"
                "       herald pub [--url URL] [--event NAME] CHANNEL [DATA]\n"
                "       herald sub [--url URL] [--last-id N] [-n COUNT] CHANNEL\n"
+               "       herald token [-c herald.conf] --sub USER [--subscribe P]... [--publish P]... [--ttl 1h]\n"
                "       herald bench [options]   (herald bench --help)\n"
                "Configuration keys and defaults: herald serve --print-config\n");
+}
+
+/* True when addr ("host:port", "[v6]:port") is a loopback address or localhost. */
+static bool main__loopback(const char *addr)
+{
+    if (strncmp(addr, "[::1]:", 6) == 0) return true;
+    if (strncmp(addr, "localhost:", 10) == 0) return true;
+    if (strncmp(addr, "127.", 4) != 0) return false;
+    for (const char *p = addr + 4; *p && *p != ':'; p++)
+        if (!((*p >= '0' && *p <= '9') || *p == '.')) return false;
+    return true;
 }
 
 static void on_stop(loop_t *loop, void *arg)
@@ -84,7 +96,8 @@ static int serve(int argc, char **argv)
     mqtt_server_t mqtt;
     app_t app = {0};
     store_t *store = NULL;
-    bool hub_ok = false;
+    bool hub_ok = false, auth_ok = false;
+    auth_t auth;
     if (loop_init(&loop) < 0) {
         log_error("cannot create the event loop");
         goto out;
@@ -107,6 +120,28 @@ static int serve(int argc, char **argv)
     } else {
         store = store_mem_new();
     }
+    char aerr[600];
+    if (auth_init(&auth, cfg, aerr, sizeof(aerr)) < 0) {
+        log_error("auth: %s", aerr);
+        goto out;
+    }
+    auth_ok = true;
+    bool local = main__loopback(cfg->http_addr) && (!cfg->mqtt_addr[0] || main__loopback(cfg->mqtt_addr));
+    if (!auth.enabled && !local && !cfg->allow_anonymous) {
+        log_error("refusing to serve beyond loopback (http = %s, mqtt = %s) with no access control: configure "
+                  "token_hmac_secret, token_public_key, token_jwks_file, api_keys, permissions_file or "
+                  "password_file, or set allow_anonymous = true to run open on purpose",
+                  cfg->http_addr, cfg->mqtt_addr[0] ? cfg->mqtt_addr : "off");
+        goto out;
+    }
+    if (!auth.enabled)
+        log_info("access control is off: every client may subscribe and publish (%s)",
+                 local ? "loopback only" : "allow_anonymous = true");
+    else
+        log_info("access control: %s%s%s%s; anonymous clients %s", auth.keys ? "tokens " : "",
+                 auth.nkeys ? "api-keys " : "", auth.have_rules ? "permissions-file " : "", auth.pw ? "passwords " : "",
+                 auth.anon_any ? "may do everything (allow_anonymous)"
+                 : auth_has_any(&auth.anon_id) ? "have the permissions file's anonymous rules" : "may do nothing");
     hist_limits_t lim = {cfg->history_messages, cfg->history_bytes, cfg->history_age_ms};
     if (!store || hub_init(&hub, &loop, store, &lim) < 0) goto out;
     hub_ok = true;
@@ -115,7 +150,9 @@ static int serve(int argc, char **argv)
         log_error("cannot restore retained messages from the store");
         goto out;
     }
-    app.xp = (xp_ctx_t){.hub = &hub, .cfg = cfg, .metrics = &metrics};
+    app.xp = (xp_ctx_t){.hub = &hub, .cfg = cfg, .metrics = &metrics, .auth = &auth};
+    app.auth = &auth;
+    app.check_host = !auth.enabled && local;
     app.xp.sse_heartbeat = http_chunk(":\n\n", 3);
     app.xp.iframe_keepalive = http_chunk("<!-- -->\n", 9);
     app.http = &http;
@@ -153,6 +190,7 @@ out:
     bytes_unref(app.xp.sse_heartbeat);
     bytes_unref(app.xp.iframe_keepalive);
     ws_ctx_close(&app.xp);
+    if (auth_ok) auth_close(&auth);
     if (loop_close(&loop) < 0 && exit_code == 0) {
         log_error("timers still armed at exit");
         exit_code = 1;
@@ -172,6 +210,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "serve") == 0) return serve(argc - 2, argv + 2);
     if (strcmp(cmd, "pub") == 0) return cli_pub(argc - 2, argv + 2);
     if (strcmp(cmd, "sub") == 0) return cli_sub(argc - 2, argv + 2);
+    if (strcmp(cmd, "token") == 0) return cli_token(argc - 2, argv + 2);
     if (strcmp(cmd, "bench") == 0) return bench_main(argc - 2, argv + 2);
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
         usage(stdout);

@@ -4,7 +4,9 @@
  *   GET  /sub/{ch}... + Upgrade    WebSocket: each message's data as one frame
  *   GET  /ws  /stomp  /echo        WebSocket: the JSON protocol, STOMP, the test echo
  *   GET  /channels/{channel}       channel info
- *   GET  /healthz, /metrics, /     operations and the demo page */
+ *   GET  /healthz, /metrics, /     operations and the demo page
+ * Before any route: the Host check (DNS rebinding) and the cross-origin write check (CSRF).
+ * Each route finds the request's identity (access.c) and checks what it may do. */
 #include "routes.h"
 
 #include <inttypes.h>
@@ -13,6 +15,7 @@
 
 #include "../core/err.h"
 #include "../core/log.h"
+#include <strings.h>
 #include "web.h"
 
 static bool routes__prefix(span_t path, const char *lit, span_t *rest)
@@ -55,6 +58,12 @@ static void routes__publish(app_t *app, http_conn_t *hc, http_req_t *req, span_t
         http_error(hc, HR_ECHANNEL, "invalid channel name");
         return;
     }
+    auth_id_t *who = xp_auth_request(&app->xp, hc, req);
+    if (!who) return;
+    bool ok = auth_can_publish(who, chan, (size_t)cn);
+    if (!ok) xp_deny_http(&app->xp, hc, who, "publish to", chan, (size_t)cn);
+    auth_unref(who);
+    if (!ok) return;
     char event[HUB_MAX_EVENT + 1] = "message";
     ssize_t en = http_req_query(req, "event", event, sizeof(event));
     if (en == HR_ENOTFOUND) {
@@ -110,17 +119,28 @@ static void routes__subscribe(app_t *app, http_conn_t *hc, http_req_t *req, span
         http_error(hc, HR_EINVAL, "unknown mode (sse, poll, longpoll, iframe)");
         return;
     }
+    auth_id_t *id = xp_auth_request(&app->xp, hc, req);
+    if (!id) return;
     const char *why = NULL;
     subreq_t sr;
-    int rc = subreq_parse(&app->xp, req, rest, &sr, &why);
+    span_t denied = {NULL, 0};
+    int rc = subreq_parse(&app->xp, req, rest, id, &sr, &why, &denied);
+    if (rc == HR_EFORBIDDEN) {
+        xp_deny_http(&app->xp, hc, id, "subscribe to", denied.p, denied.n);
+        auth_unref(id);
+        return;
+    }
     if (rc < 0) {
+        auth_unref(id);
         http_error(hc, rc, why);
         return;
     }
+    sr.exp_ms = id->exp_ms > 0 ? (uint64_t)id->exp_ms : 0;
     if (ws) {
-        ws_sub_serve(&app->xp, hc, req, &sr);
+        ws_sub_serve(&app->xp, hc, req, &sr, id);
         return;
     }
+    auth_unref(id);
     if ((serve == sse_serve || serve == iframe_serve) && req->minor == 0) {
         http_error(hc, HR_EVERSION, "streaming modes need HTTP/1.1");
         return;
@@ -136,7 +156,7 @@ static void routes__subscribe(app_t *app, http_conn_t *hc, http_req_t *req, span
     serve(&app->xp, hc, &sr);
 }
 
-static void routes__channel_info(app_t *app, http_conn_t *hc, span_t rest)
+static void routes__channel_info(app_t *app, http_conn_t *hc, http_req_t *req, span_t rest)
 {
     char chan[HUB_MAX_CHANNEL + 1];
     ssize_t cn = http_pct_decode(rest.p, rest.n, chan, sizeof(chan));
@@ -144,6 +164,13 @@ static void routes__channel_info(app_t *app, http_conn_t *hc, span_t rest)
         http_error(hc, HR_ECHANNEL, "invalid channel name");
         return;
     }
+    /* an admin, or a client that may read the channel anyway */
+    auth_id_t *id = xp_auth_request(&app->xp, hc, req);
+    if (!id) return;
+    bool ok = auth_is_admin(id) || auth_can_subscribe(id, chan, (size_t)cn);
+    if (!ok) xp_deny_http(&app->xp, hc, id, "read", chan, (size_t)cn);
+    auth_unref(id);
+    if (!ok) return;
     store_t *st = app->xp.hub->store;
     /* a store shared by several nodes knows channels this node has not used yet */
     chan_t *ch = hub_channel(app->xp.hub, chan, (size_t)cn, st->ops->publish != NULL);
@@ -168,11 +195,121 @@ static void routes__channel_info(app_t *app, http_conn_t *hc, span_t rest)
     http_respond(hc, 200, "application/json", json, (size_t)n, "Cache-Control: no-cache\r\n");
 }
 
+/* True when id is an admin (answers the refusal itself otherwise). */
+static bool routes__admin(app_t *app, http_conn_t *hc, http_req_t *req, const char *action)
+{
+    auth_id_t *id = xp_auth_request(&app->xp, hc, req);
+    if (!id) return false;
+    bool ok = auth_is_admin(id);
+    if (!ok) xp_deny_http(&app->xp, hc, id, action, NULL, 0);
+    auth_unref(id);
+    return ok;
+}
+
+static size_t routes__auth_metrics(const auth_t *a, char *out, size_t cap)
+{
+    const auth_stats_t *s = &a->stats;
+    int n = snprintf(out, cap,
+                     "# HELP herald_auth_tokens_total Tokens presented, by result.\n"
+                     "# TYPE herald_auth_tokens_total counter\n"
+                     "herald_auth_tokens_total{result=\"ok\"} %llu\n"
+                     "herald_auth_tokens_total{result=\"refused\"} %llu\n"
+                     "# HELP herald_auth_token_cache_hits_total Tokens found verified in the cache.\n"
+                     "# TYPE herald_auth_token_cache_hits_total counter\n"
+                     "herald_auth_token_cache_hits_total %llu\n"
+                     "# HELP herald_auth_token_cache_entries Verified tokens in the cache (limit token_cache_size).\n"
+                     "# TYPE herald_auth_token_cache_entries gauge\n"
+                     "herald_auth_token_cache_entries %u\n"
+                     "# HELP herald_auth_logins_total Password logins (MQTT, STOMP), by result.\n"
+                     "# TYPE herald_auth_logins_total counter\n"
+                     "herald_auth_logins_total{result=\"ok\"} %llu\n"
+                     "herald_auth_logins_total{result=\"refused\"} %llu\n"
+                     "# HELP herald_auth_api_keys_total API keys presented, by result.\n"
+                     "# TYPE herald_auth_api_keys_total counter\n"
+                     "herald_auth_api_keys_total{result=\"ok\"} %llu\n"
+                     "herald_auth_api_keys_total{result=\"refused\"} %llu\n"
+                     "# HELP herald_auth_denied_total Requests refused for a missing or insufficient credential.\n"
+                     "# TYPE herald_auth_denied_total counter\n"
+                     "herald_auth_denied_total %llu\n"
+                     "# HELP herald_auth_expired_total Connections ended because their credential expired.\n"
+                     "# TYPE herald_auth_expired_total counter\n"
+                     "herald_auth_expired_total %llu\n",
+                     (unsigned long long)s->tokens_ok, (unsigned long long)s->tokens_bad,
+                     (unsigned long long)s->cache_hits, s->cache_entries, (unsigned long long)s->logins_ok,
+                     (unsigned long long)s->logins_bad, (unsigned long long)s->keys_ok, (unsigned long long)s->keys_bad,
+                     (unsigned long long)s->denied, (unsigned long long)s->expired);
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+/* A loopback name: localhost, *.localhost, 127.0.0.0/8, [::1] (with or without a port). */
+static bool routes__loopback_host(span_t h)
+{
+    size_t n = h.n;
+    if (n && h.p[0] == '[') return n >= 5 && memcmp(h.p, "[::1]", 5) == 0 && (n == 5 || h.p[5] == ':');
+    const char *colon = memchr(h.p, ':', n);
+    if (colon) n = (size_t)(colon - h.p);
+    span_t name = {h.p, n};
+    if (span_ieq(name, "localhost")) return true;
+    if (n > 10 && strncasecmp(h.p + n - 10, ".localhost", 10) == 0) return true;
+    if (n < 7 || memcmp(h.p, "127.", 4) != 0) return false;
+    for (size_t i = 4; i < n; i++)
+        if (!((h.p[i] >= '0' && h.p[i] <= '9') || h.p[i] == '.')) return false;
+    return true;
+}
+
+/* DNS rebinding: a page on any site can make the browser send requests to herald through a name
+ * that resolves to 127.0.0.1; only the Host header tells. */
+static bool routes__host_ok(app_t *app, http_req_t *req)
+{
+    span_t h = http_req_header(req, "Host");
+    if (!h.p) return true; /* HTTP/1.0 without Host: not a browser */
+    if (!app->xp.cfg->allowed_hosts[0] && !app->check_host) return true;
+    if (app->check_host && routes__loopback_host(h)) return true;
+    const char *colon = h.n && h.p[0] != '[' ? memchr(h.p, ':', h.n) : NULL;
+    size_t hn = colon ? (size_t)(colon - h.p) : h.n;
+    for (const char *p = app->xp.cfg->allowed_hosts; *p;) {
+        while (*p == ' ' || *p == ',') p++;
+        const char *e = p;
+        while (*e && *e != ' ' && *e != ',') e++;
+        size_t n = (size_t)(e - p);
+        if (n == 1 && *p == '*') return true;
+        if (n && ((n == hn && strncasecmp(p, h.p, n) == 0) || (n == h.n && strncasecmp(p, h.p, n) == 0) ||
+                  (*p == '.' && hn > n && strncasecmp(h.p + hn - n, p, n) == 0)))
+            return true;
+        p = e;
+    }
+    return false;
+}
+
+/* CSRF: a state-changing request from a page of another origin is refused unless that origin is
+ * named in cors_origins, or cors_origins is "*" and the request carries no cookie. */
+static bool routes__write_origin_ok(http_conn_t *hc, http_req_t *req)
+{
+    if (span_eq(req->method, "GET") || span_eq(req->method, "HEAD")) return true;
+    span_t origin = http_req_header(req, "Origin");
+    if (!origin.p || ws_same_origin(req, origin)) return true;
+    if (hc->origin_listed) return true;
+    return hc->origin[0] && !http_req_header(req, "Cookie").p;
+}
+
 void routes_handle(http_conn_t *hc, http_req_t *req, span_t body)
 {
     app_t *app = hc->srv->ctx;
     span_t rest;
     bool get = span_eq(req->method, "GET") || span_eq(req->method, "HEAD");
+    if (!routes__host_ok(app, req)) {
+        char peer[64];
+        log_info("http: %s: Host not allowed (DNS rebinding protection)", conn_peer(&hc->base, peer, sizeof(peer)));
+        http_error(hc, HR_EFORBIDDEN, "Host not allowed (add it to allowed_hosts)");
+        return;
+    }
+    if (!routes__write_origin_ok(hc, req)) {
+        char peer[64];
+        log_info("http: %s: cross-origin %.*s refused (CSRF protection)", conn_peer(&hc->base, peer, sizeof(peer)),
+                 (int)req->method.n, req->method.p);
+        http_error(hc, HR_EFORBIDDEN, "cross-origin request refused (add the origin to cors_origins)");
+        return;
+    }
     if (routes__prefix(req->path, "/pub/", &rest)) {
         routes__publish(app, hc, req, rest, body);
     } else if (routes__prefix(req->path, "/sub/", &rest)) {
@@ -182,7 +319,7 @@ void routes_handle(http_conn_t *hc, http_req_t *req, span_t body)
             http_method_not_allowed(hc, "GET, HEAD", "method not allowed");
             return;
         }
-        routes__channel_info(app, hc, rest);
+        routes__channel_info(app, hc, req, rest);
     } else if (span_eq(req->path, "/ws")) {
         ws_json_serve(&app->xp, hc, req);
     } else if (span_eq(req->path, "/mqtt")) {
@@ -194,9 +331,11 @@ void routes_handle(http_conn_t *hc, http_req_t *req, span_t body)
     } else if (span_eq(req->path, "/healthz")) {
         http_respond(hc, 200, "application/json", "{\"status\":\"ok\"}", 15, "Cache-Control: no-cache\r\n");
     } else if (span_eq(req->path, "/metrics")) {
-        char out[8192];
+        if (!app->xp.cfg->metrics_public && !routes__admin(app, hc, req, "read metrics")) return;
+        char out[12288];
         size_t n = metrics_render(app->xp.metrics, app->xp.hub->published, app->xp.hub->nchannels, app->xp.hub->subscriptions,
                                   hc->srv->loop->bytes_in, hc->srv->loop->bytes_out, out, sizeof(out));
+        n += routes__auth_metrics(app->auth, out + n, sizeof(out) - n);
         http_respond(hc, 200, "text/plain; version=0.0.4; charset=utf-8", out, n, "Cache-Control: no-cache\r\n");
     } else {
         const web_file_t *f = web_find(req->path.p, req->path.n);

@@ -12,6 +12,8 @@ typedef struct {
     xp_ctx_t xp;
     http_server_t *http;
     mqtt_server_t *mqtt;
+    auth_t *auth;
+    bool check_host; /* refuse Host names that are neither loopback nor in allowed_hosts */
 } app_t;
 
 /* The http_handler_cb of the server; srv->ctx is the app_t. */

@@ -1,10 +1,14 @@
 /* conn.c - base connection mechanics; see conn.h. */
 #include "conn.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "err.h"
@@ -249,4 +253,22 @@ void conn__run_closing(loop_t *loop)
         list_unlink(&c->pend);
         c->ops->on_close(c);
     }
+}
+
+const char *conn_peer(const conn_t *c, char *buf, size_t cap)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    char host[INET6_ADDRSTRLEN];
+    snprintf(buf, cap, "?");
+    if (c->w.fd < 0 || getpeername(c->w.fd, (struct sockaddr *)&ss, &sl) < 0) return buf;
+    if (ss.ss_family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        if (inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host))) snprintf(buf, cap, "%s:%u", host, ntohs(a->sin_port));
+    } else if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        if (inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host)))
+            snprintf(buf, cap, "[%s]:%u", host, ntohs(a->sin6_port));
+    }
+    return buf;
 }

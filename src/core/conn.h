@@ -75,6 +75,10 @@ void conn_end(conn_t *c);
 /* Closes now (queued data is dropped); reason is kept for logs. Safe to call repeatedly. */
 void conn_close(conn_t *c, int reason);
 
+/* Writes the peer's address ("1.2.3.4:5678", "[::1]:5678", or "?") into buf; returns buf. For
+ * logs: the address is looked up when asked, not kept per connection. */
+const char *conn_peer(const conn_t *c, char *buf, size_t cap);
+
 /* Stops or resumes delivering input to on_read. */
 void conn_pause_read(conn_t *c, bool paused);
 

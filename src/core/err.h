@@ -28,6 +28,7 @@ enum {
     HR_EFORBIDDEN = -28,  /* 403 e.g. origin not allowed */
     HR_ESHUTDOWN = -29,   /* 503 server is shutting down */
     HR_EUNAVAIL = -30,    /* 503 a backend (the Redis engine) cannot be reached */
+    HR_EAUTH = -31,       /* 401 missing or invalid credential */
 };
 
 /* Returns a static, never-NULL text for rc (also for unknown codes). */

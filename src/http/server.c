@@ -19,6 +19,7 @@ const char *http_status_text(int status)
     case 200: return "OK";
     case 204: return "No Content";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
@@ -44,6 +45,7 @@ int http_status_for(int rc)
     case HR_ECHANNEL:
     case HR_EINVAL:
     case HR_EPROTO: return 400;
+    case HR_EAUTH: return 401;
     case HR_EFORBIDDEN: return 403;
     case HR_ENOTFOUND: return 404;
     case HR_EMETHOD: return 405;
@@ -85,9 +87,9 @@ static size_t http__cors_headers(http_conn_t *hc, char *out, size_t cap)
 {
     if (!hc->origin[0]) return 0;
     int n = snprintf(out, cap,
-                     "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n"
-                     "Access-Control-Expose-Headers: Content-Type, Last-Event-ID\r\n",
-                     hc->origin);
+                     "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n%s"
+                     "Access-Control-Expose-Headers: Content-Type, Last-Event-ID, WWW-Authenticate\r\n",
+                     hc->origin, hc->origin_listed ? "Access-Control-Allow-Credentials: true\r\n" : "");
     return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
@@ -200,6 +202,8 @@ static void http__error(http_conn_t *hc, int rc, const char *why, const char *ex
 
 void http_error(http_conn_t *hc, int rc, const char *why) { http__error(hc, rc, why, ""); }
 
+void http_error_hdr(http_conn_t *hc, int rc, const char *why, const char *extra) { http__error(hc, rc, why, extra); }
+
 void http_method_not_allowed(http_conn_t *hc, const char *allow, const char *why)
 {
     char extra[96];
@@ -261,18 +265,19 @@ int http_upgrade(http_conn_t *hc, const char *protocol, const char *extra, const
 static bool http__origin_allowed(http_conn_t *hc, span_t origin)
 {
     hc->origin[0] = 0;
+    hc->origin_listed = false;
     if (!origin.p || origin.n == 0 || origin.n >= sizeof(hc->origin)) return false;
     for (size_t i = 0; i < origin.n; i++)
         if ((unsigned char)origin.p[i] <= ' ' || origin.p[i] == ',') return false;
-    bool ok = hc->srv->cors_any;
     const char *list = hc->srv->cfg->cors_origins;
-    for (const char *p = list; !ok && *p;) {
+    for (const char *p = list; !hc->origin_listed && *p;) {
         while (*p == ' ' || *p == ',' || *p == '\t') p++;
         const char *e = p;
         while (*e && *e != ' ' && *e != ',' && *e != '\t') e++;
-        if ((size_t)(e - p) == origin.n && memcmp(p, origin.p, origin.n) == 0) ok = true;
+        if ((size_t)(e - p) == origin.n && memcmp(p, origin.p, origin.n) == 0) hc->origin_listed = true;
         p = e;
     }
+    bool ok = hc->srv->cors_any || hc->origin_listed;
     if (ok) {
         memcpy(hc->origin, origin.p, origin.n);
         hc->origin[origin.n] = 0;
@@ -292,10 +297,16 @@ static void http__preflight(http_conn_t *hc, http_req_t *req)
         http_error(hc, HR_EFORBIDDEN, "origin not allowed");
         return;
     }
+    /* Authorization (and, through Allow-Credentials, cookies) only for origins named in the list */
     http_respond(hc, 204, "", NULL, 0,
-                 "Access-Control-Allow-Methods: GET, HEAD, POST, OPTIONS\r\n"
-                 "Access-Control-Allow-Headers: Content-Type, Last-Event-ID, X-Event, Cache-Control, X-Requested-With\r\n"
-                 "Access-Control-Max-Age: 600\r\n");
+                 hc->origin_listed
+                     ? "Access-Control-Allow-Methods: GET, HEAD, POST, PUT, OPTIONS\r\n"
+                       "Access-Control-Allow-Headers: Content-Type, Last-Event-ID, X-Event, Cache-Control, "
+                       "X-Requested-With, Authorization\r\n"
+                       "Access-Control-Max-Age: 600\r\n"
+                     : "Access-Control-Allow-Methods: GET, HEAD, POST, PUT, OPTIONS\r\n"
+                       "Access-Control-Allow-Headers: Content-Type, Last-Event-ID, X-Event, Cache-Control, X-Requested-With\r\n"
+                       "Access-Control-Max-Age: 600\r\n");
 }
 
 static void http__dispatch(http_conn_t *hc, http_req_t *req, span_t body)

@@ -56,6 +56,7 @@ struct http_conn {
     const http_xport_ops_t *xops;
     void *xstate;
     char origin[128]; /* allowed Origin of the current request, echoed in CORS headers ("" none) */
+    bool origin_listed; /* origin is named in cors_origins (not only allowed by "*"): credentials may go */
 };
 
 struct http_server {
@@ -92,6 +93,9 @@ void http_respond_shared(http_conn_t *hc, int status, const char *ctype, bytes_t
 /* Answers with {"error":"why"} and the status for rc (an HR_E* code), then closes the
  * connection if the request framing can no longer be trusted. */
 void http_error(http_conn_t *hc, int rc, const char *why);
+
+/* Like http_error, with extra response header lines ("Name: value\r\n..."). */
+void http_error_hdr(http_conn_t *hc, int rc, const char *why, const char *extra);
 
 /* Answers 405 with {"error":"why"} and "Allow: <allow>". */
 void http_method_not_allowed(http_conn_t *hc, const char *allow, const char *why);

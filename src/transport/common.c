@@ -148,7 +148,8 @@ uint32_t subreq_names(const subreq_t *sr, span_t *names)
     return sr->nch;
 }
 
-int subreq_parse(xp_ctx_t *x, http_req_t *req, span_t chans, subreq_t *out, const char **why)
+int subreq_parse(xp_ctx_t *x, http_req_t *req, span_t chans, const auth_id_t *id, subreq_t *out, const char **why,
+                 span_t *denied)
 {
     memset(out, 0, sizeof(*out));
     char names[SUB_MAX_CHANNELS][HUB_MAX_CHANNEL + 1];
@@ -192,6 +193,14 @@ int subreq_parse(xp_ctx_t *x, http_req_t *req, span_t chans, subreq_t *out, cons
         }
         out->has_cursor = true;
     }
+    for (uint32_t i = 0; id && i < out->nch; i++)
+        if (!auth_can_subscribe(id, names[i], lens[i])) {
+            /* names[] dies with this call: the caller reports it from its own copy */
+            *denied = (span_t){chans.p, chans.n};
+            *why = "not allowed to subscribe to this channel";
+            out->nch = i;
+            return HR_EFORBIDDEN;
+        }
     for (uint32_t i = 0; i < out->nch; i++) {
         out->ch[i] = hub_channel(x->hub, names[i], lens[i], true);
         if (!out->ch[i]) {

@@ -66,7 +66,14 @@ static bytes_t *iframe__preamble(stream_t *st)
     return b;
 }
 
+static bytes_t *iframe__expired_frame(stream_t *st)
+{
+    static const char ev[] = "<script>h({\"expired\":true,\"reason\":\"token expired\"})</script>\n";
+    return http_chunk(ev, sizeof(ev) - 1);
+}
+
 static const stream_kind_t iframe_kind = {
+    .expired_frame = iframe__expired_frame,
     .xp = XP_IFRAME,
     .ctype = "text/html; charset=utf-8",
     .headers = "X-Accel-Buffering: no\r\nX-Content-Type-Options: nosniff\r\n",

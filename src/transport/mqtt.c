@@ -56,6 +56,7 @@ typedef struct {
     hub_tsub_t t;
     mqtt_sess_t *s;
     uint8_t opts; /* SUBSCRIBE options byte */
+    bool filtered; /* the permissions cover the filter only in part: each message's channel is checked */
     uint32_t sub_id;
     uint16_t flen;
     char filter[];
@@ -90,6 +91,9 @@ struct mqtt_sess {
     list_node_t dirty;     /* in srv->dirty: to be written to the store */
     bool stored;           /* the store has a record of it */
     uint64_t away_wall;    /* wall ms when the client left (0: connected) */
+    auth_id_t *id;         /* whose session it is (for filtered subscriptions); NULL when restored, until the
+                              client is back */
+    char *owner;           /* the user id owning the client id ("" anonymous); kept with the session */
 };
 
 struct mqtt_conn {
@@ -111,6 +115,9 @@ struct mqtt_conn {
     uint64_t last_rx_ms;   /* loop time of the last input (keepalive) */
     ws_carry_t in;         /* WebSocket: a packet cut at the end of a message */
     char **alias;          /* incoming topic aliases, [1..naliases], made on first use */
+    auth_id_t *id;         /* who the peer is */
+    tw_entry_t exp;        /* fires when its credential expires */
+    bool denial_logged;    /* refused publishes are logged once per connection */
 };
 
 typedef struct {
@@ -411,6 +418,7 @@ static void mqtt__on_publish(hub_tsub_t *t, msg_t *m)
     mqtt_sub_t *sub = container_of(t, mqtt_sub_t, t);
     mqtt_sess_t *s = sub->s;
     if ((sub->opts & MQTT_SUB_NO_LOCAL) && s->publishing) return;
+    if (sub->filtered && !(s->id && auth_can_subscribe(s->id, m->channel, m->channel_len))) return;
     bool retain = (sub->opts & MQTT_SUB_RETAIN_AS_PUBLISHED) && (m->flags & MSG_RETAIN);
     mqtt__offer(s, m, mqtt__msg_qos(m, MQTT_SUB_QOS(sub->opts)), retain, sub->sub_id);
 }
@@ -462,6 +470,7 @@ static void mqtt__send_retained(chan_t *ch, void *arg)
 {
     mqtt_sub_t *sub = arg;
     if (!mqtt__matches(sub->filter, sub->flen, ch->name, ch->name_len)) return;
+    if (sub->filtered && !(sub->s->id && auth_can_subscribe(sub->s->id, ch->name, ch->name_len))) return;
     mqtt__offer(sub->s, ch->retained, mqtt__msg_qos(ch->retained, MQTT_SUB_QOS(sub->opts)), true, sub->sub_id);
 }
 
@@ -519,6 +528,16 @@ static mqtt_sub_t *mqtt__sub_add(mqtt_sess_t *s, bool v5, span_t f, uint8_t o, u
     return sub;
 }
 
+/* How id's permissions cover filter f (a shared subscription "$share/GROUP/F" is checked as F). */
+static acl_cover_t mqtt__cover(const auth_id_t *id, span_t f)
+{
+    if (f.n > 7 && memcmp(f.p, "$share/", 7) == 0) {
+        const char *slash = memchr(f.p + 7, '/', f.n - 7);
+        if (slash) f = (span_t){slash + 1, (size_t)(f.p + f.n - slash - 1)};
+    }
+    return auth_cover(id, f.p, f.n);
+}
+
 static void mqtt__subscribe(mqtt_conn_t *k, const mqtt_pkt_t *p)
 {
     mqtt_sess_t *s = k->s;
@@ -531,7 +550,15 @@ static void mqtt__subscribe(mqtt_conn_t *k, const mqtt_pkt_t *p)
     uint8_t o;
     uint32_t sub_id = (p->props.present & MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_ID)) ? p->props.sub_id : 0;
     while (mqtt_list_next(p, &off, &f, &o) && nc < sizeof(codes)) {
+        acl_cover_t cover = mqtt__cover(k->id, f);
+        if (cover == ACL_NONE) {
+            xp_log_denial(k->x, k->c, k->id, "subscribe to", f.p, f.n);
+            fresh[nc] = NULL;
+            codes[nc++] = k->version == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED : 0x80;
+            continue;
+        }
         fresh[nc] = mqtt__sub_add(s, k->version == MQTT_V5, f, o, sub_id, &is_new[nc], &codes[nc]);
+        if (fresh[nc]) fresh[nc]->filtered = cover == ACL_PARTIAL;
         nc++;
     }
     mqtt_pkt_t ack = {.type = MQTT_SUBACK, .version = k->version, .packet_id = p->packet_id};
@@ -547,7 +574,9 @@ static void mqtt__subscribe(mqtt_conn_t *k, const mqtt_pkt_t *p)
         hub_each_retained(s->x->hub, mqtt__send_retained, sub);
         for (uint32_t j = 0; j < k->srv->nsys; j++) {
             msg_t *m = k->srv->sysmsg[j];
-            if (mqtt__matches(sub->filter, sub->flen, m->channel, m->channel_len)) mqtt__offer(s, m, 0, true, sub->sub_id);
+            if (mqtt__matches(sub->filter, sub->flen, m->channel, m->channel_len) &&
+                (!sub->filtered || auth_can_subscribe(s->id, m->channel, m->channel_len)))
+                mqtt__offer(s, m, 0, true, sub->sub_id);
         }
     }
 }
@@ -651,6 +680,17 @@ static void mqtt__on_publish_pkt(mqtt_conn_t *k, const mqtt_pkt_t *p)
         mqtt__fail(k, MQTT_RC_TOPIC_NAME_INVALID, "topic is not a valid herald channel name");
         return;
     }
+    bool allowed = auth_can_publish(k->id, topic.p, topic.n);
+    if (!allowed) {
+        k->x->auth->stats.denied++;
+        if (!k->denial_logged) xp_log_denial(k->x, k->c, k->id, "publish to", topic.p, topic.n);
+        k->denial_logged = true;
+        if (qos && k->version == MQTT_V5) { /* MQTT 5: refused in the acknowledgement */
+            mqtt__ack(k, qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id, MQTT_RC_NOT_AUTHORIZED);
+            return;
+        }
+        /* QoS 0, and MQTT 3.1.1 which cannot say no: acknowledged and dropped (as Mosquitto does) */
+    }
     if (qos == 2) {
         for (uint32_t i = 0; i < s->nin2; i++)
             if (s->in2[i] == p->packet_id) { /* a resend before PUBREL: already published */
@@ -666,10 +706,11 @@ static void mqtt__on_publish_pkt(mqtt_conn_t *k, const mqtt_pkt_t *p)
             return;
         }
     }
-    bool oom;
-    bytes_t *props = mqtt__pass_props(&p->props, &oom);
+    bool oom = false;
+    bytes_t *props = allowed ? mqtt__pass_props(&p->props, &oom) : NULL;
     uint32_t expiry = (p->props.present & MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY)) ? p->props.message_expiry : 0;
-    int rc = oom ? HR_ENOMEM
+    int rc = !allowed ? 0
+             : oom    ? HR_ENOMEM
                  : mqtt__publish(s, topic, p->publish.payload, qos, p->publish.retain, expiry,
                                  props ? (span_t){(const char *)props->data, props->len} : (span_t){"", 0});
     bytes_unref(props);
@@ -722,6 +763,8 @@ static void mqtt__sess_free(mqtt_sess_t *s, bool forget)
     mq_fifo_free(&s->queue);
     free(s->in2);
     free(s->client_id);
+    free(s->owner);
+    auth_unref(s->id);
     free(s);
 }
 
@@ -841,6 +884,88 @@ static mqtt_will_t *mqtt__will_new(const mqtt_pkt_t *p, bool *oom)
 
 static void mqtt__keepalive(tw_entry_t *e);
 
+/* Who the client of CONNECT p is: its password (a token, or a password-file user), else the
+ * connection's identity (anonymous, or the WebSocket handshake's). NULL when refused (answered);
+ * otherwise a new reference. */
+static auth_id_t *mqtt__who(mqtt_conn_t *k, const mqtt_pkt_t *p)
+{
+    auth_t *a = k->x->auth;
+    auth_id_t *who = NULL;
+    const char *why = "bad user name or password";
+    if (a->enabled && p->connect.has_password) {
+        span_t u = p->connect.has_username ? p->connect.username : (span_t){"", 0};
+        if (auth_login(a, u.p, u.n, p->connect.password.p, p->connect.password.n, &who, &why) < 0) {
+            char peer[64];
+            log_info("mqtt: %s: refused credential: %s", conn_peer(k->c, peer, sizeof(peer)), why);
+            a->stats.denied++;
+            mqtt__fail(k, MQTT_RC_BAD_USER_OR_PASSWORD, why);
+            return NULL;
+        }
+    } else {
+        who = auth_ref(k->id);
+    }
+    if (!auth_has_any(who)) {
+        xp_log_denial(k->x, k->c, who, "connect", NULL, 0);
+        auth_unref(who);
+        mqtt__fail(k, MQTT_RC_NOT_AUTHORIZED, "not authorized: send a token (or user and password) in CONNECT");
+        return NULL;
+    }
+    if (p->connect.will && !auth_can_publish(who, p->connect.will_topic.p, p->connect.will_topic.n)) {
+        xp_log_denial(k->x, k->c, who, "publish the will to", p->connect.will_topic.p, p->connect.will_topic.n);
+        auth_unref(who);
+        mqtt__fail(k, MQTT_RC_NOT_AUTHORIZED, "not allowed to publish the will topic");
+        return NULL;
+    }
+    return who;
+}
+
+/* The connection (and its session) act as who from now (taking the reference); the connection
+ * ends when who's credential expires. */
+static void mqtt__set_who(mqtt_conn_t *k, auth_id_t *who)
+{
+    auth_unref(k->id);
+    k->id = who;
+    auth_unref(k->s->id);
+    k->s->id = auth_ref(who);
+    if (k->ws) {
+        ws_set_id(k->ws, auth_ref(who));
+        return;
+    }
+    uint64_t in = xp_expires_in(who);
+    if (in == UINT64_MAX) tw_stop(&k->c->loop->wheel, &k->exp);
+    else loop_timer(k->c->loop, &k->exp, in);
+}
+
+/* A resumed session's subscriptions under the (maybe different) permissions of its new token:
+ * those no longer allowed end; the others are checked per message where they are covered in part. */
+static void mqtt__recheck(mqtt_sess_t *s)
+{
+    for (uint32_t i = 0; i < s->nsubs;) {
+        mqtt_sub_t *sub = s->subs[i];
+        acl_cover_t c = mqtt__cover(s->id, (span_t){sub->filter, sub->flen});
+        if (c == ACL_NONE) {
+            log_info("mqtt: session %s: subscription '%s' no longer allowed: ended", s->client_id, sub->filter);
+            mqtt__drop_sub(s, i);
+            continue;
+        }
+        sub->filtered = c == ACL_PARTIAL;
+        i++;
+    }
+}
+
+static void mqtt__expired(mqtt_conn_t *k)
+{
+    if (k->c->closing || k->said_bye) return;
+    k->x->auth->stats.expired++;
+    if (!k->connected) {
+        mqtt__end(k);
+        return;
+    }
+    mqtt__fail(k, MQTT_RC_MAX_CONNECT_TIME, "token expired");
+}
+
+static void mqtt__exp_timer(tw_entry_t *e) { mqtt__expired(container_of(e, mqtt_conn_t, exp)); }
+
 static void mqtt__connect(mqtt_conn_t *k, const mqtt_pkt_t *p)
 {
     mqtt_server_t *srv = k->srv;
@@ -870,18 +995,28 @@ static void mqtt__connect(mqtt_conn_t *k, const mqtt_pkt_t *p)
     char id[MQTT_MAX_CLIENT_ID + 1];
     memcpy(id, cid, cn);
     id[cn] = 0;
+    auth_id_t *who = mqtt__who(k, p);
+    if (!who) return;
+    const char *owner = who->kind == AUTH_USER ? who->sub_id : who->kind == AUTH_KEY ? "$api-key" : "";
     /* the session expiry this connection gets */
     uint32_t want = v5 ? ((p->props.present & MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY)) ? p->props.session_expiry : 0)
                        : (clean ? 0 : UINT32_MAX);
     uint32_t cap = cfg->mqtt_session_expiry;
     uint32_t expiry = want < cap ? want : cap;
+    mqtt_sess_t *s = mqtt__sess_find(srv, id);
+    if (s && strcmp(s->owner ? s->owner : "", owner) != 0) { /* nobody takes over another user's device */
+        xp_log_denial(k->x, k->c, who, "use the client identifier", id, cn);
+        auth_unref(who);
+        mqtt__fail(k, MQTT_RC_NOT_AUTHORIZED, "the client identifier belongs to another user");
+        return;
+    }
     bool oom;
     mqtt_will_t *will = mqtt__will_new(p, &oom);
     if (oom) {
+        auth_unref(who);
         mqtt__fail(k, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
         return;
     }
-    mqtt_sess_t *s = mqtt__sess_find(srv, id);
     if (s && s->conn) { /* takeover: the older connection is closed, its will handled as for any loss */
         mqtt_conn_t *old = s->conn;
         mqtt__leave(old, true);
@@ -897,13 +1032,17 @@ static void mqtt__connect(mqtt_conn_t *k, const mqtt_pkt_t *p)
         s->will = NULL;
         s->will_at = s->expires_at = MQTT_NEVER;
         tw_stop(&k->c->loop->wheel, &s->timer);
-    } else if (!(s = mqtt__sess_new(srv, id, cn))) {
+    } else if (!(s = mqtt__sess_new(srv, id, cn)) || !(s->owner = strdup(owner))) {
+        if (s) mqtt__sess_free(s, true);
         free(will);
+        auth_unref(who);
         mqtt__fail(k, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
         return;
     }
     s->conn = k;
     k->s = s;
+    mqtt__set_who(k, who);
+    if (present) mqtt__recheck(s);
     s->will = will;
     s->expiry_s = expiry;
     k->expiry0 = v5 && want == 0;
@@ -1053,12 +1192,15 @@ static void mqtt__keepalive(tw_entry_t *e)
 static void mqtt__conn_free(mqtt_conn_t *k)
 {
     tw_stop(&k->c->loop->wheel, &k->ka);
+    tw_stop(&k->c->loop->wheel, &k->exp);
     list_unlink(&k->link);
     mqtt__leave(k, false);
     if (k->alias)
         for (uint32_t i = 0; i <= k->naliases; i++) free(k->alias[i]);
     free(k->alias);
     ws_carry_free(&k->in);
+    auth_unref(k->id);
+    k->id = NULL;
 }
 
 static void mqtt__conn_init(mqtt_conn_t *k, xp_ctx_t *x, conn_t *c, ws_t *ws)
@@ -1067,6 +1209,8 @@ static void mqtt__conn_init(mqtt_conn_t *k, xp_ctx_t *x, conn_t *c, ws_t *ws)
     k->srv = x->mqtt;
     k->c = c;
     k->ws = ws;
+    k->id = ws ? auth_ref(ws->id) : auth_anonymous(x->auth);
+    tw_entry_init(&k->exp, mqtt__exp_timer);
     tw_entry_init(&k->ka, mqtt__keepalive);
     k->last_rx_ms = loop_now(c->loop);
     list_push_back(&k->srv->conns, &k->link);
@@ -1146,7 +1290,10 @@ static void mqtt__ws_close(ws_t *ws) { mqtt__conn_free(&((mqtt_wsc_t *)ws)->k); 
 
 static const char *const mqtt_protocols[] = {"mqtt", NULL};
 
+static void mqtt__ws_expire(ws_t *ws) { mqtt__expired(&((mqtt_wsc_t *)ws)->k); }
+
 static const ws_app_t mqtt_ws_app = {
+    .on_expire = mqtt__ws_expire,
     .xp = XP_MQTT,
     .subprotocols = mqtt_protocols,
     .deflate = false,
@@ -1161,7 +1308,7 @@ void mqtt_ws_serve(xp_ctx_t *x, http_conn_t *hc, http_req_t *req)
         http_error(hc, HR_ENOTFOUND, "MQTT is not enabled");
         return;
     }
-    mqtt_wsc_t *w = (mqtt_wsc_t *)ws_accept(x, hc, req, &mqtt_ws_app, sizeof(mqtt_wsc_t), true);
+    mqtt_wsc_t *w = (mqtt_wsc_t *)ws_accept(x, hc, req, &mqtt_ws_app, sizeof(mqtt_wsc_t), true, NULL);
     if (w) mqtt__conn_init(&w->k, x, &hc->base, &w->ws);
 }
 
@@ -1220,9 +1367,11 @@ static void mqtt__sys(tw_entry_t *e)
  * the store commits: so after kill -9 the record matches the messages the store committed with
  * it. Messages are referred to by channel and id, and found again in the channel histories at
  * start-up (one that history no longer holds is dropped and counted). Little-endian layout:
- *   u8 1 | u32 expiry_s | u64 away_wall (0: connected) | u8 has_will
+ *   u8 2 | u16 owner_len, owner | u32 expiry_s | u64 away_wall (0: connected) | u8 has_will
  *   [will: u32 delay, u32 expiry, u8 qos, u8 retain, u32 topic_len, payload_len, props_len, bytes]
- *   u32 nsubs × (u8 opts, u32 sub_id, u16 len, filter)    u32 nin2 × u16
+ *   u32 nsubs × (u8 opts, u8 filtered, u32 sub_id, u16 len, filter)    u32 nin2 × u16
+ * (version 1, written before access control, has no owner and no filtered byte: read as
+ * anonymous, unfiltered). The owner is the user id the client id belongs to ("" anonymous).
  *   u32 nout × (u16 pid, u8 qos, u8 state, u8 retain, u32 sub_id, u64 id, u16 len, channel)
  *   u32 nqueue × (u8 qos, u8 retain, u32 sub_id, u64 id, u16 len, channel) */
 
@@ -1274,7 +1423,10 @@ static void mw_msg(mqtt_w_t *w, const mq_item_t *it, bool flight)
 
 static void mqtt__pack(mqtt_sess_t *s, mqtt_w_t *w)
 {
-    mw_u(w, 1, 1);
+    mw_u(w, 2, 1);
+    size_t on = s->owner ? strlen(s->owner) : 0;
+    mw_u(w, on, 2);
+    mw_put(w, s->owner ? s->owner : "", on);
     mw_u(w, s->expiry_s, 4);
     mw_u(w, s->conn ? 0 : s->away_wall, 8);
     mqtt_will_t *wl = s->will;
@@ -1292,6 +1444,7 @@ static void mqtt__pack(mqtt_sess_t *s, mqtt_w_t *w)
     mw_u(w, s->nsubs, 4);
     for (uint32_t i = 0; i < s->nsubs; i++) {
         mw_u(w, s->subs[i]->opts, 1);
+        mw_u(w, s->subs[i]->filtered, 1);
         mw_u(w, s->subs[i]->sub_id, 4);
         mw_u(w, s->subs[i]->flen, 2);
         mw_put(w, s->subs[i]->filter, s->subs[i]->flen);
@@ -1387,7 +1540,16 @@ static int mqtt__restore_one(void *arg, const void *key, size_t klen, const void
     if (!s) return HR_ENOMEM;
     s->stored = true;
     mqtt_r_t r = {val, vlen, 0, false};
-    bool ok = mr_u(&r, 1) == 1;
+    uint64_t ver = mr_u(&r, 1);
+    bool ok = ver == 1 || ver == 2;
+    size_t on = ver == 2 ? (size_t)mr_u(&r, 2) : 0; /* version 1: sessions from before access control */
+    const char *owner = mr_bytes(&r, on);
+    if (!r.bad && on <= ACL_MAX_SUB + 8 && (s->owner = malloc(on + 1))) {
+        memcpy(s->owner, owner, on);
+        s->owner[on] = 0;
+    } else {
+        ok = false;
+    }
     s->expiry_s = (uint32_t)mr_u(&r, 4);
     uint64_t away = mr_u(&r, 8);
     if (mr_u(&r, 1)) {
@@ -1403,12 +1565,14 @@ static int mqtt__restore_one(void *arg, const void *key, size_t klen, const void
     uint32_t n = (uint32_t)mr_u(&r, 4);
     for (uint32_t i = 0; i < n && !r.bad; i++) {
         uint8_t o = (uint8_t)mr_u(&r, 1);
+        bool filtered = ver == 2 ? mr_u(&r, 1) != 0 : false;
         uint32_t sid = (uint32_t)mr_u(&r, 4);
         size_t fl = (size_t)mr_u(&r, 2);
         span_t f = {mr_bytes(&r, fl), fl};
         bool is_new;
         uint8_t code;
-        if (!r.bad) mqtt__sub_add(s, true, f, o, sid, &is_new, &code); /* the trie refuses a bad filter */
+        mqtt_sub_t *sub = r.bad ? NULL : mqtt__sub_add(s, true, f, o, sid, &is_new, &code); /* the trie refuses a bad filter */
+        if (sub) sub->filtered = filtered; /* until the client is back (s->id), such a subscription gets nothing */
     }
     n = (uint32_t)mr_u(&r, 4);
     if (n && !r.bad && n <= MQTT_RECEIVE_MAX && (s->in2 = malloc(MQTT_RECEIVE_MAX * sizeof(uint16_t))))

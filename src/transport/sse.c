@@ -130,7 +130,14 @@ static bytes_t *sse__preamble(stream_t *st)
     return http_chunk(buf, (size_t)n);
 }
 
+static bytes_t *sse__expired_frame(stream_t *st)
+{
+    static const char ev[] = "event: expired\ndata: {\"reason\":\"token expired\"}\n\n";
+    return http_chunk(ev, sizeof(ev) - 1);
+}
+
 static const stream_kind_t sse_kind = {
+    .expired_frame = sse__expired_frame,
     .xp = XP_SSE,
     .ctype = "text/event-stream",
     .headers = "X-Accel-Buffering: no\r\nConnection: keep-alive\r\n",

@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "../core/err.h"
 #include "../core/log.h"
@@ -298,6 +299,41 @@ static bool stomp__parse_hb(span_t v, uint32_t *a, uint32_t *b)
     return true;
 }
 
+/* CONNECT's credential: an "Authorization: Bearer T" header, or passcode (a token, an API key,
+ * or with login a password-file user); none keeps the identity of the WebSocket handshake. False
+ * when refused (answered). */
+static bool stomp__login(stomp_t *s, stomp_frame_t *f)
+{
+    auth_t *a = s->ws.x->auth;
+    span_t authz = stomp_header(f, "Authorization"), login = stomp_header(f, "login"),
+           pass = stomp_header(f, "passcode");
+    if (a->enabled && (authz.p || pass.p)) {
+        auth_id_t *id = NULL;
+        const char *why = "bad credentials";
+        int rc;
+        if (authz.p)
+            rc = authz.n > 7 && strncasecmp(authz.p, "Bearer ", 7) == 0 ? auth_bearer(a, authz.p + 7, authz.n - 7, &id, &why)
+                                                                         : HR_EAUTH;
+        else
+            rc = auth_login(a, login.p ? login.p : "", login.p ? login.n : 0, pass.p, pass.n, &id, &why);
+        if (rc < 0) {
+            char peer[64];
+            log_info("stomp: %s: refused credential: %s", conn_peer(&s->ws.hc->base, peer, sizeof(peer)), why);
+            a->stats.denied++;
+            stomp__error(s, f, "authentication failed", why, WS_CLOSE_UNAUTHORIZED);
+            return false;
+        }
+        ws_set_id(&s->ws, id);
+    }
+    if (!auth_has_any(s->ws.id)) {
+        xp_log_denial(s->ws.x, &s->ws.hc->base, s->ws.id, "connect", NULL, 0);
+        stomp__error(s, f, "authentication required", "anonymous clients may do nothing here: send a token as passcode",
+                     WS_CLOSE_UNAUTHORIZED);
+        return false;
+    }
+    return true;
+}
+
 static void stomp__connect(stomp_t *s, stomp_frame_t *f)
 {
     if (s->version) {
@@ -332,6 +368,7 @@ static void stomp__connect(stomp_t *s, stomp_frame_t *f)
         return;
     }
     s->version = version;
+    if (!stomp__login(s, f)) return;
     uint32_t sx = s->ws.x->cfg->stomp_heartbeat_ms, sy = sx;
     s->hb_send_ms = sx && cy ? (sx > cy ? sx : cy) : 0;
     s->hb_recv_ms = cx && sy ? (cx > sy ? cx : sy) : 0;
@@ -368,6 +405,11 @@ static void stomp__subscribe(stomp_t *s, stomp_frame_t *f)
 {
     span_t name, id = stomp_header(f, "id"), ack = stomp_header(f, "ack");
     if (!stomp__dest(s, f, &name)) return;
+    if (!auth_can_subscribe(s->ws.id, name.p, name.n)) {
+        xp_log_denial(s->ws.x, &s->ws.hc->base, s->ws.id, "subscribe to", name.p, name.n);
+        stomp__error(s, f, "forbidden", "not allowed to subscribe to this destination", WS_CLOSE_FORBIDDEN);
+        return;
+    }
     if (!id.p || !id.n) {
         stomp__proto_error(s, f, "missing id header");
         return;
@@ -646,6 +688,11 @@ static void stomp__send_frame(stomp_t *s, stomp_frame_t *f)
         stomp__error(s, f, "publishing is disabled", "the server runs with client_publish = false", WS_CLOSE_POLICY);
         return;
     }
+    if (!auth_can_publish(s->ws.id, name.p, name.n)) {
+        xp_log_denial(s->ws.x, &s->ws.hc->base, s->ws.id, "publish to", name.p, name.n);
+        stomp__error(s, f, "forbidden", "not allowed to send to this destination", WS_CLOSE_FORBIDDEN);
+        return;
+    }
     span_t ev = stomp_header(f, "event");
     if (ev.p && !hub_event_valid(ev.p, ev.n)) {
         stomp__proto_error(s, f, "invalid event header (1-64 of A-Z a-z 0-9 _ - . :)");
@@ -751,7 +798,14 @@ static void stomp__on_close(ws_t *ws)
     }
 }
 
+static void stomp__on_expire(ws_t *ws)
+{
+    stomp__error((stomp_t *)ws, NULL, "token expired", "the connection's token expired: reconnect with a new one",
+                 WS_CLOSE_UNAUTHORIZED);
+}
+
 static const ws_app_t stomp_app = {
+    .on_expire = stomp__on_expire,
     .xp = XP_STOMP,
     .subprotocols = stomp_protocols,
     .deflate = false, /* MESSAGE frames differ per subscriber: nothing to compress once and share */
@@ -762,6 +816,6 @@ static const ws_app_t stomp_app = {
 
 void stomp_serve(xp_ctx_t *x, http_conn_t *hc, http_req_t *req)
 {
-    stomp_t *s = (stomp_t *)ws_accept(x, hc, req, &stomp_app, sizeof(stomp_t), false);
+    stomp_t *s = (stomp_t *)ws_accept(x, hc, req, &stomp_app, sizeof(stomp_t), false, NULL);
     if (s) tw_entry_init(&s->hb, stomp__hb);
 }

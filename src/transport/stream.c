@@ -102,6 +102,7 @@ void stream_drained(stream_t *st)
 
 void stream_free(stream_t *st)
 {
+    tw_stop(&st->c->loop->wheel, &st->exp);
     for (uint32_t i = 0; i < st->nch; i++) hub_unsubscribe(st->x->hub, &st->subs[i].s);
     free(st);
 }
@@ -143,6 +144,21 @@ static void stream__replay(stream_t *st, const subreq_t *sr, uint32_t i)
     }
 }
 
+/* The subscriber's credential expired: a last frame saying so, the end of the response. */
+static void stream__expired(tw_entry_t *e)
+{
+    stream_t *st = container_of(e, stream_t, exp);
+    if (st->c->closing || st->c->end_after_write) return;
+    char peer[64];
+    log_info("%s: %s: credential expired: stream ended", xp_names[st->kind->xp], conn_peer(st->c, peer, sizeof(peer)));
+    st->x->auth->stats.expired++;
+    bytes_t *f = st->kind->expired_frame ? st->kind->expired_frame(st) : NULL;
+    if (f) conn_send_reply(st->c, f);
+    bytes_unref(f);
+    conn_send_copy(st->c, "0\r\n\r\n", 5);
+    conn_end(st->c);
+}
+
 static stream_t *stream__new(xp_ctx_t *x, conn_t *c, const subreq_t *sr, const stream_kind_t *kind, void *owner)
 {
     stream_t *st = calloc(1, sizeof(*st) + sr->nch * sizeof(xsub_t));
@@ -152,6 +168,7 @@ static stream_t *stream__new(xp_ctx_t *x, conn_t *c, const subreq_t *sr, const s
     st->owner = owner;
     st->kind = kind;
     st->nch = sr->nch;
+    tw_entry_init(&st->exp, stream__expired);
     memcpy(st->callback, sr->callback, sizeof(st->callback));
     memcpy(st->cursor, sr->cursor, sizeof(st->cursor));
     for (uint32_t i = 0; i < sr->nch; i++) {
@@ -202,4 +219,8 @@ void stream_start(xp_ctx_t *x, http_conn_t *hc, subreq_t *sr, const stream_kind_
     bytes_unref(pre);
     stream__go(st, sr);
     conn_timer(&hc->base, keepalive_ms);
+    if (sr->exp_ms) {
+        uint64_t now = loop_wall_ms();
+        loop_timer(hc->base.loop, &st->exp, sr->exp_ms > now ? sr->exp_ms - now : 0);
+    }
 }

@@ -33,6 +33,9 @@ typedef struct {
      * tail) and returns 0, HR_EFULL (nothing queued: the slow policy applies) or another
      * negative code (nothing queued, no policy: the sender dealt with it). */
     int (*send)(stream_t *st, xsub_t *xs, msg_t *m);
+    /* stream_start() streams: the last frame before the stream ends because the subscriber's
+     * credential expired (a new reference), or NULL. */
+    bytes_t *(*expired_frame)(stream_t *st);
 } stream_kind_t;
 
 struct stream {
@@ -44,13 +47,15 @@ struct stream {
     bytes_t *keepalive; /* shared keepalive chunk */
     uint32_t keepalive_ms;
     bool gap_pending;
+    tw_entry_t exp;     /* stream_start(): ends the stream when the credential expires */
     char callback[65]; /* iframe */
     uint32_t nch;
     uint64_t cursor[SUB_MAX_CHANNELS];
     xsub_t subs[];
 };
 
-/* Starts a stream for sr on hc: response head, preamble, replay, subscriptions, keepalives.
+/* Starts a stream for sr on hc: response head, preamble, replay, subscriptions, keepalives, and
+ * the end of the stream at sr->exp_ms (with kind->expired_frame) when the credential expires.
  * Answers with an error itself when it cannot start. */
 void stream_start(xp_ctx_t *x, http_conn_t *hc, subreq_t *sr, const stream_kind_t *kind, bytes_t *keepalive,
                   uint32_t keepalive_ms);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "../app/config.h"
+#include "../auth/auth.h"
 #include "../core/metrics.h"
 #include "../http/server.h"
 #include "../hub/hub.h"
@@ -26,6 +27,7 @@ typedef struct {
     struct ws_zshared *wsz;    /* shared permessage-deflate compressors (ws_deflate.h) */
     uint64_t sessions;         /* WebSocket/STOMP/MQTT session counter (session ids) */
     struct mqtt_server *mqtt;  /* the MQTT session table (mqtt.h), NULL until opened */
+    auth_t *auth;              /* identities and permissions (auth.h) */
 } xp_ctx_t;
 
 /* A parsed GET /sub request. */
@@ -35,12 +37,36 @@ typedef struct {
     uint64_t cursor[SUB_MAX_CHANNELS];
     bool has_cursor;   /* a cursor was given (else: only new messages) */
     char callback[65]; /* iframe: parent function name */
+    uint64_t exp_ms;   /* wall ms when the subscriber's credential expires and a stream ends (0: never) */
 } subreq_t;
 
 /* Parses the channel list (percent-encoded path part after /sub/, comma-separated) and the
- * cursor (Last-Event-ID header, else last_id query). Creates the channels. Returns 0 or an HR_E*
- * with *why set to a static reason. */
-int subreq_parse(xp_ctx_t *x, http_req_t *req, span_t chans, subreq_t *out, const char **why);
+ * cursor (Last-Event-ID header, else last_id query). Checks that id may subscribe to every
+ * channel before creating any (HR_EFORBIDDEN, with the channel named in *denied). Creates the
+ * channels. Returns 0 or an HR_E* with *why set to a static reason. */
+int subreq_parse(xp_ctx_t *x, http_req_t *req, span_t chans, const auth_id_t *id, subreq_t *out, const char **why,
+                 span_t *denied);
+
+/* ---- access (access.c) ---- */
+
+/* The identity of an HTTP request (an HTTP route or a WebSocket handshake): the credential in
+ * "Authorization: Bearer", else the "token" query parameter, else the herald_token cookie (an
+ * API key or a token), or none: anonymous. Returns a new reference; on a bad credential answers
+ * 401 with WWW-Authenticate (RFC 6750) itself, logs once, and returns NULL. */
+auth_id_t *xp_auth_request(xp_ctx_t *x, http_conn_t *hc, http_req_t *req);
+
+/* Answers a refused action on an HTTP route: 401 with WWW-Authenticate when id is anonymous (a
+ * credential would help), 403 otherwise; logs it once with the client address. */
+void xp_deny_http(xp_ctx_t *x, http_conn_t *hc, const auth_id_t *id, const char *action, const char *chan,
+                  size_t n);
+
+/* Logs one refused action (a WebSocket, STOMP or MQTT request) with the client address and
+ * counts it. chan may be NULL. */
+void xp_log_denial(xp_ctx_t *x, conn_t *c, const auth_id_t *id, const char *action, const char *chan, size_t n);
+
+/* The wall-clock ms when id stops being valid as a loop-relative delay from now (UINT64_MAX:
+ * never; 0: already). */
+uint64_t xp_expires_in(const auth_id_t *id);
 
 /* Parses a composite cursor: exactly nch decimal ids (each < 2^64) separated by single commas.
  * Returns 0 with out[0..nch) set, or HR_EINVAL. */

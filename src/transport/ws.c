@@ -22,11 +22,26 @@
 #include "../core/err.h"
 #include "../core/log.h"
 
-/* Decides whether origin may open a WebSocket: ws_origins "*" allows any; a list allows its own. */
-static bool ws__origin_ok(const cfg_t *cfg, span_t origin)
+bool ws_same_origin(const http_req_t *req, span_t origin)
+{
+    span_t host = http_req_header(req, "Host");
+    const char *sep = origin.p ? memmem(origin.p, origin.n, "://", 3) : NULL;
+    if (!host.p || !sep) return false;
+    span_t auth = {sep + 3, (size_t)(origin.p + origin.n - sep - 3)};
+    if (auth.n != host.n || !auth.n) return false;
+    for (size_t i = 0; i < auth.n; i++)
+        if ((auth.p[i] | 0x20) != (host.p[i] | 0x20)) return false;
+    return true;
+}
+
+/* Decides whether origin may open a WebSocket: the page's own origin always; ws_origins "*" any;
+ * otherwise the origins it lists (cross-site WebSocket hijacking: a page elsewhere must not open
+ * a connection that carries the user's cookie). */
+static bool ws__origin_ok(const cfg_t *cfg, const http_req_t *req, span_t origin)
 {
     const char *list = cfg->ws_origins;
     if (!origin.p) return true; /* not a browser: nothing to protect against */
+    if (ws_same_origin(req, origin)) return true;
     for (const char *p = list; *p;) {
         while (*p == ' ' || *p == ',' || *p == '\t') p++;
         const char *e = p;
@@ -298,6 +313,8 @@ static void ws__on_close(http_conn_t *hc)
 {
     ws_t *ws = hc->xstate;
     ws->app->on_close(ws);
+    tw_stop(&hc->base.loop->wheel, &ws->exp);
+    auth_unref(ws->id);
     ws__frag_free(ws);
     ws_zin_free(ws->zin);
     free(ws);
@@ -317,7 +334,41 @@ static const http_xport_ops_t ws_ops = {
     .on_shutdown = ws__on_shutdown,
 };
 
-ws_t *ws_accept(xp_ctx_t *x, http_conn_t *hc, http_req_t *req, const ws_app_t *app, size_t size, bool required_proto)
+static ws_t *ws__accept(xp_ctx_t *x, http_conn_t *hc, http_req_t *req, const ws_app_t *app, size_t size,
+                        bool required_proto, auth_id_t **idp);
+
+ws_t *ws_accept(xp_ctx_t *x, http_conn_t *hc, http_req_t *req, const ws_app_t *app, size_t size, bool required_proto,
+                auth_id_t *id)
+{
+    ws_t *ws = ws__accept(x, hc, req, app, size, required_proto, &id);
+    if (!ws) auth_unref(id);
+    return ws;
+}
+
+static void ws__expired(tw_entry_t *e)
+{
+    ws_t *ws = container_of(e, ws_t, exp);
+    if (ws->hc->base.closing || ws->close_sent) return;
+    char peer[64];
+    log_info("ws: %s: credential expired", conn_peer(&ws->hc->base, peer, sizeof(peer)));
+    ws->x->auth->stats.expired++;
+    if (ws->app->on_expire) ws->app->on_expire(ws);
+    else ws_close(ws, WS_CLOSE_UNAUTHORIZED, "token expired");
+}
+
+void ws_set_id(ws_t *ws, auth_id_t *id)
+{
+    loop_t *loop = ws->hc->base.loop;
+    auth_unref(ws->id);
+    ws->id = id;
+    uint64_t in = xp_expires_in(id);
+    if (in == UINT64_MAX) tw_stop(&loop->wheel, &ws->exp);
+    else loop_timer(loop, &ws->exp, in);
+}
+
+/* ws_accept's work; *idp stays the caller's to release on failure. */
+static ws_t *ws__accept(xp_ctx_t *x, http_conn_t *hc, http_req_t *req, const ws_app_t *app, size_t size,
+                        bool required_proto, auth_id_t **idp)
 {
     const cfg_t *cfg = x->cfg;
     if (!span_eq(req->method, "GET")) {
@@ -355,10 +406,13 @@ ws_t *ws_accept(xp_ctx_t *x, http_conn_t *hc, http_req_t *req, const ws_app_t *a
         http_error(hc, HR_EBADREQ, "missing or invalid Sec-WebSocket-Key");
         return NULL;
     }
-    if (!ws__origin_ok(cfg, http_req_header(req, "Origin"))) {
-        http_error(hc, HR_EFORBIDDEN, "origin not allowed");
+    if (!ws__origin_ok(cfg, req, http_req_header(req, "Origin"))) {
+        char peer[64];
+        log_info("ws: %s: origin not allowed", conn_peer(&hc->base, peer, sizeof(peer)));
+        http_error(hc, HR_EFORBIDDEN, "origin not allowed (ws_origins)");
         return NULL;
     }
+    if (!*idp && !(*idp = xp_auth_request(x, hc, req))) return NULL;
     char buf[1024];
     int proto = -1;
     if (app->subprotocols) {
@@ -392,12 +446,15 @@ ws_t *ws_accept(xp_ctx_t *x, http_conn_t *hc, http_req_t *req, const ws_app_t *a
     ws->dfl = dfl;
     ws->lim = (ws_limits_t){.max_payload = cfg->ws_max_message, .server = true, .rsv1_ok = dfl.enabled};
     ws->last_input_ms = loop_now(hc->base.loop);
+    tw_entry_init(&ws->exp, ws__expired);
     int rc = http_upgrade(hc, "websocket", extra, &ws_ops, ws, app->xp, cfg->ws_max_message + WS_MAX_HEADER);
     if (rc < 0) {
         free(ws);
         http_error(hc, rc, "cannot upgrade");
         return NULL;
     }
+    ws_set_id(ws, *idp);
+    *idp = NULL;
     conn_timer(&hc->base, cfg->ws_ping_interval_ms);
     return ws;
 }

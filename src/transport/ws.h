@@ -28,6 +28,9 @@ typedef struct {
     void (*on_drain)(ws_t *ws);
     /* Release the application's state (not ws itself). Required. */
     void (*on_close)(ws_t *ws);
+    /* The connection's credential expired (optional; the default closes with 3000 "token
+     * expired"). The application says goodbye in its own protocol. */
+    void (*on_expire)(ws_t *ws);
 } ws_app_t;
 
 struct ws {
@@ -44,14 +47,29 @@ struct ws {
     uint64_t last_input_ms; /* loop time of the last bytes from the peer */
     uint64_t ping_at_ms;    /* when the outstanding ping was sent (0: none) */
     bool close_sent;
+    auth_id_t *id;          /* who the peer is (one reference) */
+    tw_entry_t exp;         /* fires when id's credential expires */
 };
 
+#define WS_CLOSE_UNAUTHORIZED 3000 /* IANA-registered: the credential is missing, bad or expired */
+#define WS_CLOSE_FORBIDDEN 3003    /* IANA-registered: the credential does not allow it */
+
 /* Checks req as a WebSocket opening handshake (GET, HTTP/1.1, Upgrade/Connection, version 13,
- * a valid key, an allowed Origin, a subprotocol from app->subprotocols when required_proto) and
- * answers 101, negotiating a subprotocol and permessage-deflate. On success returns the new
- * session (size bytes, zeroed past ws_t) owned by the connection. On failure answers the HTTP
- * error itself (400, 403, 426 with Sec-WebSocket-Version) and returns NULL. */
-ws_t *ws_accept(xp_ctx_t *x, http_conn_t *hc, http_req_t *req, const ws_app_t *app, size_t size, bool required_proto);
+ * a valid key, an allowed Origin, a subprotocol from app->subprotocols when required_proto, a
+ * valid credential when one is presented) and answers 101, negotiating a subprotocol and
+ * permessage-deflate. id is the identity already found for the request (the reference passes to
+ * the session, also on failure), or NULL to find it here (xp_auth_request). On success returns
+ * the new session (size bytes, zeroed past ws_t) owned by the connection, with ws->id set and
+ * its expiry armed. On failure answers the HTTP error itself (400, 401, 403, 426 with
+ * Sec-WebSocket-Version) and returns NULL. */
+ws_t *ws_accept(xp_ctx_t *x, http_conn_t *hc, http_req_t *req, const ws_app_t *app, size_t size, bool required_proto,
+                auth_id_t *id);
+
+/* Replaces the session's identity with id (taking the reference) and re-arms its expiry. */
+void ws_set_id(ws_t *ws, auth_id_t *id);
+
+/* True when Origin origin names the same origin as the request's Host (scheme ignored). */
+bool ws_same_origin(const http_req_t *req, span_t origin);
 
 /* Queues a shared frame (a pushed message). Returns 0, HR_EFULL (over the queue limit: nothing
  * queued) or HR_EIO (closing). */
@@ -95,7 +113,7 @@ int ws_ctx_init(xp_ctx_t *x);
 void ws_ctx_close(xp_ctx_t *x);
 
 /* The applications (ws_sub.c, ws_json.c, stomp.c). */
-void ws_sub_serve(xp_ctx_t *x, http_conn_t *hc, http_req_t *req, subreq_t *sr);
+void ws_sub_serve(xp_ctx_t *x, http_conn_t *hc, http_req_t *req, subreq_t *sr, auth_id_t *id);
 void ws_echo_serve(xp_ctx_t *x, http_conn_t *hc, http_req_t *req);
 void ws_json_serve(xp_ctx_t *x, http_conn_t *hc, http_req_t *req);
 void stomp_serve(xp_ctx_t *x, http_conn_t *hc, http_req_t *req);

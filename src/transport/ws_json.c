@@ -122,6 +122,12 @@ static void wsj__subscribe(wsj_t *w, json_t *req, const char *ref)
     const char *name;
     size_t n;
     if (!wsj__channel(w, req, ref, &name, &n)) return;
+    if (!auth_can_subscribe(w->ws.id, name, n)) {
+        xp_log_denial(w->ws.x, &w->ws.hc->base, w->ws.id, "subscribe to", name, n);
+        wsj__err(w, ref, w->ws.id->kind == AUTH_ANON ? "unauthorized" : "forbidden",
+                 "not allowed to subscribe to this channel");
+        return;
+    }
     if (wsj__find(w, name, n) >= 0) {
         wsj__err(w, ref, "already_subscribed", "already subscribed to this channel");
         return;
@@ -201,6 +207,12 @@ static void wsj__publish(wsj_t *w, json_t *req, const char *ref)
         wsj__err(w, ref, "forbidden", "publishing from clients is disabled (client_publish = false)");
         return;
     }
+    if (!auth_can_publish(w->ws.id, name, n)) {
+        xp_log_denial(w->ws.x, &w->ws.hc->base, w->ws.id, "publish to", name, n);
+        wsj__err(w, ref, w->ws.id->kind == AUTH_ANON ? "unauthorized" : "forbidden",
+                 "not allowed to publish to this channel");
+        return;
+    }
     json_t *data = json_object_get(req, "data"), *event = json_object_get(req, "event");
     json_t *enc = json_object_get(req, "encoding");
     if (!json_is_string(data)) {
@@ -248,6 +260,61 @@ static void wsj__publish(wsj_t *w, json_t *req, const char *ref)
     wsj__ok(w, ref, fields);
 }
 
+/* {"op":"auth","token":T}: authenticates the connection, or refreshes its token before it
+ * expires. The user may not change (anonymous may become a user); subscriptions the new token no
+ * longer allows are ended with an "unsubscribed" notice. */
+static void wsj__auth(wsj_t *w, json_t *req, const char *ref)
+{
+    json_t *t = json_object_get(req, "token");
+    if (!json_is_string(t) || !json_string_length(t)) {
+        wsj__err(w, ref, "bad_request", "\\\"token\\\" (a string) is required");
+        return;
+    }
+    auth_t *a = w->ws.x->auth;
+    if (!a->enabled) {
+        wsj__err(w, ref, "bad_request", "this server has no access control: tokens are not needed");
+        return;
+    }
+    auth_id_t *id = NULL;
+    const char *why = "invalid token";
+    if (auth_bearer(a, json_string_value(t), json_string_length(t), &id, &why) < 0) {
+        char peer[64];
+        log_info("ws_json: %s: refused token: %s", conn_peer(&w->ws.hc->base, peer, sizeof(peer)), why);
+        a->stats.denied++;
+        char msg[200];
+        snprintf(msg, sizeof(msg), "%s", why);
+        wsj__err(w, ref, "unauthorized", msg);
+        return;
+    }
+    const auth_id_t *old = w->ws.id;
+    if (old->kind == AUTH_USER && (id->kind != AUTH_USER || strcmp(old->sub_id, id->sub_id) != 0)) {
+        auth_unref(id);
+        wsj__err(w, ref, "forbidden", "the token is for another user (open a new connection)");
+        return;
+    }
+    ws_set_id(&w->ws, id);
+    for (uint32_t i = 0; i < w->nsubs;) {
+        chan_t *ch = w->subs[i]->subs[0].s.ch;
+        if (auth_can_subscribe(id, ch->name, ch->name_len)) {
+            i++;
+            continue;
+        }
+        char buf[6 * HUB_MAX_CHANNEL + 96], esc[6 * HUB_MAX_CHANNEL + 8];
+        size_t el = json_escape(ch->name, ch->name_len, esc, sizeof(esc));
+        int bn = snprintf(buf, sizeof(buf), "{\"op\":\"unsubscribed\",\"channel\":\"%.*s\",\"reason\":\"forbidden\"}",
+                          (int)el, esc);
+        stream_free(w->subs[i]);
+        w->subs[i] = w->subs[--w->nsubs];
+        if (bn > 0 && (size_t)bn < sizeof(buf)) ws_send_copy(&w->ws, true, buf, (size_t)bn);
+    }
+    char fields[ACL_MAX_SUB * 6 + 64], esc[ACL_MAX_SUB * 6 + 8];
+    size_t el = json_escape(id->sub_id, id->sub_len, esc, sizeof(esc));
+    snprintf(fields, sizeof(fields), ",\"user\":%s%.*s%s,\"expires\":%lld", id->kind == AUTH_USER ? "\"" : "",
+             id->kind == AUTH_USER ? (int)el : 4, id->kind == AUTH_USER ? esc : "null",
+             id->kind == AUTH_USER ? "\"" : "", (long long)(id->exp_ms / 1000));
+    wsj__ok(w, ref, fields);
+}
+
 static void wsj__on_message(ws_t *ws, bool text, char *data, size_t n)
 {
     wsj_t *w = (wsj_t *)ws;
@@ -285,7 +352,8 @@ static void wsj__on_message(ws_t *ws, bool text, char *data, size_t n)
     else if (strcmp(o, "unsubscribe") == 0) wsj__unsubscribe(w, req, ref);
     else if (strcmp(o, "publish") == 0) wsj__publish(w, req, ref);
     else if (strcmp(o, "ping") == 0) wsj__ok(w, ref, "");
-    else wsj__err(w, ref, "unknown_op", "op must be subscribe, unsubscribe, publish or ping");
+    else if (strcmp(o, "auth") == 0) wsj__auth(w, req, ref);
+    else wsj__err(w, ref, "unknown_op", "op must be subscribe, unsubscribe, publish, auth or ping");
     json_decref(req);
 }
 
@@ -316,10 +384,15 @@ static const ws_app_t wsj_app = {
 
 void ws_json_serve(xp_ctx_t *x, http_conn_t *hc, http_req_t *req)
 {
-    wsj_t *w = (wsj_t *)ws_accept(x, hc, req, &wsj_app, sizeof(wsj_t), false);
+    wsj_t *w = (wsj_t *)ws_accept(x, hc, req, &wsj_app, sizeof(wsj_t), false, NULL);
     if (!w) return;
-    char hello[160];
-    int n = snprintf(hello, sizeof(hello), "{\"op\":\"welcome\",\"protocol\":\"herald.v1\",\"max_message\":%u}",
-                     x->cfg->ws_max_message);
+    char hello[160 + ACL_MAX_SUB * 6], esc[ACL_MAX_SUB * 6 + 8];
+    const auth_id_t *id = w->ws.id;
+    bool user = id->kind == AUTH_USER;
+    size_t el = user ? json_escape(id->sub_id, id->sub_len, esc, sizeof(esc)) : 0;
+    int n = snprintf(hello, sizeof(hello),
+                     "{\"op\":\"welcome\",\"protocol\":\"herald.v1\",\"max_message\":%u,\"auth\":%s,\"user\":%s%.*s%s}",
+                     x->cfg->ws_max_message, x->auth->enabled ? "true" : "false", user ? "\"" : "", user ? (int)el : 4,
+                     user ? esc : "null", user ? "\"" : "");
     ws_send_copy(&w->ws, true, hello, (size_t)n);
 }

@@ -63,9 +63,9 @@ static const ws_app_t ws_sub_app = {
     .on_close = ws_sub__on_close,
 };
 
-void ws_sub_serve(xp_ctx_t *x, http_conn_t *hc, http_req_t *req, subreq_t *sr)
+void ws_sub_serve(xp_ctx_t *x, http_conn_t *hc, http_req_t *req, subreq_t *sr, auth_id_t *id)
 {
-    ws_sub_t *s = (ws_sub_t *)ws_accept(x, hc, req, &ws_sub_app, sizeof(ws_sub_t), false);
+    ws_sub_t *s = (ws_sub_t *)ws_accept(x, hc, req, &ws_sub_app, sizeof(ws_sub_t), false, id);
     if (!s) return;
     s->st = stream_open(x, &hc->base, sr, &ws_sub_kind, &s->ws);
     if (!s->st) ws_close(&s->ws, WS_CLOSE_INTERNAL, "out of memory");
@@ -88,5 +88,5 @@ static const ws_app_t ws_echo_app = {
 
 void ws_echo_serve(xp_ctx_t *x, http_conn_t *hc, http_req_t *req)
 {
-    ws_accept(x, hc, req, &ws_echo_app, sizeof(ws_t), false);
+    ws_accept(x, hc, req, &ws_echo_app, sizeof(ws_t), false, NULL);
 }

@@ -27,7 +27,7 @@ function expectError(resp, status, what, errorText) {
   if (errorText) assert.equal(j.error, errorText, what);
 }
 
-const H = 'Host: t\r\n';
+const H = 'Host: localhost\r\n';
 
 const CASES = [
   ['malformed request line', 'GARBAGE\r\n\r\n', 400],

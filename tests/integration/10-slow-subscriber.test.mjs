@@ -166,9 +166,9 @@ test('slow_policy=disconnect during the replay itself: the connection is cut and
   }, async (h) => {
     for (let i = 0; i < 10; i++) await publish(h, 'replay', 'r'.repeat(1000));
     const cut = await rawRequest(h.port,
-      'GET /sub/replay?last_id=0 HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n');
+      'GET /sub/replay?last_id=0 HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n');
     assert.ok(cut.closed, 'the overflowing resume is disconnected');
-    const hb = await rawRequest(h.port, 'GET /sub/other HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n',
+    const hb = await rawRequest(h.port, 'GET /sub/other HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n',
       { timeout: 5000 * SCALE, until: (b) => b.includes('\r\n:\n\n') });
     assert.ok(!hb.timedOut, 'a heartbeat arrived on another stream (the wheel ran past the cut one)');
     const hz = await request(h, 'GET', '/healthz');

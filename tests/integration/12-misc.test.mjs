@@ -156,7 +156,7 @@ test('shutdown ends SSE and iframe streams with the last chunk (no truncated chu
       s.ended = new Promise((r) => s.on('close', r));
       s.on('data', (d) => (s.data = Buffer.concat([s.data, d])));
       s.on('error', () => {});
-      s.write(`GET ${p} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n`);
+      s.write(`GET ${p} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n`);
       socks.push(s);
     }
     await waitFor(() => socks.every((s) => s.data.includes('\r\n\r\n')), 3000 * SCALE, 'both heads');

@@ -512,7 +512,7 @@ test('handshake: 426/400/405/403/404 refusals and the RFC accept key', T, async 
     }
     await status('GET /echo without Connection: Upgrade', { path: '/echo', headers: { Connection: 'keep-alive' } }, 400);
     await status('HTTP/1.0 handshake', {
-      raw: `GET /echo HTTP/1.0\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+      raw: `GET /echo HTTP/1.0\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
     }, 400);
     // WebSocket-only endpoints answer a plain GET with 426 and Upgrade: websocket
     for (const p of ['/ws', '/echo']) {
@@ -598,10 +598,10 @@ test('handshake: accepted header variants, extension offers, frames pipelined wi
       let buf = Buffer.alloc(0);
       const onData = (d) => (buf = Buffer.concat([buf, d]));
       sock.on('data', onData);
-      sock.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+      sock.write('GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n');
       await waitFor(() => parseResponses(buf).length === 1, 3000 * SCALE, 'healthz answer');
       const key = newKey();
-      sock.write(`GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+      sock.write(`GET /echo HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
       const rs = await waitFor(() => {
         const x = parseResponses(buf);
         return x.length === 2 && x;

@@ -70,7 +70,7 @@ test('/ws: welcome, subprotocol herald.v1 optional, plain GET refused', T, async
     try {
       assert.equal(a.protocol, 'herald.v1');
       assert.equal(b.protocol, '');
-      const want = { op: 'welcome', protocol: 'herald.v1', max_message: 1048576 };
+      const want = { op: 'welcome', protocol: 'herald.v1', max_message: 1048576, auth: false, user: null };
       assert.deepEqual(a.welcome, want);
       assert.deepEqual(b.welcome, want);
       // the welcome is the only thing sent unasked
@@ -86,7 +86,7 @@ test('/ws: welcome, subprotocol herald.v1 optional, plain GET refused', T, async
   await withHerald({ 'ws-max-message': '64k' }, async (h) => {
     const a = await openJ(h);
     try {
-      assert.deepEqual(a.welcome, { op: 'welcome', protocol: 'herald.v1', max_message: 65536 });
+      assert.deepEqual(a.welcome, { op: 'welcome', protocol: 'herald.v1', max_message: 65536, auth: false, user: null });
     } finally {
       a.close();
     }

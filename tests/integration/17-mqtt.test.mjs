@@ -750,7 +750,7 @@ test('MQTT over WebSocket: MQTT.js v4 and v5 subscribe and publish across TCP an
 
 test('WebSocket handshake to /mqtt without the "mqtt" subprotocol is refused with 400', T, async () => {
   await withHerald(async (h) => {
-    const hs = (proto) => `GET /mqtt HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    const hs = (proto) => `GET /mqtt HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
       `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${proto ? `Sec-WebSocket-Protocol: ${proto}\r\n` : ''}\r\n`;
     for (const p of [null, 'mqttv3.1', 'stomp']) {
       const r = await rawExchange(h.port, hs(p));

@@ -410,7 +410,7 @@ static bool same_cfg(const cfg_t *a, const cfg_t *b)
 TEST(dump_round_trip)
 {
     cfg_t a, b;
-    char out[4096];
+    char out[8192];
     cfg_defaults(&a);
     size_t n = cfg_dump(&a, out, sizeof(out));
     CHECK(n > 0 && n == strlen(out));
@@ -454,8 +454,42 @@ TEST(values_that_would_not_round_trip_are_refused)
     CHECK_EQ(cfg_set(&c, "cors_origins", "https://a.example:8443, http://[::1]:80", err, sizeof(err)), 0);
 }
 
+TEST(auth_keys_and_hidden_secrets)
+{
+    cfg_t c;
+    char out[8192], err[256];
+    cfg_defaults(&c);
+    CHECK(c.ws_origins[0] == 0); /* same origin only */
+    CHECK(!c.allow_anonymous);
+    CHECK_EQ(c.token_leeway_ms, 30000);
+    CHECK_EQ(c.token_cache_size, 10000);
+    CHECK(strcmp(c.user_channel, "user/{sub}") == 0);
+    CHECK_EQ(parse(&c, "[auth]\ntoken_hmac_secret = s3cret-s3cret-s3cret-s3cret-s3cret\napi_keys = key-one-0123456789 "
+                       "key-two-0123456789\ntoken_issuer = https://issuer.example\npermissions_file = /etc/p\n"
+                       "allow_anonymous = yes\ntoken_leeway = 0\n"),
+             0);
+    CHECK(strcmp(c.api_keys, "key-one-0123456789 key-two-0123456789") == 0);
+    CHECK(c.allow_anonymous);
+    CHECK_EQ(c.token_leeway_ms, 0);
+    size_t n = cfg_dump(&c, out, sizeof(out));
+    CHECK(n > 0 && n < sizeof(out));
+    /* secrets never appear in --print-config, but their presence does */
+    CHECK(strstr(out, "s3cret") == NULL);
+    CHECK(strstr(out, "key-one") == NULL);
+    CHECK(strstr(out, "; token_hmac_secret is set (hidden)\n") != NULL);
+    CHECK(strstr(out, "; api_keys is set (hidden)\n") != NULL);
+    CHECK(strstr(out, "token_issuer = \"https://issuer.example\"\n") != NULL);
+    CHECK(strstr(out, "\n[auth]\n") != NULL);
+    cfg_t d;
+    cfg_defaults(&d);
+    CHECK_EQ(cfg_parse_string(&d, out, err, sizeof(err)), 0); /* the dump still parses */
+    CHECK(d.token_hmac_secret[0] == 0);
+    CHECK(strcmp(d.token_issuer, "https://issuer.example") == 0);
+}
+
 int main(void)
 {
+    RUN(auth_keys_and_hidden_secrets);
     RUN(defaults);
     RUN(every_key_with_sections);
     RUN(keys_in_any_section_or_none);

@@ -1,0 +1,127 @@
+/* access.c - the HTTP side of access control: finding a request's credential (Authorization:
+ * Bearer, the token query parameter, the herald_token cookie) and answering refusals the way
+ * RFC 6750 says (401 with WWW-Authenticate for a missing or bad credential, 403 for one that does
+ * not allow the action). Every refusal is logged once with the client's address; a credential
+ * is never logged. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/err.h"
+#include "../core/log.h"
+#include "transport.h"
+
+#define ACCESS_COOKIE "herald_token"
+
+/* The value of cookie name in the Cookie header(s), or a NULL span. */
+static span_t access__cookie(const http_req_t *req, const char *name)
+{
+    size_t nl = strlen(name);
+    for (size_t i = 0; i < req->nheaders; i++) {
+        if (!span_ieq(req->headers[i].name, "Cookie")) continue;
+        span_t v = req->headers[i].value;
+        size_t p = 0;
+        while (p < v.n) {
+            while (p < v.n && (v.p[p] == ' ' || v.p[p] == ';')) p++;
+            size_t e = p;
+            while (e < v.n && v.p[e] != ';') e++;
+            if (e - p > nl && memcmp(v.p + p, name, nl) == 0 && v.p[p + nl] == '=')
+                return (span_t){v.p + p + nl + 1, e - p - nl - 1};
+            p = e;
+        }
+    }
+    return (span_t){NULL, 0};
+}
+
+static void access__unauthorized(xp_ctx_t *x, http_conn_t *hc, const char *why)
+{
+    char peer[64], extra[300];
+    log_info("auth: %s: refused credential: %s", conn_peer(&hc->base, peer, sizeof(peer)), why);
+    x->auth->stats.denied++;
+    snprintf(extra, sizeof(extra), "WWW-Authenticate: Bearer realm=\"herald\", error=\"invalid_token\", error_description=\"%s\"\r\n",
+             why);
+    http_error_hdr(hc, HR_EAUTH, why, extra);
+}
+
+auth_id_t *xp_auth_request(xp_ctx_t *x, http_conn_t *hc, http_req_t *req)
+{
+    auth_t *a = x->auth;
+    span_t cred = {NULL, 0};
+    char *qbuf = NULL;
+    span_t h = http_req_header(req, "Authorization");
+    if (h.p) {
+        if (h.n < 7 || strncasecmp(h.p, "Bearer ", 7) != 0) {
+            access__unauthorized(x, hc, "Authorization must be Bearer");
+            return NULL;
+        }
+        cred = (span_t){h.p + 7, h.n - 7};
+        while (cred.n && cred.p[0] == ' ') cred.p++, cred.n--;
+    } else {
+        size_t cap = (size_t)x->cfg->token_max_length + 2;
+        if (req->query.n && memmem(req->query.p, req->query.n, "token=", 6)) {
+            qbuf = malloc(cap);
+            ssize_t qn = qbuf ? http_req_query(req, "token", qbuf, cap) : HR_ENOMEM;
+            if (qn >= 0) cred = (span_t){qbuf, (size_t)qn};
+            else if (qn != HR_ENOTFOUND) {
+                free(qbuf);
+                access__unauthorized(x, hc, "token parameter too long or badly encoded");
+                return NULL;
+            }
+        }
+        if (!cred.p) cred = access__cookie(req, ACCESS_COOKIE);
+    }
+    if (!cred.p) {
+        free(qbuf);
+        return auth_anonymous(a);
+    }
+    if (!a->enabled) { /* open mode: a credential changes nothing (tokens cannot be checked) */
+        free(qbuf);
+        return auth_anonymous(a);
+    }
+    auth_id_t *id = NULL;
+    const char *why = "invalid token";
+    int rc = cred.n ? auth_bearer(a, cred.p, cred.n, &id, &why) : HR_EAUTH;
+    if (qbuf) {
+        memset(qbuf, 0, cred.n);
+        free(qbuf);
+    }
+    if (rc < 0) {
+        access__unauthorized(x, hc, why);
+        return NULL;
+    }
+    return id;
+}
+
+void xp_log_denial(xp_ctx_t *x, conn_t *c, const auth_id_t *id, const char *action, const char *chan, size_t n)
+{
+    char peer[64], name[ACL_MAX_SUB + 8];
+    x->auth->stats.denied++;
+    if (chan)
+        log_info("auth: %s (%s): may not %s '%.*s'", conn_peer(c, peer, sizeof(peer)), auth_name(id, name, sizeof(name)),
+                 action, (int)(n > 255 ? 255 : n), chan);
+    else
+        log_info("auth: %s (%s): may not %s", conn_peer(c, peer, sizeof(peer)), auth_name(id, name, sizeof(name)),
+                 action);
+}
+
+void xp_deny_http(xp_ctx_t *x, http_conn_t *hc, const auth_id_t *id, const char *action, const char *chan, size_t n)
+{
+    xp_log_denial(x, &hc->base, id, action, chan, n);
+    char why[96];
+    snprintf(why, sizeof(why), "not allowed to %s%s", action, chan ? " this channel" : "");
+    if (id->kind == AUTH_ANON) {
+        char extra[160];
+        snprintf(extra, sizeof(extra), "WWW-Authenticate: Bearer realm=\"herald\"\r\n");
+        http_error_hdr(hc, HR_EAUTH, why, extra);
+    } else {
+        http_error_hdr(hc, HR_EFORBIDDEN, why,
+                       "WWW-Authenticate: Bearer realm=\"herald\", error=\"insufficient_scope\"\r\n");
+    }
+}
+
+uint64_t xp_expires_in(const auth_id_t *id)
+{
+    if (!id || !id->exp_ms) return UINT64_MAX;
+    uint64_t now = loop_wall_ms();
+    return (uint64_t)id->exp_ms > now ? (uint64_t)id->exp_ms - now : 0;
+}
