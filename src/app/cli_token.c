@@ -25,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../auth/acl.h"
 #include "../auth/jwt.h"
 #include "cli.h"
 #include "config.h"
@@ -88,19 +89,6 @@ static bool parse_ttl(const char *s, int64_t *out)
     }
     if (v == 0 || v > INT64_MAX / mult / 2) return false;
     *out = v * mult;
-    return true;
-}
-
-/* The user id rule of docs/auth.md: one channel level of safe characters. */
-static bool sub_valid(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > SUB_MAX) return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || strchr("_-.~:@=!", c)))
-            return false;
-    }
     return true;
 }
 
@@ -285,7 +273,7 @@ int cli_token(int argc, char **argv)
         usage_error("--sub USER is required");
         goto done;
     }
-    if (!sub_valid(o.sub)) {
+    if (!acl_sub_valid(o.sub, strlen(o.sub))) {
         usage_error("--sub %s: want 1-128 of A-Z a-z 0-9 _ - . ~ : @ = !", o.sub);
         goto done;
     }

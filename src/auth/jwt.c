@@ -218,16 +218,16 @@ static int check_header(const json_t *h, jwt_alg_t *alg, const char **kid, const
 {
     if (!json_is_object(h)) return *why = "header is not a JSON object", -JWT_EMALFORMED;
     const json_t *a = json_object_get(h, "alg"), *typ = json_object_get(h, "typ"), *k = json_object_get(h, "kid");
-    if (!json_is_string(a)) return *why = "header has no string \"alg\"", -JWT_EMALFORMED;
+    if (!json_is_string(a)) return *why = "header has no string 'alg'", -JWT_EMALFORMED;
     const char *as = json_string_value(a);
     size_t al = json_string_length(a);
-    if (al == 4 && strncasecmp(as, "none", 4) == 0) return *why = "alg \"none\" refused", -JWT_EALG;
+    if (al == 4 && strncasecmp(as, "none", 4) == 0) return *why = "alg 'none' refused", -JWT_EALG;
     int ai = jwt_alg_parse(as, al);
     if (ai < 0) return *why = "unknown alg", -JWT_EALG;
-    if (json_object_get(h, "crit")) return *why = "\"crit\" header refused", -JWT_EMALFORMED;
+    if (json_object_get(h, "crit")) return *why = "'crit' header refused", -JWT_EMALFORMED;
     if (typ && (!json_is_string(typ) || strcasecmp(json_string_value(typ), "JWT") != 0))
-        return *why = "\"typ\" is not JWT", -JWT_EMALFORMED;
-    if (k && !json_is_string(k)) return *why = "\"kid\" is not a string", -JWT_EMALFORMED;
+        return *why = "'typ' is not JWT", -JWT_EMALFORMED;
+    if (k && !json_is_string(k)) return *why = "'kid' is not a string", -JWT_EMALFORMED;
     *alg = (jwt_alg_t)ai;
     *kid = k ? json_string_value(k) : NULL;
     return 0;
@@ -267,33 +267,33 @@ static int check_claims(const json_t *c, const jwt_policy_t *pol, int64_t *exp, 
     bool has_exp, has_nbf, has_iat;
     if (num_claim(c, "exp", exp, &has_exp) < 0 || num_claim(c, "nbf", &nbf, &has_nbf) < 0 ||
         num_claim(c, "iat", &iat, &has_iat) < 0)
-        return *why = "\"exp\", \"nbf\" or \"iat\" is not a number", -JWT_EMALFORMED;
+        return *why = "'exp', 'nbf' or 'iat' is not a number", -JWT_EMALFORMED;
     const json_t *sub = json_object_get(c, "sub");
-    if (sub && !json_is_string(sub)) return *why = "\"sub\" is not a string", -JWT_EMALFORMED;
+    if (sub && !json_is_string(sub)) return *why = "'sub' is not a string", -JWT_EMALFORMED;
     if (has_exp && sat_add(*exp, leeway) <= pol->now_s) return *why = "token expired", -JWT_EEXPIRED;
     if (has_nbf && sat_add(nbf, -leeway) > pol->now_s) return *why = "token not yet valid", -JWT_ENBF;
     if (has_iat && sat_add(iat, -leeway) > pol->now_s) return *why = "token issued in the future", -JWT_EIAT;
     if (pol->issuer && pol->issuer[0]) {
         const json_t *iss = json_object_get(c, "iss");
-        if (!iss) return *why = "\"iss\" missing", -JWT_EISS;
-        if (!json_is_string(iss)) return *why = "\"iss\" is not a string", -JWT_EMALFORMED;
+        if (!iss) return *why = "'iss' missing", -JWT_EISS;
+        if (!json_is_string(iss)) return *why = "'iss' is not a string", -JWT_EMALFORMED;
         if (strcmp(json_string_value(iss), pol->issuer) != 0) return *why = "wrong issuer", -JWT_EISS;
     }
     if (pol->audience && pol->audience[0]) {
         const json_t *aud = json_object_get(c, "aud"), *v;
-        if (!aud) return *why = "\"aud\" missing", -JWT_EAUD;
+        if (!aud) return *why = "'aud' missing", -JWT_EAUD;
         if (json_is_string(aud)) {
             if (strcmp(json_string_value(aud), pol->audience) != 0) return *why = "wrong audience", -JWT_EAUD;
         } else if (json_is_array(aud)) {
             bool found = false;
             size_t i;
             json_array_foreach(aud, i, v) {
-                if (!json_is_string(v)) return *why = "\"aud\" holds a non-string", -JWT_EMALFORMED;
+                if (!json_is_string(v)) return *why = "'aud' holds a non-string", -JWT_EMALFORMED;
                 found |= strcmp(json_string_value(v), pol->audience) == 0;
             }
             if (!found) return *why = "wrong audience", -JWT_EAUD;
         } else {
-            return *why = "\"aud\" is not a string or an array", -JWT_EMALFORMED;
+            return *why = "'aud' is not a string or an array", -JWT_EMALFORMED;
         }
     }
     return 0;
@@ -338,16 +338,21 @@ int jwt_verify(const jwt_keys_t *ks, const jwt_policy_t *pol, const char *tok, s
     long sl = pl < 0 ? -1 : b64_dup(d2 + 1, (size_t)(end - d2 - 1), &sb);
     if (sl < 0) goto done;
 
+    /* a token's kid picks the key with that kid; keys configured without a kid (a PEM file, a
+     * secret) stand for any kid, so tokens from issuers that always send one still verify */
     const jwt__key_t *cand[JWT_MAX_TRIES];
     size_t nc = 0;
     bool kid_seen = false;
-    for (size_t i = 0; ks && i < ks->n && nc < JWT_MAX_TRIES; i++) {
-        const jwt__key_t *k = &ks->v[i];
-        if (kid) {
-            if (!k->kid || strcmp(k->kid, kid) != 0) continue;
-            kid_seen = true;
+    for (int pass = 0; pass < 2 && !kid_seen; pass++) {
+        nc = 0;
+        for (size_t i = 0; ks && i < ks->n && nc < JWT_MAX_TRIES; i++) {
+            const jwt__key_t *k = &ks->v[i];
+            if (kid && pass == 0 && (!k->kid || strcmp(k->kid, kid) != 0)) continue;
+            if (kid && pass == 1 && k->kid) continue;
+            if (kid) kid_seen = true;
+            if (k->algs & JWT_ALG_BIT(alg)) cand[nc++] = k;
         }
-        if (k->algs & JWT_ALG_BIT(alg)) cand[nc++] = k;
+        if (!kid) break;
     }
     if (kid && !kid_seen) {
         rc = -JWT_EKID, *why = "no key with the token's kid";

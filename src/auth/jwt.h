@@ -112,7 +112,8 @@ typedef struct {
 } jwt_result_t;
 
 /* Verifies the compact token tok[0..n) against ks and pol. Returns 0 with out filled, or
- * -JWT_E* with *why set to a short static text (never containing token bytes) and out->claims
+ * -JWT_E* with *why set to a short static text (never containing token bytes, nor a double quote
+ * or a backslash: it goes into HTTP headers and JSON as it is) and out->claims
  * NULL. Safe on any input. */
 int jwt_verify(const jwt_keys_t *ks, const jwt_policy_t *pol, const char *tok, size_t n, jwt_result_t *out,
                const char **why);
