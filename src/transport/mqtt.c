@@ -39,96 +39,8 @@
 
 #include "../core/err.h"
 #include "../core/log.h"
-#include "mqtt_codec.h"
-#include "mqtt_queue.h"
-#include "ws.h"
+#include "mqtt_internal.h"
 
-#define MQTT_RECEIVE_MAX 1024 /* incoming QoS 2 messages awaiting PUBREL, offered as Receive Maximum */
-#define MQTT_MAX_SUBS 1024
-#define MQTT_MAX_CLIENT_ID 256
-#define MQTT_NEVER UINT64_MAX
-#define MQTT_KV "mqtt.session" /* the store's key-value namespace for persistent sessions */
-
-typedef struct mqtt_sess mqtt_sess_t;
-typedef struct mqtt_conn mqtt_conn_t;
-
-typedef struct {
-    hub_tsub_t t;
-    mqtt_sess_t *s;
-    uint8_t opts; /* SUBSCRIBE options byte */
-    bool filtered; /* the permissions cover the filter only in part: each message's channel is checked */
-    uint32_t sub_id;
-    uint16_t flen;
-    char filter[];
-} mqtt_sub_t;
-
-/* A will: published when the connection ends without a normal DISCONNECT (after its delay). */
-typedef struct {
-    uint32_t delay_s, expiry_s;
-    uint32_t topic_len, payload_len, props_len;
-    uint8_t qos;
-    bool retain;
-    char mem[]; /* topic, payload, properties */
-} mqtt_will_t;
-
-struct mqtt_sess {
-    mqtt_server_t *srv;
-    xp_ctx_t *x;
-    mqtt_sess_t *hnext;    /* in srv->stab */
-    uint32_t hash;
-    mqtt_conn_t *conn;     /* NULL while the client is away */
-    char *client_id;
-    uint32_t expiry_s;     /* session expiry interval; UINT32_MAX: never */
-    tw_entry_t timer;      /* while away: the will delay, then the expiry */
-    uint64_t will_at, expires_at; /* loop ms; MQTT_NEVER when not due */
-    bool publishing;       /* inside our own hub_publish (no-local) */
-    uint32_t nsubs, capsubs, nin2;
-    mqtt_sub_t **subs;
-    mq_flight_t out;       /* outgoing QoS > 0 in flight */
-    mq_fifo_t queue;       /* waiting to be sent */
-    uint16_t *in2;         /* incoming QoS 2 packet ids awaiting PUBREL */
-    mqtt_will_t *will;
-    list_node_t dirty;     /* in srv->dirty: to be written to the store */
-    bool stored;           /* the store has a record of it */
-    uint64_t away_wall;    /* wall ms when the client left (0: connected) */
-    auth_id_t *id;         /* whose session it is (for filtered subscriptions); NULL when restored, until the
-                              client is back */
-    char *owner;           /* the user id owning the client id ("" anonymous); kept with the session */
-};
-
-struct mqtt_conn {
-    xp_ctx_t *x;
-    mqtt_server_t *srv;
-    conn_t *c;
-    ws_t *ws;              /* set when carried over WebSocket */
-    list_node_t link;      /* in srv->conns */
-    tw_entry_t ka;         /* keepalive check */
-    mqtt_sess_t *s;        /* after CONNECT */
-    uint8_t version;       /* the level the peer speaks: 0 until CONNECT (or a refused one) says */
-    bool connected;        /* CONNACK accepted it */
-    bool said_bye;         /* DISCONNECT or CONNACK refusal queued */
-    bool expiry0;          /* v5 CONNECT asked for session expiry 0 (DISCONNECT may not raise it) */
-    uint16_t keepalive;
-    uint16_t naliases;     /* topic aliases the client may use (v5) */
-    uint32_t window;       /* outgoing QoS > 0 messages allowed in flight */
-    uint32_t max_packet;   /* the client's Maximum Packet Size (0: the protocol's) */
-    uint64_t last_rx_ms;   /* loop time of the last input (keepalive) */
-    ws_carry_t in;         /* WebSocket: a packet cut at the end of a message */
-    char **alias;          /* incoming topic aliases, [1..naliases], made on first use */
-    auth_id_t *id;         /* who the peer is */
-    tw_entry_t exp;        /* fires when its credential expires */
-    bool denial_logged;    /* refused publishes are logged once per connection */
-};
-
-typedef struct {
-    conn_t base;
-    mqtt_conn_t k;
-} mqtt_tcp_t;
-
-typedef struct {
-    ws_t ws;
-    mqtt_conn_t k;
-} mqtt_wsc_t;
 
 static bool mqtt__live(const mqtt_conn_t *k) { return k && k->connected && !k->said_bye && !k->c->closing; }
 
@@ -363,7 +275,7 @@ static int mqtt__put(mqtt_conn_t *k, const mq_item_t *it)
 }
 
 /* Keeps a message for later (client away, window full or socket backed up). */
-static void mqtt__keep(mqtt_sess_t *s, const mq_item_t *it)
+void mqtt__keep(mqtt_sess_t *s, const mq_item_t *it)
 {
     msg_ref(it->m);
     int r = mq_fifo_push(&s->queue, it, s->x->cfg->mqtt_max_queued);
@@ -491,7 +403,7 @@ static void mqtt__drop_sub(mqtt_sess_t *s, uint32_t i)
 }
 
 /* Makes (or replaces) the subscription to f with options o. Returns it, or NULL with *code set. */
-static mqtt_sub_t *mqtt__sub_add(mqtt_sess_t *s, bool v5, span_t f, uint8_t o, uint32_t sub_id, bool *is_new,
+mqtt_sub_t *mqtt__sub_add(mqtt_sess_t *s, bool v5, span_t f, uint8_t o, uint32_t sub_id, bool *is_new,
                                  uint8_t *code)
 {
     int old = mqtt__find_sub(s, f);
@@ -743,7 +655,7 @@ static void mqtt__will_publish(mqtt_sess_t *s)
 
 /* Frees a session. forget: it ends (its pending will goes out, unless discarded before, and the
  * store forgets it); otherwise only the memory goes (shutdown: the store keeps the record). */
-static void mqtt__sess_free(mqtt_sess_t *s, bool forget)
+void mqtt__sess_free(mqtt_sess_t *s, bool forget)
 {
     store_t *st = s->x->hub->store;
     if (forget) {
@@ -787,7 +699,7 @@ static void mqtt__sess_timer(tw_entry_t *e)
     else mqtt__sess_arm(s);
 }
 
-static mqtt_sess_t *mqtt__sess_new(mqtt_server_t *srv, const char *id, size_t n)
+mqtt_sess_t *mqtt__sess_new(mqtt_server_t *srv, const char *id, size_t n)
 {
     mqtt_sess_t *s = calloc(1, sizeof(*s));
     if (!s || !(s->client_id = malloc(n + 1))) {
@@ -810,12 +722,6 @@ static mqtt_sess_t *mqtt__sess_new(mqtt_server_t *srv, const char *id, size_t n)
     return s;
 }
 
-/* Connection k leaves its session (closed, or taken over by a new connection). The will goes
- * out now, or is scheduled after its delay (MQTT 5.0 3.1.3.2.2: the shorter of the delay and the
- * session expiry). Unless a new connection is taking the session over, the session ends now
- * (expiry 0) or is kept until it expires. */
-static void mqtt__away(mqtt_sess_t *s, bool takeover, uint64_t expires_in_ms);
-
 /* Separates k from its session, whose client is away from now. Returns the session, or NULL. */
 static mqtt_sess_t *mqtt__detach(mqtt_conn_t *k)
 {
@@ -828,6 +734,10 @@ static mqtt_sess_t *mqtt__detach(mqtt_conn_t *k)
     return s;
 }
 
+/* Connection k leaves its session (closed, or taken over by a new connection). The will goes
+ * out now, or is scheduled after its delay (MQTT 5.0 3.1.3.2.2: the shorter of the delay and the
+ * session expiry). Unless a new connection is taking the session over, the session ends now
+ * (expiry 0) or is kept until it expires. */
 static void mqtt__leave(mqtt_conn_t *k, bool takeover)
 {
     mqtt_sess_t *s = mqtt__detach(k);
@@ -837,7 +747,7 @@ static void mqtt__leave(mqtt_conn_t *k, bool takeover)
 /* The client is away (left now, or, for a restored session, earlier): the will goes out now or
  * after its delay; unless a new connection takes the session over, the session ends (expiry 0,
  * or shutting down) or is kept expires_in_ms more. */
-static void mqtt__away(mqtt_sess_t *s, bool takeover, uint64_t expires_in_ms)
+void mqtt__away(mqtt_sess_t *s, bool takeover, uint64_t expires_in_ms)
 {
     uint64_t now = loop_now(s->x->hub->loop);
     if (s->will) {
@@ -1310,297 +1220,6 @@ void mqtt_ws_serve(xp_ctx_t *x, http_conn_t *hc, http_req_t *req)
     }
     mqtt_wsc_t *w = (mqtt_wsc_t *)ws_accept(x, hc, req, &mqtt_ws_app, sizeof(mqtt_wsc_t), true, NULL);
     if (w) mqtt__conn_init(&w->k, x, &hc->base, &w->ws);
-}
-
-/* ---- $SYS/ ---- */
-
-/* Publishes the broker's figures to "$SYS/broker/..." (MQTT subscribers only: '$' topics are
- * not channels) and keeps them for subscriptions made later, as retained messages would be. */
-static void mqtt__sys(tw_entry_t *e)
-{
-    mqtt_server_t *srv = container_of(e, mqtt_server_t, sys);
-    xp_ctx_t *x = srv->x;
-    const metrics_t *mt = x->metrics;
-    uint64_t delivered = 0;
-    for (int i = 1; i < XP_MAX; i++) delivered += mt->delivered[i];
-    uint32_t clients = 0;
-    list_node_t *pos;
-    for (pos = srv->conns.next; pos != &srv->conns; pos = pos->next)
-        clients += container_of(pos, mqtt_conn_t, link)->connected;
-    struct {
-        const char *topic;
-        uint64_t value;
-    } figs[] = {
-        {"$SYS/broker/uptime", (loop_wall_ms() - srv->started_ms) / 1000},
-        {"$SYS/broker/clients/connected", clients},
-        {"$SYS/broker/clients/disconnected", srv->nsess > clients ? srv->nsess - clients : 0},
-        {"$SYS/broker/messages/published", x->hub->published},
-        {"$SYS/broker/messages/delivered", delivered},
-        {"$SYS/broker/messages/dropped", mt->queue_drops},
-        {"$SYS/broker/subscriptions/count", topic_count(&x->hub->topics) + x->hub->subscriptions},
-        {"$SYS/broker/retained messages/count", x->hub->nretained},
-        {"$SYS/broker/channels/count", x->hub->nchannels},
-        {"$SYS/broker/connections/total", mt->accepted},
-    };
-    for (uint32_t i = 0; i < srv->nsys; i++) msg_unref(srv->sysmsg[i]);
-    srv->nsys = 0;
-    uint64_t now = loop_wall_ms();
-    msg_t *version = msg_new("$SYS/broker/version", 19, "message", 7, "herald 0.3", 10, 0, now);
-    if (version) srv->sysmsg[srv->nsys++] = version;
-    for (size_t i = 0; i < sizeof(figs) / sizeof(figs[0]); i++) {
-        char v[24];
-        int n = snprintf(v, sizeof(v), "%" PRIu64, figs[i].value);
-        msg_t *m = msg_new(figs[i].topic, strlen(figs[i].topic), "message", 7, v, (size_t)n, 0, now);
-        if (m) srv->sysmsg[srv->nsys++] = m;
-    }
-    for (uint32_t i = 0; i < srv->nsys; i++) {
-        srv->sysmsg[i]->flags |= MSG_RETAIN;
-        hub_topic_deliver(x->hub, srv->sysmsg[i]);
-    }
-    loop_timer(x->hub->loop, &srv->sys, x->cfg->mqtt_sys_interval_ms);
-}
-
-/* ---- persistence ----
- *
- * A persistent session (expiry > 0) is one record in the store's MQTT_KV namespace, keyed by
- * client id and rewritten whenever it changed in a loop iteration (the dirty list), just before
- * the store commits: so after kill -9 the record matches the messages the store committed with
- * it. Messages are referred to by channel and id, and found again in the channel histories at
- * start-up (one that history no longer holds is dropped and counted). Little-endian layout:
- *   u8 2 | u16 owner_len, owner | u32 expiry_s | u64 away_wall (0: connected) | u8 has_will
- *   [will: u32 delay, u32 expiry, u8 qos, u8 retain, u32 topic_len, payload_len, props_len, bytes]
- *   u32 nsubs × (u8 opts, u8 filtered, u32 sub_id, u16 len, filter)    u32 nin2 × u16
- * (version 1, written before access control, has no owner and no filtered byte: read as
- * anonymous, unfiltered). The owner is the user id the client id belongs to ("" anonymous).
- *   u32 nout × (u16 pid, u8 qos, u8 state, u8 retain, u32 sub_id, u64 id, u16 len, channel)
- *   u32 nqueue × (u8 qos, u8 retain, u32 sub_id, u64 id, u16 len, channel) */
-
-typedef struct {
-    char *p;
-    size_t n, cap;
-    bool oom;
-} mqtt_w_t;
-
-static void mw_put(mqtt_w_t *w, const void *d, size_t n)
-{
-    if (w->oom) return;
-    if (w->n + n > w->cap) {
-        size_t cap = (w->n + n) * 2 + 64;
-        char *np = realloc(w->p, cap);
-        if (!np) {
-            w->oom = true;
-            return;
-        }
-        w->p = np;
-        w->cap = cap;
-    }
-    memcpy(w->p + w->n, d, n);
-    w->n += n;
-}
-
-static void mw_u(mqtt_w_t *w, uint64_t v, int bytes)
-{
-    unsigned char b[8];
-    for (int i = 0; i < bytes; i++) b[i] = (unsigned char)(v >> (8 * i));
-    mw_put(w, b, (size_t)bytes);
-}
-
-static void mw_msg(mqtt_w_t *w, const mq_item_t *it, bool flight)
-{
-    if (flight) {
-        mw_u(w, it->pid, 2);
-        mw_u(w, it->qos, 1);
-        mw_u(w, it->state, 1);
-    } else {
-        mw_u(w, it->qos, 1);
-    }
-    mw_u(w, it->retain, 1);
-    mw_u(w, it->sub_id, 4);
-    mw_u(w, it->m->id, 8);
-    mw_u(w, it->m->channel_len, 2);
-    mw_put(w, it->m->channel, it->m->channel_len);
-}
-
-static void mqtt__pack(mqtt_sess_t *s, mqtt_w_t *w)
-{
-    mw_u(w, 2, 1);
-    size_t on = s->owner ? strlen(s->owner) : 0;
-    mw_u(w, on, 2);
-    mw_put(w, s->owner ? s->owner : "", on);
-    mw_u(w, s->expiry_s, 4);
-    mw_u(w, s->conn ? 0 : s->away_wall, 8);
-    mqtt_will_t *wl = s->will;
-    mw_u(w, wl != NULL, 1);
-    if (wl) {
-        mw_u(w, wl->delay_s, 4);
-        mw_u(w, wl->expiry_s, 4);
-        mw_u(w, wl->qos, 1);
-        mw_u(w, wl->retain, 1);
-        mw_u(w, wl->topic_len, 4);
-        mw_u(w, wl->payload_len, 4);
-        mw_u(w, wl->props_len, 4);
-        mw_put(w, wl->mem, (size_t)wl->topic_len + wl->payload_len + wl->props_len);
-    }
-    mw_u(w, s->nsubs, 4);
-    for (uint32_t i = 0; i < s->nsubs; i++) {
-        mw_u(w, s->subs[i]->opts, 1);
-        mw_u(w, s->subs[i]->filtered, 1);
-        mw_u(w, s->subs[i]->sub_id, 4);
-        mw_u(w, s->subs[i]->flen, 2);
-        mw_put(w, s->subs[i]->filter, s->subs[i]->flen);
-    }
-    mw_u(w, s->nin2, 4);
-    for (uint32_t i = 0; i < s->nin2; i++) mw_u(w, s->in2[i], 2);
-    mq_item_t **v = s->out.n ? malloc(s->out.n * sizeof(*v)) : NULL;
-    uint32_t n = v ? mq_flight_ordered(&s->out, v) : 0;
-    if (s->out.n && !v) w->oom = true;
-    mw_u(w, n, 4);
-    for (uint32_t i = 0; i < n; i++) mw_msg(w, v[i], true);
-    free(v);
-    mw_u(w, s->queue.n, 4);
-    for (uint32_t i = 0; i < s->queue.n; i++) mw_msg(w, &s->queue.v[(s->queue.head + i) % s->queue.cap], false);
-}
-
-void mqtt_server_persist(mqtt_server_t *srv)
-{
-    store_t *st = srv->x->hub->store;
-    while (!list_empty(&srv->dirty)) {
-        mqtt_sess_t *s = container_of(srv->dirty.next, mqtt_sess_t, dirty);
-        list_unlink(&s->dirty);
-        if (!st->ops->kv_put) continue;
-        size_t idn = strlen(s->client_id);
-        if (!s->expiry_s) { /* no longer persistent */
-            if (s->stored) st->ops->kv_del(st, MQTT_KV, s->client_id, idn);
-            s->stored = false;
-            continue;
-        }
-        mqtt_w_t w = {0};
-        mqtt__pack(s, &w);
-        if (!w.oom && st->ops->kv_put(st, MQTT_KV, s->client_id, idn, w.p, w.n) == 0) s->stored = true;
-        else log_warn("mqtt: session %s not saved", s->client_id);
-        free(w.p);
-    }
-}
-
-typedef struct {
-    const unsigned char *p;
-    size_t n, i;
-    bool bad;
-} mqtt_r_t;
-
-static uint64_t mr_u(mqtt_r_t *r, int bytes)
-{
-    if (r->bad || r->n - r->i < (size_t)bytes) {
-        r->bad = true;
-        return 0;
-    }
-    uint64_t v = 0;
-    for (int k = bytes - 1; k >= 0; k--) v = v << 8 | r->p[r->i + (size_t)k];
-    r->i += (size_t)bytes;
-    return v;
-}
-
-static const char *mr_bytes(mqtt_r_t *r, size_t n)
-{
-    if (r->bad || r->n - r->i < n) {
-        r->bad = true;
-        return "";
-    }
-    r->i += n;
-    return (const char *)r->p + r->i - n;
-}
-
-/* Reads one saved message reference and finds the message; false when malformed. */
-static bool mr_msg(mqtt_r_t *r, mqtt_sess_t *s, mq_item_t *it, bool flight)
-{
-    *it = (mq_item_t){0};
-    if (flight) {
-        it->pid = (uint16_t)mr_u(r, 2);
-        it->qos = (uint8_t)mr_u(r, 1);
-        it->state = (uint8_t)mr_u(r, 1);
-    } else {
-        it->qos = (uint8_t)mr_u(r, 1);
-    }
-    it->retain = mr_u(r, 1) != 0;
-    it->sub_id = (uint32_t)mr_u(r, 4);
-    uint64_t id = mr_u(r, 8);
-    size_t cn = (size_t)mr_u(r, 2);
-    const char *ch = mr_bytes(r, cn);
-    if (r->bad || it->qos > 2 || !hub_channel_valid(ch, cn)) return r->bad = true, false;
-    it->m = hub_message(s->x->hub, ch, cn, id);
-    if (!it->m) s->x->metrics->queue_drops++; /* history no longer holds it */
-    return true;
-}
-
-static int mqtt__restore_one(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
-{
-    mqtt_server_t *srv = arg;
-    if (klen == 0 || klen > MQTT_MAX_CLIENT_ID || memchr(key, 0, klen)) return 0;
-    mqtt_sess_t *s = mqtt__sess_new(srv, key, klen);
-    if (!s) return HR_ENOMEM;
-    s->stored = true;
-    mqtt_r_t r = {val, vlen, 0, false};
-    uint64_t ver = mr_u(&r, 1);
-    bool ok = ver == 1 || ver == 2;
-    size_t on = ver == 2 ? (size_t)mr_u(&r, 2) : 0; /* version 1: sessions from before access control */
-    const char *owner = mr_bytes(&r, on);
-    if (!r.bad && on <= ACL_MAX_SUB + 8 && (s->owner = malloc(on + 1))) {
-        memcpy(s->owner, owner, on);
-        s->owner[on] = 0;
-    } else {
-        ok = false;
-    }
-    s->expiry_s = (uint32_t)mr_u(&r, 4);
-    uint64_t away = mr_u(&r, 8);
-    if (mr_u(&r, 1)) {
-        uint32_t delay = (uint32_t)mr_u(&r, 4), exp = (uint32_t)mr_u(&r, 4);
-        uint8_t qos = (uint8_t)mr_u(&r, 1), ret = (uint8_t)mr_u(&r, 1);
-        uint32_t tl = (uint32_t)mr_u(&r, 4), pl = (uint32_t)mr_u(&r, 4), rl = (uint32_t)mr_u(&r, 4);
-        const char *mem = mr_bytes(&r, (size_t)tl + pl + rl);
-        if (!r.bad && (s->will = malloc(sizeof(mqtt_will_t) + tl + pl + rl))) {
-            *s->will = (mqtt_will_t){delay, exp, tl, pl, rl, qos, ret != 0};
-            memcpy(s->will->mem, mem, (size_t)tl + pl + rl);
-        }
-    }
-    uint32_t n = (uint32_t)mr_u(&r, 4);
-    for (uint32_t i = 0; i < n && !r.bad; i++) {
-        uint8_t o = (uint8_t)mr_u(&r, 1);
-        bool filtered = ver == 2 ? mr_u(&r, 1) != 0 : false;
-        uint32_t sid = (uint32_t)mr_u(&r, 4);
-        size_t fl = (size_t)mr_u(&r, 2);
-        span_t f = {mr_bytes(&r, fl), fl};
-        bool is_new;
-        uint8_t code;
-        mqtt_sub_t *sub = r.bad ? NULL : mqtt__sub_add(s, true, f, o, sid, &is_new, &code); /* the trie refuses a bad filter */
-        if (sub) sub->filtered = filtered; /* until the client is back (s->id), such a subscription gets nothing */
-    }
-    n = (uint32_t)mr_u(&r, 4);
-    if (n && !r.bad && n <= MQTT_RECEIVE_MAX && (s->in2 = malloc(MQTT_RECEIVE_MAX * sizeof(uint16_t))))
-        for (uint32_t i = 0; i < n; i++) s->in2[s->nin2++] = (uint16_t)mr_u(&r, 2);
-    n = (uint32_t)mr_u(&r, 4);
-    for (uint32_t i = 0; i < n && !r.bad; i++) {
-        mq_item_t it;
-        if (mr_msg(&r, s, &it, true) && it.m && mq_flight_put(&s->out, &it) == 0) msg_ref(it.m);
-    }
-    n = (uint32_t)mr_u(&r, 4);
-    for (uint32_t i = 0; i < n && !r.bad; i++) {
-        mq_item_t it;
-        if (mr_msg(&r, s, &it, false) && it.m) mqtt__keep(s, &it);
-    }
-    if (!ok || r.bad || !s->expiry_s) {
-        log_warn("mqtt: saved session %.*s is unreadable; dropped", (int)klen, (const char *)key);
-        free(s->will);
-        s->will = NULL;
-        mqtt__sess_free(s, true);
-        return 0;
-    }
-    /* the client is away since it left, or since the restart when it was connected then */
-    uint64_t now = loop_wall_ms(), since = away ? away : now;
-    s->away_wall = since;
-    uint64_t end = since + (uint64_t)s->expiry_s * 1000;
-    srv->restored++;
-    mqtt__away(s, false, s->expiry_s == UINT32_MAX ? 1 : end > now ? end - now : 0);
-    return 0;
 }
 
 /* ---- server ---- */
