@@ -81,7 +81,8 @@ static void wsj__ok(wsj_t *w, const char *ref, const char *fields)
     if (n > 0 && (size_t)n < sizeof(buf)) ws_send_copy(&w->ws, true, buf, (size_t)n);
 }
 
-/* The one place that turns a request error into the wire: a typed error reply. */
+/* The one place that turns a request error into the wire: a typed error reply. message is JSON
+ * string text (already escaped). */
 static void wsj__err(wsj_t *w, const char *ref, const char *code, const char *message)
 {
     char buf[1024];
@@ -281,8 +282,9 @@ static void wsj__auth(wsj_t *w, json_t *req, const char *ref)
         char peer[64];
         log_info("ws_json: %s: refused token: %s", conn_peer(&w->ws.hc->base, peer, sizeof(peer)), why);
         a->stats.denied++;
-        char msg[200];
-        snprintf(msg, sizeof(msg), "%s", why);
+        char msg[6 * 160 + 8]; /* wsj__err takes JSON string text: the reason is escaped */
+        size_t mn = strlen(why);
+        msg[json_escape(why, mn > 160 ? 160 : mn, msg, sizeof(msg) - 1)] = 0;
         wsj__err(w, ref, "unauthorized", msg);
         return;
     }
