@@ -13,6 +13,8 @@
  * the call; there are no globals. */
 #include "cli.h"
 
+#define CLI_AUTH_MAX 8300 /* "Authorization: Bearer " + a token of up to 8 KiB */
+
 #include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
@@ -432,15 +434,37 @@ static int read_stdin(char **out, size_t *outlen)
     return 0;
 }
 
+/* The Authorization header line for --token (default $HERALD_TOKEN): a token or an API key. 0,
+ * or 2 (usage error, reported) when it does not fit or holds control characters. */
+static int auth_header(const char *token, char *out, size_t cap)
+{
+    out[0] = 0;
+    if (!token) token = getenv("HERALD_TOKEN");
+    if (!token || !*token) return 0;
+    for (const char *p = token; *p; p++)
+        if ((unsigned char)*p < 0x21 || *p == 0x7f) {
+            fprintf(stderr, "herald: --token holds spaces or control characters\n");
+            return 2;
+        }
+    int n = snprintf(out, cap, "Authorization: Bearer %s\r\n", token);
+    if (n < 0 || (size_t)n >= cap) {
+        fprintf(stderr, "herald: --token too long\n");
+        out[0] = 0;
+        return 2;
+    }
+    return 0;
+}
+
 static void pub_usage(void)
 {
-    fprintf(stderr, "usage: herald pub [--url URL] [--event NAME] CHANNEL [DATA]\n"
-                    "  Publishes DATA (or all of stdin) to CHANNEL and prints the JSON answer.\n");
+    fprintf(stderr, "usage: herald pub [--url URL] [--token T] [--event NAME] CHANNEL [DATA]\n"
+                    "  Publishes DATA (or all of stdin) to CHANNEL and prints the JSON answer.\n"
+                    "  --token: an API key or a token (default $HERALD_TOKEN).\n");
 }
 
 int cli_pub(int argc, char **argv)
 {
-    const char *url = default_url(), *event = NULL, *pos[2] = {NULL, NULL};
+    const char *url = default_url(), *event = NULL, *pos[2] = {NULL, NULL}, *token = NULL;
     int npos = 0;
     bool opts_done = false;
     for (int i = 0; i < argc; i++) {
@@ -452,6 +476,8 @@ int cli_pub(int argc, char **argv)
             url = v;
         } else if (!opts_done && (v = opt_value(argc, argv, &i, "--event", NULL, &missing))) {
             event = v;
+        } else if (!opts_done && (v = opt_value(argc, argv, &i, "--token", NULL, &missing))) {
+            token = v;
         } else if (missing) {
             fprintf(stderr, "herald: %s needs a value\n", argv[i]);
             return 2;
@@ -483,6 +509,8 @@ int cli_pub(int argc, char **argv)
         return 2;
     }
 
+    char authz[CLI_AUTH_MAX];
+    if (auth_header(token, authz, sizeof(authz))) return 2;
     char *body = NULL;
     size_t blen = 0;
     if (pos[1]) {
@@ -500,12 +528,12 @@ int cli_pub(int argc, char **argv)
         free(body);
         return 1;
     }
-    char head[4096];
+    char head[4096 + CLI_AUTH_MAX];
     int hn = snprintf(head, sizeof(head),
-                      "POST %s/pub/%s%s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: herald-cli\r\n"
+                      "POST %s/pub/%s%s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: herald-cli\r\n%s"
                       "Content-Type: application/octet-stream\r\nContent-Length: %zu\r\n"
                       "Connection: close\r\n\r\n",
-                      u.base, chan, event ? "?event=" : "", event ? ev : "", u.authority, blen);
+                      u.base, chan, event ? "?event=" : "", event ? ev : "", u.authority, authz, blen);
     int rc = hn > 0 && (size_t)hn < sizeof(head) ? 0 : HR_EFULL;
     if (rc == 0) rc = send_all(fd, head, (size_t)hn);
     if (rc == 0) rc = send_all(fd, data, blen);
@@ -551,6 +579,7 @@ typedef struct {
     long count, limit; /* messages printed; exit after limit (0 = never) */
     bool out_failed;
     uint8_t *scratch;  /* base64 output, SSE_BUF bytes */
+    char auth[CLI_AUTH_MAX]; /* "Authorization: Bearer T\r\n" or "" */
 } sub_ctx_t;
 
 static int on_event(void *ud, const sse_client_event_t *ev)
@@ -600,13 +629,13 @@ static sub_result_t sub_once(const cli__url_t *u, const char *path, sse_client_t
         if (first) fprintf(stderr, "herald: %s\n", err);
         return first ? SUB_FATAL : SUB_RETRY;
     }
-    char head[8192];
+    char head[8192 + CLI_AUTH_MAX];
     char idhdr[SSE_CLIENT_ID_MAX + 32] = "";
     if (p->last_id[0]) snprintf(idhdr, sizeof(idhdr), "Last-Event-ID: %s\r\n", p->last_id);
     int hn = snprintf(head, sizeof(head),
                       "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: herald-cli\r\nAccept: text/event-stream\r\n"
-                      "Cache-Control: no-cache\r\n%sConnection: close\r\n\r\n",
-                      path, u->authority, idhdr);
+                      "Cache-Control: no-cache\r\n%s%sConnection: close\r\n\r\n",
+                      path, u->authority, s->auth, idhdr);
     resp_t h;
     r->fd = fd;
     r->pos = r->len = 0;
@@ -668,13 +697,14 @@ static sub_result_t sub_once(const cli__url_t *u, const char *path, sse_client_t
 
 static void sub_usage(void)
 {
-    fprintf(stderr, "usage: herald sub [--url URL] [--last-id N] [-n COUNT] CHANNEL\n"
-                    "  Prints the data of each message on CHANNEL; reconnects and resumes.\n");
+    fprintf(stderr, "usage: herald sub [--url URL] [--token T] [--last-id N] [-n COUNT] CHANNEL\n"
+                    "  Prints the data of each message on CHANNEL; reconnects and resumes.\n"
+                    "  --token: a token or an API key (default $HERALD_TOKEN).\n");
 }
 
 int cli_sub(int argc, char **argv)
 {
-    const char *url = default_url(), *last_id = NULL, *chan_arg = NULL;
+    const char *url = default_url(), *last_id = NULL, *chan_arg = NULL, *token = NULL;
     long limit = 0;
     bool opts_done = false;
     for (int i = 0; i < argc; i++) {
@@ -686,6 +716,8 @@ int cli_sub(int argc, char **argv)
             url = v;
         } else if (!opts_done && (v = opt_value(argc, argv, &i, "--last-id", NULL, &missing))) {
             last_id = v;
+        } else if (!opts_done && (v = opt_value(argc, argv, &i, "--token", NULL, &missing))) {
+            token = v;
         } else if (!opts_done && (v = opt_value(argc, argv, &i, "--count", "-n", &missing))) {
             char *end;
             errno = 0;
@@ -731,6 +763,7 @@ int cli_sub(int argc, char **argv)
     snprintf(path, sizeof(path), "%s/sub/%s", u.base, chan);
 
     sub_ctx_t s = {.limit = limit};
+    if (auth_header(token, s.auth, sizeof(s.auth))) return 2;
     sse_client_t *p = malloc(sizeof(*p));
     char *sbuf = malloc(SSE_BUF), *chunk = malloc(65536);
     rd_t *r = malloc(sizeof(*r));

@@ -76,3 +76,25 @@ test('herald sub reconnects after a cut connection and resumes with the last id'
     }
   });
 });
+
+test('herald pub --token / sub --token (and $HERALD_TOKEN) against a server with access control', T, async () => {
+  const secret = 'cli-test-secret-cli-test-secret-0123456789';
+  const key = 'cli-test-api-key-0123456789';
+  await withHerald({ 'token-hmac-secret': secret, 'api-keys': key }, async (h) => {
+    // without a credential: refused, the server's answer on stderr
+    const bare = await run(HERALD_BIN, ['pub', '--url', h.base, 'user/42', 'x']);
+    assert.equal(bare.code, 1);
+    assert.match(bare.stderr.toString(), /not allowed to publish/);
+    const p = await run(HERALD_BIN, ['pub', '--url', h.base, '--token', key, 'user/42', 'for 42']);
+    assert.equal(p.code, 0, p.stderr);
+    const tok = (await run(HERALD_BIN, ['token', '--token-hmac-secret', secret, '--sub', '42', '--ttl', '5m'])).stdout
+      .toString().trim();
+    const s = await run(HERALD_BIN, ['sub', '--url', h.base, '-n', '1', '--last-id', '0', 'user/42'],
+      { spawn: { env: { ...process.env, HERALD_TOKEN: tok } } });
+    assert.equal(s.code, 0, s.stderr);
+    assert.equal(s.stdout.toString(), 'for 42\n');
+    const other = await run(HERALD_BIN, ['sub', '--url', h.base, '-n', '1', '--last-id', '0', '--token', tok, 'user/7']);
+    assert.equal(other.code, 1);
+    assert.match(other.stderr.toString(), /not allowed to subscribe/);
+  });
+});
