@@ -107,10 +107,13 @@ bench-store: $(B)/herald
 bench-cluster: $(B)/herald
 	bash bench/cluster.sh
 
+bench-auth: $(B)/herald
+	bash bench/auth.sh
+
 clean:
 	rm -rf build
 
-.PHONY: all run deps build-deps test fuzz fuzz-smoke bench bench-mqtt bench-store bench-cluster clean build-all
+.PHONY: all run deps build-deps test fuzz fuzz-smoke bench bench-mqtt bench-store bench-cluster bench-auth clean build-all
 .SECONDARY:
 
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -42,7 +42,12 @@
  * ready at its CONNACK and has one PUBLISH in flight at a time, done at PUBACK (QoS 1), at
  * PUBCOMP after PUBREC -> PUBREL (QoS 2), or, for QoS 0 which has no answer, at the PINGRESP to
  * a PINGREQ sent right behind the PUBLISH: the broker handles a connection's packets in order,
- * so the PINGRESP means the PUBLISH was taken, and --window paces QoS 0 like the others. */
+ * so the PINGRESP means the PUBLISH was taken, and --window paces QoS 0 like the others.
+ *
+ * Credentials (herald's access control, docs/auth.md): subscribers present --token, or token
+ * i mod N of --tokens-file (distinct users), as ?token= on the subscribe URL or as the MQTT
+ * CONNECT password (user name "bench"); HTTP publishers send --pub-key as Authorization: Bearer.
+ * The connect phase (first connect -> last subscriber ready) is timed, with the server's CPU. */
 #include "loadgen.h"
 
 #include <arpa/inet.h>
@@ -75,6 +80,7 @@
 #define LG_MAX_BUF (8u << 20)
 #define LG_MAX_SAMPLES 50000000u
 #define LG_CONNECT_TRIES 5
+#define LG_MAX_TOKEN 8192 /* herald's default token_max_length */
 
 enum { K_SUB, K_PUB };
 enum { ST_NEW, ST_IDLE, ST_CONNECTING, ST_OPEN, ST_FAILED }; /* ST_IDLE: waiting to retry */
@@ -148,6 +154,9 @@ typedef struct {
     int mode, style, payload;
     long server_pid;
     bool json, idle_distinct, quiet, deflate;
+    const char *token, *pub_key; /* --token, --pub-key */
+    char **tokens;               /* --tokens-file: subscriber i presents tokens[i % ntokens] */
+    uint32_t ntokens;
     /* runtime */
     struct sockaddr_in addr, paddr;
     int ep;
@@ -164,6 +173,7 @@ typedef struct {
     bool samples_capped, timed_out;
     long clk_tck;
     double cpu_before, cpu_after;
+    double cpu_connect0, cpu_connected; /* server CPU at the first connect and when all are ready */
     long rss_before_kb, rss_ready_kb, rss_end_kb;
     char first_error[160];
     /* WebSocket */
@@ -227,6 +237,19 @@ static double proc_cpu_s(const lg_ctx_t *x)
         }
     }
     return (double)(ut + st) / (double)x->clk_tck;
+}
+
+/* The same from /proc/PID/schedstat (nanoseconds on a CPU, of the main thread: all of herald, which
+ * has one), for the connect phase, which is too short for clock ticks; else proc_cpu_s(). */
+static double proc_cpu_fine_s(const lg_ctx_t *x)
+{
+    char path[64];
+    unsigned long long ns = 0;
+    snprintf(path, sizeof(path), "/proc/%ld/schedstat", x->server_pid);
+    FILE *f = x->server_pid > 0 ? fopen(path, "r") : NULL;
+    bool ok = f && fscanf(f, "%llu", &ns) == 1;
+    if (f) fclose(f);
+    return ok ? (double)ns / 1e9 : proc_cpu_s(x);
 }
 
 static long proc_rss_kb(const lg_ctx_t *x)
@@ -361,6 +384,41 @@ static const char *sub_channel(lg_ctx_t *x, lg_conn_t *c, char *tmp, size_t n)
     return x->channel;
 }
 
+/* The token c presents, or NULL: publishers only --token (MQTT), subscribers --tokens-file first. */
+static const char *conn_token(const lg_ctx_t *x, const lg_conn_t *c)
+{
+    return c->kind == K_SUB && x->ntokens ? x->tokens[c->idx % x->ntokens] : x->token;
+}
+
+/* A token goes into the URL as it is: base64url and dots (JWS compact) need no escaping. */
+static bool token_ok(const char *t)
+{
+    size_t n = strspn(t, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~");
+    return n > 0 && n <= LG_MAX_TOKEN && t[n] == 0;
+}
+
+/* --tokens-file: one token per line, blank lines skipped. */
+static int load_tokens(lg_ctx_t *x, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int rc = 0;
+    while (rc == 0 && (n = getline(&line, &cap, f)) >= 0) {
+        while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+        if (!n) continue;
+        char **t = x->ntokens % 1024 ? x->tokens : realloc(x->tokens, (x->ntokens + 1024) * sizeof(char *));
+        if (t) x->tokens = t;
+        if (!t || !token_ok(line) || !(t[x->ntokens] = strdup(line))) rc = -1;
+        else x->ntokens++;
+    }
+    free(line);
+    fclose(f);
+    return rc == 0 && x->ntokens ? 0 : -1;
+}
+
 static uint64_t rng_next(lg_ctx_t *x)
 {
     /* xorshift64*: plenty for WebSocket keys and masks, which need not be secret here */
@@ -389,8 +447,9 @@ static void b64_16(const uint8_t in[16], char out[25])
 
 static int send_sub_request(lg_ctx_t *x, lg_conn_t *c)
 {
-    char req[640], ch[240];
+    char req[640 + LG_MAX_TOKEN], ch[240];
     const char *chan = sub_channel(x, c, ch, sizeof(ch));
+    const char *tok = conn_token(x, c), *tq = tok ? "?token=" : "", *tv = tok ? tok : "";
     int n;
     if (x->mode == MODE_WS) {
         uint8_t raw[16];
@@ -399,28 +458,28 @@ static int send_sub_request(lg_ctx_t *x, lg_conn_t *c)
         memcpy(raw + 8, &b, 8);
         b64_16(raw, c->ws_key);
         n = snprintf(req, sizeof(req),
-                     "GET %s/sub/%s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "GET %s/sub/%s%s%s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: %s\r\n%s\r\n",
-                     x->prefix, chan, x->host, x->port, c->ws_key,
+                     x->prefix, chan, tq, tv, x->host, x->port, c->ws_key,
                      x->deflate ? "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" : "");
     } else if (x->mode == MODE_SSE)
         n = snprintf(req, sizeof(req),
-                     "GET %s/sub/%s HTTP/1.1\r\nHost: %s:%d\r\nAccept: text/event-stream\r\n\r\n", x->prefix,
-                     chan, x->host, x->port);
+                     "GET %s/sub/%s%s%s HTTP/1.1\r\nHost: %s:%d\r\nAccept: text/event-stream\r\n\r\n",
+                     x->prefix, chan, tq, tv, x->host, x->port);
     else if (x->style == STYLE_HERALD) {
         if (c->lp_primed)
-            n = snprintf(req, sizeof(req), "GET %s/sub/%s?mode=longpoll&last_id=%s HTTP/1.1\r\nHost: %s:%d\r\n\r\n",
-                         x->prefix, chan, c->cursor, x->host, x->port);
+            n = snprintf(req, sizeof(req), "GET %s/sub/%s?mode=longpoll&last_id=%s%s%s HTTP/1.1\r\nHost: %s:%d\r\n\r\n",
+                         x->prefix, chan, c->cursor, tok ? "&token=" : "", tv, x->host, x->port);
         else
-            n = snprintf(req, sizeof(req), "GET %s/sub/%s?mode=poll HTTP/1.1\r\nHost: %s:%d\r\n\r\n", x->prefix,
-                         chan, x->host, x->port);
+            n = snprintf(req, sizeof(req), "GET %s/sub/%s?mode=poll%s%s HTTP/1.1\r\nHost: %s:%d\r\n\r\n",
+                         x->prefix, chan, tok ? "&token=" : "", tv, x->host, x->port);
     } else if (c->etag[0] || c->lastmod[0])
         n = snprintf(req, sizeof(req),
-                     "GET %s/sub/%s HTTP/1.1\r\nHost: %s:%d\r\nIf-Modified-Since: %s\r\nIf-None-Match: %s\r\n\r\n",
-                     x->prefix, chan, x->host, x->port, c->lastmod, c->etag);
+                     "GET %s/sub/%s%s%s HTTP/1.1\r\nHost: %s:%d\r\nIf-Modified-Since: %s\r\nIf-None-Match: %s\r\n\r\n",
+                     x->prefix, chan, tq, tv, x->host, x->port, c->lastmod, c->etag);
     else
-        n = snprintf(req, sizeof(req), "GET %s/sub/%s HTTP/1.1\r\nHost: %s:%d\r\n\r\n", x->prefix, chan, x->host,
-                     x->port);
+        n = snprintf(req, sizeof(req), "GET %s/sub/%s%s%s HTTP/1.1\r\nHost: %s:%d\r\n\r\n", x->prefix, chan, tq,
+                     tv, x->host, x->port);
     if (n < 0 || (size_t)n >= sizeof(req)) return -1;
     if (x->mode == MODE_LONGPOLL) x->lp_requests++;
     return conn_send(x, c, req, (size_t)n);
@@ -474,13 +533,14 @@ static int mqtt_send_publish(lg_ctx_t *x, lg_conn_t *c, uint32_t seq, uint64_t s
 static int send_publish(lg_ctx_t *x, lg_conn_t *c, uint32_t seq, uint64_t sched)
 {
     if (c->mq) return mqtt_send_publish(x, c, seq, sched);
-    char head[512], body[64];
+    char head[512 + LG_MAX_TOKEN], body[64];
     int bn = snprintf(body, sizeof(body), "%" PRIu64 " %u ", sched, seq);
     size_t plen = x->size > (uint32_t)bn ? x->size : (size_t)bn;
     int hn = snprintf(head, sizeof(head),
                       "POST %s/pub/%s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: text/plain\r\n"
-                      "Content-Length: %zu\r\n\r\n",
-                      x->pprefix, x->channel, x->phost, x->pport, plen);
+                      "%s%s%sContent-Length: %zu\r\n\r\n",
+                      x->pprefix, x->channel, x->phost, x->pport, x->pub_key ? "Authorization: Bearer " : "",
+                      x->pub_key ? x->pub_key : "", x->pub_key ? "\r\n" : "", plen);
     if (hn < 0 || (size_t)hn >= sizeof(head)) return -1;
     char *req = malloc((size_t)hn + plen);
     if (!req) return -1;
@@ -1046,6 +1106,12 @@ static int mqtt_send_connect(lg_ctx_t *x, lg_conn_t *c)
     p.connect.clean_start = true;
     p.connect.keep_alive = 600;
     p.connect.client_id = span_of(id);
+    const char *tok = conn_token(x, c);
+    if (tok) { /* herald takes a token as the password; 3.1.1 needs a user name with it */
+        p.connect.has_username = p.connect.has_password = true;
+        p.connect.username = span_of("bench");
+        p.connect.password = span_of(tok);
+    }
     return mqtt_send(x, c, &p);
 }
 
@@ -1499,6 +1565,7 @@ static void step_phase(lg_ctx_t *x, uint64_t now)
         if (x->started == x->nsubs && x->ready_subs + x->failed_subs >= x->nsubs && pubs_ok) {
             x->phase = PH_WARMUP;
             x->t_ready = now;
+            x->cpu_connected = proc_cpu_fine_s(x);
             if (!x->quiet)
                 fprintf(stderr, "bench: %u/%u subscribers ready in %.2f s\n", x->ready_subs, x->nsubs,
                         (double)(now - x->t0) / 1e6);
@@ -1607,6 +1674,15 @@ static int report(lg_ctx_t *x)
                     ru.ru_stime.tv_usec / 1e6;
     const char *style = x->style == STYLE_NCHAN ? "nchan" : "herald";
     const char *mode = mode_name(x);
+    /* the connect phase: first subscriber connect -> last subscriber ready */
+    double conn_ms = x->t_ready ? (double)(x->t_ready - x->t0) / 1e3 : -1;
+    double conn_per_s = conn_ms > 0 ? x->ready_subs * 1e3 / conn_ms : -1;
+    double conn_cpu = x->cpu_connect0 >= 0 && x->cpu_connected >= 0 ? x->cpu_connected - x->cpu_connect0 : -1;
+    double conn_cpu_per = conn_cpu >= 0 && x->ready_subs ? conn_cpu * 1e6 / x->ready_subs : -1;
+    char conn_json[160];
+    snprintf(conn_json, sizeof(conn_json),
+             "\"connect_ms\":%.1f,\"connects_per_s\":%.0f,\"connect_cpu_s\":%.4f,\"connect_cpu_us_per_conn\":%.2f,",
+             conn_ms, conn_per_s, conn_cpu, conn_cpu_per);
     if (x->idle_conns) {
         double per = (x->rss_before_kb >= 0 && x->rss_ready_kb >= 0 && x->ready_subs)
                          ? (double)(x->rss_ready_kb - x->rss_before_kb) * 1024.0 / x->ready_subs
@@ -1615,16 +1691,19 @@ static int report(lg_ctx_t *x)
             printf("{\"scenario\":\"idle\",\"style\":\"%s\",\"mode\":\"%s\",\"idle_conns\":%u,\"connected\":%u,"
                    "\"failed\":%u,\"distinct_channels\":%s,\"rss_before_kb\":%ld,\"rss_after_kb\":%ld,"
                    "\"rss_per_conn_bytes\":%.0f,\"rss_held_kb\":%ld,\"ws_deflate_subs\":%u,\"qos\":%u,"
-                   "\"mqtt_version\":%u,\"timed_out\":%s,\"error\":\"%s\"}\n",
+                   "\"mqtt_version\":%u,%s\"timed_out\":%s,\"error\":\"%s\"}\n",
                    style, mode, x->idle_conns, x->ready_subs, x->failed_subs, x->idle_distinct ? "true" : "false",
                    x->rss_before_kb, x->rss_ready_kb, per, x->idle_hold_ms ? x->rss_held_kb : -1, x->ws_deflate_subs,
-                   x->qos, x->mqtt_version, x->timed_out ? "true" : "false", x->first_error);
+                   x->qos, x->mqtt_version, conn_json, x->timed_out ? "true" : "false", x->first_error);
         else {
             printf("idle connections:   %u requested (%s), %u connected, %u failed (%s)\n", x->idle_conns, mode,
                    x->ready_subs, x->failed_subs, x->idle_distinct ? "distinct channels" : "one channel");
             printf("server RSS:         %ld kB before, %ld kB with the connections\n", x->rss_before_kb,
                    x->rss_ready_kb);
             printf("RSS per connection: %.0f bytes\n", per);
+            printf("connect:            %.1f ms, %.0f connections/s", conn_ms, conn_per_s);
+            if (x->server_pid > 0) printf("; server CPU %.3f s, %.1f us per connection", conn_cpu, conn_cpu_per);
+            printf("\n");
             if (x->idle_hold_ms) printf("server RSS held:    %ld kB after holding %u ms\n", x->rss_held_kb, x->idle_hold_ms);
         }
         return (x->ready_subs == x->idle_conns && !x->timed_out) ? 0 : 2;
@@ -1660,7 +1739,7 @@ static int report(lg_ctx_t *x)
                ",\"ws_closes\":%" PRIu64 ",\"qos\":%u,\"mqtt_version\":%u,\"pub_via\":\"%s\","
                "\"mqtt_granted_qos\":%d,\"mqtt_publish_rx\":%" PRIu64 ",\"mqtt_publish_rx_qos\":[%" PRIu64 ",%" PRIu64
                ",%" PRIu64 "],\"mqtt_dup_rx\":%" PRIu64 ",\"mqtt_acks_sent\":%" PRIu64 ",\"mqtt_pubrel_rx\":%" PRIu64
-               ",\"timed_out\":%s,\"error\":\"%s\"}\n",
+               ",%s\"timed_out\":%s,\"error\":\"%s\"}\n",
                style, mode, x->nsubs, x->ready_subs, x->failed_subs, x->messages, x->rate, x->window, x->size,
                x->pub_conns, expected, x->delivered, missing, x->duplicates, x->bad_events, x->gap_events,
                x->sub_disconnects, elapsed, dps, p50, p90, p99, mx, x->nlat, x->samples_capped ? "true" : "false",
@@ -1669,11 +1748,14 @@ static int report(lg_ctx_t *x)
                x->ws_msgs, x->ws_compressed, x->ws_wire_bytes, x->ws_frames, x->ws_pings, x->ws_closes, x->qos,
                x->mqtt_version, x->pub_mqtt ? "mqtt" : "http", x->mq_granted_min > 2 ? -1 : (int)x->mq_granted_min,
                x->mq_publish_rx, x->mq_qos_rx[0], x->mq_qos_rx[1], x->mq_qos_rx[2], x->mq_dup_rx, x->mq_acks_sent,
-               x->mq_pubrel_rx, x->timed_out ? "true" : "false", x->first_error);
+               x->mq_pubrel_rx, conn_json, x->timed_out ? "true" : "false", x->first_error);
     } else {
         printf("server style:       %s, mode %s\n", style, mode);
         printf("subscribers:        %u connected of %u (%u failed, %" PRIu64 " disconnected)\n", x->ready_subs,
                x->nsubs, x->failed_subs, x->sub_disconnects);
+        printf("connect:            %.1f ms, %.0f connections/s", conn_ms, conn_per_s);
+        if (x->server_pid > 0) printf("; server CPU %.3f s, %.1f us per connection", conn_cpu, conn_cpu_per);
+        printf("\n");
         printf("messages:           %u of %u bytes (%s), ", x->messages, x->size,
                x->payload == PAYLOAD_JSON ? "JSON-like" : "x padding");
         if (x->rate > 0) printf("rate %g/s, %u publisher conn(s)\n", x->rate, x->pub_conns);
@@ -1750,6 +1832,10 @@ static void usage(FILE *f)
             "  --idle-hold-ms MS             idle mode: keep them open MS more, then read the RSS again\n"
             "  --idle-distinct               idle mode: one channel per connection (default one channel)\n"
             "  --pub-path-style herald|nchan protocol dialect (nchan: long poll by Etag/Last-Modified)\n"
+            "  --token T                     subscribers present T: ?token=T (SSE, long poll, ws), or MQTT\n"
+            "                                CONNECT user \"bench\" password T (MQTT publishers too)\n"
+            "  --tokens-file F               one token per line; subscriber i presents line i mod N\n"
+            "  --pub-key K                   HTTP publishers send Authorization: Bearer K\n"
             "  --json                        print one JSON line of results\n"
             "  --quiet                       no progress on stderr\n");
 }
@@ -1840,7 +1926,14 @@ static int parse_args(lg_ctx_t *x, int argc, char **argv)
         if (strcmp(a, "--url") == 0) url = v;
         else if (strcmp(a, "--pub-url") == 0) purl = v;
         else if (strcmp(a, "--mqtt-url") == 0) murl = v;
-        else if (strcmp(a, "--qos") == 0) {
+        else if (strcmp(a, "--token") == 0) ok = token_ok(x->token = v);
+        else if (strcmp(a, "--pub-key") == 0) ok = token_ok(x->pub_key = v);
+        else if (strcmp(a, "--tokens-file") == 0) {
+            if (load_tokens(x, v) < 0) {
+                fprintf(stderr, "bench: --tokens-file %s: unreadable, empty, or a token is not URL-safe\n", v);
+                return -1;
+            }
+        } else if (strcmp(a, "--qos") == 0) {
             ok = num_arg(v, 0, 2, &d) && d == (int)d;
             x->qos = (uint8_t)d;
         } else if (strcmp(a, "--mqtt-version") == 0) {
@@ -1921,6 +2014,10 @@ static int parse_args(lg_ctx_t *x, int argc, char **argv)
         fprintf(stderr, "bench: an MQTT topic cannot contain + or #: %s\n", x->channel);
         return -1;
     }
+    if (x->pub_key && x->pub_mqtt) {
+        fprintf(stderr, "bench: --pub-key is for HTTP publishers; MQTT publishers present --token\n");
+        return -1;
+    }
     if (x->deflate && x->mode != MODE_WS) {
         fprintf(stderr, "bench: --deflate needs --mode ws\n");
         return -1;
@@ -1953,6 +2050,8 @@ int bench_main(int argc, char **argv)
     x->clk_tck = sysconf(_SC_CLK_TCK);
     int rc = parse_args(x, argc, argv);
     if (rc != 0) {
+        for (uint32_t i = 0; i < x->ntokens; i++) free(x->tokens[i]);
+        free(x->tokens);
         free(x);
         return rc > 0 ? 0 : 1;
     }
@@ -2007,6 +2106,8 @@ int bench_main(int argc, char **argv)
     x->t0 = now_us();
     x->t_deadline = x->t0 + (uint64_t)x->timeout_s * 1000000u;
     x->rss_before_kb = proc_rss_kb(x);
+    x->cpu_connect0 = proc_cpu_fine_s(x);
+    x->cpu_connected = -1;
     x->cpu_before = -1;
     x->cpu_after = -1;
     x->phase = PH_CONNECT;
@@ -2032,6 +2133,8 @@ out:
     free(x->conns);
     free(x->scratch);
     free(x->lat);
+    for (uint32_t i = 0; i < x->ntokens; i++) free(x->tokens[i]);
+    free(x->tokens);
     free(x);
     return exit_code;
 }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 
 #include "../core/err.h"
@@ -45,7 +46,8 @@ static void auth__sha256(const void *p, size_t n, uint8_t out[32])
     EVP_Digest(p, n, out, &len, EVP_sha256(), NULL);
 }
 
-/* Reads a whole file (at most AUTH_MAX_FILE bytes) into a NUL-terminated malloc'd buffer. */
+/* Reads a whole file (at most AUTH_MAX_FILE bytes) into a NUL-terminated malloc'd buffer of its
+ * own size (a 16 MiB scratch buffer would raise glibc's mmap threshold for the server's life). */
 static char *auth__read_file(const char *path, size_t *len, char *err, size_t cap)
 {
     FILE *f = fopen(path, "rb");
@@ -53,12 +55,23 @@ static char *auth__read_file(const char *path, size_t *len, char *err, size_t ca
         snprintf(err, cap, "%s: %s", path, strerror(errno));
         return NULL;
     }
-    char *buf = malloc(AUTH_MAX_FILE + 1);
-    size_t n = buf ? fread(buf, 1, AUTH_MAX_FILE + 1, f) : 0;
-    bool bad = ferror(f) != 0;
+    struct stat st;
+    const char *why = NULL;
+    if (fstat(fileno(f), &st) < 0) why = strerror(errno);
+    else if (!S_ISREG(st.st_mode)) why = "not a regular file";
+    else if (st.st_size > (off_t)AUTH_MAX_FILE) why = "larger than 16 MiB";
+    if (why) {
+        snprintf(err, cap, "%s: %s", path, why);
+        fclose(f);
+        return NULL;
+    }
+    size_t want = (size_t)st.st_size;
+    char *buf = malloc(want + 1);
+    size_t n = buf ? fread(buf, 1, want + 1, f) : 0;
+    bool bad = ferror(f) != 0 || n > want;
     fclose(f);
-    if (!buf || bad || n > AUTH_MAX_FILE) {
-        snprintf(err, cap, "%s: %s", path, !buf ? "out of memory" : bad ? "read error" : "larger than 16 MiB");
+    if (!buf || bad) {
+        snprintf(err, cap, "%s: %s", path, !buf ? "out of memory" : "read error (changed while read?)");
         free(buf);
         return NULL;
     }

@@ -47,7 +47,7 @@ auth_id_t *xp_auth_request(xp_ctx_t *x, http_conn_t *hc, http_req_t *req)
 {
     auth_t *a = x->auth;
     span_t cred = {NULL, 0};
-    char *qbuf = NULL;
+    char *qbuf = NULL, qstack[8200];
     span_t h = http_req_header(req, "Authorization");
     if (h.p) {
         if (h.n < 7 || strncasecmp(h.p, "Bearer ", 7) != 0) {
@@ -59,23 +59,19 @@ auth_id_t *xp_auth_request(xp_ctx_t *x, http_conn_t *hc, http_req_t *req)
     } else {
         size_t cap = (size_t)x->cfg->token_max_length + 2;
         if (req->query.n && memmem(req->query.p, req->query.n, "token=", 6)) {
-            qbuf = malloc(cap);
+            qbuf = cap <= sizeof(qstack) ? qstack : malloc(cap); /* no big malloc per request */
             ssize_t qn = qbuf ? http_req_query(req, "token", qbuf, cap) : HR_ENOMEM;
             if (qn >= 0) cred = (span_t){qbuf, (size_t)qn};
             else if (qn != HR_ENOTFOUND) {
-                free(qbuf);
+                if (qbuf != qstack) free(qbuf);
                 access__unauthorized(x, hc, "token parameter too long or badly encoded");
                 return NULL;
             }
         }
         if (!cred.p) cred = access__cookie(req, ACCESS_COOKIE);
     }
-    if (!cred.p) {
-        free(qbuf);
-        return auth_anonymous(a);
-    }
-    if (!a->enabled) { /* open mode: a credential changes nothing (tokens cannot be checked) */
-        free(qbuf);
+    if (!cred.p || !a->enabled) { /* open mode: a credential changes nothing (tokens cannot be checked) */
+        if (qbuf && qbuf != qstack) free(qbuf);
         return auth_anonymous(a);
     }
     auth_id_t *id = NULL;
@@ -83,7 +79,7 @@ auth_id_t *xp_auth_request(xp_ctx_t *x, http_conn_t *hc, http_req_t *req)
     int rc = cred.n ? auth_bearer(a, cred.p, cred.n, &id, &why) : HR_EAUTH;
     if (qbuf) {
         memset(qbuf, 0, cred.n);
-        free(qbuf);
+        if (qbuf != qstack) free(qbuf);
     }
     if (rc < 0) {
         access__unauthorized(x, hc, why);
