@@ -19,6 +19,13 @@
  * the client then moves its cursor back to first_available - 1 (a "reset" gap) instead of
  * discarding the new messages as already seen.
  *
+ * Access control: options.token (a string, or a function returning one or a promise of one)
+ * is fetched before every connection attempt and sent as ?token= on SSE, iframe and polls, and
+ * as the first /ws op ({"op":"auth"}); /ws refreshes it in place before the token's exp, the
+ * other transports reconnect at once with a fresh token when the server ends them as expired
+ * (or answers 401), resuming from the last id. A refusal to subscribe (403, "forbidden") closes
+ * the subscription with an error event instead of retrying.
+ *
  * No dependencies. A classic script that defines globalThis.herald; herald.mjs imports it and
  * re-exports it for `import herald, {subscribe} from '/herald.mjs'`. */
 (function (root) {
@@ -35,12 +42,17 @@
     idleTimeout: 45000, /* ms a stream may stay silent: herald's heartbeats come every 15 s */
     backoff: { min: 500, max: 30000 },
     unread: null,
+    token: null, /* string, or function returning a string or a promise of one */
     onState: null,
     onGap: null,
   };
   /* A long poll is held by the server until something happens, so it counts as open once it
    * has been pending this long without failing. */
   const LONGPOLL_GRACE = 1000;
+  /* A token is refreshed this long before its exp: 10 % of its lifetime, at most 30 s, at
+   * least 1 s. */
+  const REFRESH_MAX = 30000;
+  const REFRESH_MIN = 1000;
 
   let callbackSeq = 0;
 
@@ -80,6 +92,47 @@
   /* Channel names use "/" between segments: encode each segment, keep the slashes. */
   function channelPath(channel) {
     return String(channel).split('/').map(encodeURIComponent).join('/');
+  }
+
+  /* The token option's current value: a function is called (it may return a promise); no
+   * string, an empty one or a rejection is an error. */
+  async function resolveToken(token) {
+    const t = typeof token === 'function' ? await token() : token;
+    if (typeof t !== 'string' || !t) throw new Error('no token (the token option gave ' + (t === '' ? 'an empty string' : typeof t) + ')');
+    return t;
+  }
+
+  /* {exp, iat} (seconds) from a JWT's payload, not verified (the server does that), or null. */
+  function tokenClaims(token) {
+    const parts = String(token).split('.');
+    if (parts.length !== 3) return null;
+    try {
+      let b = parts[1].replace(/-/g, '+').replace(/_/g, '/');
+      b += '==='.slice((b.length + 3) % 4);
+      const bin = root.atob(b);
+      const bytes = new Uint8Array(bin.length);
+      for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+      const c = JSON.parse(new TextDecoder().decode(bytes));
+      if (!c || typeof c !== 'object') return null;
+      return { exp: typeof c.exp === 'number' ? c.exp : null, iat: typeof c.iat === 'number' ? c.iat : null };
+    } catch (e) {
+      return null;
+    }
+  }
+
+  /* An HTTP error answer as an Error with .status (401/403 are told apart by the subscription). */
+  async function httpError(what, res) {
+    let detail = '';
+    try {
+      const body = await res.text();
+      const j = JSON.parse(body);
+      if (j && j.error) detail = ` ${j.error}`;
+    } catch (e) {
+      /* no JSON error body */
+    }
+    const err = new Error(`${what}: HTTP ${res.status}${detail}`);
+    err.status = res.status;
+    return err;
   }
 
   /* Reports an exception thrown by application code without breaking the client. */
@@ -160,11 +213,21 @@
    * sub._gap, sub._cursor and sub._fail(conn, reason); calls for a connection that is no
    * longer current are ignored by the subscription. */
 
-  /* The /ws JSON protocol: welcome, then subscribe {channel, last_id}; the reply opens. */
+  /* The /ws JSON protocol: welcome, then (with a token, on a server with access control) auth
+   * {token} and its reply, then subscribe {channel, last_id}; the subscribe reply opens. The
+   * token is never put in the URL. Before the token's exp a fresh one is sent as another auth
+   * op on the same connection; a close with 3000 (token expired) reconnects with a fresh one. */
   function openWebSocket(sub, conn) {
     const ws = new root.WebSocket(wsBase(sub.url) + '/ws', 'herald.v1');
     /* herald's WebSocket pings are invisible to scripts: ask for a reply when it is quiet */
     conn.ping = () => ws.send('{"op":"ping","ref":"ping"}');
+    let subscribed = false;
+    const subscribe = () => {
+      const req = { op: 'subscribe', channel: sub.channel, ref: 1 };
+      if (sub.lastId !== null) req.last_id = sub.lastId;
+      ws.send(JSON.stringify(req));
+    };
+    conn.auth = (token) => ws.send(JSON.stringify({ op: 'auth', token, ref: 'auth' }));
     ws.onmessage = (ev) => {
       sub._heard(conn);
       let f;
@@ -175,23 +238,45 @@
         return;
       }
       if (f.op === 'welcome') {
-        const req = { op: 'subscribe', channel: sub.channel, ref: 1 };
-        if (sub.lastId !== null) req.last_id = sub.lastId;
-        ws.send(JSON.stringify(req));
-      } else if (f.op === 'reply' && f.ref === 1) {
-        if (!f.ok) {
-          sub._fail(conn, `websocket: subscribe refused: ${f.error && f.error.message}`);
+        /* the token goes first, and subscribing waits for its reply */
+        if (conn.token && f.auth === true) conn.auth(conn.token);
+        else subscribe();
+      } else if (f.op === 'reply' && f.ref === 'auth') {
+        if (f.ok) {
+          sub._authenticated(conn, f);
+          if (!subscribed) {
+            subscribed = true;
+            subscribe();
+          }
           return;
         }
+        const code = f.error && f.error.code;
+        const msg = `websocket: token refused: ${code}${f.error && f.error.message ? ' (' + f.error.message + ')' : ''}`;
+        if (!subscribed) sub._fail(conn, msg, code === 'forbidden' ? 'forbidden' : 'auth');
+        else sub._refreshFailed(conn, msg, code);
+      } else if (f.op === 'reply' && f.ref === 1) {
+        if (!f.ok) {
+          const code = f.error && f.error.code;
+          const msg = `websocket: subscribe refused: ${code}${f.error && f.error.message ? ' (' + f.error.message + ')' : ''}`;
+          sub._fail(conn, msg, code === 'forbidden' ? 'forbidden' : code === 'unauthorized' ? 'auth' : undefined);
+          return;
+        }
+        subscribed = true;
         sub._alive(conn);
         sub._cursor(conn, f.last_id);
       } else if (f.op === 'message') {
         sub._message(conn, f);
       } else if (f.op === 'gap') {
         sub._gap(conn, f);
+      } else if (f.op === 'unsubscribed' && (!f.channel || f.channel === sub.channel)) {
+        /* a refreshed token no longer allows the channel */
+        sub._fail(conn, `websocket: unsubscribed by the server: ${f.reason || 'no reason given'}`, f.reason === 'forbidden' ? 'forbidden' : undefined);
       }
     };
-    ws.onclose = (ev) => sub._fail(conn, `websocket closed (${ev.code}${ev.reason ? ' ' + ev.reason : ''})`);
+    ws.onclose = (ev) => {
+      const reason = `websocket closed (${ev.code}${ev.reason ? ' ' + ev.reason : ''})`;
+      sub._fail(conn, reason, ev.code === 3000 ? 'expired' : undefined);
+    };
     return () => {
       ws.onmessage = ws.onclose = null;
       ws.close();
@@ -205,12 +290,16 @@
     (async () => {
       await sub._initialCursor(conn, ctl.signal);
       const res = await root.fetch(sub._subUrl('sse'), { headers: { Accept: 'text/event-stream' }, cache: 'no-store', signal: ctl.signal });
-      if (!res.ok || !/^text\/event-stream/.test(res.headers.get('Content-Type') || '')) throw new Error(`sse: HTTP ${res.status}`);
+      if (!res.ok) throw await httpError('sse', res);
+      if (!/^text\/event-stream/.test(res.headers.get('Content-Type') || '')) throw new Error(`sse: HTTP ${res.status}`);
       const reader = res.body.getReader();
       const decoder = new TextDecoder();
       const parse = sseParser((ev) => {
         if (ev.event === 'gap') {
           sub._gap(conn, JSON.parse(ev.data));
+        } else if (ev.event === 'expired') {
+          /* the token expired: the server ends the stream; reconnect with a fresh one */
+          sub._fail(conn, 'sse: token expired', 'expired');
         } else {
           const b64 = /@base64$/.test(ev.event);
           const m = { id: ev.id, event: b64 ? ev.event.slice(0, -7) : ev.event, data: ev.data };
@@ -225,7 +314,7 @@
         sub._heard(conn); /* events and heartbeat comments */
         parse(decoder.decode(value, { stream: true }));
       }
-    })().catch((e) => sub._fail(conn, e.message));
+    })().catch((e) => sub._failWith(conn, e));
     return () => ctl.abort();
   }
 
@@ -270,14 +359,23 @@
     const ctl = new AbortController();
     let frame = null;
     let watch = 0;
-    root[name] = (m) => (m && m.gap ? sub._gap(conn, m) : sub._message(conn, m));
+    root[name] = (m) => {
+      if (m && m.expired) sub._fail(conn, 'iframe: token expired', 'expired');
+      else if (m && m.gap) sub._gap(conn, m);
+      else sub._message(conn, m);
+    };
     sub._initialCursor(conn, ctl.signal).then(() => {
       frame = root.document.createElement('iframe');
       frame.style.display = 'none';
       frame.setAttribute('aria-hidden', 'true');
       frame.tabIndex = -1;
       frame.src = sub._subUrl('iframe', `&callback=${name}`);
-      frame.onload = () => sub._fail(conn, 'iframe: stream ended');
+      frame.onload = () => {
+        /* an answer that never streamed is an error page, whose status the frame hides: ask
+         * again with a short poll to tell a refused token (401) or channel (403) apart */
+        if (conn.opened) sub._fail(conn, 'iframe: stream ended');
+        else sub._diagnose(conn, ctl.signal, 'iframe: stream ended');
+      };
       (root.document.body || root.document.documentElement).appendChild(frame);
       watch = setInterval(() => {
         let body = null;
@@ -295,7 +393,7 @@
           while (nodes.length > 1) nodes[0].remove(); /* the last one may still be parsing */
         }
       }, 100);
-    }, (e) => sub._fail(conn, e.message));
+    }, (e) => sub._failWith(conn, e));
     return () => {
       ctl.abort();
       clearInterval(watch);
@@ -320,7 +418,7 @@
           clearTimeout(grace);
         }
       }
-    })().catch((e) => sub._fail(conn, e.message));
+    })().catch((e) => sub._failWith(conn, e));
     return () => ctl.abort();
   }
 
@@ -333,7 +431,7 @@
         const answer = await sub._poll(conn, 'poll', ctl.signal, sub.options.connectTimeout);
         if (!answer.count) await delay(sub.options.pollInterval, ctl.signal);
       }
-    })().catch((e) => sub._fail(conn, e.message));
+    })().catch((e) => sub._failWith(conn, e));
     return () => ctl.abort();
   }
 
@@ -361,6 +459,9 @@
       this._index = 0;
       this._proven = new Set(); /* transports that have received something from the server */
       this._retries = 0; /* failed attempts since the last open: drives the backoff */
+      this._authRetries = 0; /* tokens refused since the last open: the first retry is at once */
+      this._token = null; /* the token in use (options.token), and its claims {exp, iat} */
+      this._claims = null;
       this._conn = null;
       this._timer = 0;
       if (o.onState) this.on('state', o.onState);
@@ -391,16 +492,38 @@
     }
 
     _connect() {
+      if (this.state === 'closed') return;
       const transport = this._chain[this._index];
       if (!transport) {
         this._emit('error', { transport: this.options.transport, reason: 'no transport is supported here' });
         return;
       }
-      const conn = { transport, opened: false, dead: false, stop: null, timer: 0, watch: 0, heard: Date.now(), pinged: 0, ping: null };
+      const conn = { transport, opened: false, dead: false, stop: null, timer: 0, watch: 0, refresh: 0, heard: Date.now(), pinged: 0, ping: null, token: null, claims: null, auth: null };
       this._conn = conn;
       this.transport = transport;
       this._setState('connecting', { transport });
       this._emit('connecting', { transport, attempt: this._retries + 1 });
+      if (!this._usesToken()) {
+        this._start(conn);
+        return;
+      }
+      /* a fresh token for every attempt; its time counts against connectTimeout too, but a
+       * token that does not come is the token's failure, not the transport's */
+      const limit = this.options.connectTimeout;
+      conn.timer = setTimeout(() => this._fail(conn, `token: none within ${limit} ms`, 'token'), limit);
+      this._newToken().then(
+        (token) => {
+          if (!this._current(conn)) return;
+          clearTimeout(conn.timer);
+          conn.token = token;
+          this._start(conn);
+        },
+        (e) => this._fail(conn, `token: ${e && e.message ? e.message : e}`, 'token'),
+      );
+    }
+
+    _start(conn) {
+      const transport = conn.transport;
       conn.timer = setTimeout(() => this._fail(conn, `${transport}: no answer within ${this.options.connectTimeout} ms`), this.options.connectTimeout);
       try {
         conn.stop = OPENERS[transport](this, conn);
@@ -413,9 +536,96 @@
     _stop(conn) {
       conn.dead = true;
       clearTimeout(conn.timer);
+      clearTimeout(conn.refresh);
       clearInterval(conn.watch);
       if (conn.stop) conn.stop();
     }
+
+    /* ---------------------------------------------------------------- tokens */
+
+    _usesToken() {
+      const t = this.options.token;
+      return t !== null && t !== undefined && t !== '';
+    }
+
+    /* Calls the token option; the result becomes the token in use. */
+    async _newToken() {
+      const token = await resolveToken(this.options.token);
+      this._token = token;
+      this._claims = tokenClaims(token);
+      return token;
+    }
+
+    /* The time (ms) at which a token with these claims (default: the token in use) is to be
+     * replaced, or null when it has no exp. */
+    _refreshAt(c = this._claims) {
+      if (!c || c.exp === null) return null;
+      const exp = c.exp * 1000;
+      const life = c.iat !== null ? exp - c.iat * 1000 : exp - Date.now();
+      return exp - Math.max(REFRESH_MIN, Math.min(REFRESH_MAX, life / 10));
+    }
+
+    /* Polls take a fresh token (when the option is a function) once the one in use is due for
+     * refresh, so that they do not run into 401s. */
+    async _freshToken() {
+      if (!this._usesToken() || typeof this.options.token !== 'function') return;
+      const at = this._refreshAt();
+      if (at !== null && Date.now() >= at) {
+        try {
+          await this._newToken();
+        } catch (e) {
+          const err = new Error(`token: ${e && e.message ? e.message : e}`);
+          err.token = true;
+          throw err;
+        }
+      }
+    }
+
+    /* /ws accepted a token (the first one or a refresh): report it and plan the next refresh. */
+    _authenticated(conn, reply) {
+      if (!this._current(conn)) return;
+      this._emit('auth', { transport: conn.transport, user: reply.user === undefined ? null : reply.user, expires: reply.expires === undefined ? null : reply.expires });
+      clearTimeout(conn.refresh);
+      /* the claims of the token this connection now lives on (the server's exp if unreadable) */
+      const c = tokenClaims(conn.token) || { exp: null, iat: null };
+      if (c.exp === null && typeof reply.expires === 'number' && reply.expires > 0) c.exp = reply.expires;
+      conn.claims = c;
+      if (typeof this.options.token !== 'function') return; /* a fixed string cannot be renewed */
+      const at = this._refreshAt(c);
+      if (at === null) return;
+      conn.refresh = setTimeout(() => this._refresh(conn), Math.max(0, at - Date.now()));
+    }
+
+    /* Sends a fresh token on the open /ws connection. */
+    _refresh(conn) {
+      if (!this._current(conn)) return;
+      this._newToken().then(
+        (token) => {
+          if (!this._current(conn)) return;
+          conn.token = token;
+          conn.auth(token);
+        },
+        (e) => this._refreshFailed(conn, `token: ${e && e.message ? e.message : e}`, 'token'),
+      );
+    }
+
+    /* A refresh did not work: the connection lasts until exp (then 3000 reconnects); try again
+     * in a second while there is time. A token for another user needs a new connection. */
+    _refreshFailed(conn, reason, code) {
+      if (!this._current(conn)) return;
+      if (code === 'forbidden') {
+        this._fail(conn, reason, 'auth');
+        return;
+      }
+      this._emit('error', { transport: conn.transport, reason: code === 'token' ? 'token' : 'unauthorized', message: reason });
+      const c = conn.claims; /* the token the connection still lives on */
+      if (c && c.exp !== null && Date.now() + REFRESH_MIN < c.exp * 1000) {
+        clearTimeout(conn.refresh);
+        conn.refresh = setTimeout(() => this._refresh(conn), REFRESH_MIN);
+      }
+    }
+
+    /* ---------------------------------------------------------------- */
 
     _current(conn) {
       return conn === this._conn && !conn.dead;
@@ -426,6 +636,7 @@
       conn.opened = true;
       clearTimeout(conn.timer);
       this._retries = 0;
+      this._authRetries = 0;
       if (STREAMS.includes(conn.transport)) this._watch(conn);
       this._setState('open', { transport: conn.transport });
       this._emit('open', { transport: conn.transport });
@@ -457,15 +668,42 @@
       this._open(conn);
     }
 
-    _fail(conn, reason) {
+    /* conn failed. how: undefined (the transport failed: fallback or backoff), 'token' (the
+     * token option failed: backoff), 'auth' (the token was refused, 401: the first retry at once,
+     * then backoff), 'expired' (the server ended a connection whose token expired: reconnect at
+     * once with a fresh token) or 'forbidden' (not allowed to subscribe: closed, no retry). */
+    _fail(conn, reason, how) {
       if (!this._current(conn)) return;
       this._stop(conn);
-      this._emit('error', { transport: conn.transport, reason });
+      const transport = conn.transport;
+      if (how === 'expired' && !conn.opened) how = 'auth'; /* expired at once: not a refresh */
+      if (how === 'auth' || how === 'forbidden' || how === 'expired') this._proven.add(transport); /* the server answered */
+      if (how === 'forbidden') {
+        this._conn = null;
+        this._emit('error', { transport, reason: 'forbidden', message: reason });
+        this._setState('closed', { transport, reason: 'forbidden' });
+        this._emit('closed', { reason: 'forbidden' });
+        return;
+      }
+      if (how === 'expired') {
+        this._emit('expired', { transport, reason });
+        this._setState('connecting', { transport, reason, retryIn: 0 });
+        this._timer = setTimeout(() => this._connect(), 0);
+        return;
+      }
+      if (how === 'auth') this._emit('error', { transport, reason: 'unauthorized', message: reason });
+      else if (how === 'token') this._emit('error', { transport, reason: 'token', message: reason });
+      else this._emit('error', { transport, reason });
+      if (how === 'auth' && this._authRetries++ === 0) {
+        this._setState('connecting', { transport, reason, retryIn: 0 });
+        this._timer = setTimeout(() => this._connect(), 0);
+        return;
+      }
       const auto = this.options.transport === 'auto';
-      if (auto && !this._proven.has(conn.transport)) {
+      if (!how && auto && !this._proven.has(transport)) {
         if (this._index + 1 < this._chain.length) {
           const to = this._chain[++this._index];
-          this._emit('fallback', { from: conn.transport, to, reason });
+          this._emit('fallback', { from: transport, to, reason });
           this._connect();
           return;
         }
@@ -474,8 +712,28 @@
       const b = this.options.backoff;
       const cap = Math.min(b.max, b.min * 2 ** this._retries++);
       const wait = Math.round(cap / 2 + (Math.random() * cap) / 2);
-      this._setState('connecting', { transport: conn.transport, reason, retryIn: wait });
+      this._setState('connecting', { transport, reason, retryIn: wait });
       this._timer = setTimeout(() => this._connect(), wait);
+    }
+
+    /* An opener's exception: HTTP 401 and 403 are the token's and the channel's, not the
+     * transport's. */
+    _failWith(conn, e) {
+      const how = e && e.token ? 'token' : e && e.status === 401 ? 'auth' : e && e.status === 403 ? 'forbidden' : undefined;
+      this._fail(conn, e && e.message ? e.message : String(e), how);
+    }
+
+    /* A stream that ended before it streamed: a short poll of the same request tells a refused
+     * token or channel (401/403) from a failing transport. */
+    _diagnose(conn, signal, reason) {
+      if (!this._current(conn)) return;
+      root.fetch(this._subUrl('poll'), { cache: 'no-store', signal }).then(
+        (res) => {
+          if (res.status === 401 || res.status === 403) return httpError(reason, res).then((e) => this._failWith(conn, e));
+          this._fail(conn, reason);
+        },
+        () => this._fail(conn, reason),
+      );
     }
 
     /* The channel's cursor from the server (poll answers, the /ws subscribe reply): the resume
@@ -522,6 +780,7 @@
     _subUrl(mode, extra) {
       let u = `${this.url}/sub/${channelPath(this.channel)}?mode=${mode}`;
       if (this._lastId !== null) u += `&last_id=${this._lastId}`;
+      if (this._token !== null && this._usesToken()) u += `&token=${encodeURIComponent(this._token)}`;
       return u + (extra || '');
     }
 
@@ -537,10 +796,12 @@
       const ctl = new AbortController();
       const abort = () => ctl.abort();
       signal.addEventListener('abort', abort, { once: true });
-      const t = setTimeout(abort, timeout);
+      let t = 0;
       try {
+        await this._freshToken();
+        t = setTimeout(abort, timeout);
         const res = await root.fetch(this._subUrl(mode), { cache: 'no-store', signal: ctl.signal });
-        if (!res.ok) throw new Error(`${mode}: HTTP ${res.status}`);
+        if (!res.ok) throw await httpError(mode, res);
         const answer = await res.json();
         if (mode === conn.transport) this._alive(conn); /* not the cursor poll of a stream */
         for (const g of answer.gap_info || []) this._gap(conn, g);
@@ -562,11 +823,16 @@
     return new Subscription(url, channel, onMessage, options);
   }
 
-  /* POST /pub/{channel}; resolves with the server's answer {id, channel, subscribers}. */
+  /* POST /pub/{channel}; resolves with the server's answer {id, channel, subscribers}. With
+   * options.token (a string, or a function returning one or a promise of one) the request
+   * carries Authorization: Bearer. Rejects with an Error whose .status is the HTTP status. */
   async function publish(url, channel, data, options) {
     const event = options && options.event;
+    const token = options && options.token;
     const u = `${httpBase(url)}/pub/${channelPath(channel)}${event ? `?event=${encodeURIComponent(event)}` : ''}`;
-    const res = await root.fetch(u, { method: 'POST', body: data === undefined || data === null ? '' : data });
+    const init = { method: 'POST', body: data === undefined || data === null ? '' : data };
+    if (token !== undefined && token !== null && token !== '') init.headers = { Authorization: `Bearer ${await resolveToken(token)}` };
+    const res = await root.fetch(u, init);
     const text = await res.text();
     let answer = null;
     try {
@@ -574,7 +840,11 @@
     } catch (e) {
       /* not JSON: reported below */
     }
-    if (!res.ok || !answer) throw new Error(`herald: publish failed: HTTP ${res.status} ${(answer && answer.error) || text}`);
+    if (!res.ok || !answer) {
+      const err = new Error(`herald: publish failed: HTTP ${res.status} ${(answer && answer.error) || text}`);
+      err.status = res.status;
+      throw err;
+    }
     return answer;
   }
 

@@ -112,5 +112,9 @@ void longpoll_serve(xp_ctx_t *x, http_conn_t *hc, subreq_t *sr)
     }
     lp->nsubs = sr->nch;
     http_park(hc, &longpoll_ops, lp, XP_LONGPOLL);
-    conn_timer(&hc->base, x->cfg->longpoll_timeout_ms);
+    /* held no longer than the credential is valid: answered (nothing new) at its expiry, so the
+     * next poll must bring a fresh one */
+    uint64_t wait = x->cfg->longpoll_timeout_ms, now = loop_wall_ms();
+    if (sr->exp_ms && sr->exp_ms < now + wait) wait = sr->exp_ms > now ? sr->exp_ms - now : 0;
+    conn_timer(&hc->base, wait);
 }

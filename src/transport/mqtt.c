@@ -914,7 +914,10 @@ static void mqtt__connect(mqtt_conn_t *k, const mqtt_pkt_t *p)
     uint32_t cap = cfg->mqtt_session_expiry;
     uint32_t expiry = want < cap ? want : cap;
     mqtt_sess_t *s = mqtt__sess_find(srv, id);
-    if (s && strcmp(s->owner ? s->owner : "", owner) != 0) { /* nobody takes over another user's device */
+    /* nobody takes over another user's device; an anonymous session (also one saved before access
+     * control was turned on) may be claimed by a user, as any anonymous client could take it */
+    const char *had = s && s->owner ? s->owner : "";
+    if (s && strcmp(had, owner) != 0 && had[0]) {
         xp_log_denial(k->x, k->c, who, "use the client identifier", id, cn);
         auth_unref(who);
         mqtt__fail(k, MQTT_RC_NOT_AUTHORIZED, "the client identifier belongs to another user");
@@ -948,6 +951,14 @@ static void mqtt__connect(mqtt_conn_t *k, const mqtt_pkt_t *p)
         auth_unref(who);
         mqtt__fail(k, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
         return;
+    }
+    if (strcmp(s->owner, owner) != 0) { /* claimed */
+        char *o = strdup(owner);
+        if (o) {
+            free(s->owner);
+            s->owner = o;
+            mqtt__dirty(s);
+        }
     }
     s->conn = k;
     k->s = s;

@@ -274,8 +274,10 @@ test('messages the server sends again are delivered once (every resume rewritten
 });
 
 test('auto falls back to SSE when WebSocket is refused or silent, and to polling when streams are blocked', T, async (t) => {
-  // ws_origins that excludes the page's origin: herald answers the upgrade with 403
-  await withHerald({ ...FLAGS, 'ws-origins': 'http://elsewhere.example' }, async (h) => {
+  // the page is herald's own origin, which herald always lets open a WebSocket: the refusal is
+  // played by playwright (its routing patches the page's WebSocket before the page loads)
+  const refuse = (page) => page.routeWebSocket(/\/ws$/, (ws) => ws.close({ code: 1008, reason: 'refused' }));
+  await withHerald(FLAGS, async (h) => {
     const fallbacks = (v) => v.events.filter((e) => e.ev === 'fallback').map((e) => [e.info.from, e.info.to]);
 
     /* subscribes with auto, checks the transport reached and that messages flow through it */
@@ -293,11 +295,11 @@ test('auto falls back to SSE when WebSocket is refused or silent, and to polling
       return v2;
     }
 
-    await t.test('WebSocket upgrade refused (403) -> sse', async () => {
+    await t.test('WebSocket refused (closed at once) -> sse', async () => {
       await withPage(h.base, 'fallback-refused', async (page) => {
         const v = await check(page, 'refused', 'sse', [['websocket', 'sse']]);
         assert.match(v.events.find((e) => e.ev === 'fallback').info.reason, /websocket closed/);
-      });
+      }, { setup: refuse });
     });
 
     await t.test('WebSocket open but silent past connectTimeout -> sse', async () => {
@@ -314,14 +316,14 @@ test('auto falls back to SSE when WebSocket is refused or silent, and to polling
       await withPage(h.base, 'fallback-longpoll', async (page) => {
         await page.route(/\/sub\/.*mode=(sse|iframe)/, (route) => route.abort());
         await check(page, 'blocked', 'longpoll', [['websocket', 'sse'], ['sse', 'iframe'], ['iframe', 'longpoll']]);
-      });
+      }, { setup: refuse });
     });
 
     await t.test('long polls blocked too -> poll', async () => {
       await withPage(h.base, 'fallback-poll', async (page) => {
         await page.route(/\/sub\/.*mode=(sse|iframe|longpoll)/, (route) => route.abort());
         await check(page, 'blocked2', 'poll', [['websocket', 'sse'], ['sse', 'iframe'], ['iframe', 'longpoll'], ['longpoll', 'poll']]);
-      });
+      }, { setup: refuse });
     });
   });
 });

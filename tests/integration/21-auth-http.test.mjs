@@ -396,3 +396,20 @@ test('`herald token` claims: sub, iat, exp from --ttl, herald subscribe/publish 
   const [a, b, sig] = t.split('.');
   assert.equal(crypto.createHmac('sha256', SECRET).update(`${a}.${b}`).digest('base64url'), sig);
 });
+
+test('a held long poll is answered at its token\'s expiry (nothing new, same cursor); the next poll with it is 401', T, async () => {
+  await withHerald(authFlags({ 'token-leeway': 0, 'longpoll-timeout': 60 }), async (h) => {
+    const tok = await userToken('42', { ttl: '3s' });
+    const exp = payloadOf(tok).exp;
+    const t0 = Date.now();
+    const r = await fetch(`${h.base}/sub/user/42?mode=longpoll&last_id=0&token=${tok}`);
+    assert.equal(r.status, 200);
+    const j = await r.json();
+    assert.equal(j.count, 0);
+    assert.equal(j.last_id, '0');
+    assert.ok(Date.now() / 1000 >= exp - 1, 'not answered before exp');
+    assert.ok(Date.now() - t0 < 30000, 'answered at exp, long before longpoll_timeout');
+    const again = await fetch(`${h.base}/sub/user/42?mode=longpoll&last_id=0&token=${tok}`);
+    assert.equal(again.status, 401);
+  });
+});

@@ -305,6 +305,25 @@ test("client id ownership: user 7 cannot take user 42's persistent session; 42's
   });
 });
 
+test('an anonymous persistent session may be claimed by a user; then it is theirs (anonymous refused)', T, async () => {
+  const rules = tmpFile('rules', 'anonymous subscribe public/#\nuser subscribe public/#\n');
+  await withHerald(authFlags({ 'permissions-file': rules }), async (h) => {
+    const opts = { clientId: 'dev-anon', protocolVersion: 5, clean: false, properties: { sessionExpiryInterval: 300 } };
+    let c = await mq(tcpURL(h), opts); // anonymous: allowed by the anonymous rule
+    await c.sub('public/#', { qos: 1 });
+    await c.end();
+    await keyPublish(h, 'public/a', 'while away');
+    c = await mq(tcpURL(h), { ...opts, username: 'x', password: await userToken('42') });
+    try {
+      assert.equal(c.connack.sessionPresent, true, 'user 42 claims the anonymous session');
+      assert.equal((await c.next()).payload, 'while away');
+    } finally {
+      await c.end();
+    }
+    await expectRefused(h, { v: 5, id: 'dev-anon', clean: false, sessionExpiry: 300 }, 0x87, 'anonymous after the claim');
+  });
+});
+
 test('MQTT v5: a 3 s token ends the connection with DISCONNECT 0xA0; v3.1.1 is closed', T, async () => {
   await withHerald(authFlags({ 'token-leeway': 0 }), async (h) => {
     const tok = await userToken('42', { ttl: '3s' });
