@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "../core/err.h"
+#include "../core/b64.h"
 
 void sse_client_init(sse_client_t *p, char *buf, size_t cap, sse_client_cb cb, void *ud)
 {
@@ -126,41 +127,8 @@ ssize_t sse_client_feed(sse_client_t *p, const char *d, size_t n)
     return (ssize_t)n;
 }
 
-static int b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-}
-
 ssize_t sse_client_b64_decode(const char *in, size_t n, uint8_t *out)
 {
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t o = 0, pad = 0, chars = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)in[i];
-        if (c == ' ' || c == '\t' || c == '\r' || c == '\n') continue;
-        if (c == '=') {
-            pad++;
-            continue;
-        }
-        int v = b64_value(c);
-        if (v < 0 || pad) return HR_EINVAL; /* bad character, or data after padding */
-        chars++;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (uint8_t)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    /* A lone leftover character cannot encode a byte; padding must complete a quad. */
-    if (chars % 4 == 1) return HR_EINVAL;
-    if (pad && ((chars + pad) % 4 != 0 || pad > 2)) return HR_EINVAL;
-    return (ssize_t)o;
+    long r = b64_decode_ex(in, n, out, (n / 4 + 1) * 3, B64_PAD_OK | B64_SKIP_SPACE);
+    return r < 0 ? HR_EINVAL : (ssize_t)r;
 }

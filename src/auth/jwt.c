@@ -26,6 +26,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../core/b64.h"
 #include "jwt_internal.h"
 
 #define JWT_DEFAULT_MAX_LEN 8192
@@ -65,72 +66,20 @@ static const EVP_MD *alg_md(jwt_alg_t alg)
 static bool alg_is_pss(jwt_alg_t a) { return a == JWT_PS256 || a == JWT_PS384 || a == JWT_PS512; }
 static size_t alg_ec_len(jwt_alg_t a) { return a == JWT_ES256 ? 32 : a == JWT_ES384 ? 48 : 0; }
 
-/* ---- base64url (RFC 4648 section 5, no padding) ---- */
-
-static int b64_val(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '-') return 62;
-    if (c == '_') return 63;
-    return -1;
-}
+/* ---- base64url (RFC 4648 section 5, no padding, unused bits zero) ---- */
 
 long jwt_b64url_decode(const char *in, size_t n, unsigned char *out, size_t cap)
 {
-    if (n % 4 == 1) return -1;
-    size_t olen = n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0);
-    if (olen > cap || olen > LONG_MAX) return -1;
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64_val((unsigned char)in[i]);
-        if (v < 0) return -1;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    if (acc != 0) return -1; /* the unused low bits of the last character must be zero */
-    return (long)o;
+    return b64_decode_ex(in, n, out, cap, B64_URL | B64_STRICT_BITS);
 }
-
-static const char B64URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/* Characters of the unpadded encoding of n bytes. */
-static size_t b64_len(size_t n) { return n / 3 * 4 + (n % 3 ? n % 3 + 1 : 0); }
 
 size_t jwt_b64url_encode(const unsigned char *in, size_t n, char *out, size_t cap)
 {
-    if (cap < b64_len(n) + 1) {
-        if (cap) out[0] = '\0';
-        return 0;
-    }
-    size_t o = 0, i = 0;
-    for (; i + 3 <= n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        out[o++] = B64URL[v >> 18];
-        out[o++] = B64URL[(v >> 12) & 63];
-        out[o++] = B64URL[(v >> 6) & 63];
-        out[o++] = B64URL[v & 63];
-    }
-    if (n - i == 1) {
-        out[o++] = B64URL[in[i] >> 2];
-        out[o++] = B64URL[(in[i] & 3) << 4];
-    } else if (n - i == 2) {
-        uint32_t v = (uint32_t)in[i] << 8 | in[i + 1];
-        out[o++] = B64URL[v >> 10];
-        out[o++] = B64URL[(v >> 4) & 63];
-        out[o++] = B64URL[(v & 15) << 2];
-    }
-    out[o] = '\0';
-    return o;
+    return b64_encode_ex(in, n, out, cap, B64_URL);
 }
+
+/* Characters of the unpadded encoding of n bytes. */
+static size_t b64_len(size_t n) { return n / 3 * 4 + (n % 3 ? n % 3 + 1 : 0); }
 
 /* Decodes s[0..n) into a new buffer (*out, free()d by the caller; never NULL on success, even
  * for empty input). Returns the length or -1. */

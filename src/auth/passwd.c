@@ -22,6 +22,8 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "../core/b64.h"
+
 #define PW_MAX_LINE 1024        /* bytes, line end excluded */
 #define PW_MAX_USERS 1000000
 #define PW_MAX_ITER 10000000    /* above this one login would take seconds */
@@ -56,61 +58,6 @@ static void seterr(char *err, size_t cap, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, cap, fmt, ap);
     va_end(ap);
-}
-
-static int b64_val(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-}
-
-/* Decodes standard base64 in[0..n) (with or without '=' padding) into out (cap bytes). Returns
- * the length, or -1 for a bad character, bad padding or more than cap bytes. */
-static long b64_decode(const char *in, size_t n, unsigned char *out, size_t cap)
-{
-    size_t pad = 0;
-    while (pad < 2 && n > 0 && in[n - 1] == '=') {
-        n--;
-        pad++;
-    }
-    if (n % 4 == 1 || (pad && (n + pad) % 4 != 0)) return -1;
-    size_t olen = n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0);
-    if (olen > cap) return -1;
-    uint32_t acc = 0;
-    size_t bits = 0, o = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64_val((unsigned char)in[i]);
-        if (v < 0) return -1;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    return (long)o;
-}
-
-/* Encodes in[0..n) as padded standard base64 into out; returns the length (no NUL written). */
-static size_t b64_encode(const unsigned char *in, size_t n, char *out)
-{
-    static const char A[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        if (i + 1 < n) v |= (uint32_t)in[i + 1] << 8;
-        if (i + 2 < n) v |= in[i + 2];
-        out[o++] = A[v >> 18];
-        out[o++] = A[(v >> 12) & 63];
-        out[o++] = i + 1 < n ? A[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < n ? A[v & 63] : '=';
-    }
-    return o;
 }
 
 /* Computes the entry's digest of password into out (PW_HASH_LEN bytes). Returns false when
@@ -151,12 +98,12 @@ static const char *parse_hash(pw_entry_t *e, const char *h, size_t n)
     const char *d = memchr(h + i, '$', n - i);
     if (!d) return "missing '$' between salt and hash";
     size_t sn = (size_t)(d - (h + i));
-    long sl = b64_decode(h + i, sn, e->salt, sizeof(e->salt));
+    long sl = b64_decode_ex(h + i, sn, e->salt, sizeof(e->salt), B64_PAD_OK);
     if (sl < 1) return "bad salt (want 1-64 bytes in base64)";
     e->saltn = (size_t)sl;
     i += sn + 1;
     unsigned char hash[PW_HASH_LEN + 3];
-    long hl = b64_decode(h + i, n - i, hash, sizeof(hash));
+    long hl = b64_decode_ex(h + i, n - i, hash, sizeof(hash), B64_PAD_OK);
     if (hl != PW_HASH_LEN) return "bad hash (want 64 bytes in base64)";
     memcpy(e->hash, hash, PW_HASH_LEN);
     return NULL;
@@ -318,9 +265,9 @@ size_t passwd_hash7(const char *password, size_t pn, int iterations, char *out, 
     if (RAND_bytes(e.salt, PW_SALT_LEN) != 1 || !digest(&e, password, pn, e.hash)) return 0;
     memcpy(out, head, (size_t)hn);
     size_t o = (size_t)hn;
-    o += b64_encode(e.salt, PW_SALT_LEN, out + o);
+    o += b64_encode_ex(e.salt, PW_SALT_LEN, out + o, cap - o, 0);
     out[o++] = '$';
-    o += b64_encode(e.hash, PW_HASH_LEN, out + o);
+    o += b64_encode_ex(e.hash, PW_HASH_LEN, out + o, cap - o, 0);
     out[o] = '\0';
     OPENSSL_cleanse(&e, sizeof(e));
     return o;

@@ -8,28 +8,6 @@
 #include "../core/err.h"
 #include "transport.h"
 
-size_t b64_encode(const void *p, size_t n, char *out, size_t cap)
-{
-    if (cap < 4 * ((n + 2) / 3) + 1) return 0;
-    return (size_t)EVP_EncodeBlock((unsigned char *)out, p, (int)n);
-}
-
-ssize_t b64_decode(const char *in, size_t n, char *out, size_t cap)
-{
-    if (n % 4 || n / 4 * 3 > cap || n > INT32_MAX) return HR_EINVAL;
-    if (n == 0) return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = in[i];
-        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/' ||
-                  (c == '=' && i >= n - 2 && (i == n - 1 || in[n - 1] == '='));
-        if (!ok) return HR_EINVAL;
-    }
-    int len = EVP_DecodeBlock((unsigned char *)out, (const unsigned char *)in, (int)n);
-    if (len < 0) return HR_EINVAL;
-    /* EVP_DecodeBlock counts the padding as decoded zero bytes */
-    len -= (in[n - 1] == '=') + (in[n - 2] == '=');
-    return len;
-}
 
 size_t json_escape(const char *s, size_t n, char *out, size_t cap)
 {

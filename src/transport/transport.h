@@ -12,6 +12,7 @@
 
 #include "../app/config.h"
 #include "../auth/auth.h"
+#include "../core/b64.h"
 #include "../core/metrics.h"
 #include "../http/server.h"
 #include "../hub/hub.h"
@@ -83,13 +84,6 @@ bytes_t *json_encode_msg(const msg_t *m);
 /* Appends s[0..n) as a JSON string body (no quotes) with the script-safe escaping above into
  * out; returns bytes written, or 0 if cap is too small (needs up to 6n). */
 size_t json_escape(const char *s, size_t n, char *out, size_t cap);
-
-/* Base64 of p[0..n) into out (cap >= 4*((n+2)/3)+1, NUL-terminated). Returns its length. */
-size_t b64_encode(const void *p, size_t n, char *out, size_t cap);
-
-/* Decodes standard base64 (padded, no whitespace) in[0..n) into out (cap >= 3*(n/4)). Returns
- * the decoded length, or HR_EINVAL for text that is not base64. */
-ssize_t b64_decode(const char *in, size_t n, char *out, size_t cap);
 
 /* One subscription of a push connection, and the messages it had to drop. */
 typedef struct {
