@@ -172,6 +172,22 @@ TEST(bad_tokens_are_refused)
     tok = jwt_sign(JWT_HS256, "another-secret-another-secret-0123456", 37, NULL, "{\"sub\":\"42\"}", e2, sizeof(e2));
     CHECK_EQ(auth_token(&a, tok, strlen(tok), &id, &why), HR_EAUTH);
     free(tok);
+    /* at most 64 patterns per claim list (AUTH_MAX_CLAIM_PATTERNS) */
+    {
+        char big[4096];
+        for (int np = 64; np <= 65; np++) {
+            size_t o = (size_t)snprintf(big, sizeof(big), "{\"sub\":\"42\",\"exp\":%ld,\"herald\":{\"subscribe\":[", now + 60);
+            for (int i = 0; i < np; i++) o += (size_t)snprintf(big + o, sizeof(big) - o, "%s\"c/%d\"", i ? "," : "", i);
+            snprintf(big + o, sizeof(big) - o, "]}}");
+            tok = mint(big);
+            id = NULL;
+            CHECK_EQ(auth_token(&a, tok, strlen(tok), &id, &why), np == 64 ? 0 : HR_EAUTH);
+            if (id) CHECK(sub_ok(id, "c/63"));
+            auth_unref(id);
+            id = NULL;
+            free(tok);
+        }
+    }
     /* a key configured without a kid stands for any kid: tokens from issuers that always send one */
     snprintf(claims, sizeof(claims), "{\"sub\":\"42\",\"exp\":%ld}", now + 60);
     tok = jwt_sign(JWT_HS256, SECRET, strlen(SECRET), "issuer-key-7", claims, e2, sizeof(e2));
