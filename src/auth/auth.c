@@ -40,9 +40,14 @@ static int64_t auth__now_ms(void)
     return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-static void auth__sha256(const void *p, size_t n, uint8_t out[32])
+/* SHA-256 with the digest fetched once and one reused context: no allocation per call (a
+ * per-call EVP_Digest costs heap churn on every connection that presents a credential). */
+static void auth__sha256(auth_t *a, const void *p, size_t n, uint8_t out[32])
 {
     unsigned int len = 32;
+    if (a->md && a->mdctx && EVP_DigestInit_ex(a->mdctx, a->md, NULL) == 1 && EVP_DigestUpdate(a->mdctx, p, n) == 1 &&
+        EVP_DigestFinal_ex(a->mdctx, out, &len) == 1)
+        return;
     EVP_Digest(p, n, out, &len, EVP_sha256(), NULL);
 }
 
@@ -178,7 +183,7 @@ static int auth__add_keys(auth_t *a, const char *text, bool file, char *err, siz
             return HR_EINVAL;
         }
         a->key_digests = d;
-        auth__sha256(p, n, d[a->nkeys++]);
+        auth__sha256(a, p, n, d[a->nkeys++]);
         p = e;
     }
     return 0;
@@ -270,6 +275,8 @@ static void auth__fixed(auth_t *a, auth_id_t *id, auth_kind_t kind, bool any)
 int auth_init(auth_t *a, const cfg_t *cfg, char *err, size_t cap)
 {
     memset(a, 0, sizeof(*a));
+    a->md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    a->mdctx = EVP_MD_CTX_new();
     char sub[400];
     int rc = auth__keys(a, cfg, err, cap);
     if (rc < 0) goto fail;
@@ -336,6 +343,10 @@ fail:
 
 void auth_close(auth_t *a)
 {
+    EVP_MD_CTX_free(a->mdctx);
+    a->mdctx = NULL;
+    EVP_MD_free(a->md);
+    a->md = NULL;
     auth__cache_free(a->cache);
     a->cache = NULL;
     jwt_keys_free(a->keys);
@@ -440,7 +451,7 @@ int auth_token(auth_t *a, const char *tok, size_t n, auth_id_t **out, const char
     }
     int64_t now = auth__now_ms();
     uint8_t h[32];
-    auth__sha256(tok, n, h);
+    auth__sha256(a, tok, n, h);
     auth_id_t *id = auth__cache_get(a->cache, h);
     if (id) {
         if (id->exp_ms && now >= id->exp_ms) {
@@ -478,7 +489,7 @@ int auth_bearer(auth_t *a, const char *cred, size_t n, auth_id_t **out, const ch
 {
     if (a->nkeys && n >= AUTH_MIN_API_KEY) {
         uint8_t h[32];
-        auth__sha256(cred, n, h);
+        auth__sha256(a, cred, n, h);
         int hit = 0;
         for (uint32_t i = 0; i < a->nkeys; i++) hit |= CRYPTO_memcmp(h, a->key_digests[i], 32) == 0;
         if (hit) {

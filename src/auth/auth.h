@@ -73,6 +73,8 @@ struct auth {
     acl_list_t user_channel; /* subscribe pattern every user has */
     auth_id_t open_id, anon_id, key_id; /* static identities (never freed by unref) */
     auth_stats_t stats;
+    struct evp_md_st *md;         /* SHA-256, fetched once (token cache keys, API key digests) */
+    struct evp_md_ctx_st *mdctx;  /* reused for every digest */
 };
 
 /* Builds the access-control state from cfg: reads token_hmac_secret(_file), token_public_key,
