@@ -527,7 +527,8 @@ int auth_login(auth_t *a, const char *user, size_t un, const char *pass, size_t 
             return 0;
         }
     }
-    if (a->nkeys && !un) { /* a backend logging in with an API key as the password */
+    if (a->nkeys) { /* a backend logging in with an API key as the password (any user name: MQTT 3.1.1
+                     * sends a password only with one) */
         if (auth_bearer(a, pass, pn, out, why) == 0 && (*out)->kind == AUTH_KEY) return 0;
         auth_unref(*out);
         *out = NULL;

@@ -94,7 +94,8 @@ int auth_token(auth_t *a, const char *tok, size_t n, auth_id_t **out, const char
 int auth_bearer(auth_t *a, const char *cred, size_t n, auth_id_t **out, const char **why);
 
 /* An MQTT CONNECT or STOMP CONNECT credential: a password that is a token (the user name is
- * then ignored), else user/password against the password file. 0 or HR_EAUTH with *why. */
+ * then ignored), else user/password against the password file, else a password that is an API
+ * key (whatever the user name). 0 or HR_EAUTH with *why. */
 int auth_login(auth_t *a, const char *user, size_t un, const char *pass, size_t pn, auth_id_t **out,
                const char **why);
 

@@ -243,6 +243,9 @@ TEST(api_keys_and_logins)
     /* an API key as the password with no user name: a backend over MQTT */
     CHECK_EQ(auth_login(&a, "", 0, "backend-key-0123456789", 22, &id, &why), 0);
     if (id) CHECK_EQ(id->kind, AUTH_KEY);
+    CHECK_EQ(auth_login(&a, "backend", 7, "backend-key-0123456789", 22, &id, &why), 0); /* MQTT 3.1.1 */
+    if (id) CHECK_EQ(id->kind, AUTH_KEY);
+    CHECK_EQ(auth_login(&a, "backend", 7, "backend-key-012345678X", 22, &id, &why), HR_EAUTH);
     auth_close(&a);
 }
 
