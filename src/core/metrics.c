@@ -57,6 +57,12 @@ size_t metrics_render(const metrics_t *m, uint64_t published, uint64_t channels,
     put(&w, "# HELP herald_connections_rejected_total Connections refused at max_connections.\n"
             "# TYPE herald_connections_rejected_total counter\nherald_connections_rejected_total %" PRIu64 "\n",
         m->rejected);
+    put(&w, "# HELP herald_read_pauses_total Times a connection was stopped reading because it did not read its answers.\n"
+            "# TYPE herald_read_pauses_total counter\nherald_read_pauses_total %" PRIu64 "\n",
+        m->read_pauses);
+    put(&w, "# HELP herald_connect_timeouts_total MQTT connections closed for sending no CONNECT in time.\n"
+            "# TYPE herald_connect_timeouts_total counter\nherald_connect_timeouts_total %" PRIu64 "\n",
+        m->connect_timeouts);
     put(&w, "# HELP herald_channels Channels in memory.\n# TYPE herald_channels gauge\nherald_channels %" PRIu64 "\n",
         channels);
     put(&w, "# HELP herald_subscriptions Live channel subscriptions.\n# TYPE herald_subscriptions gauge\n"

@@ -17,6 +17,8 @@ typedef struct {
     uint64_t http_errors;          /* 4xx/5xx answers */
     uint64_t accepted;             /* connections accepted */
     uint64_t rejected;             /* connections refused at max_connections */
+    uint64_t read_pauses;          /* times a connection was stopped reading: its answers were not read */
+    uint64_t connect_timeouts;     /* MQTT connections closed for sending no CONNECT within header_timeout */
 } metrics_t;
 
 extern const char *const xp_names[XP_MAX];

@@ -1080,6 +1080,14 @@ static size_t mqtt__feed(mqtt_conn_t *k, const char *p, size_t n)
 {
     size_t off = 0;
     while (off < n && !k->said_bye && !k->c->closing) {
+        /* a client that sends requests (PINGREQ, SUBSCRIBE, QoS 1 PUBLISH...) without reading the
+         * replies: the rest waits, unparsed, until the queue drains (TCP; ws.c pauses WebSocket) */
+        if (!k->ws && k->c->wq.bytes >= k->c->wq.limit) {
+            if (!k->bp_paused) k->x->metrics->read_pauses++;
+            k->bp_paused = true;
+            conn_pause_read(k->c, true);
+            return n - off;
+        }
         mqtt_opts_t o = {MQTT_ROLE_SERVER, k->version, k->x->cfg->mqtt_max_packet};
         mqtt_pkt_t pkt;
         mqtt_err_t err;
@@ -1149,7 +1157,26 @@ static void mqtt__tcp_read(conn_t *c)
     if (t->k.said_bye && c->rlen) conn_consume(c, c->rlen);
 }
 
-static void mqtt__tcp_drain(conn_t *c) { mqtt__pump(&container_of(c, mqtt_tcp_t, base)->k); }
+static void mqtt__tcp_drain(conn_t *c)
+{
+    mqtt_conn_t *k = &container_of(c, mqtt_tcp_t, base)->k;
+    if (k->bp_paused) { /* the replies were read: what is buffered is parsed again (conn.c) */
+        k->bp_paused = false;
+        conn_pause_read(c, false);
+    }
+    mqtt__pump(k);
+}
+
+/* The base timer of a TCP connection: armed at accept until CONNECT arrives. */
+static void mqtt__tcp_timer(conn_t *c)
+{
+    mqtt_conn_t *k = &container_of(c, mqtt_tcp_t, base)->k;
+    if (k->connected || k->said_bye || c->closing) return;
+    char peer[64];
+    log_info("mqtt: %s: no CONNECT within header_timeout: closed", conn_peer(c, peer, sizeof(peer)));
+    k->x->metrics->connect_timeouts++;
+    conn_close(c, HR_ETIMEDOUT);
+}
 
 static void mqtt__tcp_close(conn_t *c)
 {
@@ -1166,6 +1193,7 @@ static const conn_ops_t mqtt_tcp_ops = {
     .on_read = mqtt__tcp_read,
     .on_eof = mqtt__tcp_eof,
     .on_drain = mqtt__tcp_drain,
+    .on_timer = mqtt__tcp_timer,
     .on_close = mqtt__tcp_close,
 };
 
@@ -1183,6 +1211,7 @@ static void mqtt__accept(listener_t *l, int fd)
         return;
     }
     mqtt__conn_init(&t->k, x, &t->base, NULL);
+    conn_timer(&t->base, x->cfg->header_timeout_ms); /* CONNECT must come first, and soon */
     srv->nconns++;
     x->metrics->accepted++;
     x->metrics->connections[XP_MQTT]++;

@@ -1,0 +1,122 @@
+// Backpressure: a client that sends requests without reading the answers cannot make herald
+// hold more than its configured bytes (HTTP pipelining, MQTT requests); an MQTT client must send
+// CONNECT within header_timeout. Memory is read from /proc/PID/status; every flood is bounded in
+// time and bytes, and the server must go on serving others afterwards.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import { withHerald, request, metrics, waitFor, sleep, SCALE, HERALD_BIN } from '../lib/herald.mjs';
+
+const T = { timeout: 60000 * SCALE };
+const MB = 1024 * 1024;
+/* AddressSanitizer keeps freed blocks in quarantine (up to 256 MB), so the ASan build's RSS grows
+ * with the replies it wrote and freed: its bound only catches unbounded growth. */
+const BOUND = (/asan/.test(HERALD_BIN) ? 320 : 48) * MB;
+
+function rssBytes(pid) {
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m[1]) * 1024;
+}
+
+/* Writes chunk to a fresh connection on port for ms (or until limit bytes are accepted by the
+ * kernel) without ever reading; returns {written, sock}. Writes stop when the socket would block
+ * (the server stopped reading: that is the point) and go on when it drains. */
+async function flood(port, first, chunk, { ms = 3000, limit = 400 * MB } = {}) {
+  const sock = net.connect(port, '127.0.0.1');
+  sock.on('error', () => {});
+  await new Promise((res, rej) => {
+    sock.once('connect', res);
+    sock.once('error', rej);
+  });
+  sock.pause(); // never read: the answers pile up in the server's write queue
+  if (first) sock.write(first);
+  let written = 0;
+  const until = Date.now() + ms;
+  while (Date.now() < until && written < limit && !sock.destroyed) {
+    if (!sock.write(chunk)) {
+      // the kernel buffers are full: wait a little for a drain that will not come while paused
+      await Promise.race([new Promise((r) => sock.once('drain', r)), sleep(50)]);
+      continue;
+    }
+    written += chunk.length;
+  }
+  return { written, sock };
+}
+
+test('HTTP pipelining without reading the answers: herald stops reading, memory stays bounded', T, async (t) => {
+  await withHerald({ 'max-queued-bytes': '256k', 'header-timeout': 30 }, async (h) => {
+    const pid = h.proc.pid;
+    const before = rssBytes(pid);
+    // each request earns a ~150-byte answer; 64 requests per write
+    const one = 'GET /channels/flood HTTP/1.1\r\nHost: localhost\r\n\r\n';
+    const chunk = Buffer.from(one.repeat(64));
+    const { written, sock } = await flood(h.port, null, chunk, { ms: 3000 * SCALE });
+    const grown = rssBytes(pid) - before;
+    t.diagnostic(`HTTP flood: ${(written / MB).toFixed(1)} MB of requests sent, RSS +${(grown / MB).toFixed(1)} MB`);
+    // a server that parses on regardless would queue an answer per request: ~3x what was written
+    assert.ok(grown < BOUND, `RSS grew by ${(grown / MB).toFixed(1)} MB while ${(written / MB).toFixed(1)} MB of requests were sent`);
+    const m = await metrics(h);
+    assert.ok(m.get('herald_read_pauses_total') >= 1, 'the connection was paused');
+    // reading now lets herald go on with the buffered requests: answers arrive
+    let got = 0;
+    sock.on('data', (d) => { got += d.length; });
+    sock.resume();
+    await waitFor(() => got > 256 * 1024, 10000 * SCALE, 'answers after reading resumes');
+    sock.destroy();
+    const r = await request(h, 'GET', '/healthz');
+    assert.equal(r.status, 200, 'others are still served');
+  });
+});
+
+test('MQTT: PINGREQs without reading the PINGRESPs do not grow memory past the queue limit', T, async (t) => {
+  await withHerald({ 'max-queued-bytes': '256k' }, async (h) => {
+    const pid = h.proc.pid;
+    const before = rssBytes(pid);
+    // CONNECT (v3.1.1, client id "f", clean session), then PINGREQ after PINGREQ
+    const connect = Buffer.from([0x10, 13, 0, 4, 0x4d, 0x51, 0x54, 0x54, 4, 0x02, 0, 0, 0, 1, 0x66]);
+    const ping = Buffer.alloc(2 * 4096);
+    for (let i = 0; i < ping.length; i += 2) ping[i] = 0xc0;
+    const { written, sock } = await flood(h.mqttPort, connect, ping, { ms: 3000 * SCALE });
+    const grown = rssBytes(pid) - before;
+    t.diagnostic(`MQTT flood: ${(written / MB).toFixed(1)} MB of PINGREQs sent, RSS +${(grown / MB).toFixed(1)} MB`);
+    // unbounded, each 2-byte PINGREQ queues a 2-byte reply block (~80 bytes with its bookkeeping)
+    assert.ok(grown < BOUND, `RSS grew by ${(grown / MB).toFixed(1)} MB while ${(written / MB).toFixed(1)} MB of PINGREQs were sent`);
+    const m = await metrics(h);
+    assert.ok(m.get('herald_read_pauses_total') >= 1, 'the MQTT connection was paused');
+    let got = 0;
+    sock.on('data', (d) => { got += d.length; });
+    sock.resume();
+    await waitFor(() => got >= 4 + 2 * 1000, 10000 * SCALE, 'CONNACK and PINGRESPs once reading resumes');
+    sock.destroy();
+  });
+});
+
+test('MQTT: a connection that sends no CONNECT within header_timeout is closed and counted', T, async () => {
+  await withHerald({ 'header-timeout': 1 }, async (h) => {
+    const socks = [];
+    for (let i = 0; i < 5; i++) {
+      const s = net.connect(h.mqttPort, '127.0.0.1');
+      s.on('error', () => {});
+      s.closedAt = null;
+      s.on('close', () => { s.closedAt = Date.now(); });
+      await new Promise((r) => s.once('connect', r));
+      if (i % 2) s.write(Buffer.from([0x10])); // one byte of a CONNECT, then nothing
+      socks.push(s);
+    }
+    const t0 = Date.now();
+    await waitFor(() => socks.every((s) => s.closedAt), 8000 * SCALE, 'every silent MQTT connection closed');
+    assert.ok(Date.now() - t0 >= 500, 'not closed before the deadline');
+    const m = await metrics(h);
+    assert.equal(m.get('herald_connect_timeouts_total'), 5);
+    // a real client in time is unaffected
+    const ok = net.connect(h.mqttPort, '127.0.0.1');
+    const connack = await new Promise((res, rej) => {
+      ok.once('data', res);
+      ok.once('error', rej);
+      ok.write(Buffer.from([0x10, 13, 0, 4, 0x4d, 0x51, 0x54, 0x54, 4, 0x02, 0, 60, 0, 1, 0x67]));
+    });
+    assert.deepEqual([...connack], [0x20, 2, 0, 0]);
+    ok.destroy();
+  });
+});
