@@ -93,6 +93,7 @@ static const key_def_t KEYS[] = {
     {"client_publish", "delivery", K_BOOL, F(client_publish), 0, 1, NULL},
     {"ws_origins", "websocket", K_ORIGINS, F(ws_origins), 0, 0, NULL},
     {"ws_max_message", "websocket", K_SIZE32, F(ws_max_message), 125, 256u << 20, NULL},
+    {"ws_max_fragments", "websocket", K_COUNT, F(ws_max_fragments), 1, 1000000, NULL},
     {"ws_ping_interval", "websocket", K_SECS, F(ws_ping_interval_ms), 100, 3600000, NULL},
     {"ws_ping_timeout", "websocket", K_SECS, F(ws_ping_timeout_ms), 100, 3600000, NULL},
     {"ws_deflate", "websocket", K_BOOL, F(ws_deflate), 0, 1, NULL},
@@ -168,6 +169,7 @@ void cfg_defaults(cfg_t *cfg)
     cfg->client_publish = true;
     cfg->ws_origins[0] = 0; /* same origin only */
     cfg->ws_max_message = 1048576;
+    cfg->ws_max_fragments = 1024;
     cfg->ws_ping_interval_ms = 30000;
     cfg->ws_ping_timeout_ms = 20000;
     cfg->ws_deflate = true;

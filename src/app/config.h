@@ -51,6 +51,7 @@ typedef struct {
     /* [websocket] */
     char ws_origins[1024];        /* ws_origins = "*" (any), or origins allowed to open WebSockets */
     uint32_t ws_max_message;      /* ws_max_message = 1m: larger frames or messages close with 1009 */
+    uint32_t ws_max_fragments;    /* ws_max_fragments = 1024: frames one message may span (more: close 1008) */
     uint32_t ws_ping_interval_ms; /* ws_ping_interval = 30 (seconds) server pings on a quiet connection */
     uint32_t ws_ping_timeout_ms;  /* ws_ping_timeout = 20 (seconds) a peer silent this long after a ping is dropped */
     bool ws_deflate;              /* ws_deflate = true: accept permessage-deflate */

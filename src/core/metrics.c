@@ -63,6 +63,9 @@ size_t metrics_render(const metrics_t *m, uint64_t published, uint64_t channels,
     put(&w, "# HELP herald_connect_timeouts_total MQTT connections closed for sending no CONNECT in time.\n"
             "# TYPE herald_connect_timeouts_total counter\nherald_connect_timeouts_total %" PRIu64 "\n",
         m->connect_timeouts);
+    put(&w, "# HELP herald_ws_fragment_limit_total WebSockets closed for a message in more than ws_max_fragments frames.\n"
+            "# TYPE herald_ws_fragment_limit_total counter\nherald_ws_fragment_limit_total %" PRIu64 "\n",
+        m->ws_fragment_limit);
     put(&w, "# HELP herald_channels Channels in memory.\n# TYPE herald_channels gauge\nherald_channels %" PRIu64 "\n",
         channels);
     put(&w, "# HELP herald_subscriptions Live channel subscriptions.\n# TYPE herald_subscriptions gauge\n"

@@ -225,6 +225,12 @@ static void ws__data(ws_t *ws, ws_frame_t *f)
         ws__fail(ws, code, why);
         return;
     }
+    if (ws->msg.in_message && ws->msg.frames > ws->x->cfg->ws_max_fragments) {
+        /* an endless message of (empty) fragments costs a frame parse each: bounded */
+        ws->x->metrics->ws_fragment_limit++;
+        ws__fail(ws, WS_CLOSE_POLICY, "message in too many fragments (ws_max_fragments)");
+        return;
+    }
     if (first) memset(&ws->utf8, 0, sizeof(ws->utf8));
     bool text = ws->msg.opcode == WS_OP_TEXT;
     bool compressed = ws->msg.compressed;

@@ -169,6 +169,7 @@ int ws_msg_frame(ws_msg_t *m, const ws_frame_t *f, uint64_t max_message, uint16_
         if (f->payload_len > max_message || m->size > max_message - f->payload_len)
             return refuse(WS_CLOSE_TOO_BIG, "message over the limit", close_code, why);
         m->size += f->payload_len;
+        if (m->frames < UINT32_MAX) m->frames++;
     } else if (f->opcode == WS_OP_TEXT || f->opcode == WS_OP_BINARY) {
         if (m->in_message)
             return refuse(WS_CLOSE_PROTOCOL, "new message while a fragmented one is in progress", close_code, why);
@@ -176,6 +177,7 @@ int ws_msg_frame(ws_msg_t *m, const ws_frame_t *f, uint64_t max_message, uint16_
         m->opcode = f->opcode;
         m->compressed = f->rsv1;
         m->size = f->payload_len;
+        m->frames = 1;
     } else {
         return refuse(WS_CLOSE_PROTOCOL, "not a data frame", close_code, why); /* a caller bug; refused */
     }

@@ -99,6 +99,7 @@ typedef struct {
     uint8_t opcode;    /* its opcode (WS_OP_TEXT or WS_OP_BINARY) */
     bool compressed;   /* its first frame had RSV1 */
     uint64_t size;     /* payload bytes of the message so far */
+    uint32_t frames;   /* data frames of the message so far (1 for an unfragmented one) */
 } ws_msg_t;
 
 /* Accounts for data frame f (control frames must not be passed; any opcode other than

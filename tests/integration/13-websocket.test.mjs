@@ -683,6 +683,10 @@ const VIOLATIONS = [
   ['non-minimal 64-bit length (200 bytes)', [bin(Buffer.alloc(200, 3), { lenBits: 64 })], 1002],
   ['non-minimal 64-bit length (5 bytes)', [txt('short', { lenBits: 64 })], 1002],
   ['64-bit length with the top bit set', [frame({ opcode: OP.BINARY, length: 2 ** 63, headerOnly: true })], 1002],
+  // ws_max_fragments is 16 in these runs: 16 frames make a message, the 17th unfinished one closes
+  ['message in 17 (empty) frames', [txt('', { fin: false }), ...Array.from({ length: 16 }, () => cont('', { fin: false }))], 1008],
+  ['message in 16 frames, then one in 17', [txt('a', { fin: false }), ...Array.from({ length: 14 }, () => cont('b', { fin: false })), cont('c'),
+    bin('', { fin: false }), ...Array.from({ length: 16 }, () => cont('', { fin: false }))], 1008, 1],
 ];
 
 async function expectViolation(h, w, [what, frames, code, echoed = 0], split) {
@@ -703,7 +707,7 @@ async function expectViolation(h, w, [what, frames, code, echoed = 0], split) {
 }
 
 test('frame rules: every violation gets its exact Close code, then TCP close; other connections unaffected', T, async () => {
-  await withHerald({ echo: 'true', 'ws-max-message': '1k' }, async (h) => {
+  await withHerald({ echo: 'true', 'ws-max-message': '1k', 'ws-max-fragments': 16 }, async (h) => {
     const w = await watcher(h);
     try {
       for (const v of VIOLATIONS) await expectViolation(h, w, v, false);
