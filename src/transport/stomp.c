@@ -88,6 +88,7 @@ struct stomp {
     uint32_t hb_send_ms, hb_recv_ms;
     tw_entry_t hb;
     uint32_t next_key;
+    uint32_t next_gap; /* gap notices sent (their message ids) */
     uint32_t nsubs, cap;
     stomp_sub_t **subs;
     ws_carry_t in; /* a frame cut at the end of a WebSocket message, waiting for the rest */
@@ -238,9 +239,35 @@ static int stomp__send(stream_t *st, xsub_t *xs, msg_t *m)
     return 0;
 }
 
+/* A gap notice as a MESSAGE of the subscription with the header herald-gap:true and the JSON of
+ * the other transports' notices as its body ({"channel","requested","first_available"} after a
+ * resume older than history, {"channel","dropped","from","to"} after slow-consumer drops). Its
+ * message-id (and ack) are "gap-KEY-N": acknowledging one is allowed and does nothing. */
+static bytes_t *stomp__gap(stream_t *st, const char *json, size_t n)
+{
+    stomp_sub_t *sub = st->owner;
+    stomp_t *s = sub->sess;
+    const chan_t *ch = st->subs[0].s.ch;
+    char dest[HUB_MAX_CHANNEL * 2 + 8];
+    ssize_t dn = stomp_escape(ch->name, ch->name_len, dest, sizeof(dest), s->version ? s->version : 12);
+    if (dn < 0 || n > 2048) return NULL;
+    char ackh[48] = "";
+    uint32_t seq = ++s->next_gap;
+    if (sub->ack != ACK_AUTO) snprintf(ackh, sizeof(ackh), "ack:gap-%u-%u\n", sub->key, seq);
+    char buf[STOMP_MAX_ID * 2 + HUB_MAX_CHANNEL * 2 + 2048 + 256];
+    int len = snprintf(buf, sizeof(buf),
+                       "MESSAGE\nsubscription:%.*s\nmessage-id:gap-%u-%u\n%sdestination:/topic/%.*s\n"
+                       "content-type:application/json\ncontent-length:%zu\nherald-gap:true\n\n%.*s",
+                       (int)sub->id_len, sub->id, sub->key, seq, ackh, (int)dn, dest, n, (int)n, json);
+    if (len < 0 || (size_t)len + 1 >= sizeof(buf)) return NULL;
+    buf[len++] = 0; /* the frame's NUL */
+    return ws_frame_new(sub->text ? WS_OP_TEXT : WS_OP_BINARY, false, buf, (size_t)len);
+}
+
 static const stream_kind_t stomp_kind = {
     .xp = XP_STOMP,
     .send = stomp__send,
+    .gap_frame = stomp__gap,
 };
 
 static void stomp__sub_free(stomp_sub_t *sub)
@@ -612,6 +639,7 @@ static void stomp__end_tx(stomp_t *s, stomp_frame_t *f, bool commit)
  * answered with an ERROR) when it is not pending. */
 static bool stomp__ack_id(stomp_t *s, stomp_frame_t *f, span_t v, bool nack)
 {
+    if (v.n > 4 && memcmp(v.p, "gap-", 4) == 0) return true; /* a gap notice: nothing to release */
     uint64_t mid = 0;
     uint32_t key = 0;
     size_t i = 0;

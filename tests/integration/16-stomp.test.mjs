@@ -449,6 +449,32 @@ test('STOMP: last-id resumes from history, then live', T, async () => {
   });
 });
 
+test('STOMP: a last-id older than history gets a herald-gap MESSAGE first (ackable), then what is left', T, async () => {
+  await withHerald({ 'history-messages': 3 }, async (h) => {
+    for (let i = 1; i <= 6; i++) await publish(h, 'gone', `m${i}`);
+    const c = await stompClient(h);
+    try {
+      const sub = await c.subscribe('/topic/gone', { 'last-id': '1', ack: 'client-individual' });
+      const gap = await sub.next();
+      assert.equal(gap.headers['herald-gap'], 'true');
+      assert.equal(gap.headers['content-type'], 'application/json');
+      assert.deepEqual(JSON.parse(gap.body), { channel: 'gone', requested: '1', first_available: '4' });
+      gap.ack(); // acknowledging the notice is allowed and changes nothing
+      const got = [];
+      for (let i = 0; i < 3; i++) {
+        const m = await sub.next();
+        got.push([m.headers['herald-id'], m.body]);
+        m.ack();
+      }
+      assert.deepEqual(got, [['4', 'm4'], ['5', 'm5'], ['6', 'm6']]);
+      await c.publish({ destination: '/topic/other', body: 'still connected' }); // no ERROR after the ACKs
+      assert.equal(c.errors.length, 0);
+    } finally {
+      await c.close();
+    }
+  });
+});
+
 test('STOMP: heart-beats: CONNECTED offers stomp_heartbeat; the server sends EOLs and drops silent clients', T, async () => {
   await withHerald({ 'stomp-heartbeat': 0.2 }, async (h) => {
     const c = await stompClient(h, { heartbeatIncoming: 200, heartbeatOutgoing: 200 });
