@@ -103,6 +103,7 @@ static const key_def_t KEYS[] = {
     {"mqtt_sys_interval", "mqtt", K_SECS, F(mqtt_sys_interval_ms), 0, 3600000, NULL},
     {"mqtt_max_inflight", "mqtt", K_COUNT, F(mqtt_max_inflight), 1, 65535, NULL},
     {"mqtt_max_queued", "mqtt", K_COUNT, F(mqtt_max_queued), 0, 10000000, NULL},
+    {"mqtt_max_queued_bytes", "mqtt", K_SIZE64, F(mqtt_max_queued_bytes), 1024, 1ull << 40, NULL},
     {"mqtt_queue_qos0", "mqtt", K_BOOL, F(mqtt_queue_qos0), 0, 1, NULL},
     {"mqtt_session_expiry", "mqtt", K_COUNT, F(mqtt_session_expiry), 0, 4294967295u, NULL},
     {"mqtt_topic_aliases", "mqtt", K_COUNT, F(mqtt_topic_aliases), 0, 65535, NULL},
@@ -181,6 +182,7 @@ void cfg_defaults(cfg_t *cfg)
     cfg->mqtt_max_inflight = 1024;
     cfg->mqtt_max_queued = 1000;
     cfg->mqtt_queue_qos0 = true;
+    cfg->mqtt_max_queued_bytes = 16ull << 20;
     cfg->mqtt_session_expiry = 86400;
     cfg->mqtt_topic_aliases = 64;
     cfg->stomp_max_unacked = 1000;

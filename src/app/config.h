@@ -67,6 +67,8 @@ typedef struct {
                                      (MQTT 5 clients: at most their Receive Maximum) */
     uint32_t mqtt_max_queued;     /* mqtt_max_queued = 1000 messages kept per session while the client is away
                                      or its window is full; beyond that the oldest is dropped */
+    uint64_t mqtt_max_queued_bytes; /* mqtt_max_queued_bytes = 16m: payload bytes a session may keep waiting;
+                                       beyond that the oldest is dropped */
     bool mqtt_queue_qos0;         /* mqtt_queue_qos0 = true: also keep QoS 0 messages for absent clients */
     uint32_t mqtt_session_expiry; /* mqtt_session_expiry = 86400 (seconds): the longest a session outlives its
                                      connection (v3.1.1 persistent sessions get this; v5 asks, capped here) */

@@ -278,9 +278,16 @@ static int mqtt__put(mqtt_conn_t *k, const mq_item_t *it)
 void mqtt__keep(mqtt_sess_t *s, const mq_item_t *it)
 {
     msg_ref(it->m);
-    int r = mq_fifo_push(&s->queue, it, s->x->cfg->mqtt_max_queued);
+    const cfg_t *cfg = s->x->cfg;
+    int r = mq_fifo_push(&s->queue, it, cfg->mqtt_max_queued, cfg->mqtt_max_queued_bytes);
     if (r < 0) msg_unref(it->m);
-    if (r != 0) s->x->metrics->queue_drops++;
+    if (r != 0) {
+        s->x->metrics->queue_drops += r > 0 ? (uint64_t)r : 1;
+        if (!s->drop_logged)
+            log_info("mqtt: session %s: queue over mqtt_max_queued (%u) or mqtt_max_queued_bytes (%llu): dropping the "
+                     "oldest", s->client_id, cfg->mqtt_max_queued, (unsigned long long)cfg->mqtt_max_queued_bytes);
+        s->drop_logged = true;
+    }
     mqtt__dirty(s);
 }
 

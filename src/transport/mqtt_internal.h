@@ -57,6 +57,7 @@ struct mqtt_sess {
     list_node_t dirty;     /* in srv->dirty: to be written to the store */
     bool stored;           /* the store has a record of it */
     uint64_t away_wall;    /* wall ms when the client left (0: connected) */
+    bool drop_logged;      /* the queue's overflow was logged (once per session) */
     auth_id_t *id;         /* whose session it is (for filtered subscriptions); NULL when restored, until the
                               client is back */
     char *owner;           /* the user id owning the client id ("" anonymous); kept with the session */

@@ -115,17 +115,20 @@ void mq_flight_free(mq_flight_t *f)
 
 /* ---- waiting ---- */
 
-int mq_fifo_push(mq_fifo_t *q, const mq_item_t *it, uint32_t max)
+uint64_t mq_item_bytes(const mq_item_t *it) { return (uint64_t)it->m->data_len + it->m->channel_len; }
+
+int mq_fifo_push(mq_fifo_t *q, const mq_item_t *it, uint32_t max, uint64_t max_bytes)
 {
     int dropped = 0;
-    if (q->n >= max) {
-        if (!q->n) {
-            msg_unref(it->m);
-            return 1;
-        }
+    uint64_t size = mq_item_bytes(it);
+    if (!max || size > max_bytes) {
+        msg_unref(it->m);
+        return 1;
+    }
+    while (q->n && (q->n >= max || q->bytes + size > max_bytes)) {
         msg_unref(q->v[q->head].m);
         mq_fifo_pop(q);
-        dropped = 1;
+        dropped++;
     }
     if (q->n == q->cap) {
         uint32_t cap = q->cap ? q->cap * 2 : 8;
@@ -140,12 +143,15 @@ int mq_fifo_push(mq_fifo_t *q, const mq_item_t *it, uint32_t max)
     }
     q->v[(q->head + q->n) % q->cap] = *it;
     q->n++;
+    q->bytes += size;
     return dropped;
 }
 
 void mq_fifo_pop(mq_fifo_t *q)
 {
     if (!q->n) return;
+    uint64_t size = mq_item_bytes(&q->v[q->head]);
+    q->bytes = q->bytes > size ? q->bytes - size : 0;
     q->head = (q->head + 1) % q->cap;
     q->n--;
 }

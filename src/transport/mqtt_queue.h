@@ -63,13 +63,18 @@ void mq_flight_free(mq_flight_t *f);
 typedef struct {
     mq_item_t *v;
     uint32_t head, n, cap;
+    uint64_t bytes; /* payload and topic bytes of the items held (mq_item_bytes) */
 } mq_fifo_t;
 
-/* Appends *it (taking over its reference). When the FIFO already holds max items the oldest is
- * dropped first (the overflow policy: the newest messages are the ones worth keeping) and 1 is
- * returned; else 0. HR_ENOMEM (it untouched) when the ring cannot grow; with max 0 nothing is
- * kept: the item's reference is dropped and 1 returned. */
-int mq_fifo_push(mq_fifo_t *q, const mq_item_t *it, uint32_t max);
+/* What an item counts against a byte bound: its message's payload and channel name. */
+uint64_t mq_item_bytes(const mq_item_t *it);
+
+/* Appends *it (taking over its reference). When the FIFO already holds max items, or would hold
+ * more than max_bytes, the oldest are dropped first (the overflow policy: the newest messages are
+ * the ones worth keeping). Returns how many were dropped (0 when none); an item larger than
+ * max_bytes by itself, or any item with max 0, is not kept (its reference is dropped, counted
+ * as 1). HR_ENOMEM (it untouched) when the ring cannot grow. */
+int mq_fifo_push(mq_fifo_t *q, const mq_item_t *it, uint32_t max, uint64_t max_bytes);
 
 /* The oldest item, or NULL when empty. */
 static inline mq_item_t *mq_fifo_peek(mq_fifo_t *q) { return q->n ? &q->v[q->head] : NULL; }

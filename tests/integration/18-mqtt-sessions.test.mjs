@@ -273,6 +273,31 @@ test('offline queue: bounded by mqtt_max_queued, the oldest dropped and counted;
   });
 });
 
+test('offline queue: bounded in bytes by mqtt_max_queued_bytes, the oldest dropped, logged once', T, async () => {
+  await withHerald({ 'mqtt_max_queued_bytes': '64k' }, async (h) => {
+    let c = await MqttRaw.open(h.mqttPort);
+    await c.handshake({ v: 4, id: 'big', clean: false });
+    c.write(subscribePkt({ pid: 1, filters: [['big/q', 1]] }));
+    await c.expect(PT.SUBACK);
+    c.destroy();
+    await waitFor(async () => (await metrics(h)).get('herald_connections{transport="mqtt"}') === 0, 3000 * SCALE, 'gone');
+    const before = (await metrics(h)).get('herald_queue_drops_total');
+    const pad = 'x'.repeat(20000);
+    for (let i = 1; i <= 10; i++) await publish(h, 'big/q', `${i}:${pad}`); // 10 x ~20 KB against a 64 KB bound
+    c = await MqttRaw.open(h.mqttPort);
+    try {
+      await c.handshake({ v: 4, id: 'big', clean: false });
+      const got = await readPublishes(c, 3);
+      assert.deepEqual(got.map((p) => p.payload.toString().split(':')[0]), ['8', '9', '10'], 'the newest three fit in 64 KB');
+      await noPublish(c);
+      assert.equal((await metrics(h)).get('herald_queue_drops_total') - before, 7);
+      assert.equal(h.out.split('mqtt_max_queued_bytes').length - 1, 1, 'the overflow is logged once');
+    } finally {
+      c.destroy();
+    }
+  });
+});
+
 /* ---------------------------------------------------------------- session expiry */
 
 test('session expiry (v5): kept within the interval, gone after it; capped by mqtt_session_expiry and said in CONNACK', T, async () => {

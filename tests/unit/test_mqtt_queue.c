@@ -132,7 +132,7 @@ TEST(fifo_order_and_drop_oldest)
     for (int i = 0; i < 10; i++) m[i] = M((uint64_t)i + 1);
     for (int i = 0; i < 10; i++) {
         mq_item_t it = item(msg_ref(m[i]), 1);
-        CHECK_EQ(mq_fifo_push(&q, &it, 4), i >= 4 ? 1 : 0);
+        CHECK_EQ(mq_fifo_push(&q, &it, 4, UINT64_MAX), i >= 4 ? 1 : 0);
     }
     CHECK_EQ(q.n, 4);
     for (int i = 0; i < 6; i++) CHECK_EQ(m[i]->refs, 1); /* the dropped ones were released */
@@ -148,7 +148,7 @@ TEST(fifo_order_and_drop_oldest)
     for (int round = 0; round < 50; round++) {
         for (int k = 0; k < 3; k++) {
             mq_item_t it = item(msg_ref(m[next_in++ % 10]), 0);
-            CHECK_EQ(mq_fifo_push(&q, &it, 1000), 0);
+            CHECK_EQ(mq_fifo_push(&q, &it, 1000, UINT64_MAX), 0);
         }
         for (int k = 0; k < 2; k++) {
             mq_item_t *it = mq_fifo_peek(&q);
@@ -161,7 +161,7 @@ TEST(fifo_order_and_drop_oldest)
     mq_fifo_free(&q);
     /* max 0 keeps nothing */
     mq_item_t it = item(msg_ref(m[0]), 1);
-    CHECK_EQ(mq_fifo_push(&q, &it, 0), 1);
+    CHECK_EQ(mq_fifo_push(&q, &it, 0, UINT64_MAX), 1);
     CHECK_EQ(q.n, 0);
     mq_fifo_free(&q);
     for (int i = 0; i < 10; i++) {
@@ -170,8 +170,51 @@ TEST(fifo_order_and_drop_oldest)
     }
 }
 
+TEST(fifo_bounded_in_bytes)
+{
+    /* each item counts payload + channel name: "t" + 100 bytes = 101 */
+    char pay[1000];
+    memset(pay, 'p', sizeof(pay));
+    msg_t *m[8];
+    for (int i = 0; i < 8; i++) m[i] = msg_new("t", 1, "message", 7, pay, 100, (uint64_t)i + 1, 0);
+    mq_fifo_t q = {0};
+    for (int i = 0; i < 3; i++) {
+        mq_item_t it = item(msg_ref(m[i]), 1);
+        CHECK_EQ(mq_fifo_push(&q, &it, 1000, 303), 0);
+    }
+    CHECK_EQ(q.bytes, 303);
+    mq_item_t it = item(msg_ref(m[3]), 1); /* a fourth: the oldest goes */
+    CHECK_EQ(mq_fifo_push(&q, &it, 1000, 303), 1);
+    CHECK_EQ(q.n, 3);
+    CHECK(mq_fifo_peek(&q)->m == m[1]);
+    CHECK_EQ(m[0]->refs, 1);
+    /* an item bigger than the bound by itself is not kept, and drops nothing */
+    msg_t *big = msg_new("t", 1, "message", 7, pay, 500, 99, 0);
+    it = item(msg_ref(big), 1);
+    CHECK_EQ(mq_fifo_push(&q, &it, 1000, 303), 1);
+    CHECK_EQ(q.n, 3);
+    CHECK_EQ(big->refs, 1);
+    msg_unref(big);
+    /* a push that needs room for a larger item drops as many as it takes */
+    msg_t *mid = msg_new("t", 1, "message", 7, pay, 250, 100, 0);
+    it = item(msg_ref(mid), 1);
+    CHECK_EQ(mq_fifo_push(&q, &it, 1000, 303), 3);
+    CHECK_EQ(q.n, 1);
+    CHECK_EQ(q.bytes, 251);
+    msg_unref(mq_fifo_peek(&q)->m);
+    mq_fifo_pop(&q);
+    CHECK_EQ(q.bytes, 0);
+    mq_fifo_free(&q);
+    msg_unref(mid);
+    for (int i = 0; i < 8; i++) {
+        CHECK_EQ(m[i]->refs, 1);
+        msg_unref(m[i]);
+    }
+}
+
 int main(void)
 {
+    RUN(fifo_bounded_in_bytes);
     RUN(flight_add_find_delete);
     RUN(flight_random_against_model);
     RUN(flight_order_and_wrap);
