@@ -74,6 +74,7 @@ static const key_def_t KEYS[] = {
     {"cors_origins", "server", K_ORIGINS, F(cors_origins), 0, 0, NULL},
     {"log_level", "server", K_LOGLEVEL, F(log_level), 0, 3, NULL},
     {"max_connections", "server", K_COUNT, F(max_connections), 1, 10000000, NULL},
+    {"max_channels", "server", K_COUNT, F(max_channels), 1, 1000000000, NULL},
     {"header_timeout", "http", K_SECS, F(header_timeout_ms), 1, 3600000, NULL},
     {"keepalive_timeout", "http", K_SECS, F(keepalive_timeout_ms), 1, 86400000, NULL},
     {"max_target", "http", K_SIZE32, F(max_target), 16, 1u << 20, NULL},
@@ -151,6 +152,7 @@ void cfg_defaults(cfg_t *cfg)
     cfg->store_map_size = 1ull << 30;
     cfg->log_level = 2;
     cfg->max_connections = 10000;
+    cfg->max_channels = 1000000;
     cfg->header_timeout_ms = 10000;
     cfg->keepalive_timeout_ms = 60000;
     cfg->max_target = 4096;

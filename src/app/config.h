@@ -28,6 +28,7 @@ typedef struct {
     char cors_origins[1024]; /* cors_origins = "" (none), "*", or space/comma separated origins */
     int log_level;         /* log_level = error|warn|info|debug -> 0..3 (default info = 2) */
     uint32_t max_connections; /* max_connections = 10000 */
+    uint32_t max_channels;    /* max_channels = 1000000 channels in memory; new ones beyond are refused */
     /* [http] */
     uint32_t header_timeout_ms; /* header_timeout = 10 (seconds; float allowed) */
     uint32_t keepalive_timeout_ms; /* keepalive_timeout = 60 (seconds) idle keep-alive connection */

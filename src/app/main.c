@@ -145,6 +145,7 @@ static int serve(int argc, char **argv)
     hist_limits_t lim = {cfg->history_messages, cfg->history_bytes, cfg->history_age_ms};
     if (!store || hub_init(&hub, &loop, store, &lim) < 0) goto out;
     hub_ok = true;
+    hub.max_channels = cfg->max_channels;
     if (cfg->engine == ENGINE_REDIS) store_redis_attach(store, &hub);
     if (hub_restore(&hub) < 0) {
         log_error("cannot restore retained messages from the store");

@@ -86,7 +86,9 @@ static void routes__publish(app_t *app, http_conn_t *hc, http_req_t *req, span_t
     uint32_t reached = 0;
     int rc = hub_publish(app->xp.hub, chan, (size_t)cn, event, (size_t)en, body.p, body.n, &id, &reached);
     if (rc < 0) {
-        http_error(hc, rc, rc == HR_EUNAVAIL ? "publish failed: redis is unavailable" : "publish failed");
+        http_error(hc, rc, rc == HR_EUNAVAIL ? "publish failed: redis is unavailable"
+                           : rc == HR_EFULL  ? "publish failed: too many channels (max_channels)"
+                                             : "publish failed");
         return;
     }
     char json[6 * HUB_MAX_CHANNEL + 96], esc[6 * HUB_MAX_CHANNEL + 8];
@@ -336,6 +338,11 @@ void routes_handle(http_conn_t *hc, http_req_t *req, span_t body)
         size_t n = metrics_render(app->xp.metrics, app->xp.hub->published, app->xp.hub->nchannels, app->xp.hub->subscriptions,
                                   hc->srv->loop->bytes_in, hc->srv->loop->bytes_out, out, sizeof(out));
         n += routes__auth_metrics(app->auth, out + n, sizeof(out) - n);
+        int k = snprintf(out + n, sizeof(out) - n,
+                         "# HELP herald_channels_refused_total New channels refused at max_channels.\n"
+                         "# TYPE herald_channels_refused_total counter\nherald_channels_refused_total %llu\n",
+                         (unsigned long long)app->xp.hub->channels_refused);
+        if (k > 0 && (size_t)k < sizeof(out) - n) n += (size_t)k;
         http_respond(hc, 200, "text/plain; version=0.0.4; charset=utf-8", out, n, "Cache-Control: no-cache\r\n");
     } else {
         const web_file_t *f = web_find(req->path.p, req->path.n);

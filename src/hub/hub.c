@@ -157,6 +157,13 @@ chan_t *hub_channel(hub_t *hub, const char *name, size_t n, bool create)
     for (chan_t *ch = hub->table[h & (hub->table_cap - 1)]; ch; ch = ch->hnext)
         if (ch->hash == h && ch->name_len == n && memcmp(ch->name, name, n) == 0) return ch;
     if (!create) return NULL;
+    if (hub->max_channels && hub->nchannels >= hub->max_channels) {
+        if (!hub->channels_refused++)
+            log_warn("hub: %u channels: max_channels reached, new channels are refused until idle ones expire",
+                     hub->nchannels);
+        hub->load_rc = HR_EFULL;
+        return NULL;
+    }
     hub->load_rc = HR_ENOMEM;
     if (hub->nchannels >= hub->table_cap && hub__grow(hub) < 0) return NULL;
     chan_t *ch = calloc(1, sizeof(*ch) + n + 1);

@@ -72,7 +72,9 @@ typedef struct {
     chan_t **table;
     uint32_t table_cap, nchannels;
     uint64_t published; /* messages accepted, from every publishing route */
-    int load_rc;        /* why the last hub_channel(create) failed (HR_ENOMEM, HR_EUNAVAIL) */
+    int load_rc;        /* why the last hub_channel(create) failed (HR_ENOMEM, HR_EUNAVAIL, HR_EFULL) */
+    uint32_t max_channels;     /* channels in memory at most (0: no limit); more: HR_EFULL */
+    uint64_t channels_refused; /* channels not created for max_channels */
     uint64_t subscriptions; /* live subscriptions */
     tw_entry_t sweep;   /* periodic expiry of idle channels and aged history */
 } hub_t;
@@ -90,7 +92,8 @@ bool hub_channel_valid(const char *name, size_t n);
 bool hub_event_valid(const char *e, size_t n);
 
 /* Returns the channel, creating it (and restoring it from the store) when create is set.
- * NULL when absent (create false) or on failure. */
+ * NULL when absent (create false) or on failure (load_rc says why: HR_EFULL when max_channels
+ * channels exist; the refusal is logged the first time). */
 chan_t *hub_channel(hub_t *hub, const char *name, size_t n, bool create);
 
 /* Publishes data on channel: assigns the id, records it, delivers it to every subscriber.

@@ -183,7 +183,9 @@ int subreq_parse(xp_ctx_t *x, http_req_t *req, span_t chans, const auth_id_t *id
         out->ch[i] = hub_channel(x->hub, names[i], lens[i], true);
         if (!out->ch[i]) {
             int rc = x->hub->load_rc < 0 ? x->hub->load_rc : HR_ENOMEM;
-            *why = rc == HR_EUNAVAIL ? "redis is unavailable" : "out of memory";
+            *why = rc == HR_EUNAVAIL ? "redis is unavailable"
+                   : rc == HR_EFULL  ? "too many channels (max_channels)"
+                                     : "out of memory";
             return rc;
         }
         if (!out->has_cursor) out->cursor[i] = out->ch[i]->last_id;

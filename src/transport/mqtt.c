@@ -634,8 +634,9 @@ static void mqtt__on_publish_pkt(mqtt_conn_t *k, const mqtt_pkt_t *p)
                                  props ? (span_t){(const char *)props->data, props->len} : (span_t){"", 0});
     bytes_unref(props);
     if (rc < 0) {
-        if (qos && k->version == MQTT_V5) mqtt__ack(k, qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id, MQTT_RC_UNSPECIFIED);
-        else mqtt__fail(k, MQTT_RC_UNSPECIFIED, "publish failed");
+        uint8_t why = rc == HR_EFULL ? MQTT_RC_QUOTA_EXCEEDED : MQTT_RC_UNSPECIFIED;
+        if (qos && k->version == MQTT_V5) mqtt__ack(k, qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id, why);
+        else mqtt__fail(k, why, rc == HR_EFULL ? "publish failed: too many channels" : "publish failed");
         return;
     }
     if (qos == 1) mqtt__ack(k, MQTT_PUBACK, p->packet_id, 0);

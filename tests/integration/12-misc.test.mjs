@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import {
   withHerald, startHerald, publish, request, getJSON, openSSE, openIframe, waitFor, waitSubscribed,
-  run, withTimeout, freePort, HERALD_BIN, SCALE,
+  run, withTimeout, freePort, metrics, HERALD_BIN, SCALE,
 } from '../lib/herald.mjs';
 
 const T = { timeout: 30000 * SCALE };
@@ -167,4 +167,22 @@ test('shutdown ends SSE and iframe streams with the last chunk (no truncated chu
     for (const s of socks) s.destroy();
     await h.stop();
   }
+});
+
+test('max_channels: new channels beyond it are refused (publish 503, subscribe 503), existing ones go on', T, async () => {
+  await withHerald({ 'max-channels': 3 }, async (h) => {
+    for (const c of ['a', 'b', 'c']) assert.equal((await request(h, 'POST', `/pub/${c}`, { body: 'x' })).status, 200);
+    const r = await request(h, 'POST', '/pub/d', { body: 'x' });
+    assert.equal(r.status, 503);
+    assert.match(r.text, /too many channels \(max_channels\)/);
+    const s = await request(h, 'GET', '/sub/e?mode=poll');
+    assert.equal(s.status, 503);
+    assert.match(s.text, /too many channels/);
+    assert.equal((await request(h, 'POST', '/pub/a', { body: 'still fine' })).status, 200);
+    const poll = JSON.parse((await request(h, 'GET', '/sub/a?mode=poll&last_id=0')).text);
+    assert.deepEqual(poll.messages.map((m) => m.data), ['x', 'still fine']);
+    const m = await metrics(h);
+    assert.equal(m.get('herald_channels_refused_total'), 2);
+    assert.equal(h.out.split('max_channels reached').length - 1, 1, 'logged once');
+  });
 });
