@@ -75,6 +75,9 @@ static const key_def_t KEYS[] = {
     {"log_level", "server", K_LOGLEVEL, F(log_level), 0, 3, NULL},
     {"max_connections", "server", K_COUNT, F(max_connections), 1, 10000000, NULL},
     {"max_channels", "server", K_COUNT, F(max_channels), 1, 1000000000, NULL},
+    {"max_connections_per_ip", "server", K_COUNT, F(max_connections_per_ip), 0, 10000000, NULL},
+    {"max_new_connections_per_ip", "server", K_COUNT, F(max_new_connections_per_ip), 0, 10000000, NULL},
+    {"per_ip_exempt", "server", K_STR, F(per_ip_exempt), 0, 0, NULL},
     {"header_timeout", "http", K_SECS, F(header_timeout_ms), 1, 3600000, NULL},
     {"keepalive_timeout", "http", K_SECS, F(keepalive_timeout_ms), 1, 86400000, NULL},
     {"max_target", "http", K_SIZE32, F(max_target), 16, 1u << 20, NULL},
@@ -153,6 +156,9 @@ void cfg_defaults(cfg_t *cfg)
     cfg->log_level = 2;
     cfg->max_connections = 10000;
     cfg->max_channels = 1000000;
+    cfg->max_connections_per_ip = 1000;
+    cfg->max_new_connections_per_ip = 100;
+    strcpy(cfg->per_ip_exempt, "127.0.0.1 ::1");
     cfg->header_timeout_ms = 10000;
     cfg->keepalive_timeout_ms = 60000;
     cfg->max_target = 4096;

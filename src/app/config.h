@@ -29,6 +29,9 @@ typedef struct {
     int log_level;         /* log_level = error|warn|info|debug -> 0..3 (default info = 2) */
     uint32_t max_connections; /* max_connections = 10000 */
     uint32_t max_channels;    /* max_channels = 1000000 channels in memory; new ones beyond are refused */
+    uint32_t max_connections_per_ip;     /* max_connections_per_ip = 1000 (0: no limit) */
+    uint32_t max_new_connections_per_ip; /* max_new_connections_per_ip = 100 per second (0: no limit) */
+    char per_ip_exempt[256];  /* per_ip_exempt = "127.0.0.1 ::1": addresses not limited (a local proxy) */
     /* [http] */
     uint32_t header_timeout_ms; /* header_timeout = 10 (seconds; float allowed) */
     uint32_t keepalive_timeout_ms; /* keepalive_timeout = 60 (seconds) idle keep-alive connection */

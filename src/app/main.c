@@ -98,6 +98,8 @@ static int serve(int argc, char **argv)
     store_t *store = NULL;
     bool hub_ok = false, auth_ok = false;
     auth_t auth;
+    iplimit_t ipl;
+    bool ipl_ok = false;
     if (loop_init(&loop) < 0) {
         log_error("cannot create the event loop");
         goto out;
@@ -151,7 +153,14 @@ static int serve(int argc, char **argv)
         log_error("cannot restore retained messages from the store");
         goto out;
     }
-    app.xp = (xp_ctx_t){.hub = &hub, .cfg = cfg, .metrics = &metrics, .auth = &auth};
+    char ierr[200];
+    if (iplimit_init(&ipl, cfg->max_connections_per_ip, cfg->max_new_connections_per_ip, cfg->per_ip_exempt, ierr,
+                     sizeof(ierr)) < 0) {
+        log_error("per_ip_exempt: %s", ierr);
+        goto out;
+    }
+    ipl_ok = true;
+    app.xp = (xp_ctx_t){.hub = &hub, .cfg = cfg, .metrics = &metrics, .auth = &auth, .ipl = &ipl};
     app.auth = &auth;
     app.check_host = !auth.enabled && local;
     app.xp.sse_heartbeat = http_chunk(":\n\n", 3);
@@ -159,6 +168,7 @@ static int serve(int argc, char **argv)
     app.http = &http;
     if (!app.xp.sse_heartbeat || !app.xp.iframe_keepalive || ws_ctx_init(&app.xp) < 0) goto out;
     rc = http_server_open(&http, &loop, cfg, &metrics, routes_handle, &app);
+    http.ipl = &ipl; /* nothing is accepted before the loop runs */
     if (rc < 0) {
         log_error("cannot listen on %s: %s", cfg->http_addr, rc == HR_EINVAL ? "bad address" : strerror(errno));
         listener_close(&http.listener);
@@ -192,6 +202,7 @@ out:
     bytes_unref(app.xp.iframe_keepalive);
     ws_ctx_close(&app.xp);
     if (auth_ok) auth_close(&auth);
+    if (ipl_ok) iplimit_free(&ipl);
     if (loop_close(&loop) < 0 && exit_code == 0) {
         log_error("timers still armed at exit");
         exit_code = 1;

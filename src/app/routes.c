@@ -343,6 +343,14 @@ void routes_handle(http_conn_t *hc, http_req_t *req, span_t body)
                          "# TYPE herald_channels_refused_total counter\nherald_channels_refused_total %llu\n",
                          (unsigned long long)app->xp.hub->channels_refused);
         if (k > 0 && (size_t)k < sizeof(out) - n) n += (size_t)k;
+        k = snprintf(out + n, sizeof(out) - n,
+                     "# HELP herald_ip_refused_total Connections refused by the per-address limits.\n"
+                     "# TYPE herald_ip_refused_total counter\n"
+                     "herald_ip_refused_total{limit=\"max_connections_per_ip\"} %llu\n"
+                     "herald_ip_refused_total{limit=\"max_new_connections_per_ip\"} %llu\n",
+                     (unsigned long long)(app->xp.ipl ? app->xp.ipl->refused_conns : 0),
+                     (unsigned long long)(app->xp.ipl ? app->xp.ipl->refused_rate : 0));
+        if (k > 0 && (size_t)k < sizeof(out) - n) n += (size_t)k;
         http_respond(hc, 200, "text/plain; version=0.0.4; charset=utf-8", out, n, "Cache-Control: no-cache\r\n");
     } else {
         const web_file_t *f = web_find(req->path.p, req->path.n);

@@ -48,6 +48,7 @@ struct conn {
     bool read_paused;
     bool input_while_paused; /* EPOLLIN arrived while paused: stop watching it */
     int close_reason; /* HR_E* that closed it (0: normal) */
+    struct ipl_entry *ipl; /* the per-address entry it was admitted under (iplimit.h), or NULL */
 };
 
 /* Initializes c around an accepted, non-blocking fd and starts reading. rmax bounds the read

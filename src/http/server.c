@@ -486,6 +486,7 @@ static void http__on_close(conn_t *c)
 {
     http_conn_t *hc = container_of(c, http_conn_t, base);
     if (hc->xops) hc->xops->on_close(hc);
+    iplimit_release(hc->srv->ipl, c->ipl);
     hc->srv->metrics->connections[hc->xp]--;
     list_unlink(&hc->all);
     hc->srv->nconns--;
@@ -512,8 +513,19 @@ static void http__on_accept(listener_t *l, int fd)
         close(fd);
         return;
     }
+    ipl_entry_t *ie = NULL;
+    if (srv->ipl && iplimit_admit(srv->ipl, fd, loop_now(srv->loop), &ie) < 0) {
+        srv->metrics->rejected++;
+        static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                                   "Content-Length: 50\r\nConnection: close\r\n\r\n{\"error\":\"too many connections from your address\"}";
+        ssize_t w = write(fd, busy, sizeof(busy) - 1);
+        (void)w;
+        close(fd);
+        return;
+    }
     http_conn_t *hc = calloc(1, sizeof(*hc));
     if (!hc) {
+        iplimit_release(srv->ipl, ie);
         close(fd);
         return;
     }
@@ -522,10 +534,12 @@ static void http__on_accept(listener_t *l, int fd)
     uint64_t rmax = (uint64_t)srv->cfg->max_head + srv->cfg->max_body + HTTP_BODY_SLACK;
     if (rmax > UINT32_MAX / 2) rmax = UINT32_MAX / 2;
     if (conn_init(&hc->base, srv->loop, fd, &http_conn_ops, (uint32_t)rmax, srv->cfg->max_queued_bytes) < 0) {
+        iplimit_release(srv->ipl, ie);
         close(fd);
         free(hc);
         return;
     }
+    hc->base.ipl = ie;
     list_push_back(&srv->conns, &hc->all);
     srv->nconns++;
     srv->metrics->accepted++;

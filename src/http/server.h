@@ -17,6 +17,7 @@
 
 #include "../app/config.h"
 #include "../core/conn.h"
+#include "../core/iplimit.h"
 #include "../core/listener.h"
 #include "../core/metrics.h"
 #include "chunked.h"
@@ -71,6 +72,7 @@ struct http_server {
     void *ctx; /* for the handler (the app) */
     http_limits_t limits;
     bool cors_any;
+    iplimit_t *ipl;    /* per-address limits shared with MQTT (NULL: none) */
     int64_t date_sec;  /* second of the cached Date header line */
     char date[48];     /* "Date: ...\r\n" */
     size_t date_len;

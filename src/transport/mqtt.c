@@ -1189,6 +1189,7 @@ static void mqtt__tcp_timer(conn_t *c)
 static void mqtt__tcp_close(conn_t *c)
 {
     mqtt_tcp_t *t = container_of(c, mqtt_tcp_t, base);
+    iplimit_release(t->k.x->ipl, c->ipl);
     mqtt__conn_free(&t->k);
     t->k.x->metrics->connections[XP_MQTT]--;
     t->k.srv->nconns--;
@@ -1209,15 +1210,23 @@ static void mqtt__accept(listener_t *l, int fd)
 {
     mqtt_server_t *srv = l->ctx;
     xp_ctx_t *x = srv->x;
+    ipl_entry_t *ie = NULL;
+    if (x->ipl && iplimit_admit(x->ipl, fd, loop_now(l->loop), &ie) < 0) { /* nothing to answer before CONNECT */
+        close(fd);
+        x->metrics->rejected++;
+        return;
+    }
     mqtt_tcp_t *t = calloc(1, sizeof(*t));
     if (!t || srv->nconns >= x->cfg->max_connections || l->loop->stopping ||
         conn_init(&t->base, l->loop, fd, &mqtt_tcp_ops, x->cfg->mqtt_max_packet + MQTT_MAX_HEADER,
                   x->cfg->max_queued_bytes) < 0) {
         free(t);
         close(fd);
+        iplimit_release(x->ipl, ie);
         x->metrics->rejected++;
         return;
     }
+    t->base.ipl = ie;
     mqtt__conn_init(&t->k, x, &t->base, NULL);
     conn_timer(&t->base, x->cfg->header_timeout_ms); /* CONNECT must come first, and soon */
     srv->nconns++;

@@ -29,6 +29,7 @@ typedef struct {
     uint64_t sessions;         /* WebSocket/STOMP/MQTT session counter (session ids) */
     struct mqtt_server *mqtt;  /* the MQTT session table (mqtt.h), NULL until opened */
     auth_t *auth;              /* identities and permissions (auth.h) */
+    iplimit_t *ipl;            /* per-address connection limits (iplimit.h), NULL: none */
 } xp_ctx_t;
 
 /* A parsed GET /sub request. */

@@ -1,0 +1,202 @@
+/* iplimit.c - per client address limits; see iplimit.h. */
+#include "iplimit.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+
+#include "err.h"
+#include "log.h"
+
+#define IPL_MAX_ENTRIES 65536
+#define IPL_SWEEP_EVERY 4096
+
+static uint64_t ipl__mix(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+static uint32_t ipl__bucket(const iplimit_t *t, const uint8_t a[16])
+{
+    uint64_t w0, w1;
+    memcpy(&w0, a, 8);
+    memcpy(&w1, a + 8, 8);
+    return (uint32_t)(ipl__mix(ipl__mix(w0 ^ t->k0) ^ w1 ^ t->k1) & (t->nbuckets - 1));
+}
+
+/* The peer of fd as 16 bytes (IPv4 as ::ffff:a.b.c.d). False when it has no IP address. */
+static bool ipl__peer(int fd, uint8_t out[16])
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0) return false;
+    if (ss.ss_family == AF_INET6) {
+        memcpy(out, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+        return true;
+    }
+    if (ss.ss_family != AF_INET) return false;
+    memset(out, 0, 10);
+    out[10] = out[11] = 0xff;
+    memcpy(out + 12, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+    return true;
+}
+
+static bool ipl__parse(const char *s, uint8_t out[16])
+{
+    struct in_addr a4;
+    if (inet_pton(AF_INET, s, &a4) == 1) {
+        memset(out, 0, 10);
+        out[10] = out[11] = 0xff;
+        memcpy(out + 12, &a4, 4);
+        return true;
+    }
+    return inet_pton(AF_INET6, s, out) == 1;
+}
+
+int iplimit_init(iplimit_t *t, uint32_t max_conns, uint32_t rate, const char *exempt, char *err, size_t cap)
+{
+    memset(t, 0, sizeof(*t));
+    t->max_conns = max_conns;
+    t->rate = rate;
+    t->max_entries = IPL_MAX_ENTRIES;
+    if (getrandom(&t->k0, sizeof(t->k0), 0) != sizeof(t->k0) || getrandom(&t->k1, sizeof(t->k1), 0) != sizeof(t->k1)) {
+        t->k0 = (uint64_t)(uintptr_t)t ^ 0x9e3779b97f4a7c15ULL; /* no entropy: still unpredictable enough */
+        t->k1 = ipl__mix(t->k0);
+    }
+    for (const char *p = exempt ? exempt : ""; *p;) {
+        while (*p == ' ' || *p == ',') p++;
+        const char *e = p;
+        while (*e && *e != ' ' && *e != ',') e++;
+        if (e == p) break;
+        char one[64];
+        uint8_t a[16];
+        if ((size_t)(e - p) >= sizeof(one)) goto bad;
+        memcpy(one, p, (size_t)(e - p));
+        one[e - p] = 0;
+        if (!ipl__parse(one, a)) goto bad;
+        uint8_t(*nx)[16] = realloc(t->exempt, (t->nexempt + 1) * sizeof(*nx));
+        if (!nx) goto bad;
+        t->exempt = nx;
+        memcpy(nx[t->nexempt++], a, 16);
+        p = e;
+        continue;
+    bad:
+        snprintf(err, cap, "'%.*s' is not an IP address", (int)(e - p), p);
+        iplimit_free(t);
+        return -1;
+    }
+    t->nbuckets = 1024;
+    if (!(t->buckets = calloc(t->nbuckets, sizeof(*t->buckets)))) {
+        snprintf(err, cap, "out of memory");
+        iplimit_free(t);
+        return -1;
+    }
+    return 0;
+}
+
+void iplimit_free(iplimit_t *t)
+{
+    for (uint32_t i = 0; t->buckets && i < t->nbuckets; i++)
+        for (ipl_entry_t *e = t->buckets[i], *next; e; e = next) {
+            next = e->next;
+            free(e);
+        }
+    free(t->buckets);
+    free(t->exempt);
+    t->buckets = NULL;
+    t->exempt = NULL;
+    t->n = t->nexempt = 0;
+}
+
+static void ipl__refill(const iplimit_t *t, ipl_entry_t *e, uint64_t now_ms)
+{
+    if (now_ms > e->at_ms) {
+        e->tokens += (double)(now_ms - e->at_ms) * t->rate / 1000.0;
+        if (e->tokens > t->rate) e->tokens = t->rate;
+    }
+    e->at_ms = now_ms;
+}
+
+/* Frees the entries of addresses with no connection whose bucket is full again. */
+static void ipl__sweep(iplimit_t *t, uint64_t now_ms)
+{
+    t->admits = 0;
+    for (uint32_t i = 0; i < t->nbuckets; i++)
+        for (ipl_entry_t **pp = &t->buckets[i]; *pp;) {
+            ipl_entry_t *e = *pp;
+            if (!e->conns) ipl__refill(t, e, now_ms);
+            if (!e->conns && (!t->rate || e->tokens >= t->rate)) {
+                *pp = e->next;
+                free(e);
+                t->n--;
+            } else {
+                pp = &e->next;
+            }
+        }
+}
+
+static void ipl__refuse_log(ipl_entry_t *e, const char *why)
+{
+    if (e->logged) return;
+    e->logged = true;
+    char host[INET6_ADDRSTRLEN] = "?";
+    static const uint8_t v4[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (memcmp(e->addr, v4, 12) == 0) inet_ntop(AF_INET, e->addr + 12, host, sizeof(host));
+    else inet_ntop(AF_INET6, e->addr, host, sizeof(host));
+    log_warn("limits: %s: %s (further refusals of this address are not logged)", host, why);
+}
+
+int iplimit_admit(iplimit_t *t, int fd, uint64_t now_ms, ipl_entry_t **out)
+{
+    *out = NULL;
+    uint8_t a[16];
+    if ((!t->max_conns && !t->rate) || !t->buckets || !ipl__peer(fd, a)) return 0;
+    for (uint32_t i = 0; i < t->nexempt; i++)
+        if (memcmp(t->exempt[i], a, 16) == 0) return 0;
+    if (++t->admits >= IPL_SWEEP_EVERY) ipl__sweep(t, now_ms);
+    uint32_t b = ipl__bucket(t, a);
+    ipl_entry_t *e = t->buckets[b];
+    while (e && memcmp(e->addr, a, 16) != 0) e = e->next;
+    if (!e) {
+        if (t->n >= t->max_entries) ipl__sweep(t, now_ms);
+        if (t->n >= t->max_entries || !(e = calloc(1, sizeof(*e)))) return 0; /* untracked */
+        memcpy(e->addr, a, 16);
+        e->tokens = t->rate;
+        e->at_ms = now_ms;
+        e->next = t->buckets[b];
+        t->buckets[b] = e;
+        t->n++;
+    }
+    if (t->max_conns && e->conns >= t->max_conns) {
+        t->refused_conns++;
+        ipl__refuse_log(e, "max_connections_per_ip reached: new connections refused");
+        return HR_EFULL;
+    }
+    if (t->rate) {
+        ipl__refill(t, e, now_ms);
+        if (e->tokens < 1.0) {
+            t->refused_rate++;
+            ipl__refuse_log(e, "max_new_connections_per_ip reached: new connections refused");
+            return HR_EAGAIN;
+        }
+        e->tokens -= 1.0;
+    }
+    e->conns++;
+    *out = e;
+    return 0;
+}
+
+void iplimit_release(iplimit_t *t, ipl_entry_t *e)
+{
+    (void)t;
+    if (e && e->conns) e->conns--;
+}
