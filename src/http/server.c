@@ -501,26 +501,30 @@ static const conn_ops_t http_conn_ops = {
     .on_close = http__on_close,
 };
 
+/* Refuses a just-accepted connection with a 503 and {"error":why}: one best-effort write. */
+static void http__refuse(http_server_t *srv, int fd, const char *why)
+{
+    srv->metrics->rejected++;
+    char busy[256];
+    int n = snprintf(busy, sizeof(busy),
+                     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\n\r\n{\"error\":\"%s\"}",
+                     strlen(why) + 12, why);
+    ssize_t w = n > 0 ? write(fd, busy, (size_t)n) : 0;
+    (void)w;
+    close(fd);
+}
+
 static void http__on_accept(listener_t *l, int fd)
 {
     http_server_t *srv = l->ctx;
     if (srv->nconns >= srv->cfg->max_connections || srv->loop->stopping) {
-        srv->metrics->rejected++;
-        static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                                   "Content-Length: 32\r\nConnection: close\r\n\r\n{\"error\":\"too many connections\"}";
-        ssize_t w = write(fd, busy, sizeof(busy) - 1);
-        (void)w;
-        close(fd);
+        http__refuse(srv, fd, "too many connections");
         return;
     }
     ipl_entry_t *ie = NULL;
     if (srv->ipl && iplimit_admit(srv->ipl, fd, loop_now(srv->loop), &ie) < 0) {
-        srv->metrics->rejected++;
-        static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                                   "Content-Length: 50\r\nConnection: close\r\n\r\n{\"error\":\"too many connections from your address\"}";
-        ssize_t w = write(fd, busy, sizeof(busy) - 1);
-        (void)w;
-        close(fd);
+        http__refuse(srv, fd, "too many connections from your address");
         return;
     }
     http_conn_t *hc = calloc(1, sizeof(*hc));
