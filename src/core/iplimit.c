@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 
 #include "err.h"
@@ -15,22 +14,9 @@
 #define IPL_MAX_ENTRIES 65536
 #define IPL_SWEEP_EVERY 4096
 
-static uint64_t ipl__mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    x ^= x >> 33;
-    return x;
-}
-
 static uint32_t ipl__bucket(const iplimit_t *t, const uint8_t a[16])
 {
-    uint64_t w0, w1;
-    memcpy(&w0, a, 8);
-    memcpy(&w1, a + 8, 8);
-    return (uint32_t)(ipl__mix(ipl__mix(w0 ^ t->k0) ^ w1 ^ t->k1) & (t->nbuckets - 1));
+    return (uint32_t)(siphash24(&t->key, a, 16) & (t->nbuckets - 1));
 }
 
 /* The peer of fd as 16 bytes (IPv4 as ::ffff:a.b.c.d). False when it has no IP address. */
@@ -68,10 +54,7 @@ int iplimit_init(iplimit_t *t, uint32_t max_conns, uint32_t rate, const char *ex
     t->max_conns = max_conns;
     t->rate = rate;
     t->max_entries = IPL_MAX_ENTRIES;
-    if (getrandom(&t->k0, sizeof(t->k0), 0) != sizeof(t->k0) || getrandom(&t->k1, sizeof(t->k1), 0) != sizeof(t->k1)) {
-        t->k0 = (uint64_t)(uintptr_t)t ^ 0x9e3779b97f4a7c15ULL; /* no entropy: still unpredictable enough */
-        t->k1 = ipl__mix(t->k0);
-    }
+    sip_key_random(&t->key);
     for (const char *p = exempt ? exempt : ""; *p;) {
         while (*p == ' ' || *p == ',') p++;
         const char *e = p;

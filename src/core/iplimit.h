@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "siphash.h"
+
 typedef struct ipl_entry {
     struct ipl_entry *next;
     uint8_t addr[16];
@@ -29,7 +31,7 @@ typedef struct {
     uint32_t nbuckets, n, max_entries;
     uint32_t max_conns;   /* per address (0: no limit) */
     uint32_t rate;        /* new connections per second per address (0: no limit) */
-    uint64_t k0, k1;      /* hash key */
+    sip_key_t key;        /* hash key, random per process */
     uint8_t (*exempt)[16];
     uint32_t nexempt;
     uint32_t admits;      /* since the last sweep */

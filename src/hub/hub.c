@@ -1,6 +1,7 @@
 /* hub.c - channel table, publish and fan-out; see hub.h. The channel table is a chained hash
- * table (FNV-1a) that doubles when it gets full; a sweep every few seconds applies history age
- * limits and frees channels that have neither subscribers nor history. */
+ * table (SipHash-2-4 with a random key: names are chosen by clients) that doubles when it gets
+ * full; a sweep every few seconds applies history age limits and frees channels that have
+ * neither subscribers nor history. */
 #include "hub.h"
 
 #include <stdlib.h>
@@ -8,18 +9,12 @@
 
 #include "../core/err.h"
 #include "../core/log.h"
+#include "../core/siphash.h"
 
 #define HUB_SWEEP_MS 5000
 
-static uint64_t hub__hash(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
+/* Channel names are chosen by clients: the table hashes them with a random key (siphash.h). */
+static uint64_t hub__hash(const hub_t *hub, const char *s, size_t n) { return siphash24(&hub->hkey, s, n); }
 
 static void hub__free_chan(chan_t *ch)
 {
@@ -65,6 +60,7 @@ int hub_init(hub_t *hub, loop_t *loop, store_t *store, const hist_limits_t *limi
     hub->loop = loop;
     hub->store = store;
     hub->limits = *limits;
+    sip_key_random(&hub->hkey);
     hub->table_cap = 1024;
     hub->table = calloc(hub->table_cap, sizeof(*hub->table));
     if (!hub->table) return HR_ENOMEM;
@@ -153,7 +149,7 @@ bool hub_event_valid(const char *e, size_t n)
 
 chan_t *hub_channel(hub_t *hub, const char *name, size_t n, bool create)
 {
-    uint64_t h = hub__hash(name, n);
+    uint64_t h = hub__hash(hub, name, n);
     for (chan_t *ch = hub->table[h & (hub->table_cap - 1)]; ch; ch = ch->hnext)
         if (ch->hash == h && ch->name_len == n && memcmp(ch->name, name, n) == 0) return ch;
     if (!create) return NULL;

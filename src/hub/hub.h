@@ -20,6 +20,7 @@
 
 #include "../core/list.h"
 #include "../core/loop.h"
+#include "../core/siphash.h"
 #include "../store/store.h"
 #include "hist.h"
 #include "msg.h"
@@ -77,6 +78,7 @@ typedef struct {
     uint64_t channels_refused; /* channels not created for max_channels */
     uint64_t subscriptions; /* live subscriptions */
     tw_entry_t sweep;   /* periodic expiry of idle channels and aged history */
+    sip_key_t hkey;     /* the channel table's hash key, random per process */
 } hub_t;
 
 /* Sets up an empty hub. The hub uses (does not own) loop and store. Returns 0 or HR_ENOMEM. */

@@ -46,17 +46,16 @@ static bool mqtt__live(const mqtt_conn_t *k) { return k && k->connected && !k->s
 
 /* ---- session table ---- */
 
-static uint32_t mqtt__hash(const char *s)
+/* Client ids are chosen by clients: the table hashes them with a random key (siphash.h). */
+static uint32_t mqtt__hash(const mqtt_server_t *srv, const char *s)
 {
-    uint32_t h = 2166136261u;
-    for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
-    return h;
+    return (uint32_t)siphash24(&srv->skey, s, strlen(s));
 }
 
 static mqtt_sess_t *mqtt__sess_find(mqtt_server_t *srv, const char *id)
 {
     if (!srv->stab_cap) return NULL;
-    uint32_t h = mqtt__hash(id);
+    uint32_t h = mqtt__hash(srv, id);
     for (mqtt_sess_t *s = srv->stab[h & (srv->stab_cap - 1)]; s; s = s->hnext)
         if (s->hash == h && strcmp(s->client_id, id) == 0) return s;
     return NULL;
@@ -718,7 +717,7 @@ mqtt_sess_t *mqtt__sess_new(mqtt_server_t *srv, const char *id, size_t n)
     s->client_id[n] = 0;
     s->srv = srv;
     s->x = srv->x;
-    s->hash = mqtt__hash(s->client_id);
+    s->hash = mqtt__hash(srv, s->client_id);
     s->will_at = s->expires_at = MQTT_NEVER;
     tw_entry_init(&s->timer, mqtt__sess_timer);
     list_init(&s->dirty);
@@ -1288,6 +1287,7 @@ int mqtt_server_open(mqtt_server_t *srv, xp_ctx_t *x, loop_t *loop)
     list_init(&srv->conns);
     list_init(&srv->dirty);
     x->mqtt = srv;
+    sip_key_random(&srv->skey);
     srv->started_ms = loop_wall_ms();
     tw_entry_init(&srv->sys, mqtt__sys);
     if (x->cfg->mqtt_addr[0]) {

@@ -24,6 +24,7 @@ typedef struct mqtt_server {
     uint64_t started_ms;
     uint32_t nsys;
     struct msg *sysmsg[16];  /* the latest $SYS/ messages, sent to new matching subscriptions */
+    sip_key_t skey;          /* the session table's hash key, random per process */
 } mqtt_server_t;
 
 /* Binds cfg->mqtt_addr (empty: MQTT over TCP disabled) and starts accepting. Also makes x->mqtt
