@@ -15,7 +15,6 @@
  * Exit codes: 0 printed; 1 cannot sign (no key configured, unreadable or unsuitable key, short
  * secret); 2 usage (unknown option, bad value, bad configuration). The secret is never printed
  * and is wiped from memory before returning. */
-#include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -26,11 +25,11 @@
 #include <time.h>
 
 #include "../auth/acl.h"
+#include "../auth/auth.h"
 #include "../auth/jwt.h"
 #include "cli.h"
 #include "config.h"
 
-#define TOKEN_MAX_FILE (1u << 20) /* largest key file read */
 #define SUB_MAX 128
 
 static const char USAGE[] =
@@ -92,27 +91,6 @@ static bool parse_ttl(const char *s, int64_t *out)
     return true;
 }
 
-/* Reads a whole file (at most TOKEN_MAX_FILE bytes) into a NUL-terminated buffer. */
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = malloc(TOKEN_MAX_FILE + 1);
-    size_t n = buf ? fread(buf, 1, TOKEN_MAX_FILE + 1, f) : 0;
-    int e = !buf ? ENOMEM : ferror(f) ? EIO : n > TOKEN_MAX_FILE ? EFBIG : 0;
-    fclose(f);
-    if (e) {
-        if (buf) explicit_bzero(buf, TOKEN_MAX_FILE + 1);
-        free(buf);
-        errno = e;
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
-/* Handles one own option with its value. Returns 0 or a usage exit code. */
 static int own_option(opts_t *o, const char *name, const char *val)
 {
     if (strcmp(name, "sub") == 0) {
@@ -193,8 +171,8 @@ static int load_key(const opts_t *o, const cfg_t *cfg, int *alg, char **key, siz
     if (o->private_key) {
         if (*alg >= 0 && *alg <= JWT_HS512)
             return usage_error("--alg %s signs with the HMAC secret, not --private-key", o->alg);
-        if (!(*key = read_file(o->private_key, keylen))) {
-            fprintf(stderr, "herald token: %s: %s\n", o->private_key, strerror(errno));
+        if (!(*key = auth_read_file(o->private_key, keylen, err, sizeof(err)))) {
+            fprintf(stderr, "herald token: %s\n", err);
             return 1;
         }
         if (*alg < 0 && (*alg = jwt_pem_default_alg(*key, *keylen, err, sizeof(err))) < 0) {
@@ -211,11 +189,10 @@ static int load_key(const opts_t *o, const cfg_t *cfg, int *alg, char **key, siz
         if (!*key) return 1;
         memcpy(*key, cfg->token_hmac_secret, *keylen + 1);
     } else if (cfg->token_hmac_secret_file[0]) {
-        if (!(*key = read_file(cfg->token_hmac_secret_file, keylen))) {
-            fprintf(stderr, "herald token: %s: %s\n", cfg->token_hmac_secret_file, strerror(errno));
+        if (!(*key = auth_read_secret_file(cfg->token_hmac_secret_file, keylen, err, sizeof(err)))) {
+            fprintf(stderr, "herald token: %s\n", err);
             return 1;
         }
-        while (*keylen && ((*key)[*keylen - 1] == '\n' || (*key)[*keylen - 1] == '\r')) (*key)[--*keylen] = '\0';
     } else {
         fputs("herald token: no key: set token_hmac_secret or token_hmac_secret_file, or use --private-key\n",
               stderr);

@@ -24,17 +24,6 @@ static void usage(FILE *f)
                "Configuration keys and defaults: herald serve --print-config\n");
 }
 
-/* True when addr ("host:port", "[v6]:port") is a loopback address or localhost. */
-static bool main__loopback(const char *addr)
-{
-    if (strncmp(addr, "[::1]:", 6) == 0) return true;
-    if (strncmp(addr, "localhost:", 10) == 0) return true;
-    if (strncmp(addr, "127.", 4) != 0) return false;
-    for (const char *p = addr + 4; *p && *p != ':'; p++)
-        if (!((*p >= '0' && *p <= '9') || *p == '.')) return false;
-    return true;
-}
-
 static void on_stop(loop_t *loop, void *arg)
 {
     app_t *app = arg;
@@ -128,7 +117,8 @@ static int serve(int argc, char **argv)
         goto out;
     }
     auth_ok = true;
-    bool local = main__loopback(cfg->http_addr) && (!cfg->mqtt_addr[0] || main__loopback(cfg->mqtt_addr));
+    bool local = routes_loopback_host(span_of(cfg->http_addr)) &&
+                 (!cfg->mqtt_addr[0] || routes_loopback_host(span_of(cfg->mqtt_addr)));
     if (!auth.enabled && !local && !cfg->allow_anonymous) {
         log_error("refusing to serve beyond loopback (http = %s, mqtt = %s) with no access control: configure "
                   "token_hmac_secret, token_public_key, token_jwks_file, api_keys, permissions_file or "

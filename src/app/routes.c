@@ -243,8 +243,7 @@ static size_t routes__auth_metrics(const auth_t *a, char *out, size_t cap)
     return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
-/* A loopback name: localhost, *.localhost, 127.0.0.0/8, [::1] (with or without a port). */
-static bool routes__loopback_host(span_t h)
+bool routes_loopback_host(span_t h)
 {
     size_t n = h.n;
     if (n && h.p[0] == '[') return n >= 5 && memcmp(h.p, "[::1]", 5) == 0 && (n == 5 || h.p[5] == ':');
@@ -266,20 +265,15 @@ static bool routes__host_ok(app_t *app, http_req_t *req)
     span_t h = http_req_header(req, "Host");
     if (!h.p) return true; /* HTTP/1.0 without Host: not a browser */
     if (!app->xp.cfg->allowed_hosts[0] && !app->check_host) return true;
-    if (app->check_host && routes__loopback_host(h)) return true;
+    if (app->check_host && routes_loopback_host(h)) return true;
     const char *colon = h.n && h.p[0] != '[' ? memchr(h.p, ':', h.n) : NULL;
-    size_t hn = colon ? (size_t)(colon - h.p) : h.n;
-    for (const char *p = app->xp.cfg->allowed_hosts; *p;) {
-        while (*p == ' ' || *p == ',') p++;
-        const char *e = p;
-        while (*e && *e != ' ' && *e != ',') e++;
-        size_t n = (size_t)(e - p);
-        if (n == 1 && *p == '*') return true;
-        if (n && ((n == hn && strncasecmp(p, h.p, n) == 0) || (n == h.n && strncasecmp(p, h.p, n) == 0) ||
-                  (*p == '.' && hn > n && strncasecmp(h.p + hn - n, p, n) == 0)))
+    size_t hn = colon ? (size_t)(colon - h.p) : h.n; /* the name without its port */
+    const char *list = app->xp.cfg->allowed_hosts;
+    for (span_t a; span_list_next(&list, &a);)
+        if (span_eq(a, "*") || (a.n == hn && strncasecmp(a.p, h.p, hn) == 0) ||
+            (a.n == h.n && strncasecmp(a.p, h.p, h.n) == 0) ||
+            (a.p[0] == '.' && hn > a.n && strncasecmp(h.p + hn - a.n, a.p, a.n) == 0))
             return true;
-        p = e;
-    }
     return false;
 }
 

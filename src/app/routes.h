@@ -16,6 +16,10 @@ typedef struct {
     bool check_host; /* refuse Host names that are neither loopback nor in allowed_hosts */
 } app_t;
 
+/* True when h is a loopback name with or without a port: localhost, *.localhost, 127.0.0.0/8,
+ * [::1] (a Host header, or a listen address). */
+bool routes_loopback_host(span_t h);
+
 /* The http_handler_cb of the server; srv->ctx is the app_t. */
 void routes_handle(http_conn_t *hc, http_req_t *req, span_t body);
 

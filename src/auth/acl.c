@@ -24,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/span.h"
+
 /* A filter has at most this many levels before it can only match names over 255 bytes. */
 #define ACL_MAX_LEVELS 256
 #define ACL_MAX_RULES 1000000u
@@ -337,11 +339,8 @@ static bool is_ws(char c) { return c == ' ' || c == '\t'; }
 static int idrule_cmp(const void *a, const void *b)
 {
     const idrule_t *x = a, *y = b;
-    size_t m = x->idn < y->idn ? x->idn : y->idn;
-    int c = memcmp(x->id, y->id, m);
-    if (c) return c;
-    if (x->idn != y->idn) return x->idn < y->idn ? -1 : 1;
-    return x->line < y->line ? -1 : x->line > y->line;
+    int c = span_cmp((span_t){x->id, x->idn}, (span_t){y->id, y->idn});
+    return c ? c : x->line < y->line ? -1 : x->line > y->line;
 }
 
 static int who_add(acl_who_t *w, uint8_t act, const char *p, size_t n)
@@ -530,10 +529,7 @@ const acl_who_t *acl_rules_find(const acl_rules_t *r, const char *id, size_t n)
     size_t lo = 0, hi = r->nids;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        const char *m = r->ids[mid].id;
-        size_t mn = strlen(m), k = mn < n ? mn : n;
-        int c = memcmp(m, id, k);
-        if (c == 0) c = mn < n ? -1 : mn > n;
+        int c = span_cmp(span_of(r->ids[mid].id), (span_t){id, n});
         if (c == 0) return &r->ids[mid];
         if (c < 0)
             lo = mid + 1;

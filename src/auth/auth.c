@@ -16,6 +16,8 @@
 #include <sys/time.h>
 
 #include "../core/err.h"
+#include "../core/log.h"
+#include "../core/span.h"
 
 #define AUTH_MAX_FILE (16u << 20)
 #define AUTH_MAX_CLAIM_PATTERNS 64
@@ -53,7 +55,7 @@ static void auth__sha256(auth_t *a, const void *p, size_t n, uint8_t out[32])
 
 /* Reads a whole file (at most AUTH_MAX_FILE bytes) into a NUL-terminated malloc'd buffer of its
  * own size (a 16 MiB scratch buffer would raise glibc's mmap threshold for the server's life). */
-static char *auth__read_file(const char *path, size_t *len, char *err, size_t cap)
+char *auth_read_file(const char *path, size_t *len, char *err, size_t cap)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -83,6 +85,13 @@ static char *auth__read_file(const char *path, size_t *len, char *err, size_t ca
     buf[n] = 0;
     *len = n;
     return buf;
+}
+
+char *auth_read_secret_file(const char *path, size_t *len, char *err, size_t cap)
+{
+    char *text = auth_read_file(path, len, err, cap);
+    while (text && *len && (text[*len - 1] == '\n' || text[*len - 1] == '\r')) text[--*len] = 0;
+    return text;
 }
 
 /* ---- the token cache ---- */
@@ -192,18 +201,14 @@ static int auth__add_keys(auth_t *a, const char *text, bool file, char *err, siz
 static int auth__algorithms(const char *list, uint32_t *mask, char *err, size_t cap)
 {
     *mask = 0;
-    for (const char *p = list; *p;) {
-        while (*p == ' ' || *p == ',') p++;
-        const char *e = p;
-        while (*e && *e != ' ' && *e != ',') e++;
-        if (e == p) break;
-        int alg = jwt_alg_parse(p, (size_t)(e - p));
+    span_t name;
+    while (span_list_next(&list, &name)) {
+        int alg = jwt_alg_parse(name.p, name.n);
         if (alg < 0) {
-            snprintf(err, cap, "token_algorithms: unknown algorithm '%.*s'", (int)(e - p), p);
+            snprintf(err, cap, "token_algorithms: unknown algorithm '%.*s'", (int)name.n, name.p);
             return HR_EINVAL;
         }
         *mask |= JWT_ALG_BIT(alg);
-        p = e;
     }
     return 0;
 }
@@ -223,15 +228,14 @@ static int auth__keys(auth_t *a, const cfg_t *cfg, char *err, size_t cap)
     size_t n;
     char *text;
     if (cfg->token_hmac_secret_file[0]) {
-        if (!(text = auth__read_file(cfg->token_hmac_secret_file, &n, sub, sizeof(sub)))) goto file;
-        while (n && (text[n - 1] == '\n' || text[n - 1] == '\r')) n--;
+        if (!(text = auth_read_secret_file(cfg->token_hmac_secret_file, &n, sub, sizeof(sub)))) goto file;
         int rc = jwt_keys_add_hmac(a->keys, text, n, NULL, sub, sizeof(sub));
         OPENSSL_cleanse(text, n);
         free(text);
         if (rc < 0) goto file;
     }
     if (cfg->token_public_key[0]) {
-        if (!(text = auth__read_file(cfg->token_public_key, &n, sub, sizeof(sub)))) goto file;
+        if (!(text = auth_read_file(cfg->token_public_key, &n, sub, sizeof(sub)))) goto file;
         int rc = jwt_keys_add_pem(a->keys, text, n, NULL, sub, sizeof(sub));
         free(text);
         if (rc < 0) {
@@ -240,7 +244,7 @@ static int auth__keys(auth_t *a, const cfg_t *cfg, char *err, size_t cap)
         }
     }
     if (cfg->token_jwks_file[0]) {
-        if (!(text = auth__read_file(cfg->token_jwks_file, &n, sub, sizeof(sub)))) goto file;
+        if (!(text = auth_read_file(cfg->token_jwks_file, &n, sub, sizeof(sub)))) goto file;
         int rc = jwt_keys_add_jwks(a->keys, text, n, sub, sizeof(sub));
         free(text);
         if (rc < 0) {
@@ -288,14 +292,14 @@ int auth_init(auth_t *a, const cfg_t *cfg, char *err, size_t cap)
     size_t n;
     char *text;
     if (cfg->api_keys_file[0]) {
-        if (!(text = auth__read_file(cfg->api_keys_file, &n, sub, sizeof(sub)))) goto file;
+        if (!(text = auth_read_file(cfg->api_keys_file, &n, sub, sizeof(sub)))) goto file;
         rc = auth__add_keys(a, text, true, sub, sizeof(sub));
         OPENSSL_cleanse(text, n);
         free(text);
         if (rc < 0) goto file;
     }
     if (cfg->permissions_file[0]) {
-        if (!(text = auth__read_file(cfg->permissions_file, &n, sub, sizeof(sub)))) goto file;
+        if (!(text = auth_read_file(cfg->permissions_file, &n, sub, sizeof(sub)))) goto file;
         rc = acl_rules_parse(&a->rules, text, n, sub, sizeof(sub));
         free(text);
         if (rc < 0) {
@@ -306,7 +310,7 @@ int auth_init(auth_t *a, const cfg_t *cfg, char *err, size_t cap)
         a->have_rules = true;
     }
     if (cfg->password_file[0]) {
-        if (!(text = auth__read_file(cfg->password_file, &n, sub, sizeof(sub)))) goto file;
+        if (!(text = auth_read_file(cfg->password_file, &n, sub, sizeof(sub)))) goto file;
         a->pw = passwd_parse(text, n, sub, sizeof(sub));
         OPENSSL_cleanse(text, n);
         free(text);

@@ -82,6 +82,13 @@ struct auth {
  * with a message in err (a file that cannot be read, a bad key or rule, a short secret). */
 int auth_init(auth_t *a, const cfg_t *cfg, char *err, size_t cap);
 
+/* Reads a whole file (a key, a secret, a rules file; at most 16 MiB) into a NUL-terminated malloc'd
+ * buffer of its own size. NULL with "path: why" in err. The caller frees it (cleansing secrets). */
+char *auth_read_file(const char *path, size_t *len, char *err, size_t cap);
+
+/* auth_read_file, without the trailing CR/LF an editor leaves after a secret. */
+char *auth_read_secret_file(const char *path, size_t *len, char *err, size_t cap);
+
 /* Frees everything auth_init made. Identities still referenced must be released first. */
 void auth_close(auth_t *a);
 

@@ -23,6 +23,7 @@
 #include <openssl/rand.h>
 
 #include "../core/b64.h"
+#include "../core/span.h"
 
 #define PW_MAX_LINE 1024        /* bytes, line end excluded */
 #define PW_MAX_USERS 1000000
@@ -112,11 +113,8 @@ static const char *parse_hash(pw_entry_t *e, const char *h, size_t n)
 static int entry_cmp(const void *a, const void *b)
 {
     const pw_entry_t *x = a, *y = b;
-    size_t m = x->un < y->un ? x->un : y->un;
-    int c = memcmp(x->user, y->user, m);
-    if (c) return c;
-    if (x->un != y->un) return x->un < y->un ? -1 : 1;
-    return x->line < y->line ? -1 : x->line > y->line;
+    int c = span_cmp((span_t){x->user, x->un}, (span_t){y->user, y->un});
+    return c ? c : x->line < y->line ? -1 : x->line > y->line;
 }
 
 static bool blank(char c) { return c == ' ' || c == '\t'; }
@@ -231,9 +229,7 @@ static const pw_entry_t *find(const passwd_db_t *db, const char *user, size_t un
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         const pw_entry_t *e = &db->e[mid];
-        size_t m = e->un < un ? e->un : un;
-        int c = memcmp(e->user, user, m);
-        if (c == 0) c = e->un < un ? -1 : e->un > un;
+        int c = span_cmp((span_t){e->user, e->un}, (span_t){user, un});
         if (c == 0) return e;
         if (c < 0)
             lo = mid + 1;

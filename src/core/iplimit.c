@@ -10,6 +10,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "span.h"
 
 #define IPL_MAX_ENTRIES 65536
 #define IPL_SWEEP_EVERY 4096
@@ -55,27 +56,23 @@ int iplimit_init(iplimit_t *t, uint32_t max_conns, uint32_t rate, const char *ex
     t->rate = rate;
     t->max_entries = IPL_MAX_ENTRIES;
     sip_key_random(&t->key);
-    for (const char *p = exempt ? exempt : ""; *p;) {
-        while (*p == ' ' || *p == ',') p++;
-        const char *e = p;
-        while (*e && *e != ' ' && *e != ',') e++;
-        if (e == p) break;
+    const char *list = exempt ? exempt : "";
+    for (span_t item; span_list_next(&list, &item);) {
         char one[64];
-        uint8_t a[16];
-        if ((size_t)(e - p) >= sizeof(one)) goto bad;
-        memcpy(one, p, (size_t)(e - p));
-        one[e - p] = 0;
-        if (!ipl__parse(one, a)) goto bad;
-        uint8_t(*nx)[16] = realloc(t->exempt, (t->nexempt + 1) * sizeof(*nx));
-        if (!nx) goto bad;
+        uint8_t a[16], (*nx)[16] = NULL;
+        bool ok = item.n < sizeof(one);
+        if (ok) {
+            memcpy(one, item.p, item.n);
+            one[item.n] = 0;
+            ok = ipl__parse(one, a) && (nx = realloc(t->exempt, (t->nexempt + 1) * sizeof(*nx)));
+        }
+        if (!ok) {
+            snprintf(err, cap, "'%.*s' is not an IP address", (int)item.n, item.p);
+            iplimit_free(t);
+            return -1;
+        }
         t->exempt = nx;
         memcpy(nx[t->nexempt++], a, 16);
-        p = e;
-        continue;
-    bad:
-        snprintf(err, cap, "'%.*s' is not an IP address", (int)(e - p), p);
-        iplimit_free(t);
-        return -1;
     }
     t->nbuckets = 1024;
     if (!(t->buckets = calloc(t->nbuckets, sizeof(*t->buckets)))) {

@@ -269,14 +269,7 @@ static bool http__origin_allowed(http_conn_t *hc, span_t origin)
     if (!origin.p || origin.n == 0 || origin.n >= sizeof(hc->origin)) return false;
     for (size_t i = 0; i < origin.n; i++)
         if ((unsigned char)origin.p[i] <= ' ' || origin.p[i] == ',') return false;
-    const char *list = hc->srv->cfg->cors_origins;
-    for (const char *p = list; !hc->origin_listed && *p;) {
-        while (*p == ' ' || *p == ',' || *p == '\t') p++;
-        const char *e = p;
-        while (*e && *e != ' ' && *e != ',' && *e != '\t') e++;
-        if ((size_t)(e - p) == origin.n && memcmp(p, origin.p, origin.n) == 0) hc->origin_listed = true;
-        p = e;
-    }
+    hc->origin_listed = span_list_has(hc->srv->cfg->cors_origins, origin);
     bool ok = hc->srv->cors_any || hc->origin_listed;
     if (ok) {
         memcpy(hc->origin, origin.p, origin.n);

@@ -39,18 +39,9 @@ bool ws_same_origin(const http_req_t *req, span_t origin)
  * a connection that carries the user's cookie). */
 static bool ws__origin_ok(const cfg_t *cfg, const http_req_t *req, span_t origin)
 {
-    const char *list = cfg->ws_origins;
     if (!origin.p) return true; /* not a browser: nothing to protect against */
-    if (ws_same_origin(req, origin)) return true;
-    for (const char *p = list; *p;) {
-        while (*p == ' ' || *p == ',' || *p == '\t') p++;
-        const char *e = p;
-        while (*e && *e != ' ' && *e != ',' && *e != '\t') e++;
-        size_t n = (size_t)(e - p);
-        if ((n == 1 && *p == '*') || (n == origin.n && n && memcmp(p, origin.p, n) == 0)) return true;
-        p = e;
-    }
-    return false;
+    return ws_same_origin(req, origin) || span_list_has(cfg->ws_origins, SPAN_LIT("*")) ||
+           (origin.n && span_list_has(cfg->ws_origins, origin));
 }
 
 /* Joins every value of header name (it may be repeated) with ", " into out. Returns the length. */

@@ -261,6 +261,19 @@ static void wsj__publish(wsj_t *w, json_t *req, const char *ref)
     wsj__ok(w, ref, fields);
 }
 
+#define WSJ_USER_JSON (ACL_MAX_SUB * 6 + 8)
+
+/* id's user as a JSON value: the quoted, escaped user id, or null. Returns buf. */
+static const char *wsj__user(const auth_id_t *id, char *buf, size_t cap)
+{
+    if (id->kind != AUTH_USER || cap < WSJ_USER_JSON) return "null";
+    buf[0] = '"';
+    size_t el = json_escape(id->sub_id, id->sub_len, buf + 1, cap - 3);
+    buf[1 + el] = '"';
+    buf[2 + el] = 0;
+    return buf;
+}
+
 /* {"op":"auth","token":T}: authenticates the connection, or refreshes its token before it
  * expires. The user may not change (anonymous may become a user); subscriptions the new token no
  * longer allows are ended with an "unsubscribed" notice. */
@@ -309,11 +322,9 @@ static void wsj__auth(wsj_t *w, json_t *req, const char *ref)
         w->subs[i] = w->subs[--w->nsubs];
         if (bn > 0 && (size_t)bn < sizeof(buf)) ws_send_copy(&w->ws, true, buf, (size_t)bn);
     }
-    char fields[ACL_MAX_SUB * 6 + 64], esc[ACL_MAX_SUB * 6 + 8];
-    size_t el = json_escape(id->sub_id, id->sub_len, esc, sizeof(esc));
-    snprintf(fields, sizeof(fields), ",\"user\":%s%.*s%s,\"expires\":%lld", id->kind == AUTH_USER ? "\"" : "",
-             id->kind == AUTH_USER ? (int)el : 4, id->kind == AUTH_USER ? esc : "null",
-             id->kind == AUTH_USER ? "\"" : "", (long long)(id->exp_ms / 1000));
+    char fields[WSJ_USER_JSON + 40], user[WSJ_USER_JSON];
+    snprintf(fields, sizeof(fields), ",\"user\":%s,\"expires\":%lld", wsj__user(id, user, sizeof(user)),
+             (long long)(id->exp_ms / 1000));
     wsj__ok(w, ref, fields);
 }
 
@@ -388,13 +399,9 @@ void ws_json_serve(xp_ctx_t *x, http_conn_t *hc, http_req_t *req)
 {
     wsj_t *w = (wsj_t *)ws_accept(x, hc, req, &wsj_app, sizeof(wsj_t), false, NULL);
     if (!w) return;
-    char hello[160 + ACL_MAX_SUB * 6], esc[ACL_MAX_SUB * 6 + 8];
-    const auth_id_t *id = w->ws.id;
-    bool user = id->kind == AUTH_USER;
-    size_t el = user ? json_escape(id->sub_id, id->sub_len, esc, sizeof(esc)) : 0;
+    char hello[160 + WSJ_USER_JSON], user[WSJ_USER_JSON];
     int n = snprintf(hello, sizeof(hello),
-                     "{\"op\":\"welcome\",\"protocol\":\"herald.v1\",\"max_message\":%u,\"auth\":%s,\"user\":%s%.*s%s}",
-                     x->cfg->ws_max_message, x->auth->enabled ? "true" : "false", user ? "\"" : "", user ? (int)el : 4,
-                     user ? esc : "null", user ? "\"" : "");
+                     "{\"op\":\"welcome\",\"protocol\":\"herald.v1\",\"max_message\":%u,\"auth\":%s,\"user\":%s}",
+                     x->cfg->ws_max_message, x->auth->enabled ? "true" : "false", wsj__user(w->ws.id, user, sizeof(user)));
     ws_send_copy(&w->ws, true, hello, (size_t)n);
 }
