@@ -330,7 +330,8 @@ void routes_handle(http_conn_t *hc, http_req_t *req, span_t body)
         if (!app->xp.cfg->metrics_public && !routes__admin(app, hc, req, "read metrics")) return;
         char out[12288];
         size_t n = metrics_render(app->xp.metrics, app->xp.hub->published, app->xp.hub->nchannels, app->xp.hub->subscriptions,
-                                  hc->srv->loop->bytes_in, hc->srv->loop->bytes_out, out, sizeof(out));
+                                  hc->srv->loop->bytes_in, hc->srv->loop->bytes_out, hc->srv->loop->input_holds, out,
+                                  sizeof(out));
         n += routes__auth_metrics(app->auth, out + n, sizeof(out) - n);
         int k = snprintf(out + n, sizeof(out) - n,
                          "# HELP herald_channels_refused_total New channels refused at max_channels.\n"

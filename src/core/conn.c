@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "log.h"
 
 #define CONN_RBUF_INITIAL 4096
 #define CONN_READS_PER_EVENT 4 /* fairness: one fire-hose peer cannot starve the rest */
@@ -199,7 +200,23 @@ static void conn__flush(conn_t *c)
         return;
     }
     conn__update_interest(c);
+    if (drained && c->held) { /* the answers were read: buffered input goes on (delivered as pending) */
+        c->held = false;
+        conn_pause_read(c, false);
+    }
     if (drained && c->ops->on_drain) c->ops->on_drain(c);
+}
+
+bool conn_hold_input(conn_t *c)
+{
+    if (c->held || c->closing) return false;
+    c->held = true;
+    conn_pause_read(c, true);
+    if (!c->loop->input_holds++)
+        log_info("fd %d: answers not read: reading paused until they drain (max_queued_bytes; counted in "
+                 "herald_read_pauses_total, not logged again)",
+                 c->w.fd);
+    return true;
 }
 
 static void conn__on_event(loop_t *loop, watcher_t *w, uint32_t events)

@@ -47,6 +47,7 @@ struct conn {
     bool end_after_write;
     bool read_paused;
     bool input_while_paused; /* EPOLLIN arrived while paused: stop watching it */
+    bool held;        /* reading stopped until the write queue drains (conn_hold_input) */
     int close_reason; /* HR_E* that closed it (0: normal) */
     struct ipl_entry *ipl; /* the per-address entry it was admitted under (iplimit.h), or NULL */
 };
@@ -79,6 +80,12 @@ void conn_close(conn_t *c, int reason);
 /* Writes the peer's address ("1.2.3.4:5678", "[::1]:5678", or "?") into buf; returns buf. For
  * logs: the address is looked up when asked, not kept per connection. */
 const char *conn_peer(const conn_t *c, char *buf, size_t cap);
+
+/* Backpressure for a peer that sends requests without reading the answers: stops reading (and
+ * delivering what is buffered) until the write queue has drained, then resumes by itself, before
+ * ops->on_drain runs. Counted in loop->input_holds (the first hold of the process is logged).
+ * Returns true when c was not held already. */
+bool conn_hold_input(conn_t *c);
 
 /* Stops or resumes delivering input to on_read. */
 void conn_pause_read(conn_t *c, bool paused);

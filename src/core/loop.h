@@ -41,6 +41,7 @@ struct loop {
     void *before_write_arg;
     uint64_t iterations;
     uint64_t bytes_in, bytes_out; /* socket bytes read and written by connections */
+    uint64_t input_holds;         /* conn_hold_input() backpressure holds */
 };
 
 /* Creates a loop, blocking SIGTERM/SIGINT/SIGPIPE for the process and watching the first two

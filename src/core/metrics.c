@@ -28,7 +28,7 @@ static void put(wbuf_t *w, const char *fmt, ...)
 }
 
 size_t metrics_render(const metrics_t *m, uint64_t published, uint64_t channels, uint64_t subscriptions, uint64_t bytes_in,
-                      uint64_t bytes_out, char *out, size_t cap)
+                      uint64_t bytes_out, uint64_t input_holds, char *out, size_t cap)
 {
     wbuf_t w = {out, cap, 0};
     put(&w, "# HELP herald_connections Open client connections by transport.\n# TYPE herald_connections gauge\n");
@@ -59,7 +59,7 @@ size_t metrics_render(const metrics_t *m, uint64_t published, uint64_t channels,
         m->rejected);
     put(&w, "# HELP herald_read_pauses_total Times a connection was stopped reading because it did not read its answers.\n"
             "# TYPE herald_read_pauses_total counter\nherald_read_pauses_total %" PRIu64 "\n",
-        m->read_pauses);
+        input_holds);
     put(&w, "# HELP herald_connect_timeouts_total MQTT connections closed for sending no CONNECT in time.\n"
             "# TYPE herald_connect_timeouts_total counter\nherald_connect_timeouts_total %" PRIu64 "\n",
         m->connect_timeouts);

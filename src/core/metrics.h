@@ -17,16 +17,16 @@ typedef struct {
     uint64_t http_errors;          /* 4xx/5xx answers */
     uint64_t accepted;             /* connections accepted */
     uint64_t rejected;             /* connections refused at max_connections */
-    uint64_t read_pauses;          /* times a connection was stopped reading: its answers were not read */
     uint64_t connect_timeouts;     /* MQTT connections closed for sending no CONNECT within header_timeout */
     uint64_t ws_fragment_limit;    /* WebSockets closed for a message in more than ws_max_fragments frames */
 } metrics_t;
 
 extern const char *const xp_names[XP_MAX];
 
-/* Renders m plus the given hub counters and gauges as Prometheus text into out (cap bytes). Returns the length
- * (truncated output is cut at a line end). */
+/* Renders m plus the given hub counters and gauges and the loop's byte and backpressure counters
+ * as Prometheus text into out (cap bytes). Returns the length (truncated output is cut at a line
+ * end). */
 size_t metrics_render(const metrics_t *m, uint64_t published, uint64_t channels, uint64_t subscriptions, uint64_t bytes_in,
-                      uint64_t bytes_out, char *out, size_t cap);
+                      uint64_t bytes_out, uint64_t input_holds, char *out, size_t cap);
 
 #endif

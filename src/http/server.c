@@ -352,9 +352,7 @@ static void http__process(http_conn_t *hc)
             if (c->wq.bytes >= c->wq.limit) {
                 /* pipelined requests whose answers are not being read: no more is parsed (or read
                  * from the socket) until the queue drains, so memory stays at max_queued_bytes */
-                if (!hc->bp_paused) srv->metrics->read_pauses++;
-                hc->bp_paused = true;
-                conn_pause_read(c, true);
+                conn_hold_input(c);
                 return;
             }
             if (!tw_armed(&c->timer) || c->timer.deadline > loop_now(c->loop) + srv->cfg->header_timeout_ms)
@@ -430,7 +428,7 @@ static void http__on_read(conn_t *c)
     http__process(hc);
     /* a head that filled the whole buffer without completing is refused by the parser's limits;
      * a body is bounded by max_body, so a full buffer here means the peer sent too much */
-    if (!c->closing && !c->end_after_write && !hc->bp_paused && hc->state <= HC_BODY && c->rlen >= c->rmax)
+    if (!c->closing && !c->end_after_write && !c->held && hc->state <= HC_BODY && c->rlen >= c->rmax)
         http_error(hc, HR_EBODYTOOBIG, "request too large");
 }
 
@@ -446,10 +444,6 @@ static void http__on_eof(conn_t *c)
 static void http__on_drain(conn_t *c)
 {
     http_conn_t *hc = container_of(c, http_conn_t, base);
-    if (hc->bp_paused) { /* the answers were read: the buffered requests go on (conn.c delivers them) */
-        hc->bp_paused = false;
-        conn_pause_read(c, false);
-    }
     if (hc->xops && hc->xops->on_drain) hc->xops->on_drain(hc);
 }
 

@@ -58,7 +58,6 @@ struct http_conn {
     void *xstate;
     char origin[128]; /* allowed Origin of the current request, echoed in CORS headers ("" none) */
     bool origin_listed; /* origin is named in cors_origins (not only allowed by "*"): credentials may go */
-    bool bp_paused;     /* reading stopped until the client reads the answers already queued */
 };
 
 struct http_server {

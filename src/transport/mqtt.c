@@ -1090,9 +1090,7 @@ static size_t mqtt__feed(mqtt_conn_t *k, const char *p, size_t n)
         /* a client that sends requests (PINGREQ, SUBSCRIBE, QoS 1 PUBLISH...) without reading the
          * replies: the rest waits, unparsed, until the queue drains (TCP; ws.c pauses WebSocket) */
         if (!k->ws && k->c->wq.bytes >= k->c->wq.limit) {
-            if (!k->bp_paused) k->x->metrics->read_pauses++;
-            k->bp_paused = true;
-            conn_pause_read(k->c, true);
+            conn_hold_input(k->c);
             return n - off;
         }
         mqtt_opts_t o = {MQTT_ROLE_SERVER, k->version, k->x->cfg->mqtt_max_packet};
@@ -1164,17 +1162,10 @@ static void mqtt__tcp_read(conn_t *c)
     if (t->k.said_bye && c->rlen) conn_consume(c, c->rlen);
 }
 
-static void mqtt__tcp_drain(conn_t *c)
-{
-    mqtt_conn_t *k = &container_of(c, mqtt_tcp_t, base)->k;
-    if (k->bp_paused) { /* the replies were read: what is buffered is parsed again (conn.c) */
-        k->bp_paused = false;
-        conn_pause_read(c, false);
-    }
-    mqtt__pump(k);
-}
+static void mqtt__tcp_drain(conn_t *c) { mqtt__pump(&container_of(c, mqtt_tcp_t, base)->k); }
 
-/* The base timer of a TCP connection: armed at accept until CONNECT arrives. */
+/* The base timer of a TCP connection: the CONNECT deadline from accept, then the credential's
+ * expiry (mqtt__set_who). */
 static void mqtt__tcp_timer(conn_t *c)
 {
     mqtt_conn_t *k = &container_of(c, mqtt_tcp_t, base)->k;

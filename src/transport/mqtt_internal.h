@@ -85,7 +85,6 @@ struct mqtt_conn {
     auth_id_t *id;         /* who the peer is */
     tw_entry_t exp;        /* fires when its credential expires */
     bool denial_logged;    /* refused publishes are logged once per connection */
-    bool bp_paused;        /* TCP: reading stopped until the client reads the replies already queued */
 };
 
 typedef struct {
