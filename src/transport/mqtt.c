@@ -848,9 +848,9 @@ static void mqtt__set_who(mqtt_conn_t *k, auth_id_t *who)
         ws_set_id(k->ws, auth_ref(who));
         return;
     }
+    /* TCP: the connection's base timer, done with the CONNECT deadline, now waits for the expiry */
     uint64_t in = xp_expires_in(who);
-    if (in == UINT64_MAX) tw_stop(&k->c->loop->wheel, &k->exp);
-    else loop_timer(k->c->loop, &k->exp, in);
+    conn_timer(k->c, in == UINT64_MAX ? 0 : in ? in : 1);
 }
 
 /* A resumed session's subscriptions under the (maybe different) permissions of its new token:
@@ -881,7 +881,6 @@ static void mqtt__expired(mqtt_conn_t *k)
     mqtt__fail(k, MQTT_RC_MAX_CONNECT_TIME, "token expired");
 }
 
-static void mqtt__exp_timer(tw_entry_t *e) { mqtt__expired(container_of(e, mqtt_conn_t, exp)); }
 
 static void mqtt__connect(mqtt_conn_t *k, const mqtt_pkt_t *p)
 {
@@ -1126,7 +1125,6 @@ static void mqtt__keepalive(tw_entry_t *e)
 static void mqtt__conn_free(mqtt_conn_t *k)
 {
     tw_stop(&k->c->loop->wheel, &k->ka);
-    tw_stop(&k->c->loop->wheel, &k->exp);
     list_unlink(&k->link);
     mqtt__leave(k, false);
     if (k->alias)
@@ -1144,7 +1142,6 @@ static void mqtt__conn_init(mqtt_conn_t *k, xp_ctx_t *x, conn_t *c, ws_t *ws)
     k->c = c;
     k->ws = ws;
     k->id = ws ? auth_ref(ws->id) : auth_anonymous(x->auth);
-    tw_entry_init(&k->exp, mqtt__exp_timer);
     tw_entry_init(&k->ka, mqtt__keepalive);
     k->last_rx_ms = loop_now(c->loop);
     list_push_back(&k->srv->conns, &k->link);
@@ -1169,7 +1166,11 @@ static void mqtt__tcp_drain(conn_t *c) { mqtt__pump(&container_of(c, mqtt_tcp_t,
 static void mqtt__tcp_timer(conn_t *c)
 {
     mqtt_conn_t *k = &container_of(c, mqtt_tcp_t, base)->k;
-    if (k->connected || k->said_bye || c->closing) return;
+    if (k->said_bye || c->closing) return;
+    if (k->connected) {
+        mqtt__expired(k);
+        return;
+    }
     char peer[64];
     log_info("mqtt: %s: no CONNECT within header_timeout: closed", conn_peer(c, peer, sizeof(peer)));
     k->x->metrics->connect_timeouts++;

@@ -83,7 +83,6 @@ struct mqtt_conn {
     ws_carry_t in;         /* WebSocket: a packet cut at the end of a message */
     char **alias;          /* incoming topic aliases, [1..naliases], made on first use */
     auth_id_t *id;         /* who the peer is */
-    tw_entry_t exp;        /* fires when its credential expires */
     bool denial_logged;    /* refused publishes are logged once per connection */
 };
 

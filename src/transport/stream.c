@@ -88,11 +88,29 @@ static void stream__deliver(sub_t *s, msg_t *m)
     stream__send(st, xs, m);
 }
 
+/* The connection's one timer serves the keepalive and the credential's expiry: it wakes at the
+ * sooner of the two. */
+static void stream__arm(stream_t *st)
+{
+    uint64_t wait = st->keepalive_ms;
+    if (st->exp_ms) {
+        uint64_t now = loop_wall_ms();
+        if (st->exp_ms < now + wait) wait = st->exp_ms > now ? st->exp_ms - now : 0;
+    }
+    conn_timer(st->c, wait);
+}
+
+static void stream__expired(stream_t *st);
+
 static void stream__on_timer(http_conn_t *hc)
 {
     stream_t *st = hc->xstate;
+    if (st->exp_ms && loop_wall_ms() >= st->exp_ms) {
+        stream__expired(st);
+        return;
+    }
     if (wq_empty(&hc->base.wq)) conn_send(&hc->base, st->keepalive);
-    conn_timer(&hc->base, st->keepalive_ms);
+    stream__arm(st);
 }
 
 void stream_drained(stream_t *st)
@@ -102,7 +120,6 @@ void stream_drained(stream_t *st)
 
 void stream_free(stream_t *st)
 {
-    tw_stop(&st->c->loop->wheel, &st->exp);
     for (uint32_t i = 0; i < st->nch; i++) hub_unsubscribe(st->x->hub, &st->subs[i].s);
     free(st);
 }
@@ -145,9 +162,8 @@ static void stream__replay(stream_t *st, const subreq_t *sr, uint32_t i)
 }
 
 /* The subscriber's credential expired: a last frame saying so, the end of the response. */
-static void stream__expired(tw_entry_t *e)
+static void stream__expired(stream_t *st)
 {
-    stream_t *st = container_of(e, stream_t, exp);
     if (st->c->closing || st->c->end_after_write) return;
     char peer[64];
     log_info("%s: %s: credential expired: stream ended", xp_names[st->kind->xp], conn_peer(st->c, peer, sizeof(peer)));
@@ -168,7 +184,6 @@ static stream_t *stream__new(xp_ctx_t *x, conn_t *c, const subreq_t *sr, const s
     st->owner = owner;
     st->kind = kind;
     st->nch = sr->nch;
-    tw_entry_init(&st->exp, stream__expired);
     memcpy(st->callback, sr->callback, sizeof(st->callback));
     memcpy(st->cursor, sr->cursor, sizeof(st->cursor));
     for (uint32_t i = 0; i < sr->nch; i++) {
@@ -218,9 +233,6 @@ void stream_start(xp_ctx_t *x, http_conn_t *hc, subreq_t *sr, const stream_kind_
     if (pre) conn_send_copy(&hc->base, pre->data, pre->len);
     bytes_unref(pre);
     stream__go(st, sr);
-    conn_timer(&hc->base, keepalive_ms);
-    if (sr->exp_ms) {
-        uint64_t now = loop_wall_ms();
-        loop_timer(hc->base.loop, &st->exp, sr->exp_ms > now ? sr->exp_ms - now : 0);
-    }
+    st->exp_ms = sr->exp_ms;
+    stream__arm(st);
 }

@@ -47,7 +47,7 @@ struct stream {
     bytes_t *keepalive; /* shared keepalive chunk */
     uint32_t keepalive_ms;
     bool gap_pending;
-    tw_entry_t exp;     /* stream_start(): ends the stream when the credential expires */
+    uint64_t exp_ms;    /* stream_start(): wall ms when the credential expires and the stream ends (0: never) */
     char callback[65]; /* iframe */
     uint32_t nch;
     uint64_t cursor[SUB_MAX_CHANNELS];

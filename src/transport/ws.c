@@ -272,18 +272,35 @@ static void ws__on_read(http_conn_t *hc)
     if (c->end_after_write && c->rlen) conn_consume(c, c->rlen); /* after our Close: ignored */
 }
 
+/* The connection's one timer serves the pings and the credential's expiry: it is armed for ms, or
+ * sooner when the credential expires before. */
+static void ws__rearm(ws_t *ws, uint64_t ms)
+{
+    if (ws->exp_ms) {
+        uint64_t now = loop_wall_ms();
+        if (ws->exp_ms < now + ms) ms = ws->exp_ms > now ? ws->exp_ms - now : 0;
+    }
+    conn_timer(&ws->hc->base, ms);
+}
+
+static void ws__expired(ws_t *ws);
+
 static void ws__on_timer(http_conn_t *hc)
 {
     ws_t *ws = hc->xstate;
     const cfg_t *cfg = ws->x->cfg;
     uint64_t now = loop_now(hc->base.loop);
+    if (ws->exp_ms && loop_wall_ms() >= ws->exp_ms) {
+        ws__expired(ws);
+        return;
+    }
     if (ws->ping_at_ms) {
         if (now - ws->ping_at_ms >= cfg->ws_ping_timeout_ms) {
             log_debug("ws: fd %d: no answer to ping: dropped", hc->base.w.fd);
             conn_close(&hc->base, HR_ETIMEDOUT);
             return;
         }
-        conn_timer(&hc->base, cfg->ws_ping_timeout_ms - (now - ws->ping_at_ms));
+        ws__rearm(ws, cfg->ws_ping_timeout_ms - (now - ws->ping_at_ms));
         return;
     }
     if (now - ws->last_input_ms >= cfg->ws_ping_interval_ms && !ws->close_sent) {
@@ -292,10 +309,10 @@ static void ws__on_timer(http_conn_t *hc)
         if (f) conn_send_reply(&hc->base, f);
         bytes_unref(f);
         ws->ping_at_ms = now;
-        conn_timer(&hc->base, cfg->ws_ping_timeout_ms);
+        ws__rearm(ws, cfg->ws_ping_timeout_ms);
         return;
     }
-    conn_timer(&hc->base, cfg->ws_ping_interval_ms - (now - ws->last_input_ms));
+    ws__rearm(ws, cfg->ws_ping_interval_ms - (now - ws->last_input_ms));
 }
 
 static void ws__on_drain(http_conn_t *hc)
@@ -309,7 +326,6 @@ static void ws__on_close(http_conn_t *hc)
 {
     ws_t *ws = hc->xstate;
     ws->app->on_close(ws);
-    tw_stop(&hc->base.loop->wheel, &ws->exp);
     auth_unref(ws->id);
     ws__frag_free(ws);
     ws_zin_free(ws->zin);
@@ -341,9 +357,8 @@ ws_t *ws_accept(xp_ctx_t *x, http_conn_t *hc, http_req_t *req, const ws_app_t *a
     return ws;
 }
 
-static void ws__expired(tw_entry_t *e)
+static void ws__expired(ws_t *ws)
 {
-    ws_t *ws = container_of(e, ws_t, exp);
     if (ws->hc->base.closing || ws->close_sent) return;
     char peer[64];
     log_info("ws: %s: credential expired", conn_peer(&ws->hc->base, peer, sizeof(peer)));
@@ -354,12 +369,14 @@ static void ws__expired(tw_entry_t *e)
 
 void ws_set_id(ws_t *ws, auth_id_t *id)
 {
-    loop_t *loop = ws->hc->base.loop;
+    conn_t *c = &ws->hc->base;
     auth_unref(ws->id);
     ws->id = id;
-    uint64_t in = xp_expires_in(id);
-    if (in == UINT64_MAX) tw_stop(&loop->wheel, &ws->exp);
-    else loop_timer(loop, &ws->exp, in);
+    ws->exp_ms = id && id->exp_ms > 0 ? (uint64_t)id->exp_ms : 0;
+    /* keep the ping schedule: the timer's current wait, now capped by the new expiry */
+    uint64_t now = loop_now(c->loop), wait = ws->x->cfg->ws_ping_interval_ms;
+    if (tw_armed(&c->timer)) wait = c->timer.deadline > now ? c->timer.deadline - now : 0;
+    ws__rearm(ws, wait);
 }
 
 /* ws_accept's work; *idp stays the caller's to release on failure. */
@@ -442,16 +459,14 @@ static ws_t *ws__accept(xp_ctx_t *x, http_conn_t *hc, http_req_t *req, const ws_
     ws->dfl = dfl;
     ws->lim = (ws_limits_t){.max_payload = cfg->ws_max_message, .server = true, .rsv1_ok = dfl.enabled};
     ws->last_input_ms = loop_now(hc->base.loop);
-    tw_entry_init(&ws->exp, ws__expired);
     int rc = http_upgrade(hc, "websocket", extra, &ws_ops, ws, app->xp, cfg->ws_max_message + WS_MAX_HEADER);
     if (rc < 0) {
         free(ws);
         http_error(hc, rc, "cannot upgrade");
         return NULL;
     }
-    ws_set_id(ws, *idp);
+    ws_set_id(ws, *idp); /* arms the timer: the first ping, or the expiry when sooner */
     *idp = NULL;
-    conn_timer(&hc->base, cfg->ws_ping_interval_ms);
     return ws;
 }
 

@@ -48,7 +48,7 @@ struct ws {
     uint64_t ping_at_ms;    /* when the outstanding ping was sent (0: none) */
     bool close_sent;
     auth_id_t *id;          /* who the peer is (one reference) */
-    tw_entry_t exp;         /* fires when id's credential expires */
+    uint64_t exp_ms;        /* wall ms when id's credential expires (0: never); the ping timer wakes for it */
 };
 
 #define WS_CLOSE_UNAUTHORIZED 3000 /* IANA-registered: the credential is missing, bad or expired */
