@@ -31,6 +31,7 @@ typedef struct {
 
 struct auth_cache {
     uint32_t cap, count, head, nbuckets;
+    bool full_logged;
     int32_t *buckets;
     auth_ent_t *e;
 };
@@ -133,6 +134,10 @@ static void auth__cache_put(auth_cache_t *c, const uint8_t h[32], auth_id_t *id)
     if (!c) return;
     uint32_t slot;
     if (c->count == c->cap) { /* evict the oldest */
+        if (!c->full_logged)
+            log_info("auth: token cache full (token_cache_size %u): the oldest verified tokens are forgotten "
+                     "(verified again when they come back)", c->cap);
+        c->full_logged = true;
         slot = c->head;
         auth_ent_t *old = &c->e[slot];
         for (int32_t *pp = &c->buckets[auth__bucket(c, old->h)]; *pp >= 0; pp = &c->e[*pp].next)

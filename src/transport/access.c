@@ -35,9 +35,8 @@ static span_t access__cookie(const http_req_t *req, const char *name)
 
 static void access__unauthorized(xp_ctx_t *x, http_conn_t *hc, const char *why)
 {
-    char peer[64], extra[300];
-    log_info("auth: %s: refused credential: %s", conn_peer(&hc->base, peer, sizeof(peer)), why);
-    x->auth->stats.denied++;
+    char extra[300];
+    xp_log_refused(x, &hc->base, why);
     snprintf(extra, sizeof(extra), "WWW-Authenticate: Bearer realm=\"herald\", error=\"invalid_token\", error_description=\"%s\"\r\n",
              why);
     http_error_hdr(hc, HR_EAUTH, why, extra);
@@ -46,6 +45,7 @@ static void access__unauthorized(xp_ctx_t *x, http_conn_t *hc, const char *why)
 auth_id_t *xp_auth_request(xp_ctx_t *x, http_conn_t *hc, http_req_t *req)
 {
     auth_t *a = x->auth;
+    if (!a->enabled) return auth_anonymous(a); /* open: a credential changes nothing (none can be checked) */
     span_t cred = {NULL, 0};
     char *qbuf = NULL, qstack[8200];
     span_t h = http_req_header(req, "Authorization");
@@ -61,19 +61,20 @@ auth_id_t *xp_auth_request(xp_ctx_t *x, http_conn_t *hc, http_req_t *req)
         if (req->query.n && memmem(req->query.p, req->query.n, "token=", 6)) {
             qbuf = cap <= sizeof(qstack) ? qstack : malloc(cap); /* no big malloc per request */
             ssize_t qn = qbuf ? http_req_query(req, "token", qbuf, cap) : HR_ENOMEM;
-            if (qn >= 0) cred = (span_t){qbuf, (size_t)qn};
-            else if (qn != HR_ENOTFOUND) {
+            if (qn >= 0) {
+                cred = (span_t){qbuf, (size_t)qn};
+            } else {
                 if (qbuf != qstack) free(qbuf);
-                access__unauthorized(x, hc, "token parameter too long or badly encoded");
-                return NULL;
+                qbuf = NULL;
+                if (qn != HR_ENOTFOUND) { /* "token=" was part of another parameter's name otherwise */
+                    access__unauthorized(x, hc, "token parameter too long or badly encoded");
+                    return NULL;
+                }
             }
         }
         if (!cred.p) cred = access__cookie(req, ACCESS_COOKIE);
     }
-    if (!cred.p || !a->enabled) { /* open mode: a credential changes nothing (tokens cannot be checked) */
-        if (qbuf && qbuf != qstack) free(qbuf);
-        return auth_anonymous(a);
-    }
+    if (!cred.p) return auth_anonymous(a);
     auth_id_t *id = NULL;
     const char *why = "invalid token";
     int rc = cred.n ? auth_bearer(a, cred.p, cred.n, &id, &why) : HR_EAUTH;
@@ -86,6 +87,13 @@ auth_id_t *xp_auth_request(xp_ctx_t *x, http_conn_t *hc, http_req_t *req)
         return NULL;
     }
     return id;
+}
+
+void xp_log_refused(xp_ctx_t *x, conn_t *c, const char *why)
+{
+    char peer[64];
+    x->auth->stats.denied++;
+    log_info("auth: %s: refused credential: %s", conn_peer(c, peer, sizeof(peer)), why);
 }
 
 void xp_log_denial(xp_ctx_t *x, conn_t *c, const auth_id_t *id, const char *action, const char *chan, size_t n)

@@ -152,6 +152,8 @@ static void mqtt__fail(mqtt_conn_t *k, uint8_t reason, const char *why)
     k->said_bye = true;
     const char *cid = k->s ? k->s->client_id : "-";
     if (reason == MQTT_RC_SERVER_SHUTTING_DOWN) log_debug("mqtt: fd %d: %s", k->c->w.fd, why);
+    else if (reason == MQTT_RC_NOT_AUTHORIZED || reason == MQTT_RC_BAD_USER_OR_PASSWORD) /* logged by access.c */
+        log_debug("mqtt: fd %d (%s): 0x%02x %s", k->c->w.fd, cid, reason, why);
     else log_info("mqtt: fd %d (%s): 0x%02x %s", k->c->w.fd, cid, reason, why);
     mqtt_pkt_t p = {.version = k->version, .reason = reason};
     if (!k->connected && k->version == MQTT_V5) {
@@ -600,8 +602,8 @@ static void mqtt__on_publish_pkt(mqtt_conn_t *k, const mqtt_pkt_t *p)
     }
     bool allowed = auth_can_publish(k->id, topic.p, topic.n);
     if (!allowed) {
-        k->x->auth->stats.denied++;
         if (!k->denial_logged) xp_log_denial(k->x, k->c, k->id, "publish to", topic.p, topic.n);
+        else k->x->auth->stats.denied++;
         k->denial_logged = true;
         if (qos && k->version == MQTT_V5) { /* MQTT 5: refused in the acknowledgement */
             mqtt__ack(k, qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id, MQTT_RC_NOT_AUTHORIZED);
@@ -812,9 +814,7 @@ static auth_id_t *mqtt__who(mqtt_conn_t *k, const mqtt_pkt_t *p)
     if (a->enabled && p->connect.has_password) {
         span_t u = p->connect.has_username ? p->connect.username : (span_t){"", 0};
         if (auth_login(a, u.p, u.n, p->connect.password.p, p->connect.password.n, &who, &why) < 0) {
-            char peer[64];
-            log_info("mqtt: %s: refused credential: %s", conn_peer(k->c, peer, sizeof(peer)), why);
-            a->stats.denied++;
+            xp_log_refused(k->x, k->c, why);
             mqtt__fail(k, MQTT_RC_BAD_USER_OR_PASSWORD, why);
             return NULL;
         }

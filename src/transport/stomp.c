@@ -106,7 +106,8 @@ static void stomp__send_raw(stomp_t *s, const char *buf, size_t n)
 static void stomp__error_r(stomp_t *s, span_t receipt, const char *why, const char *detail, uint16_t code)
 {
     if (s->ws.close_sent) return;
-    log_info("stomp: fd %d: ERROR %s", s->ws.hc->base.w.fd, why);
+    if (code != WS_CLOSE_UNAUTHORIZED && code != WS_CLOSE_FORBIDDEN) /* access refusals: logged by access.c, ws.c */
+        log_info("stomp: fd %d: ERROR %s", s->ws.hc->base.w.fd, why);
     span_t names[3], values[3];
     uint32_t nh = 0;
     names[nh] = SPAN_LIT("message");
@@ -344,9 +345,7 @@ static bool stomp__login(stomp_t *s, stomp_frame_t *f)
         else
             rc = auth_login(a, login.p ? login.p : "", login.p ? login.n : 0, pass.p, pass.n, &id, &why);
         if (rc < 0) {
-            char peer[64];
-            log_info("stomp: %s: refused credential: %s", conn_peer(&s->ws.hc->base, peer, sizeof(peer)), why);
-            a->stats.denied++;
+            xp_log_refused(s->ws.x, &s->ws.hc->base, why);
             stomp__error(s, f, "authentication failed", why, WS_CLOSE_UNAUTHORIZED);
             return false;
         }

@@ -63,8 +63,13 @@ void xp_deny_http(xp_ctx_t *x, http_conn_t *hc, const auth_id_t *id, const char 
                   size_t n);
 
 /* Logs one refused action (a WebSocket, STOMP or MQTT request) with the client address and
- * counts it. chan may be NULL. */
+ * counts it. chan may be NULL. The protocol's own answer to an access refusal (STOMP ERROR with
+ * close 3000/3003, MQTT 0x86/0x87) is not logged again. */
 void xp_log_denial(xp_ctx_t *x, conn_t *c, const auth_id_t *id, const char *action, const char *chan, size_t n);
+
+/* Logs a presented credential that was refused (why: a static text, never the credential) with
+ * the client address, and counts it. */
+void xp_log_refused(xp_ctx_t *x, conn_t *c, const char *why);
 
 /* The wall-clock ms when id stops being valid as a loop-relative delay from now (UINT64_MAX:
  * never; 0: already). */

@@ -292,9 +292,7 @@ static void wsj__auth(wsj_t *w, json_t *req, const char *ref)
     auth_id_t *id = NULL;
     const char *why = "invalid token";
     if (auth_bearer(a, json_string_value(t), json_string_length(t), &id, &why) < 0) {
-        char peer[64];
-        log_info("ws_json: %s: refused token: %s", conn_peer(&w->ws.hc->base, peer, sizeof(peer)), why);
-        a->stats.denied++;
+        xp_log_refused(w->ws.x, &w->ws.hc->base, why);
         char msg[6 * 160 + 8]; /* wsj__err takes JSON string text: the reason is escaped */
         size_t mn = strlen(why);
         msg[json_escape(why, mn > 160 ? 160 : mn, msg, sizeof(msg) - 1)] = 0;
