@@ -12,6 +12,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   withHerald, publish, waitFor, sleep, run, HERALD_BIN, launchBrowser, newPage, openPage, screenshot, SCALE,
+  SUB_PAGE, startSub as start, viewSub as view, waitView,
 } from './lib.mjs';
 
 const T = { timeout: 90000 * SCALE };
@@ -40,43 +41,7 @@ async function mint({ sub = '42', ttl = '1h', secret = SECRET } = {}) {
 const claimsOf = (tok) => JSON.parse(Buffer.from(tok.split('.')[1], 'base64url').toString());
 const pub = (h, ch, data) => publish(h, ch, data, { headers: { Authorization: `Bearer ${API_KEY}` } });
 
-/* The test page: T.start(name, channel, options, tokenSpec) subscribes with a token function
- * that asks node (window.mintToken, exposed by the test) for a new token each time it is called
- * (except for the calls listed in tokenSpec.empty, which give '') and records every token it
- * returned; T.view(name) returns what the subscription reported. */
-const PAGE = `<!DOCTYPE html><html><head><meta charset="utf-8"><title>herald.js auth e2e</title></head><body>
-<script src="/herald.js"></script>
-<script>
-window.T = {
-  subs: {},
-  start(name, channel, options, tokenSpec) {
-    const rec = { msgs: [], events: [], states: [], tokens: [], calls: 0 };
-    const o = Object.assign({}, options);
-    if (tokenSpec) {
-      o.token = async () => {
-        /* tokenSpec.empty: the calls (1-based) that give no token */
-        if ((tokenSpec.empty || []).includes(++rec.calls)) return '';
-        const t = await window.mintToken(tokenSpec);
-        rec.tokens.push(t);
-        return t;
-      };
-    }
-    const sub = herald.subscribe('', channel, (m) => rec.msgs.push(m), o);
-    for (const ev of ['connecting', 'open', 'fallback', 'gap', 'error', 'closed', 'auth', 'expired']) {
-      sub.on(ev, (info) => rec.events.push({ ev, info, at: Date.now() }));
-    }
-    sub.on('state', (s) => rec.states.push(s));
-    this.subs[name] = { sub, rec };
-  },
-  view(name) {
-    const { sub, rec } = this.subs[name];
-    return { state: sub.state, transport: sub.transport, lastId: sub.lastId, ...rec };
-  },
-  close(name) {
-    this.subs[name].sub.close();
-  },
-};
-</script></body></html>`;
+
 
 let browser;
 before(async () => {
@@ -86,24 +51,9 @@ after(async () => {
   await browser?.close();
 });
 
-const start = (page, name, channel, options, tokenSpec) =>
-  page.evaluate(([n, c, o, t]) => T.start(n, c, o, t), [name, channel, options, tokenSpec]);
-const view = (page, name) => page.evaluate((n) => T.view(n), name);
 const count = (v, ev) => v.events.filter((e) => e.ev === ev).length;
 const errors = (v) => v.events.filter((e) => e.ev === 'error').map((e) => e.info);
 
-async function waitView(page, name, pred, what, ms = 8000 * SCALE) {
-  let last;
-  try {
-    return await waitFor(async () => {
-      last = await view(page, name);
-      return pred(last) && last;
-    }, ms, `${name}: ${what}`, 25);
-  } catch (e) {
-    e.message += `\nlast view: ${JSON.stringify({ ...last, tokens: last?.tokens?.length }).slice(0, 3000)}`;
-    throw e;
-  }
-}
 const waitOpen = (page, name) => waitView(page, name, (v) => v.state === 'open', 'state open');
 
 /* A page of herald's origin with window.mintToken(spec) (node mints; page.minted counts the
@@ -123,7 +73,7 @@ async function withPage(base, name, fn) {
     ws.on('framesent', (f) => page.wsSent.push(String(f.payload)));
   });
   page.on('request', (r) => page.requests.push(r.url()));
-  await openPage(page, base, PAGE);
+  await openPage(page, base, SUB_PAGE);
   try {
     await fn(page);
   } catch (e) {

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import {
   withHerald, startHerald, restartHerald, publish, request, waitFor, sleep, tcpProxy,
   launchBrowser, newPage, openPage, screenshot, SCALE,
+  SUB_PAGE, startSub as start, viewSub as view, waitView,
 } from './lib.mjs';
 
 const T = { timeout: 60000 * SCALE };
@@ -21,31 +22,7 @@ const FAST = { backoff: { min: 100, max: 400 }, pollInterval: 100, connectTimeou
 /* how long to keep watching for a duplicate after the expected messages arrived */
 const SETTLE = 300 * SCALE;
 
-/* The test page: loads /herald.js as a classic script; T.start() subscribes and records what
- * the subscription reports, T.view() returns it. */
-const PAGE = `<!DOCTYPE html><html><head><meta charset="utf-8"><title>herald.js e2e</title></head><body>
-<script src="/herald.js"></script>
-<script>
-window.T = {
-  subs: {},
-  start(name, channel, options) {
-    const rec = { msgs: [], events: [], states: [] };
-    const sub = herald.subscribe('', channel, (m) => rec.msgs.push(m), options);
-    for (const ev of ['connecting', 'open', 'fallback', 'gap', 'error', 'closed']) {
-      sub.on(ev, (info) => rec.events.push({ ev, info }));
-    }
-    sub.on('state', (s) => rec.states.push(s));
-    this.subs[name] = { sub, rec };
-  },
-  view(name) {
-    const { sub, rec } = this.subs[name];
-    return { state: sub.state, transport: sub.transport, lastId: sub.lastId, ...rec };
-  },
-  close(name) {
-    this.subs[name].sub.close();
-  },
-};
-</script></body></html>`;
+
 
 let browser;
 before(async () => {
@@ -55,22 +32,7 @@ after(async () => {
   await browser?.close();
 });
 
-const start = (page, name, channel, options) => page.evaluate(([n, c, o]) => T.start(n, c, o), [name, channel, options]);
-const view = (page, name) => page.evaluate((n) => T.view(n), name);
 
-/* Waits until pred(view) holds; the failure message shows the view. */
-async function waitView(page, name, pred, what, ms = 8000 * SCALE) {
-  let last;
-  try {
-    return await waitFor(async () => {
-      last = await view(page, name);
-      return pred(last) && last;
-    }, ms, `${name}: ${what}`, 25);
-  } catch (e) {
-    e.message += `\nlast view: ${JSON.stringify(last).slice(0, 2000)}`;
-    throw e;
-  }
-}
 
 const waitOpen = (page, name) => waitView(page, name, (v) => v.state === 'open', 'state open');
 const waitCount = (page, name, n) => waitView(page, name, (v) => v.msgs.length >= n, `${n} messages`);
@@ -89,7 +51,7 @@ function assertNoPageErrors(page, { allowNetwork = false } = {}) {
 
 /* Runs fn(page) on a new page showing html (after setup(page), e.g. routes); on failure saves a
  * screenshot under build/e2e/ before rethrowing. */
-async function withPage(base, name, fn, { html = PAGE, setup } = {}) {
+async function withPage(base, name, fn, { html = SUB_PAGE, setup } = {}) {
   const page = await newPage(browser);
   if (setup) await setup(page);
   await openPage(page, base, html);

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { chromium } from 'playwright-core';
-import { HERALD_BIN, Herald, ROOT, SCALE, request, sleep } from '../lib/herald.mjs';
+import { HERALD_BIN, Herald, ROOT, SCALE, request, sleep, waitFor } from '../lib/herald.mjs';
 
 export * from '../lib/herald.mjs';
 
@@ -93,5 +93,64 @@ export async function restartHerald(h) {
     // the port may still be held for a moment: try again until the deadline
     if (Date.now() >= deadline) throw new Error(`restarted herald exited at startup: ${n.tail()}`);
     await sleep(50);
+  }
+}
+
+/* The recording page of the herald.js tests: loads /herald.js as a classic script;
+ * T.start(name, channel, options, tokenSpec) subscribes and records the messages, every event
+ * (with the time it came) and the states; with tokenSpec it subscribes with a token function
+ * that asks node for a new token each call (window.mintToken, exposed by the test; the calls
+ * listed in tokenSpec.empty, 1-based, give '') and records every token it returned.
+ * T.view(name) returns what was recorded, T.close(name) ends the subscription. */
+export const SUB_PAGE = `<!DOCTYPE html><html><head><meta charset="utf-8"><title>herald.js e2e</title></head><body>
+<script src="/herald.js"></script>
+<script>
+window.T = {
+  subs: {},
+  start(name, channel, options, tokenSpec) {
+    const rec = { msgs: [], events: [], states: [], tokens: [], calls: 0 };
+    const o = Object.assign({}, options);
+    if (tokenSpec) {
+      o.token = async () => {
+        if ((tokenSpec.empty || []).includes(++rec.calls)) return '';
+        const t = await window.mintToken(tokenSpec);
+        rec.tokens.push(t);
+        return t;
+      };
+    }
+    const sub = herald.subscribe('', channel, (m) => rec.msgs.push(m), o);
+    for (const ev of ['connecting', 'open', 'fallback', 'gap', 'error', 'closed', 'auth', 'expired']) {
+      sub.on(ev, (info) => rec.events.push({ ev, info, at: Date.now() }));
+    }
+    sub.on('state', (s) => rec.states.push(s));
+    this.subs[name] = { sub, rec };
+  },
+  view(name) {
+    const { sub, rec } = this.subs[name];
+    return { state: sub.state, transport: sub.transport, lastId: sub.lastId, ...rec };
+  },
+  close(name) {
+    this.subs[name].sub.close();
+  },
+};
+</script></body></html>`;
+
+/* Drive SUB_PAGE from node. */
+export const startSub = (page, name, channel, options, tokenSpec) =>
+  page.evaluate(([n, c, o, t]) => T.start(n, c, o, t), [name, channel, options, tokenSpec]);
+export const viewSub = (page, name) => page.evaluate((n) => T.view(n), name);
+
+/* Waits until pred(view) holds (bounded); the failure message shows the last view (tokens
+ * counted, not shown). */
+export async function waitView(page, name, pred, what, ms = 8000 * SCALE) {
+  let last;
+  try {
+    return await waitFor(async () => {
+      last = await viewSub(page, name);
+      return pred(last) && last;
+    }, ms, `${name}: ${what}`, 25);
+  } catch (e) {
+    e.message += `\nlast view: ${JSON.stringify({ ...last, tokens: last?.tokens?.length }).slice(0, 3000)}`;
+    throw e;
   }
 }

@@ -44,26 +44,31 @@ async function flood(port, first, chunk, { ms = 3000, limit = 400 * MB } = {}) {
   return { written, sock };
 }
 
+/* Floods port as flood() does and asserts what every flood must show: RSS bounded, the connection
+ * paused (herald_read_pauses_total), and, once the client reads, at least `answers` bytes of
+ * answers arriving. */
+async function floodIsBounded(t, h, port, first, chunk, what, answers) {
+  const before = rssBytes(h.proc.pid);
+  const { written, sock } = await flood(port, first, chunk, { ms: 3000 * SCALE });
+  const grown = rssBytes(h.proc.pid) - before;
+  const sent = (written / MB).toFixed(1);
+  t.diagnostic(`${what} flood: ${sent} MB sent, RSS +${(grown / MB).toFixed(1)} MB`);
+  assert.ok(grown < BOUND, `RSS grew by ${(grown / MB).toFixed(1)} MB while ${sent} MB of ${what} were sent`);
+  const m = await metrics(h);
+  assert.ok(m.get('herald_read_pauses_total') >= 1, `the ${what} connection was paused`);
+  let got = 0;
+  sock.on('data', (d) => { got += d.length; });
+  sock.resume();
+  await waitFor(() => got >= answers, 10000 * SCALE, `${what}: answers once reading resumes`);
+  sock.destroy();
+}
+
 test('HTTP pipelining without reading the answers: herald stops reading, memory stays bounded', T, async (t) => {
   await withHerald({ 'max-queued-bytes': '256k', 'header-timeout': 30 }, async (h) => {
-    const pid = h.proc.pid;
-    const before = rssBytes(pid);
-    // each request earns a ~150-byte answer; 64 requests per write
+    // each request earns a ~150-byte answer; 64 requests per write. A server that parses on
+    // regardless queues an answer per request: ~3x what was written.
     const one = 'GET /channels/flood HTTP/1.1\r\nHost: localhost\r\n\r\n';
-    const chunk = Buffer.from(one.repeat(64));
-    const { written, sock } = await flood(h.port, null, chunk, { ms: 3000 * SCALE });
-    const grown = rssBytes(pid) - before;
-    t.diagnostic(`HTTP flood: ${(written / MB).toFixed(1)} MB of requests sent, RSS +${(grown / MB).toFixed(1)} MB`);
-    // a server that parses on regardless would queue an answer per request: ~3x what was written
-    assert.ok(grown < BOUND, `RSS grew by ${(grown / MB).toFixed(1)} MB while ${(written / MB).toFixed(1)} MB of requests were sent`);
-    const m = await metrics(h);
-    assert.ok(m.get('herald_read_pauses_total') >= 1, 'the connection was paused');
-    // reading now lets herald go on with the buffered requests: answers arrive
-    let got = 0;
-    sock.on('data', (d) => { got += d.length; });
-    sock.resume();
-    await waitFor(() => got > 256 * 1024, 10000 * SCALE, 'answers after reading resumes');
-    sock.destroy();
+    await floodIsBounded(t, h, h.port, null, Buffer.from(one.repeat(64)), 'HTTP requests', 256 * 1024);
     const r = await request(h, 'GET', '/healthz');
     assert.equal(r.status, 200, 'others are still served');
   });
@@ -71,24 +76,12 @@ test('HTTP pipelining without reading the answers: herald stops reading, memory 
 
 test('MQTT: PINGREQs without reading the PINGRESPs do not grow memory past the queue limit', T, async (t) => {
   await withHerald({ 'max-queued-bytes': '256k' }, async (h) => {
-    const pid = h.proc.pid;
-    const before = rssBytes(pid);
-    // CONNECT (v3.1.1, client id "f", clean session), then PINGREQ after PINGREQ
+    // CONNECT (v3.1.1, client id "f", clean session), then PINGREQ after PINGREQ; unbounded, each
+    // 2-byte PINGREQ queues a 2-byte reply block (~80 bytes with its bookkeeping)
     const connect = Buffer.from([0x10, 13, 0, 4, 0x4d, 0x51, 0x54, 0x54, 4, 0x02, 0, 0, 0, 1, 0x66]);
     const ping = Buffer.alloc(2 * 4096);
     for (let i = 0; i < ping.length; i += 2) ping[i] = 0xc0;
-    const { written, sock } = await flood(h.mqttPort, connect, ping, { ms: 3000 * SCALE });
-    const grown = rssBytes(pid) - before;
-    t.diagnostic(`MQTT flood: ${(written / MB).toFixed(1)} MB of PINGREQs sent, RSS +${(grown / MB).toFixed(1)} MB`);
-    // unbounded, each 2-byte PINGREQ queues a 2-byte reply block (~80 bytes with its bookkeeping)
-    assert.ok(grown < BOUND, `RSS grew by ${(grown / MB).toFixed(1)} MB while ${(written / MB).toFixed(1)} MB of PINGREQs were sent`);
-    const m = await metrics(h);
-    assert.ok(m.get('herald_read_pauses_total') >= 1, 'the MQTT connection was paused');
-    let got = 0;
-    sock.on('data', (d) => { got += d.length; });
-    sock.resume();
-    await waitFor(() => got >= 4 + 2 * 1000, 10000 * SCALE, 'CONNACK and PINGRESPs once reading resumes');
-    sock.destroy();
+    await floodIsBounded(t, h, h.mqttPort, connect, ping, 'MQTT PINGREQs', 4 + 2 * 1000);
   });
 });
 
