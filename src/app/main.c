@@ -33,14 +33,15 @@ static void on_stop(loop_t *loop, void *arg)
 }
 
 /* The loop calls this before it writes to sockets: changed MQTT sessions are saved, then one
- * commit covers the iteration's writes. */
+ * commit covers the iteration's writes, and only then are its publishes delivered and
+ * acknowledged (or failed, with the sessions written again next time). */
 static void before_write(loop_t *loop, void *arg)
 {
     (void)loop;
     app_t *app = arg;
     if (app->mqtt) mqtt_server_persist(app->mqtt);
-    store_t *s = app->xp.hub->store;
-    if (s->ops->flush) s->ops->flush(s);
+    int rc = hub_commit(app->xp.hub);
+    if (app->mqtt) mqtt_server_committed(app->mqtt, rc == 0);
 }
 
 static int serve(int argc, char **argv)

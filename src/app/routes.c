@@ -46,6 +46,72 @@ static bool routes__callback_valid(const char *s)
     return !start;
 }
 
+/* /healthz (liveness: 200 while the process serves) and /readyz (readiness: 503 while the store
+ * refuses writes or the server is stopping); both say why. */
+static void routes__health(app_t *app, http_conn_t *hc, bool ready)
+{
+    const hub_t *hub = app->xp.hub;
+    const char *store = hub->store_fault == HR_ESTOREFULL ? "full"
+                        : hub->store_fault                ? "failing"
+                                                          : "ok";
+    bool stopping = hc->srv->loop->stopping;
+    bool ok = !hub->store_fault && !stopping;
+    char body[160];
+    int n = snprintf(body, sizeof(body), "{\"status\":\"%s\",\"store\":\"%s\"%s}",
+                     ok ? "ok" : ready ? "not ready" : "degraded", store, stopping ? ",\"stopping\":true" : "");
+    http_respond(hc, ok || !ready ? 200 : 503, "application/json", body, (size_t)n, "Cache-Control: no-cache\r\n");
+}
+
+/* The store's health in the Prometheus text format. */
+static size_t routes__store_metrics(const hub_t *hub, char *out, size_t cap)
+{
+    int k = snprintf(out, cap,
+                     "# HELP herald_store_writable 1 while the store takes publishes, 0 while it refuses them.\n"
+                     "# TYPE herald_store_writable gauge\nherald_store_writable %d\n"
+                     "# HELP herald_store_commit_failures_total Store commits that failed (none of their publishes "
+                     "was acknowledged).\n"
+                     "# TYPE herald_store_commit_failures_total counter\nherald_store_commit_failures_total %llu\n"
+                     "# HELP herald_store_publishes_failed_total Publishes refused or failed because the store could "
+                     "not write.\n"
+                     "# TYPE herald_store_publishes_failed_total counter\nherald_store_publishes_failed_total %llu\n",
+                     !hub->store_fault, (unsigned long long)hub->commits_failed, (unsigned long long)hub->publishes_failed);
+    return k > 0 && (size_t)k < cap ? (size_t)k : 0;
+}
+
+static void routes__publish_error(http_conn_t *hc, int rc)
+{
+    const app_t *app = hc->srv->ctx;
+    bool redis = app->xp.hub->store->ops->publish != NULL;
+    http_error(hc, rc, rc == HR_EUNAVAIL && redis ? "publish failed: redis is unavailable"
+                       : rc == HR_EUNAVAIL    ? "publish failed: the store is unavailable"
+                       : rc == HR_ESTOREFULL ? "publish failed: the store is full"
+                       : rc == HR_EFULL      ? "publish failed: too many channels (max_channels)"
+                                             : "publish failed");
+}
+
+/* The publish of the parked request hc is committed (or failed): answer it. */
+static void routes__published(void *arg, int rc, const msg_t *m, uint32_t reached)
+{
+    http_conn_t *hc = arg;
+    if (rc < 0) {
+        routes__publish_error(hc, rc);
+        return;
+    }
+    char json[6 * HUB_MAX_CHANNEL + 96], esc[6 * HUB_MAX_CHANNEL + 8];
+    size_t el = json_escape(m->channel, m->channel_len, esc, sizeof(esc));
+    int n = snprintf(json, sizeof(json), "{\"id\":\"%" PRIu64 "\",\"channel\":\"%.*s\",\"subscribers\":%u}", m->id,
+                     (int)el, esc, reached);
+    http_respond(hc, 200, "application/json", json, (size_t)n, "");
+}
+
+static void routes__pub_close(http_conn_t *hc)
+{
+    app_t *app = hc->xstate;
+    hub_cancel(app->xp.hub, hc); /* gone before its answer: the publish completes unanswered */
+}
+
+static const http_xport_ops_t routes__pub_ops = {.on_close = routes__pub_close};
+
 static void routes__publish(app_t *app, http_conn_t *hc, http_req_t *req, span_t rest, span_t body)
 {
     if (!span_eq(req->method, "POST") && !span_eq(req->method, "PUT")) {
@@ -82,20 +148,15 @@ static void routes__publish(app_t *app, http_conn_t *hc, http_req_t *req, span_t
         http_error(hc, HR_EINVAL, "invalid event name (1-64 of A-Z a-z 0-9 _ - . :)");
         return;
     }
-    uint64_t id = 0;
-    uint32_t reached = 0;
-    int rc = hub_publish(app->xp.hub, chan, (size_t)cn, event, (size_t)en, body.p, body.n, &id, &reached);
+    hub_pubopt_t o = {.flags = MSG_FROM_HTTP};
+    int rc = hub_publish_async(app->xp.hub, chan, (size_t)cn, event, (size_t)en, body.p, body.n, &o,
+                               routes__published, hc);
     if (rc < 0) {
-        http_error(hc, rc, rc == HR_EUNAVAIL ? "publish failed: redis is unavailable"
-                           : rc == HR_EFULL  ? "publish failed: too many channels (max_channels)"
-                                             : "publish failed");
+        routes__publish_error(hc, rc);
         return;
     }
-    char json[6 * HUB_MAX_CHANNEL + 96], esc[6 * HUB_MAX_CHANNEL + 8];
-    size_t el = json_escape(chan, (size_t)cn, esc, sizeof(esc));
-    int n = snprintf(json, sizeof(json), "{\"id\":\"%" PRIu64 "\",\"channel\":\"%.*s\",\"subscribers\":%u}", id,
-                     (int)el, esc, reached);
-    http_respond(hc, 200, "application/json", json, (size_t)n, "");
+    /* answered once the store has committed it: the request waits, pipelined ones behind it */
+    http_park(hc, &routes__pub_ops, app, XP_HTTP);
 }
 
 static void routes__subscribe(app_t *app, http_conn_t *hc, http_req_t *req, span_t rest)
@@ -324,8 +385,8 @@ void routes_handle(http_conn_t *hc, http_req_t *req, span_t body)
         stomp_serve(&app->xp, hc, req);
     } else if (span_eq(req->path, "/echo") && app->xp.cfg->echo) {
         ws_echo_serve(&app->xp, hc, req);
-    } else if (span_eq(req->path, "/healthz")) {
-        http_respond(hc, 200, "application/json", "{\"status\":\"ok\"}", 15, "Cache-Control: no-cache\r\n");
+    } else if (span_eq(req->path, "/healthz") || span_eq(req->path, "/readyz")) {
+        routes__health(app, hc, span_eq(req->path, "/readyz"));
     } else if (span_eq(req->path, "/metrics")) {
         if (!app->xp.cfg->metrics_public && !routes__admin(app, hc, req, "read metrics")) return;
         char out[12288];
@@ -346,6 +407,7 @@ void routes_handle(http_conn_t *hc, http_req_t *req, span_t body)
                      (unsigned long long)(app->xp.ipl ? app->xp.ipl->refused_conns : 0),
                      (unsigned long long)(app->xp.ipl ? app->xp.ipl->refused_rate : 0));
         if (k > 0 && (size_t)k < sizeof(out) - n) n += (size_t)k;
+        n += routes__store_metrics(app->xp.hub, out + n, sizeof(out) - n);
         http_respond(hc, 200, "text/plain; version=0.0.4; charset=utf-8", out, n, "Cache-Control: no-cache\r\n");
     } else {
         const web_file_t *f = web_find(req->path.p, req->path.n);

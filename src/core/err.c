@@ -24,6 +24,7 @@ const char *hr_strerror(int rc)
     case HR_EFORBIDDEN: return "forbidden";
     case HR_ESHUTDOWN: return "shutting down";
     case HR_EUNAVAIL: return "backend unavailable";
+    case HR_ESTOREFULL: return "store full";
     case HR_EAUTH: return "unauthorized";
     default: return "unknown error";
     }

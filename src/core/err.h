@@ -29,6 +29,7 @@ enum {
     HR_ESHUTDOWN = -29,   /* 503 server is shutting down */
     HR_EUNAVAIL = -30,    /* 503 a backend (the Redis engine) cannot be reached */
     HR_EAUTH = -31,       /* 401 missing or invalid credential */
+    HR_ESTOREFULL = -32,  /* 507 the store has no room (disk or map full): publishes refused */
 };
 
 /* Returns a static, never-NULL text for rc (also for unknown codes). */

@@ -126,7 +126,8 @@ void loop_run_once(loop_t *loop, int max_wait_ms)
     loop__write(loop);
     int t = tw_next_ms(&loop->wheel, loop->now_ms);
     if (max_wait_ms >= 0 && (t < 0 || t > max_wait_ms)) t = max_wait_ms;
-    if (!list_empty(&loop->closing) || !list_empty(&loop->pending_writes)) t = 0;
+    if (!list_empty(&loop->closing) || !list_empty(&loop->pending_writes) || loop->wake) t = 0;
+    loop->wake = false;
     loop__poll(loop, loop->stopping ? 0 : t);
     conn__run_closing(loop);
     loop__write(loop);

@@ -42,6 +42,7 @@ struct loop {
     uint64_t iterations;
     uint64_t bytes_in, bytes_out; /* socket bytes read and written by connections */
     uint64_t input_holds;         /* conn_hold_input() backpressure holds */
+    bool wake; /* work waits for before_write (publishes to commit): the next poll does not sleep */
 };
 
 /* Creates a loop, blocking SIGTERM/SIGINT/SIGPIPE for the process and watching the first two

@@ -33,6 +33,7 @@ const char *http_status_text(int status)
     case 500: return "Internal Server Error";
     case 501: return "Not Implemented";
     case 503: return "Service Unavailable";
+    case 507: return "Insufficient Storage";
     case 505: return "HTTP Version Not Supported";
     default: return "Unknown";
     }
@@ -59,6 +60,7 @@ int http_status_for(int rc)
     case HR_EUNAVAIL:
     case HR_ESHUTDOWN: return 503;
     case HR_EVERSION: return 505;
+    case HR_ESTOREFULL: return 507;
     default: return 500;
     }
 }

@@ -13,6 +13,17 @@
 
 #define HUB_SWEEP_MS 5000
 
+struct hub_pend {
+    hub_pend_t *next;
+    chan_t *ch;
+    msg_t *m;
+    hub_done_cb cb; /* NULL: nobody waits (or cancelled) */
+    void *arg;
+    int rc;       /* ordered by the store: its outcome, once done */
+    bool ordered; /* ordered by the store (ops->publish); else waits for the local commit */
+    bool done;    /* ordered: hub_published was called */
+};
+
 /* Channel names are chosen by clients: the table hashes them with a random key (siphash.h). */
 static uint64_t hub__hash(const hub_t *hub, const char *s, size_t n) { return siphash24(&hub->hkey, s, n); }
 
@@ -42,7 +53,7 @@ static void hub__sweep(tw_entry_t *e)
             chan_t *ch = *pp;
             hist_trim(&ch->hist, &hub->limits, now);
             hub__trimmed(hub, ch);
-            if (ch->nsubs == 0 && ch->hist.count == 0 && !ch->retained) {
+            if (ch->nsubs == 0 && ch->hist.count == 0 && !ch->retained && !ch->npending) {
                 *pp = ch->hnext;
                 hub->nchannels--;
                 hub__free_chan(ch);
@@ -65,6 +76,7 @@ int hub_init(hub_t *hub, loop_t *loop, store_t *store, const hist_limits_t *limi
     hub->table = calloc(hub->table_cap, sizeof(*hub->table));
     if (!hub->table) return HR_ENOMEM;
     topic_tree_init(&hub->topics);
+    hub->pend_tail = &hub->pend_head;
     tw_entry_init(&hub->sweep, hub__sweep);
     loop_timer(loop, &hub->sweep, HUB_SWEEP_MS);
     return 0;
@@ -73,6 +85,12 @@ int hub_init(hub_t *hub, loop_t *loop, store_t *store, const hist_limits_t *limi
 void hub_close(hub_t *hub)
 {
     tw_stop(&hub->loop->wheel, &hub->sweep);
+    for (hub_pend_t *p = hub->pend_head, *next; p; p = next) { /* a backend that never answered */
+        next = p->next;
+        msg_unref(p->m);
+        free(p);
+    }
+    hub->pend_head = NULL;
     for (uint32_t i = 0; i < hub->table_cap; i++) {
         chan_t *ch = hub->table[i];
         while (ch) {
@@ -183,11 +201,10 @@ chan_t *hub_channel(hub_t *hub, const char *name, size_t n, bool create)
     return ch;
 }
 
-/* Sets (m, referenced by the channel) or clears (m NULL) ch's retained message; store: also
- * tell the store. */
-static void hub__retain(hub_t *hub, chan_t *ch, msg_t *m, bool store)
+/* Sets (m, referenced by the channel) or clears (m NULL) ch's retained message in memory (the
+ * store heard of it with the publish, or is where it came from). */
+static void hub__retain(hub_t *hub, chan_t *ch, msg_t *m)
 {
-    if (store && hub->store->ops->retain) hub->store->ops->retain(hub->store, m, ch->name, ch->name_len);
     if (ch->retained) {
         msg_unref(ch->retained);
         hub->nretained--;
@@ -209,16 +226,19 @@ static void hub__tdeliver(topic_entry_t *e, void *arg)
     tm->n++;
 }
 
-/* Records m (its id assigned) in ch's history and delivers it to the channel's subscribers and the
- * matching MQTT filters; store: also hand it to the store (not for messages the store itself
- * ordered and fed back). Returns the subscribers reached, or a negative HR_E*. */
-static int64_t hub__accept(hub_t *hub, chan_t *ch, msg_t *m, bool store)
+/* Records m (committed, its id assigned) in ch's history and delivers it to the channel's
+ * subscribers and the matching MQTT filters. Returns the subscribers reached. */
+static uint32_t hub__accept(hub_t *hub, chan_t *ch, msg_t *m)
 {
-    int rc = store ? hub->store->ops->append(hub->store, m) : 0;
-    if (rc == 0) rc = hist_push(&ch->hist, m, &hub->limits, loop_wall_ms());
-    if (rc < 0) return rc;
+    if (hist_push(&ch->hist, m, &hub->limits, loop_wall_ms()) < 0) {
+        /* stored, but no memory to keep it here: the ring restarts after it (resumes get a gap) */
+        log_warn("hub: message %llu on %.*s not kept in memory: out of memory", (unsigned long long)m->id,
+                 (int)ch->name_len, ch->name);
+        hub_rebase(hub, ch, m->id);
+    }
     hub__trimmed(hub, ch);
     ch->last_id = m->id;
+    if (ch->next_id <= m->id) ch->next_id = m->id + 1;
     hub->published++;
     uint32_t n = 0;
     list_node_t *pos, *tmp;
@@ -230,52 +250,170 @@ static int64_t hub__accept(hub_t *hub, chan_t *ch, msg_t *m, bool store)
     }
     hub__tmatch_t tm = {m, 0};
     if (topic_count(&hub->topics)) topic_match(&hub->topics, ch->name, ch->name_len, hub__tdeliver, &tm);
-    if (m->flags & MSG_RETAIN) hub__retain(hub, ch, m->data_len ? m : NULL, store);
+    if (m->flags & MSG_RETAIN) hub__retain(hub, ch, m->data_len ? m : NULL);
     return n + tm.n;
 }
 
-int hub_publish_ex(hub_t *hub, const char *channel, size_t channel_len, const char *event, size_t event_len,
-                   const void *data, size_t data_len, const hub_pubopt_t *o, uint64_t *id, uint32_t *reached)
+
+msg_t *hub_pend_msg(hub_pend_t *p) { return p->m; }
+
+void hub_published(hub_t *hub, hub_pend_t *p, int rc)
 {
+    p->rc = rc;
+    p->done = true;
+    hub->loop->wake = true; /* reported at the next hub_commit */
+}
+
+/* The store refuses writes (rc): publishes are refused at once until a probe succeeds. */
+static void hub__fault(hub_t *hub, int rc)
+{
+    uint64_t now = hub->loop->now_ms;
+    if (!hub->store_fault) {
+        hub->fault_since_ms = now;
+        log_error("store: %s: publishes are refused until it can write again (retrying every second)",
+                  rc == HR_ESTOREFULL ? "full (no room on disk or in store_map_size)" : hr_strerror(rc));
+    }
+    hub->store_fault = rc;
+    hub->probe_at_ms = now + 1000;
+}
+
+static void hub__recovered(hub_t *hub)
+{
+    log_info("store: writing again after %llu ms; %llu publishes were refused or failed",
+             (unsigned long long)(hub->loop->now_ms - hub->fault_since_ms), (unsigned long long)hub->publishes_failed);
+    hub->store_fault = 0;
+}
+
+int hub_publish_async(hub_t *hub, const char *channel, size_t channel_len, const char *event, size_t event_len,
+                      const void *data, size_t data_len, const hub_pubopt_t *o, hub_done_cb cb, void *arg)
+{
+    if (hub->store_fault) {
+        if (hub->loop->now_ms < hub->probe_at_ms) {
+            hub->publishes_failed++;
+            return hub->store_fault;
+        }
+        hub->probe_at_ms = hub->loop->now_ms + 1000; /* this one is the probe; the next in a second */
+    }
     chan_t *ch = hub_channel(hub, channel, channel_len, true);
     if (!ch) return hub->load_rc < 0 ? hub->load_rc : HR_ENOMEM;
-    msg_t *m = msg_new(ch->name, ch->name_len, event, event_len, data, data_len, ch->last_id + 1, loop_wall_ms());
-    if (!m) return HR_ENOMEM;
-    m->flags |= o->flags;
-    m->expiry_s = o->expiry_s;
-    if (msg_set_props(m, o->props, o->props_len) < 0) {
-        msg_unref(m);
+    if (ch->next_id <= ch->last_id) ch->next_id = ch->last_id + 1;
+    hub_pend_t *p = calloc(1, sizeof(*p));
+    msg_t *m = p ? msg_new(ch->name, ch->name_len, event, event_len, data, data_len, ch->next_id, loop_wall_ms()) : NULL;
+    if (!m || msg_set_props(m, o->props, o->props_len) < 0) {
+        if (m) msg_unref(m);
+        free(p);
         return HR_ENOMEM;
     }
-    int64_t rc;
-    if (hub->store->ops->publish) { /* ordered by the store across nodes; delivered through hub_inject() */
-        rc = hub->store->ops->publish(hub->store, ch, m);
-        if (rc == 0) rc = ch->nsubs;
+    m->flags |= o->flags;
+    m->expiry_s = o->expiry_s;
+    m->origin = o->origin;
+    *p = (hub_pend_t){.ch = ch, .m = m, .cb = cb, .arg = arg, .ordered = hub->store->ops->publish != NULL};
+    int rc;
+    if (p->ordered) { /* ordered by the store across nodes; delivered through hub_inject() */
+        rc = hub->store->ops->publish(hub->store, ch, p);
     } else {
-        rc = hub__accept(hub, ch, m, true);
+        rc = hub->store->ops->append(hub->store, m);
+        if (rc == 0 && (m->flags & MSG_RETAIN) && hub->store->ops->retain)
+            rc = hub->store->ops->retain(hub->store, m->data_len ? m : NULL, ch->name, ch->name_len);
     }
-    *id = m->id;
-    msg_unref(m);
-    if (rc < 0) return (int)rc;
-    *reached = (uint32_t)rc;
+    if (rc < 0) {
+        /* a local store that cannot write (Redis has its own reconnection and answers each) */
+        if (!p->ordered && (rc == HR_ESTOREFULL || rc == HR_EUNAVAIL || rc == HR_EIO)) {
+            hub__fault(hub, rc);
+            hub->batch_refused = true; /* this batch's commit does not prove the store recovered */
+        }
+        if (rc == HR_ESTOREFULL || rc == HR_EUNAVAIL || rc == HR_EIO) hub->publishes_failed++;
+        msg_unref(m);
+        free(p);
+        return rc;
+    }
+    if (!p->ordered) ch->next_id++;
+    ch->npending++;
+    hub->npend++;
+    *hub->pend_tail = p;
+    hub->pend_tail = &p->next;
+    hub->loop->wake = true;
     return 0;
 }
 
-void hub_inject(hub_t *hub, chan_t *ch, msg_t *m)
+void hub_cancel(hub_t *hub, void *arg)
 {
-    if (m->id <= ch->last_id) return; /* already here (e.g. loaded with the channel's history) */
-    if (m->id > ch->last_id + 1) hub_rebase(hub, ch, m->id - 1); /* a ring holds contiguous ids */
-    if (hub__accept(hub, ch, m, false) < 0) log_warn("hub: message %llu on %.*s dropped: out of memory",
-                                                     (unsigned long long)m->id, (int)m->channel_len, m->channel);
+    for (hub_pend_t *p = hub->pend_head; p; p = p->next)
+        if (p->arg == arg) p->cb = NULL;
+}
+
+int hub_commit(hub_t *hub)
+{
+    int rc = hub->store->ops->flush ? hub->store->ops->flush(hub->store) : 0;
+    bool local = false;
+    hub_pend_t *p;
+    while ((p = hub->pend_head) && (!p->ordered || p->done)) {
+        if (!(hub->pend_head = p->next)) hub->pend_tail = &hub->pend_head;
+        hub->npend--;
+        chan_t *ch = p->ch;
+        ch->npending--;
+        int prc = p->ordered ? p->rc : rc;
+        uint32_t reached = 0;
+        if (prc < 0) {
+            hub->publishes_failed++;
+            if (!p->ordered) ch->next_id = ch->last_id + 1; /* nothing of the batch is stored */
+        } else if (p->ordered) {
+            reached = ch->nsubs;
+        } else {
+            reached = hub__accept(hub, ch, p->m);
+        }
+        local |= !p->ordered;
+        if (p->cb) p->cb(p->arg, prc, p->m, reached);
+        msg_unref(p->m);
+        free(p);
+    }
+    if (rc < 0) {
+        hub->commits_failed++;
+        hub__fault(hub, rc);
+    } else if (hub->store_fault && local && !hub->batch_refused) {
+        hub__recovered(hub);
+    }
+    hub->batch_refused = false;
+    return rc;
+}
+
+typedef struct {
+    int rc;
+    uint64_t id;
+    uint32_t reached;
+} hub__sync_t;
+
+static void hub__sync_done(void *arg, int rc, const msg_t *m, uint32_t reached)
+{
+    hub__sync_t *r = arg;
+    r->rc = rc;
+    r->id = rc == 0 ? m->id : 0;
+    r->reached = reached;
 }
 
 int hub_publish(hub_t *hub, const char *channel, size_t channel_len, const char *event, size_t event_len,
                 const void *data, size_t data_len, uint64_t *id, uint32_t *reached)
 {
     hub_pubopt_t o = {.flags = MSG_FROM_HTTP};
-    return hub_publish_ex(hub, channel, channel_len, event, event_len, data, data_len, &o, id, reached);
+    hub__sync_t r = {HR_EAGAIN, 0, 0};
+    int rc = hub_publish_async(hub, channel, channel_len, event, event_len, data, data_len, &o, hub__sync_done, &r);
+    if (rc < 0) return rc;
+    hub_commit(hub);
+    if (r.rc == HR_EAGAIN) { /* a store still waiting for its backend */
+        hub_cancel(hub, &r);
+        return HR_EUNAVAIL;
+    }
+    *id = r.id;
+    *reached = r.reached;
+    return r.rc;
 }
 
+void hub_inject(hub_t *hub, chan_t *ch, msg_t *m)
+{
+    if (m->id <= ch->last_id) return; /* already here (e.g. loaded with the channel's history) */
+    if (m->id > ch->last_id + 1) hub_rebase(hub, ch, m->id - 1); /* a ring holds contiguous ids */
+    hub__accept(hub, ch, m);
+}
 
 int hub_topic_subscribe(hub_t *hub, hub_tsub_t *t, const char *f, size_t n)
 {
@@ -296,7 +434,7 @@ static int hub__restore_one(void *arg, msg_t *m)
     hub_t *hub = arg;
     chan_t *ch = hub_channel(hub, m->channel, m->channel_len, true);
     if (!ch) return HR_ENOMEM;
-    hub__retain(hub, ch, m, false);
+    hub__retain(hub, ch, m);
     return 0;
 }
 

@@ -1,8 +1,8 @@
 /* hub.h - channels, subscriptions, history and fan-out. Knows no wire format.
  *
  * A channel is made on first use and holds: the last id it assigned, its bounded history and its
- * subscribers. hub_publish() assigns the next id, records the message (history and store) and
- * calls every subscriber's deliver callback with the same immutable message; the transport
+ * subscribers. hub_publish_async() assigns the next id, records the message (history and store) and,
+ * once the store has committed it, calls every subscriber's deliver callback with the same immutable message; the transport
  * behind the callback encodes it once (msg_encoded) and queues the shared bytes.
  *
  * Ids are contiguous per channel (1, 2, 3, ...), which makes "what did I miss after id X" exact:
@@ -10,8 +10,9 @@
  * caller is told (a gap), never handed a silent partial replay. A cursor newer than the last id
  * (the server lost its memory) is a gap too.
  *
- * Cross-node fan-out (a Redis engine) will take over id assignment and history behind
- * hub_publish/hub_after; subscribers and transports do not change. */
+ * Durability: a publish is delivered and acknowledged only after its store commit succeeded; a
+ * failed commit fails the publishes of its batch and their ids are handed out again. A store that
+ * orders publishes itself (Redis) assigns ids and feeds messages back through hub_inject. */
 #ifndef HERALD_HUB_H
 #define HERALD_HUB_H
 
@@ -31,6 +32,9 @@
 
 typedef struct chan chan_t;
 typedef struct sub sub_t;
+/* A publish waiting for its commit, or for a store that orders publishes itself (store
+ * ops->publish), which completes it with hub_published() when its backend has answered. */
+typedef struct hub_pend hub_pend_t;
 
 /* Called for each message on the subscribed channel. It may unsubscribe s itself (only s). */
 typedef void (*sub_deliver_cb)(sub_t *s, msg_t *m);
@@ -48,6 +52,8 @@ struct chan {
     uint64_t hash;
     uint64_t last_id;
     uint64_t kept_from; /* the store may hold messages from this id on (older ones were trimmed) */
+    uint64_t next_id;   /* the id the next publish gets (last_id + 1 + publishes waiting for commit) */
+    uint32_t npending;  /* publishes of this channel waiting for their commit (keep it alive) */
     hist_t hist;
     list_t subs;
     uint32_t nsubs;
@@ -79,6 +85,16 @@ typedef struct {
     uint64_t subscriptions; /* live subscriptions */
     tw_entry_t sweep;   /* periodic expiry of idle channels and aged history */
     sip_key_t hkey;     /* the channel table's hash key, random per process */
+    hub_pend_t *pend_head, **pend_tail; /* publishes waiting for their commit, in order */
+    uint32_t npend;
+    /* store failures: while the store refuses writes, publishes are refused at once except one
+     * probe a second, which finds out whether it recovered (space freed) */
+    int store_fault;          /* 0, or the HR_E* of the last failed commit or write */
+    uint64_t fault_since_ms;  /* monotonic time the fault began */
+    uint64_t probe_at_ms;     /* the next publish allowed through as a probe */
+    bool batch_refused;       /* the store refused a publish of the batch now open */
+    uint64_t commits_failed;  /* commits that failed (their publishes failed) */
+    uint64_t publishes_failed; /* publishes failed or refused because of the store */
 } hub_t;
 
 /* Sets up an empty hub. The hub uses (does not own) loop and store. Returns 0 or HR_ENOMEM. */
@@ -98,23 +114,53 @@ bool hub_event_valid(const char *e, size_t n);
  * channels exist; the refusal is logged the first time). */
 chan_t *hub_channel(hub_t *hub, const char *name, size_t n, bool create);
 
-/* Publishes data on channel: assigns the id, records it, delivers it to every subscriber.
- * Returns 0 and sets *id and *reached (subscribers delivered to), or a negative HR_E*. */
-int hub_publish(hub_t *hub, const char *channel, size_t channel_len, const char *event, size_t event_len,
-                const void *data, size_t data_len, uint64_t *id, uint32_t *reached);
-
 /* What a publish may carry beyond channel, event and data (MQTT publishes). */
 typedef struct {
     uint32_t flags;      /* MSG_QOS*, MSG_RETAIN, ... set on the message before it is delivered */
     uint32_t expiry_s;   /* message expiry interval (0: none) */
     const void *props;   /* encoded MQTT 5 properties passed through to v5 subscribers, or NULL */
     size_t props_len;
+    const void *origin;  /* the publisher, for subscribers that skip their own messages (MQTT no-local) */
 } hub_pubopt_t;
 
-/* Like hub_publish, with the options in o. With MSG_RETAIN the message also becomes the
- * channel's retained message, or, when data is empty, clears it (MQTT 3.3.1.3). */
-int hub_publish_ex(hub_t *hub, const char *channel, size_t channel_len, const char *event, size_t event_len,
-                   const void *data, size_t data_len, const hub_pubopt_t *o, uint64_t *id, uint32_t *reached);
+/* The outcome of a publish: rc 0 (m->id is its id, reached the subscribers it went to) or a
+ * negative HR_E* (nothing was stored or delivered; m->id means nothing). m is valid during the
+ * call only. */
+typedef void (*hub_done_cb)(void *arg, int rc, const msg_t *m, uint32_t reached);
+
+/* Publishes data on channel. Nothing is delivered or acknowledged before it is durable: the id
+ * is assigned now, but the message is delivered, and cb(arg, ...) told, only once the store has
+ * committed it (hub_commit, before the loop writes to any socket; engine = redis: when Redis has
+ * answered). If the commit fails every publish of that batch fails through cb, none is delivered
+ * and their ids are handed out again. cb is never called from inside this call; cb NULL: nobody
+ * waits (MQTT wills). With MSG_RETAIN in o->flags the message also becomes the channel's retained
+ * message, or, when data is empty, clears it (MQTT 3.3.1.3).
+ * Returns 0 (cb will be called exactly once, unless hub_cancel(arg) comes first) or a negative
+ * HR_E* at once: HR_EFULL (max_channels), HR_ESTOREFULL / HR_EUNAVAIL (the store refuses writes
+ * for now), HR_ENOMEM; cb is then never called. */
+int hub_publish_async(hub_t *hub, const char *channel, size_t channel_len, const char *event, size_t event_len,
+                      const void *data, size_t data_len, const hub_pubopt_t *o, hub_done_cb cb, void *arg);
+
+/* Forgets the callbacks of every publish in flight made with arg (its connection is closing);
+ * the publishes themselves still complete. */
+void hub_cancel(hub_t *hub, void *arg);
+
+/* Commits what the store holds pending and completes the publishes waiting for it: delivers
+ * them and reports to their callbacks (or fails them all). Called by the loop's before_write, and
+ * by hub_publish. Returns the commit's result (0 or HR_E*). */
+int hub_commit(hub_t *hub);
+
+/* Publishes and commits at once (tests and tools; a server path uses hub_publish_async so that
+ * one commit covers a whole loop iteration). Returns 0 and sets *id and *reached, or HR_E*. */
+int hub_publish(hub_t *hub, const char *channel, size_t channel_len, const char *event, size_t event_len,
+                const void *data, size_t data_len, uint64_t *id, uint32_t *reached);
+
+/* The store has finished p: rc 0 (m->id assigned; the message reaches subscribers through
+ * hub_inject) or HR_E*. The publisher hears of it at the next hub_commit. */
+void hub_published(hub_t *hub, hub_pend_t *p, int rc);
+
+/* The message a pending store publish carries (the store sets its id). */
+msg_t *hub_pend_msg(hub_pend_t *p);
 
 /* A message of ch whose id the store assigned (engine = redis: published on any node, fed back
  * to every node in the same order): recorded and delivered here unless this node has it

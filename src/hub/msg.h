@@ -56,6 +56,7 @@ typedef struct msg {
     uint32_t expiry_s;  /* MQTT message expiry interval in seconds from time_ms (0: none) */
     uint32_t props_len;
     char *props;        /* MQTT 5 properties passed through to v5 subscribers (an encoded block) or NULL */
+    const void *origin; /* who published it on this node (hub_pubopt_t.origin; compared, never followed) */
     bytes_t *enc[ENC_SLOTS];
     char mem[]; /* channel, event and data live here */
 } msg_t;

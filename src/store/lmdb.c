@@ -31,6 +31,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "../core/err.h"
@@ -44,29 +45,99 @@ typedef struct {
     MDB_env *env;
     MDB_dbi msgs, chans, retained, kv;
     MDB_txn *w;        /* the open write transaction of this loop iteration, or NULL */
+    int failed;        /* a write of w failed (LMDB then refuses the rest): HR_E* to report, or 0 */
+    uint64_t room;     /* bytes the map can still take, measured when w began */
+    uint64_t need;     /* bytes w's appends may take (a generous estimate) */
+    uint64_t reserve;  /* room kept free for trims and deletes: appends are refused below it */
+    uint32_t psize;    /* the page size */
+    uint64_t refused;  /* appends refused for want of room */
+    char dir[512];     /* the data directory (to tell a full disk from an I/O error) */
     bool sync;
     int lockfd;
     loop_t *loop;
     tw_entry_t flush_timer; /* durability interval: fsync every flush_ms */
     uint32_t flush_ms;
     bool dirty;        /* committed without fsync since the last sync */
-    uint64_t commits, syncs;
+    uint64_t commits, syncs, aborts;
 } lm_t;
+
+/* The HR_E* for an LMDB or system error: no room (map or disk full) or unavailable. */
+static int lm__code(int rc)
+{
+    return rc == MDB_MAP_FULL || rc == ENOSPC || rc == EDQUOT ? HR_ESTOREFULL : rc == ENOMEM ? HR_ENOMEM : HR_EUNAVAIL;
+}
 
 static int lm__err(const char *what, int rc)
 {
     log_error("store: %s: %s", what, mdb_strerror(rc));
-    return rc == MDB_MAP_FULL ? HR_EFULL : rc == ENOMEM ? HR_ENOMEM : HR_EIO;
+    return lm__code(rc);
+}
+
+/* A write of the open transaction failed: LMDB refuses the rest of it, so it is remembered and
+ * reported by the commit (the hub then fails every publish of the iteration). */
+static int lm__werr(lm_t *s, const char *what, int rc)
+{
+    if (!s->failed) s->failed = lm__err(what, rc);
+    return s->failed;
+}
+
+/* Pages on LMDB's free list (reusable by the next writes): the first word of each record of
+ * the free database (dbi 0) is its page count. LMDB opens no cursor on it in a write
+ * transaction: this reads the last commit. */
+static uint64_t lm__free_pages(lm_t *s)
+{
+    MDB_txn *t;
+    MDB_cursor *c;
+    if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t)) return 0;
+    if (mdb_cursor_open(t, 0, &c)) {
+        mdb_txn_abort(t);
+        return 0;
+    }
+    MDB_val k, v;
+    uint64_t n = 0;
+    for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+        if (v.mv_size >= sizeof(size_t)) {
+            size_t cnt;
+            memcpy(&cnt, v.mv_data, sizeof(cnt));
+            n += cnt;
+        }
+    mdb_cursor_close(c);
+    mdb_txn_abort(t);
+    return n;
 }
 
 static int lm__txn(lm_t *s)
 {
+    if (s->failed) return s->failed;
     if (s->w) return 0;
     int rc = mdb_txn_begin(s->env, NULL, 0, &s->w);
     if (rc) {
         s->w = NULL;
         return lm__err("begin", rc);
     }
+    /* room left: the map beyond the highest page used, plus the free list when that is short */
+    MDB_envinfo ei;
+    mdb_env_info(s->env, &ei);
+    uint64_t used = ((uint64_t)ei.me_last_pgno + 1) * s->psize;
+    s->room = ei.me_mapsize > used ? ei.me_mapsize - used : 0;
+    if (s->room < 4 * s->reserve) s->room += lm__free_pages(s) * s->psize;
+    s->need = 0;
+    return 0;
+}
+
+/* Refuses an append of n bytes that would leave less than the reserve (so trims, deletes and
+ * the commit's own pages always fit: LMDB cannot even delete in a full map). */
+static int lm__room(lm_t *s, size_t n)
+{
+    uint64_t need = s->need + n + s->psize; /* a page of the B-tree path per write, at most */
+    if (need + s->reserve > s->room) {
+        if (!s->refused++ || s->refused % 100000 == 0)
+            log_warn("store: full (%llu bytes free of the map, %llu kept for trims): publish refused; "
+                     "%llu refused so far (raise store_map_size, or lower the history limits)",
+                     (unsigned long long)s->room, (unsigned long long)s->reserve, (unsigned long long)s->refused);
+        return HR_ESTOREFULL;
+    }
+    s->need = need;
     return 0;
 }
 
@@ -95,8 +166,9 @@ static bool lm__key_of(const MDB_val *k, const char *ch, size_t n)
 static int lm__put_msg(lm_t *s, MDB_dbi db, const MDB_val *key, const msg_t *m)
 {
     MDB_val v = {msg_pack_size(m), NULL};
-    int rc = mdb_put(s->w, db, (MDB_val *)key, &v, MDB_RESERVE);
-    if (rc) return lm__err("put", rc);
+    int rc = lm__room(s, key->mv_size + v.mv_size);
+    if (rc < 0) return rc;
+    if ((rc = mdb_put(s->w, db, (MDB_val *)key, &v, MDB_RESERVE))) return lm__werr(s, "put", rc);
     msg_pack(m, v.mv_data);
     return 0;
 }
@@ -117,7 +189,7 @@ static int lm_trim(store_t *st, const char *ch, size_t n, uint64_t first_kept)
     int rc = lm__txn(s);
     if (rc < 0) return rc;
     MDB_cursor *c;
-    if ((rc = mdb_cursor_open(s->w, s->msgs, &c))) return lm__err("cursor", rc);
+    if ((rc = mdb_cursor_open(s->w, s->msgs, &c))) return lm__werr(s, "cursor", rc);
     char kb[HUB_MAX_CHANNEL + 9];
     MDB_val k = {lm__key(kb, ch, n, 0), kb}, v;
     rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
@@ -129,11 +201,11 @@ static int lm_trim(store_t *st, const char *ch, size_t n, uint64_t first_kept)
         if (rc == EINVAL) rc = mdb_cursor_get(c, &k, &v, MDB_NEXT); /* deleted the last item */
     }
     mdb_cursor_close(c);
-    if (rc != 0 && rc != MDB_NOTFOUND) return lm__err("trim", rc);
+    if (rc != 0 && rc != MDB_NOTFOUND) return lm__werr(s, "trim", rc);
     if (deleted && (rc == MDB_NOTFOUND || !lm__key_of(&k, ch, n))) { /* none left: keep the last id */
         uint64_t last = first_kept - 1;
         MDB_val ck = {n, (void *)ch}, cv = {8, &last};
-        if ((rc = mdb_put(s->w, s->chans, &ck, &cv, 0))) return lm__err("put", rc);
+        if ((rc = mdb_put(s->w, s->chans, &ck, &cv, 0))) return lm__werr(s, "put", rc);
     }
     return 0;
 }
@@ -142,7 +214,7 @@ static int lm_load(store_t *st, const char *ch, size_t n, hist_t *h, const hist_
 {
     lm_t *s = (lm_t *)st;
     *last_id = 0;
-    MDB_txn *t = s->w;
+    MDB_txn *t = s->failed ? NULL : s->w; /* a failed transaction reads nothing: read the last commit */
     int rc = 0;
     if (!t && (rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t))) return lm__err("begin", rc);
     MDB_val ck = {n, (void *)ch}, cv;
@@ -169,7 +241,7 @@ static int lm_load(store_t *st, const char *ch, size_t n, hist_t *h, const hist_
         }
         mdb_cursor_close(c);
     }
-    if (t != s->w) mdb_txn_abort(t);
+    if (t != s->w || s->failed) mdb_txn_abort(t);
     return rc == 0 || rc == MDB_NOTFOUND ? 0 : lm__err("load", rc);
 }
 
@@ -181,7 +253,7 @@ static int lm_retain(store_t *st, const msg_t *m, const char *ch, size_t n)
     MDB_val k = {n, (void *)ch};
     if (m) return lm__put_msg(s, s->retained, &k, m);
     rc = mdb_del(s->w, s->retained, &k, NULL);
-    return rc == 0 || rc == MDB_NOTFOUND ? 0 : lm__err("del", rc);
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : lm__werr(s, "del", rc);
 }
 
 static int lm_each_retained(store_t *st, store_retained_cb cb, void *arg)
@@ -230,7 +302,7 @@ static int lm_kv_put(store_t *st, const char *ns, const void *key, size_t klen, 
     MDB_val k, v = {vlen, (void *)val};
     int rc = lm__kv_key(&k, kb, sizeof(kb), ns, key, klen);
     if (rc < 0 || (rc = lm__txn(s)) < 0) return rc;
-    if ((rc = mdb_put(s->w, s->kv, &k, &v, 0))) return lm__err("put", rc);
+    if ((rc = mdb_put(s->w, s->kv, &k, &v, 0))) return lm__werr(s, "put", rc);
     return 0;
 }
 
@@ -242,7 +314,7 @@ static int lm_kv_del(store_t *st, const char *ns, const void *key, size_t klen)
     int rc = lm__kv_key(&k, kb, sizeof(kb), ns, key, klen);
     if (rc < 0 || (rc = lm__txn(s)) < 0) return rc;
     rc = mdb_del(s->w, s->kv, &k, NULL);
-    return rc == 0 || rc == MDB_NOTFOUND ? 0 : lm__err("del", rc);
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : lm__werr(s, "del", rc);
 }
 
 static int lm_kv_each(store_t *st, const char *ns, store_kv_cb cb, void *arg)
@@ -268,19 +340,33 @@ static int lm_kv_each(store_t *st, const char *ns, store_kv_cb cb, void *arg)
     return out;
 }
 
-static void lm_flush(store_t *st)
+static int lm_flush(store_t *st)
 {
     lm_t *s = (lm_t *)st;
-    if (!s->w) return;
-    int rc = mdb_txn_commit(s->w);
+    int failed = s->failed;
+    s->failed = 0;
+    if (!s->w) return failed;
+    if (failed) { /* LMDB refuses a transaction after a failed write: none of it happened */
+        mdb_txn_abort(s->w);
+        s->w = NULL;
+        s->aborts++;
+        return failed;
+    }
+    int rc = mdb_txn_commit(s->w); /* frees the transaction, committed or not */
     s->w = NULL;
     if (rc) {
-        lm__err("commit", rc);
-        return;
+        s->aborts++;
+        int code = lm__err("commit", rc);
+        /* LMDB reports a short write as EIO: on a disk with no room left that is "full" */
+        struct statvfs vf;
+        if (rc == EIO && statvfs(s->dir, &vf) == 0 && (uint64_t)vf.f_bavail * vf.f_frsize < s->need + (1u << 20))
+            code = HR_ESTOREFULL;
+        return code;
     }
     s->commits++;
     if (s->sync) s->syncs++;
     else s->dirty = true;
+    return 0;
 }
 
 static void lm__flush_timer(tw_entry_t *e)
@@ -298,7 +384,7 @@ static void lm__flush_timer(tw_entry_t *e)
 static void lm_close(store_t *st)
 {
     lm_t *s = (lm_t *)st;
-    lm_flush(st);
+    if (lm_flush(st) < 0) log_error("store: the last writes were not committed");
     if (s->loop) tw_stop(&s->loop->wheel, &s->flush_timer);
     mdb_env_sync(s->env, 1);
     mdb_env_close(s->env);
@@ -331,6 +417,7 @@ store_t *store_lmdb_open(const store_lmdb_opts_t *o, loop_t *loop, char *err, si
     s->base.ops = &lm_ops;
     s->base.name = o->sync ? "lmdb, sync" : "lmdb, interval";
     s->sync = o->sync;
+    snprintf(s->dir, sizeof(s->dir), "%s", o->dir);
     int rc;
     char lockpath[600];
     if (mkdir(o->dir, 0755) < 0 && errno != EEXIST) {
@@ -360,6 +447,12 @@ store_t *store_lmdb_open(const store_lmdb_opts_t *o, loop_t *loop, char *err, si
         goto fail;
     }
     s->w = NULL;
+    MDB_stat est;
+    mdb_env_stat(s->env, &est);
+    s->psize = est.ms_psize;
+    s->reserve = o->map_size / 16;
+    if (s->reserve < 32ull * s->psize) s->reserve = 32ull * s->psize;
+    if (s->reserve > 64ull << 20) s->reserve = 64ull << 20;
     s->loop = loop;
     tw_entry_init(&s->flush_timer, lm__flush_timer);
     s->flush_ms = o->flush_ms ? o->flush_ms : 1000;

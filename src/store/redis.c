@@ -443,9 +443,8 @@ static int rd_append(store_t *s, const msg_t *m)
     return 0; /* the publish script recorded it */
 }
 
-static int rd_publish(store_t *st, chan_t *ch, msg_t *m)
+static int rd__publish(rd_t *r, chan_t *ch, msg_t *m)
 {
-    rd_t *r = (rd_t *)st;
     size_t plen = msg_pack_size(m);
     char *packed = malloc(plen);
     if (!packed) return HR_ENOMEM;
@@ -477,6 +476,13 @@ static int rd_publish(store_t *st, chan_t *ch, msg_t *m)
     }
     freeReplyObject(rep);
     return rc;
+}
+
+static int rd_publish(store_t *st, chan_t *ch, hub_pend_t *p)
+{
+    rd_t *r = (rd_t *)st;
+    hub_published(r->hub, p, rd__publish(r, ch, hub_pend_msg(p)));
+    return 0;
 }
 
 typedef struct {

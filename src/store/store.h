@@ -5,8 +5,9 @@
  * restores its last id and recent messages. The memory store (mem.c) persists nothing: the
  * in-memory ring is the whole history, and a restart starts every channel afresh. The LMDB store
  * (lmdb.c) keeps histories, last ids and MQTT retained messages on disk; its writes of one event
- * loop iteration are committed together by flush(), which the loop calls before it writes to any
- * socket, so nothing is acknowledged or delivered before it is stored. */
+ * loop iteration are committed together by flush(), which the hub calls (hub_commit) before the
+ * loop writes to any socket, so nothing is acknowledged or delivered before it is stored; when a
+ * commit fails the hub fails that iteration's publishes. */
 #ifndef HERALD_STORE_H
 #define HERALD_STORE_H
 
@@ -19,6 +20,7 @@
 
 typedef struct store store_t;
 struct chan;
+struct hub_pend;
 
 /* Called with each stored retained message (the callee takes its own reference); non-zero stops. */
 typedef int (*store_retained_cb)(void *arg, msg_t *m);
@@ -41,12 +43,15 @@ typedef struct {
     int (*retain)(store_t *s, const msg_t *m, const char *channel, size_t len);
     /* Optional. Calls cb with every retained message (at start-up). 0, or cb's or an HR_E* result. */
     int (*each_retained)(store_t *s, store_retained_cb cb, void *arg);
-    /* Optional. Commits the writes made since the last flush (end of a loop iteration). */
-    void (*flush)(store_t *s);
-    /* Optional: a store that orders publishes itself (across nodes). Assigns m->id and records
-     * m; the store later hands it to every node, this one included, through hub_inject().
-     * 0, or HR_EUNAVAIL when the backend cannot be reached. */
-    int (*publish)(store_t *s, struct chan *ch, msg_t *m);
+    /* Optional. Commits the writes made since the last flush (end of a loop iteration). 0, or
+     * HR_E* when the commit failed: none of those writes happened (HR_ESTOREFULL: no room). */
+    int (*flush)(store_t *s);
+    /* Optional: a store that orders publishes itself (across nodes). Takes the publish p
+     * (hub_pend_msg(p): id not yet assigned): assigns its id, records it and calls
+     * hub_published(p, rc) once its backend answered (possibly before returning); the store
+     * hands the message to every node, this one included, through hub_inject(). Returns 0 when
+     * it took p, or HR_E* at once (hub_published is then not called). */
+    int (*publish)(store_t *s, struct chan *ch, struct hub_pend *p);
     /* Optional: small records by key in a namespace (MQTT persistent sessions). put replaces,
      * del of a missing key is 0, each visits a namespace in key order. 0 or HR_E*. */
     int (*kv_put)(store_t *s, const char *ns, const void *key, size_t klen, const void *val, size_t vlen);

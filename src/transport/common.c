@@ -226,3 +226,62 @@ bytes_t *poll_answer(const span_t *names, uint32_t nch, const uint64_t *cursor, 
     free(buf);
     return b;
 }
+
+void xp_owed_init(xp_owedq_t *q)
+{
+    q->head = NULL;
+    q->tail = &q->head;
+    q->n = q->waiting = 0;
+}
+
+xp_owed_t *xp_owed_push(xp_owedq_t *q, const void *data, size_t len, bool waiting)
+{
+    xp_owed_t *e = q->n < XP_MAX_OWED ? malloc(sizeof(*e) + len) : NULL;
+    if (!e) return NULL;
+    *e = (xp_owed_t){.waiting = waiting, .len = (uint32_t)len};
+    if (len) memcpy(e->data, data, len);
+    *q->tail = e;
+    q->tail = &e->next;
+    q->n++;
+    q->waiting += waiting;
+    return e;
+}
+
+void xp_owed_settle(xp_owedq_t *q, xp_owed_t *e, int rc)
+{
+    if (!e->waiting) return;
+    e->waiting = false;
+    q->waiting--;
+    e->rc = rc;
+}
+
+void xp_owed_done(xp_owedq_t *q, int rc, const msg_t *m, uint32_t reached)
+{
+    for (xp_owed_t *e = q->head; e; e = e->next)
+        if (e->waiting) {
+            e->waiting = false;
+            q->waiting--;
+            e->rc = rc;
+            e->id = rc == 0 ? m->id : 0;
+            e->reached = reached;
+            return;
+        }
+}
+
+xp_owed_t *xp_owed_pop(xp_owedq_t *q)
+{
+    xp_owed_t *e = q->head;
+    if (!e || e->waiting) return NULL;
+    if (!(q->head = e->next)) q->tail = &q->head;
+    q->n--;
+    return e;
+}
+
+void xp_owed_free(xp_owedq_t *q)
+{
+    for (xp_owed_t *e = q->head, *next; e; e = next) {
+        next = e->next;
+        free(e);
+    }
+    xp_owed_init(q);
+}

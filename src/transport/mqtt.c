@@ -337,7 +337,7 @@ static void mqtt__on_publish(hub_tsub_t *t, msg_t *m)
 {
     mqtt_sub_t *sub = container_of(t, mqtt_sub_t, t);
     mqtt_sess_t *s = sub->s;
-    if ((sub->opts & MQTT_SUB_NO_LOCAL) && s->publishing) return;
+    if ((sub->opts & MQTT_SUB_NO_LOCAL) && s->conn && m->origin == s->conn) return;
     if (sub->filtered && !(s->id && auth_can_subscribe(s->id, m->channel, m->channel_len))) return;
     bool retain = (sub->opts & MQTT_SUB_RETAIN_AS_PUBLISHED) && (m->flags & MSG_RETAIN);
     mqtt__offer(s, m, mqtt__msg_qos(m, MQTT_SUB_QOS(sub->opts)), retain, sub->sub_id);
@@ -544,18 +544,95 @@ static bytes_t *mqtt__pass_props(const mqtt_props_t *in, bool *oom)
     return b;
 }
 
-/* Publishes into the hub as session s (the hub keeps or clears the retained message). */
-static int mqtt__publish(mqtt_sess_t *s, span_t topic, span_t payload, uint8_t qos, bool retain, uint32_t expiry_s,
-                         span_t props)
+/* The reason code for a publish the hub or the store refused (one PUBACK/PUBREC allows). */
+static uint8_t mqtt__pub_reason(int rc)
+{
+    return rc == HR_EFULL || rc == HR_ESTOREFULL ? MQTT_RC_QUOTA_EXCEEDED : MQTT_RC_UNSPECIFIED;
+}
+
+static const char *mqtt__pub_why(int rc)
+{
+    return rc == HR_EFULL ? "publish failed: too many channels (max_channels)"
+           : rc == HR_ESTOREFULL ? "publish failed: the store is full"
+           : rc == HR_EUNAVAIL   ? "publish failed: the store is unavailable"
+                                 : "publish failed";
+}
+
+/* Sends the acknowledgements at the front of the ring that are ready (in PUBLISH order). */
+static void mqtt__ackw_flush(mqtt_conn_t *k)
+{
+    while (k->ackw_n && k->ackw[k->ackw_head].done) {
+        mqtt_ackw_t a = k->ackw[k->ackw_head];
+        k->ackw_head = (k->ackw_head + 1) & (k->ackw_cap - 1);
+        k->ackw_n--;
+        if (a.reason && k->version != MQTT_V5) { /* 3.1.1 cannot refuse in an ack: it resends after reconnecting */
+            mqtt__fail(k, a.reason, "publish failed: the store could not take it");
+            continue;
+        }
+        mqtt__ack(k, a.type, a.pid, a.reason);
+    }
+}
+
+/* Owes an acknowledgement of type for pid: done (reason known now) or waiting for the commit.
+ * False when too many are owed (the connection is failed). */
+static bool mqtt__ackw_push(mqtt_conn_t *k, uint8_t type, uint16_t pid, bool done, uint8_t reason)
+{
+    if (done && !k->ackw_n) { /* nothing before it: at once */
+        if (reason && k->version != MQTT_V5) mqtt__fail(k, reason, "publish failed");
+        else mqtt__ack(k, type, pid, reason);
+        return true;
+    }
+    if (k->ackw_n == k->ackw_cap) {
+        uint32_t ncap = k->ackw_cap ? k->ackw_cap * 2 : 16;
+        mqtt_ackw_t *n = ncap <= MQTT_MAX_ACKW ? malloc(ncap * sizeof(*n)) : NULL;
+        if (!n) {
+            mqtt__fail(k, MQTT_RC_RECEIVE_MAX_EXCEEDED, "too many publishes waiting for their acknowledgement");
+            return false;
+        }
+        for (uint32_t i = 0; i < k->ackw_n; i++) n[i] = k->ackw[(k->ackw_head + i) & (k->ackw_cap - 1)];
+        free(k->ackw);
+        k->ackw = n;
+        k->ackw_cap = ncap;
+        k->ackw_head = 0;
+    }
+    k->ackw[(k->ackw_head + k->ackw_n++) & (k->ackw_cap - 1)] = (mqtt_ackw_t){pid, type, reason, done};
+    if (!done) k->ackw_wait++;
+    return true;
+}
+
+/* A QoS 1 or 2 publish of connection arg is committed (rc 0) or failed: its ack is ready. */
+static void mqtt__published(void *arg, int rc, const msg_t *m, uint32_t reached)
+{
+    (void)m, (void)reached;
+    mqtt_conn_t *k = arg;
+    uint32_t i = 0;
+    while (i < k->ackw_n && k->ackw[(k->ackw_head + i) & (k->ackw_cap - 1)].done) i++;
+    if (i == k->ackw_n) return; /* cannot happen: completions come in order, one per waiting entry */
+    mqtt_ackw_t *a = &k->ackw[(k->ackw_head + i) & (k->ackw_cap - 1)];
+    a->done = true;
+    k->ackw_wait--;
+    if (rc < 0) {
+        a->reason = mqtt__pub_reason(rc);
+        if (a->type == MQTT_PUBREC && k->s) /* not published: a resend must publish it */
+            for (uint32_t j = 0; j < k->s->nin2; j++)
+                if (k->s->in2[j] == a->pid) {
+                    k->s->in2[j] = k->s->in2[--k->s->nin2];
+                    break;
+                }
+    }
+    mqtt__ackw_flush(k);
+}
+
+/* Publishes into the hub as session s (the hub keeps or clears the retained message). k: the
+ * connection that sent it, told through mqtt__published (QoS > 0); NULL for wills. */
+static int mqtt__publish(mqtt_sess_t *s, mqtt_conn_t *k, span_t topic, span_t payload, uint8_t qos, bool retain,
+                         uint32_t expiry_s, span_t props)
 {
     hub_pubopt_t o = {.flags = (qos == 1 ? MSG_QOS1 : qos == 2 ? MSG_QOS2 : 0) | (retain ? MSG_RETAIN : 0),
-                      .expiry_s = expiry_s, .props = props.p, .props_len = props.n};
-    uint64_t id;
-    uint32_t reached;
-    s->publishing = true;
-    int rc = hub_publish_ex(s->x->hub, topic.p, topic.n, "message", 7, payload.p, payload.n, &o, &id, &reached);
-    s->publishing = false;
-    return rc;
+                      .expiry_s = expiry_s, .props = props.p, .props_len = props.n, .origin = k};
+    bool wait = k && qos;
+    return hub_publish_async(s->x->hub, topic.p, topic.n, "message", 7, payload.p, payload.n, &o,
+                             wait ? mqtt__published : NULL, wait ? k : NULL);
 }
 
 /* Resolves the topic of a v5 PUBLISH with a Topic Alias (setting or using it). 0 or a reason code
@@ -594,7 +671,7 @@ static void mqtt__on_publish_pkt(mqtt_conn_t *k, const mqtt_pkt_t *p)
     }
     if (!hub_channel_valid(topic.p, topic.n)) {
         if (qos && k->version == MQTT_V5) {
-            mqtt__ack(k, qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id, MQTT_RC_TOPIC_NAME_INVALID);
+            mqtt__ackw_push(k, qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id, true, MQTT_RC_TOPIC_NAME_INVALID);
             return;
         }
         mqtt__fail(k, MQTT_RC_TOPIC_NAME_INVALID, "topic is not a valid herald channel name");
@@ -606,7 +683,7 @@ static void mqtt__on_publish_pkt(mqtt_conn_t *k, const mqtt_pkt_t *p)
         else k->x->auth->stats.denied++;
         k->denial_logged = true;
         if (qos && k->version == MQTT_V5) { /* MQTT 5: refused in the acknowledgement */
-            mqtt__ack(k, qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id, MQTT_RC_NOT_AUTHORIZED);
+            mqtt__ackw_push(k, qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id, true, MQTT_RC_NOT_AUTHORIZED);
             return;
         }
         /* QoS 0, and MQTT 3.1.1 which cannot say no: acknowledged and dropped (as Mosquitto does) */
@@ -614,7 +691,7 @@ static void mqtt__on_publish_pkt(mqtt_conn_t *k, const mqtt_pkt_t *p)
     if (qos == 2) {
         for (uint32_t i = 0; i < s->nin2; i++)
             if (s->in2[i] == p->packet_id) { /* a resend before PUBREL: already published */
-                mqtt__ack(k, MQTT_PUBREC, p->packet_id, 0);
+                mqtt__ackw_push(k, MQTT_PUBREC, p->packet_id, true, 0);
                 return;
             }
         if (s->nin2 == MQTT_RECEIVE_MAX) {
@@ -629,22 +706,18 @@ static void mqtt__on_publish_pkt(mqtt_conn_t *k, const mqtt_pkt_t *p)
     bool oom = false;
     bytes_t *props = allowed ? mqtt__pass_props(&p->props, &oom) : NULL;
     uint32_t expiry = (p->props.present & MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY)) ? p->props.message_expiry : 0;
-    int rc = !allowed ? 0
+    int rc = !allowed ? 1 /* acknowledged, not published */
              : oom    ? HR_ENOMEM
-                 : mqtt__publish(s, topic, p->publish.payload, qos, p->publish.retain, expiry,
+                 : mqtt__publish(s, k, topic, p->publish.payload, qos, p->publish.retain, expiry,
                                  props ? (span_t){(const char *)props->data, props->len} : (span_t){"", 0});
     bytes_unref(props);
-    if (rc < 0) {
-        uint8_t why = rc == HR_EFULL ? MQTT_RC_QUOTA_EXCEEDED : MQTT_RC_UNSPECIFIED;
-        if (qos && k->version == MQTT_V5) mqtt__ack(k, qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id, why);
-        else mqtt__fail(k, why, rc == HR_EFULL ? "publish failed: too many channels" : "publish failed");
+    if (rc < 0 && !qos) {
+        mqtt__fail(k, mqtt__pub_reason(rc), mqtt__pub_why(rc));
         return;
     }
-    if (qos == 1) mqtt__ack(k, MQTT_PUBACK, p->packet_id, 0);
-    if (qos == 2) {
-        s->in2[s->nin2++] = p->packet_id;
-        mqtt__ack(k, MQTT_PUBREC, p->packet_id, 0);
-    }
+    if (!qos) return;
+    if (qos == 2 && rc >= 0) s->in2[s->nin2++] = p->packet_id; /* a resend is not published twice */
+    mqtt__ackw_push(k, qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id, rc != 0, rc < 0 ? mqtt__pub_reason(rc) : 0);
 }
 
 /* ---- sessions ---- */
@@ -657,7 +730,7 @@ static void mqtt__will_publish(mqtt_sess_t *s)
     if (!w) return;
     span_t topic = {w->mem, w->topic_len};
     if (hub_channel_valid(topic.p, topic.n))
-        mqtt__publish(s, topic, (span_t){w->mem + w->topic_len, w->payload_len}, w->qos, w->retain, w->expiry_s,
+        mqtt__publish(s, NULL, topic, (span_t){w->mem + w->topic_len, w->payload_len}, w->qos, w->retain, w->expiry_s,
                       (span_t){w->mem + w->topic_len + w->payload_len, w->props_len});
     free(w);
 }
@@ -1125,6 +1198,8 @@ static void mqtt__keepalive(tw_entry_t *e)
 static void mqtt__conn_free(mqtt_conn_t *k)
 {
     tw_stop(&k->c->loop->wheel, &k->ka);
+    if (k->ackw_wait) hub_cancel(k->x->hub, k); /* its publishes complete unacknowledged */
+    free(k->ackw);
     list_unlink(&k->link);
     mqtt__leave(k, false);
     if (k->alias)
@@ -1278,6 +1353,7 @@ int mqtt_server_open(mqtt_server_t *srv, xp_ctx_t *x, loop_t *loop)
     srv->x = x;
     list_init(&srv->conns);
     list_init(&srv->dirty);
+    list_init(&srv->saving);
     x->mqtt = srv;
     sip_key_random(&srv->skey);
     srv->started_ms = loop_wall_ms();

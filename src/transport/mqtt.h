@@ -19,6 +19,7 @@ typedef struct mqtt_server {
     bool open;
     bool closed;             /* mqtt_server_close ran: no new sessions */
     list_t dirty;            /* persistent sessions changed since the last mqtt_server_persist */
+    list_t saving;           /* sessions written by mqtt_server_persist, waiting for the commit */
     uint32_t restored;       /* sessions brought back from the store at start-up */
     tw_entry_t sys;          /* $SYS/ statistics every mqtt_sys_interval */
     uint64_t started_ms;
@@ -38,6 +39,10 @@ void mqtt_ws_serve(xp_ctx_t *x, http_conn_t *hc, http_req_t *req);
 /* Writes the persistent sessions changed since the last call to the store (the loop calls this
  * just before the store commits, so a session's state is stored with the messages it refers to). */
 void mqtt_server_persist(mqtt_server_t *srv);
+
+/* Tells the sessions mqtt_server_persist wrote whether their commit succeeded (if not, they are
+ * written again with the next one). */
+void mqtt_server_committed(mqtt_server_t *srv, bool ok);
 
 /* Stops accepting; every connection gets DISCONNECT 0x8B (v5) and is closed; persistent
  * sessions are written to the store (they come back at the next start), every session freed. */

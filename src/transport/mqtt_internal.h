@@ -47,7 +47,6 @@ struct mqtt_sess {
     uint32_t expiry_s;     /* session expiry interval; UINT32_MAX: never */
     tw_entry_t timer;      /* while away: the will delay, then the expiry */
     uint64_t will_at, expires_at; /* loop ms; MQTT_NEVER when not due */
-    bool publishing;       /* inside our own hub_publish (no-local) */
     uint32_t nsubs, capsubs, nin2;
     mqtt_sub_t **subs;
     mq_flight_t out;       /* outgoing QoS > 0 in flight */
@@ -62,6 +61,17 @@ struct mqtt_sess {
                               client is back */
     char *owner;           /* the user id owning the client id ("" anonymous); kept with the session */
 };
+
+/* An acknowledgement owed for a QoS 1 or 2 PUBLISH: sent in the order the PUBLISHes came, each
+ * once its publish is committed (or failed). */
+typedef struct {
+    uint16_t pid;
+    uint8_t type;   /* MQTT_PUBACK or MQTT_PUBREC */
+    uint8_t reason; /* when done */
+    bool done;
+} mqtt_ackw_t;
+
+#define MQTT_MAX_ACKW 65536 /* acknowledgements owed at most (packet ids are 16 bits) */
 
 struct mqtt_conn {
     xp_ctx_t *x;
@@ -84,6 +94,9 @@ struct mqtt_conn {
     char **alias;          /* incoming topic aliases, [1..naliases], made on first use */
     auth_id_t *id;         /* who the peer is */
     bool denial_logged;    /* refused publishes are logged once per connection */
+    mqtt_ackw_t *ackw;     /* acknowledgements owed, a ring (in order) */
+    uint32_t ackw_cap, ackw_head, ackw_n;
+    uint32_t ackw_wait;    /* of them, publishes still waiting for their commit */
 };
 
 typedef struct {

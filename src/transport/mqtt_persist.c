@@ -123,9 +123,22 @@ void mqtt_server_persist(mqtt_server_t *srv)
         }
         mqtt_w_t w = {0};
         mqtt__pack(s, &w);
-        if (!w.oom && st->ops->kv_put(st, MQTT_KV, s->client_id, idn, w.p, w.n) == 0) s->stored = true;
-        else log_warn("mqtt: session %s not saved", s->client_id);
+        if (!w.oom && st->ops->kv_put(st, MQTT_KV, s->client_id, idn, w.p, w.n) == 0) {
+            s->stored = true;
+            list_push_back(&srv->saving, &s->dirty); /* until the commit says it is on disk */
+        } else {
+            log_warn("mqtt: session %s not saved", s->client_id);
+        }
         free(w.p);
+    }
+}
+
+void mqtt_server_committed(mqtt_server_t *srv, bool ok)
+{
+    while (!list_empty(&srv->saving)) {
+        list_node_t *n = srv->saving.next;
+        list_unlink(n);
+        if (!ok) list_push_back(&srv->dirty, n); /* written again with the next commit */
     }
 }
 

@@ -92,6 +92,8 @@ struct stomp {
     uint32_t nsubs, cap;
     stomp_sub_t **subs;
     ws_carry_t in; /* a frame cut at the end of a WebSocket message, waiting for the rest */
+    xp_owedq_t owed; /* SENDs waiting for their commit, and the receipts that may not overtake them */
+    bool bye;        /* DISCONNECT came while SENDs waited: close when they are answered */
 };
 
 static const char *const stomp_protocols[] = {"v12.stomp", "v11.stomp", NULL};
@@ -159,14 +161,45 @@ static void stomp__proto_error(stomp_t *s, const stomp_frame_t *f, const char *w
     stomp__error(s, f, why, NULL, WS_CLOSE_PROTOCOL);
 }
 
-static void stomp__receipt(stomp_t *s, const stomp_frame_t *f)
+static void stomp__send_receipt(stomp_t *s, span_t r)
 {
-    span_t r = stomp_header(f, "receipt");
-    if (!r.p) return;
     span_t name = SPAN_LIT("receipt-id");
     char buf[STOMP_MAX_ID * 2 + 64];
     ssize_t n = stomp_frame_write(buf, sizeof(buf), "RECEIPT", &name, &r, 1, s->version, NULL, 0, false);
     if (n > 0) stomp__send_raw(s, buf, (size_t)n);
+}
+
+/* Answers f's receipt header, if any; behind SENDs still waiting for their commit, in order. */
+static void stomp__receipt(stomp_t *s, const stomp_frame_t *f)
+{
+    span_t r = stomp_header(f, "receipt");
+    if (!r.p) return;
+    if (!s->owed.n) stomp__send_receipt(s, r);
+    else if (!xp_owed_push(&s->owed, r.p, r.n, false))
+        stomp__error(s, f, "too many frames waiting", "too many receipts waiting for publishes", WS_CLOSE_TRY_LATER);
+}
+
+/* Sends the receipts that are ready, in order; a SEND that failed ends the connection with an
+ * ERROR (with its receipt-id): the client learns its message was not taken. */
+static void stomp__answer_owed(stomp_t *s)
+{
+    xp_owed_t *e;
+    while ((e = xp_owed_pop(&s->owed))) {
+        span_t r = {e->data, e->len};
+        if (e->rc < 0 && !s->ws.close_sent)
+            stomp__error_r(s, e->len ? r : (span_t){NULL, 0}, "publish failed", hr_strerror(e->rc),
+                           e->rc == HR_ESTOREFULL || e->rc == HR_EUNAVAIL ? WS_CLOSE_TRY_LATER : WS_CLOSE_INTERNAL);
+        else if (e->len && !s->ws.close_sent) stomp__send_receipt(s, r);
+        free(e);
+    }
+    if (s->bye && !s->owed.n) ws_close(&s->ws, WS_CLOSE_NORMAL, "disconnected");
+}
+
+static void stomp__published(void *arg, int rc, const msg_t *m, uint32_t reached)
+{
+    stomp_t *s = arg;
+    xp_owed_done(&s->owed, rc, m, reached);
+    stomp__answer_owed(s);
 }
 
 /* ENC_STOMP: the shared tail of MESSAGE: destination ... blank line, body, NUL. */
@@ -610,7 +643,8 @@ static void stomp__begin(stomp_t *s, stomp_frame_t *f)
     stomp__receipt(s, f);
 }
 
-static bool stomp__publish(stomp_t *s, stomp_frame_t *f, span_t chan, span_t ev, const char *body, size_t n);
+static void stomp__publish(stomp_t *s, stomp_frame_t *f, span_t chan, span_t ev, const char *body, size_t n,
+                           span_t receipt);
 static bool stomp__ack_id(stomp_t *s, stomp_frame_t *f, span_t v, bool nack);
 
 /* COMMIT runs the held operations in order; ABORT drops them. */
@@ -627,7 +661,8 @@ static void stomp__end_tx(stomp_t *s, stomp_frame_t *f, bool commit)
     *link = tx->next;
     for (stomp_txop_t *op = commit ? tx->head : NULL; op && !s->ws.close_sent; op = op->next) {
         span_t a = {op->mem, op->a_len}, b = {op->mem + op->a_len, op->b_len};
-        if (op->cmd == STOMP_SEND) stomp__publish(s, f, a, b, op->mem + op->a_len + op->b_len, op->body_len);
+        if (op->cmd == STOMP_SEND)
+            stomp__publish(s, f, a, b, op->mem + op->a_len + op->b_len, op->body_len, (span_t){"", 0});
         else stomp__ack_id(s, f, a, op->cmd == STOMP_NACK);
     }
     stomp__tx_free(tx);
@@ -698,13 +733,19 @@ static void stomp__ack(stomp_t *s, stomp_frame_t *f, bool nack)
 }
 
 
-static bool stomp__publish(stomp_t *s, stomp_frame_t *f, span_t chan, span_t ev, const char *body, size_t n)
+/* Publishes; the receipt (or the ERROR) goes once the store has committed it. */
+static void stomp__publish(stomp_t *s, stomp_frame_t *f, span_t chan, span_t ev, const char *body, size_t n,
+                           span_t receipt)
 {
-    uint64_t id;
-    uint32_t reached;
-    int rc = hub_publish(s->ws.x->hub, chan.p, chan.n, ev.p, ev.n, body, n, &id, &reached);
-    if (rc < 0) stomp__error(s, f, "publish failed", hr_strerror(rc), WS_CLOSE_INTERNAL);
-    return rc == 0;
+    xp_owed_t *e = xp_owed_push(&s->owed, receipt.p, receipt.p ? receipt.n : 0, true);
+    if (!e) {
+        stomp__error(s, f, "too many frames waiting", "too many SENDs waiting for their commit", WS_CLOSE_TRY_LATER);
+        return;
+    }
+    hub_pubopt_t o = {.flags = MSG_FROM_HTTP, .origin = s};
+    int rc = hub_publish_async(s->ws.x->hub, chan.p, chan.n, ev.p, ev.n, body, n, &o, stomp__published, s);
+    if (rc < 0) xp_owed_settle(&s->owed, e, rc);
+    stomp__answer_owed(s);
 }
 
 static void stomp__send_frame(stomp_t *s, stomp_frame_t *f)
@@ -733,12 +774,12 @@ static void stomp__send_frame(stomp_t *s, stomp_frame_t *f)
         stomp__tx_hold(s, f, tx, STOMP_SEND, name, ev, f->body, f->body_len);
         return;
     }
-    if (stomp__publish(s, f, name, ev, f->body, f->body_len)) stomp__receipt(s, f);
+    stomp__publish(s, f, name, ev, f->body, f->body_len, stomp_header(f, "receipt"));
 }
 
 static void stomp__frame(stomp_t *s, stomp_frame_t *f)
 {
-    if (f->cmd == STOMP_NONE) return; /* heart-beat */
+    if (f->cmd == STOMP_NONE || s->bye) return; /* heart-beat, or after DISCONNECT */
     if (!s->version && f->cmd != STOMP_CONNECT && f->cmd != STOMP_STOMP) {
         stomp__proto_error(s, f, "not connected: send CONNECT first");
         return;
@@ -753,7 +794,8 @@ static void stomp__frame(stomp_t *s, stomp_frame_t *f)
     case STOMP_NACK: stomp__ack(s, f, true); break;
     case STOMP_DISCONNECT:
         stomp__receipt(s, f);
-        ws_close(&s->ws, WS_CLOSE_NORMAL, "disconnected");
+        if (s->owed.n) s->bye = true; /* closed once the SENDs before it are answered */
+        else ws_close(&s->ws, WS_CLOSE_NORMAL, "disconnected");
         break;
     case STOMP_BEGIN: stomp__begin(s, f); break;
     case STOMP_COMMIT: stomp__end_tx(s, f, true); break;
@@ -818,6 +860,8 @@ static void stomp__on_close(ws_t *ws)
     for (uint32_t i = 0; i < s->nsubs; i++) stomp__sub_free(s->subs[i]);
     free(s->subs);
     ws_carry_free(&s->in);
+    if (s->owed.waiting) hub_cancel(s->ws.x->hub, s); /* its SENDs complete unanswered */
+    xp_owed_free(&s->owed);
     while (s->txs) { /* open transactions are aborted */
         stomp_tx_t *tx = s->txs;
         s->txs = tx->next;
@@ -844,5 +888,7 @@ static const ws_app_t stomp_app = {
 void stomp_serve(xp_ctx_t *x, http_conn_t *hc, http_req_t *req)
 {
     stomp_t *s = (stomp_t *)ws_accept(x, hc, req, &stomp_app, sizeof(stomp_t), false, NULL);
-    if (s) tw_entry_init(&s->hb, stomp__hb);
+    if (!s) return;
+    tw_entry_init(&s->hb, stomp__hb);
+    xp_owed_init(&s->owed);
 }

@@ -131,4 +131,36 @@ uint32_t subreq_names(const subreq_t *sr, span_t *names);
 uint32_t poll_collect(xp_ctx_t *x, const subreq_t *sr, uint64_t *cursor, msg_t **msgs, uint32_t max, char *gap,
                       size_t gapcap);
 
+/* Replies a connection owes in order while its publishes wait for their commit (/ws publish
+ * replies, STOMP receipts): a publish pushes a waiting entry; a reply that must not overtake it
+ * pushes a ready one; hub completions mark the oldest waiting entry (they come in publish
+ * order); the owner sends ready entries from the front. */
+typedef struct xp_owed {
+    struct xp_owed *next;
+    bool waiting; /* a publish not yet committed */
+    int rc;       /* when done: the publish's outcome */
+    uint64_t id;
+    uint32_t reached;
+    uint32_t len;
+    char data[]; /* the reply's context (a /ws ref, a STOMP receipt id), len bytes */
+} xp_owed_t;
+
+typedef struct {
+    xp_owed_t *head, **tail;
+    uint32_t n, waiting;
+} xp_owedq_t;
+
+#define XP_MAX_OWED 4096 /* replies owed per connection at most (more: the connection is failed) */
+
+void xp_owed_init(xp_owedq_t *q);
+/* Appends an entry with data[0..len): waiting (a publish) or ready. NULL: XP_MAX_OWED or OOM. */
+xp_owed_t *xp_owed_push(xp_owedq_t *q, const void *data, size_t len, bool waiting);
+/* A waiting entry whose publish was refused at once: ready with rc. */
+void xp_owed_settle(xp_owedq_t *q, xp_owed_t *e, int rc);
+/* The oldest waiting publish completed (a hub_done_cb's arguments). */
+void xp_owed_done(xp_owedq_t *q, int rc, const msg_t *m, uint32_t reached);
+/* Unlinks and returns the front entry if it is ready (the caller frees it), else NULL. */
+xp_owed_t *xp_owed_pop(xp_owedq_t *q);
+void xp_owed_free(xp_owedq_t *q);
+
 #endif

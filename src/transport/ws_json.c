@@ -33,6 +33,7 @@ typedef struct {
     ws_t ws;
     uint32_t nsubs, cap;
     stream_t **subs; /* grown on demand: an idle connection holds none */
+    xp_owedq_t owed; /* publish replies waiting for their commit (their refs) */
 } wsj_t;
 
 /* A text frame of head followed by obj without its leading "{" (one allocation, one copy). */
@@ -199,6 +200,30 @@ static void wsj__unsubscribe(wsj_t *w, json_t *req, const char *ref)
     wsj__ok(w, ref, "");
 }
 
+/* Sends the publish replies that are ready, in order. */
+static void wsj__answer_owed(wsj_t *w)
+{
+    xp_owed_t *e;
+    while ((e = xp_owed_pop(&w->owed))) {
+        if (e->rc < 0) {
+            wsj__err(w, e->data, "publish_failed", hr_strerror(e->rc));
+        } else {
+            char fields[96];
+            snprintf(fields, sizeof(fields), ",\"id\":\"%" PRIu64 "\",\"subscribers\":%u", e->id, e->reached);
+            wsj__ok(w, e->data, fields);
+        }
+        free(e);
+    }
+}
+
+/* A publish of connection arg is committed or failed: its reply (and any after it) can go. */
+static void wsj__published(void *arg, int rc, const msg_t *m, uint32_t reached)
+{
+    wsj_t *w = arg;
+    xp_owed_done(&w->owed, rc, m, reached);
+    wsj__answer_owed(w);
+}
+
 static void wsj__publish(wsj_t *w, json_t *req, const char *ref)
 {
     const char *name;
@@ -248,17 +273,17 @@ static void wsj__publish(wsj_t *w, json_t *req, const char *ref)
         p = decoded;
         pn = (size_t)dn;
     }
-    uint64_t id = 0;
-    uint32_t reached = 0;
-    int rc = hub_publish(w->ws.x->hub, name, n, ev, evn, p, pn, &id, &reached);
-    free(decoded);
-    if (rc < 0) {
-        wsj__err(w, ref, "publish_failed", hr_strerror(rc));
+    xp_owed_t *e = xp_owed_push(&w->owed, ref, strlen(ref) + 1, true);
+    if (!e) {
+        free(decoded);
+        wsj__err(w, ref, "busy", "too many publishes waiting for their commit");
         return;
     }
-    char fields[96];
-    snprintf(fields, sizeof(fields), ",\"id\":\"%" PRIu64 "\",\"subscribers\":%u", id, reached);
-    wsj__ok(w, ref, fields);
+    hub_pubopt_t o = {.flags = MSG_FROM_HTTP, .origin = w};
+    int rc = hub_publish_async(w->ws.x->hub, name, n, ev, evn, p, pn, &o, wsj__published, w);
+    free(decoded);
+    if (rc < 0) xp_owed_settle(&w->owed, e, rc);
+    wsj__answer_owed(w);
 }
 
 #define WSJ_USER_JSON (ACL_MAX_SUB * 6 + 8)
@@ -380,6 +405,8 @@ static void wsj__on_close(ws_t *ws)
     for (uint32_t i = 0; i < w->nsubs; i++) stream_free(w->subs[i]);
     free(w->subs);
     w->nsubs = 0;
+    if (w->owed.waiting) hub_cancel(w->ws.x->hub, w); /* its publishes complete unanswered */
+    xp_owed_free(&w->owed);
 }
 
 static const char *const wsj_protocols[] = {"herald.v1", NULL};
@@ -397,6 +424,7 @@ void ws_json_serve(xp_ctx_t *x, http_conn_t *hc, http_req_t *req)
 {
     wsj_t *w = (wsj_t *)ws_accept(x, hc, req, &wsj_app, sizeof(wsj_t), false, NULL);
     if (!w) return;
+    xp_owed_init(&w->owed);
     char hello[160 + WSJ_USER_JSON], user[WSJ_USER_JSON];
     int n = snprintf(hello, sizeof(hello),
                      "{\"op\":\"welcome\",\"protocol\":\"herald.v1\",\"max_message\":%u,\"auth\":%s,\"user\":%s}",

@@ -191,8 +191,11 @@ test('operations: /healthz, /channels/{channel}, /metrics counters and gauges', 
   await withHerald(async (h) => {
     const hz = await request(h, 'GET', '/healthz');
     assert.equal(hz.status, 200);
-    assert.deepEqual(hz.json(), { status: 'ok' });
+    assert.deepEqual(hz.json(), { status: 'ok', store: 'ok' });
     assert.match(hz.headers['content-type'] || '', /application\/json/);
+    const rz = await request(h, 'GET', '/readyz');
+    assert.equal(rz.status, 200);
+    assert.deepEqual(rz.json(), { status: 'ok', store: 'ok' });
 
     const unknown = await getJSON(h, '/channels/nobody-here');
     assert.equal(unknown.channel, 'nobody-here');
