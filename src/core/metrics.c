@@ -60,7 +60,7 @@ size_t metrics_render(const metrics_t *m, uint64_t published, uint64_t channels,
     put(&w, "# HELP herald_read_pauses_total Times a connection was stopped reading because it did not read its answers.\n"
             "# TYPE herald_read_pauses_total counter\nherald_read_pauses_total %" PRIu64 "\n",
         input_holds);
-    put(&w, "# HELP herald_connect_timeouts_total MQTT connections closed for sending no CONNECT in time.\n"
+    put(&w, "# HELP herald_connect_timeouts_total MQTT and STOMP connections closed for sending no CONNECT in time (header_timeout).\n"
             "# TYPE herald_connect_timeouts_total counter\nherald_connect_timeouts_total %" PRIu64 "\n",
         m->connect_timeouts);
     put(&w, "# HELP herald_ws_fragment_limit_total WebSockets closed for a message in more than ws_max_fragments frames.\n"

@@ -1076,6 +1076,7 @@ static void mqtt__connect(mqtt_conn_t *k, const mqtt_pkt_t *p)
     mqtt__reply(k, &a);
     k->connected = true;
     if (k->keepalive) loop_timer(k->c->loop, &k->ka, (uint64_t)k->keepalive * 1500);
+    else tw_stop(&k->c->loop->wheel, &k->ka); /* WebSocket: the CONNECT deadline */
     if (present) mqtt__resend(k);
 }
 
@@ -1185,6 +1186,12 @@ static void mqtt__keepalive(tw_entry_t *e)
 {
     mqtt_conn_t *k = container_of(e, mqtt_conn_t, ka);
     if (k->c->closing) return;
+    if (!k->s) { /* over WebSocket, the keep-alive timer is first the CONNECT deadline */
+        k->x->metrics->connect_timeouts++;
+        log_info("mqtt: fd %d: no CONNECT within header_timeout: closed", k->c->w.fd);
+        if (k->ws) ws_close(k->ws, WS_CLOSE_POLICY, "no CONNECT in time");
+        return;
+    }
     uint64_t now = loop_now(k->c->loop), limit = (uint64_t)k->keepalive * 1500;
     uint64_t last = k->last_rx_ms;
     if (now - last >= limit) {
@@ -1342,7 +1349,9 @@ void mqtt_ws_serve(xp_ctx_t *x, http_conn_t *hc, http_req_t *req)
         return;
     }
     mqtt_wsc_t *w = (mqtt_wsc_t *)ws_accept(x, hc, req, &mqtt_ws_app, sizeof(mqtt_wsc_t), true, NULL);
-    if (w) mqtt__conn_init(&w->k, x, &hc->base, &w->ws);
+    if (!w) return;
+    mqtt__conn_init(&w->k, x, &hc->base, &w->ws);
+    loop_timer(hc->base.loop, &w->k.ka, x->cfg->header_timeout_ms); /* CONNECT must come first, and soon */
 }
 
 /* ---- server ---- */

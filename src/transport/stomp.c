@@ -318,12 +318,19 @@ static int stomp__find(stomp_t *s, const char *id, size_t n)
     return -1;
 }
 
-/* Heart-beat tick: send an EOL when nothing is queued; drop a client that went silent. */
+/* Heart-beat tick: send an EOL when nothing is queued; drop a client that went silent. Before
+ * CONNECT the same timer is the CONNECT deadline (header_timeout). */
 static void stomp__hb(tw_entry_t *e)
 {
     stomp_t *s = container_of(e, stomp_t, hb);
     conn_t *c = &s->ws.hc->base;
     if (c->closing || s->ws.close_sent) return;
+    if (!s->version) {
+        s->ws.x->metrics->connect_timeouts++;
+        stomp__error(s, NULL, "no CONNECT in time", "CONNECT must be the first frame, within header_timeout",
+                     WS_CLOSE_POLICY);
+        return;
+    }
     uint64_t now = loop_now(c->loop);
     if (s->hb_recv_ms && now - s->ws.last_input_ms > (uint64_t)s->hb_recv_ms * 2) {
         stomp__error(s, NULL, "heart-beat timeout", "nothing received within twice the agreed heart-beat",
@@ -441,6 +448,7 @@ static void stomp__connect(stomp_t *s, stomp_frame_t *f)
     ssize_t n = stomp_frame_write(buf, sizeof(buf), "CONNECTED", names, values, 4, version, "", 0, false);
     if (n > 0) stomp__send_raw(s, buf, (size_t)n);
     if (s->hb_send_ms || s->hb_recv_ms) stomp__hb(&s->hb);
+    else tw_stop(&s->ws.hc->base.loop->wheel, &s->hb); /* the CONNECT deadline */
 }
 
 /* Maps destination "/topic/NAME" to NAME; false (having answered) when unsupported. */
@@ -891,4 +899,5 @@ void stomp_serve(xp_ctx_t *x, http_conn_t *hc, http_req_t *req)
     if (!s) return;
     tw_entry_init(&s->hb, stomp__hb);
     xp_owed_init(&s->owed);
+    loop_timer(hc->base.loop, &s->hb, x->cfg->header_timeout_ms); /* CONNECT must come first, and soon */
 }

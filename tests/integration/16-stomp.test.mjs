@@ -1041,3 +1041,22 @@ test('STOMP transactions: SENDs are held until COMMIT, in order; ABORT and DISCO
     }
   });
 });
+
+test('STOMP: a WebSocket that sends no CONNECT within header_timeout gets an ERROR and is closed (counted)', T, async () => {
+  await withHerald({ header_timeout: 0.3 }, async (h) => {
+    const s = await rawStomp(h, { connect: false });
+    const t0 = Date.now();
+    const err = await s.expect('ERROR', 3000 * SCALE);
+    assert.equal(err.get('message'), 'no CONNECT in time');
+    assert.ok(Date.now() - t0 >= 200, 'not before the deadline');
+    assert.equal((await s.waitClosed()).code, 1008);
+    const m = await request(h, 'GET', '/metrics');
+    assert.match(m.text, /herald_connect_timeouts_total 1\n/);
+    /* a client that connects in time is not affected (no heart-beats: the deadline is stopped) */
+    const ok = await rawStomp(h);
+    await new Promise((r) => setTimeout(r, 600));
+    ok.send(frame('SUBSCRIBE', [['id', '1'], ['destination', '/topic/t'], ['receipt', 'r']]));
+    assert.equal((await ok.expect('RECEIPT')).get('receipt-id'), 'r');
+    ok.close();
+  });
+});

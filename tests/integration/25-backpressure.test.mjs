@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
 import { withHerald, request, metrics, waitFor, sleep, SCALE, HERALD_BIN } from '../lib/herald.mjs';
+import { openWS } from '../lib/stomp.mjs';
 
 const T = { timeout: 60000 * SCALE };
 const MB = 1024 * 1024;
@@ -111,5 +112,23 @@ test('MQTT: a connection that sends no CONNECT within header_timeout is closed a
     });
     assert.deepEqual([...connack], [0x20, 2, 0, 0]);
     ok.destroy();
+  });
+});
+
+test('MQTT over WebSocket: no CONNECT within header_timeout closes the WebSocket (1008) and is counted; keepalive 0 after CONNECT is not cut', T, async () => {
+  await withHerald({ 'header-timeout': 0.5 }, async (h) => {
+    const silent = await openWS(`ws://127.0.0.1:${h.port}/mqtt`, ['mqtt']);
+    const t0 = Date.now();
+    const info = await silent.waitClosed(5000 * SCALE);
+    assert.equal(info.code, 1008);
+    assert.ok(Date.now() - t0 >= 300, 'not closed before the deadline');
+    assert.equal((await metrics(h)).get('herald_connect_timeouts_total'), 1);
+    const ok = await openWS(`ws://127.0.0.1:${h.port}/mqtt`, ['mqtt']);
+    ok.send(Buffer.from([0x10, 13, 0, 4, 0x4d, 0x51, 0x54, 0x54, 4, 0x02, 0, 0, 0, 1, 0x67]), true); // keepalive 0
+    assert.deepEqual([...(await ok.next()).data], [0x20, 2, 0, 0]);
+    await sleep(1000);
+    ok.send(Buffer.from([0xc0, 0]), true); // PINGREQ after the deadline: still connected
+    assert.deepEqual([...(await ok.next()).data], [0xd0, 0]);
+    ok.close();
   });
 });
