@@ -148,7 +148,7 @@ test('pipelined requests on one connection are answered in order', T, async () =
     assert.equal(JSON.parse(rs[0].text).id, '1');
     assert.equal(JSON.parse(rs[1].text).id, '2');
     assert.deepEqual(JSON.parse(rs[2].text).messages.map((m) => m.data), ['one', 'two']);
-    assert.deepEqual(JSON.parse(rs[3].text), { status: 'ok' });
+    assert.deepEqual(JSON.parse(rs[3].text), { status: 'ok', store: 'ok' });
     assert.equal(JSON.parse(rs[5].text).last_id, '2');
     // the server closes after Connection: close
     const closed = await rawRequest(h.port, `GET /healthz HTTP/1.1\r\n${H}Connection: close\r\n\r\n`, { timeout: 3000 * SCALE });
