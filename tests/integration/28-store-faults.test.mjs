@@ -11,6 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { startHerald, request, getJSON, openSSE, waitFor, metrics, sleep, SCALE } from '../lib/herald.mjs';
 import { mq, tcpURL } from '../lib/mqttjs.mjs';
 import { openWS, rawStomp, frame } from '../lib/stomp.mjs';
+import { MqttRaw, publishPkt, PT } from '../lib/mqttraw.mjs';
 
 const T = { timeout: 120000 * SCALE };
 const FULL = { error: 'publish failed: the store is full' };
@@ -113,6 +114,14 @@ test('a full store map: publishes are refused (507) on every transport, never ac
     const c = await mq(tcpURL(h), { clientId: 'full-v5', protocolVersion: 5 });
     await assert.rejects(c.pub('fill/mqtt', huge, { qos: 1 }), (e) => e.code === 0x97, 'PUBACK 0x97 quota exceeded');
     await c.end();
+    /* MQTT 3.1.1 has no way to refuse in a PUBACK: the connection closes without it (the client
+     * resends after reconnecting) */
+    await sleep(1100);
+    const v3 = await MqttRaw.open(h.mqttPort);
+    await v3.handshake({ id: 'full-v3' });
+    v3.write(publishPkt({ topic: 'fill/mqtt3', qos: 1, pid: 7, payload: huge }));
+    await v3.waitClosed();
+    assert.ok(!v3.all.some((p) => p.type === PT.PUBACK), 'no PUBACK for a publish that was not stored');
     await sleep(1100);
     const ws = await openWS(`ws://127.0.0.1:${h.port}/ws`, ['herald.v1']);
     await ws.next(); /* welcome */
