@@ -114,6 +114,7 @@ static void loop__poll(loop_t *loop, int timeout_ms)
 
 static void loop__write(loop_t *loop)
 {
+    loop->wake = false; /* before_write does the work that was waiting; what it leaves sets it again */
     if (loop->before_write) loop->before_write(loop, loop->before_write_arg);
     conn__flush_pending(loop);
 }
@@ -127,7 +128,6 @@ void loop_run_once(loop_t *loop, int max_wait_ms)
     int t = tw_next_ms(&loop->wheel, loop->now_ms);
     if (max_wait_ms >= 0 && (t < 0 || t > max_wait_ms)) t = max_wait_ms;
     if (!list_empty(&loop->closing) || !list_empty(&loop->pending_writes) || loop->wake) t = 0;
-    loop->wake = false;
     loop__poll(loop, loop->stopping ? 0 : t);
     conn__run_closing(loop);
     loop__write(loop);
