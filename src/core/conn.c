@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -39,7 +38,7 @@ int conn_init(conn_t *c, loop_t *loop, int fd, const conn_ops_t *ops, uint32_t r
     list_init(&c->pend);
     c->closing = c->end_after_write = c->read_paused = c->input_while_paused = false;
     c->close_reason = 0;
-    return loop_watch(loop, &c->w, EPOLLIN | EPOLLRDHUP);
+    return loop_watch(loop, &c->w, LOOP_READ | LOOP_RDHUP);
 }
 
 void conn_consume(conn_t *c, uint32_t n)
@@ -89,12 +88,12 @@ int conn_send_copy(conn_t *c, const void *p, size_t n)
 static void conn__update_interest(conn_t *c)
 {
     uint32_t ev = 0;
-    if (!c->read_paused && !c->end_after_write) ev |= EPOLLIN | EPOLLRDHUP;
-    /* A paused connection (a parked request) still notices its peer leaving. It keeps EPOLLIN
+    if (!c->read_paused && !c->end_after_write) ev |= LOOP_READ | LOOP_RDHUP;
+    /* A paused connection (a parked request) still notices its peer leaving. It keeps LOOP_READ
      * too until input actually arrives while paused: most parked clients send nothing, so
      * pausing and resuming cost no epoll_ctl calls. */
-    else if (c->read_paused) ev |= EPOLLRDHUP | (c->input_while_paused ? 0 : EPOLLIN);
-    if (!wq_empty(&c->wq)) ev |= EPOLLOUT;
+    else if (c->read_paused) ev |= LOOP_RDHUP | (c->input_while_paused ? 0 : LOOP_READ);
+    if (!wq_empty(&c->wq)) ev |= LOOP_WRITE;
     loop_modify(c->loop, &c->w, ev);
 }
 
@@ -222,16 +221,16 @@ bool conn_hold_input(conn_t *c)
 static void conn__on_event(loop_t *loop, watcher_t *w, uint32_t events)
 {
     conn_t *c = container_of(w, conn_t, w);
-    if (events & EPOLLOUT) conn__flush(c);
+    if (events & LOOP_WRITE) conn__flush(c);
     if (c->closing) return;
-    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+    if (events & (LOOP_READ | LOOP_RDHUP | LOOP_HUP | LOOP_ERR)) {
         if (c->read_paused || c->end_after_write) {
             /* not reading: a hang-up still ends us */
-            if (events & (EPOLLHUP | EPOLLERR | (c->read_paused ? EPOLLRDHUP : 0))) {
+            if (events & (LOOP_HUP | LOOP_ERR | (c->read_paused ? LOOP_RDHUP : 0))) {
                 conn_close(c, HR_EIO);
                 return;
             }
-            if (c->read_paused && (events & EPOLLIN)) { /* pipelined input: stop watching it */
+            if (c->read_paused && (events & LOOP_READ)) { /* pipelined input: stop watching it */
                 c->input_while_paused = true;
                 conn__update_interest(c);
             }

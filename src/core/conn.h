@@ -6,7 +6,7 @@
  * understood with conn_consume(); a buffer left empty is freed, so an idle connection holds no
  * read buffer. Writing: conn_send() queues a reference to a shared block and puts the connection
  * on the loop's pending-write list; the loop writev()s all pending connections just before it
- * polls, and asks for EPOLLOUT only when the socket is full. Closing: conn_close() never frees
+ * polls, and asks for LOOP_WRITE only when the socket is full. Closing: conn_close() never frees
  * at once; the connection is marked, its fd closed, and ops->on_close runs in the loop's closing
  * phase, so a fan-out loop can meet a connection that closed while it ran. */
 #ifndef HERALD_CONN_H
@@ -46,7 +46,7 @@ struct conn {
     bool closing;
     bool end_after_write;
     bool read_paused;
-    bool input_while_paused; /* EPOLLIN arrived while paused: stop watching it */
+    bool input_while_paused; /* LOOP_READ arrived while paused: stop watching it */
     bool held;        /* reading stopped until the write queue drains (conn_hold_input) */
     int close_reason; /* HR_E* that closed it (0: normal) */
     struct ipl_entry *ipl; /* the per-address entry it was admitted under (iplimit.h), or NULL */

@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -93,7 +92,7 @@ int listener_open(listener_t *l, loop_t *loop, const char *addr, listener_cb cb,
     l->on_accept = cb;
     l->ctx = ctx;
     l->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    return loop_watch(loop, &l->w, EPOLLIN);
+    return loop_watch(loop, &l->w, LOOP_READ);
 }
 
 void listener_close(listener_t *l)

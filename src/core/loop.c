@@ -11,6 +11,10 @@
 #include "conn.h"
 #include "err.h"
 
+_Static_assert((int)LOOP_READ == (int)EPOLLIN && (int)LOOP_WRITE == (int)EPOLLOUT && (int)LOOP_ERR == (int)EPOLLERR &&
+                   (int)LOOP_HUP == (int)EPOLLHUP && (int)LOOP_RDHUP == (int)EPOLLRDHUP,
+               "the loop passes readiness flags to epoll unchanged");
+
 #define LOOP_MAX_EVENTS 256
 
 uint64_t loop_mono_ms(void)

@@ -2,8 +2,9 @@
  * iteration in one place (loop_run):
  *   expire timers -> epoll_wait (timeout = next timer) -> dispatch events -> run deferred
  *   closes -> flush pending writes (writev) -> repeat.
- * Nothing else in herald calls epoll. The loop is single-threaded; everything it owns is touched
- * only from its thread. SIGTERM and SIGINT stop it through a signalfd. */
+ * Nothing else in herald calls epoll or sees its flags (watchers use LOOP_* below). The loop is
+ * single-threaded; everything it owns is touched only from its thread. SIGTERM and SIGINT stop it
+ * through a signalfd. */
 #ifndef HERALD_LOOP_H
 #define HERALD_LOOP_H
 
@@ -16,12 +17,22 @@
 typedef struct loop loop_t;
 typedef struct watcher watcher_t;
 
-/* Called with the epoll events that fired (EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP, EPOLLRDHUP). */
+/* Readiness, in the loop's own terms (watchers never see epoll; the values are epoll's so
+ * loop.c passes them through without translating, which it checks at compile time). */
+enum {
+    LOOP_READ = 0x001,   /* readable (or a listener has a connection) */
+    LOOP_WRITE = 0x004,  /* writable */
+    LOOP_ERR = 0x008,    /* an error is pending (always reported) */
+    LOOP_HUP = 0x010,    /* hung up (always reported) */
+    LOOP_RDHUP = 0x2000, /* the peer shut its writing half */
+};
+
+/* Called with the LOOP_* flags that fired. */
 typedef void (*watcher_cb)(loop_t *loop, watcher_t *w, uint32_t events);
 
 struct watcher {
     int fd;
-    uint32_t events; /* currently registered interest */
+    uint32_t events; /* currently registered interest (LOOP_READ | LOOP_WRITE | LOOP_RDHUP) */
     watcher_cb cb;
 };
 
@@ -53,9 +64,9 @@ int loop_init(loop_t *loop);
  * freed; returns HR_EINVAL (after closing anyway) if timers are still armed. */
 int loop_close(loop_t *loop);
 
-int loop_watch(loop_t *loop, watcher_t *w, uint32_t events);   /* EPOLL_CTL_ADD */
-int loop_modify(loop_t *loop, watcher_t *w, uint32_t events);  /* EPOLL_CTL_MOD if changed */
-void loop_unwatch(loop_t *loop, watcher_t *w);                  /* EPOLL_CTL_DEL */
+int loop_watch(loop_t *loop, watcher_t *w, uint32_t events);   /* starts watching fd for events (LOOP_*) */
+int loop_modify(loop_t *loop, watcher_t *w, uint32_t events);  /* changes the interest (a no-op when equal) */
+void loop_unwatch(loop_t *loop, watcher_t *w);                  /* stops watching */
 
 /* Runs until loop_stop() or a stop signal, then returns after running on_stop, deferred closes
  * and pending writes one last time. */
