@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # some other way (nodesource, nvm) is used as it is.
 # `--build`: only what building herald needs (make run); otherwise everything make test needs.
 BUILD_PKGS=(gcc make libinih-dev libssl-dev zlib1g-dev libjansson-dev liblmdb-dev libhiredis-dev)
-PKGS=("${BUILD_PKGS[@]}" clang libclang-rt-14-dev redis-server python3-websockets mosquitto-clients mosquitto python3-paho-mqtt procps)
+PKGS=("${BUILD_PKGS[@]}" clang libclang-rt-14-dev redis-server redis-sentinel python3-websockets mosquitto-clients mosquitto python3-paho-mqtt procps)
 [ "${1:-}" = --build ] && PKGS=("${BUILD_PKGS[@]}")
 missing=()
 for p in "${PKGS[@]}"; do

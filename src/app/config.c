@@ -58,6 +58,7 @@ typedef struct {
 static const char *const STORES[] = {"memory", "lmdb", NULL};
 static const char *const ENGINES[] = {"local", "redis", NULL};
 static const char *const DURABILITY[] = {"interval", "sync", NULL};
+static const char *const HISTORY_POLICIES[] = {"trim", "refuse", NULL};
 
 #define F(field) offsetof(cfg_t, field), sizeof(((cfg_t *)0)->field)
 
@@ -66,6 +67,15 @@ static const key_def_t KEYS[] = {
     {"mqtt", "server", K_ADDR_OPT, F(mqtt_addr), 0, 0, NULL},
     {"data_dir", "server", K_PATH, F(data_dir), 0, 0, NULL},
     {"redis", "server", K_ADDR_OPT, F(redis_addr), 0, 0, NULL},
+    {"redis_password", "server", K_SECRET, F(redis_password), 0, 0, NULL},
+    {"redis_password_file", "server", K_STR, F(redis_password_file), 0, 0, NULL},
+    {"redis_user", "server", K_STR, F(redis_user), 0, 0, NULL},
+    {"redis_db", "server", K_COUNT, F(redis_db), 0, 1000000, NULL},
+    {"redis_prefix", "server", K_STR, F(redis_prefix), 0, 0, NULL},
+    {"redis_sentinel", "server", K_STR, F(redis_sentinel), 0, 0, NULL},
+    {"redis_master_name", "server", K_STR, F(redis_master_name), 0, 0, NULL},
+    {"redis_timeout", "server", K_SECS, F(redis_timeout_ms), 50, 600000, NULL},
+    {"redis_max_inflight", "server", K_COUNT, F(redis_max_inflight), 1, 10000000, NULL},
     {"engine", "server", K_CHOICE, F(engine), 0, 0, ENGINES},
     {"store", "server", K_CHOICE, F(store), 0, 0, STORES},
     {"durability", "server", K_CHOICE, F(durability), 0, 0, DURABILITY},
@@ -111,6 +121,12 @@ static const key_def_t KEYS[] = {
     {"mqtt_queue_qos0", "mqtt", K_BOOL, F(mqtt_queue_qos0), 0, 1, NULL},
     {"mqtt_session_expiry", "mqtt", K_COUNT, F(mqtt_session_expiry), 0, 4294967295u, NULL},
     {"mqtt_topic_aliases", "mqtt", K_COUNT, F(mqtt_topic_aliases), 0, 65535, NULL},
+    {"max_subscriptions", "limits", K_COUNT, F(max_subscriptions), 1, 65536, NULL},
+    {"max_retained", "limits", K_COUNT, F(max_retained), 1, 100000000, NULL},
+    {"max_retained_bytes", "limits", K_SIZE64, F(max_retained_bytes), 1024, 1ull << 40, NULL},
+    {"max_history_memory", "limits", K_SIZE64, F(max_history_memory), 1u << 20, 1ull << 40, NULL},
+    {"history_policy", "limits", K_CHOICE, F(history_policy), 0, 0, HISTORY_POLICIES},
+    {"mqtt_max_queued_bytes_total", "limits", K_SIZE64, F(mqtt_max_queued_bytes_total), 1024, 1ull << 40, NULL},
     {"stomp_heartbeat", "stomp", K_SECS, F(stomp_heartbeat_ms), 0, 3600000, NULL},
     {"stomp_max_unacked", "stomp", K_COUNT, F(stomp_max_unacked), 1, 1000000, NULL},
     {"token_hmac_secret", "auth", K_SECRET, F(token_hmac_secret), 0, 0, NULL},
@@ -134,7 +150,8 @@ static const key_def_t KEYS[] = {
 };
 #define NKEYS (sizeof(KEYS) / sizeof(KEYS[0]))
 
-static const char *const SECTIONS[] = {"server", "http", "history", "delivery", "websocket", "stomp", "mqtt", "auth"};
+static const char *const SECTIONS[] = {"server", "http", "history", "delivery", "websocket",
+                                       "stomp", "mqtt", "limits", "auth"};
 static const char *const LOG_LEVELS[] = {"error", "warn", "info", "debug"};
 static const char *const POLICIES[] = {"drop", "disconnect"};
 
@@ -149,6 +166,10 @@ void cfg_defaults(cfg_t *cfg)
     strcpy(cfg->data_dir, "./herald-data");
     cfg->engine = ENGINE_LOCAL;
     strcpy(cfg->redis_addr, "127.0.0.1:6379");
+    strcpy(cfg->redis_prefix, "herald");
+    strcpy(cfg->redis_master_name, "mymaster");
+    cfg->redis_timeout_ms = 2000;
+    cfg->redis_max_inflight = 10000;
     cfg->store = STORE_LMDB;
     cfg->durability = DURABILITY_INTERVAL;
     cfg->flush_interval_ms = 1000;
@@ -193,6 +214,12 @@ void cfg_defaults(cfg_t *cfg)
     cfg->mqtt_max_queued_bytes = 16ull << 20;
     cfg->mqtt_session_expiry = 86400;
     cfg->mqtt_topic_aliases = 64;
+    cfg->max_subscriptions = 1024;
+    cfg->max_retained = 100000;
+    cfg->max_retained_bytes = 64ull << 20;
+    cfg->max_history_memory = 1ull << 30;
+    cfg->history_policy = HISTORY_TRIM;
+    cfg->mqtt_max_queued_bytes_total = 256ull << 20;
     cfg->stomp_max_unacked = 1000;
     cfg->token_leeway_ms = 30000;
     cfg->token_cache_size = 10000;

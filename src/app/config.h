@@ -13,6 +13,7 @@ typedef enum { SLOW_DROP = 0, SLOW_DISCONNECT = 1 } slow_policy_t;
 enum { STORE_MEMORY = 0, STORE_LMDB = 1 };
 enum { ENGINE_LOCAL = 0, ENGINE_REDIS = 1 };
 enum { DURABILITY_INTERVAL = 0, DURABILITY_SYNC = 1 };
+enum { HISTORY_TRIM = 0, HISTORY_REFUSE = 1 };
 
 typedef struct {
     /* [server] */
@@ -21,6 +22,15 @@ typedef struct {
     char data_dir[256];    /* data_dir = ./herald-data */
     uint32_t engine;       /* engine = local (one node, `store` below) | redis (nodes share channels through redis) */
     char redis_addr[64];   /* redis = 127.0.0.1:6379, used with engine = redis */
+    char redis_password[256];      /* redis_password = "": AUTH password (never printed) */
+    char redis_password_file[256]; /* redis_password_file = "": or the file holding it */
+    char redis_user[128];          /* redis_user = "": ACL user for AUTH ("": the default user) */
+    uint32_t redis_db;             /* redis_db = 0: SELECT db */
+    char redis_prefix[65];         /* redis_prefix = herald: of every key and pub/sub channel herald uses */
+    char redis_sentinel[512];      /* redis_sentinel = "": sentinel addresses (the master is asked from them) */
+    char redis_master_name[128];   /* redis_master_name = mymaster: the master the sentinels are asked for */
+    uint32_t redis_timeout_ms;     /* redis_timeout = 2 (seconds): a command unanswered this long fails */
+    uint32_t redis_max_inflight;   /* redis_max_inflight = 10000 commands in flight; beyond, publishes fail */
     uint32_t store;        /* store = lmdb (histories on disk in data_dir) | memory */
     uint32_t durability;   /* durability = interval (fsync every flush_interval) | sync (fsync before acknowledging) */
     uint32_t flush_interval_ms; /* flush_interval = 1 (seconds) */
@@ -77,6 +87,16 @@ typedef struct {
     uint32_t mqtt_session_expiry; /* mqtt_session_expiry = 86400 (seconds): the longest a session outlives its
                                      connection (v3.1.1 persistent sessions get this; v5 asks, capped here) */
     uint32_t mqtt_topic_aliases;  /* mqtt_topic_aliases = 64: Topic Alias Maximum offered to MQTT 5 clients */
+    /* [limits] ceilings on what clients can make herald hold (each counted in herald_limit_hits_total) */
+    uint32_t max_subscriptions;   /* max_subscriptions = 1024 per connection (/ws, STOMP) or MQTT session; more are
+                                     refused with the protocol's error (a /sub URL names at most 16 channels) */
+    uint32_t max_retained;        /* max_retained = 100000 MQTT retained messages; a new one beyond is refused */
+    uint64_t max_retained_bytes;  /* max_retained_bytes = 64m held by retained messages; beyond, refused */
+    uint64_t max_history_memory;  /* max_history_memory = 1g: the bytes of every channel's history together */
+    uint32_t history_policy;      /* history_policy = trim (the oldest history of any channel goes first) | refuse
+                                     (publishes fail with 507 until ages and per-channel limits free room) */
+    uint64_t mqtt_max_queued_bytes_total; /* mqtt_max_queued_bytes_total = 256m: every session's waiting messages
+                                             together; beyond, the oldest of the largest queue is dropped */
     /* [auth] (see src/auth/auth.h; any of the token keys, api_keys, permissions_file or
      * password_file turns access control on) */
     char token_hmac_secret[512];      /* token_hmac_secret = "": HS256/384/512 secret (>= 32 bytes) */

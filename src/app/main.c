@@ -95,10 +95,13 @@ static int serve(int argc, char **argv)
         goto out;
     }
     if (cfg->engine == ENGINE_REDIS) {
-        char serr[300];
-        if (!cfg->redis_addr[0] || !(store = store_redis_open(cfg->redis_addr, cfg->history_messages, &loop, serr,
-                                                               sizeof(serr)))) {
-            log_error("engine = redis: %s", cfg->redis_addr[0] ? serr : "the redis address is empty");
+        char serr[1200];
+        store_redis_opts_t ro = {cfg->redis_addr, cfg->redis_sentinel, cfg->redis_master_name, cfg->redis_user,
+                                 cfg->redis_password, cfg->redis_password_file, cfg->redis_db, cfg->redis_prefix,
+                                 cfg->redis_timeout_ms, cfg->redis_max_inflight, cfg->history_messages};
+        bool addr = cfg->redis_addr[0] || cfg->redis_sentinel[0];
+        if (!addr || !(store = store_redis_open(&ro, &loop, serr, sizeof(serr)))) {
+            log_error("engine = redis: %s", addr ? serr : "the redis address is empty");
             goto out;
         }
     } else if (cfg->store == STORE_LMDB) {
@@ -139,6 +142,8 @@ static int serve(int argc, char **argv)
     if (!store || hub_init(&hub, &loop, store, &lim) < 0) goto out;
     hub_ok = true;
     hub.max_channels = cfg->max_channels;
+    hub_set_limits(&hub, cfg->max_retained, cfg->max_retained_bytes, cfg->max_history_memory,
+                   cfg->history_policy == HISTORY_REFUSE);
     if (cfg->engine == ENGINE_REDIS) store_redis_attach(store, &hub);
     if (hub_restore(&hub) < 0) {
         log_error("cannot restore retained messages from the store");

@@ -78,6 +78,43 @@ static size_t routes__store_metrics(const hub_t *hub, char *out, size_t cap)
     return k > 0 && (size_t)k < cap ? (size_t)k : 0;
 }
 
+/* The ceilings of [limits]: what each refused or dropped, and what the bounded things hold. */
+static size_t routes__limit_metrics(const app_t *app, char *out, size_t cap)
+{
+    const hub_t *hub = app->xp.hub;
+    const mqtt_server_t *mq = app->mqtt;
+    int n = snprintf(out, cap,
+                     "# HELP herald_limit_hits_total Times a limit refused something or dropped data: "
+                     "subscriptions refused (max_subscriptions), channels refused (max_channels, also "
+                     "herald_channels_refused_total), retained publishes refused (max_retained, "
+                     "max_retained_bytes), messages trimmed or publishes refused (max_history_memory), queued MQTT "
+                     "messages dropped (mqtt_max_queued_bytes_total).\n"
+                     "# TYPE herald_limit_hits_total counter\n"
+                     "herald_limit_hits_total{limit=\"max_subscriptions\"} %llu\n"
+                     "herald_limit_hits_total{limit=\"max_channels\"} %llu\n"
+                     "herald_limit_hits_total{limit=\"max_retained\"} %llu\n"
+                     "herald_limit_hits_total{limit=\"max_retained_bytes\"} %llu\n"
+                     "herald_limit_hits_total{limit=\"max_history_memory\"} %llu\n"
+                     "herald_limit_hits_total{limit=\"mqtt_max_queued_bytes_total\"} %llu\n"
+                     "# HELP herald_retained_messages MQTT retained messages held (limit max_retained).\n"
+                     "# TYPE herald_retained_messages gauge\nherald_retained_messages %u\n"
+                     "# HELP herald_retained_bytes Bytes held by retained messages (limit max_retained_bytes).\n"
+                     "# TYPE herald_retained_bytes gauge\nherald_retained_bytes %llu\n"
+                     "# HELP herald_history_bytes Bytes held by every channel's history (limit max_history_memory).\n"
+                     "# TYPE herald_history_bytes gauge\nherald_history_bytes %llu\n"
+                     "# HELP herald_mqtt_queued_bytes Bytes of messages waiting in MQTT sessions (limit "
+                     "mqtt_max_queued_bytes_total).\n"
+                     "# TYPE herald_mqtt_queued_bytes gauge\nherald_mqtt_queued_bytes %llu\n",
+                     (unsigned long long)app->xp.metrics->subs_refused, (unsigned long long)hub->channels_refused,
+                     (unsigned long long)hub->retained_refused,
+                     (unsigned long long)hub->retained_bytes_refused,
+                     (unsigned long long)(hub->hist_trimmed + hub->hist_refused),
+                     (unsigned long long)(mq ? mq->queued_drops : 0), hub->nretained,
+                     (unsigned long long)hub->retained_bytes, (unsigned long long)hub->hpool.bytes,
+                     (unsigned long long)(mq ? mq->queued.bytes : 0));
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
 static void routes__publish_error(http_conn_t *hc, int rc)
 {
     const app_t *app = hc->srv->ctx;
@@ -85,6 +122,7 @@ static void routes__publish_error(http_conn_t *hc, int rc)
     http_error(hc, rc, rc == HR_EUNAVAIL && redis ? "publish failed: redis is unavailable"
                        : rc == HR_EUNAVAIL    ? "publish failed: the store is unavailable"
                        : rc == HR_ESTOREFULL ? "publish failed: the store is full"
+                       : rc == HR_EHISTFULL  ? "publish failed: history memory is full (max_history_memory)"
                        : rc == HR_EFULL      ? "publish failed: too many channels (max_channels)"
                                              : "publish failed");
 }
@@ -219,6 +257,55 @@ static void routes__subscribe(app_t *app, http_conn_t *hc, http_req_t *req, span
     serve(&app->xp, hc, &sr);
 }
 
+/* Answers GET /channels/CH from what this node holds; subs: every node's subscribers (all),
+ * else this node's. */
+static void routes__channel_answer(app_t *app, http_conn_t *hc, const char *chan, size_t cn, bool all, uint32_t subs)
+{
+    chan_t *ch = hub_channel(app->xp.hub, chan, cn, false);
+    uint64_t last = 0, first = 0, bytes = 0;
+    uint32_t count = 0;
+    if (ch) {
+        hist_trim(&ch->hist, &app->xp.hub->limits, loop_wall_ms());
+        last = ch->last_id;
+        count = ch->hist.count;
+        bytes = ch->hist.bytes;
+        first = count ? hist_at(&ch->hist, 0)->id : 0;
+    }
+    if (!all) subs = ch ? ch->nsubs : 0;
+    char json[6 * HUB_MAX_CHANNEL + 256], esc[6 * HUB_MAX_CHANNEL + 8];
+    size_t el = json_escape(chan, cn, esc, sizeof(esc));
+    int n = snprintf(json, sizeof(json),
+                     "{\"channel\":\"%.*s\",\"subscribers\":%u,\"last_id\":\"%" PRIu64 "\","
+                     "\"history\":{\"messages\":%u,\"bytes\":%" PRIu64 ",\"first_id\":\"%" PRIu64 "\"}}",
+                     (int)el, esc, subs, last, count, bytes, first);
+    http_respond(hc, 200, "application/json", json, (size_t)n, "Cache-Control: no-cache\r\n");
+}
+
+/* A GET /channels/CH parked while the store counts its subscribers on every node. */
+typedef struct {
+    app_t *app;
+    size_t cn;
+    char chan[HUB_MAX_CHANNEL + 1];
+} routes__info_t;
+
+static void routes__counted(void *arg, int rc, uint32_t subs)
+{
+    http_conn_t *hc = arg;
+    routes__info_t *q = hc->xstate;
+    routes__channel_answer(q->app, hc, q->chan, q->cn, rc == 0, subs);
+    free(q);
+}
+
+static void routes__info_close(http_conn_t *hc)
+{
+    routes__info_t *q = hc->xstate;
+    store_t *st = q->app->xp.hub->store;
+    st->ops->cancel(st, hc);
+    free(q);
+}
+
+static const http_xport_ops_t routes__info_ops = {.on_close = routes__info_close};
+
 static void routes__channel_info(app_t *app, http_conn_t *hc, http_req_t *req, span_t rest)
 {
     char chan[HUB_MAX_CHANNEL + 1];
@@ -235,27 +322,21 @@ static void routes__channel_info(app_t *app, http_conn_t *hc, http_req_t *req, s
     auth_unref(id);
     if (!ok) return;
     store_t *st = app->xp.hub->store;
-    /* a store shared by several nodes knows channels this node has not used yet */
-    chan_t *ch = hub_channel(app->xp.hub, chan, (size_t)cn, st->ops->publish != NULL);
-    uint64_t last = 0, first = 0, bytes = 0;
-    uint32_t subs = 0, count = 0;
-    if (ch) {
-        hist_trim(&ch->hist, &app->xp.hub->limits, loop_wall_ms());
-        last = ch->last_id;
-        subs = ch->nsubs;
-        count = ch->hist.count;
-        bytes = ch->hist.bytes;
-        first = count ? hist_at(&ch->hist, 0)->id : 0;
+    /* a store shared by several nodes knows channels this node has not used yet: it loads the
+     * channel, counts its subscribers on every node, and the answer waits for both (it never
+     * blocks the loop) */
+    if (st->ops->publish) hub_channel(app->xp.hub, chan, (size_t)cn, true);
+    routes__info_t *q = st->ops->occupancy ? malloc(sizeof(*q)) : NULL;
+    if (q) {
+        *q = (routes__info_t){.app = app, .cn = (size_t)cn};
+        memcpy(q->chan, chan, (size_t)cn + 1);
+        if (st->ops->occupancy(st, chan, (size_t)cn, routes__counted, hc) == 0) {
+            http_park(hc, &routes__info_ops, q, XP_HTTP);
+            return;
+        }
+        free(q);
     }
-    uint32_t all;
-    if (st->ops->occupancy && st->ops->occupancy(st, chan, (size_t)cn, &all) == 0) subs = all; /* every node */
-    char json[6 * HUB_MAX_CHANNEL + 256], esc[6 * HUB_MAX_CHANNEL + 8];
-    size_t el = json_escape(chan, (size_t)cn, esc, sizeof(esc));
-    int n = snprintf(json, sizeof(json),
-                     "{\"channel\":\"%.*s\",\"subscribers\":%u,\"last_id\":\"%" PRIu64 "\","
-                     "\"history\":{\"messages\":%u,\"bytes\":%" PRIu64 ",\"first_id\":\"%" PRIu64 "\"}}",
-                     (int)el, esc, subs, last, count, bytes, first);
-    http_respond(hc, 200, "application/json", json, (size_t)n, "Cache-Control: no-cache\r\n");
+    routes__channel_answer(app, hc, chan, (size_t)cn, false, 0); /* this node's own view */
 }
 
 /* True when id is an admin (answers the refusal itself otherwise). */
@@ -389,7 +470,7 @@ void routes_handle(http_conn_t *hc, http_req_t *req, span_t body)
         routes__health(app, hc, span_eq(req->path, "/readyz"));
     } else if (span_eq(req->path, "/metrics")) {
         if (!app->xp.cfg->metrics_public && !routes__admin(app, hc, req, "read metrics")) return;
-        char out[12288];
+        char out[16384];
         size_t n = metrics_render(app->xp.metrics, app->xp.hub->published, app->xp.hub->nchannels, app->xp.hub->subscriptions,
                                   hc->srv->loop->bytes_in, hc->srv->loop->bytes_out, hc->srv->loop->input_holds, out,
                                   sizeof(out));
@@ -408,6 +489,9 @@ void routes_handle(http_conn_t *hc, http_req_t *req, span_t body)
                      (unsigned long long)(app->xp.ipl ? app->xp.ipl->refused_rate : 0));
         if (k > 0 && (size_t)k < sizeof(out) - n) n += (size_t)k;
         n += routes__store_metrics(app->xp.hub, out + n, sizeof(out) - n);
+        n += routes__limit_metrics(app, out + n, sizeof(out) - n);
+        store_t *st = app->xp.hub->store;
+        if (st->ops->metrics) n += st->ops->metrics(st, out + n, sizeof(out) - n);
         http_respond(hc, 200, "text/plain; version=0.0.4; charset=utf-8", out, n, "Cache-Control: no-cache\r\n");
     } else {
         const web_file_t *f = web_find(req->path.p, req->path.n);

@@ -1,7 +1,7 @@
 /* auth.c - identities and permission checks; see auth.h.
  *
- * The token cache is a ring of token_cache_size entries in insertion order with a chained hash
- * index over it: an insert into a full ring evicts the oldest entry. An entry is the SHA-256 of
+ * The token cache is a ring of token_cache_size entries in insertion order, indexed by the seeded
+ * hash map of core/hmap.h: an insert into a full ring evicts the oldest entry. An entry is the SHA-256 of
  * the token and a reference to its identity; a hit on an expired identity counts as expired
  * (the token would fail verification the same way). */
 #include "auth.h"
@@ -16,6 +16,8 @@
 #include <sys/time.h>
 
 #include "../core/err.h"
+#include "../core/hmap.h"
+#include "../core/list.h"
 #include "../core/log.h"
 #include "../core/span.h"
 
@@ -24,15 +26,15 @@
 #define AUTH_MIN_API_KEY 16
 
 typedef struct {
+    hmap_node_t node; /* in the cache's index, keyed by h */
     uint8_t h[32];
     auth_id_t *id;
-    int32_t next; /* next entry in the same bucket, -1 */
 } auth_ent_t;
 
 struct auth_cache {
-    uint32_t cap, count, head, nbuckets;
+    uint32_t cap, count, head;
     bool full_logged;
-    int32_t *buckets;
+    hmap_t index;
     auth_ent_t *e;
 };
 
@@ -97,36 +99,28 @@ char *auth_read_secret_file(const char *path, size_t *len, char *err, size_t cap
 
 /* ---- the token cache ---- */
 
+static bool auth__ent_eq(const hmap_node_t *n, const void *key, size_t len)
+{
+    return len == 32 && memcmp(container_of(n, auth_ent_t, node)->h, key, 32) == 0;
+}
+
 static auth_cache_t *auth__cache_new(uint32_t cap)
 {
     if (!cap) return NULL;
     auth_cache_t *c = calloc(1, sizeof(*c));
-    uint32_t nb = 16;
-    while (nb < cap) nb *= 2;
-    if (!c || !(c->e = calloc(cap, sizeof(*c->e))) || !(c->buckets = malloc(nb * sizeof(int32_t)))) {
+    if (!c || !(c->e = calloc(cap, sizeof(*c->e))) || hmap_init(&c->index, 16, auth__ent_eq) < 0) {
         if (c) free(c->e);
         free(c);
         return NULL;
     }
-    for (uint32_t i = 0; i < nb; i++) c->buckets[i] = -1;
     c->cap = cap;
-    c->nbuckets = nb;
     return c;
-}
-
-static uint32_t auth__bucket(const auth_cache_t *c, const uint8_t h[32])
-{
-    uint32_t v;
-    memcpy(&v, h, 4);
-    return v & (c->nbuckets - 1);
 }
 
 static auth_id_t *auth__cache_get(auth_cache_t *c, const uint8_t h[32])
 {
-    if (!c) return NULL;
-    for (int32_t i = c->buckets[auth__bucket(c, h)]; i >= 0; i = c->e[i].next)
-        if (memcmp(c->e[i].h, h, 32) == 0) return c->e[i].id;
-    return NULL;
+    hmap_node_t *n = c ? hmap_get(&c->index, h, 32) : NULL;
+    return n ? container_of(n, auth_ent_t, node)->id : NULL;
 }
 
 static void auth__cache_put(auth_cache_t *c, const uint8_t h[32], auth_id_t *id)
@@ -140,11 +134,7 @@ static void auth__cache_put(auth_cache_t *c, const uint8_t h[32], auth_id_t *id)
         c->full_logged = true;
         slot = c->head;
         auth_ent_t *old = &c->e[slot];
-        for (int32_t *pp = &c->buckets[auth__bucket(c, old->h)]; *pp >= 0; pp = &c->e[*pp].next)
-            if (*pp == (int32_t)slot) {
-                *pp = old->next;
-                break;
-            }
+        hmap_remove(&c->index, &old->node);
         auth_unref(old->id);
         c->head = (c->head + 1) % c->cap;
     } else {
@@ -154,9 +144,7 @@ static void auth__cache_put(auth_cache_t *c, const uint8_t h[32], auth_id_t *id)
     auth_ent_t *e = &c->e[slot];
     memcpy(e->h, h, 32);
     e->id = auth_ref(id);
-    uint32_t b = auth__bucket(c, h);
-    e->next = c->buckets[b];
-    c->buckets[b] = (int32_t)slot;
+    hmap_insert(&c->index, &e->node, hmap_hash(&c->index, h, 32));
 }
 
 static void auth__cache_free(auth_cache_t *c)
@@ -164,7 +152,7 @@ static void auth__cache_free(auth_cache_t *c)
     if (!c) return;
     for (uint32_t k = 0; k < c->count; k++) auth_unref(c->e[(c->head + k) % c->cap].id);
     free(c->e);
-    free(c->buckets);
+    hmap_free(&c->index);
     free(c);
 }
 

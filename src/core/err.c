@@ -25,6 +25,8 @@ const char *hr_strerror(int rc)
     case HR_ESHUTDOWN: return "shutting down";
     case HR_EUNAVAIL: return "backend unavailable";
     case HR_ESTOREFULL: return "store full";
+    case HR_EHISTFULL: return "history memory full (max_history_memory)";
+    case HR_ERETAINED: return "too many retained messages (max_retained, max_retained_bytes)";
     case HR_EAUTH: return "unauthorized";
     default: return "unknown error";
     }

@@ -30,6 +30,8 @@ enum {
     HR_EUNAVAIL = -30,    /* 503 a backend (the Redis engine) cannot be reached */
     HR_EAUTH = -31,       /* 401 missing or invalid credential */
     HR_ESTOREFULL = -32,  /* 507 the store has no room (disk or map full): publishes refused */
+    HR_EHISTFULL = -33,   /* 507 history memory at max_history_memory (history_policy = refuse): publish refused */
+    HR_ERETAINED = -34,   /* 507 retained messages at max_retained or max_retained_bytes: retained publish refused */
 };
 
 /* Returns a static, never-NULL text for rc (also for unknown codes). */

@@ -9,15 +9,18 @@
 #include <sys/socket.h>
 
 #include "err.h"
+#include "list.h"
 #include "log.h"
 #include "span.h"
 
 #define IPL_MAX_ENTRIES 65536
 #define IPL_SWEEP_EVERY 4096
 
-static uint32_t ipl__bucket(const iplimit_t *t, const uint8_t a[16])
+static ipl_entry_t *ipl__entry(hmap_node_t *n) { return n ? container_of(n, ipl_entry_t, node) : NULL; }
+
+static bool ipl__eq(const hmap_node_t *n, const void *key, size_t len)
 {
-    return (uint32_t)(siphash24(&t->key, a, 16) & (t->nbuckets - 1));
+    return len == 16 && memcmp(container_of(n, ipl_entry_t, node)->addr, key, 16) == 0;
 }
 
 /* The peer of fd as 16 bytes (IPv4 as ::ffff:a.b.c.d). False when it has no IP address. */
@@ -55,7 +58,6 @@ int iplimit_init(iplimit_t *t, uint32_t max_conns, uint32_t rate, const char *ex
     t->max_conns = max_conns;
     t->rate = rate;
     t->max_entries = IPL_MAX_ENTRIES;
-    sip_key_random(&t->key);
     const char *list = exempt ? exempt : "";
     for (span_t item; span_list_next(&list, &item);) {
         char one[64];
@@ -74,8 +76,7 @@ int iplimit_init(iplimit_t *t, uint32_t max_conns, uint32_t rate, const char *ex
         t->exempt = nx;
         memcpy(nx[t->nexempt++], a, 16);
     }
-    t->nbuckets = 1024;
-    if (!(t->buckets = calloc(t->nbuckets, sizeof(*t->buckets)))) {
+    if (hmap_init(&t->map, 1024, ipl__eq) < 0) {
         snprintf(err, cap, "out of memory");
         iplimit_free(t);
         return -1;
@@ -85,14 +86,11 @@ int iplimit_init(iplimit_t *t, uint32_t max_conns, uint32_t rate, const char *ex
 
 void iplimit_free(iplimit_t *t)
 {
-    for (uint32_t i = 0; t->buckets && i < t->nbuckets; i++)
-        for (ipl_entry_t *e = t->buckets[i], *next; e; e = next) {
-            next = e->next;
-            free(e);
-        }
-    free(t->buckets);
+    hmap_iter_t it;
+    hmap_iter_init(&it, &t->map);
+    for (ipl_entry_t *e; (e = ipl__entry(hmap_iter_next(&it)));) free(e);
+    hmap_free(&t->map);
     free(t->exempt);
-    t->buckets = NULL;
     t->exempt = NULL;
     t->n = t->nexempt = 0;
 }
@@ -110,18 +108,17 @@ static void ipl__refill(const iplimit_t *t, ipl_entry_t *e, uint64_t now_ms)
 static void ipl__sweep(iplimit_t *t, uint64_t now_ms)
 {
     t->admits = 0;
-    for (uint32_t i = 0; i < t->nbuckets; i++)
-        for (ipl_entry_t **pp = &t->buckets[i]; *pp;) {
-            ipl_entry_t *e = *pp;
-            if (!e->conns) ipl__refill(t, e, now_ms);
-            if (!e->conns && (!t->rate || e->tokens >= t->rate)) {
-                *pp = e->next;
-                free(e);
-                t->n--;
-            } else {
-                pp = &e->next;
-            }
+    hmap_iter_t it;
+    hmap_iter_init(&it, &t->map);
+    for (ipl_entry_t *e; (e = ipl__entry(hmap_iter_next(&it)));) {
+        if (!e->conns) ipl__refill(t, e, now_ms);
+        if (!e->conns && (!t->rate || e->tokens >= t->rate)) {
+            hmap_remove(&t->map, &e->node);
+            free(e);
+            t->n--;
         }
+    }
+    hmap_shrink(&t->map);
 }
 
 static void ipl__refuse_log(ipl_entry_t *e, const char *why)
@@ -139,21 +136,19 @@ int iplimit_admit(iplimit_t *t, int fd, uint64_t now_ms, ipl_entry_t **out)
 {
     *out = NULL;
     uint8_t a[16];
-    if ((!t->max_conns && !t->rate) || !t->buckets || !ipl__peer(fd, a)) return 0;
+    if ((!t->max_conns && !t->rate) || !t->map.b || !ipl__peer(fd, a)) return 0;
     for (uint32_t i = 0; i < t->nexempt; i++)
         if (memcmp(t->exempt[i], a, 16) == 0) return 0;
     if (++t->admits >= IPL_SWEEP_EVERY) ipl__sweep(t, now_ms);
-    uint32_t b = ipl__bucket(t, a);
-    ipl_entry_t *e = t->buckets[b];
-    while (e && memcmp(e->addr, a, 16) != 0) e = e->next;
+    uint64_t h = hmap_hash(&t->map, a, 16);
+    ipl_entry_t *e = ipl__entry(hmap_find(&t->map, h, a, 16));
     if (!e) {
         if (t->n >= t->max_entries) ipl__sweep(t, now_ms);
         if (t->n >= t->max_entries || !(e = calloc(1, sizeof(*e)))) return 0; /* untracked */
         memcpy(e->addr, a, 16);
         e->tokens = t->rate;
         e->at_ms = now_ms;
-        e->next = t->buckets[b];
-        t->buckets[b] = e;
+        hmap_insert(&t->map, &e->node, h);
         t->n++;
     }
     if (t->max_conns && e->conns >= t->max_conns) {

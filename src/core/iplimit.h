@@ -2,8 +2,8 @@
  * second per address (a token bucket holding one second's worth). One table serves every
  * listener (HTTP and MQTT), so an address cannot take all of max_connections.
  *
- * The table is a chained hash over the 16-byte address (IPv4 mapped into IPv6) with a random
- * key chosen at start-up, so clients cannot aim their addresses at one bucket. It holds at most
+ * The table is the seeded hash map of hmap.h over the 16-byte address (IPv4 mapped into IPv6),
+ * so clients cannot aim their addresses at one bucket. It holds at most
  * max_entries addresses: idle ones (no connection, bucket full again) are swept out as new ones
  * come; when it is still full, a new address is admitted untracked (a limit per address cannot be
  * broken by using many addresses). Exempt addresses (a reverse proxy, loopback by default) are
@@ -15,10 +15,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "siphash.h"
+#include "hmap.h"
 
 typedef struct ipl_entry {
-    struct ipl_entry *next;
+    hmap_node_t node;  /* in the table, keyed by addr */
     uint8_t addr[16];
     uint32_t conns;    /* open connections */
     double tokens;     /* new connections allowed now */
@@ -27,11 +27,10 @@ typedef struct ipl_entry {
 } ipl_entry_t;
 
 typedef struct {
-    ipl_entry_t **buckets;
-    uint32_t nbuckets, n, max_entries;
+    hmap_t map;           /* addresses (map.b NULL: not set up) */
+    uint32_t n, max_entries;
     uint32_t max_conns;   /* per address (0: no limit) */
     uint32_t rate;        /* new connections per second per address (0: no limit) */
-    sip_key_t key;        /* hash key, random per process */
     uint8_t (*exempt)[16];
     uint32_t nexempt;
     uint32_t admits;      /* since the last sweep */

@@ -19,6 +19,7 @@ typedef struct {
     uint64_t rejected;             /* connections refused at max_connections */
     uint64_t connect_timeouts;     /* MQTT connections closed for sending no CONNECT within header_timeout */
     uint64_t ws_fragment_limit;    /* WebSockets closed for a message in more than ws_max_fragments frames */
+    uint64_t subs_refused;         /* subscriptions refused at max_subscriptions (every transport) */
 } metrics_t;
 
 extern const char *const xp_names[XP_MAX];

@@ -60,7 +60,9 @@ int http_status_for(int rc)
     case HR_EUNAVAIL:
     case HR_ESHUTDOWN: return 503;
     case HR_EVERSION: return 505;
-    case HR_ESTOREFULL: return 507;
+    case HR_ESTOREFULL:
+    case HR_EHISTFULL:
+    case HR_ERETAINED: return 507;
     default: return 500;
     }
 }

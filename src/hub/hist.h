@@ -7,6 +7,7 @@
 #ifndef HERALD_HIST_H
 #define HERALD_HIST_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "msg.h"
@@ -17,16 +18,46 @@ typedef struct {
     uint32_t max_age_ms;   /* 0: no age limit */
 } hist_limits_t;
 
+typedef struct hist_pool hist_pool_t;
+
 typedef struct {
     msg_t **ring;
     uint32_t cap, head, count;
     uint64_t bytes;
+    hist_pool_t *pool; /* the pool it counts in, or NULL */
+    uint32_t heap_i;   /* its place in pool's heap + 1 (0: not in it) */
 } hist_t;
+
+/* Every channel's history together, for a bound on them all (max_history_memory): the bytes
+ * they hold and, when ordered is set, a min-heap of the non-empty histories by the time of their
+ * oldest message, so the history holding the oldest message of all is found in O(1) and kept in
+ * order in O(log n) per change of some history's oldest message. */
+struct hist_pool {
+    struct hist_heap_ent {
+        uint64_t t; /* time_ms of h's oldest message */
+        hist_t *h;
+    } *heap;
+    uint32_t n, cap;
+    uint64_t bytes; /* msg_cost of every message in every history of the pool */
+    bool ordered;   /* keep the heap (set before any history joins) */
+};
 
 void hist_init(hist_t *h);
 
-/* Releases every message and the ring. */
+/* Makes h (empty) count in pool. */
+void hist_join(hist_t *h, hist_pool_t *pool);
+
+/* Releases every message and the ring; h is empty afterwards and stays in its pool. */
 void hist_free(hist_t *h);
+
+/* Frees the pool's heap; every history must have left it (been freed) before. */
+void hist_pool_free(hist_pool_t *pool);
+
+/* The history whose oldest message is the oldest of the (ordered) pool, or NULL when empty. */
+static inline hist_t *hist_pool_oldest(const hist_pool_t *pool) { return pool->n ? pool->heap[0].h : NULL; }
+
+/* Drops h's oldest message (h must not be empty). */
+void hist_drop_oldest(hist_t *h);
 
 /* Appends m (taking a new reference) then trims to the limits. Returns 0 or HR_ENOMEM. */
 int hist_push(hist_t *h, msg_t *m, const hist_limits_t *lim, uint64_t now_wall_ms);

@@ -1,7 +1,6 @@
-/* hub.c - channel table, publish and fan-out; see hub.h. The channel table is a chained hash
- * table (SipHash-2-4 with a random key: names are chosen by clients) that doubles when it gets
- * full; a sweep every few seconds applies history age limits and frees channels that have
- * neither subscribers nor history. */
+/* hub.c - channel table, publish and fan-out; see hub.h. The channel table is the seeded hash
+ * map of core/hmap.h (names are chosen by clients); a sweep every few seconds applies history age
+ * limits and frees channels that have neither subscribers nor history. */
 #include "hub.h"
 
 #include <stdlib.h>
@@ -9,7 +8,6 @@
 
 #include "../core/err.h"
 #include "../core/log.h"
-#include "../core/siphash.h"
 
 #define HUB_SWEEP_MS 5000
 
@@ -24,11 +22,31 @@ struct hub_pend {
     bool done;    /* ordered: hub_published was called */
 };
 
-/* Channel names are chosen by clients: the table hashes them with a random key (siphash.h). */
-static uint64_t hub__hash(const hub_t *hub, const char *s, size_t n) { return siphash24(&hub->hkey, s, n); }
+/* Messages hub_inject() got while their channel was held (a store loading it), in id order. */
+struct hub_held {
+    uint32_t n, cap;
+    msg_t *m[];
+};
+
+static chan_t *hub__chan(hmap_node_t *n) { return n ? container_of(n, chan_t, node) : NULL; }
+
+static bool hub__chan_eq(const hmap_node_t *n, const void *key, size_t len)
+{
+    const chan_t *ch = container_of(n, chan_t, node);
+    return ch->name_len == len && memcmp(ch->name, key, len) == 0;
+}
+
+static void hub__drop_held(chan_t *ch)
+{
+    struct hub_held *h = ch->held;
+    ch->held = NULL;
+    for (uint32_t i = 0; h && i < h->n; i++) msg_unref(h->m[i]);
+    free(h);
+}
 
 static void hub__free_chan(chan_t *ch)
 {
+    hub__drop_held(ch);
     if (ch->retained) msg_unref(ch->retained);
     hist_free(&ch->hist);
     free(ch);
@@ -43,25 +61,40 @@ static void hub__trimmed(hub_t *hub, chan_t *ch)
     if (hub->store->ops->trim) hub->store->ops->trim(hub->store, ch->name, ch->name_len, first);
 }
 
+/* history_policy = trim: while every history together is over max_hist_bytes, the oldest message
+ * of any channel goes (the store forgets it too). */
+static void hub__fit_history(hub_t *hub)
+{
+    if (!hub->max_hist_bytes || hub->hist_refuse) return;
+    while (hub->hpool.bytes > hub->max_hist_bytes) {
+        hist_t *h = hist_pool_oldest(&hub->hpool);
+        if (!h) break;
+        if (!hub->hist_trimmed++)
+            log_warn("limits: history memory over max_history_memory (%llu bytes): the oldest messages of any "
+                     "channel are trimmed (counted in herald_limit_hits_total, not logged again)",
+                     (unsigned long long)hub->max_hist_bytes);
+        hist_drop_oldest(h);
+        hub__trimmed(hub, container_of(h, chan_t, hist));
+    }
+}
+
 static void hub__sweep(tw_entry_t *e)
 {
     hub_t *hub = container_of(e, hub_t, sweep);
     uint64_t now = loop_wall_ms();
-    for (uint32_t i = 0; i < hub->table_cap; i++) {
-        chan_t **pp = &hub->table[i];
-        while (*pp) {
-            chan_t *ch = *pp;
-            hist_trim(&ch->hist, &hub->limits, now);
-            hub__trimmed(hub, ch);
-            if (ch->nsubs == 0 && ch->hist.count == 0 && !ch->retained && !ch->npending) {
-                *pp = ch->hnext;
-                hub->nchannels--;
-                hub__free_chan(ch);
-                continue;
-            }
-            pp = &ch->hnext;
+    hmap_iter_t it;
+    hmap_iter_init(&it, &hub->chans);
+    for (chan_t *ch; (ch = hub__chan(hmap_iter_next(&it)));) {
+        hist_trim(&ch->hist, &hub->limits, now);
+        hub__trimmed(hub, ch);
+        if (ch->nsubs == 0 && ch->hist.count == 0 && !ch->retained && !ch->npending && !ch->loading) {
+            hmap_remove(&hub->chans, &ch->node);
+            hub->nchannels--;
+            hub__free_chan(ch);
         }
     }
+    hmap_shrink(&hub->chans);
+    hub__fit_history(hub); /* channels loaded from the store may have gone past it */
     loop_timer(hub->loop, &hub->sweep, HUB_SWEEP_MS);
 }
 
@@ -71,10 +104,7 @@ int hub_init(hub_t *hub, loop_t *loop, store_t *store, const hist_limits_t *limi
     hub->loop = loop;
     hub->store = store;
     hub->limits = *limits;
-    sip_key_random(&hub->hkey);
-    hub->table_cap = 1024;
-    hub->table = calloc(hub->table_cap, sizeof(*hub->table));
-    if (!hub->table) return HR_ENOMEM;
+    if (hmap_init(&hub->chans, 1024, hub__chan_eq) < 0) return HR_ENOMEM;
     topic_tree_init(&hub->topics);
     hub->pend_tail = &hub->pend_head;
     tw_entry_init(&hub->sweep, hub__sweep);
@@ -91,16 +121,12 @@ void hub_close(hub_t *hub)
         free(p);
     }
     hub->pend_head = NULL;
-    for (uint32_t i = 0; i < hub->table_cap; i++) {
-        chan_t *ch = hub->table[i];
-        while (ch) {
-            chan_t *next = ch->hnext;
-            hub__free_chan(ch);
-            ch = next;
-        }
-    }
-    free(hub->table);
-    hub->table = NULL;
+    hmap_iter_t it;
+    hmap_iter_init(&it, &hub->chans);
+    for (chan_t *ch; (ch = hub__chan(hmap_iter_next(&it)));) hub__free_chan(ch);
+    hmap_free(&hub->chans);
+    hub->nchannels = 0;
+    hist_pool_free(&hub->hpool);
     topic_tree_free(&hub->topics);
 }
 
@@ -133,26 +159,6 @@ bool hub_channel_valid(const char *name, size_t n)
     return true;
 }
 
-static int hub__grow(hub_t *hub)
-{
-    uint32_t ncap = hub->table_cap * 2;
-    chan_t **nt = calloc(ncap, sizeof(*nt));
-    if (!nt) return HR_ENOMEM;
-    for (uint32_t i = 0; i < hub->table_cap; i++) {
-        chan_t *ch = hub->table[i];
-        while (ch) {
-            chan_t *next = ch->hnext;
-            ch->hnext = nt[ch->hash & (ncap - 1)];
-            nt[ch->hash & (ncap - 1)] = ch;
-            ch = next;
-        }
-    }
-    free(hub->table);
-    hub->table = nt;
-    hub->table_cap = ncap;
-    return 0;
-}
-
 bool hub_event_valid(const char *e, size_t n)
 {
     if (n == 0 || n > HUB_MAX_EVENT) return false;
@@ -167,10 +173,9 @@ bool hub_event_valid(const char *e, size_t n)
 
 chan_t *hub_channel(hub_t *hub, const char *name, size_t n, bool create)
 {
-    uint64_t h = hub__hash(hub, name, n);
-    for (chan_t *ch = hub->table[h & (hub->table_cap - 1)]; ch; ch = ch->hnext)
-        if (ch->hash == h && ch->name_len == n && memcmp(ch->name, name, n) == 0) return ch;
-    if (!create) return NULL;
+    uint64_t h = hmap_hash(&hub->chans, name, n);
+    chan_t *found = hub__chan(hmap_find(&hub->chans, h, name, n));
+    if (found || !create) return found;
     if (hub->max_channels && hub->nchannels >= hub->max_channels) {
         if (!hub->channels_refused++)
             log_warn("hub: %u channels: max_channels reached, new channels are refused until idle ones expire",
@@ -179,13 +184,12 @@ chan_t *hub_channel(hub_t *hub, const char *name, size_t n, bool create)
         return NULL;
     }
     hub->load_rc = HR_ENOMEM;
-    if (hub->nchannels >= hub->table_cap && hub__grow(hub) < 0) return NULL;
     chan_t *ch = calloc(1, sizeof(*ch) + n + 1);
     if (!ch) return NULL;
     memcpy(ch->name, name, n);
     ch->name_len = (uint32_t)n;
-    ch->hash = h;
     hist_init(&ch->hist);
+    hist_join(&ch->hist, &hub->hpool);
     list_init(&ch->subs);
     int rc = hub->store->ops->load(hub->store, ch->name, n, &ch->hist, &hub->limits, &ch->last_id);
     if (rc < 0) {
@@ -193,10 +197,9 @@ chan_t *hub_channel(hub_t *hub, const char *name, size_t n, bool create)
         hub__free_chan(ch);
         return NULL;
     }
+    if (rc == STORE_LOADING) ch->loading = 1; /* hub_loaded() ends it */
     ch->kept_from = 1; /* the first trim check drops whatever the limits no longer keep */
-    uint32_t b = (uint32_t)(h & (hub->table_cap - 1));
-    ch->hnext = hub->table[b];
-    hub->table[b] = ch;
+    hmap_insert(&hub->chans, &ch->node, h);
     hub->nchannels++;
     return ch;
 }
@@ -206,11 +209,15 @@ chan_t *hub_channel(hub_t *hub, const char *name, size_t n, bool create)
 static void hub__retain(hub_t *hub, chan_t *ch, msg_t *m)
 {
     if (ch->retained) {
+        hub->retained_bytes -= msg_cost(ch->retained);
         msg_unref(ch->retained);
         hub->nretained--;
     }
     ch->retained = m ? msg_ref(m) : NULL;
-    if (m) hub->nretained++;
+    if (m) {
+        hub->nretained++;
+        hub->retained_bytes += msg_cost(m);
+    }
 }
 
 typedef struct {
@@ -237,6 +244,7 @@ static uint32_t hub__accept(hub_t *hub, chan_t *ch, msg_t *m)
         hub_rebase(hub, ch, m->id);
     }
     hub__trimmed(hub, ch);
+    hub__fit_history(hub);
     ch->last_id = m->id;
     if (ch->next_id <= m->id) ch->next_id = m->id + 1;
     hub->published++;
@@ -284,6 +292,73 @@ static void hub__recovered(hub_t *hub)
     hub->store_fault = 0;
 }
 
+void hub_set_limits(hub_t *hub, uint32_t max_retained, uint64_t max_retained_bytes, uint64_t max_hist_bytes,
+                    bool hist_refuse)
+{
+    hub->max_retained = max_retained;
+    hub->max_retained_bytes = max_retained_bytes;
+    hub->max_hist_bytes = max_hist_bytes;
+    hub->hist_refuse = hist_refuse;
+    hub->hpool.ordered = max_hist_bytes && !hist_refuse; /* only trimming needs the oldest of all */
+}
+
+/* The ceilings a publish of cost bytes (msg_cost) to ch must fit: HR_EHISTFULL (history_policy
+ * = refuse and every history together, with what waits for its commit, would pass
+ * max_hist_bytes) or HR_ERETAINED (a retained message that would pass max_retained or
+ * max_retained_bytes; clearing one is always allowed), counted and logged once; else 0. */
+static int hub__admit(hub_t *hub, const chan_t *ch, uint64_t cost, bool retain)
+{
+    if (hub->max_hist_bytes && hub->hist_refuse && hub->limits.max_messages &&
+        hub->hpool.bytes + hub->hist_pend_bytes + cost > hub->max_hist_bytes) {
+        if (!hub->hist_refused++)
+            log_warn("limits: history memory at max_history_memory (%llu bytes): publishes are refused until "
+                     "history ages out (history_policy = refuse; counted in herald_limit_hits_total, not logged "
+                     "again)", (unsigned long long)hub->max_hist_bytes);
+        return HR_EHISTFULL;
+    }
+    if (!retain) return 0;
+    bool counted = ch->retained || ch->retain_pend; /* replaces a retained message: no new one */
+    uint64_t count = (uint64_t)hub->nretained + hub->retained_pend_new + (counted ? 0 : 1);
+    uint64_t old = ch->retained ? msg_cost(ch->retained) : 0; /* goes when it is replaced */
+    uint64_t bytes = hub->retained_bytes + hub->retained_pend_bytes + cost - old;
+    bool over_count = hub->max_retained && count > hub->max_retained;
+    if (over_count || (hub->max_retained_bytes && bytes > hub->max_retained_bytes)) {
+        if (!hub->retained_refused && !hub->retained_bytes_refused)
+            log_warn("limits: %s reached (%u retained messages, %llu bytes, with those waiting for their commit): "
+                     "new retained messages are refused (counted in herald_limit_hits_total, not logged again)",
+                     over_count ? "max_retained" : "max_retained_bytes", hub->nretained + hub->retained_pend_new,
+                     (unsigned long long)(hub->retained_bytes + hub->retained_pend_bytes));
+        if (over_count) hub->retained_refused++;
+        else hub->retained_bytes_refused++;
+        return HR_ERETAINED;
+    }
+    return 0;
+}
+
+/* A publish waits for its commit: what it will add counts against the ceilings now. */
+static void hub__pend_add(hub_t *hub, chan_t *ch, const msg_t *m)
+{
+    hub->hist_pend_bytes += msg_cost(m);
+    if (!(m->flags & MSG_RETAIN) || !m->data_len) return;
+    hub->retained_pend_bytes += msg_cost(m);
+    if (ch->retain_pend++ == 0 && !ch->retained) {
+        ch->retain_new = true;
+        hub->retained_pend_new++;
+    }
+}
+
+/* The commit of a publish is over (done or failed): it no longer waits. */
+static void hub__pend_done(hub_t *hub, chan_t *ch, const msg_t *m)
+{
+    hub->hist_pend_bytes -= msg_cost(m);
+    if (!(m->flags & MSG_RETAIN) || !m->data_len) return;
+    hub->retained_pend_bytes -= msg_cost(m);
+    if (--ch->retain_pend == 0 && ch->retain_new) {
+        ch->retain_new = false;
+        hub->retained_pend_new--;
+    }
+}
+
 int hub_publish_async(hub_t *hub, const char *channel, size_t channel_len, const char *event, size_t event_len,
                       const void *data, size_t data_len, const hub_pubopt_t *o, hub_done_cb cb, void *arg)
 {
@@ -297,6 +372,9 @@ int hub_publish_async(hub_t *hub, const char *channel, size_t channel_len, const
     chan_t *ch = hub_channel(hub, channel, channel_len, true);
     if (!ch) return hub->load_rc < 0 ? hub->load_rc : HR_ENOMEM;
     if (ch->next_id <= ch->last_id) ch->next_id = ch->last_id + 1;
+    int lrc = hub__admit(hub, ch, (uint64_t)channel_len + event_len + data_len + sizeof(msg_t),
+                         (o->flags & MSG_RETAIN) && data_len);
+    if (lrc < 0) return lrc;
     hub_pend_t *p = calloc(1, sizeof(*p));
     msg_t *m = p ? msg_new(ch->name, ch->name_len, event, event_len, data, data_len, ch->next_id, loop_wall_ms()) : NULL;
     if (!m || msg_set_props(m, o->props, o->props_len) < 0) {
@@ -329,6 +407,7 @@ int hub_publish_async(hub_t *hub, const char *channel, size_t channel_len, const
     }
     if (!p->ordered) ch->next_id++;
     ch->npending++;
+    hub__pend_add(hub, ch, m);
     hub->npend++;
     *hub->pend_tail = p;
     hub->pend_tail = &p->next;
@@ -344,14 +423,20 @@ void hub_cancel(hub_t *hub, void *arg)
 
 int hub_commit(hub_t *hub)
 {
+    /* the batch is what waits now: publishes made by the callbacks below (a pipelined request
+     * answered, then the next one parsed) go to the store's next commit, not this one */
+    hub_pend_t *batch = hub->pend_head;
+    hub->pend_head = NULL;
+    hub->pend_tail = &hub->pend_head;
     int rc = hub->store->ops->flush ? hub->store->ops->flush(hub->store) : 0;
     bool local = false;
     hub_pend_t *p;
-    while ((p = hub->pend_head) && (!p->ordered || p->done)) {
-        if (!(hub->pend_head = p->next)) hub->pend_tail = &hub->pend_head;
+    while ((p = batch) && (!p->ordered || p->done)) {
+        batch = p->next;
         hub->npend--;
         chan_t *ch = p->ch;
         ch->npending--;
+        hub__pend_done(hub, ch, p->m);
         int prc = p->ordered ? p->rc : rc;
         uint32_t reached = 0;
         if (prc < 0) {
@@ -362,10 +447,16 @@ int hub_commit(hub_t *hub)
         } else {
             reached = hub__accept(hub, ch, p->m);
         }
-        local |= !p->ordered;
+        local |= !p->ordered || prc == 0; /* a store that orders publishes recovers with one that went through */
         if (p->cb) p->cb(p->arg, prc, p->m, reached);
         msg_unref(p->m);
         free(p);
+    }
+    if (batch) { /* store publishes still waiting for their backend: back in front, in order */
+        hub_pend_t **t = &batch;
+        while (*t) t = &(*t)->next;
+        if (!(*t = hub->pend_head)) hub->pend_tail = t;
+        hub->pend_head = batch;
     }
     if (rc < 0) {
         hub->commits_failed++;
@@ -408,11 +499,113 @@ int hub_publish(hub_t *hub, const char *channel, size_t channel_len, const char 
     return r.rc;
 }
 
-void hub_inject(hub_t *hub, chan_t *ch, msg_t *m)
+/* Keeps m until ch's hold ends: in id order, once per id; a full hold drops its oldest (the
+ * release then restarts the ring after the hole: resuming clients are told about the gap). */
+static void hub__hold_msg(hub_t *hub, chan_t *ch, msg_t *m)
+{
+    struct hub_held *h = ch->held;
+    uint32_t max = hub->limits.max_messages > 1024 ? hub->limits.max_messages : 1024;
+    if (h && h->n == max) {
+        if (!hub->held_dropped++)
+            log_warn("hub: %.*s: more than %u messages arrived while the store was loading it: the oldest are "
+                     "dropped (herald_hold_dropped_total; not logged again)",
+                     (int)ch->name_len, ch->name, max);
+        msg_unref(h->m[0]);
+        memmove(h->m, h->m + 1, --h->n * sizeof(*h->m));
+    }
+    if (!h || h->n == h->cap) {
+        uint32_t cap = h ? h->cap * 2 : 8;
+        if (cap > max) cap = max;
+        struct hub_held *g = realloc(h, sizeof(*g) + cap * sizeof(g->m[0]));
+        if (!g) {
+            log_warn("hub: message %llu on %.*s dropped: out of memory", (unsigned long long)m->id, (int)ch->name_len,
+                     ch->name);
+            return;
+        }
+        if (!h) g->n = 0;
+        g->cap = cap;
+        ch->held = h = g;
+    }
+    uint32_t i = h->n;
+    while (i > 0 && h->m[i - 1]->id > m->id) i--;
+    if (i > 0 && h->m[i - 1]->id == m->id) return; /* twice (its publish's answer and the feed) */
+    memmove(h->m + i + 1, h->m + i, (h->n - i) * sizeof(*h->m));
+    h->m[i] = msg_ref(m);
+    h->n++;
+}
+
+static void hub__inject_now(hub_t *hub, chan_t *ch, msg_t *m)
 {
     if (m->id <= ch->last_id) return; /* already here (e.g. loaded with the channel's history) */
     if (m->id > ch->last_id + 1) hub_rebase(hub, ch, m->id - 1); /* a ring holds contiguous ids */
     hub__accept(hub, ch, m);
+}
+
+void hub_inject(hub_t *hub, chan_t *ch, msg_t *m)
+{
+    if (ch->loading) hub__hold_msg(hub, ch, m);
+    else hub__inject_now(hub, ch, m);
+}
+
+static void hub__resync(hub_t *hub, chan_t *ch)
+{
+    chan_t *outer = hub->resyncing;
+    hub->resyncing = ch;
+    list_node_t *pos, *tmp;
+    list_each_safe(pos, tmp, &ch->subs)
+    {
+        sub_t *s = container_of(pos, sub_t, link);
+        if (s->resync) s->resync(s);
+    }
+    hub->resyncing = outer;
+}
+
+void hub_hold(hub_t *hub, chan_t *ch)
+{
+    (void)hub;
+    ch->loading++;
+}
+
+void hub_fill(hub_t *hub, chan_t *ch, msg_t *m) { hub__inject_now(hub, ch, m); }
+
+void hub_release(hub_t *hub, chan_t *ch)
+{
+    if (!ch->loading || --ch->loading) return;
+    hub__resync(hub, ch); /* those told "loading" replay now, before anything newer */
+    struct hub_held *h = ch->held;
+    ch->held = NULL;
+    for (uint32_t i = 0; h && i < h->n; i++) {
+        /* a hole (e.g. this node's publish was answered before the feed brought the ones before
+         * it): the store fills it, holding the channel again, and the rest waits once more */
+        if (h->m[i]->id > ch->last_id + 1 && !ch->loading && hub->store->ops->catch_up)
+            hub->store->ops->catch_up(hub->store, ch);
+        hub_inject(hub, ch, h->m[i]);
+        msg_unref(h->m[i]);
+    }
+    free(h);
+}
+
+void hub_loaded(hub_t *hub, chan_t *ch, uint64_t last_id, msg_t **msgs, uint32_t n)
+{
+    hub_rebase(hub, ch, 0);
+    uint64_t now = loop_wall_ms();
+    for (uint32_t i = 0; i < n; i++) {
+        if (ch->hist.count && msgs[i]->id != ch->last_id + 1) hub_rebase(hub, ch, 0); /* contiguous ids only */
+        if (hist_push(&ch->hist, msgs[i], &hub->limits, now) < 0) hub_rebase(hub, ch, 0);
+        ch->last_id = msgs[i]->id;
+    }
+    if (last_id > ch->last_id) hub_rebase(hub, ch, last_id); /* kept nothing up to it */
+    if (ch->next_id <= ch->last_id) ch->next_id = ch->last_id + 1;
+    hub__trimmed(hub, ch);
+    hub_release(hub, ch);
+}
+
+void hub_reset(hub_t *hub, chan_t *ch, uint64_t last_id)
+{
+    hub_rebase(hub, ch, last_id);
+    ch->next_id = last_id + 1;
+    hub__drop_held(ch);
+    if (!ch->loading) hub__resync(hub, ch);
 }
 
 int hub_topic_subscribe(hub_t *hub, hub_tsub_t *t, const char *f, size_t n)
@@ -453,18 +646,15 @@ msg_t *hub_message(hub_t *hub, const char *channel, size_t n, uint64_t id)
 
 void hub_each_channel(hub_t *hub, void (*cb)(chan_t *ch, void *arg), void *arg)
 {
-    for (uint32_t i = 0; i < hub->table_cap; i++)
-        for (chan_t *ch = hub->table[i], *next; ch; ch = next) {
-            next = ch->hnext;
-            cb(ch, arg);
-        }
+    hmap_iter_t it;
+    hmap_iter_init(&it, &hub->chans);
+    for (chan_t *ch; (ch = hub__chan(hmap_iter_next(&it)));) cb(ch, arg);
 }
 
 void hub_rebase(hub_t *hub, chan_t *ch, uint64_t last_id)
 {
     (void)hub;
-    hist_free(&ch->hist);
-    hist_init(&ch->hist);
+    hist_free(&ch->hist); /* empty, and still counted in the hub's pool */
     ch->kept_from = 1;
     ch->last_id = last_id;
 }
@@ -472,9 +662,10 @@ void hub_rebase(hub_t *hub, chan_t *ch, uint64_t last_id)
 void hub_each_retained(hub_t *hub, void (*cb)(chan_t *ch, void *arg), void *arg)
 {
     if (!hub->nretained) return;
-    for (uint32_t i = 0; i < hub->table_cap; i++)
-        for (chan_t *ch = hub->table[i]; ch; ch = ch->hnext)
-            if (ch->retained) cb(ch, arg);
+    hmap_iter_t it;
+    hmap_iter_init(&it, &hub->chans);
+    for (chan_t *ch; (ch = hub__chan(hmap_iter_next(&it)));)
+        if (ch->retained) cb(ch, arg);
 }
 
 void hub_subscribe(hub_t *hub, chan_t *ch, sub_t *s)
@@ -496,11 +687,18 @@ void hub_unsubscribe(hub_t *hub, sub_t *s)
 
 uint32_t hub_after(hub_t *hub, chan_t *ch, uint64_t cursor, msg_t **out, uint32_t max, hub_cursor_info_t *info)
 {
-    /* a cursor past what this node holds: a store shared with other nodes may have more */
-    if (cursor > ch->last_id && hub->store->ops->catch_up) hub->store->ops->catch_up(hub->store, ch);
+    /* a cursor past what this node holds: a store shared with other nodes may have more (once:
+     * not again while the subscribers of the channel it just brought up to date resync) */
+    if (!ch->loading && cursor > ch->last_id && hub->resyncing != ch && hub->store->ops->catch_up)
+        hub->store->ops->catch_up(hub->store, ch);
+    if (ch->loading) { /* the store is bringing it up to date: the caller replays when resynced */
+        *info = (hub_cursor_info_t){.loading = true, .first_available = cursor + 1, .last_id = cursor};
+        return 0;
+    }
     hist_trim(&ch->hist, &hub->limits, loop_wall_ms());
     hub__trimmed(hub, ch);
     hist_t *h = &ch->hist;
+    info->loading = false;
     info->last_id = ch->last_id;
     info->first_available = h->count ? hist_at(h, 0)->id : ch->last_id + 1;
     info->gap = cursor > ch->last_id || cursor + 1 < info->first_available;

@@ -19,9 +19,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "../core/hmap.h"
 #include "../core/list.h"
 #include "../core/loop.h"
-#include "../core/siphash.h"
 #include "../store/store.h"
 #include "hist.h"
 #include "msg.h"
@@ -43,17 +43,26 @@ struct sub {
     list_node_t link; /* in chan->subs */
     chan_t *ch;
     sub_deliver_cb deliver;
+    /* Optional: the channel's history changed under the subscriber (a store finished loading or
+     * catching it up, or it restarted: hub_release, hub_loaded, hub_reset). A subscriber that
+     * hub_after() told "loading" replays from its cursor now; one whose cursor is past the
+     * channel's last id (the store lost the channel) reports a gap. It may unsubscribe s itself
+     * (only s). */
+    void (*resync)(sub_t *s);
     void *owner;
 };
 
 struct chan {
-    chan_t *hnext;  /* hash chain */
+    hmap_node_t node; /* in hub->chans, keyed by name */
     msg_t *retained; /* the MQTT retained message, or NULL (keeps the channel alive) */
-    uint64_t hash;
     uint64_t last_id;
     uint64_t kept_from; /* the store may hold messages from this id on (older ones were trimmed) */
     uint64_t next_id;   /* the id the next publish gets (last_id + 1 + publishes waiting for commit) */
     uint32_t npending;  /* publishes of this channel waiting for their commit (keep it alive) */
+    uint32_t retain_pend; /* of them, retained ones (not clearing) */
+    bool retain_new;      /* they count as a new retained message (the channel had none then) */
+    uint32_t loading;   /* store loads or catch-ups in flight (hub_hold): hub_after answers "loading" */
+    struct hub_held *held; /* messages injected while loading, in id order, or NULL */
     hist_t hist;
     list_t subs;
     uint32_t nsubs;
@@ -76,15 +85,28 @@ typedef struct {
     topic_tree_t topics; /* wildcard subscriptions */
     uint32_t nretained;
     hist_limits_t limits;
-    chan_t **table;
-    uint32_t table_cap, nchannels;
+    hmap_t chans;       /* channels by name */
+    uint32_t nchannels; /* chans.n */
     uint64_t published; /* messages accepted, from every publishing route */
     int load_rc;        /* why the last hub_channel(create) failed (HR_ENOMEM, HR_EUNAVAIL, HR_EFULL) */
     uint32_t max_channels;     /* channels in memory at most (0: no limit); more: HR_EFULL */
     uint64_t channels_refused; /* channels not created for max_channels */
+    /* ceilings (hub_set_limits) and what they hold and refused */
+    uint32_t max_retained;        /* retained messages at most (0: no limit); a new one beyond: HR_ERETAINED */
+    uint64_t max_retained_bytes;  /* their msg_cost together at most (0: no limit) */
+    uint64_t retained_bytes;      /* msg_cost of the retained messages held */
+    uint64_t retained_pend_bytes; /* of retained publishes waiting for their commit */
+    uint32_t retained_pend_new;   /* channels with no retained message but one waiting (chan.retain_new) */
+    uint64_t retained_refused;    /* retained publishes refused at max_retained */
+    uint64_t retained_bytes_refused; /* and at max_retained_bytes */
+    uint64_t max_hist_bytes;      /* every channel's history together at most (0: no limit) */
+    bool hist_refuse;             /* beyond it publishes are refused (HR_EHISTFULL); else the oldest is trimmed */
+    hist_pool_t hpool;            /* every channel's history, ordered by its oldest message when trimming */
+    uint64_t hist_pend_bytes;     /* msg_cost of the publishes waiting for their commit */
+    uint64_t hist_trimmed;        /* messages trimmed for max_hist_bytes */
+    uint64_t hist_refused;        /* publishes refused for it */
     uint64_t subscriptions; /* live subscriptions */
     tw_entry_t sweep;   /* periodic expiry of idle channels and aged history */
-    sip_key_t hkey;     /* the channel table's hash key, random per process */
     hub_pend_t *pend_head, **pend_tail; /* publishes waiting for their commit, in order */
     uint32_t npend;
     /* store failures: while the store refuses writes, publishes are refused at once except one
@@ -95,10 +117,19 @@ typedef struct {
     bool batch_refused;       /* the store refused a publish of the batch now open */
     uint64_t commits_failed;  /* commits that failed (their publishes failed) */
     uint64_t publishes_failed; /* publishes failed or refused because of the store */
+    chan_t *resyncing;         /* the channel whose subscribers are being resynced (no catch-up for it) */
+    uint64_t held_dropped;     /* messages dropped from a full hold (hub_inject while loading) */
 } hub_t;
 
 /* Sets up an empty hub. The hub uses (does not own) loop and store. Returns 0 or HR_ENOMEM. */
 int hub_init(hub_t *hub, loop_t *loop, store_t *store, const hist_limits_t *limits);
+
+/* Sets the ceilings on retained messages (count, bytes) and on every history together, with its
+ * policy (refuse: publishes beyond fail with HR_EHISTFULL; otherwise the oldest message of any
+ * channel is trimmed first). 0 turns a ceiling off. Call before any channel exists (before
+ * hub_restore). */
+void hub_set_limits(hub_t *hub, uint32_t max_retained, uint64_t max_retained_bytes, uint64_t max_hist_bytes,
+                    bool hist_refuse);
 
 /* Frees every channel and message. All subscriptions must have been removed. */
 void hub_close(hub_t *hub);
@@ -111,7 +142,8 @@ bool hub_event_valid(const char *e, size_t n);
 
 /* Returns the channel, creating it (and restoring it from the store) when create is set.
  * NULL when absent (create false) or on failure (load_rc says why: HR_EFULL when max_channels
- * channels exist; the refusal is logged the first time). */
+ * channels exist; the refusal is logged the first time). A store that loads asynchronously
+ * (its load op returns STORE_LOADING) gets a channel that is "loading" until hub_loaded(). */
 chan_t *hub_channel(hub_t *hub, const char *name, size_t n, bool create);
 
 /* What a publish may carry beyond channel, event and data (MQTT publishes). */
@@ -137,7 +169,10 @@ typedef void (*hub_done_cb)(void *arg, int rc, const msg_t *m, uint32_t reached)
  * message, or, when data is empty, clears it (MQTT 3.3.1.3).
  * Returns 0 (cb will be called exactly once, unless hub_cancel(arg) comes first) or a negative
  * HR_E* at once: HR_EFULL (max_channels), HR_ESTOREFULL / HR_EUNAVAIL (the store refuses writes
- * for now), HR_ENOMEM; cb is then never called. */
+ * for now), HR_EHISTFULL (the histories hold max_hist_bytes and the policy is to refuse),
+ * HR_ERETAINED (a retained message would pass max_retained or max_retained_bytes; the same
+ * publish without MSG_RETAIN may be made), HR_ENOMEM; cb is then never called. Refusals at a
+ * ceiling are counted and the first is logged. */
 int hub_publish_async(hub_t *hub, const char *channel, size_t channel_len, const char *event, size_t event_len,
                       const void *data, size_t data_len, const hub_pubopt_t *o, hub_done_cb cb, void *arg);
 
@@ -173,7 +208,27 @@ void hub_inject(hub_t *hub, chan_t *ch, msg_t *m);
  * else NULL. Not referenced for the caller. */
 msg_t *hub_message(hub_t *hub, const char *channel, size_t n, uint64_t id);
 
-/* Calls cb for every channel this node holds (cb must not free channels). */
+/* Asynchronous loads (engine = redis): while a store brings a channel up to date (its first
+ * load, a catch-up, a gap fill), the channel is held: hub_after() answers "loading" (the caller
+ * replays once its subscriber is resynced), messages given to hub_inject() wait in id order, and
+ * the sweep keeps the channel. hub_hold() starts one such hold; hub_fill() records and delivers a
+ * message the store fetched for it (in id order; a jump restarts the ring); hub_release() ends
+ * one hold, and the last one resyncs the subscribers (sub_t.resync) and then delivers the
+ * messages that waited (at a hole among them the store is asked to catch up, which holds the
+ * channel again, and the rest waits). hub_loaded() ends the hold hub_channel() started for a
+ * STORE_LOADING load: it records the channel's last id and kept messages (oldest first, valid
+ * during the call) without delivering them, then releases. */
+void hub_hold(hub_t *hub, chan_t *ch);
+void hub_fill(hub_t *hub, chan_t *ch, msg_t *m);
+void hub_release(hub_t *hub, chan_t *ch);
+void hub_loaded(hub_t *hub, chan_t *ch, uint64_t last_id, msg_t **msgs, uint32_t n);
+
+/* The store lost ch (its ids count again from last_id + 1): empties its history, drops what
+ * waits in its hold, and resyncs its subscribers (they report a gap instead of seeing ids go
+ * back). */
+void hub_reset(hub_t *hub, chan_t *ch, uint64_t last_id);
+
+/* Calls cb for every channel this node holds (cb must neither free nor create channels). */
 void hub_each_channel(hub_t *hub, void (*cb)(chan_t *ch, void *arg), void *arg);
 
 /* Empties ch's local history and sets its last id: the next message starts it again (ids must
@@ -205,6 +260,7 @@ void hub_subscribe(hub_t *hub, chan_t *ch, sub_t *s);
 void hub_unsubscribe(hub_t *hub, sub_t *s);
 
 typedef struct {
+    bool loading;             /* the store is still loading the channel: nothing yet, no gap; replay when resynced */
     bool gap;                 /* messages after the cursor were lost (or the cursor is from the future) */
     uint64_t first_available; /* oldest id still kept (last_id + 1 when history is empty) */
     uint64_t last_id;         /* the channel's newest id */
@@ -212,7 +268,9 @@ typedef struct {
 
 /* Finds the messages after cursor on ch, oldest first: stores up to max pointers in out (not
  * referenced: valid until the next publish or history trim, so use them at once) and returns how
- * many. info tells whether there is a gap. */
+ * many. info tells whether there is a gap. A cursor past the channel's last id first asks a
+ * shared store to catch up (store catch_up op), which may hold the channel. While the channel is
+ * held, returns 0 with info->loading set (last_id = cursor, no gap). */
 uint32_t hub_after(hub_t *hub, chan_t *ch, uint64_t cursor, msg_t **out, uint32_t max, hub_cursor_info_t *info);
 
 #endif

@@ -1,438 +1,337 @@
 /* redis.c - the Redis engine: several herald nodes share channels through one Redis server
- * (engine = redis; see store.h).
+ * (engine = redis; see store.h). Connections live in redis_conn.c, the pub/sub feed and presence
+ * in redis_feed.c.
  *
  * Ordering. A publish on any node runs one Lua script on Redis that takes the channel's next id
- * (INCR herald:id:CH), appends the message to the channel's stream (XADD herald:s:CH with the id
- * as the stream id, MAXLEN ~ history_messages), keeps or clears the MQTT retained message
- * (HSET/HDEL herald:retained) and publishes it (PUBLISH herald:m:CH "ID PACKED"). Redis runs
- * scripts one at a time, so every node sees the same ids in the same order. The publishing node
- * hands the message to hub_inject() as soon as the script answers (read-your-writes; when its
- * feed is behind it first loads the missing ids), every other node when its pub/sub feed brings
- * it; hub_inject() records and delivers what a node does not have yet, in id order.
+ * (INCR P:id:CH), appends the message to the channel's stream (XADD P:s:CH with the id as the
+ * stream id, MAXLEN ~ history_messages), keeps or clears the MQTT retained message (HSET/HDEL
+ * P:retained) and publishes it (PUBLISH P:DB:m:CH "ID EPOCH PACKED"; P is redis_prefix, DB
+ * redis_db, because pub/sub ignores databases). Redis runs scripts one at a time, so every node
+ * sees the same ids in the same order. The publishing node hands the message to the hub when the
+ * script answers (read-your-writes), every other node when its feed brings it.
  *
- * Connections. Two per node. The feed is a hiredis async connection on herald's own event loop
- * (our adapter below) with one PSUBSCRIBE herald:m:* for the whole node: one subscription
- * however many channels and clients. Everything else goes over a blocking connection (short
- * timeouts, loopback or LAN latency): the publish script, history loads when a channel is first
- * used on this node, gap fills, presence. Blocking keeps the publish path synchronous (the
- * caller gets the id at once); it costs one round trip per publish.
+ * Nothing blocks the loop. Everything after start-up goes over one hiredis async command
+ * connection (plus the feed): a publish is sent and its publisher answered when the script's
+ * reply comes (hub_published; replies come in order, so a channel's publishes complete in
+ * order); commands in flight are bounded by redis_max_inflight (beyond: publishes fail at once
+ * with HR_EUNAVAIL, counted, logged the first time), and one unanswered for redis_timeout fails
+ * with every command behind it while the connection is made again (a publish failed that way
+ * may still have run on Redis, which answered too late: the publisher got 503 and subscribers
+ * get the message once; herald never sends a command twice).
  *
- * Faults. A publish while Redis is unreachable fails with HR_EUNAVAIL (HTTP 503, MQTT reason
- * code): nothing is lost silently. A blocking connection found dead (Redis restarted since its
- * last use) is made again and the command sent once more: if Redis died after running it, that
- * publish could exist twice (at least once, never lost). The feed reconnects with backoff (100 ms doubling to 5 s) and
- * then catches up: for every channel this node knows, the stream entries after its last id are
- * loaded and injected, so subscribers resume without a gap. A message arriving with an id past
- * the next expected one (missed while the feed was down) triggers the same fill first; if the
- * stream no longer has the missing ids (trimmed), the channel's local history restarts at the
- * new message and resuming clients are told about the gap as usual.
+ * Reads are asynchronous and hold their channel (hub_hold, see hub.h) until they are answered:
+ * - first use of a channel on this node: the load op sends one READ script (last id and the
+ *   newest history_messages stream entries) and answers STORE_LOADING; the channel exists at once
+ *   and serves live messages, its resuming subscribers replay when hub_loaded() comes (a channel
+ *   the feed creates loads only what precedes the message that created it, which is then
+ *   delivered: an MQTT filter on a new channel gets its first message);
+ * - a hole (a message whose id is past the next expected one: the feed was behind or down) and
+ *   catch-up (a client's cursor is ahead of this node; the feed came back) read the missing range
+ *   in batches and hub_fill() it; messages that arrive meanwhile wait in the hold, in id order;
+ * - presence and occupancy (GET /channels/CH, parked by the route until answered) are scripts on
+ *   the same connection.
+ * When Redis cannot be asked (down, the limit reached), a channel is not created (503 "redis is
+ * unavailable"), a hole restarts the channel's history after it (resuming clients are told about
+ * the gap), a catch-up is skipped.
  *
- * Presence. Every second each node writes its channels' local subscriber counts to the hash
- * herald:p:NODE (expiring after 3.5 s) and its id to the set herald:nodes; occupancy sums the
- * hashes of the nodes still present, with this node's live count. */
-#include <errno.h>
-#include <hiredis/async.h>
-#include <hiredis/hiredis.h>
+ * Epoch. P:epoch holds a random value, set by the first script that finds it missing. Every
+ * script answers with it and every published message carries it: a different one means Redis
+ * lost its data (ids count from 1 again): every channel this node holds restarts (hub_reset) and
+ * its subscribers get a gap notice instead of seeing ids go back. Within one epoch, a message
+ * whose id this node holds with other contents (a failover lost the last writes) restarts that
+ * channel the same way. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "../core/err.h"
 #include "../core/log.h"
-#include "redis.h"
+#include "redis_internal.h"
 
-#define RD_PRESENCE_MS 1000
-#define RD_PRESENCE_TTL_MS 3500
-#define RD_BACKOFF_MIN_MS 100
-#define RD_BACKOFF_MAX_MS 5000
 #define RD_FILL_BATCH 1000
+#define RD_CATCHUP_WINDOW 16 /* channels caught up at once after the feed came back */
 
-static const char RD_SCRIPT[] =
+static const char RD_PUBLISH[] =
+    "local e = redis.call('GET', KEYS[4])\n"
+    "if not e then e = ARGV[5]; redis.call('SET', KEYS[4], e) end\n"
     "local id = redis.call('INCR', KEYS[1])\n"
-    "redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], id .. '-1', 'm', ARGV[1])\n"
-    "if ARGV[3] == '1' then redis.call('HSET', KEYS[3], ARGV[4], id .. ' ' .. ARGV[1])\n"
+    "local s = string.format('%d', id)\n"
+    "redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], s .. '-1', 'm', ARGV[1])\n"
+    "if ARGV[3] == '1' then redis.call('HSET', KEYS[3], ARGV[4], s .. ' ' .. ARGV[1])\n"
     "elseif ARGV[3] == '2' then redis.call('HDEL', KEYS[3], ARGV[4]) end\n"
-    "redis.call('PUBLISH', KEYS[4], id .. ' ' .. ARGV[1])\n"
-    "return id\n";
+    "redis.call('PUBLISH', ARGV[6], s .. ' ' .. e .. ' ' .. ARGV[1])\n"
+    "return {id, e}\n";
 
+/* ARGV: from (0: the newest count entries up to `to`), to (0: the last id), count, epoch */
+static const char RD_READ[] =
+    "local e = redis.call('GET', KEYS[3])\n"
+    "if not e then e = ARGV[4]; redis.call('SET', KEYS[3], e) end\n"
+    "local last = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+    "local from, to, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+    "if to == 0 or to > last then to = last end\n"
+    "if from == 0 then from = math.max(1, to - n + 1) end\n"
+    "local r = {}\n"
+    "if n > 0 and from <= to then\n"
+    "  r = redis.call('XRANGE', KEYS[2], string.format('%d-0', from), string.format('%d-1', to), 'COUNT', n)\n"
+    "end\n"
+    "return {e, string.format('%d', to), r}\n";
+
+static const char RD_EPOCH[] = "local e = redis.call('GET', KEYS[1])\n"
+                               "if not e then e = ARGV[1]; redis.call('SET', KEYS[1], e) end\n"
+                               "return e\n";
+
+enum { RDF_LOAD, RDF_FILL, RDF_CATCHUP };
+
+/* A READ in flight: a load, a fill or a catch-up of one channel. */
 typedef struct {
-    store_t base;
-    hub_t *hub;
-    loop_t *loop;
-    char host[64];
-    int port;
-    char node[48];
-    uint32_t hist_max;
-    redisContext *sync;
-    uint64_t sync_retry_at; /* loop ms: no new blocking connect before this */
-    redisAsyncContext *feed;
-    watcher_t w;
-    bool watching, want_read, want_write, feed_ready, closing;
-    tw_entry_t retry, presence;
-    uint32_t backoff_ms;
-    uint64_t load_before; /* rd_load: the feed creates the channel for this id: load only older ones */
-    uint64_t publishes, injected, filled;
-} rd_t;
+    rd_req_t q;
+    uint64_t to; /* the range's end (0: the channel's last id) */
+    uint32_t count;
+    int kind;
+    size_t n;
+    char name[];
+} rd_read_t;
 
-/* ---- the blocking connection ---- */
+/* A publish in flight (the channel stays alive: it has a publish pending). */
+typedef struct {
+    rd_req_t q;
+    hub_pend_t *p;
+    chan_t *ch;
+} rd_pub_t;
 
-static redisContext *rd__sync(rd_t *r)
+void rd__key(const rd_t *r, char *out, size_t cap, const char *kind, const char *name, size_t n)
 {
-    if (r->sync) return r->sync;
-    if (loop_now(r->loop) < r->sync_retry_at) return NULL;
-    struct timeval ct = {0, 300000}, io = {1, 0};
-    redisContext *c = redisConnectWithTimeout(r->host, r->port, ct);
-    if (!c || c->err) {
-        log_warn("redis: cannot connect to %s:%d: %s", r->host, r->port, c ? c->errstr : "out of memory");
-        if (c) redisFree(c);
-        r->sync_retry_at = loop_now(r->loop) + 250;
-        return NULL;
+    snprintf(out, cap, "%s:%s:%.*s", r->prefix, kind, (int)n, name);
+}
+
+/* A fresh epoch candidate, never the current epoch: a script that finds none sets it. */
+static void rd__candidate(rd_t *r, char out[33])
+{
+    uint64_t v[2] = {0, 0};
+    if (getrandom(v, sizeof(v), 0) != (ssize_t)sizeof(v)) {
+        v[0] = loop_mono_ms() ^ ((uint64_t)getpid() << 32);
+        v[1] = loop_wall_ms();
     }
-    redisSetTimeout(c, io);
-    r->sync = c;
-    return c;
+    snprintf(out, 33, "%016" PRIx64 "%016" PRIx64, v[0], v[1]);
+    if (strcmp(out, r->epoch) == 0) out[0] = out[0] == '0' ? '1' : '0';
 }
 
-/* Runs a command on the blocking connection; NULL when Redis is unreachable (the connection is
- * dropped, to be made again later). The caller frees the reply. */
-static redisReply *rd__cmd(rd_t *r, int argc, const char **argv, const size_t *len)
+static void rd__reset_one(chan_t *ch, void *arg) { hub_reset(((rd_t *)arg)->hub, ch, 0); }
+
+int rd__epoch(rd_t *r, const char *e, size_t n)
 {
-    for (int attempt = 0; attempt < 2; attempt++) {
-        bool fresh = r->sync == NULL;
-        redisContext *c = rd__sync(r);
-        if (!c) return NULL;
-        redisReply *rep = redisCommandArgv(c, argc, argv, len);
-        if (rep) return rep;
-        log_warn("redis: %s", c->errstr[0] ? c->errstr : "connection lost");
-        redisFree(c);
-        r->sync = NULL;
-        /* a connection that had gone stale (Redis restarted since) is made again at once, once;
-         * a fresh one that fails means Redis is down: no new attempt for a while */
-        if (fresh) break;
-    }
-    r->sync_retry_at = loop_now(r->loop) + 250;
-    return NULL;
+    if (!n || n >= sizeof(r->epoch) || (strlen(r->epoch) == n && memcmp(r->epoch, e, n) == 0)) return 0;
+    /* an answer to a command Redis ran before it lost its data, come after one that ran since
+     * (the feed and the command connection are not ordered with each other): stale */
+    if (strlen(r->prev_epoch) == n && memcmp(r->prev_epoch, e, n) == 0) return -1;
+    log_warn("redis: the data epoch changed (%s -> %.*s): redis lost its data and ids count from 1 again; every "
+             "channel restarts and its subscribers are told about the gap",
+             r->epoch, (int)n, e);
+    memcpy(r->prev_epoch, r->epoch, sizeof(r->epoch));
+    memcpy(r->epoch, e, n);
+    r->epoch[n] = 0;
+    r->epoch_changes++;
+    if (r->hub) hub_each_channel(r->hub, rd__reset_one, r);
+    return 1;
 }
 
-static void rd__key(char *out, size_t cap, const char *kind, const char *ch, size_t n)
-{
-    snprintf(out, cap, "herald:%s:%.*s", kind, (int)n, ch);
-}
+/* ---- reads: loads, fills, catch-ups ---- */
 
-/* ---- messages from Redis ---- */
-
-/* "ID PACKED" -> a message of channel ch (NULL when malformed). */
-static msg_t *rd__parse(const char *p, size_t n, const char *ch, size_t cn)
+/* Parses a READ reply: the epoch, the range's end and its messages (of channel name), into a new
+ * array *out (referenced). Returns the count, or -1 when malformed or on OOM. */
+static int rd__read_reply(const redisReply *rep, const char *name, size_t n, const redisReply **epoch,
+                          uint64_t *to, msg_t ***out)
 {
-    const char *sp = memchr(p, ' ', n);
-    if (!sp) return NULL;
-    uint64_t id = strtoull(p, NULL, 10);
-    msg_t *m = msg_unpack(sp + 1, n - (size_t)(sp + 1 - p), ch, cn);
-    if (m) m->id = id;
-    return m;
-}
-
-/* Runs XRANGE on channel ch's stream for ids from..to (to 0: the end), at most count, and calls
- * cb with each message in id order. Returns the entries read, or -1 when Redis cannot be asked. */
-static int64_t rd__range(rd_t *r, const char *ch, size_t n, uint64_t from, uint64_t to, uint32_t count,
-                         void (*cb)(void *arg, msg_t *m), void *arg)
-{
-    char key[HUB_MAX_CHANNEL + 16], fs[32], ts[32] = "+", cnt[16];
-    rd__key(key, sizeof(key), "s", ch, n);
-    snprintf(fs, sizeof(fs), "%" PRIu64 "-0", from);
-    if (to) snprintf(ts, sizeof(ts), "%" PRIu64 "-1", to);
-    snprintf(cnt, sizeof(cnt), "%u", count);
-    const char *argv[] = {"XRANGE", key, fs, ts, "COUNT", cnt};
-    size_t len[] = {6, strlen(key), strlen(fs), strlen(ts), 5, strlen(cnt)};
-    redisReply *rep = rd__cmd(r, 6, argv, len);
-    if (!rep) return -1;
-    int64_t k = 0;
-    for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++, k++) {
-        redisReply *e = rep->element[i]; /* [id, ["m", PACKED]] */
-        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[1]->type != REDIS_REPLY_ARRAY ||
-            e->element[1]->elements != 2)
+    *out = NULL;
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 || rep->element[0]->type != REDIS_REPLY_STRING ||
+        rep->element[1]->type != REDIS_REPLY_STRING || rep->element[2]->type != REDIS_REPLY_ARRAY)
+        return -1;
+    *epoch = rep->element[0];
+    *to = strtoull(rep->element[1]->str, NULL, 10);
+    const redisReply *a = rep->element[2];
+    msg_t **m = malloc((a->elements ? a->elements : 1) * sizeof(*m));
+    if (!m) return -1;
+    int k = 0;
+    for (size_t i = 0; i < a->elements; i++) {
+        const redisReply *e = a->element[i]; /* [id, ["m", PACKED]] */
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING ||
+            e->element[1]->type != REDIS_REPLY_ARRAY || e->element[1]->elements != 2)
             continue;
-        redisReply *v = e->element[1]->element[1];
-        msg_t *m = msg_unpack(v->str, v->len, ch, n);
-        if (!m) continue;
-        m->id = strtoull(e->element[0]->str, NULL, 10);
-        cb(arg, m);
-        msg_unref(m);
+        const redisReply *v = e->element[1]->element[1];
+        msg_t *x = v->type == REDIS_REPLY_STRING ? msg_unpack(v->str, v->len, name, n) : NULL;
+        if (!x) continue;
+        x->id = strtoull(e->element[0]->str, NULL, 10);
+        m[k++] = x;
     }
-    freeReplyObject(rep);
+    *out = m;
     return k;
 }
 
-typedef struct {
-    rd_t *r;
-    chan_t *ch;
-} rd_fill_t;
-
-static void rd__inject_cb(void *arg, msg_t *m)
+static void rd__free_msgs(msg_t **m, int k)
 {
-    rd_fill_t *f = arg;
-    hub_inject(f->r->hub, f->ch, m);
-    f->r->filled++;
+    for (int i = 0; i < k; i++) msg_unref(m[i]);
+    free(m);
 }
 
-/* Loads the channel's stream entries after its last id (up to upto - 1; 0: all) and injects
- * them: gap fill and catch-up (ids the stream no longer has make hub_inject restart the ring).
- * Gives up quietly when Redis cannot be asked. */
-static void rd__fill(rd_t *r, chan_t *ch, uint64_t upto)
+static void rd__read_done(rd_t *r, redisReply *rep, rd_req_t *q);
+static void rd__cu_pump(rd_t *r);
+
+static int rd__send_read(rd_t *r, rd_read_t *x, uint64_t from)
 {
-    rd_fill_t f = {r, ch};
-    while (!upto || ch->last_id + 1 < upto) {
-        uint64_t before = ch->last_id;
-        if (rd__range(r, ch->name, ch->name_len, before + 1, upto ? upto - 1 : 0, RD_FILL_BATCH, rd__inject_cb, &f) <
-                RD_FILL_BATCH ||
-            ch->last_id == before)
-            return;
+    char k1[HUB_MAX_CHANNEL + 80], k2[HUB_MAX_CHANNEL + 80], k3[80], fs[24], ts[24], cs[16], ne[33];
+    rd__key(r, k1, sizeof(k1), "id", x->name, x->n);
+    rd__key(r, k2, sizeof(k2), "s", x->name, x->n);
+    snprintf(k3, sizeof(k3), "%s:epoch", r->prefix);
+    snprintf(fs, sizeof(fs), "%" PRIu64, from);
+    snprintf(ts, sizeof(ts), "%" PRIu64, x->to);
+    snprintf(cs, sizeof(cs), "%u", x->count);
+    rd__candidate(r, ne);
+    const char *argv[] = {"EVAL", RD_READ, "3", k1, k2, k3, fs, ts, cs, ne};
+    size_t len[10];
+    for (int i = 0; i < 10; i++) len[i] = i == 1 ? sizeof(RD_READ) - 1 : strlen(argv[i]);
+    return rd_conn_send(&r->cmd, &x->q, rd__read_done, 10, argv, len);
+}
+
+static rd_read_t *rd__read_new(const char *name, size_t n, uint64_t to, uint32_t count, int kind)
+{
+    rd_read_t *x = malloc(sizeof(*x) + n + 1);
+    if (!x) return NULL;
+    *x = (rd_read_t){.to = to, .count = count, .kind = kind, .n = n};
+    memcpy(x->name, name, n);
+    x->name[n] = 0;
+    return x;
+}
+
+/* Reads ch's stream from `from` to `to` (0: its end) into the channel, holding it meanwhile.
+ * False when Redis cannot be asked now. */
+static bool rd__fill(rd_t *r, chan_t *ch, uint64_t from, uint64_t to, int kind)
+{
+    rd_read_t *x = rd__read_new(ch->name, ch->name_len, to, RD_FILL_BATCH, kind);
+    if (!x) return false;
+    if (rd__send_read(r, x, from) < 0) {
+        free(x);
+        return false;
     }
+    hub_hold(r->hub, ch);
+    return true;
 }
 
-/* A message from the feed. */
-static void rd__on_message(rd_t *r, const redisReply *chan, const redisReply *payload)
+static void rd__read_end(rd_t *r, rd_read_t *x)
 {
-    static const char pfx[] = "herald:m:";
-    if (chan->len <= sizeof(pfx) - 1 || memcmp(chan->str, pfx, sizeof(pfx) - 1) != 0) return;
-    const char *name = chan->str + sizeof(pfx) - 1;
-    size_t n = chan->len - (sizeof(pfx) - 1);
-    if (!hub_channel_valid(name, n)) return;
-    msg_t *m = rd__parse(payload->str, payload->len, name, n);
-    if (!m) {
-        log_warn("redis: malformed message on %.*s", (int)chan->len, chan->str);
+    if (x->kind == RDF_CATCHUP && !r->closing) {
+        r->cu_busy--;
+        rd__cu_pump(r);
+    }
+    free(x);
+}
+
+static void rd__read_done(rd_t *r, redisReply *rep, rd_req_t *q)
+{
+    rd_read_t *x = (rd_read_t *)q;
+    if (r->closing) {
+        free(x);
         return;
     }
-    chan_t *ch = hub_channel(r->hub, name, n, false);
-    if (!ch) { /* new here: load its history up to this message, which is then delivered */
-        r->load_before = m->id;
-        ch = hub_channel(r->hub, name, n, true);
-        r->load_before = 0;
-        if (!ch) {
-            log_warn("redis: message %" PRIu64 " on %.*s dropped: channel not loaded", m->id, (int)n, name);
-            msg_unref(m);
+    chan_t *ch = hub_channel(r->hub, x->name, x->n, false);
+    if (!ch || !ch->loading) { /* a held channel is never swept: not expected */
+        rd__read_end(r, x);
+        return;
+    }
+    const redisReply *e = NULL;
+    uint64_t to = 0;
+    msg_t **m;
+    int k = rd__read_reply(rep, x->name, x->n, &e, &to, &m);
+    if (k < 0) { /* lost, too late, or refused: the channel goes on with what it has */
+        if (rep && !r->fail_logged)
+            log_warn("redis: reading %s failed: %s", x->name, rep->type == REDIS_REPLY_ERROR ? rep->str : "bad reply");
+        if (rep) r->fail_logged = true;
+        hub_release(r->hub, ch);
+        rd__read_end(r, x);
+        return;
+    }
+    int ep = rd__epoch(r, e->str, e->len);
+    if (x->kind == RDF_LOAD && ep >= 0) {
+        hub_loaded(r->hub, ch, to, m, (uint32_t)k);
+    } else if (ep != 0) { /* data of a lost epoch, or a range asked for in one: it means nothing now */
+        hub_release(r->hub, ch);
+    } else {
+        for (int i = 0; i < k; i++) hub_fill(r->hub, ch, m[i]);
+        r->filled += (uint64_t)k;
+        bool more = k > 0 && (uint32_t)k == x->count && (!x->to || m[k - 1]->id < x->to);
+        if (more && rd__send_read(r, x, m[k - 1]->id + 1) == 0) { /* the next batch, still held */
+            rd__free_msgs(m, k);
             return;
         }
-    } else if (m->id <= ch->last_id) {
-        /* normally a message this node has already (its own publish, a fill); but one that differs
-         * from what this node holds under that id means Redis lost the channel (restarted
-         * without persistence) and counts again: start the channel afresh from it */
-        msg_t *old = hub_message(r->hub, name, n, m->id);
-        if (old && (old->time_ms != m->time_ms || old->data_len != m->data_len ||
-                    memcmp(old->data, m->data, m->data_len) != 0)) {
-            log_warn("redis: channel %.*s went back to id %" PRIu64 " (redis lost its data?)", (int)n, name, m->id);
-            hub_rebase(r->hub, ch, m->id - 1);
+        hub_release(r->hub, ch);
+    }
+    rd__free_msgs(m, k);
+    rd__read_end(r, x);
+}
+
+static void rd__cu_free(rd_t *r)
+{
+    for (uint32_t i = 0; r->cu && i < r->cu_n; i++) free(r->cu[i]);
+    free(r->cu);
+    r->cu = NULL;
+    r->cu_n = r->cu_next = 0;
+}
+
+static void rd__cu_collect(chan_t *ch, void *arg)
+{
+    rd_t *r = arg;
+    char *s = r->cu_n < r->hub->nchannels ? strndup(ch->name, ch->name_len) : NULL;
+    if (s) r->cu[r->cu_n++] = s;
+}
+
+static void rd__cu_pump(rd_t *r)
+{
+    while (r->cu && r->cu_busy < RD_CATCHUP_WINDOW && r->cu_next < r->cu_n) {
+        const char *name = r->cu[r->cu_next++];
+        chan_t *ch = hub_channel(r->hub, name, strlen(name), false);
+        if (ch && rd__fill(r, ch, ch->last_id + 1, 0, RDF_CATCHUP)) r->cu_busy++;
+    }
+    if (r->cu && r->cu_next == r->cu_n) rd__cu_free(r);
+}
+
+void rd__catch_up_all(rd_t *r)
+{
+    rd__cu_free(r);
+    if (!r->hub->nchannels || !(r->cu = calloc(r->hub->nchannels, sizeof(*r->cu)))) return;
+    hub_each_channel(r->hub, rd__cu_collect, r);
+    rd__cu_pump(r);
+}
+
+/* ---- messages into the hub ---- */
+
+/* True when this node holds m's id with other contents. */
+static bool rd__differs(const chan_t *ch, const msg_t *m)
+{
+    if (!ch->hist.count || !m->id) return false;
+    uint32_t i = hist_index_after(&ch->hist, m->id - 1);
+    if (i >= ch->hist.count) return false;
+    const msg_t *old = hist_at(&ch->hist, i);
+    return old->id == m->id && (old->time_ms != m->time_ms || old->data_len != m->data_len ||
+                                memcmp(old->data, m->data, m->data_len) != 0);
+}
+
+void rd__deliver(rd_t *r, chan_t *ch, msg_t *m)
+{
+    if (!ch->loading) {
+        if (m->id <= ch->last_id) {
+            if (!rd__differs(ch, m)) return; /* here already: its publish's answer, or a fill */
+            log_warn("redis: channel %.*s went back to id %" PRIu64 " (redis lost writes?): it restarts there",
+                     (int)ch->name_len, ch->name, m->id);
+            hub_reset(r->hub, ch, m->id - 1);
+        } else if (m->id > ch->last_id + 1) {
+            /* missed some (the feed was behind or down): m waits until they are read; when Redis
+             * cannot be asked, the ring restarts at m */
+            rd__fill(r, ch, ch->last_id + 1, m->id - 1, RDF_FILL);
         }
-    } else if (m->id > ch->last_id + 1) {
-        rd__fill(r, ch, m->id); /* missed some: load them first */
     }
     hub_inject(r->hub, ch, m);
-    r->injected++;
-    msg_unref(m);
-}
-
-/* ---- the feed: hiredis async on our loop ---- */
-
-static void rd__schedule(rd_t *r);
-
-static void rd__ev(rd_t *r)
-{
-    if (!r->feed) return;
-    uint32_t ev = (r->want_read ? EPOLLIN : 0) | (r->want_write ? EPOLLOUT : 0);
-    r->w.fd = r->feed->c.fd;
-    if (!r->watching) {
-        if (loop_watch(r->loop, &r->w, ev) == 0) r->watching = true;
-    } else {
-        loop_modify(r->loop, &r->w, ev);
-    }
-}
-static void rd__add_read(void *p) { ((rd_t *)p)->want_read = true, rd__ev(p); }
-static void rd__del_read(void *p) { ((rd_t *)p)->want_read = false, rd__ev(p); }
-static void rd__add_write(void *p) { ((rd_t *)p)->want_write = true, rd__ev(p); }
-static void rd__del_write(void *p) { ((rd_t *)p)->want_write = false, rd__ev(p); }
-static void rd__cleanup(void *p)
-{
-    rd_t *r = p;
-    if (r->watching) loop_unwatch(r->loop, &r->w);
-    r->watching = r->want_read = r->want_write = false;
-}
-
-static void rd__on_io(loop_t *loop, watcher_t *w, uint32_t events)
-{
-    (void)loop;
-    rd_t *r = container_of(w, rd_t, w);
-    if (r->feed && (events & (EPOLLIN | EPOLLERR | EPOLLHUP))) redisAsyncHandleRead(r->feed);
-    if (r->feed && (events & EPOLLOUT)) redisAsyncHandleWrite(r->feed);
-}
-
-static void rd__catch_up(chan_t *ch, void *arg) { rd__fill(arg, ch, 0); }
-
-static void rd__on_feed(redisAsyncContext *ac, void *reply, void *priv)
-{
-    (void)ac;
-    rd_t *r = priv;
-    redisReply *rep = reply;
-    if (!rep || r->closing || rep->type != REDIS_REPLY_ARRAY || rep->elements < 3) return;
-    const char *kind = rep->element[0]->str;
-    if (strcmp(kind, "psubscribe") == 0) {
-        r->feed_ready = true;
-        r->backoff_ms = RD_BACKOFF_MIN_MS;
-        log_info("redis: subscribed on %s:%d (node %s)", r->host, r->port, r->node);
-        hub_each_channel(r->hub, rd__catch_up, r); /* what was published while the feed was down */
-    } else if (strcmp(kind, "pmessage") == 0 && rep->elements == 4) {
-        rd__on_message(r, rep->element[2], rep->element[3]);
-    }
-}
-
-static void rd__on_connect(const redisAsyncContext *ac, int status)
-{
-    rd_t *r = ac->data;
-    if (status != REDIS_OK) {
-        log_warn("redis: feed connect to %s:%d failed: %s", r->host, r->port, ac->errstr);
-        r->feed = NULL; /* hiredis frees the context after this callback */
-        rd__schedule(r);
-        return;
-    }
-    redisAsyncCommand(r->feed, rd__on_feed, r, "PSUBSCRIBE herald:m:*");
-}
-
-static void rd__on_disconnect(const redisAsyncContext *ac, int status)
-{
-    rd_t *r = ac->data;
-    r->feed = NULL;
-    r->feed_ready = false;
-    if (r->closing) return;
-    log_warn("redis: feed lost (%s); reconnecting", status == REDIS_OK ? "closed" : ac->errstr);
-    rd__schedule(r);
-}
-
-static void rd__connect_feed(rd_t *r)
-{
-    redisAsyncContext *ac = redisAsyncConnect(r->host, r->port);
-    if (!ac || ac->err) {
-        log_warn("redis: feed connect to %s:%d failed: %s", r->host, r->port, ac ? ac->errstr : "out of memory");
-        if (ac) redisAsyncFree(ac);
-        rd__schedule(r);
-        return;
-    }
-    ac->data = r;
-    ac->ev.data = r;
-    ac->ev.addRead = rd__add_read;
-    ac->ev.delRead = rd__del_read;
-    ac->ev.addWrite = rd__add_write;
-    ac->ev.delWrite = rd__del_write;
-    ac->ev.cleanup = rd__cleanup;
-    r->feed = ac;
-    redisAsyncSetConnectCallback(ac, rd__on_connect);
-    redisAsyncSetDisconnectCallback(ac, rd__on_disconnect);
-    rd__add_write(r); /* the connect completes when the socket is writable */
-}
-
-static void rd__retry(tw_entry_t *e) { rd__connect_feed(container_of(e, rd_t, retry)); }
-
-static void rd__schedule(rd_t *r)
-{
-    if (r->closing) return;
-    loop_timer(r->loop, &r->retry, r->backoff_ms);
-    r->backoff_ms = r->backoff_ms * 2 > RD_BACKOFF_MAX_MS ? RD_BACKOFF_MAX_MS : r->backoff_ms * 2;
-}
-
-/* ---- presence ---- */
-
-typedef struct {
-    const char **argv;
-    size_t *len;
-    char (*num)[12];
-    int n, cap;
-} rd_args_t;
-
-static void rd__count(chan_t *ch, void *arg)
-{
-    rd_args_t *a = arg;
-    if (!ch->nsubs || a->n + 2 > a->cap) return;
-    snprintf(a->num[a->n / 2], 12, "%u", ch->nsubs);
-    a->argv[a->n] = ch->name;
-    a->len[a->n++] = ch->name_len;
-    a->argv[a->n] = a->num[(a->n - 1) / 2];
-    a->len[a->n] = strlen(a->argv[a->n]);
-    a->n++;
-}
-
-static void rd__presence(tw_entry_t *e)
-{
-    rd_t *r = container_of(e, rd_t, presence);
-    loop_timer(r->loop, &r->presence, RD_PRESENCE_MS);
-    redisContext *c = rd__sync(r);
-    if (!c) return;
-    char key[80], ttl[16];
-    snprintf(key, sizeof(key), "herald:p:%s", r->node);
-    snprintf(ttl, sizeof(ttl), "%u", RD_PRESENCE_TTL_MS);
-    int cap = 2 * (int)r->hub->nchannels + 2;
-    rd_args_t a = {malloc((size_t)cap * sizeof(char *)), malloc((size_t)cap * sizeof(size_t)),
-                   malloc((size_t)(cap / 2 + 1) * sizeof(*a.num)), 2, cap};
-    if (!a.argv || !a.len || !a.num) goto out;
-    a.argv[0] = "HSET";
-    a.len[0] = 4;
-    a.argv[1] = key;
-    a.len[1] = strlen(key);
-    hub_each_channel(r->hub, rd__count, &a);
-    const char *del[] = {"DEL", key}, *exp[] = {"PEXPIRE", key, ttl}, *add[] = {"SADD", "herald:nodes", r->node};
-    size_t dl[] = {3, strlen(key)}, el[] = {7, strlen(key), strlen(ttl)}, al[] = {4, 12, strlen(r->node)};
-    int sent = 0;
-    redisAppendCommandArgv(c, 2, del, dl), sent++;
-    if (a.n > 2) redisAppendCommandArgv(c, a.n, a.argv, a.len), sent++;
-    redisAppendCommandArgv(c, 3, exp, el), sent++;
-    redisAppendCommandArgv(c, 3, add, al), sent++;
-    for (int i = 0; i < sent; i++) {
-        void *rep = NULL;
-        if (redisGetReply(c, &rep) != REDIS_OK) {
-            redisFree(c);
-            r->sync = NULL;
-            break;
-        }
-        freeReplyObject(rep);
-    }
-out:
-    free(a.argv);
-    free(a.len);
-    free(a.num);
-}
-
-static int rd_occupancy(store_t *st, const char *ch, size_t n, uint32_t *subs)
-{
-    rd_t *r = (rd_t *)st;
-    chan_t *local = hub_channel(r->hub, ch, n, false);
-    uint32_t total = local ? local->nsubs : 0;
-    const char *sm[] = {"SMEMBERS", "herald:nodes"};
-    size_t sl[] = {8, 12};
-    redisReply *nodes = rd__cmd(r, 2, sm, sl);
-    if (!nodes) return HR_EUNAVAIL;
-    for (size_t i = 0; nodes->type == REDIS_REPLY_ARRAY && i < nodes->elements; i++) {
-        const char *id = nodes->element[i]->str;
-        if (strcmp(id, r->node) == 0) continue;
-        char key[80];
-        snprintf(key, sizeof(key), "herald:p:%s", id);
-        const char *hg[] = {"HGET", key, ch}, *ex[] = {"EXISTS", key};
-        size_t hl[] = {4, strlen(key), n}, xl[] = {6, strlen(key)};
-        redisReply *v = rd__cmd(r, 3, hg, hl);
-        if (!v) break;
-        if (v->type == REDIS_REPLY_STRING) total += (uint32_t)strtoul(v->str, NULL, 10);
-        freeReplyObject(v);
-        redisReply *x = rd__cmd(r, 2, ex, xl);
-        if (x && x->type == REDIS_REPLY_INTEGER && x->integer == 0) { /* that node is gone */
-            const char *rm[] = {"SREM", "herald:nodes", id};
-            size_t rl[] = {4, 12, strlen(id)};
-            redisReply *y = rd__cmd(r, 3, rm, rl);
-            if (y) freeReplyObject(y);
-        }
-        if (x) freeReplyObject(x);
-    }
-    freeReplyObject(nodes);
-    *subs = total;
-    return 0;
 }
 
 /* ---- store ops ---- */
@@ -443,134 +342,217 @@ static int rd_append(store_t *s, const msg_t *m)
     return 0; /* the publish script recorded it */
 }
 
-static int rd__publish(rd_t *r, chan_t *ch, msg_t *m)
+static void rd__published(rd_t *r, redisReply *rep, rd_req_t *q)
 {
-    size_t plen = msg_pack_size(m);
-    char *packed = malloc(plen);
-    if (!packed) return HR_ENOMEM;
-    m->id = 0;
-    msg_pack(m, packed);
-    char k1[HUB_MAX_CHANNEL + 16], k2[HUB_MAX_CHANNEL + 16], k4[HUB_MAX_CHANNEL + 16], maxlen[16];
-    rd__key(k1, sizeof(k1), "id", m->channel, m->channel_len);
-    rd__key(k2, sizeof(k2), "s", m->channel, m->channel_len);
-    rd__key(k4, sizeof(k4), "m", m->channel, m->channel_len);
-    snprintf(maxlen, sizeof(maxlen), "%u", r->hist_max);
-    const char *retain = !(m->flags & MSG_RETAIN) ? "0" : m->data_len ? "1" : "2";
-    const char *argv[] = {"EVAL", RD_SCRIPT, "4", k1, k2, "herald:retained", k4, packed, maxlen, retain, m->channel};
-    size_t len[] = {4, sizeof(RD_SCRIPT) - 1, 1, strlen(k1), strlen(k2), 15, strlen(k4), plen, strlen(maxlen), 1,
-                    m->channel_len};
-    redisReply *rep = rd__cmd(r, 11, argv, len);
-    free(packed);
-    if (!rep) return HR_EUNAVAIL;
-    int rc = 0;
-    if (rep->type == REDIS_REPLY_INTEGER && rep->integer > 0) {
-        m->id = (uint64_t)rep->integer;
-        r->publishes++;
-        /* read-your-writes: delivered here now, in order (the feed's copy is then a duplicate) */
-        if (m->id <= ch->last_id) hub_rebase(r->hub, ch, m->id - 1); /* redis counts again */
-        else if (m->id > ch->last_id + 1) rd__fill(r, ch, m->id);
-        hub_inject(r->hub, ch, m);
-    } else {
-        log_warn("redis: publish script failed: %s", rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
-        rc = HR_EUNAVAIL;
+    rd_pub_t *x = (rd_pub_t *)q;
+    if (r->closing) { /* the hub is gone */
+        free(x);
+        return;
     }
-    freeReplyObject(rep);
-    return rc;
+    msg_t *m = hub_pend_msg(x->p);
+    int rc = HR_EUNAVAIL;
+    if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 && rep->element[0]->type == REDIS_REPLY_INTEGER &&
+        rep->element[0]->integer > 0 && rep->element[1]->type == REDIS_REPLY_STRING) {
+        int ep = rd__epoch(r, rep->element[1]->str, rep->element[1]->len);
+        m->id = (uint64_t)rep->element[0]->integer;
+        r->publishes++;
+        /* read-your-writes: here now, in order (the feed's copy is a repeat); one Redis ran in an
+         * epoch that is gone since was acknowledged, and then lost with the rest of that data */
+        if (ep >= 0) rd__deliver(r, x->ch, m);
+        rc = 0;
+    } else {
+        r->failed++;
+        if (rep && !r->fail_logged)
+            log_warn("redis: publish script failed: %s",
+                     rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+        if (rep) r->fail_logged = true;
+    }
+    hub_published(r->hub, x->p, rc);
+    free(x);
 }
 
 static int rd_publish(store_t *st, chan_t *ch, hub_pend_t *p)
 {
     rd_t *r = (rd_t *)st;
-    hub_published(r->hub, p, rd__publish(r, ch, hub_pend_msg(p)));
+    msg_t *m = hub_pend_msg(p);
+    rd_pub_t *x = malloc(sizeof(*x));
+    size_t plen = msg_pack_size(m);
+    char *packed = malloc(plen);
+    if (!x || !packed) {
+        free(x);
+        free(packed);
+        return HR_ENOMEM;
+    }
+    x->p = p;
+    x->ch = ch;
+    m->id = 0;
+    msg_pack(m, packed);
+    char k1[HUB_MAX_CHANNEL + 80], k2[HUB_MAX_CHANNEL + 80], k3[80], k4[80], pc[HUB_MAX_CHANNEL + 120], maxlen[16],
+        ne[33];
+    rd__key(r, k1, sizeof(k1), "id", m->channel, m->channel_len);
+    rd__key(r, k2, sizeof(k2), "s", m->channel, m->channel_len);
+    snprintf(k3, sizeof(k3), "%s:retained", r->prefix);
+    snprintf(k4, sizeof(k4), "%s:epoch", r->prefix);
+    snprintf(pc, sizeof(pc), "%s%.*s", r->feedpfx, (int)m->channel_len, m->channel);
+    snprintf(maxlen, sizeof(maxlen), "%u", r->hist_max);
+    rd__candidate(r, ne);
+    const char *retain = !(m->flags & MSG_RETAIN) ? "0" : m->data_len ? "1" : "2";
+    const char *argv[] = {"EVAL", RD_PUBLISH, "4", k1, k2, k3, k4, packed, maxlen, retain, m->channel, ne, pc};
+    size_t len[13];
+    for (int i = 0; i < 13; i++) len[i] = strlen(argv[i]);
+    len[1] = sizeof(RD_PUBLISH) - 1;
+    len[7] = plen;
+    len[10] = m->channel_len;
+    rd_conn_kick(&r->cmd); /* down: try now, not at the end of the backoff */
+    int rc = rd_conn_send(&r->cmd, &x->q, rd__published, 13, argv, len);
+    free(packed);
+    if (rc == 0) return 0;
+    free(x);
+    if (rc == HR_EFULL) { /* refused at once, and by the hub for a moment (its store fault probe) */
+        r->refused_limit++;
+        if (!r->limit_logged)
+            log_warn("redis: %u commands in flight (redis_max_inflight): publishes fail until Redis answers "
+                     "(herald_redis_refused_total)",
+                     r->cmd.ninflight);
+        r->limit_logged = true;
+        return HR_EUNAVAIL;
+    }
+    /* down: this publish fails at the hub's next commit (nothing waits ahead of it: the commands
+     * in flight failed with the connection), and the next one tries again */
+    r->refused_down++;
+    hub_published(r->hub, p, HR_EUNAVAIL);
     return 0;
-}
-
-typedef struct {
-    hist_t *h;
-    const hist_limits_t *lim;
-    uint64_t now;
-    int rc;
-} rd_load_t;
-
-static void rd__push_cb(void *arg, msg_t *m)
-{
-    rd_load_t *l = arg;
-    if (l->rc == 0) l->rc = hist_push(l->h, m, l->lim, l->now);
 }
 
 static int rd_load(store_t *st, const char *ch, size_t n, hist_t *h, const hist_limits_t *lim, uint64_t *last_id)
 {
     rd_t *r = (rd_t *)st;
     *last_id = 0;
-    if (r->load_before) { /* created by the feed for message load_before: history before it */
-        *last_id = r->load_before - 1;
-    } else {
-        char k1[HUB_MAX_CHANNEL + 16];
-        rd__key(k1, sizeof(k1), "id", ch, n);
-        const char *g[] = {"GET", k1};
-        size_t gl[] = {3, strlen(k1)};
-        redisReply *rep = rd__cmd(r, 2, g, gl);
-        if (!rep) return HR_EUNAVAIL;
-        if (rep->type == REDIS_REPLY_STRING) *last_id = strtoull(rep->str, NULL, 10);
-        freeReplyObject(rep);
+    if (r->load_before == 1) return 0; /* created by the first message it ever had */
+    rd_read_t *x = rd__read_new(ch, n, r->load_before ? r->load_before - 1 : 0, lim->max_messages, RDF_LOAD);
+    if (!x) return HR_ENOMEM;
+    r->loads++;
+    if (r->boot) { /* start-up (retained messages): the blocking connection, nothing is served yet */
+        char k1[HUB_MAX_CHANNEL + 80], k2[HUB_MAX_CHANNEL + 80], k3[80], cs[16], ts[24], ne[33];
+        rd__key(r, k1, sizeof(k1), "id", ch, n);
+        rd__key(r, k2, sizeof(k2), "s", ch, n);
+        snprintf(k3, sizeof(k3), "%s:epoch", r->prefix);
+        snprintf(ts, sizeof(ts), "%" PRIu64, x->to);
+        snprintf(cs, sizeof(cs), "%u", x->count);
+        rd__candidate(r, ne);
+        free(x);
+        const char *argv[] = {"EVAL", RD_READ, "3", k1, k2, k3, "0", ts, cs, ne};
+        size_t len[10];
+        for (int i = 0; i < 10; i++) len[i] = strlen(argv[i]);
+        redisReply *rep = redisCommandArgv(r->boot, 10, argv, len);
+        const redisReply *e;
+        msg_t **m;
+        int k = rd__read_reply(rep, ch, n, &e, last_id, &m), rc = k < 0 ? HR_EUNAVAIL : 0;
+        if (k >= 0) rd__epoch(r, e->str, e->len);
+        for (int i = 0; i < k && rc == 0; i++) rc = hist_push(h, m[i], lim, loop_wall_ms());
+        rd__free_msgs(m, k > 0 ? k : 0);
+        if (rep) freeReplyObject(rep);
+        return rc;
     }
-    uint32_t max = lim->max_messages;
-    if (!*last_id || !max) return 0;
-    rd_load_t l = {h, lim, loop_wall_ms(), 0};
-    uint64_t from = *last_id >= max ? *last_id - max + 1 : 1;
-    if (rd__range(r, ch, n, from, *last_id, max, rd__push_cb, &l) < 0) return HR_EUNAVAIL;
-    return l.rc;
+    if (rd__send_read(r, x, 0) == 0) return STORE_LOADING;
+    free(x);
+    if (!r->load_before) return HR_EUNAVAIL;
+    *last_id = r->load_before - 1; /* the feed's message goes out live; what came before is not known here */
+    return 0;
 }
 
-typedef struct {
-    store_retained_cb cb;
-    void *arg;
-} rd_ret_t;
+static void rd_catch_up(store_t *st, chan_t *ch)
+{
+    rd_t *r = (rd_t *)st;
+    rd__fill(r, ch, ch->last_id + 1, 0, RDF_FILL);
+}
 
 static int rd_each_retained(store_t *st, store_retained_cb cb, void *arg)
 {
     rd_t *r = (rd_t *)st;
-    const char *a[] = {"HGETALL", "herald:retained"};
-    size_t al[] = {7, 15};
-    redisReply *rep = rd__cmd(r, 2, a, al);
-    if (!rep) return HR_EUNAVAIL;
-    int rc = 0;
-    for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i + 1 < rep->elements && rc == 0; i += 2) {
+    if (!r->boot) return 0;
+    char key[80];
+    snprintf(key, sizeof(key), "%s:retained", r->prefix);
+    const char *a[] = {"HGETALL", key};
+    size_t al[] = {7, strlen(key)};
+    redisReply *rep = redisCommandArgv(r->boot, 2, a, al);
+    int rc = rep ? 0 : HR_EUNAVAIL;
+    for (size_t i = 0; rep && rep->type == REDIS_REPLY_ARRAY && i + 1 < rep->elements && rc == 0; i += 2) {
         redisReply *k = rep->element[i], *v = rep->element[i + 1];
         if (!hub_channel_valid(k->str, k->len)) continue;
-        msg_t *m = rd__parse(v->str, v->len, k->str, k->len);
+        const char *sp = memchr(v->str, ' ', v->len); /* "ID PACKED" */
+        msg_t *m = sp ? msg_unpack(sp + 1, v->len - (size_t)(sp + 1 - v->str), k->str, k->len) : NULL;
         if (!m) continue;
+        m->id = strtoull(v->str, NULL, 10);
         rc = cb(arg, m);
         msg_unref(m);
     }
-    freeReplyObject(rep);
+    if (rep) freeReplyObject(rep);
+    redisFree(r->boot); /* start-up is over: from now on nothing blocks */
+    r->boot = NULL;
     return rc;
+}
+
+static size_t rd_metrics(store_t *st, char *out, size_t cap)
+{
+    rd_t *r = (rd_t *)st;
+    int n = snprintf(
+        out, cap,
+        "# HELP herald_redis_connected 1 while the connection to Redis is up.\n"
+        "# TYPE herald_redis_connected gauge\n"
+        "herald_redis_connected{conn=\"commands\"} %d\nherald_redis_connected{conn=\"feed\"} %d\n"
+        "# HELP herald_redis_commands_in_flight Commands sent to Redis and not answered yet (limit "
+        "redis_max_inflight).\n"
+        "# TYPE herald_redis_commands_in_flight gauge\nherald_redis_commands_in_flight %u\n"
+        "# HELP herald_redis_refused_total Publishes failed at once: Redis unreachable, or redis_max_inflight "
+        "commands in flight.\n"
+        "# TYPE herald_redis_refused_total counter\n"
+        "herald_redis_refused_total{reason=\"down\"} %" PRIu64 "\nherald_redis_refused_total{reason=\"limit\"} %" PRIu64
+        "\n"
+        "# HELP herald_redis_timeouts_total Times Redis left a command unanswered for redis_timeout (the "
+        "connection was made again).\n"
+        "# TYPE herald_redis_timeouts_total counter\n"
+        "herald_redis_timeouts_total{conn=\"commands\"} %" PRIu64 "\n"
+        "# HELP herald_redis_connects_total Connection attempts to Redis.\n"
+        "# TYPE herald_redis_connects_total counter\n"
+        "herald_redis_connects_total{conn=\"commands\"} %" PRIu64 "\n"
+        "herald_redis_connects_total{conn=\"feed\"} %" PRIu64 "\n"
+        "# HELP herald_redis_publishes_total Publishes Redis ran for this node, and the ones that failed.\n"
+        "# TYPE herald_redis_publishes_total counter\n"
+        "herald_redis_publishes_total{result=\"ok\"} %" PRIu64 "\n"
+        "herald_redis_publishes_total{result=\"failed\"} %" PRIu64 "\n"
+        "# HELP herald_redis_messages_total Messages from the feed, and read from the streams (holes, catch-ups).\n"
+        "# TYPE herald_redis_messages_total counter\n"
+        "herald_redis_messages_total{from=\"feed\"} %" PRIu64 "\nherald_redis_messages_total{from=\"stream\"} %" PRIu64
+        "\n"
+        "# HELP herald_redis_epoch_changes_total Times Redis was found to have lost its data (channels restarted).\n"
+        "# TYPE herald_redis_epoch_changes_total counter\nherald_redis_epoch_changes_total %" PRIu64 "\n"
+        "# HELP herald_redis_dropped_total Messages from the feed for a channel that could not be created here "
+        "(max_channels).\n"
+        "# TYPE herald_redis_dropped_total counter\nherald_redis_dropped_total %" PRIu64 "\n"
+        "# HELP herald_hold_dropped_total Messages dropped while their channel was loading: more came than "
+        "history_messages (at least 1024).\n"
+        "# TYPE herald_hold_dropped_total counter\nherald_hold_dropped_total %" PRIu64 "\n",
+        r->cmd.state == RDC_UP, r->feed.state == RDC_UP, r->cmd.ninflight, r->refused_down, r->refused_limit,
+        r->cmd.timeouts, r->cmd.connects, r->feed.connects, r->publishes, r->failed, r->injected, r->filled,
+        r->epoch_changes, r->dropped, r->hub ? r->hub->held_dropped : 0);
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
 static void rd_close(store_t *st)
 {
     rd_t *r = (rd_t *)st;
     r->closing = true;
-    tw_stop(&r->loop->wheel, &r->retry);
     tw_stop(&r->loop->wheel, &r->presence);
-    if (r->feed) redisAsyncFree(r->feed);
-    r->feed = NULL;
-    if (r->sync) { /* leave the cluster's presence at once */
-        char key[80];
-        snprintf(key, sizeof(key), "herald:p:%s", r->node);
-        const char *d[] = {"DEL", key}, *s[] = {"SREM", "herald:nodes", r->node};
-        size_t dl[] = {3, strlen(key)}, sl[] = {4, 12, strlen(r->node)};
-        redisReply *x = rd__cmd(r, 2, d, dl);
-        if (x) freeReplyObject(x);
-        if ((x = rd__cmd(r, 3, s, sl))) freeReplyObject(x);
-        if (r->sync) redisFree(r->sync);
-    }
+    rd_presence_leave(r);
+    rd_conn_close(&r->cmd); /* what is in flight fails quietly: the hub is gone */
+    rd_conn_close(&r->feed);
+    rd__cu_free(r);
+    if (r->boot) redisFree(r->boot);
     log_info("redis: closed (%" PRIu64 " publishes, %" PRIu64 " messages from the feed, %" PRIu64 " filled)",
              r->publishes, r->injected, r->filled);
     free(r);
 }
-
-static void rd_catch_up(store_t *st, chan_t *ch) { rd__fill((rd_t *)st, ch, 0); }
 
 static const store_ops_t rd_ops = {
     .append = rd_append,
@@ -579,51 +561,123 @@ static const store_ops_t rd_ops = {
     .each_retained = rd_each_retained,
     .publish = rd_publish,
     .occupancy = rd_occupancy,
+    .cancel = rd_cancel,
     .catch_up = rd_catch_up,
+    .metrics = rd_metrics,
 };
 
-store_t *store_redis_open(const char *addr, uint32_t hist_max, loop_t *loop, char *err, size_t errcap)
+/* Reads the password file's first line into r->password. */
+static int rd__password_file(rd_t *r, const char *path, char *err, size_t errcap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errcap, "redis_password_file %s: cannot read it", path);
+        return HR_EINVAL;
+    }
+    size_t n = fread(r->password, 1, sizeof(r->password) - 1, f);
+    fclose(f);
+    r->password[n] = 0;
+    r->password[strcspn(r->password, "\r\n")] = 0;
+    if (!r->password[0]) {
+        snprintf(err, errcap, "redis_password_file %s is empty", path);
+        return HR_EINVAL;
+    }
+    return 0;
+}
+
+static bool rd__copy(char *dst, size_t cap, const char *src)
+{
+    size_t n = src ? strlen(src) : 0;
+    if (n >= cap) return false;
+    memcpy(dst, src ? src : "", n + 1);
+    return true;
+}
+
+store_t *store_redis_open(const store_redis_opts_t *o, loop_t *loop, char *err, size_t errcap)
 {
     rd_t *r = calloc(1, sizeof(*r));
     if (!r) {
         snprintf(err, errcap, "out of memory");
         return NULL;
     }
-    const char *colon = strrchr(addr, ':');
-    size_t hn = colon ? (size_t)(colon - addr) : 0;
-    if (!colon || hn == 0 || hn >= sizeof(r->host)) {
-        snprintf(err, errcap, "bad redis address '%s'", addr);
-        free(r);
-        return NULL;
-    }
-    memcpy(r->host, addr, hn);
-    if (r->host[0] == '[' && hn > 2 && r->host[hn - 1] == ']') { /* [v6]:port */
-        memmove(r->host, r->host + 1, hn - 2);
-        r->host[hn - 2] = 0;
-    }
-    r->port = atoi(colon + 1);
     r->base.ops = &rd_ops;
     r->base.name = "redis";
     r->loop = loop;
-    r->hist_max = hist_max;
-    r->w.cb = rd__on_io;
-    r->w.fd = -1;
-    r->backoff_ms = RD_BACKOFF_MIN_MS;
-    snprintf(r->node, sizeof(r->node), "%d-%08x", (int)getpid(), (unsigned)(loop_wall_ms() * 2654435761u));
-    tw_entry_init(&r->retry, rd__retry);
-    tw_entry_init(&r->presence, rd__presence);
-    if (!rd__sync(r)) {
-        snprintf(err, errcap, "cannot connect to redis at %s", addr);
-        free(r);
-        return NULL;
+    r->hist_max = o->hist_max;
+    r->db = o->db;
+    r->timeout_ms = o->timeout_ms ? o->timeout_ms : 2000;
+    r->max_inflight = o->max_inflight ? o->max_inflight : 10000;
+    list_init(&r->counts);
+    if (!rd__copy(r->sentinels, sizeof(r->sentinels), o->sentinels) ||
+        !rd__copy(r->master, sizeof(r->master), o->master_name) || !rd__copy(r->user, sizeof(r->user), o->user) ||
+        !rd__copy(r->password, sizeof(r->password), o->password) ||
+        !rd__copy(r->prefix, sizeof(r->prefix), o->prefix && *o->prefix ? o->prefix : "herald")) {
+        snprintf(err, errcap, "a redis setting is too long");
+        goto fail;
     }
+    if (strpbrk(r->prefix, "*?[]\\ ")) {
+        snprintf(err, errcap, "redis_prefix '%s': no spaces or pattern characters (* ? [ ] \\)", r->prefix);
+        goto fail;
+    }
+    if (o->password_file && o->password_file[0]) {
+        if (r->password[0]) {
+            snprintf(err, errcap, "redis_password and redis_password_file are both set");
+            goto fail;
+        }
+        if (rd__password_file(r, o->password_file, err, errcap) < 0) goto fail;
+    }
+    if (r->sentinels[0] && !r->master[0]) {
+        snprintf(err, errcap, "redis_sentinel needs redis_master_name");
+        goto fail;
+    }
+    if (!r->sentinels[0]) {
+        const char *addr = o->addr ? o->addr : "", *colon = strrchr(addr, ':');
+        size_t hn = colon ? (size_t)(colon - addr) : 0;
+        if (!colon || hn == 0 || hn >= sizeof(r->host)) {
+            snprintf(err, errcap, "bad redis address '%s'", addr);
+            goto fail;
+        }
+        memcpy(r->host, addr, hn);
+        if (r->host[0] == '[' && hn > 2 && r->host[hn - 1] == ']') { /* [v6]:port */
+            memmove(r->host, r->host + 1, hn - 2);
+            r->host[hn - 2] = 0;
+        }
+        r->port = atoi(colon + 1);
+    }
+    snprintf(r->feedpfx, sizeof(r->feedpfx), "%s:%u:m:", r->prefix, r->db);
+    r->feedpfx_len = strlen(r->feedpfx);
+    snprintf(r->node, sizeof(r->node), "%d-%08x", (int)getpid(), (unsigned)(loop_wall_ms() * 2654435761u));
+    rd_conn_init(r, &r->cmd, "commands", false, NULL);
+    rd_conn_init(r, &r->feed, "feed", true, rd_feed_up);
+    tw_entry_init(&r->presence, rd_presence_tick);
+    if (rd_boot(r, err, errcap) < 0) goto fail;
+    /* the data epoch: set now if Redis has none (a fresh Redis, or one that lost its data) */
+    char key[80], ne[33];
+    snprintf(key, sizeof(key), "%s:epoch", r->prefix);
+    rd__candidate(r, ne);
+    const char *argv[] = {"EVAL", RD_EPOCH, "1", key, ne};
+    size_t len[] = {4, sizeof(RD_EPOCH) - 1, 1, strlen(key), strlen(ne)};
+    redisReply *rep = redisCommandArgv(r->boot, 5, argv, len);
+    if (!rep || rep->type != REDIS_REPLY_STRING || rep->len >= sizeof(r->epoch)) {
+        snprintf(err, errcap, "redis: reading the data epoch failed: %s",
+                 rep && rep->type == REDIS_REPLY_ERROR ? rep->str : rep ? "bad reply" : r->boot->errstr);
+        if (rep) freeReplyObject(rep);
+        goto fail;
+    }
+    memcpy(r->epoch, rep->str, rep->len + 1);
+    freeReplyObject(rep);
     return &r->base;
+fail:
+    if (r->boot) redisFree(r->boot);
+    free(r);
+    return NULL;
 }
 
 void store_redis_attach(store_t *st, hub_t *hub)
 {
     rd_t *r = (rd_t *)st;
     r->hub = hub;
-    rd__connect_feed(r);
+    rd_conn_start(&r->cmd);
+    rd_conn_start(&r->feed);
     loop_timer(r->loop, &r->presence, 0);
 }

@@ -28,11 +28,19 @@ typedef int (*store_retained_cb)(void *arg, msg_t *m);
 /* Called with each record of a key-value namespace (valid during the call); non-zero stops. */
 typedef int (*store_kv_cb)(void *arg, const void *key, size_t klen, const void *val, size_t vlen);
 
+/* A load op's answer when it loads asynchronously: the channel exists at once, held "loading",
+ * and the store calls hub_loaded() when its backend answered (see hub.h). */
+#define STORE_LOADING 1
+
+/* The answer of an occupancy op: rc 0 and the channel's subscribers on every node, or HR_E*. */
+typedef void (*store_count_cb)(void *arg, int rc, uint32_t subscribers);
+
 typedef struct {
     /* Records m (id already assigned). Returns 0 or a negative HR_E* (the publish then fails). */
     int (*append)(store_t *s, const msg_t *m);
     /* Restores a channel on first use: fills *last_id and pushes its kept messages into h.
-     * Returns 0 (also when the store knows nothing of it) or a negative HR_E*. */
+     * Returns 0 (also when the store knows nothing of it), STORE_LOADING (it will call
+     * hub_loaded() for the channel instead) or a negative HR_E*. */
     int (*load)(store_t *s, const char *channel, size_t len, hist_t *h, const hist_limits_t *lim,
                 uint64_t *last_id);
     /* Frees the store (committing what is pending). */
@@ -58,10 +66,16 @@ typedef struct {
     int (*kv_del)(store_t *s, const char *ns, const void *key, size_t klen);
     int (*kv_each)(store_t *s, const char *ns, store_kv_cb cb, void *arg);
     /* Optional: a store shared with other nodes brings ch up to date (a client's cursor is past
-     * what this node has received yet). */
+     * what this node has received yet), holding the channel (hub_hold) while it asks. */
     void (*catch_up)(store_t *s, struct chan *ch);
-    /* Optional. Subscribers of the channel on every node (presence across nodes); 0 or HR_E*. */
-    int (*occupancy)(store_t *s, const char *channel, size_t len, uint32_t *subscribers);
+    /* Optional. Counts the channel's subscribers on every node (presence across nodes) and
+     * calls cb(arg, ...) later, never from inside this call, unless cancel(arg) comes first.
+     * Returns 0 (cb will be called once) or HR_E* at once (cb is not called). */
+    int (*occupancy)(store_t *s, const char *channel, size_t len, store_count_cb cb, void *arg);
+    /* Optional (with occupancy): forgets the callbacks waiting with arg (its request is gone). */
+    void (*cancel)(store_t *s, void *arg);
+    /* Optional. The store's own metrics in the Prometheus text format; returns bytes written. */
+    size_t (*metrics)(store_t *s, char *out, size_t cap);
 } store_ops_t;
 
 struct store {

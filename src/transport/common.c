@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../core/err.h"
+#include "../core/log.h"
 #include "transport.h"
 
 
@@ -284,4 +285,13 @@ void xp_owed_free(xp_owedq_t *q)
         free(e);
     }
     xp_owed_init(q);
+}
+
+void xp_sub_limit(xp_ctx_t *x, conn_t *c, const char *proto)
+{
+    if (x->metrics->subs_refused++) return;
+    char peer[64];
+    log_warn("limits: %s (%s): max_subscriptions (%u per connection) reached: subscription refused (further "
+             "refusals are counted in herald_limit_hits_total, not logged)",
+             conn_peer(c, peer, sizeof(peer)), proto, x->cfg->max_subscriptions);
 }

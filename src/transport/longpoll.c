@@ -16,6 +16,7 @@ typedef struct {
     xp_ctx_t *x;
     http_conn_t *hc;
     subreq_t sr; /* channels and the cursor to answer with */
+    bool now;    /* a short poll waiting for its channels to load */
     uint32_t nsubs;
     xsub_t subs[];
 } longpoll_t;
@@ -54,7 +55,9 @@ static void longpoll__deliver(sub_t *s, msg_t *m)
 {
     xsub_t *xs = container_of(s, xsub_t, s);
     longpoll_t *lp = xs->s.owner;
-    if (lp->hc->base.closing) return;
+    /* a store catching the channel up (engine = redis) delivers what this node lacked, which the
+     * client may have seen elsewhere already */
+    if (lp->hc->base.closing || m->id <= lp->sr.cursor[xs->idx]) return;
     lp->sr.cursor[xs->idx] = m->id;
     if (lp->sr.nch > 1) {
         longpoll__answer(lp, &m, 1);
@@ -71,6 +74,21 @@ static void longpoll__deliver(sub_t *s, msg_t *m)
     }
     hc->srv->metrics->delivered[XP_LONGPOLL]++;
     http_respond_shared(hc, 200, "application/json", body, "Cache-Control: no-cache\r\n");
+}
+
+/* A channel was loaded or caught up by the store (or restarted): answer if there is something
+ * to say now (a short poll: once every channel is loaded). A subscriber that came without a
+ * cursor starts from the loaded channel's last id. */
+static void longpoll__resync(sub_t *s)
+{
+    xsub_t *xs = container_of(s, xsub_t, s);
+    longpoll_t *lp = s->owner;
+    if (lp->hc->base.closing) return;
+    if (!lp->sr.has_cursor) lp->sr.cursor[xs->idx] = s->ch->last_id;
+    uint64_t cursor[SUB_MAX_CHANNELS];
+    if (!poll_respond_now(lp->x, lp->hc, &lp->sr, lp->now ? XP_POLL : XP_LONGPOLL, !lp->now, cursor)) return;
+    longpoll__release(lp);
+    free(lp);
 }
 
 static void longpoll__on_timer(http_conn_t *hc)
@@ -94,6 +112,11 @@ void longpoll_serve(xp_ctx_t *x, http_conn_t *hc, subreq_t *sr)
 {
     uint64_t cursor[SUB_MAX_CHANNELS];
     if (poll_respond_now(x, hc, sr, XP_LONGPOLL, true, cursor)) return; /* something to say now */
+    longpoll_wait(x, hc, sr, cursor, false);
+}
+
+void longpoll_wait(xp_ctx_t *x, http_conn_t *hc, const subreq_t *sr, const uint64_t *cursor, bool answer_now)
+{
     longpoll_t *lp = calloc(1, sizeof(*lp) + sr->nch * sizeof(xsub_t));
     if (!lp) {
         http_error(hc, HR_ENOMEM, "out of memory");
@@ -102,10 +125,12 @@ void longpoll_serve(xp_ctx_t *x, http_conn_t *hc, subreq_t *sr)
     lp->x = x;
     lp->hc = hc;
     lp->sr = *sr;
-    memcpy(lp->sr.cursor, cursor, sizeof(cursor));
+    lp->now = answer_now;
+    memcpy(lp->sr.cursor, cursor, sr->nch * sizeof(*cursor));
     for (uint32_t i = 0; i < sr->nch; i++) {
         lp->subs[i].idx = i;
         lp->subs[i].s.deliver = longpoll__deliver;
+        lp->subs[i].s.resync = longpoll__resync;
         lp->subs[i].s.owner = lp;
         list_init(&lp->subs[i].s.link);
         hub_subscribe(x->hub, sr->ch[i], &lp->subs[i].s);

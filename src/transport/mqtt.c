@@ -1,4 +1,5 @@
-/* mqtt.c - the MQTT 3.1.1 / 5.0 broker over TCP and over WebSocket; see mqtt.h.
+/* mqtt.c - the MQTT 3.1.1 / 5.0 broker over TCP and over WebSocket (see mqtt.h): connections,
+ * CONNECT and DISCONNECT, the packet loop, the TCP listener and /mqtt, the server.
  *
  * Two structs. A connection (mqtt_conn_t) is one network connection: over TCP it embeds its own
  * conn_t and reads packets straight from the read buffer; over WebSocket it is a ws_t
@@ -11,20 +12,11 @@
  * its subscriptions, and a reconnect with clean start 0 resumes it: in-flight messages are sent
  * again with DUP (PUBRELs again), then the waiting ones.
  *
- * Delivery: a subscription is a hub_tsub_t in the hub's topic trie. A QoS 0 PUBLISH without
- * per-subscriber parts is encoded once per message and version (ENC_MQTT3_Q0 / ENC_MQTT5_Q0)
- * and shared; otherwise each subscriber queues a small head (fixed header, topic, packet id,
- * message expiry left, subscription identifier) followed by the shared tail (ENC_MQTT_BODY, or
- * ENC_MQTT5_BODY when the message carries MQTT 5 properties). The QoS is the subscription's,
- * capped by the publisher's (messages from HTTP, /ws and STOMP have none, so they go at the
- * subscription's QoS).
- *
- * Flow: QoS 1/2 messages go out while fewer than the window (mqtt_max_inflight, and for v5
- * the client's Receive Maximum) are unacknowledged and the socket takes them; otherwise they
- * wait in the session's FIFO (mqtt_max_queued, oldest dropped beyond), which acknowledgements
- * and a drained socket pump. QoS 0 messages go at once or are dropped when the socket is backed
- * up (counted, like every transport's slow consumers); for an absent client they wait too
- * (mqtt_queue_qos0).
+ * The broker's other files: mqtt_sess.c (the session table, session lifetimes and wills,
+ * subscriptions), mqtt_deliver.c (hub messages to subscribers: encoding, the window, the waiting
+ * FIFO), mqtt_pub.c (client PUBLISHes into the hub: topic aliases, passed-through properties, the
+ * acknowledgements in PUBLISH order), mqtt_persist.c (sessions in the store), mqtt_sys.c ($SYS),
+ * mqtt_queue.c (in flight and waiting), mqtt_codec.c (packets); mqtt_internal.h is what they share.
  *
  * Errors: the codec refuses malformed packets with a reason code; mqtt__fail is the one place
  * that answers: CONNACK with the code while connecting (v3: the 3.1.1 return code when one
@@ -41,69 +33,12 @@
 #include "../core/log.h"
 #include "mqtt_internal.h"
 
-
-static bool mqtt__live(const mqtt_conn_t *k) { return k && k->connected && !k->said_bye && !k->c->closing; }
-
-/* ---- session table ---- */
-
-/* Client ids are chosen by clients: the table hashes them with a random key (siphash.h). */
-static uint32_t mqtt__hash(const mqtt_server_t *srv, const char *s)
-{
-    return (uint32_t)siphash24(&srv->skey, s, strlen(s));
-}
-
-static mqtt_sess_t *mqtt__sess_find(mqtt_server_t *srv, const char *id)
-{
-    if (!srv->stab_cap) return NULL;
-    uint32_t h = mqtt__hash(srv, id);
-    for (mqtt_sess_t *s = srv->stab[h & (srv->stab_cap - 1)]; s; s = s->hnext)
-        if (s->hash == h && strcmp(s->client_id, id) == 0) return s;
-    return NULL;
-}
-
-static int mqtt__sess_insert(mqtt_server_t *srv, mqtt_sess_t *s)
-{
-    if (srv->nsess >= srv->stab_cap) {
-        uint32_t cap = srv->stab_cap ? srv->stab_cap * 2 : 64;
-        mqtt_sess_t **t = calloc(cap, sizeof(*t));
-        if (!t) return HR_ENOMEM;
-        for (uint32_t i = 0; i < srv->stab_cap; i++)
-            for (mqtt_sess_t *e = srv->stab[i], *next; e; e = next) {
-                next = e->hnext;
-                e->hnext = t[e->hash & (cap - 1)];
-                t[e->hash & (cap - 1)] = e;
-            }
-        free(srv->stab);
-        srv->stab = t;
-        srv->stab_cap = cap;
-    }
-    mqtt_sess_t **head = &srv->stab[s->hash & (srv->stab_cap - 1)];
-    s->hnext = *head;
-    *head = s;
-    srv->nsess++;
-    return 0;
-}
-
-static void mqtt__sess_remove(mqtt_server_t *srv, mqtt_sess_t *s)
-{
-    for (mqtt_sess_t **pp = &srv->stab[s->hash & (srv->stab_cap - 1)]; *pp; pp = &(*pp)->hnext)
-        if (*pp == s) {
-            *pp = s->hnext;
-            srv->nsess--;
-            return;
-        }
-}
-
-/* A persistent session changed: written to the store before this loop iteration's commit. */
-static void mqtt__dirty(mqtt_sess_t *s)
-{
-    if ((s->expiry_s || s->stored) && !list_linked(&s->dirty)) list_push_back(&s->srv->dirty, &s->dirty);
-}
+bool mqtt__live(const mqtt_conn_t *k) { return k && k->connected && !k->said_bye && !k->c->closing; }
 
 /* ---- sending ---- */
 
 /* Queues a packet (and, when tail is set, a shared tail after it). reply: ignore the queue limit. */
-static int mqtt__send(mqtt_conn_t *k, bytes_t *b, bytes_t *tail, bool reply)
+int mqtt__send(mqtt_conn_t *k, bytes_t *b, bytes_t *tail, bool reply)
 {
     conn_t *c = k->c;
     if (c->closing || c->end_after_write) return HR_EIO;
@@ -123,14 +58,14 @@ static int mqtt__send(mqtt_conn_t *k, bytes_t *b, bytes_t *tail, bool reply)
 }
 
 /* Encodes and sends a control packet (an answer the client is owed). */
-static void mqtt__reply(mqtt_conn_t *k, const mqtt_pkt_t *p)
+void mqtt__reply(mqtt_conn_t *k, const mqtt_pkt_t *p)
 {
     bytes_t *b = mqtt_encode_new(p);
     if (b) mqtt__send(k, b, NULL, true);
     bytes_unref(b);
 }
 
-static void mqtt__ack(mqtt_conn_t *k, uint8_t type, uint16_t pid, uint8_t reason)
+void mqtt__ack(mqtt_conn_t *k, uint8_t type, uint16_t pid, uint8_t reason)
 {
     mqtt_pkt_t p = {.type = type, .version = k->version, .packet_id = pid, .reason = k->version == MQTT_V5 ? reason : 0};
     mqtt__reply(k, &p);
@@ -146,7 +81,7 @@ static void mqtt__end(mqtt_conn_t *k)
  * with reason (v5) or with its 3.1.1 return code when one exists (mqtt_v3_connack_code; also for
  * a protocol level nobody knows); once connected, DISCONNECT with reason (v5); v3.1.1 otherwise
  * just closes. */
-static void mqtt__fail(mqtt_conn_t *k, uint8_t reason, const char *why)
+void mqtt__fail(mqtt_conn_t *k, uint8_t reason, const char *why)
 {
     if (k->said_bye || k->c->closing) return;
     k->said_bye = true;
@@ -168,710 +103,6 @@ static void mqtt__fail(mqtt_conn_t *k, uint8_t reason, const char *why)
     }
     if (p.type) mqtt__reply(k, &p);
     mqtt__end(k);
-}
-
-/* ---- delivery ---- */
-
-/* A whole PUBLISH, QoS 0, no RETAIN, no per-subscriber properties: the same bytes for every
- * subscriber of one version. */
-static bytes_t *mqtt__enc_q0(const msg_t *m, uint8_t version)
-{
-    uint32_t plen = version == MQTT_V5 ? m->props_len : 0;
-    size_t body = (size_t)plen + m->data_len;
-    uint8_t head[MQTT_PUBLISH_HEAD_MAX(HUB_MAX_CHANNEL, 0)];
-    ssize_t hn = mqtt_publish_head_write(head, sizeof(head), version, false, 0, false,
-                                         (span_t){m->channel, m->channel_len}, 0, 0, 0, NULL, 0, plen, body);
-    if (hn < 0 || (size_t)hn > sizeof(head)) return NULL;
-    bytes_t *b = bytes_new((size_t)hn + body);
-    if (!b) return NULL;
-    memcpy(b->data, head, (size_t)hn);
-    if (plen) memcpy(b->data + hn, m->props, plen);
-    memcpy(b->data + hn + plen, m->data, m->data_len);
-    return b;
-}
-static bytes_t *mqtt__enc_q0_v3(const msg_t *m) { return mqtt__enc_q0(m, MQTT_V311); }
-static bytes_t *mqtt__enc_q0_v5(const msg_t *m) { return mqtt__enc_q0(m, MQTT_V5); }
-static bytes_t *mqtt__enc_body(const msg_t *m) { return bytes_copy(m->data, m->data_len); }
-
-static bytes_t *mqtt__enc_body5(const msg_t *m)
-{
-    bytes_t *b = bytes_new((size_t)m->props_len + m->data_len);
-    if (!b) return NULL;
-    memcpy(b->data, m->props, m->props_len);
-    memcpy(b->data + m->props_len, m->data, m->data_len);
-    return b;
-}
-
-static uint8_t mqtt__msg_qos(const msg_t *m, uint8_t sub_qos)
-{
-    if (m->flags & MSG_FROM_HTTP) return sub_qos;
-    uint8_t q = (m->flags & MSG_QOS2) ? 2 : (m->flags & MSG_QOS1) ? 1 : 0;
-    return q < sub_qos ? q : sub_qos;
-}
-
-/* Writes one PUBLISH of it to k (it->pid for QoS > 0). 0; HR_EFULL when the write queue is over
- * its limit and force is not set (nothing queued); HR_EINVAL when the packet is over the
- * client's Maximum Packet Size (MQTT 5.0 3.1.2.11.4: not sent, as if delivered); HR_ENOMEM. */
-static int mqtt__send_pub(mqtt_conn_t *k, const mq_item_t *it, bool dup, bool force)
-{
-    msg_t *m = it->m;
-    bool v5 = k->version == MQTT_V5;
-    uint32_t sub_id = v5 ? it->sub_id : 0, expiry = 0;
-    if (v5 && m->expiry_s) { /* the time left, rounded up */
-        uint64_t age = (loop_wall_ms() - m->time_ms) / 1000;
-        expiry = age < m->expiry_s ? m->expiry_s - (uint32_t)age : 1;
-    }
-    if (it->qos == 0 && !it->retain && !sub_id && !expiry) {
-        bytes_t *b = v5 ? msg_encoded(m, ENC_MQTT5_Q0, mqtt__enc_q0_v5) : msg_encoded(m, ENC_MQTT3_Q0, mqtt__enc_q0_v3);
-        if (!b) return HR_ENOMEM;
-        if (k->max_packet && b->len > k->max_packet) return HR_EINVAL;
-        return mqtt__send(k, b, NULL, force);
-    }
-    uint32_t plen = v5 ? m->props_len : 0;
-    bytes_t *body = plen ? msg_encoded(m, ENC_MQTT5_BODY, mqtt__enc_body5) : msg_encoded(m, ENC_MQTT_BODY, mqtt__enc_body);
-    if (!body) return HR_ENOMEM;
-    uint8_t head[MQTT_PUBLISH_HEAD_MAX(HUB_MAX_CHANNEL, 1)];
-    ssize_t hn = mqtt_publish_head_write(head, sizeof(head), k->version, dup, it->qos, it->retain,
-                                         (span_t){m->channel, m->channel_len}, it->pid, 0, expiry, &sub_id,
-                                         sub_id ? 1 : 0, plen, body->len);
-    if (hn < 0 || (size_t)hn > sizeof(head)) return HR_EINVAL;
-    if (k->max_packet && (size_t)hn + body->len > k->max_packet) return HR_EINVAL;
-    bytes_t *h = bytes_copy(head, (size_t)hn);
-    if (!h) return HR_ENOMEM;
-    int rc = mqtt__send(k, h, body, force);
-    bytes_unref(h);
-    return rc;
-}
-
-/* Sends it (the message borrowed) to the live connection k: QoS 0 as is, QoS > 0 into the
- * in-flight table. Returns HR_EFULL, with nothing changed, when the socket is backed up; every
- * other outcome (sent, or dropped and counted) returns 0. The caller checked the window. */
-static int mqtt__put(mqtt_conn_t *k, const mq_item_t *it)
-{
-    mqtt_sess_t *s = k->s;
-    metrics_t *mt = k->x->metrics;
-    if (it->qos == 0) {
-        int rc = mqtt__send_pub(k, it, false, false);
-        if (rc == HR_EFULL) return rc;
-        if (rc == 0) mt->delivered[XP_MQTT]++;
-        else mt->queue_drops++;
-        return 0;
-    }
-    mq_item_t x = *it;
-    if (mq_flight_add(&s->out, &x, &x.pid) < 0) {
-        mt->queue_drops++;
-        return 0;
-    }
-    msg_ref(x.m);
-    mqtt__dirty(s);
-    int rc = mqtt__send_pub(k, &x, false, false);
-    if (rc == 0) {
-        mt->delivered[XP_MQTT]++;
-        return 0;
-    }
-    mq_flight_del(&s->out, mq_flight_find(&s->out, x.pid));
-    if (rc == HR_EFULL) return rc;
-    mt->queue_drops++;
-    return 0;
-}
-
-/* Keeps a message for later (client away, window full or socket backed up). */
-void mqtt__keep(mqtt_sess_t *s, const mq_item_t *it)
-{
-    msg_ref(it->m);
-    const cfg_t *cfg = s->x->cfg;
-    int r = mq_fifo_push(&s->queue, it, cfg->mqtt_max_queued, cfg->mqtt_max_queued_bytes);
-    if (r < 0) msg_unref(it->m);
-    if (r != 0) {
-        s->x->metrics->queue_drops += r > 0 ? (uint64_t)r : 1;
-        if (!s->drop_logged)
-            log_info("mqtt: session %s: queue over mqtt_max_queued (%u) or mqtt_max_queued_bytes (%llu): dropping the "
-                     "oldest", s->client_id, cfg->mqtt_max_queued, (unsigned long long)cfg->mqtt_max_queued_bytes);
-        s->drop_logged = true;
-    }
-    mqtt__dirty(s);
-}
-
-/* Sends what waits in the session's FIFO while the window and the socket allow. */
-static void mqtt__pump(mqtt_conn_t *k)
-{
-    mqtt_sess_t *s = k->s;
-    uint64_t now = 0;
-    if (s && s->queue.n) mqtt__dirty(s);
-    while (s && s->queue.n && mqtt__live(k)) {
-        mq_item_t *it = mq_fifo_peek(&s->queue);
-        if (it->m->expiry_s && msg_expired(it->m, now ? now : (now = loop_wall_ms()))) {
-            msg_unref(it->m);
-            mq_fifo_pop(&s->queue);
-            continue;
-        }
-        if (it->qos && s->out.n >= k->window) return;
-        if (mqtt__put(k, it) == HR_EFULL) return;
-        msg_unref(it->m);
-        mq_fifo_pop(&s->queue);
-    }
-}
-
-/* Hands message m to session s at qos (see the file comment for where it goes). */
-static void mqtt__offer(mqtt_sess_t *s, msg_t *m, uint8_t qos, bool retain, uint32_t sub_id)
-{
-    if (m->expiry_s && msg_expired(m, loop_wall_ms())) return;
-    mq_item_t it = {.m = m, .sub_id = sub_id, .qos = qos, .retain = retain};
-    mqtt_conn_t *k = s->conn;
-    if (mqtt__live(k)) {
-        if (qos == 0 || (!s->queue.n && s->out.n < k->window)) {
-            if (mqtt__put(k, &it) == 0) return;
-            if (qos == 0) { /* backed up: QoS 0 is not kept for a connected client */
-                s->x->metrics->queue_drops++;
-                return;
-            }
-        }
-    } else if ((k && !s->expiry_s) || (qos == 0 && !s->x->cfg->mqtt_queue_qos0) || m->channel[0] == '$') {
-        return; /* the session ends with this closing connection, or nothing to keep ($SYS figures
-                 * are sent fresh on subscribe) */
-    }
-    mqtt__keep(s, &it);
-}
-
-static void mqtt__on_publish(hub_tsub_t *t, msg_t *m)
-{
-    mqtt_sub_t *sub = container_of(t, mqtt_sub_t, t);
-    mqtt_sess_t *s = sub->s;
-    if ((sub->opts & MQTT_SUB_NO_LOCAL) && s->conn && m->origin == s->conn) return;
-    if (sub->filtered && !(s->id && auth_can_subscribe(s->id, m->channel, m->channel_len))) return;
-    bool retain = (sub->opts & MQTT_SUB_RETAIN_AS_PUBLISHED) && (m->flags & MSG_RETAIN);
-    mqtt__offer(s, m, mqtt__msg_qos(m, MQTT_SUB_QOS(sub->opts)), retain, sub->sub_id);
-}
-
-/* A reconnect resumed the session: unacknowledged PUBLISHes again with DUP, PUBRELs again, in
- * their original order (MQTT 5.0 4.4), then what waits. */
-static void mqtt__resend(mqtt_conn_t *k)
-{
-    mqtt_sess_t *s = k->s;
-    if (s->out.n) {
-        mq_item_t **v = malloc(s->out.n * sizeof(*v));
-        uint16_t *gone = malloc(s->out.n * sizeof(*gone));
-        uint32_t n = v && gone ? mq_flight_ordered(&s->out, v) : 0, ngone = 0;
-        for (uint32_t i = 0; i < n; i++) {
-            if (v[i]->state == MQ_RELEASED) mqtt__ack(k, MQTT_PUBREL, v[i]->pid, 0);
-            else if (mqtt__send_pub(k, v[i], true, true) == HR_EINVAL) gone[ngone++] = v[i]->pid;
-        }
-        for (uint32_t i = 0; i < ngone; i++) mq_flight_del(&s->out, mq_flight_find(&s->out, gone[i]));
-        free(v);
-        free(gone);
-    }
-    mqtt__pump(k);
-}
-
-/* True when topic t matches filter f (no "$share/" prefix). */
-static bool mqtt__matches(const char *f, size_t fn, const char *t, size_t tn)
-{
-    if (tn && t[0] == '$' && fn && (f[0] == '+' || f[0] == '#')) return false;
-    size_t i = 0, j = 0;
-    for (;;) {
-        size_t fe = i, te = j;
-        while (fe < fn && f[fe] != '/') fe++;
-        if (fe - i == 1 && f[i] == '#') return true;
-        while (te < tn && t[te] != '/') te++;
-        if (j > tn) return false; /* the topic ran out of levels */
-        if (!(fe - i == 1 && f[i] == '+') && (fe - i != te - j || memcmp(f + i, t + j, fe - i) != 0)) return false;
-        bool fend = fe >= fn, tend = te >= tn;
-        if (fend && tend) return true;
-        if (fend) return false;
-        if (tend) /* "a/#" matches "a" */
-            return fn - (fe + 1) == 1 && f[fe + 1] == '#';
-        i = fe + 1;
-        j = te + 1;
-    }
-}
-
-
-static void mqtt__send_retained(chan_t *ch, void *arg)
-{
-    mqtt_sub_t *sub = arg;
-    if (!mqtt__matches(sub->filter, sub->flen, ch->name, ch->name_len)) return;
-    if (sub->filtered && !(sub->s->id && auth_can_subscribe(sub->s->id, ch->name, ch->name_len))) return;
-    mqtt__offer(sub->s, ch->retained, mqtt__msg_qos(ch->retained, MQTT_SUB_QOS(sub->opts)), true, sub->sub_id);
-}
-
-/* ---- subscriptions ---- */
-
-static int mqtt__find_sub(mqtt_sess_t *s, span_t f)
-{
-    for (uint32_t i = 0; i < s->nsubs; i++)
-        if (s->subs[i]->flen == f.n && memcmp(s->subs[i]->filter, f.p, f.n) == 0) return (int)i;
-    return -1;
-}
-
-static void mqtt__drop_sub(mqtt_sess_t *s, uint32_t i)
-{
-    hub_topic_unsubscribe(s->x->hub, &s->subs[i]->t);
-    free(s->subs[i]);
-    s->subs[i] = s->subs[--s->nsubs];
-}
-
-/* Makes (or replaces) the subscription to f with options o. Returns it, or NULL with *code set. */
-mqtt_sub_t *mqtt__sub_add(mqtt_sess_t *s, bool v5, span_t f, uint8_t o, uint32_t sub_id, bool *is_new,
-                                 uint8_t *code)
-{
-    int old = mqtt__find_sub(s, f);
-    *code = MQTT_RC_UNSPECIFIED;
-    if (old < 0 && s->nsubs == MQTT_MAX_SUBS) {
-        if (v5) *code = MQTT_RC_QUOTA_EXCEEDED;
-        return NULL;
-    }
-    if (old < 0 && s->nsubs == s->capsubs) {
-        uint32_t cap = s->capsubs ? s->capsubs * 2 : 4;
-        mqtt_sub_t **ns = realloc(s->subs, cap * sizeof(*ns));
-        if (!ns) return NULL;
-        s->subs = ns;
-        s->capsubs = cap;
-    }
-    mqtt_sub_t *sub = calloc(1, sizeof(*sub) + f.n);
-    if (!sub) return NULL;
-    sub->s = s;
-    sub->opts = o;
-    sub->sub_id = sub_id;
-    sub->flen = (uint16_t)f.n;
-    memcpy(sub->filter, f.p, f.n);
-    sub->t.deliver = mqtt__on_publish;
-    sub->t.owner = s;
-    if (hub_topic_subscribe(s->x->hub, &sub->t, f.p, f.n) < 0) {
-        free(sub);
-        if (v5) *code = MQTT_RC_TOPIC_FILTER_INVALID;
-        return NULL;
-    }
-    *is_new = old < 0;
-    if (old >= 0) mqtt__drop_sub(s, (uint32_t)old); /* a new subscription replaces the old one */
-    s->subs[s->nsubs++] = sub;
-    *code = MQTT_SUB_QOS(o);
-    return sub;
-}
-
-/* How id's permissions cover filter f (a shared subscription "$share/GROUP/F" is checked as F). */
-static acl_cover_t mqtt__cover(const auth_id_t *id, span_t f)
-{
-    if (f.n > 7 && memcmp(f.p, "$share/", 7) == 0) {
-        const char *slash = memchr(f.p + 7, '/', f.n - 7);
-        if (slash) f = (span_t){slash + 1, (size_t)(f.p + f.n - slash - 1)};
-    }
-    return auth_cover(id, f.p, f.n);
-}
-
-static void mqtt__subscribe(mqtt_conn_t *k, const mqtt_pkt_t *p)
-{
-    mqtt_sess_t *s = k->s;
-    uint8_t codes[256];
-    mqtt_sub_t *fresh[256];
-    bool is_new[256];
-    uint32_t nc = 0;
-    size_t off = 0;
-    span_t f;
-    uint8_t o;
-    uint32_t sub_id = (p->props.present & MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_ID)) ? p->props.sub_id : 0;
-    while (mqtt_list_next(p, &off, &f, &o) && nc < sizeof(codes)) {
-        acl_cover_t cover = mqtt__cover(k->id, f);
-        if (cover == ACL_NONE) {
-            xp_log_denial(k->x, k->c, k->id, "subscribe to", f.p, f.n);
-            fresh[nc] = NULL;
-            codes[nc++] = k->version == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED : 0x80;
-            continue;
-        }
-        fresh[nc] = mqtt__sub_add(s, k->version == MQTT_V5, f, o, sub_id, &is_new[nc], &codes[nc]);
-        if (fresh[nc]) fresh[nc]->filtered = cover == ACL_PARTIAL;
-        nc++;
-    }
-    mqtt_pkt_t ack = {.type = MQTT_SUBACK, .version = k->version, .packet_id = p->packet_id};
-    ack.list = (span_t){(const char *)codes, nc};
-    ack.count = nc;
-    mqtt__reply(k, &ack);
-    /* retained messages after the SUBACK (never for shared subscriptions) */
-    for (uint32_t i = 0; i < nc; i++) {
-        mqtt_sub_t *sub = fresh[i];
-        if (!sub || topic_entry_shared(&sub->t.e)) continue;
-        uint8_t rh = MQTT_SUB_RETAIN_HANDLING(sub->opts);
-        if (rh == 2 || (rh == 1 && !is_new[i])) continue;
-        hub_each_retained(s->x->hub, mqtt__send_retained, sub);
-        for (uint32_t j = 0; j < k->srv->nsys; j++) {
-            msg_t *m = k->srv->sysmsg[j];
-            if (mqtt__matches(sub->filter, sub->flen, m->channel, m->channel_len) &&
-                (!sub->filtered || auth_can_subscribe(s->id, m->channel, m->channel_len)))
-                mqtt__offer(s, m, 0, true, sub->sub_id);
-        }
-    }
-}
-
-static void mqtt__unsubscribe(mqtt_conn_t *k, const mqtt_pkt_t *p)
-{
-    uint8_t codes[256];
-    uint32_t nc = 0;
-    size_t off = 0;
-    span_t f;
-    uint8_t o;
-    while (mqtt_list_next(p, &off, &f, &o) && nc < sizeof(codes)) {
-        int i = mqtt__find_sub(k->s, f);
-        if (i >= 0) mqtt__drop_sub(k->s, (uint32_t)i);
-        codes[nc++] = i >= 0 ? 0 : MQTT_RC_NO_SUBSCRIPTION_EXISTED;
-    }
-    mqtt_pkt_t ack = {.type = MQTT_UNSUBACK, .version = k->version, .packet_id = p->packet_id};
-    if (k->version == MQTT_V5) {
-        ack.list = (span_t){(const char *)codes, nc};
-        ack.count = nc;
-    }
-    mqtt__reply(k, &ack);
-}
-
-/* ---- publishing ---- */
-
-/* The properties of a PUBLISH (or will) that travel with the message to MQTT 5 subscribers:
- * payload format, content type, response topic, correlation data and user properties, encoded.
- * NULL when there are none; *oom on failure. */
-static bytes_t *mqtt__pass_props(const mqtt_props_t *in, bool *oom)
-{
-    enum { PASS = MQTT_PROP_BIT(MQTT_PROP_PAYLOAD_FORMAT) | MQTT_PROP_BIT(MQTT_PROP_CONTENT_TYPE) |
-                  MQTT_PROP_BIT(MQTT_PROP_RESPONSE_TOPIC) | MQTT_PROP_BIT(MQTT_PROP_CORRELATION_DATA) };
-    *oom = false;
-    if (!(in->present & PASS) && !in->user_count) return NULL;
-    mqtt_props_t p = {.present = in->present & PASS};
-    p.payload_format = in->payload_format;
-    p.content_type = in->content_type;
-    p.response_topic = in->response_topic;
-    p.correlation_data = in->correlation_data;
-    p.raw = in->raw; /* the encoder copies the User Properties from it */
-    uint32_t plen;
-    bytes_t *b = mqtt_publish_body_new(MQTT_V5, &p, (span_t){"", 0}, &plen);
-    *oom = !b;
-    return b;
-}
-
-/* The reason code for a publish the hub or the store refused (one PUBACK/PUBREC allows). */
-static uint8_t mqtt__pub_reason(int rc)
-{
-    return rc == HR_EFULL || rc == HR_ESTOREFULL ? MQTT_RC_QUOTA_EXCEEDED : MQTT_RC_UNSPECIFIED;
-}
-
-static const char *mqtt__pub_why(int rc)
-{
-    return rc == HR_EFULL ? "publish failed: too many channels (max_channels)"
-           : rc == HR_ESTOREFULL ? "publish failed: the store is full"
-           : rc == HR_EUNAVAIL   ? "publish failed: the store is unavailable"
-                                 : "publish failed";
-}
-
-/* Sends the acknowledgements at the front of the ring that are ready (in PUBLISH order). */
-static void mqtt__ackw_flush(mqtt_conn_t *k)
-{
-    while (k->ackw_n && k->ackw[k->ackw_head].done) {
-        mqtt_ackw_t a = k->ackw[k->ackw_head];
-        k->ackw_head = (k->ackw_head + 1) & (k->ackw_cap - 1);
-        k->ackw_n--;
-        if (a.reason && k->version != MQTT_V5) { /* 3.1.1 cannot refuse in an ack: it resends after reconnecting */
-            mqtt__fail(k, a.reason, "publish failed: the store could not take it");
-            continue;
-        }
-        mqtt__ack(k, a.type, a.pid, a.reason);
-    }
-}
-
-/* Owes an acknowledgement of type for pid: done (reason known now) or waiting for the commit.
- * False when too many are owed (the connection is failed). */
-static bool mqtt__ackw_push(mqtt_conn_t *k, uint8_t type, uint16_t pid, bool done, uint8_t reason)
-{
-    if (done && !k->ackw_n) { /* nothing before it: at once */
-        if (reason && k->version != MQTT_V5) mqtt__fail(k, reason, "publish failed");
-        else mqtt__ack(k, type, pid, reason);
-        return true;
-    }
-    if (k->ackw_n == k->ackw_cap) {
-        uint32_t ncap = k->ackw_cap ? k->ackw_cap * 2 : 16;
-        mqtt_ackw_t *n = ncap <= MQTT_MAX_ACKW ? malloc(ncap * sizeof(*n)) : NULL;
-        if (!n) {
-            mqtt__fail(k, MQTT_RC_RECEIVE_MAX_EXCEEDED, "too many publishes waiting for their acknowledgement");
-            return false;
-        }
-        for (uint32_t i = 0; i < k->ackw_n; i++) n[i] = k->ackw[(k->ackw_head + i) & (k->ackw_cap - 1)];
-        free(k->ackw);
-        k->ackw = n;
-        k->ackw_cap = ncap;
-        k->ackw_head = 0;
-    }
-    k->ackw[(k->ackw_head + k->ackw_n++) & (k->ackw_cap - 1)] = (mqtt_ackw_t){pid, type, reason, done};
-    if (!done) k->ackw_wait++;
-    return true;
-}
-
-/* A QoS 1 or 2 publish of connection arg is committed (rc 0) or failed: its ack is ready. */
-static void mqtt__published(void *arg, int rc, const msg_t *m, uint32_t reached)
-{
-    (void)m, (void)reached;
-    mqtt_conn_t *k = arg;
-    uint32_t i = 0;
-    while (i < k->ackw_n && k->ackw[(k->ackw_head + i) & (k->ackw_cap - 1)].done) i++;
-    if (i == k->ackw_n) return; /* cannot happen: completions come in order, one per waiting entry */
-    mqtt_ackw_t *a = &k->ackw[(k->ackw_head + i) & (k->ackw_cap - 1)];
-    a->done = true;
-    k->ackw_wait--;
-    if (rc < 0) {
-        a->reason = mqtt__pub_reason(rc);
-        if (a->type == MQTT_PUBREC && k->s) /* not published: a resend must publish it */
-            for (uint32_t j = 0; j < k->s->nin2; j++)
-                if (k->s->in2[j] == a->pid) {
-                    k->s->in2[j] = k->s->in2[--k->s->nin2];
-                    break;
-                }
-    }
-    mqtt__ackw_flush(k);
-}
-
-/* Publishes into the hub as session s (the hub keeps or clears the retained message). k: the
- * connection that sent it, told through mqtt__published (QoS > 0); NULL for wills. */
-static int mqtt__publish(mqtt_sess_t *s, mqtt_conn_t *k, span_t topic, span_t payload, uint8_t qos, bool retain,
-                         uint32_t expiry_s, span_t props)
-{
-    hub_pubopt_t o = {.flags = (qos == 1 ? MSG_QOS1 : qos == 2 ? MSG_QOS2 : 0) | (retain ? MSG_RETAIN : 0),
-                      .expiry_s = expiry_s, .props = props.p, .props_len = props.n, .origin = k};
-    bool wait = k && qos;
-    return hub_publish_async(s->x->hub, topic.p, topic.n, "message", 7, payload.p, payload.n, &o,
-                             wait ? mqtt__published : NULL, wait ? k : NULL);
-}
-
-/* Resolves the topic of a v5 PUBLISH with a Topic Alias (setting or using it). 0 or a reason code
- * (after which the connection fails). */
-static uint8_t mqtt__alias(mqtt_conn_t *k, const mqtt_pkt_t *p, span_t *topic)
-{
-    uint16_t a = p->props.topic_alias;
-    if (a > k->naliases) return MQTT_RC_TOPIC_ALIAS_INVALID;
-    if (!k->alias && !(k->alias = calloc((size_t)k->naliases + 1, sizeof(char *)))) return MQTT_RC_SERVER_UNAVAILABLE;
-    if (topic->n) {
-        char *t = malloc(topic->n + 1);
-        if (!t) return MQTT_RC_SERVER_UNAVAILABLE;
-        memcpy(t, topic->p, topic->n);
-        t[topic->n] = 0;
-        free(k->alias[a]);
-        k->alias[a] = t;
-    } else if (k->alias[a]) {
-        *topic = span_of(k->alias[a]);
-    } else {
-        return MQTT_RC_PROTOCOL_ERROR;
-    }
-    return 0;
-}
-
-static void mqtt__on_publish_pkt(mqtt_conn_t *k, const mqtt_pkt_t *p)
-{
-    mqtt_sess_t *s = k->s;
-    uint8_t qos = p->publish.qos;
-    span_t topic = p->publish.topic;
-    if (p->props.present & MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS)) {
-        uint8_t rc = mqtt__alias(k, p, &topic);
-        if (rc) {
-            mqtt__fail(k, rc, rc == MQTT_RC_PROTOCOL_ERROR ? "topic alias not set" : "topic alias over the maximum");
-            return;
-        }
-    }
-    if (!hub_channel_valid(topic.p, topic.n)) {
-        if (qos && k->version == MQTT_V5) {
-            mqtt__ackw_push(k, qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id, true, MQTT_RC_TOPIC_NAME_INVALID);
-            return;
-        }
-        mqtt__fail(k, MQTT_RC_TOPIC_NAME_INVALID, "topic is not a valid herald channel name");
-        return;
-    }
-    bool allowed = auth_can_publish(k->id, topic.p, topic.n);
-    if (!allowed) {
-        if (!k->denial_logged) xp_log_denial(k->x, k->c, k->id, "publish to", topic.p, topic.n);
-        else k->x->auth->stats.denied++;
-        k->denial_logged = true;
-        if (qos && k->version == MQTT_V5) { /* MQTT 5: refused in the acknowledgement */
-            mqtt__ackw_push(k, qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id, true, MQTT_RC_NOT_AUTHORIZED);
-            return;
-        }
-        /* QoS 0, and MQTT 3.1.1 which cannot say no: acknowledged and dropped (as Mosquitto does) */
-    }
-    if (qos == 2) {
-        for (uint32_t i = 0; i < s->nin2; i++)
-            if (s->in2[i] == p->packet_id) { /* a resend before PUBREL: already published */
-                mqtt__ackw_push(k, MQTT_PUBREC, p->packet_id, true, 0);
-                return;
-            }
-        if (s->nin2 == MQTT_RECEIVE_MAX) {
-            mqtt__fail(k, MQTT_RC_RECEIVE_MAX_EXCEEDED, "too many QoS 2 messages in flight");
-            return;
-        }
-        if (!s->in2 && !(s->in2 = malloc(MQTT_RECEIVE_MAX * sizeof(uint16_t)))) {
-            mqtt__fail(k, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
-            return;
-        }
-    }
-    bool oom = false;
-    bytes_t *props = allowed ? mqtt__pass_props(&p->props, &oom) : NULL;
-    uint32_t expiry = (p->props.present & MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY)) ? p->props.message_expiry : 0;
-    int rc = !allowed ? 1 /* acknowledged, not published */
-             : oom    ? HR_ENOMEM
-                 : mqtt__publish(s, k, topic, p->publish.payload, qos, p->publish.retain, expiry,
-                                 props ? (span_t){(const char *)props->data, props->len} : (span_t){"", 0});
-    bytes_unref(props);
-    if (rc < 0 && !qos) {
-        mqtt__fail(k, mqtt__pub_reason(rc), mqtt__pub_why(rc));
-        return;
-    }
-    if (!qos) return;
-    if (qos == 2 && rc >= 0) s->in2[s->nin2++] = p->packet_id; /* a resend is not published twice */
-    mqtt__ackw_push(k, qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id, rc != 0, rc < 0 ? mqtt__pub_reason(rc) : 0);
-}
-
-/* ---- sessions ---- */
-
-static void mqtt__will_publish(mqtt_sess_t *s)
-{
-    mqtt_will_t *w = s->will;
-    s->will = NULL;
-    s->will_at = MQTT_NEVER;
-    if (!w) return;
-    span_t topic = {w->mem, w->topic_len};
-    if (hub_channel_valid(topic.p, topic.n))
-        mqtt__publish(s, NULL, topic, (span_t){w->mem + w->topic_len, w->payload_len}, w->qos, w->retain, w->expiry_s,
-                      (span_t){w->mem + w->topic_len + w->payload_len, w->props_len});
-    free(w);
-}
-
-/* Frees a session. forget: it ends (its pending will goes out, unless discarded before, and the
- * store forgets it); otherwise only the memory goes (shutdown: the store keeps the record). */
-void mqtt__sess_free(mqtt_sess_t *s, bool forget)
-{
-    store_t *st = s->x->hub->store;
-    if (forget) {
-        mqtt__will_publish(s);
-        if (s->stored && st->ops->kv_del) st->ops->kv_del(st, MQTT_KV, s->client_id, strlen(s->client_id));
-    }
-    free(s->will);
-    list_unlink(&s->dirty);
-    tw_stop(&s->x->hub->loop->wheel, &s->timer);
-    mqtt__sess_remove(s->srv, s);
-    for (uint32_t i = 0; i < s->nsubs; i++) {
-        hub_topic_unsubscribe(s->x->hub, &s->subs[i]->t);
-        free(s->subs[i]);
-    }
-    free(s->subs);
-    mq_flight_free(&s->out);
-    mq_fifo_free(&s->queue);
-    free(s->in2);
-    free(s->client_id);
-    free(s->owner);
-    auth_unref(s->id);
-    free(s);
-}
-
-static void mqtt__sess_arm(mqtt_sess_t *s)
-{
-    uint64_t next = s->will ? s->will_at : MQTT_NEVER;
-    if (s->expires_at < next) next = s->expires_at;
-    loop_t *loop = s->x->hub->loop;
-    if (next == MQTT_NEVER) tw_stop(&loop->wheel, &s->timer);
-    else loop_timer(loop, &s->timer, next > loop_now(loop) ? next - loop_now(loop) : 0);
-}
-
-/* While the client is away: the will delay has passed, or the session expired. */
-static void mqtt__sess_timer(tw_entry_t *e)
-{
-    mqtt_sess_t *s = container_of(e, mqtt_sess_t, timer);
-    uint64_t now = loop_now(s->x->hub->loop);
-    if (s->will && now >= s->will_at) mqtt__will_publish(s);
-    if (now >= s->expires_at) mqtt__sess_free(s, true);
-    else mqtt__sess_arm(s);
-}
-
-mqtt_sess_t *mqtt__sess_new(mqtt_server_t *srv, const char *id, size_t n)
-{
-    mqtt_sess_t *s = calloc(1, sizeof(*s));
-    if (!s || !(s->client_id = malloc(n + 1))) {
-        free(s);
-        return NULL;
-    }
-    memcpy(s->client_id, id, n);
-    s->client_id[n] = 0;
-    s->srv = srv;
-    s->x = srv->x;
-    s->hash = mqtt__hash(srv, s->client_id);
-    s->will_at = s->expires_at = MQTT_NEVER;
-    tw_entry_init(&s->timer, mqtt__sess_timer);
-    list_init(&s->dirty);
-    if (mqtt__sess_insert(srv, s) < 0) {
-        free(s->client_id);
-        free(s);
-        return NULL;
-    }
-    return s;
-}
-
-/* Separates k from its session, whose client is away from now. Returns the session, or NULL. */
-static mqtt_sess_t *mqtt__detach(mqtt_conn_t *k)
-{
-    mqtt_sess_t *s = k->s;
-    if (!s) return NULL;
-    k->s = NULL;
-    s->conn = NULL;
-    s->away_wall = loop_wall_ms();
-    mqtt__dirty(s);
-    return s;
-}
-
-/* Connection k leaves its session (closed, or taken over by a new connection). The will goes
- * out now, or is scheduled after its delay (MQTT 5.0 3.1.3.2.2: the shorter of the delay and the
- * session expiry). Unless a new connection is taking the session over, the session ends now
- * (expiry 0) or is kept until it expires. */
-static void mqtt__leave(mqtt_conn_t *k, bool takeover)
-{
-    mqtt_sess_t *s = mqtt__detach(k);
-    if (s) mqtt__away(s, takeover, (uint64_t)s->expiry_s * 1000);
-}
-
-/* The client is away (left now, or, for a restored session, earlier): the will goes out now or
- * after its delay; unless a new connection takes the session over, the session ends (expiry 0,
- * or shutting down) or is kept expires_in_ms more. */
-void mqtt__away(mqtt_sess_t *s, bool takeover, uint64_t expires_in_ms)
-{
-    uint64_t now = loop_now(s->x->hub->loop);
-    if (s->will) {
-        uint32_t d = s->will->delay_s < s->expiry_s ? s->will->delay_s : s->expiry_s;
-        if (d == 0) mqtt__will_publish(s);
-        else s->will_at = now + (uint64_t)d * 1000;
-    }
-    if (takeover) return;
-    if (s->expiry_s == 0 || expires_in_ms == 0) {
-        mqtt__sess_free(s, true);
-        return;
-    }
-    s->expires_at = s->expiry_s == UINT32_MAX ? MQTT_NEVER : now + expires_in_ms;
-    mqtt__sess_arm(s);
-}
-
-static mqtt_will_t *mqtt__will_new(const mqtt_pkt_t *p, bool *oom)
-{
-    *oom = false;
-    if (!p->connect.will) return NULL;
-    const mqtt_props_t *wp = &p->connect.will_props;
-    bytes_t *props = mqtt__pass_props(wp, oom);
-    if (*oom) return NULL;
-    size_t tn = p->connect.will_topic.n, pn = p->connect.will_payload.n, rn = props ? props->len : 0;
-    mqtt_will_t *w = malloc(sizeof(*w) + tn + pn + rn);
-    if (!w) {
-        bytes_unref(props);
-        *oom = true;
-        return NULL;
-    }
-    w->delay_s = (wp->present & MQTT_PROP_BIT(MQTT_PROP_WILL_DELAY)) ? wp->will_delay : 0;
-    w->expiry_s = (wp->present & MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY)) ? wp->message_expiry : 0;
-    w->topic_len = (uint32_t)tn;
-    w->payload_len = (uint32_t)pn;
-    w->props_len = (uint32_t)rn;
-    w->qos = p->connect.will_qos;
-    w->retain = p->connect.will_retain;
-    memcpy(w->mem, p->connect.will_topic.p, tn);
-    memcpy(w->mem + tn, p->connect.will_payload.p, pn);
-    if (rn) memcpy(w->mem + tn + pn, props->data, rn);
-    bytes_unref(props);
-    return w;
 }
 
 static void mqtt__keepalive(tw_entry_t *e);
@@ -953,7 +184,6 @@ static void mqtt__expired(mqtt_conn_t *k)
     }
     mqtt__fail(k, MQTT_RC_MAX_CONNECT_TIME, "token expired");
 }
-
 
 static void mqtt__connect(mqtt_conn_t *k, const mqtt_pkt_t *p)
 {
@@ -1364,12 +594,15 @@ int mqtt_server_open(mqtt_server_t *srv, xp_ctx_t *x, loop_t *loop)
     list_init(&srv->dirty);
     list_init(&srv->saving);
     x->mqtt = srv;
-    sip_key_random(&srv->skey);
+    if (mqtt__sessions_init(srv) < 0) return HR_ENOMEM;
     srv->started_ms = loop_wall_ms();
     tw_entry_init(&srv->sys, mqtt__sys);
     if (x->cfg->mqtt_addr[0]) {
         int rc = listener_open(&srv->listener, loop, x->cfg->mqtt_addr, mqtt__accept, srv);
-        if (rc < 0) return rc;
+        if (rc < 0) {
+            mqtt__sessions_free(srv);
+            return rc;
+        }
         srv->open = true;
     }
     store_t *st = x->hub->store;
@@ -1406,9 +639,5 @@ void mqtt_server_close(mqtt_server_t *srv)
     }
     /* persistent sessions are saved (they come back at the next start); then every one is freed */
     mqtt_server_persist(srv);
-    for (uint32_t i = 0; i < srv->stab_cap; i++)
-        while (srv->stab[i]) mqtt__sess_free(srv->stab[i], false);
-    free(srv->stab);
-    srv->stab = NULL;
-    srv->stab_cap = 0;
+    mqtt__sessions_free(srv);
 }

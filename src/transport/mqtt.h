@@ -6,16 +6,20 @@
 #ifndef HERALD_MQTT_H
 #define HERALD_MQTT_H
 
+#include "../core/hmap.h"
 #include "../core/listener.h"
+#include "mqtt_queue.h"
 #include "transport.h"
 
 typedef struct mqtt_server {
     listener_t listener;
     xp_ctx_t *x;
     list_t conns;            /* every MQTT connection, TCP and WebSocket */
-    struct mqtt_sess **stab; /* sessions by client id (chained hash), connected or not */
-    uint32_t stab_cap, nsess;
+    hmap_t sessions;         /* sessions by client id, connected or not */
+    uint32_t nsess;          /* sessions.n */
     uint32_t nconns;         /* TCP connections (max_connections) */
+    mq_total_t queued;       /* every session's waiting messages (mqtt_max_queued_bytes_total) */
+    uint64_t queued_drops;   /* messages dropped for mqtt_max_queued_bytes_total */
     bool open;
     bool closed;             /* mqtt_server_close ran: no new sessions */
     list_t dirty;            /* persistent sessions changed since the last mqtt_server_persist */
@@ -25,7 +29,6 @@ typedef struct mqtt_server {
     uint64_t started_ms;
     uint32_t nsys;
     struct msg *sysmsg[16];  /* the latest $SYS/ messages, sent to new matching subscriptions */
-    sip_key_t skey;          /* the session table's hash key, random per process */
 } mqtt_server_t;
 
 /* Binds cfg->mqtt_addr (empty: MQTT over TCP disabled) and starts accepting. Also makes x->mqtt

@@ -1,6 +1,7 @@
-/* mqtt_internal.h - what the MQTT broker's files share (mqtt.c: connections, sessions,
- * delivery; mqtt_persist.c: sessions in the store; mqtt_sys.c: $SYS figures). Not a public
- * interface: only src/transport/mqtt*.c include it. */
+/* mqtt_internal.h - what the MQTT broker's files share (mqtt.c: connections and packets;
+ * mqtt_sess.c: sessions and subscriptions; mqtt_deliver.c: delivery to subscribers; mqtt_pub.c:
+ * client publishes; mqtt_persist.c: sessions in the store; mqtt_sys.c: $SYS figures). Not a
+ * public interface: only src/transport/mqtt*.c include it. */
 #ifndef HERALD_MQTT_INTERNAL_H
 #define HERALD_MQTT_INTERNAL_H
 
@@ -10,7 +11,6 @@
 #include "ws.h"
 
 #define MQTT_RECEIVE_MAX 1024 /* incoming QoS 2 messages awaiting PUBREL, offered as Receive Maximum */
-#define MQTT_MAX_SUBS 1024
 #define MQTT_MAX_CLIENT_ID 256
 #define MQTT_NEVER UINT64_MAX
 #define MQTT_KV "mqtt.session" /* the store's key-value namespace for persistent sessions */
@@ -40,8 +40,7 @@ typedef struct {
 struct mqtt_sess {
     mqtt_server_t *srv;
     xp_ctx_t *x;
-    mqtt_sess_t *hnext;    /* in srv->stab */
-    uint32_t hash;
+    hmap_node_t node;      /* in srv->sessions, keyed by client id */
     mqtt_conn_t *conn;     /* NULL while the client is away */
     char *client_id;
     uint32_t expiry_s;     /* session expiry interval; UINT32_MAX: never */
@@ -109,6 +108,35 @@ typedef struct {
     mqtt_conn_t k;
 } mqtt_wsc_t;
 
+/* ---- connections (mqtt.c) ---- */
+
+/* True when k is connected (CONNACK sent) and neither leaving nor closing. */
+bool mqtt__live(const mqtt_conn_t *k);
+
+/* Queues a packet (and, when tail is set, a shared tail after it) on k, framed for WebSocket when
+ * k is one. reply: ignore the write queue's limit. 0, HR_EFULL (over the limit, nothing queued),
+ * HR_EIO (closing) or HR_ENOMEM. */
+int mqtt__send(mqtt_conn_t *k, bytes_t *b, bytes_t *tail, bool reply);
+
+/* Encodes and sends a control packet (an answer the client is owed). */
+void mqtt__reply(mqtt_conn_t *k, const mqtt_pkt_t *p);
+
+/* Sends a PUBACK, PUBREC, PUBREL or PUBCOMP for pid (reason: v5 only). */
+void mqtt__ack(mqtt_conn_t *k, uint8_t type, uint16_t pid, uint8_t reason);
+
+/* The one place that answers a violation: while connecting, a CONNACK with reason (v5) or with
+ * its 3.1.1 return code when one exists; once connected, DISCONNECT with reason (v5); v3.1.1
+ * otherwise just closes. Logged once; the connection ends. */
+void mqtt__fail(mqtt_conn_t *k, uint8_t reason, const char *why);
+
+/* ---- sessions and subscriptions (mqtt_sess.c) ---- */
+
+/* Sets up srv's session table and the total of their queues. 0 or HR_ENOMEM. */
+int mqtt__sessions_init(mqtt_server_t *srv);
+
+/* Frees every session (the store keeps the persistent ones) and the table. */
+void mqtt__sessions_free(mqtt_server_t *srv);
+
 /* A new, empty session for client id id[0..n), in the session table; NULL when out of memory. */
 mqtt_sess_t *mqtt__sess_new(mqtt_server_t *srv, const char *id, size_t n);
 
@@ -116,17 +144,83 @@ mqtt_sess_t *mqtt__sess_new(mqtt_server_t *srv, const char *id, size_t n);
  * store forgets it); otherwise only the memory goes (shutdown: the store keeps the record). */
 void mqtt__sess_free(mqtt_sess_t *s, bool forget);
 
-/* Makes (or replaces) s's subscription to f with options o. Returns it, or NULL with *code set. */
-mqtt_sub_t *mqtt__sub_add(mqtt_sess_t *s, bool v5, span_t f, uint8_t o, uint32_t sub_id, bool *is_new,
-                          uint8_t *code);
+/* The session of client id id (NUL-terminated), or NULL. */
+mqtt_sess_t *mqtt__sess_find(mqtt_server_t *srv, const char *id);
 
-/* Keeps a message for s to send later (its waiting FIFO, oldest dropped beyond the limit). */
-void mqtt__keep(mqtt_sess_t *s, const mq_item_t *it);
+/* A persistent session changed: written to the store before this loop iteration's commit. */
+void mqtt__dirty(mqtt_sess_t *s);
 
 /* The client is away (left now, or, for a restored session, earlier): the will goes out now or
  * after its delay; unless a new connection takes the session over, the session ends (expiry 0,
  * or shutting down) or is kept expires_in_ms more. */
 void mqtt__away(mqtt_sess_t *s, bool takeover, uint64_t expires_in_ms);
+
+/* Separates k from its session, whose client is away from now. Returns the session, or NULL. */
+mqtt_sess_t *mqtt__detach(mqtt_conn_t *k);
+
+/* Connection k leaves its session (closed, or taken over by a new connection): the will goes
+ * out now or after its delay; unless taken over, the session ends now (expiry 0) or is kept
+ * until it expires. */
+void mqtt__leave(mqtt_conn_t *k, bool takeover);
+
+/* The will of CONNECT p (NULL when it has none, or on failure with *oom set). */
+mqtt_will_t *mqtt__will_new(const mqtt_pkt_t *p, bool *oom);
+
+/* Makes (or replaces) s's subscription to f with options o. Returns it, or NULL with *code set. */
+mqtt_sub_t *mqtt__sub_add(mqtt_sess_t *s, bool v5, span_t f, uint8_t o, uint32_t sub_id, bool *is_new,
+                          uint8_t *code);
+
+/* Ends s's i-th subscription (the last one takes its place). */
+void mqtt__drop_sub(mqtt_sess_t *s, uint32_t i);
+
+/* How id's permissions cover filter f (a shared subscription "$share/GROUP/F" is checked as F). */
+acl_cover_t mqtt__cover(const auth_id_t *id, span_t f);
+
+/* SUBSCRIBE and UNSUBSCRIBE from k: answered with SUBACK (then the retained messages) and
+ * UNSUBACK. */
+void mqtt__subscribe(mqtt_conn_t *k, const mqtt_pkt_t *p);
+void mqtt__unsubscribe(mqtt_conn_t *k, const mqtt_pkt_t *p);
+
+/* ---- delivery (mqtt_deliver.c) ---- */
+
+/* Sends what waits in k's session FIFO while the window and the socket allow. */
+void mqtt__pump(mqtt_conn_t *k);
+
+/* Keeps a message for s to send later (its waiting FIFO, oldest dropped beyond the limit). */
+void mqtt__keep(mqtt_sess_t *s, const mq_item_t *it);
+
+/* Hands message m to session s at qos (sent, put in flight, kept for later, or dropped). */
+void mqtt__offer(mqtt_sess_t *s, msg_t *m, uint8_t qos, bool retain, uint32_t sub_id);
+
+/* The hub's deliver callback of a subscription (mqtt_sub_t.t). */
+void mqtt__on_publish(hub_tsub_t *t, msg_t *m);
+
+/* A reconnect resumed the session: unacknowledged PUBLISHes again with DUP, PUBRELs again, in
+ * their original order (MQTT 5.0 4.4), then what waits. */
+void mqtt__resend(mqtt_conn_t *k);
+
+/* True when topic t matches filter f (no "$share/" prefix). */
+bool mqtt__matches(const char *f, size_t fn, const char *t, size_t tn);
+
+/* hub_each_retained callback: offers ch's retained message to the subscription arg when its
+ * filter matches (and its permissions allow). */
+void mqtt__send_retained(chan_t *ch, void *arg);
+
+/* ---- publishing (mqtt_pub.c) ---- */
+
+/* The properties of a PUBLISH (or will) that travel with the message to MQTT 5 subscribers,
+ * encoded; NULL when there are none; *oom on failure. */
+bytes_t *mqtt__pass_props(const mqtt_props_t *in, bool *oom);
+
+/* Publishes into the hub as session s (the hub keeps or clears the retained message). k: the
+ * connection that sent it, told when it is committed (QoS > 0); NULL for wills. 0 or HR_E*. */
+int mqtt__publish(mqtt_sess_t *s, mqtt_conn_t *k, span_t topic, span_t payload, uint8_t qos, bool retain,
+                  uint32_t expiry_s, span_t props);
+
+/* A PUBLISH from k: checked, published, and acknowledged in order once committed. */
+void mqtt__on_publish_pkt(mqtt_conn_t *k, const mqtt_pkt_t *p);
+
+/* ---- the store and $SYS (mqtt_persist.c, mqtt_sys.c) ---- */
 
 /* The store's kv_each callback: brings one saved session back (mqtt_persist.c). */
 int mqtt__restore_one(void *arg, const void *key, size_t klen, const void *val, size_t vlen);

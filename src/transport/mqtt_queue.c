@@ -113,21 +113,109 @@ void mq_flight_free(mq_flight_t *f)
     memset(f, 0, sizeof(*f));
 }
 
+/* ---- the total: a max-heap of FIFOs by bytes ---- */
+
+static void mq__heap_set(mq_total_t *t, uint32_t i, mq_fifo_t *q)
+{
+    t->heap[i] = q;
+    q->heap_i = i + 1;
+}
+
+static void mq__sift_up(mq_total_t *t, uint32_t i)
+{
+    mq_fifo_t *q = t->heap[i];
+    while (i > 0 && t->heap[(i - 1) / 2]->bytes < q->bytes) {
+        mq__heap_set(t, i, t->heap[(i - 1) / 2]);
+        i = (i - 1) / 2;
+    }
+    mq__heap_set(t, i, q);
+}
+
+static void mq__sift_down(mq_total_t *t, uint32_t i)
+{
+    mq_fifo_t *q = t->heap[i];
+    for (;;) {
+        uint32_t c = 2 * i + 1;
+        if (c >= t->n) break;
+        if (c + 1 < t->n && t->heap[c + 1]->bytes > t->heap[c]->bytes) c++;
+        if (q->bytes >= t->heap[c]->bytes) break;
+        mq__heap_set(t, i, t->heap[c]);
+        i = c;
+    }
+    mq__heap_set(t, i, q);
+}
+
+/* q's bytes changed by delta (signed): the total and q's place in the heap follow. */
+static void mq__total_moved(mq_fifo_t *q, int64_t delta)
+{
+    mq_total_t *t = q->total;
+    if (!t) return;
+    t->bytes += (uint64_t)delta; /* wraps back for a negative delta */
+    if (!t->max) return;
+    if (q->heap_i && !q->n) { /* empty: leaves the heap */
+        uint32_t i = q->heap_i - 1;
+        q->heap_i = 0;
+        if (i != --t->n) {
+            mq__heap_set(t, i, t->heap[t->n]);
+            mq__sift_down(t, i);
+            mq__sift_up(t, i);
+        }
+    } else if (q->heap_i) {
+        if (delta > 0) mq__sift_up(t, q->heap_i - 1);
+        else mq__sift_down(t, q->heap_i - 1);
+    } else if (q->n) {
+        if (t->n == t->cap) {
+            uint32_t cap = t->cap ? t->cap * 2 : 64;
+            mq_fifo_t **nh = realloc(t->heap, cap * sizeof(*nh));
+            if (!nh) return; /* not in the heap: only its own limits trim it */
+            t->heap = nh;
+            t->cap = cap;
+        }
+        t->heap[t->n] = q;
+        mq__sift_up(t, t->n++);
+    }
+}
+
+void mq_total_free(mq_total_t *t)
+{
+    free(t->heap);
+    t->heap = NULL;
+    t->n = t->cap = 0;
+}
+
 /* ---- waiting ---- */
 
 uint64_t mq_item_bytes(const mq_item_t *it) { return (uint64_t)it->m->data_len + it->m->channel_len; }
+
+/* Drops the oldest item of q (not empty). */
+static void mq__drop_oldest(mq_fifo_t *q)
+{
+    msg_t *m = q->v[q->head].m;
+    mq_fifo_pop(q);
+    msg_unref(m);
+}
+
+/* Makes room for size more bytes in q's total: the oldest items of the largest FIFOs go. */
+static void mq__fit_total(mq_fifo_t *q, uint64_t size)
+{
+    mq_total_t *t = q->total;
+    while (t && t->max && t->n && t->bytes + size > t->max) {
+        mq_fifo_t *big = t->heap[0];
+        mq__drop_oldest(big);
+        if (t->dropped) t->dropped(t->arg, big);
+    }
+}
 
 int mq_fifo_push(mq_fifo_t *q, const mq_item_t *it, uint32_t max, uint64_t max_bytes)
 {
     int dropped = 0;
     uint64_t size = mq_item_bytes(it);
-    if (!max || size > max_bytes) {
+    if (!max || size > max_bytes || (q->total && q->total->max && size > q->total->max)) {
         msg_unref(it->m);
         return 1;
     }
     while (q->n && (q->n >= max || q->bytes + size > max_bytes)) {
-        msg_unref(q->v[q->head].m);
-        mq_fifo_pop(q);
+        mq__drop_oldest(q);
         dropped++;
     }
     if (q->n == q->cap) {
@@ -141,9 +229,11 @@ int mq_fifo_push(mq_fifo_t *q, const mq_item_t *it, uint32_t max, uint64_t max_b
         q->cap = cap;
         q->head = 0;
     }
+    mq__fit_total(q, size);
     q->v[(q->head + q->n) % q->cap] = *it;
     q->n++;
     q->bytes += size;
+    mq__total_moved(q, (int64_t)size);
     return dropped;
 }
 
@@ -151,14 +241,18 @@ void mq_fifo_pop(mq_fifo_t *q)
 {
     if (!q->n) return;
     uint64_t size = mq_item_bytes(&q->v[q->head]);
-    q->bytes = q->bytes > size ? q->bytes - size : 0;
+    if (size > q->bytes) size = q->bytes;
+    q->bytes -= size;
     q->head = (q->head + 1) % q->cap;
     q->n--;
+    mq__total_moved(q, -(int64_t)size);
 }
 
 void mq_fifo_free(mq_fifo_t *q)
 {
     for (uint32_t i = 0; i < q->n; i++) msg_unref(q->v[(q->head + i) % q->cap].m);
     free(q->v);
-    memset(q, 0, sizeof(*q));
+    uint64_t bytes = q->bytes;
+    *q = (mq_fifo_t){.total = q->total, .heap_i = q->heap_i};
+    mq__total_moved(q, -(int64_t)bytes); /* empty: leaves the total's heap */
 }

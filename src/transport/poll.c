@@ -40,7 +40,10 @@ bool poll_respond_now(xp_ctx_t *x, http_conn_t *hc, const subreq_t *sr, uint8_t 
         return true;
     }
     uint32_t n = poll_collect(x, sr, cursor, msgs, max, gap, sizeof(gap));
-    if (only_if_any && !n && !gap[0]) {
+    bool loading = false; /* a store still loading a channel (engine = redis): answer once it is done */
+    for (uint32_t i = 0; i < sr->nch; i++) loading |= sr->ch[i]->loading != 0;
+    if (loading || (only_if_any && !n && !gap[0])) {
+        if (loading) memcpy(cursor, sr->cursor, sr->nch * sizeof(*cursor));
         free(msgs);
         return false;
     }
@@ -60,5 +63,5 @@ bool poll_respond_now(xp_ctx_t *x, http_conn_t *hc, const subreq_t *sr, uint8_t 
 void poll_serve(xp_ctx_t *x, http_conn_t *hc, subreq_t *sr)
 {
     uint64_t cursor[SUB_MAX_CHANNELS];
-    poll_respond_now(x, hc, sr, XP_POLL, false, cursor);
+    if (!poll_respond_now(x, hc, sr, XP_POLL, false, cursor)) longpoll_wait(x, hc, sr, cursor, true);
 }

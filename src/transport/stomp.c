@@ -27,7 +27,11 @@
  *
  * Errors: every violation is answered with one ERROR frame (message header, receipt-id when the
  * frame asked for a receipt, a text body), logged once, and the connection is closed after it
- * is written, as the specification requires. stomp__error is the only place that does this. */
+ * is written, as the specification requires. stomp__error is the only place that does this.
+ *
+ * Files: stomp.c (the session: CONNECT, heart-beats, SEND, transactions, receipts and errors, the
+ * frame loop), stomp_sub.c (subscriptions: SUBSCRIBE/UNSUBSCRIBE, MESSAGE frames, ACK/NACK),
+ * stomp_internal.h (what they share), stomp_codec.c (frames). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,65 +40,7 @@
 
 #include "../core/err.h"
 #include "../core/log.h"
-#include "stomp_codec.h"
-#include "ws.h"
-
-#define STOMP_MAX_SUBS 256
-#define STOMP_MAX_ID 128
-#define STOMP_MAX_HEAD 32768
-#define STOMP_MAX_LINE 8192
-#define STOMP_MAX_TX 16
-#define STOMP_MAX_TX_OPS 1024
-
-enum { ACK_AUTO = 0, ACK_CLIENT, ACK_INDIVIDUAL };
-
-typedef struct stomp stomp_t;
-
-typedef struct {
-    stomp_t *sess;
-    stream_t *st;
-    uint32_t key; /* per-connection number in message-id / ack */
-    uint8_t ack;
-    bool text;    /* the id is UTF-8: frames can go as WebSocket text */
-    uint32_t pending_head, npending; /* ring of unacknowledged message ids (client modes) */
-    uint64_t *pending;
-    uint16_t id_len;       /* escaped id */
-    char id[];             /* escaped for the connection's version, as it goes in MESSAGE */
-} stomp_sub_t;
-
-/* A transaction: SENDs and ACK/NACKs held until COMMIT (in order), dropped on ABORT. Bounded:
- * STOMP_MAX_TX open per connection, STOMP_MAX_TX_OPS frames and ws_max_message * 4 bytes each. */
-typedef struct stomp_txop {
-    struct stomp_txop *next;
-    stomp_cmd_t cmd;                /* STOMP_SEND, STOMP_ACK or STOMP_NACK */
-    uint32_t a_len, b_len;          /* SEND: channel and event; ACK/NACK: the id */
-    size_t body_len;
-    char mem[];                     /* a, then b, then the body */
-} stomp_txop_t;
-
-typedef struct stomp_tx {
-    struct stomp_tx *next;
-    stomp_txop_t *head, **tail;
-    uint32_t nops;
-    size_t bytes;
-    uint16_t name_len;
-    char name[];
-} stomp_tx_t;
-
-struct stomp {
-    ws_t ws;
-    stomp_tx_t *txs;
-    int version; /* 0 until CONNECT, then 11 or 12 */
-    uint32_t hb_send_ms, hb_recv_ms;
-    tw_entry_t hb;
-    uint32_t next_key;
-    uint32_t next_gap; /* gap notices sent (their message ids) */
-    uint32_t nsubs, cap;
-    stomp_sub_t **subs;
-    ws_carry_t in; /* a frame cut at the end of a WebSocket message, waiting for the rest */
-    xp_owedq_t owed; /* SENDs waiting for their commit, and the receipts that may not overtake them */
-    bool bye;        /* DISCONNECT came while SENDs waited: close when they are answered */
-};
+#include "stomp_internal.h"
 
 static const char *const stomp_protocols[] = {"v12.stomp", "v11.stomp", NULL};
 
@@ -128,7 +74,7 @@ static void stomp__error_r(stomp_t *s, span_t receipt, const char *why, const ch
     ws_close(&s->ws, code, "STOMP error");
 }
 
-static void stomp__error(stomp_t *s, const stomp_frame_t *f, const char *why, const char *detail, uint16_t code)
+void stomp__error(stomp_t *s, const stomp_frame_t *f, const char *why, const char *detail, uint16_t code)
 {
     stomp__error_r(s, f ? stomp_header(f, "receipt") : (span_t){NULL, 0}, why, detail, code);
 }
@@ -156,7 +102,7 @@ static span_t stomp__raw_receipt(const char *p, size_t n)
     return (span_t){NULL, 0};
 }
 
-static void stomp__proto_error(stomp_t *s, const stomp_frame_t *f, const char *why)
+void stomp__proto_error(stomp_t *s, const stomp_frame_t *f, const char *why)
 {
     stomp__error(s, f, why, NULL, WS_CLOSE_PROTOCOL);
 }
@@ -170,7 +116,7 @@ static void stomp__send_receipt(stomp_t *s, span_t r)
 }
 
 /* Answers f's receipt header, if any; behind SENDs still waiting for their commit, in order. */
-static void stomp__receipt(stomp_t *s, const stomp_frame_t *f)
+void stomp__receipt(stomp_t *s, const stomp_frame_t *f)
 {
     span_t r = stomp_header(f, "receipt");
     if (!r.p) return;
@@ -200,122 +146,6 @@ static void stomp__published(void *arg, int rc, const msg_t *m, uint32_t reached
     stomp_t *s = arg;
     xp_owed_done(&s->owed, rc, m, reached);
     stomp__answer_owed(s);
-}
-
-/* ENC_STOMP: the shared tail of MESSAGE: destination ... blank line, body, NUL. */
-static bytes_t *stomp__tail(const msg_t *m)
-{
-    char dest[HUB_MAX_CHANNEL * 2 + 8] = "/topic/";
-    ssize_t dn = stomp_escape(m->channel, m->channel_len, dest + 7, sizeof(dest) - 7, 12);
-    if (dn < 0) return NULL;
-    char head[HUB_MAX_CHANNEL * 2 + HUB_MAX_EVENT + 200];
-    bool plain = m->event_len == 7 && memcmp(m->event, "message", 7) == 0;
-    int hn = snprintf(head, sizeof(head), "destination:%.*s\ncontent-type:%s\ncontent-length:%u\nherald-id:%" PRIu64
-                      "\n%s%.*s%s\n",
-                      (int)(dn + 7), dest, (m->flags & MSG_UTF8) ? "text/plain;charset=utf-8" : "application/octet-stream",
-                      m->data_len, m->id, plain ? "" : "event:", plain ? 0 : (int)m->event_len, m->event, plain ? "" : "\n");
-    if (hn < 0 || (size_t)hn >= sizeof(head)) return NULL;
-    bytes_t *b = bytes_new((size_t)hn + m->data_len + 1);
-    if (!b) return NULL;
-    memcpy(b->data, head, (size_t)hn);
-    memcpy(b->data + hn, m->data, m->data_len);
-    b->data[hn + m->data_len] = 0;
-    return b;
-}
-
-static int stomp__pending_add(stomp_sub_t *sub, uint64_t id, uint32_t max)
-{
-    if (sub->npending == max) return HR_EFULL;
-    if (!sub->pending) {
-        sub->pending = malloc(max * sizeof(uint64_t));
-        if (!sub->pending) return HR_ENOMEM;
-    }
-    sub->pending[(sub->pending_head + sub->npending) % max] = id;
-    sub->npending++;
-    return 0;
-}
-
-static int stomp__send(stream_t *st, xsub_t *xs, msg_t *m)
-{
-    (void)xs;
-    stomp_sub_t *sub = st->owner;
-    stomp_t *s = sub->sess;
-    conn_t *c = &s->ws.hc->base;
-    if (s->ws.close_sent) return HR_EIO;
-    bytes_t *tail = msg_encoded(m, ENC_STOMP, stomp__tail);
-    if (!tail) return HR_ENOMEM;
-    char head[WS_MAX_HEADER + STOMP_MAX_ID * 2 + 128];
-    char *p = head + WS_MAX_HEADER;
-    int pn = sub->ack == ACK_AUTO
-                 ? snprintf(p, sizeof(head) - WS_MAX_HEADER, "MESSAGE\nsubscription:%.*s\nmessage-id:%" PRIu64 "-%u\n",
-                            (int)sub->id_len, sub->id, m->id, sub->key)
-                 : snprintf(p, sizeof(head) - WS_MAX_HEADER,
-                            "MESSAGE\nsubscription:%.*s\nmessage-id:%" PRIu64 "-%u\nack:%" PRIu64 "-%u\n", (int)sub->id_len,
-                            sub->id, m->id, sub->key, m->id, sub->key);
-    uint8_t wh[WS_MAX_HEADER];
-    bool text = sub->text && (m->flags & MSG_UTF8);
-    size_t hl = ws_header_write(wh, text ? WS_OP_TEXT : WS_OP_BINARY, true, false, (uint64_t)pn + tail->len);
-    if (c->wq.bytes + hl + (size_t)pn + tail->len > c->wq.limit && !wq_empty(&c->wq)) return HR_EFULL;
-    if (sub->ack != ACK_AUTO) {
-        int rc = stomp__pending_add(sub, m->id, s->ws.x->cfg->stomp_max_unacked);
-        if (rc < 0) {
-            stomp__error(s, NULL, "too many unacknowledged messages",
-                         "a client-ack subscription reached stomp_max_unacked outstanding messages", WS_CLOSE_POLICY);
-            return HR_EIO;
-        }
-    }
-    memcpy(p - hl, wh, hl);
-    bytes_t *h = bytes_copy(p - hl, hl + (size_t)pn);
-    if (!h) return HR_ENOMEM;
-    conn_send_reply(c, h);
-    bytes_unref(h);
-    conn_send_reply(c, tail);
-    return 0;
-}
-
-/* A gap notice as a MESSAGE of the subscription with the header herald-gap:true and the JSON of
- * the other transports' notices as its body ({"channel","requested","first_available"} after a
- * resume older than history, {"channel","dropped","from","to"} after slow-consumer drops). Its
- * message-id (and ack) are "gap-KEY-N": acknowledging one is allowed and does nothing. */
-static bytes_t *stomp__gap(stream_t *st, const char *json, size_t n)
-{
-    stomp_sub_t *sub = st->owner;
-    stomp_t *s = sub->sess;
-    const chan_t *ch = st->subs[0].s.ch;
-    char dest[HUB_MAX_CHANNEL * 2 + 8];
-    ssize_t dn = stomp_escape(ch->name, ch->name_len, dest, sizeof(dest), s->version ? s->version : 12);
-    if (dn < 0 || n > 2048) return NULL;
-    char ackh[48] = "";
-    uint32_t seq = ++s->next_gap;
-    if (sub->ack != ACK_AUTO) snprintf(ackh, sizeof(ackh), "ack:gap-%u-%u\n", sub->key, seq);
-    char buf[STOMP_MAX_ID * 2 + HUB_MAX_CHANNEL * 2 + 2048 + 256];
-    int len = snprintf(buf, sizeof(buf),
-                       "MESSAGE\nsubscription:%.*s\nmessage-id:gap-%u-%u\n%sdestination:/topic/%.*s\n"
-                       "content-type:application/json\ncontent-length:%zu\nherald-gap:true\n\n%.*s",
-                       (int)sub->id_len, sub->id, sub->key, seq, ackh, (int)dn, dest, n, (int)n, json);
-    if (len < 0 || (size_t)len + 1 >= sizeof(buf)) return NULL;
-    buf[len++] = 0; /* the frame's NUL */
-    return ws_frame_new(sub->text ? WS_OP_TEXT : WS_OP_BINARY, false, buf, (size_t)len);
-}
-
-static const stream_kind_t stomp_kind = {
-    .xp = XP_STOMP,
-    .send = stomp__send,
-    .gap_frame = stomp__gap,
-};
-
-static void stomp__sub_free(stomp_sub_t *sub)
-{
-    stream_free(sub->st);
-    free(sub->pending);
-    free(sub);
-}
-
-static int stomp__find(stomp_t *s, const char *id, size_t n)
-{
-    for (uint32_t i = 0; i < s->nsubs; i++)
-        if (s->subs[i]->id_len == n && memcmp(s->subs[i]->id, id, n) == 0) return (int)i;
-    return -1;
 }
 
 /* Heart-beat tick: send an EOL when nothing is queued; drop a client that went silent. Before
@@ -451,119 +281,6 @@ static void stomp__connect(stomp_t *s, stomp_frame_t *f)
     else tw_stop(&s->ws.hc->base.loop->wheel, &s->hb); /* the CONNECT deadline */
 }
 
-/* Maps destination "/topic/NAME" to NAME; false (having answered) when unsupported. */
-static bool stomp__dest(stomp_t *s, stomp_frame_t *f, span_t *name)
-{
-    span_t d = stomp_header(f, "destination");
-    if (!d.p) {
-        stomp__proto_error(s, f, "missing destination header");
-        return false;
-    }
-    if (d.n <= 7 || memcmp(d.p, "/topic/", 7) != 0 || !hub_channel_valid(d.p + 7, d.n - 7)) {
-        stomp__error(s, f, "unsupported destination", "destinations are /topic/NAME with NAME a valid channel name",
-                     WS_CLOSE_POLICY);
-        return false;
-    }
-    *name = (span_t){d.p + 7, d.n - 7};
-    return true;
-}
-
-static void stomp__subscribe(stomp_t *s, stomp_frame_t *f)
-{
-    span_t name, id = stomp_header(f, "id"), ack = stomp_header(f, "ack");
-    if (!stomp__dest(s, f, &name)) return;
-    if (!auth_can_subscribe(s->ws.id, name.p, name.n)) {
-        xp_log_denial(s->ws.x, &s->ws.hc->base, s->ws.id, "subscribe to", name.p, name.n);
-        stomp__error(s, f, "forbidden", "not allowed to subscribe to this destination", WS_CLOSE_FORBIDDEN);
-        return;
-    }
-    if (!id.p || !id.n) {
-        stomp__proto_error(s, f, "missing id header");
-        return;
-    }
-    uint8_t mode = ACK_AUTO;
-    if (ack.p && span_eq(ack, "client")) mode = ACK_CLIENT;
-    else if (ack.p && span_eq(ack, "client-individual")) mode = ACK_INDIVIDUAL;
-    else if (ack.p && !span_eq(ack, "auto")) {
-        stomp__proto_error(s, f, "ack must be auto, client or client-individual");
-        return;
-    }
-    char esc[STOMP_MAX_ID * 2 + 1];
-    ssize_t en = id.n <= STOMP_MAX_ID ? stomp_escape(id.p, id.n, esc, sizeof(esc), s->version) : HR_EFULL;
-    if (en < 0) {
-        stomp__proto_error(s, f, "subscription id too long (at most 128 bytes)");
-        return;
-    }
-    if (stomp__find(s, esc, (size_t)en) >= 0) {
-        stomp__proto_error(s, f, "subscription id already in use");
-        return;
-    }
-    if (s->nsubs == STOMP_MAX_SUBS) {
-        stomp__error(s, f, "too many subscriptions", "at most 256 subscriptions per connection", WS_CLOSE_POLICY);
-        return;
-    }
-    subreq_t sr = {.nch = 1};
-    span_t last = stomp_header(f, "last-id");
-    if (last.p) {
-        if (cursor_parse(last.p, last.n, sr.cursor, 1) < 0) {
-            stomp__proto_error(s, f, "last-id must be a message id");
-            return;
-        }
-        sr.has_cursor = true;
-    }
-    if (s->nsubs == s->cap) {
-        uint32_t cap = s->cap ? s->cap * 2 : 4;
-        stomp_sub_t **ns = realloc(s->subs, cap * sizeof(*ns));
-        if (!ns) {
-            stomp__error(s, f, "out of memory", NULL, WS_CLOSE_INTERNAL);
-            return;
-        }
-        s->subs = ns;
-        s->cap = cap;
-    }
-    stomp_sub_t *sub = calloc(1, sizeof(*sub) + (size_t)en);
-    sr.ch[0] = sub ? hub_channel(s->ws.x->hub, name.p, name.n, true) : NULL;
-    if (!sr.ch[0]) {
-        free(sub);
-        stomp__error(s, f, "out of memory", NULL, WS_CLOSE_INTERNAL);
-        return;
-    }
-    sub->sess = s;
-    sub->key = ++s->next_key;
-    sub->ack = mode;
-    sub->text = utf8_valid(esc, (size_t)en);
-    sub->id_len = (uint16_t)en;
-    memcpy(sub->id, esc, (size_t)en);
-    s->subs[s->nsubs++] = sub;
-    stomp__receipt(s, f); /* the receipt comes before the replay */
-    sub->st = stream_open(s->ws.x, &s->ws.hc->base, &sr, &stomp_kind, sub);
-    if (!sub->st) {
-        s->nsubs--;
-        free(sub);
-        stomp__error(s, f, "out of memory", NULL, WS_CLOSE_INTERNAL);
-    }
-}
-
-static void stomp__unsubscribe(stomp_t *s, stomp_frame_t *f)
-{
-    span_t id = stomp_header(f, "id");
-    if (!id.p) {
-        stomp__proto_error(s, f, "missing id header");
-        return;
-    }
-    char esc[STOMP_MAX_ID * 2 + 1];
-    ssize_t en = id.n <= STOMP_MAX_ID ? stomp_escape(id.p, id.n, esc, sizeof(esc), s->version) : HR_EFULL;
-    int i = en < 0 ? -1 : stomp__find(s, esc, (size_t)en);
-    if (i < 0) {
-        stomp__proto_error(s, f, "no subscription with this id");
-        return;
-    }
-    stomp__sub_free(s->subs[i]);
-    s->subs[i] = s->subs[--s->nsubs];
-    stomp__receipt(s, f);
-}
-
-
 static void stomp__tx_free(stomp_tx_t *tx)
 {
     for (stomp_txop_t *op = tx->head, *next; op; op = next) {
@@ -575,7 +292,7 @@ static void stomp__tx_free(stomp_tx_t *tx)
 
 /* The open transaction named by the frame's transaction header (NULL: none named). Answers
  * the ERROR itself and sets *bad when the header names no open transaction. */
-static stomp_tx_t *stomp__tx_of(stomp_t *s, stomp_frame_t *f, bool *bad, stomp_tx_t ***link)
+stomp_tx_t *stomp__tx_of(stomp_t *s, stomp_frame_t *f, bool *bad, stomp_tx_t ***link)
 {
     *bad = false;
     span_t t = stomp_header(f, "transaction");
@@ -591,8 +308,8 @@ static stomp_tx_t *stomp__tx_of(stomp_t *s, stomp_frame_t *f, bool *bad, stomp_t
 }
 
 /* Holds one operation in tx; false (having answered) when the transaction is full. */
-static bool stomp__tx_hold(stomp_t *s, stomp_frame_t *f, stomp_tx_t *tx, stomp_cmd_t cmd, span_t a, span_t b,
-                           const char *body, size_t body_len)
+bool stomp__tx_hold(stomp_t *s, stomp_frame_t *f, stomp_tx_t *tx, stomp_cmd_t cmd, span_t a, span_t b,
+                    const char *body, size_t body_len)
 {
     size_t cost = a.n + b.n + body_len;
     if (tx->nops == STOMP_MAX_TX_OPS || tx->bytes + cost > (size_t)s->ws.x->cfg->ws_max_message * 4) {
@@ -653,7 +370,6 @@ static void stomp__begin(stomp_t *s, stomp_frame_t *f)
 
 static void stomp__publish(stomp_t *s, stomp_frame_t *f, span_t chan, span_t ev, const char *body, size_t n,
                            span_t receipt);
-static bool stomp__ack_id(stomp_t *s, stomp_frame_t *f, span_t v, bool nack);
 
 /* COMMIT runs the held operations in order; ABORT drops them. */
 static void stomp__end_tx(stomp_t *s, stomp_frame_t *f, bool commit)
@@ -676,70 +392,6 @@ static void stomp__end_tx(stomp_t *s, stomp_frame_t *f, bool commit)
     stomp__tx_free(tx);
     if (!s->ws.close_sent) stomp__receipt(s, f);
 }
-
-/* Acknowledges the message with ack id v ("<message id>-<subscription key>"); false (having
- * answered with an ERROR) when it is not pending. */
-static bool stomp__ack_id(stomp_t *s, stomp_frame_t *f, span_t v, bool nack)
-{
-    if (v.n > 4 && memcmp(v.p, "gap-", 4) == 0) return true; /* a gap notice: nothing to release */
-    uint64_t mid = 0;
-    uint32_t key = 0;
-    size_t i = 0;
-    bool ok = v.n > 0;
-    while (ok && i < v.n && v.p[i] != '-') {
-        ok = v.p[i] >= '0' && v.p[i] <= '9' && mid <= (UINT64_MAX - 9) / 10;
-        mid = mid * 10 + (uint64_t)(v.p[i++] - '0');
-    }
-    ok = ok && i < v.n && i > 0;
-    size_t kstart = ++i;
-    while (ok && i < v.n) {
-        ok = v.p[i] >= '0' && v.p[i] <= '9' && key <= (UINT32_MAX - 9) / 10;
-        key = key * 10 + (uint32_t)(v.p[i++] - '0');
-    }
-    ok = ok && i > kstart;
-    stomp_sub_t *sub = NULL;
-    for (uint32_t k = 0; ok && k < s->nsubs && !sub; k++)
-        if (s->subs[k]->key == key) sub = s->subs[k];
-    uint32_t max = s->ws.x->cfg->stomp_max_unacked, pos = 0;
-    bool found = false;
-    for (; sub && pos < sub->npending; pos++)
-        if (sub->pending[(sub->pending_head + pos) % max] == mid) {
-            found = true;
-            break;
-        }
-    if (!found) {
-        stomp__proto_error(s, f, nack ? "NACK of a message that is not pending" : "ACK of a message that is not pending");
-        return false;
-    }
-    if (sub->ack == ACK_CLIENT) { /* cumulative: this one and everything before it */
-        sub->pending_head = (sub->pending_head + pos + 1) % max;
-        sub->npending -= pos + 1;
-    } else { /* individual: close the hole by moving the older ones up */
-        for (uint32_t k = pos; k > 0; k--)
-            sub->pending[(sub->pending_head + k) % max] = sub->pending[(sub->pending_head + k - 1) % max];
-        sub->pending_head = (sub->pending_head + 1) % max;
-        sub->npending--;
-    }
-    return true;
-}
-
-static void stomp__ack(stomp_t *s, stomp_frame_t *f, bool nack)
-{
-    span_t v = stomp_header(f, s->version == 12 ? "id" : "message-id");
-    if (!v.p) {
-        stomp__proto_error(s, f, s->version == 12 ? "missing id header" : "missing message-id header");
-        return;
-    }
-    bool bad;
-    stomp_tx_t *tx = stomp__tx_of(s, f, &bad, NULL);
-    if (bad) return;
-    if (tx) { /* checked when the transaction commits */
-        stomp__tx_hold(s, f, tx, nack ? STOMP_NACK : STOMP_ACK, v, (span_t){"", 0}, NULL, 0);
-        return;
-    }
-    if (stomp__ack_id(s, f, v, nack)) stomp__receipt(s, f);
-}
-
 
 /* Publishes; the receipt (or the ERROR) goes once the store has committed it. */
 static void stomp__publish(stomp_t *s, stomp_frame_t *f, span_t chan, span_t ev, const char *body, size_t n,

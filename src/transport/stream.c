@@ -84,7 +84,7 @@ static void stream__deliver(sub_t *s, msg_t *m)
 {
     xsub_t *xs = container_of(s, xsub_t, s);
     stream_t *st = s->owner;
-    if (st->c->closing) return;
+    if (st->c->closing || (st->loading & (1u << xs->idx))) return; /* its replay (when resynced) brings it */
     stream__send(st, xs, m);
 }
 
@@ -134,19 +134,24 @@ static const http_xport_ops_t stream_ops = {
     .on_drain = stream__on_drain,
 };
 
-/* Sends what the client missed on channel i (after its cursor), with a gap notice first. */
-static void stream__replay(stream_t *st, const subreq_t *sr, uint32_t i)
+/* Sends what the client missed on channel i (after its cursor), with a gap notice first. While
+ * the store is still loading the channel, marks the replay as waiting for the resync. */
+static void stream__replay(stream_t *st, uint32_t i, uint64_t cursor)
 {
     msg_t *batch[256];
-    uint64_t cursor = sr->cursor[i];
+    chan_t *ch = st->subs[i].s.ch;
     bool first = true;
     while (!st->c->closing) {
         hub_cursor_info_t info;
-        uint32_t n = hub_after(st->x->hub, sr->ch[i], cursor, batch, 256, &info);
+        uint32_t n = hub_after(st->x->hub, ch, cursor, batch, 256, &info);
+        if (info.loading) {
+            st->loading |= 1u << i;
+            return;
+        }
         if (first && info.gap) {
             if (st->kind->gap_frame) {
                 char json[2048];
-                size_t len = gap_json_resume(sr->ch[i], cursor, info.first_available, json, sizeof(json));
+                size_t len = gap_json_resume(ch, cursor, info.first_available, json, sizeof(json));
                 bytes_t *f = st->kind->gap_frame(st, json, len);
                 if (f) conn_send(st->c, f);
                 bytes_unref(f);
@@ -175,6 +180,19 @@ static void stream__expired(stream_t *st)
     conn_end(st->c);
 }
 
+/* The channel's history changed under subscription s (see sub_t.resync): a replay that waited
+ * for the channel's load runs now; a cursor past the channel's last id (the store lost the
+ * channel and counts again) gets a gap notice and moves back, so ids never go back silently. */
+static void stream__resync(sub_t *s)
+{
+    xsub_t *xs = container_of(s, xsub_t, s);
+    stream_t *st = s->owner;
+    uint32_t bit = 1u << xs->idx;
+    if (st->c->closing || (!(st->loading & bit) && st->cursor[xs->idx] <= s->ch->last_id)) return;
+    st->loading &= ~bit;
+    stream__replay(st, xs->idx, st->cursor[xs->idx]);
+}
+
 static stream_t *stream__new(xp_ctx_t *x, conn_t *c, const subreq_t *sr, const stream_kind_t *kind, void *owner)
 {
     stream_t *st = calloc(1, sizeof(*st) + sr->nch * sizeof(xsub_t));
@@ -189,6 +207,7 @@ static stream_t *stream__new(xp_ctx_t *x, conn_t *c, const subreq_t *sr, const s
     for (uint32_t i = 0; i < sr->nch; i++) {
         st->subs[i].idx = i;
         st->subs[i].s.deliver = stream__deliver;
+        st->subs[i].s.resync = stream__resync;
         st->subs[i].s.owner = st;
         st->subs[i].s.ch = sr->ch[i];
         list_init(&st->subs[i].s.link);
@@ -201,7 +220,7 @@ static stream_t *stream__new(xp_ctx_t *x, conn_t *c, const subreq_t *sr, const s
 static void stream__go(stream_t *st, const subreq_t *sr)
 {
     if (sr->has_cursor)
-        for (uint32_t i = 0; i < sr->nch; i++) stream__replay(st, sr, i);
+        for (uint32_t i = 0; i < sr->nch; i++) stream__replay(st, i, sr->cursor[i]);
     for (uint32_t i = 0; i < sr->nch; i++) hub_subscribe(st->x->hub, sr->ch[i], &st->subs[i].s);
 }
 

@@ -75,6 +75,10 @@ void xp_log_refused(xp_ctx_t *x, conn_t *c, const char *why);
  * never; 0: already). */
 uint64_t xp_expires_in(const auth_id_t *id);
 
+/* A subscription was refused at max_subscriptions: counts it and logs the first one (with c's
+ * peer and the protocol). */
+void xp_sub_limit(xp_ctx_t *x, conn_t *c, const char *proto);
+
 /* Parses a composite cursor: exactly nch decimal ids (each < 2^64) separated by single commas.
  * Returns 0 with out[0..nch) set, or HR_EINVAL. */
 int cursor_parse(const char *text, size_t len, uint64_t *out, uint32_t nch);
@@ -117,9 +121,15 @@ bytes_t *poll_answer(const span_t *names, uint32_t nch, const uint64_t *cursor, 
 
 /* Answers the request at once like a short poll (counting deliveries as xp) and returns true;
  * with only_if_any, answers only when there are messages or a gap to report, and otherwise
- * returns false with cursor[] set to the current position (the caller parks). */
+ * returns false with cursor[] set to the current position (the caller parks). Also returns false
+ * (cursor[] = the request's) while the store is still loading one of the channels. */
 bool poll_respond_now(xp_ctx_t *x, http_conn_t *hc, const subreq_t *sr, uint8_t xp, bool only_if_any,
                       uint64_t *cursor);
+
+/* Parks the poll hc for sr's channels with cursor[]: answered with the first message, or at
+ * longpoll_timeout. answer_now (a short poll waiting only for its channels to load): answered as soon as
+ * every channel is loaded, messages or not. */
+void longpoll_wait(xp_ctx_t *x, http_conn_t *hc, const subreq_t *sr, const uint64_t *cursor, bool answer_now);
 
 /* Fills names with sr's channel names; returns sr->nch. */
 uint32_t subreq_names(const subreq_t *sr, span_t *names);

@@ -18,7 +18,6 @@
 #include "../core/log.h"
 #include "ws.h"
 
-#define WSJ_MAX_SUBS 256
 #define WSJ_MAX_REF 128
 
 /* Characters (code points) in the UTF-8 string s[0..n). */
@@ -134,8 +133,12 @@ static void wsj__subscribe(wsj_t *w, json_t *req, const char *ref)
         wsj__err(w, ref, "already_subscribed", "already subscribed to this channel");
         return;
     }
-    if (w->nsubs == WSJ_MAX_SUBS) {
-        wsj__err(w, ref, "too_many_subscriptions", "at most 256 subscriptions per connection");
+    if (w->nsubs >= w->ws.x->cfg->max_subscriptions) {
+        xp_sub_limit(w->ws.x, &w->ws.hc->base, "/ws");
+        char why[80];
+        snprintf(why, sizeof(why), "at most %u subscriptions per connection (max_subscriptions)",
+                 w->ws.x->cfg->max_subscriptions);
+        wsj__err(w, ref, "too_many_subscriptions", why);
         return;
     }
     if (w->nsubs == w->cap) {

@@ -439,8 +439,8 @@ test('/ws: valid JSON that is not an object (a scalar) is bad_request, not bad_j
   });
 });
 
-test('/ws: too_many_subscriptions at the 257th subscription', T, async () => {
-  await withHerald(async (h) => {
+test('/ws: too_many_subscriptions at the 257th subscription (max_subscriptions = 256)', T, async () => {
+  await withHerald({ 'max-subscriptions': 256 }, async (h) => {
     const c = await openJ(h);
     try {
       for (let i = 0; i < 256; i++) c.req({ op: 'subscribe', channel: `t${i}`, ref: i });

@@ -404,8 +404,8 @@ test('STOMP: the pending-ack ring wraps correctly (client and client-individual,
   });
 });
 
-test('STOMP: 256 subscriptions per connection; the 257th is an ERROR', T, async () => {
-  await withHerald(async (h) => {
+test('STOMP: 256 subscriptions per connection (max_subscriptions); the 257th is an ERROR', T, async () => {
+  await withHerald({ 'max-subscriptions': 256 }, async (h) => {
     const s = await rawStomp(h);
     try {
       const frames = [];

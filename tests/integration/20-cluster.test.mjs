@@ -1,5 +1,5 @@
 // The Redis engine (engine = redis): several herald nodes share channels through one real
-// redis-server (started here on a free loopback port in a tmp dir, stopped by PID). Publishers on
+// redis-server (tests/lib/redis.mjs: a free loopback port, a tmp dir, stopped by PID). Publishers on
 // every node and every transport (HTTP, /ws, MQTT, STOMP), subscribers on every node and every
 // transport (SSE, WebSocket /sub and /ws, long poll, MQTT over TCP and WebSocket, STOMP) see the
 // same ids in the same order; resume from an id seen on another node, also on a node started
@@ -9,7 +9,6 @@
 // without Redis. Every herald must stop cleanly (exit 0; under ASan: no leak).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,72 +16,11 @@ import {
   startHerald, publish, request, getJSON, openSSE, waitFor, withTimeout, freePort, run, sleep, metrics, HERALD_BIN, SCALE,
 } from '../lib/herald.mjs';
 import { mq, tcpURL, wsMqttURL } from '../lib/mqttjs.mjs';
+import { startRedis } from '../lib/redis.mjs';
 import { openWS, wsURL, stompClient } from '../lib/stomp.mjs';
 
 const T = { timeout: 60000 * SCALE };
 const UNAVAILABLE = 'publish failed: redis is unavailable';
-
-/* ---------------------------------------------------------------- redis-server */
-
-/* A redis-server of our own on a free loopback port, data in a tmp dir. aof: append-only file
- * fsynced on every write, so a restart (stop() then start(), same port and dir) keeps the data.
- * cli(...args) runs redis-cli against it (bounded) and returns its trimmed stdout. */
-async function startRedis({ aof = false } = {}) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-redis-'));
-  const r = { port: await freePort(), dir, proc: null, log: '', exit: null };
-  r.addr = `127.0.0.1:${r.port}`;
-  r.cli = async (...args) => {
-    const x = await run('redis-cli', ['-h', '127.0.0.1', '-p', String(r.port), ...args], { timeout: 5000 * SCALE });
-    return x.stdout.toString('utf8').trim();
-  };
-  /* how many herald feeds (PSUBSCRIBE connections) Redis has right now */
-  r.feeds = async () => (await r.cli('client', 'list', 'type', 'pubsub')).split('\n').filter((l) => /\bpsub=[1-9]/.test(l)).length;
-  r.start = async () => {
-    const args = ['--port', String(r.port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
-      '--appendonly', aof ? 'yes' : 'no', '--appendfsync', 'always', '--daemonize', 'no', '--logfile', ''];
-    const proc = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    r.proc = proc;
-    r.exit = new Promise((res) => proc.on('exit', (code, signal) => res({ code, signal })));
-    proc.on('error', () => {});
-    const keep = (d) => (r.log = (r.log + d.toString()).slice(-4000));
-    proc.stdout.on('data', keep);
-    proc.stderr.on('data', keep);
-    let exited = false;
-    r.exit.then(() => (exited = true));
-    await waitFor(async () => {
-      if (exited) throw new Error(`redis-server exited at start-up: ${r.log}`);
-      return (await r.cli('ping')) === 'PONG'; /* "LOADING ..." while it reads its AOF */
-    }, 10000 * SCALE, `redis-server on ${r.addr} to answer PING`, 25);
-  };
-  /* SIGTERM by PID (redis flushes its AOF and exits), bounded; SIGKILL if it does not. */
-  r.stop = async () => {
-    const proc = r.proc;
-    if (!proc) return;
-    r.proc = null;
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
-    try {
-      await withTimeout(r.exit, 5000 * SCALE, 'redis-server to exit');
-    } catch (e) {
-      proc.kill('SIGKILL');
-      await r.exit;
-      throw e;
-    }
-  };
-  r.destroy = async () => {
-    try {
-      await r.stop();
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  };
-  try {
-    await r.start();
-  } catch (e) {
-    await r.destroy().catch(() => {});
-    throw e;
-  }
-  return r;
-}
 
 /* Runs fn({redis, nodes, node}) with a redis-server and opts.nodes herald nodes on it (node(flags)
  * starts another one). Afterwards every node still running must stop cleanly (exit 0), then
@@ -635,7 +573,7 @@ test('an MQTT subscriber gets the first message of a channel its node has never 
   });
 });
 
-test('Redis restarted without its data: the channel counts from 1 again and subscribers on every node still get it', T, async () => {
+test('Redis restarted without its data: the channel counts from 1 again; subscribers on every node are told (a gap notice) and get it', T, async () => {
   await withCluster({ nodes: 2 }, async ({ redis, nodes: [A, B] }) => {
     const ch = 'cluster/amnesia';
     const sB = await openSSE(B, `/sub/${ch}?last_id=0`);
@@ -646,7 +584,10 @@ test('Redis restarted without its data: the channel counts from 1 again and subs
     await waitFor(async () => (await redis.feeds()) === 2, 10000 * SCALE, 'both feeds back');
     const r = await publish(A, ch, 'new 1');
     assert.equal(r.id, '1', 'redis counts from 1 again');
-    const [e] = await sB.take(1, 5000 * SCALE);
+    // the data epoch changed: B tells its subscriber (ids would go back) before the new message
+    const [gap, e] = await sB.take(2, 5000 * SCALE);
+    assert.equal(gap.event, 'gap', JSON.stringify(gap));
+    assert.deepEqual(JSON.parse(gap.data), { channel: ch, requested: '3', first_available: '1' });
     assert.deepEqual([e.id, e.data], ['1', 'new 1'], 'B delivers it instead of taking it for a duplicate');
     const onA = await getJSON(A, `/sub/${ch}?mode=poll&last_id=0`);
     assert.deepEqual(onA.messages.map((m) => m.data), ['new 1'], 'A started the channel afresh');

@@ -212,6 +212,111 @@ TEST(fifo_bounded_in_bytes)
     }
 }
 
+/* mqtt_max_queued_bytes_total: FIFOs in one total; beyond its max the oldest item of the largest
+ * FIFO goes, reported to the total's callback. */
+static int total_drops[4];
+static mq_fifo_t *total_fifos;
+static void on_total_drop(void *arg, mq_fifo_t *q)
+{
+    (void)arg;
+    total_drops[q - total_fifos]++;
+}
+
+/* Pushes one item of n payload bytes (+1 for the channel name "t") with id into q. */
+static int push_n(mq_fifo_t *q, size_t n, uint64_t id)
+{
+    static char pay[4096];
+    msg_t *m = msg_new("t", 1, "message", 7, pay, n, id, 0);
+    mq_item_t it = item(m, 1);
+    return mq_fifo_push(q, &it, 1000000, 1u << 30);
+}
+
+TEST(fifo_total_drops_the_oldest_of_the_largest)
+{
+    mq_fifo_t q[3] = {{0}};
+    total_fifos = q;
+    memset(total_drops, 0, sizeof(total_drops));
+    mq_total_t t = {.max = 1000, .dropped = on_total_drop};
+    for (int i = 0; i < 3; i++) q[i].total = &t;
+    for (int i = 0; i < 6; i++) CHECK_EQ(push_n(&q[0], 99, (uint64_t)i + 1), 0); /* 600 bytes */
+    for (int i = 0; i < 3; i++) CHECK_EQ(push_n(&q[1], 99, (uint64_t)i + 1), 0); /* 300 */
+    CHECK_EQ(t.bytes, 900);
+    CHECK(t.heap[0] == &q[0]);
+    /* q[2] needs 200, 100 more than is left: q[0] (the largest) loses its oldest; q[2]'s push
+     * reports no drop of its own */
+    CHECK_EQ(push_n(&q[2], 199, 1), 0);
+    CHECK_EQ(total_drops[0], 1);
+    CHECK_EQ(total_drops[1] + total_drops[2], 0);
+    CHECK_EQ(t.bytes, 1000);
+    CHECK_EQ(q[0].n, 5);
+    CHECK_EQ(mq_fifo_peek(&q[0])->m->id, 2);
+    /* the largest pays again, until another one is larger */
+    for (int i = 0; i < 4; i++) CHECK_EQ(push_n(&q[1], 99, (uint64_t)i + 10), 0);
+    CHECK(t.bytes <= 1000);
+    CHECK_EQ(q[0].bytes + q[1].bytes + q[2].bytes, t.bytes);
+    CHECK(q[1].bytes >= q[0].bytes);
+    /* an item larger than the whole total is not kept, and drops nothing */
+    int before = total_drops[0] + total_drops[1] + total_drops[2];
+    CHECK_EQ(push_n(&q[2], 1500, 99), 1);
+    CHECK_EQ(total_drops[0] + total_drops[1] + total_drops[2], before);
+    /* popping and freeing give bytes back and leave the heap */
+    while (q[1].n) {
+        msg_t *m = mq_fifo_peek(&q[1])->m;
+        mq_fifo_pop(&q[1]);
+        msg_unref(m);
+    }
+    CHECK_EQ(q[1].heap_i, 0);
+    CHECK_EQ(t.bytes, q[0].bytes + q[2].bytes);
+    mq_fifo_free(&q[0]);
+    CHECK(q[0].total == &t);
+    CHECK_EQ(t.bytes, q[2].bytes);
+    CHECK_EQ(t.n, 1);
+    mq_fifo_free(&q[2]);
+    mq_fifo_free(&q[1]);
+    CHECK_EQ(t.bytes, 0);
+    CHECK_EQ(t.n, 0);
+    mq_total_free(&t);
+}
+
+TEST(fifo_total_random_against_sums)
+{
+    enum { NQ = 20 };
+    static mq_fifo_t q[NQ];
+    memset(q, 0, sizeof(q));
+    total_fifos = NULL;
+    mq_total_t t = {.max = 20000};
+    for (int i = 0; i < NQ; i++) q[i].total = &t;
+    srand(11);
+    int bad_heap = 0, over = 0, bad_sum = 0;
+    for (int step = 0; step < 20000; step++) {
+        mq_fifo_t *f = &q[rand() % NQ];
+        if (rand() % 4) {
+            push_n(f, (size_t)(rand() % 900), (uint64_t)step);
+        } else if (f->n) {
+            msg_t *m = mq_fifo_peek(f)->m;
+            mq_fifo_pop(f);
+            msg_unref(m);
+        }
+        uint64_t sum = 0, most = 0;
+        uint32_t in_heap = 0;
+        for (int i = 0; i < NQ; i++) {
+            sum += q[i].bytes;
+            if (q[i].bytes > most) most = q[i].bytes;
+            in_heap += q[i].heap_i != 0;
+            if ((q[i].heap_i != 0) != (q[i].n != 0)) bad_heap++;
+        }
+        if (sum != t.bytes) bad_sum++;
+        if (t.bytes > t.max) over++;
+        if (in_heap != t.n || (t.n && t.heap[0]->bytes != most)) bad_heap++;
+    }
+    CHECK_EQ(bad_sum, 0);
+    CHECK_EQ(over, 0);
+    CHECK_EQ(bad_heap, 0);
+    for (int i = 0; i < NQ; i++) mq_fifo_free(&q[i]);
+    CHECK_EQ(t.bytes, 0);
+    mq_total_free(&t);
+}
+
 int main(void)
 {
     RUN(fifo_bounded_in_bytes);
@@ -220,5 +325,7 @@ int main(void)
     RUN(flight_order_and_wrap);
     RUN(flight_put_restores_ids);
     RUN(fifo_order_and_drop_oldest);
+    RUN(fifo_total_drops_the_oldest_of_the_largest);
+    RUN(fifo_total_random_against_sums);
     return UNIT_DONE();
 }

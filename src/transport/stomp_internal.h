@@ -1,0 +1,106 @@
+/* stomp_internal.h - what the STOMP files share (stomp.c: the session; stomp_sub.c:
+ * subscriptions, MESSAGE frames, acknowledgements). Not a public interface: only
+ * src/transport/stomp*.c include it. */
+#ifndef HERALD_STOMP_INTERNAL_H
+#define HERALD_STOMP_INTERNAL_H
+
+#include "stomp_codec.h"
+#include "ws.h"
+
+#define STOMP_MAX_ID 128
+#define STOMP_MAX_HEAD 32768
+#define STOMP_MAX_LINE 8192
+#define STOMP_MAX_TX 16
+#define STOMP_MAX_TX_OPS 1024
+
+enum { ACK_AUTO = 0, ACK_CLIENT, ACK_INDIVIDUAL };
+
+typedef struct stomp stomp_t;
+
+typedef struct {
+    stomp_t *sess;
+    stream_t *st;
+    uint32_t key; /* per-connection number in message-id / ack */
+    uint8_t ack;
+    bool text;    /* the id is UTF-8: frames can go as WebSocket text */
+    uint32_t pending_head, npending; /* ring of unacknowledged message ids (client modes) */
+    uint64_t *pending;
+    uint16_t id_len;       /* escaped id */
+    char id[];             /* escaped for the connection's version, as it goes in MESSAGE */
+} stomp_sub_t;
+
+/* A transaction: SENDs and ACK/NACKs held until COMMIT (in order), dropped on ABORT. Bounded:
+ * STOMP_MAX_TX open per connection, STOMP_MAX_TX_OPS frames and ws_max_message * 4 bytes each. */
+typedef struct stomp_txop {
+    struct stomp_txop *next;
+    stomp_cmd_t cmd;                /* STOMP_SEND, STOMP_ACK or STOMP_NACK */
+    uint32_t a_len, b_len;          /* SEND: channel and event; ACK/NACK: the id */
+    size_t body_len;
+    char mem[];                     /* a, then b, then the body */
+} stomp_txop_t;
+
+typedef struct stomp_tx {
+    struct stomp_tx *next;
+    stomp_txop_t *head, **tail;
+    uint32_t nops;
+    size_t bytes;
+    uint16_t name_len;
+    char name[];
+} stomp_tx_t;
+
+struct stomp {
+    ws_t ws;
+    stomp_tx_t *txs;
+    int version; /* 0 until CONNECT, then 11 or 12 */
+    uint32_t hb_send_ms, hb_recv_ms;
+    tw_entry_t hb;
+    uint32_t next_key;
+    uint32_t next_gap; /* gap notices sent (their message ids) */
+    uint32_t nsubs, cap;
+    stomp_sub_t **subs;
+    ws_carry_t in; /* a frame cut at the end of a WebSocket message, waiting for the rest */
+    xp_owedq_t owed; /* SENDs waiting for their commit, and the receipts that may not overtake them */
+    bool bye;        /* DISCONNECT came while SENDs waited: close when they are answered */
+};
+
+/* ---- the session (stomp.c) ---- */
+
+/* Answers a violation with one ERROR frame (message why, body detail or why, receipt-id when f
+ * asked for a receipt) and closes the connection with code. The only place that does. */
+void stomp__error(stomp_t *s, const stomp_frame_t *f, const char *why, const char *detail, uint16_t code);
+
+/* stomp__error for a malformed or unexpected frame (close 1002). */
+void stomp__proto_error(stomp_t *s, const stomp_frame_t *f, const char *why);
+
+/* Sends the RECEIPT f asks for, if any, in order behind SENDs still waiting for their commit. */
+void stomp__receipt(stomp_t *s, const stomp_frame_t *f);
+
+/* The open transaction f names (NULL when none is named; *bad, having answered, when it names
+ * one that is not open); *link, when given, gets the pointer to it in s->txs. */
+stomp_tx_t *stomp__tx_of(stomp_t *s, stomp_frame_t *f, bool *bad, stomp_tx_t ***link);
+
+/* Holds a SEND (a: channel, b: event) or ACK/NACK (a: the id) in tx until COMMIT; false
+ * (having answered) beyond the transaction's bounds. */
+bool stomp__tx_hold(stomp_t *s, stomp_frame_t *f, stomp_tx_t *tx, stomp_cmd_t cmd, span_t a, span_t b,
+                    const char *body, size_t body_len);
+
+/* ---- subscriptions (stomp_sub.c) ---- */
+
+/* Frees a subscription: its stream and its unacknowledged ids. */
+void stomp__sub_free(stomp_sub_t *sub);
+
+/* Maps destination "/topic/NAME" to NAME; false (having answered) when unsupported. */
+bool stomp__dest(stomp_t *s, stomp_frame_t *f, span_t *name);
+
+/* SUBSCRIBE and UNSUBSCRIBE (with their receipts, or an ERROR). */
+void stomp__subscribe(stomp_t *s, stomp_frame_t *f);
+void stomp__unsubscribe(stomp_t *s, stomp_frame_t *f);
+
+/* Acknowledges the message with ack id v ("<message id>-<subscription key>"); false (having
+ * answered with an ERROR) when it is not pending. */
+bool stomp__ack_id(stomp_t *s, stomp_frame_t *f, span_t v, bool nack);
+
+/* ACK or NACK (held when in a transaction). */
+void stomp__ack(stomp_t *s, stomp_frame_t *f, bool nack);
+
+#endif
