@@ -144,7 +144,10 @@ static int serve(int argc, char **argv)
     hub.max_channels = cfg->max_channels;
     hub_set_limits(&hub, cfg->max_retained, cfg->max_retained_bytes, cfg->max_history_memory,
                    cfg->history_policy == HISTORY_REFUSE);
-    if (cfg->engine == ENGINE_REDIS) store_redis_attach(store, &hub);
+    if (cfg->engine == ENGINE_REDIS) {
+        hub.engine = store_redis_engine(store);
+        store_redis_attach(store, &hub);
+    }
     if (hub_restore(&hub) < 0) {
         log_error("cannot restore retained messages from the store");
         goto out;

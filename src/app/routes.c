@@ -118,7 +118,7 @@ static size_t routes__limit_metrics(const app_t *app, char *out, size_t cap)
 static void routes__publish_error(http_conn_t *hc, int rc)
 {
     const app_t *app = hc->srv->ctx;
-    bool redis = app->xp.hub->store->ops->publish != NULL;
+    bool redis = app->xp.hub->engine != NULL;
     http_error(hc, rc, rc == HR_EUNAVAIL && redis ? "publish failed: redis is unavailable"
                        : rc == HR_EUNAVAIL    ? "publish failed: the store is unavailable"
                        : rc == HR_ESTOREFULL ? "publish failed: the store is full"
@@ -299,8 +299,8 @@ static void routes__counted(void *arg, int rc, uint32_t subs)
 static void routes__info_close(http_conn_t *hc)
 {
     routes__info_t *q = hc->xstate;
-    store_t *st = q->app->xp.hub->store;
-    st->ops->cancel(st, hc);
+    engine_t *e = q->app->xp.hub->engine;
+    e->ops->cancel(e, hc);
     free(q);
 }
 
@@ -321,16 +321,16 @@ static void routes__channel_info(app_t *app, http_conn_t *hc, http_req_t *req, s
     if (!ok) xp_deny_http(&app->xp, hc, id, "read", chan, (size_t)cn);
     auth_unref(id);
     if (!ok) return;
-    store_t *st = app->xp.hub->store;
-    /* a store shared by several nodes knows channels this node has not used yet: it loads the
+    engine_t *e = app->xp.hub->engine;
+    /* an engine shared by several nodes knows channels this node has not used yet: it loads the
      * channel, counts its subscribers on every node, and the answer waits for both (it never
      * blocks the loop) */
-    if (st->ops->publish) hub_channel(app->xp.hub, chan, (size_t)cn, true);
-    routes__info_t *q = st->ops->occupancy ? malloc(sizeof(*q)) : NULL;
+    if (e) hub_channel(app->xp.hub, chan, (size_t)cn, true);
+    routes__info_t *q = e && e->ops->occupancy ? malloc(sizeof(*q)) : NULL;
     if (q) {
         *q = (routes__info_t){.app = app, .cn = (size_t)cn};
         memcpy(q->chan, chan, (size_t)cn + 1);
-        if (st->ops->occupancy(st, chan, (size_t)cn, routes__counted, hc) == 0) {
+        if (e->ops->occupancy(e, chan, (size_t)cn, routes__counted, hc) == 0) {
             http_park(hc, &routes__info_ops, q, XP_HTTP);
             return;
         }
@@ -490,8 +490,8 @@ void routes_handle(http_conn_t *hc, http_req_t *req, span_t body)
         if (k > 0 && (size_t)k < sizeof(out) - n) n += (size_t)k;
         n += routes__store_metrics(app->xp.hub, out + n, sizeof(out) - n);
         n += routes__limit_metrics(app, out + n, sizeof(out) - n);
-        store_t *st = app->xp.hub->store;
-        if (st->ops->metrics) n += st->ops->metrics(st, out + n, sizeof(out) - n);
+        engine_t *e = app->xp.hub->engine;
+        if (e && e->ops->metrics) n += e->ops->metrics(e, out + n, sizeof(out) - n);
         http_respond(hc, 200, "text/plain; version=0.0.4; charset=utf-8", out, n, "Cache-Control: no-cache\r\n");
     } else {
         const web_file_t *f = web_find(req->path.p, req->path.n);

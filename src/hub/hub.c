@@ -17,8 +17,8 @@ struct hub_pend {
     msg_t *m;
     hub_done_cb cb; /* NULL: nobody waits (or cancelled) */
     void *arg;
-    int rc;       /* ordered by the store: its outcome, once done */
-    bool ordered; /* ordered by the store (ops->publish); else waits for the local commit */
+    int rc;       /* ordered by the engine: its outcome, once done */
+    bool ordered; /* ordered by the engine (engine.h); else waits for the local commit */
     bool done;    /* ordered: hub_published was called */
 };
 
@@ -385,10 +385,10 @@ int hub_publish_async(hub_t *hub, const char *channel, size_t channel_len, const
     m->flags |= o->flags;
     m->expiry_s = o->expiry_s;
     m->origin = o->origin;
-    *p = (hub_pend_t){.ch = ch, .m = m, .cb = cb, .arg = arg, .ordered = hub->store->ops->publish != NULL};
+    *p = (hub_pend_t){.ch = ch, .m = m, .cb = cb, .arg = arg, .ordered = hub->engine != NULL};
     int rc;
-    if (p->ordered) { /* ordered by the store across nodes; delivered through hub_inject() */
-        rc = hub->store->ops->publish(hub->store, ch, p);
+    if (p->ordered) { /* ordered by the engine across nodes; delivered through hub_inject() */
+        rc = hub->engine->ops->publish(hub->engine, ch, p);
     } else {
         rc = hub->store->ops->append(hub->store, m);
         if (rc == 0 && (m->flags & MSG_RETAIN) && hub->store->ops->retain)
@@ -447,7 +447,7 @@ int hub_commit(hub_t *hub)
         } else {
             reached = hub__accept(hub, ch, p->m);
         }
-        local |= !p->ordered || prc == 0; /* a store that orders publishes recovers with one that went through */
+        local |= !p->ordered || prc == 0; /* an engine recovers with a publish that went through */
         if (p->cb) p->cb(p->arg, prc, p->m, reached);
         msg_unref(p->m);
         free(p);
@@ -577,8 +577,8 @@ void hub_release(hub_t *hub, chan_t *ch)
     for (uint32_t i = 0; h && i < h->n; i++) {
         /* a hole (e.g. this node's publish was answered before the feed brought the ones before
          * it): the store fills it, holding the channel again, and the rest waits once more */
-        if (h->m[i]->id > ch->last_id + 1 && !ch->loading && hub->store->ops->catch_up)
-            hub->store->ops->catch_up(hub->store, ch);
+        if (h->m[i]->id > ch->last_id + 1 && !ch->loading && hub->engine && hub->engine->ops->catch_up)
+            hub->engine->ops->catch_up(hub->engine, ch);
         hub_inject(hub, ch, h->m[i]);
         msg_unref(h->m[i]);
     }
@@ -689,8 +689,8 @@ uint32_t hub_after(hub_t *hub, chan_t *ch, uint64_t cursor, msg_t **out, uint32_
 {
     /* a cursor past what this node holds: a store shared with other nodes may have more (once:
      * not again while the subscribers of the channel it just brought up to date resync) */
-    if (!ch->loading && cursor > ch->last_id && hub->resyncing != ch && hub->store->ops->catch_up)
-        hub->store->ops->catch_up(hub->store, ch);
+    if (!ch->loading && cursor > ch->last_id && hub->resyncing != ch && hub->engine && hub->engine->ops->catch_up)
+        hub->engine->ops->catch_up(hub->engine, ch);
     if (ch->loading) { /* the store is bringing it up to date: the caller replays when resynced */
         *info = (hub_cursor_info_t){.loading = true, .first_available = cursor + 1, .last_id = cursor};
         return 0;

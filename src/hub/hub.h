@@ -23,6 +23,7 @@
 #include "../core/list.h"
 #include "../core/loop.h"
 #include "../store/store.h"
+#include "engine.h"
 #include "hist.h"
 #include "msg.h"
 #include "topic.h"
@@ -32,8 +33,8 @@
 
 typedef struct chan chan_t;
 typedef struct sub sub_t;
-/* A publish waiting for its commit, or for a store that orders publishes itself (store
- * ops->publish), which completes it with hub_published() when its backend has answered. */
+/* A publish waiting for its commit, or for a shared engine (engine.h), which completes it with
+ * hub_published() when its backend has answered. */
 typedef struct hub_pend hub_pend_t;
 
 /* Called for each message on the subscribed channel. It may unsubscribe s itself (only s). */
@@ -82,6 +83,7 @@ struct hub_tsub {
 typedef struct {
     loop_t *loop;
     store_t *store;
+    engine_t *engine; /* NULL: the local engine (the hub orders, the store commits); see engine.h */
     topic_tree_t topics; /* wildcard subscriptions */
     uint32_t nretained;
     hist_limits_t limits;

@@ -371,9 +371,9 @@ static void rd__published(rd_t *r, redisReply *rep, rd_req_t *q)
     free(x);
 }
 
-static int rd_publish(store_t *st, chan_t *ch, hub_pend_t *p)
+static int rd_publish(engine_t *e, chan_t *ch, hub_pend_t *p)
 {
-    rd_t *r = (rd_t *)st;
+    rd_t *r = container_of(e, rd_t, eng);
     msg_t *m = hub_pend_msg(p);
     rd_pub_t *x = malloc(sizeof(*x));
     size_t plen = msg_pack_size(m);
@@ -461,9 +461,9 @@ static int rd_load(store_t *st, const char *ch, size_t n, hist_t *h, const hist_
     return 0;
 }
 
-static void rd_catch_up(store_t *st, chan_t *ch)
+static void rd_catch_up(engine_t *e, chan_t *ch)
 {
-    rd_t *r = (rd_t *)st;
+    rd_t *r = container_of(e, rd_t, eng);
     rd__fill(r, ch, ch->last_id + 1, 0, RDF_FILL);
 }
 
@@ -493,9 +493,9 @@ static int rd_each_retained(store_t *st, store_retained_cb cb, void *arg)
     return rc;
 }
 
-static size_t rd_metrics(store_t *st, char *out, size_t cap)
+static size_t rd_metrics(engine_t *e, char *out, size_t cap)
 {
-    rd_t *r = (rd_t *)st;
+    rd_t *r = container_of(e, rd_t, eng);
     int n = snprintf(
         out, cap,
         "# HELP herald_redis_connected 1 while the connection to Redis is up.\n"
@@ -559,12 +559,17 @@ static const store_ops_t rd_ops = {
     .load = rd_load,
     .close = rd_close,
     .each_retained = rd_each_retained,
+};
+
+static const engine_ops_t rd_engine_ops = {
     .publish = rd_publish,
     .occupancy = rd_occupancy,
     .cancel = rd_cancel,
     .catch_up = rd_catch_up,
     .metrics = rd_metrics,
 };
+
+engine_t *store_redis_engine(store_t *s) { return &((rd_t *)s)->eng; }
 
 /* Reads the password file's first line into r->password. */
 static int rd__password_file(rd_t *r, const char *path, char *err, size_t errcap)
@@ -602,6 +607,8 @@ store_t *store_redis_open(const store_redis_opts_t *o, loop_t *loop, char *err, 
     }
     r->base.ops = &rd_ops;
     r->base.name = "redis";
+    r->eng.ops = &rd_engine_ops;
+    r->eng.name = "redis";
     r->loop = loop;
     r->hist_max = o->hist_max;
     r->db = o->db;

@@ -27,6 +27,9 @@ typedef struct {
  * holds the password). o's strings are copied. */
 store_t *store_redis_open(const store_redis_opts_t *o, loop_t *loop, char *err, size_t errcap);
 
+/* The engine side of the same object (hub/engine.h): Redis orders publishes across nodes. */
+engine_t *store_redis_engine(store_t *s);
+
 /* Starts the asynchronous command connection, the pub/sub feed into hub and the presence
  * reports (after hub_init). */
 void store_redis_attach(store_t *s, hub_t *hub);

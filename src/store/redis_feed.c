@@ -223,7 +223,7 @@ void rd_presence_leave(rd_t *r)
 typedef struct {
     rd_req_t q;
     list_node_t wait; /* in r->counts */
-    store_count_cb cb;
+    engine_count_cb cb;
     void *arg;
     size_t n;
     char name[];
@@ -244,9 +244,9 @@ static void rd__counted(rd_t *r, redisReply *rep, rd_req_t *q)
     free(c);
 }
 
-int rd_occupancy(store_t *st, const char *ch, size_t n, store_count_cb cb, void *arg)
+int rd_occupancy(engine_t *e, const char *ch, size_t n, engine_count_cb cb, void *arg)
 {
-    rd_t *r = (rd_t *)st;
+    rd_t *r = container_of(e, rd_t, eng);
     rd_count_t *c = malloc(sizeof(*c) + n);
     if (!c) return HR_ENOMEM;
     *c = (rd_count_t){.cb = cb, .arg = arg, .n = n};
@@ -265,9 +265,9 @@ int rd_occupancy(store_t *st, const char *ch, size_t n, store_count_cb cb, void 
     return 0;
 }
 
-void rd_cancel(store_t *st, void *arg)
+void rd_cancel(engine_t *e, void *arg)
 {
-    rd_t *r = (rd_t *)st;
+    rd_t *r = container_of(e, rd_t, eng);
     for (list_node_t *p = r->counts.next; p != &r->counts; p = p->next) {
         rd_count_t *c = container_of(p, rd_count_t, wait);
         if (c->arg == arg) c->cb = NULL;

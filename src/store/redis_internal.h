@@ -69,6 +69,7 @@ struct rd_conn {
 
 struct rd {
     store_t base;
+    engine_t eng; /* the same object as the engine that orders publishes (hub/engine.h) */
     hub_t *hub;
     loop_t *loop;
     /* settings */
@@ -142,8 +143,8 @@ void rd_presence_tick(tw_entry_t *e);
 void rd_presence_leave(rd_t *r);
 
 /* The store's occupancy and cancel ops (store.h): one script on the command connection. */
-int rd_occupancy(store_t *st, const char *ch, size_t n, store_count_cb cb, void *arg);
-void rd_cancel(store_t *st, void *arg);
+int rd_occupancy(engine_t *e, const char *ch, size_t n, engine_count_cb cb, void *arg);
+void rd_cancel(engine_t *e, void *arg);
 
 /* ---- redis.c ---- */
 

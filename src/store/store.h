@@ -7,7 +7,8 @@
  * (lmdb.c) keeps histories, last ids and MQTT retained messages on disk; its writes of one event
  * loop iteration are committed together by flush(), which the hub calls (hub_commit) before the
  * loop writes to any socket, so nothing is acknowledged or delivered before it is stored; when a
- * commit fails the hub fails that iteration's publishes. */
+ * commit fails the hub fails that iteration's publishes. Ordering publishes across nodes is the
+ * engine's business (hub/engine.h), not the store's. */
 #ifndef HERALD_STORE_H
 #define HERALD_STORE_H
 
@@ -20,7 +21,6 @@
 
 typedef struct store store_t;
 struct chan;
-struct hub_pend;
 
 /* Called with each stored retained message (the callee takes its own reference); non-zero stops. */
 typedef int (*store_retained_cb)(void *arg, msg_t *m);
@@ -31,9 +31,6 @@ typedef int (*store_kv_cb)(void *arg, const void *key, size_t klen, const void *
 /* A load op's answer when it loads asynchronously: the channel exists at once, held "loading",
  * and the store calls hub_loaded() when its backend answered (see hub.h). */
 #define STORE_LOADING 1
-
-/* The answer of an occupancy op: rc 0 and the channel's subscribers on every node, or HR_E*. */
-typedef void (*store_count_cb)(void *arg, int rc, uint32_t subscribers);
 
 typedef struct {
     /* Records m (id already assigned). Returns 0 or a negative HR_E* (the publish then fails). */
@@ -54,28 +51,11 @@ typedef struct {
     /* Optional. Commits the writes made since the last flush (end of a loop iteration). 0, or
      * HR_E* when the commit failed: none of those writes happened (HR_ESTOREFULL: no room). */
     int (*flush)(store_t *s);
-    /* Optional: a store that orders publishes itself (across nodes). Takes the publish p
-     * (hub_pend_msg(p): id not yet assigned): assigns its id, records it and calls
-     * hub_published(p, rc) once its backend answered (possibly before returning); the store
-     * hands the message to every node, this one included, through hub_inject(). Returns 0 when
-     * it took p, or HR_E* at once (hub_published is then not called). */
-    int (*publish)(store_t *s, struct chan *ch, struct hub_pend *p);
     /* Optional: small records by key in a namespace (MQTT persistent sessions). put replaces,
      * del of a missing key is 0, each visits a namespace in key order. 0 or HR_E*. */
     int (*kv_put)(store_t *s, const char *ns, const void *key, size_t klen, const void *val, size_t vlen);
     int (*kv_del)(store_t *s, const char *ns, const void *key, size_t klen);
     int (*kv_each)(store_t *s, const char *ns, store_kv_cb cb, void *arg);
-    /* Optional: a store shared with other nodes brings ch up to date (a client's cursor is past
-     * what this node has received yet), holding the channel (hub_hold) while it asks. */
-    void (*catch_up)(store_t *s, struct chan *ch);
-    /* Optional. Counts the channel's subscribers on every node (presence across nodes) and
-     * calls cb(arg, ...) later, never from inside this call, unless cancel(arg) comes first.
-     * Returns 0 (cb will be called once) or HR_E* at once (cb is not called). */
-    int (*occupancy)(store_t *s, const char *channel, size_t len, store_count_cb cb, void *arg);
-    /* Optional (with occupancy): forgets the callbacks waiting with arg (its request is gone). */
-    void (*cancel)(store_t *s, void *arg);
-    /* Optional. The store's own metrics in the Prometheus text format; returns bytes written. */
-    size_t (*metrics)(store_t *s, char *out, size_t cap);
 } store_ops_t;
 
 struct store {

@@ -10,6 +10,7 @@
 
 typedef struct {
     store_t base;
+    engine_t eng; /* catches up like the Redis engine */
     hub_t *hub;
     int catch_ups;
 } fake_t;
@@ -22,14 +23,14 @@ static int fake_load(store_t *s, const char *c, size_t n, hist_t *h, const hist_
     return STORE_LOADING;
 }
 static void fake_close(store_t *s) { (void)s; }
-static void fake_catch_up(store_t *s, chan_t *ch)
+static void fake_catch_up(engine_t *e, chan_t *ch)
 {
-    fake_t *f = (fake_t *)s;
+    fake_t *f = container_of(e, fake_t, eng);
     f->catch_ups++;
     hub_hold(f->hub, ch);
 }
-static const store_ops_t fake_ops = {.append = fake_append, .load = fake_load, .close = fake_close,
-                                     .catch_up = fake_catch_up};
+static const store_ops_t fake_ops = {.append = fake_append, .load = fake_load, .close = fake_close};
+static const engine_ops_t fake_engine_ops = {.catch_up = fake_catch_up};
 
 /* A subscriber like the streaming transports: replays from its cursor, waits while told
  * "loading", records what it got (gap notices as id 0). */
@@ -94,6 +95,8 @@ static void setup(loop_t *loop, hub_t *hub, fake_t *f)
     f->hub = hub;
     hist_limits_t lim = {100, 1 << 20, 0};
     CHECK_EQ(hub_init(hub, loop, &f->base, &lim), 0);
+    f->eng = (engine_t){&fake_engine_ops, "fake"};
+    hub->engine = &f->eng;
 }
 
 static void teardown(loop_t *loop, hub_t *hub)
