@@ -55,10 +55,13 @@ static void routes__health(app_t *app, http_conn_t *hc, bool ready)
                         : hub->store_fault                ? "failing"
                                                           : "ok";
     bool stopping = hc->srv->loop->stopping;
-    bool ok = !hub->store_fault && !stopping;
-    char body[160];
-    int n = snprintf(body, sizeof(body), "{\"status\":\"%s\",\"store\":\"%s\"%s}",
-                     ok ? "ok" : ready ? "not ready" : "degraded", store, stopping ? ",\"stopping\":true" : "");
+    const engine_t *e = hub->engine;
+    bool engine_up = !e || !e->ops->up || e->ops->up((engine_t *)e);
+    bool ok = !hub->store_fault && !stopping && engine_up;
+    char body[192], eng[48] = "";
+    if (e) snprintf(eng, sizeof(eng), ",\"engine\":\"%s %s\"", e->name, engine_up ? "up" : "down");
+    int n = snprintf(body, sizeof(body), "{\"status\":\"%s\",\"store\":\"%s\"%s%s}",
+                     ok ? "ok" : ready ? "not ready" : "degraded", store, eng, stopping ? ",\"stopping\":true" : "");
     http_respond(hc, ok || !ready ? 200 : 503, "application/json", body, (size_t)n, "Cache-Control: no-cache\r\n");
 }
 

@@ -11,6 +11,7 @@
 #ifndef HERALD_ENGINE_H
 #define HERALD_ENGINE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,6 +39,8 @@ typedef struct {
     void (*cancel)(engine_t *e, void *arg);
     /* Optional: the engine's own metrics in the Prometheus text format; returns bytes written. */
     size_t (*metrics)(engine_t *e, char *out, size_t cap);
+    /* Optional: true while the engine can take publishes (its backend is reachable): /readyz. */
+    bool (*up)(engine_t *e);
 } engine_ops_t;
 
 struct engine {

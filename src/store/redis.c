@@ -561,7 +561,10 @@ static const store_ops_t rd_ops = {
     .each_retained = rd_each_retained,
 };
 
+static bool rd_up(engine_t *e) { return container_of(e, rd_t, eng)->cmd.state == RDC_UP; }
+
 static const engine_ops_t rd_engine_ops = {
+    .up = rd_up,
     .publish = rd_publish,
     .occupancy = rd_occupancy,
     .cancel = rd_cancel,

@@ -370,6 +370,12 @@ test('Redis restart (AOF kept): 503 with the reason meanwhile, local serving goe
     const failsBefore = (B.out.match(/feed connect to .* failed/g) || []).length;
     await redis.stop();
 
+    /* readiness says so (liveness stays up: the node serves what it holds) */
+    await waitFor(async () => (await request(A, 'GET', '/readyz')).status === 503, 5000 * SCALE, '/readyz 503 with Redis down', 50);
+    assert.deepEqual(JSON.parse((await request(A, 'GET', '/readyz')).text),
+      { status: 'not ready', store: 'ok', engine: 'redis down' });
+    assert.equal((await request(A, 'GET', '/healthz')).status, 200);
+
     /* publishes fail, with the reason, on every node and transport */
     for (const h of [A, B]) {
       const r = await tryPublish(h, ch, 'during the outage');
@@ -402,6 +408,7 @@ test('Redis restart (AOF kept): 503 with the reason meanwhile, local serving goe
       return null;
     }, 5000 * SCALE, 'a publish to succeed after the restart', 50);
     assert.equal(first.id, '6', 'ids continue after the restart');
+    assert.deepEqual(JSON.parse((await request(A, 'GET', '/readyz')).text), { status: 'ok', store: 'ok', engine: 'redis up' });
     assert.equal(await redis.feeds(), 0, 'precondition: no feed was subscribed when after-1 was published (it must be caught up)');
 
     /* B's feed comes back and loads 6 from the stream; then live ones from both nodes */
