@@ -129,6 +129,10 @@ static const key_def_t KEYS[] = {
     {"mqtt_max_queued_bytes_total", "limits", K_SIZE64, F(mqtt_max_queued_bytes_total), 1024, 1ull << 40, NULL},
     {"stomp_heartbeat", "stomp", K_SECS, F(stomp_heartbeat_ms), 0, 3600000, NULL},
     {"stomp_max_unacked", "stomp", K_COUNT, F(stomp_max_unacked), 1, 1000000, NULL},
+    /* [publish]: POST /publish and idempotent publishing */
+    {"max_publish_targets", "publish", K_COUNT, F(max_publish_targets), 1, 1000000, NULL},
+    {"idempotency_window", "publish", K_SECS, F(idempotency_window_ms), 0, 4000000000u, NULL},
+    {"idempotency_max_keys", "publish", K_COUNT, F(idempotency_max_keys), 1, 100000000, NULL},
     {"token_hmac_secret", "auth", K_SECRET, F(token_hmac_secret), 0, 0, NULL},
     {"token_hmac_secret_file", "auth", K_STR, F(token_hmac_secret_file), 0, 0, NULL},
     {"token_public_key", "auth", K_STR, F(token_public_key), 0, 0, NULL},
@@ -151,7 +155,7 @@ static const key_def_t KEYS[] = {
 #define NKEYS (sizeof(KEYS) / sizeof(KEYS[0]))
 
 static const char *const SECTIONS[] = {"server", "http", "history", "delivery", "websocket",
-                                       "stomp", "mqtt", "limits", "auth"};
+                                       "stomp", "mqtt", "limits", "publish", "auth"};
 static const char *const LOG_LEVELS[] = {"error", "warn", "info", "debug"};
 static const char *const POLICIES[] = {"drop", "disconnect"};
 
@@ -225,6 +229,9 @@ void cfg_defaults(cfg_t *cfg)
     cfg->token_cache_size = 10000;
     cfg->token_max_length = 8192;
     strcpy(cfg->user_channel, "user/{sub}");
+    cfg->max_publish_targets = 1000;
+    cfg->idempotency_window_ms = 86400000;
+    cfg->idempotency_max_keys = 1000000;
 }
 
 static int fail(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -97,6 +97,10 @@ typedef struct {
                                      (publishes fail with 507 until ages and per-channel limits free room) */
     uint64_t mqtt_max_queued_bytes_total; /* mqtt_max_queued_bytes_total = 256m: every session's waiting messages
                                              together; beyond, the oldest of the largest queue is dropped */
+    /* [publish] POST /publish and idempotent publishing (src/app/publish.h) */
+    uint32_t max_publish_targets;   /* max_publish_targets = 1000 targets in one POST /publish; more: 400 */
+    uint32_t idempotency_window_ms; /* idempotency_window = 86400 (seconds) an idempotency key is remembered (0: off) */
+    uint32_t idempotency_max_keys;  /* idempotency_max_keys = 1000000 keys remembered; beyond, the oldest go first */
     /* [auth] (see src/auth/auth.h; any of the token keys, api_keys, permissions_file or
      * password_file turns access control on) */
     char token_hmac_secret[512];      /* token_hmac_secret = "": HS256/384/512 secret (>= 32 bytes) */

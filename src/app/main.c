@@ -12,6 +12,7 @@
 #include "../store/redis.h"
 #include "cli.h"
 #include "config.h"
+#include "publish.h"
 #include "routes.h"
 
 static void usage(FILE *f)
@@ -86,7 +87,8 @@ static int serve(int argc, char **argv)
     mqtt_server_t mqtt;
     app_t app = {0};
     store_t *store = NULL;
-    bool hub_ok = false, auth_ok = false;
+    bool hub_ok = false, auth_ok = false, pub_ok = false;
+    publish_t pub;
     auth_t auth;
     iplimit_t ipl;
     bool ipl_ok = false;
@@ -152,6 +154,9 @@ static int serve(int argc, char **argv)
         log_error("cannot restore retained messages from the store");
         goto out;
     }
+    if (publish_init(&pub, &loop, store, cfg) < 0) goto out;
+    pub_ok = true;
+    app.pub = &pub;
     char ierr[200];
     if (iplimit_init(&ipl, cfg->max_connections_per_ip, cfg->max_new_connections_per_ip, cfg->per_ip_exempt, ierr,
                      sizeof(ierr)) < 0) {
@@ -194,6 +199,7 @@ static int serve(int argc, char **argv)
     loop_run_once(&loop, 0);
     exit_code = 0;
 out:
+    if (pub_ok) publish_close(&pub); /* before the hub: requests still waiting are freed here */
     if (hub_ok) hub_close(&hub);
     loop.before_write = NULL;
     if (store) store->ops->close(store);

@@ -1,5 +1,6 @@
 /* routes.c - request routing for `herald serve`. The only place that knows URL shapes:
- *   POST /pub/{channel}            publish (body = data; ?event= or X-Event)
+ *   POST /pub/{channel}            publish (body = data; ?event= or X-Event)   publish.c
+ *   POST /publish (also /pub)      one message to many channels and users (JSON)  publish.c
  *   GET  /sub/{ch}[,{ch}...]       subscribe: mode=sse|poll|longpoll|iframe (SSE by default)
  *   GET  /sub/{ch}... + Upgrade    WebSocket: each message's data as one frame
  *   GET  /ws  /stomp  /echo        WebSocket: the JSON protocol, STOMP, the test echo
@@ -16,6 +17,7 @@
 #include "../core/err.h"
 #include "../core/log.h"
 #include <strings.h>
+#include "publish.h"
 #include "web.h"
 
 static bool routes__prefix(span_t path, const char *lit, span_t *rest)
@@ -99,6 +101,8 @@ static size_t routes__limit_metrics(const app_t *app, char *out, size_t cap)
                      "herald_limit_hits_total{limit=\"max_retained_bytes\"} %llu\n"
                      "herald_limit_hits_total{limit=\"max_history_memory\"} %llu\n"
                      "herald_limit_hits_total{limit=\"mqtt_max_queued_bytes_total\"} %llu\n"
+                     "herald_limit_hits_total{limit=\"max_publish_targets\"} %llu\n"
+                     "herald_limit_hits_total{limit=\"idempotency_max_keys\"} %llu\n"
                      "# HELP herald_retained_messages MQTT retained messages held (limit max_retained).\n"
                      "# TYPE herald_retained_messages gauge\nherald_retained_messages %u\n"
                      "# HELP herald_retained_bytes Bytes held by retained messages (limit max_retained_bytes).\n"
@@ -112,92 +116,12 @@ static size_t routes__limit_metrics(const app_t *app, char *out, size_t cap)
                      (unsigned long long)hub->retained_refused,
                      (unsigned long long)hub->retained_bytes_refused,
                      (unsigned long long)(hub->hist_trimmed + hub->hist_refused),
-                     (unsigned long long)(mq ? mq->queued_drops : 0), hub->nretained,
+                     (unsigned long long)(mq ? mq->queued_drops : 0),
+                     (unsigned long long)(app->pub ? app->pub->targets_refused : 0),
+                     (unsigned long long)(app->pub ? app->pub->idem.evicted : 0), hub->nretained,
                      (unsigned long long)hub->retained_bytes, (unsigned long long)hub->hpool.bytes,
                      (unsigned long long)(mq ? mq->queued.bytes : 0));
     return n > 0 && (size_t)n < cap ? (size_t)n : 0;
-}
-
-static void routes__publish_error(http_conn_t *hc, int rc)
-{
-    const app_t *app = hc->srv->ctx;
-    bool redis = app->xp.hub->engine != NULL;
-    http_error(hc, rc, rc == HR_EUNAVAIL && redis ? "publish failed: redis is unavailable"
-                       : rc == HR_EUNAVAIL    ? "publish failed: the store is unavailable"
-                       : rc == HR_ESTOREFULL ? "publish failed: the store is full"
-                       : rc == HR_EHISTFULL  ? "publish failed: history memory is full (max_history_memory)"
-                       : rc == HR_EFULL      ? "publish failed: too many channels (max_channels)"
-                                             : "publish failed");
-}
-
-/* The publish of the parked request hc is committed (or failed): answer it. */
-static void routes__published(void *arg, int rc, const msg_t *m, uint32_t reached)
-{
-    http_conn_t *hc = arg;
-    if (rc < 0) {
-        routes__publish_error(hc, rc);
-        return;
-    }
-    char json[6 * HUB_MAX_CHANNEL + 96], esc[6 * HUB_MAX_CHANNEL + 8];
-    size_t el = json_escape(m->channel, m->channel_len, esc, sizeof(esc));
-    int n = snprintf(json, sizeof(json), "{\"id\":\"%" PRIu64 "\",\"channel\":\"%.*s\",\"subscribers\":%u}", m->id,
-                     (int)el, esc, reached);
-    http_respond(hc, 200, "application/json", json, (size_t)n, "");
-}
-
-static void routes__pub_close(http_conn_t *hc)
-{
-    app_t *app = hc->xstate;
-    hub_cancel(app->xp.hub, hc); /* gone before its answer: the publish completes unanswered */
-}
-
-static const http_xport_ops_t routes__pub_ops = {.on_close = routes__pub_close};
-
-static void routes__publish(app_t *app, http_conn_t *hc, http_req_t *req, span_t rest, span_t body)
-{
-    if (!span_eq(req->method, "POST") && !span_eq(req->method, "PUT")) {
-        http_method_not_allowed(hc, "POST, PUT", "use POST to publish");
-        return;
-    }
-    char chan[HUB_MAX_CHANNEL + 1];
-    ssize_t cn = http_pct_decode(rest.p, rest.n, chan, sizeof(chan));
-    if (cn < 0 || !hub_channel_valid(chan, (size_t)cn)) {
-        http_error(hc, HR_ECHANNEL, "invalid channel name");
-        return;
-    }
-    auth_id_t *who = xp_auth_request(&app->xp, hc, req);
-    if (!who) return;
-    bool ok = auth_can_publish(who, chan, (size_t)cn);
-    if (!ok) xp_deny_http(&app->xp, hc, who, "publish to", chan, (size_t)cn);
-    auth_unref(who);
-    if (!ok) return;
-    char event[HUB_MAX_EVENT + 1] = "message";
-    ssize_t en = http_req_query(req, "event", event, sizeof(event));
-    if (en == HR_ENOTFOUND) {
-        span_t h = http_req_header(req, "X-Event");
-        if (h.p && h.n < sizeof(event)) {
-            memcpy(event, h.p, h.n);
-            event[h.n] = 0;
-            en = (ssize_t)h.n;
-        } else if (h.p) {
-            en = HR_EINVAL;
-        } else {
-            en = 7;
-        }
-    }
-    if (en < 0 || !hub_event_valid(event, (size_t)en)) {
-        http_error(hc, HR_EINVAL, "invalid event name (1-64 of A-Z a-z 0-9 _ - . :)");
-        return;
-    }
-    hub_pubopt_t o = {.flags = MSG_FROM_HTTP};
-    int rc = hub_publish_async(app->xp.hub, chan, (size_t)cn, event, (size_t)en, body.p, body.n, &o,
-                               routes__published, hc);
-    if (rc < 0) {
-        routes__publish_error(hc, rc);
-        return;
-    }
-    /* answered once the store has committed it: the request waits, pipelined ones behind it */
-    http_park(hc, &routes__pub_ops, app, XP_HTTP);
 }
 
 static void routes__subscribe(app_t *app, http_conn_t *hc, http_req_t *req, span_t rest)
@@ -452,7 +376,9 @@ void routes_handle(http_conn_t *hc, http_req_t *req, span_t body)
         return;
     }
     if (routes__prefix(req->path, "/pub/", &rest)) {
-        routes__publish(app, hc, req, rest, body);
+        publish_channel(app, hc, req, rest, body);
+    } else if (span_eq(req->path, "/publish") || span_eq(req->path, "/pub")) {
+        publish_multi(app, hc, req, body);
     } else if (routes__prefix(req->path, "/sub/", &rest)) {
         routes__subscribe(app, hc, req, rest);
     } else if (routes__prefix(req->path, "/channels/", &rest)) {
@@ -493,6 +419,7 @@ void routes_handle(http_conn_t *hc, http_req_t *req, span_t body)
         if (k > 0 && (size_t)k < sizeof(out) - n) n += (size_t)k;
         n += routes__store_metrics(app->xp.hub, out + n, sizeof(out) - n);
         n += routes__limit_metrics(app, out + n, sizeof(out) - n);
+        if (app->pub) n += publish_metrics(app->pub, out + n, sizeof(out) - n);
         engine_t *e = app->xp.hub->engine;
         if (e && e->ops->metrics) n += e->ops->metrics(e, out + n, sizeof(out) - n);
         http_respond(hc, 200, "text/plain; version=0.0.4; charset=utf-8", out, n, "Cache-Control: no-cache\r\n");

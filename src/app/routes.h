@@ -8,11 +8,14 @@
 #include "../transport/mqtt.h"
 #include "../transport/ws.h"
 
+typedef struct publish publish_t; /* publish.h */
+
 typedef struct {
     xp_ctx_t xp;
     http_server_t *http;
     mqtt_server_t *mqtt;
     auth_t *auth;
+    publish_t *pub;  /* the publish routes' state (publish.h) */
     bool check_host; /* refuse Host names that are neither loopback nor in allowed_hosts */
 } app_t;
 

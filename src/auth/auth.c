@@ -326,7 +326,15 @@ int auth_init(auth_t *a, const cfg_t *cfg, char *err, size_t cap)
         goto fail;
     }
     auth__fixed(a, &a->open_id, AUTH_OPEN, true);
-    auth__fixed(a, &a->key_id, AUTH_KEY, true);
+    if (a->nkeys && !(a->key_ids = calloc(a->nkeys, sizeof(*a->key_ids)))) {
+        snprintf(err, cap, "out of memory");
+        rc = HR_EINVAL;
+        goto fail;
+    }
+    for (uint32_t i = 0; i < a->nkeys; i++) {
+        auth__fixed(a, &a->key_ids[i], AUTH_KEY, true);
+        a->key_ids[i].key_digest = a->key_digests[i];
+    }
     auth__fixed(a, &a->anon_id, AUTH_ANON, a->anon_any);
     a->anon_id.file_user = a->have_rules ? &a->rules.anon : NULL;
     return 0;
@@ -354,6 +362,8 @@ void auth_close(auth_t *a)
     if (a->key_digests) OPENSSL_cleanse(a->key_digests, a->nkeys * sizeof(*a->key_digests));
     free(a->key_digests);
     a->key_digests = NULL;
+    free(a->key_ids);
+    a->key_ids = NULL;
     a->nkeys = 0;
     acl_list_free(&a->user_channel);
 }
@@ -488,10 +498,15 @@ int auth_bearer(auth_t *a, const char *cred, size_t n, auth_id_t **out, const ch
         uint8_t h[32];
         auth__sha256(a, cred, n, h);
         int hit = 0;
-        for (uint32_t i = 0; i < a->nkeys; i++) hit |= CRYPTO_memcmp(h, a->key_digests[i], 32) == 0;
+        uint32_t which = 0; /* every digest is compared: the time does not tell which key matched */
+        for (uint32_t i = 0; i < a->nkeys; i++) {
+            int eq = CRYPTO_memcmp(h, a->key_digests[i], 32) == 0;
+            hit |= eq;
+            which = eq ? i : which;
+        }
         if (hit) {
             a->stats.keys_ok++;
-            *out = &a->key_id;
+            *out = &a->key_ids[which];
             return 0;
         }
     }
@@ -584,6 +599,23 @@ bool auth_has_any(const auth_id_t *id)
 {
     if (id->any_sub || id->any_pub || id->kind == AUTH_USER) return true;
     return id->file_user && (id->file_user->sub.n || id->file_user->pub.n);
+}
+
+size_t auth_scope(const auth_id_t *id, char *buf, size_t cap)
+{
+    int n = 0;
+    switch (id->kind) {
+    case AUTH_OPEN: n = snprintf(buf, cap, "open"); break;
+    case AUTH_ANON: n = snprintf(buf, cap, "anon"); break;
+    case AUTH_USER: n = snprintf(buf, cap, "u:%s", id->sub_id); break;
+    case AUTH_KEY: {
+        const uint8_t *d = id->key_digest;
+        n = d ? snprintf(buf, cap, "k:%02x%02x%02x%02x%02x%02x%02x%02x", d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7])
+              : snprintf(buf, cap, "k:");
+        break;
+    }
+    }
+    return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap ? cap - 1 : 0;
 }
 
 const char *auth_name(const auth_id_t *id, char *buf, size_t cap)

@@ -50,6 +50,7 @@ typedef struct auth_id {
     acl_list_t sub, pub;   /* the token's own patterns */
     uint16_t sub_len;
     char sub_id[ACL_MAX_SUB + 1]; /* the user id ("" unless AUTH_USER) */
+    const uint8_t *key_digest;    /* AUTH_KEY: the SHA-256 of the API key presented (32 bytes) */
 } auth_id_t;
 
 typedef struct {
@@ -71,7 +72,8 @@ struct auth {
     uint32_t nkeys;
     auth_cache_t *cache;
     acl_list_t user_channel; /* subscribe pattern every user has */
-    auth_id_t open_id, anon_id, key_id; /* static identities (never freed by unref) */
+    auth_id_t open_id, anon_id; /* static identities (never freed by unref) */
+    auth_id_t *key_ids;         /* one static identity per API key (nkeys), in key_digests' order */
     auth_stats_t stats;
     struct evp_md_st *md;         /* SHA-256, fetched once (token cache keys, API key digests) */
     struct evp_md_ctx_st *mdctx;  /* reused for every digest */
@@ -125,6 +127,12 @@ bool auth_is_admin(const auth_id_t *id);
 
 /* True when id may do anything at all (anonymous with no rule is refused at MQTT CONNECT). */
 bool auth_has_any(const auth_id_t *id);
+
+/* A stable name of the caller id is, for scoping what a caller did (idempotency keys): "u:" and
+ * the user id, "k:" and the first 8 bytes of the API key's SHA-256 in hex (the same key after a
+ * restart, another key another name; never the key itself), "anon" or "open". Returns its
+ * length (truncated to cap - 1; ACL_MAX_SUB + 3 bytes always fit). */
+size_t auth_scope(const auth_id_t *id, char *buf, size_t cap);
 
 /* A short name of id for logs: "open", "anonymous", "api-key" or "user <sub>". */
 const char *auth_name(const auth_id_t *id, char *buf, size_t cap);

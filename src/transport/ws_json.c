@@ -227,10 +227,37 @@ static void wsj__published(void *arg, int rc, const msg_t *m, uint32_t reached)
     wsj__answer_owed(w);
 }
 
+/* A publish names only fields it understands: anything else (a typo, "ttl", "delay") is refused
+ * rather than silently ignored. Answers the error itself and returns false. */
+static bool wsj__publish_fields(wsj_t *w, json_t *req, const char *ref)
+{
+    static const char *const KNOWN[] = {"op", "ref", "channel", "data", "event", "encoding", NULL};
+    const char *key;
+    json_t *v;
+    json_object_foreach(req, key, v) {
+        size_t i = 0;
+        while (KNOWN[i] && strcmp(KNOWN[i], key) != 0) i++;
+        if (KNOWN[i]) continue;
+        char msg[96] = "unknown field: ";
+        size_t k = strlen(msg);
+        for (size_t j = 0; key[j] && j < 64; j++) { /* JSON-safe: other bytes become '?' */
+            char c = key[j];
+            bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+                      c == '-' || c == '.';
+            msg[k++] = ok ? c : '?';
+        }
+        msg[k] = 0;
+        wsj__err(w, ref, "bad_request", msg);
+        return false;
+    }
+    return true;
+}
+
 static void wsj__publish(wsj_t *w, json_t *req, const char *ref)
 {
     const char *name;
     size_t n;
+    if (!wsj__publish_fields(w, req, ref)) return;
     if (!wsj__channel(w, req, ref, &name, &n)) return;
     if (!w->ws.x->cfg->client_publish) {
         wsj__err(w, ref, "forbidden", "publishing from clients is disabled (client_publish = false)");

@@ -1,0 +1,63 @@
+/* pubreq.h - the client input of the publish routes, checked before anything is published:
+ * the JSON body of POST /publish, the query parameters of POST /pub/{channel}, idempotency
+ * keys, and the personal channel a user target maps to. Pure functions (jansson for the JSON):
+ * no server state, no I/O, fuzzed by fuzz/fuzz_pubreq.c. */
+#ifndef HERALD_PUBREQ_H
+#define HERALD_PUBREQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../core/span.h"
+
+#define PUBREQ_MAX_KEY 128 /* bytes of an idempotency key */
+
+typedef struct {
+    bool user;        /* a user id (maps to its personal channel), else a channel name */
+    const char *name; /* NUL-terminated, valid while the pubreq_t lives */
+    size_t n;
+} pubreq_target_t;
+
+/* A parsed POST /publish body. */
+typedef struct {
+    void *root;             /* the parsed JSON (owned) */
+    pubreq_target_t *t;     /* channels first, then users, each in the order given (owned) */
+    uint32_t n;
+    const char *event;      /* "message" unless given */
+    size_t event_len;
+    const char *data;       /* the payload (decoded when "encoding" is "base64") */
+    size_t data_len;
+    char *decoded;          /* owned base64-decoded payload, or NULL */
+    const char *key;        /* idempotency_key, or NULL */
+    size_t key_len;
+} pubreq_t;
+
+/* Parses body[0..n) as a POST /publish request: an object with "channels" and/or "users"
+ * (arrays of strings; at least one target in all), "data" (a string), and optionally "event",
+ * "encoding" ("base64") and "idempotency_key"; null counts as absent for the optional fields.
+ * Every channel must be a valid channel name and every user a valid user id. Returns 0 (free
+ * out with pubreq_free), HR_EFULL when there are more than max_targets targets, HR_ENOMEM, or
+ * HR_EINVAL with a short JSON-safe reason in why (an unknown field is "unknown field: NAME"). */
+int pubreq_parse(const char *body, size_t n, uint32_t max_targets, pubreq_t *out, char *why, size_t cap);
+
+/* Frees what pubreq_parse made (a zeroed pubreq_t is fine). */
+void pubreq_free(pubreq_t *r);
+
+/* True when k[0..n) may be an idempotency key: 1..PUBREQ_MAX_KEY printable ASCII characters
+ * (0x20-0x7e). */
+bool pubreq_key_valid(const char *k, size_t n);
+
+/* Checks that every parameter of the query string q names one of known (NULL-terminated list of
+ * names). Returns 0, or HR_EINVAL with the first unknown name (percent-decoded and made
+ * JSON-safe: other bytes than A-Z a-z 0-9 _ - . become '?', at most 64 bytes) in bad. */
+int pubreq_query_check(span_t q, const char *const *known, char *bad, size_t cap);
+
+/* The personal channel of user sub[0..sn) under pattern (user_channel, e.g. "user/{sub}"): each
+ * level that is exactly "{sub}" becomes the user id. Writes it NUL-terminated into out and
+ * returns its length, or HR_EINVAL when the result does not fit or is not a single valid channel
+ * (an empty pattern, wildcards). */
+ssize_t pubreq_user_channel(const char *pattern, const char *sub, size_t sn, char *out, size_t cap);
+
+#endif

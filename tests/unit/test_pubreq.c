@@ -1,0 +1,136 @@
+/* test_pubreq.c - the publish routes' input checks (app/pubreq.h): the POST /publish body
+ * (targets, unknown fields, limits, base64, idempotency keys), unknown query parameters, and the
+ * personal channel of a user target. */
+#include "../../src/app/pubreq.h"
+#include "../../src/core/err.h"
+#include "unit.h"
+
+static int parse(const char *body, uint32_t max, pubreq_t *r, char *why)
+{
+    return pubreq_parse(body, strlen(body), max, r, why, 160);
+}
+
+TEST(parse_targets_in_order)
+{
+    pubreq_t r;
+    char why[160];
+    CHECK_EQ(parse("{\"users\":[\"42\"],\"channels\":[\"a\",\"b/c\"],\"data\":\"hi\"}", 10, &r, why), 0);
+    CHECK_EQ(r.n, 3u);
+    CHECK(!r.t[0].user && strcmp(r.t[0].name, "a") == 0);
+    CHECK(!r.t[1].user && strcmp(r.t[1].name, "b/c") == 0);
+    CHECK(r.t[2].user && strcmp(r.t[2].name, "42") == 0);
+    CHECK_EQ(r.event_len, 7u);
+    CHECK(memcmp(r.event, "message", 7) == 0);
+    CHECK_EQ(r.data_len, 2u);
+    CHECK(r.key == NULL);
+    pubreq_free(&r);
+}
+
+TEST(parse_optional_fields)
+{
+    pubreq_t r;
+    char why[160];
+    CHECK_EQ(parse("{\"channels\":[\"a\"],\"data\":\"AAEC\",\"encoding\":\"base64\",\"event\":\"ev.1\","
+                   "\"idempotency_key\":\"order 1042\"}", 10, &r, why), 0);
+    CHECK_EQ(r.data_len, 3u);
+    CHECK(memcmp(r.data, "\x00\x01\x02", 3) == 0);
+    CHECK_EQ(r.event_len, 4u);
+    CHECK_EQ(r.key_len, 10u);
+    pubreq_free(&r);
+    CHECK_EQ(parse("{\"channels\":[\"a\"],\"data\":\"x\",\"event\":null,\"users\":null}", 10, &r, why), 0);
+    CHECK_EQ(r.n, 1u);
+    pubreq_free(&r);
+}
+
+TEST(parse_refusals)
+{
+    pubreq_t r;
+    char why[160];
+    CHECK_EQ(parse("{\"channels\":[\"a\"],\"data\":\"x\",\"ttl\":5}", 10, &r, why), HR_EINVAL);
+    CHECK(strcmp(why, "unknown field: ttl") == 0);
+    CHECK_EQ(parse("{\"channels\":[\"a\"],\"data\":\"x\",\"de\\\"lay\":5}", 10, &r, why), HR_EINVAL);
+    CHECK(strcmp(why, "unknown field: de?lay") == 0); /* JSON-safe */
+    CHECK_EQ(parse("{\"channels\":[],\"data\":\"x\"}", 10, &r, why), HR_EINVAL);
+    CHECK_EQ(parse("{\"data\":\"x\"}", 10, &r, why), HR_EINVAL);
+    CHECK_EQ(parse("{\"channels\":[\"a/\"],\"data\":\"x\"}", 10, &r, why), HR_EINVAL);
+    CHECK(strcmp(why, "invalid channel name") == 0);
+    CHECK_EQ(parse("{\"users\":[\"a/b\"],\"data\":\"x\"}", 10, &r, why), HR_EINVAL);
+    CHECK_EQ(parse("{\"channels\":[1],\"data\":\"x\"}", 10, &r, why), HR_EINVAL);
+    CHECK_EQ(parse("{\"channels\":\"a\",\"data\":\"x\"}", 10, &r, why), HR_EINVAL);
+    CHECK_EQ(parse("{\"channels\":[\"a\"]}", 10, &r, why), HR_EINVAL);
+    CHECK_EQ(parse("{\"channels\":[\"a\"],\"data\":5}", 10, &r, why), HR_EINVAL);
+    CHECK_EQ(parse("{\"channels\":[\"a\"],\"data\":\"x\",\"event\":\"a b\"}", 10, &r, why), HR_EINVAL);
+    CHECK_EQ(parse("{\"channels\":[\"a\"],\"data\":\"!!\",\"encoding\":\"base64\"}", 10, &r, why), HR_EINVAL);
+    CHECK_EQ(parse("{\"channels\":[\"a\"],\"data\":\"x\",\"encoding\":\"hex\"}", 10, &r, why), HR_EINVAL);
+    CHECK_EQ(parse("{\"channels\":[\"a\"],\"data\":\"x\",\"idempotency_key\":\"\"}", 10, &r, why), HR_EINVAL);
+    CHECK_EQ(parse("{\"channels\":[\"a\"],\"data\":\"x\",\"idempotency_key\":\"\\n\"}", 10, &r, why), HR_EINVAL);
+    CHECK_EQ(parse("{\"channels\":[\"a\"],\"channels\":[\"b\"],\"data\":\"x\"}", 10, &r, why), HR_EINVAL);
+    CHECK_EQ(parse("[1]", 10, &r, why), HR_EINVAL);
+    CHECK_EQ(parse("{", 10, &r, why), HR_EINVAL);
+    CHECK(r.root == NULL && r.t == NULL); /* nothing left to free */
+}
+
+TEST(parse_limit)
+{
+    pubreq_t r;
+    char why[160];
+    CHECK_EQ(parse("{\"channels\":[\"a\",\"b\"],\"users\":[\"1\"],\"data\":\"x\"}", 2, &r, why), HR_EFULL);
+    CHECK_EQ(parse("{\"channels\":[\"a\",\"b\"],\"users\":[\"1\"],\"data\":\"x\"}", 3, &r, why), 0);
+    pubreq_free(&r);
+}
+
+TEST(key_valid)
+{
+    char k[130];
+    memset(k, 'a', sizeof(k));
+    CHECK(pubreq_key_valid(k, 128));
+    CHECK(!pubreq_key_valid(k, 129));
+    CHECK(!pubreq_key_valid(k, 0));
+    CHECK(pubreq_key_valid("a b~", 4));
+    CHECK(!pubreq_key_valid("a\tb", 3));
+    CHECK(!pubreq_key_valid("\xc3\xa9", 2));
+}
+
+TEST(query_check)
+{
+    static const char *const known[] = {"event", "token", NULL};
+    char bad[72];
+    CHECK_EQ(pubreq_query_check(SPAN_LIT(""), known, bad, sizeof(bad)), 0);
+    CHECK_EQ(pubreq_query_check(SPAN_LIT("event=a&token=t"), known, bad, sizeof(bad)), 0);
+    CHECK_EQ(pubreq_query_check(SPAN_LIT("event=a&&"), known, bad, sizeof(bad)), 0);
+    CHECK_EQ(pubreq_query_check(SPAN_LIT("ev%65nt=a"), known, bad, sizeof(bad)), 0);
+    CHECK_EQ(pubreq_query_check(SPAN_LIT("event=a&ttl=5"), known, bad, sizeof(bad)), HR_EINVAL);
+    CHECK(strcmp(bad, "ttl") == 0);
+    CHECK_EQ(pubreq_query_check(SPAN_LIT("delay"), known, bad, sizeof(bad)), HR_EINVAL);
+    CHECK(strcmp(bad, "delay") == 0);
+    CHECK_EQ(pubreq_query_check(SPAN_LIT("%22x%22=1"), known, bad, sizeof(bad)), HR_EINVAL);
+    CHECK(strcmp(bad, "?x?") == 0);
+    CHECK_EQ(pubreq_query_check(SPAN_LIT("%zz=1"), known, bad, sizeof(bad)), HR_EINVAL);
+    CHECK_EQ(pubreq_query_check(SPAN_LIT("=1"), known, bad, sizeof(bad)), 0);
+}
+
+TEST(user_channel)
+{
+    char out[256];
+    CHECK_EQ(pubreq_user_channel("user/{sub}", "42", 2, out, sizeof(out)), 7);
+    CHECK(strcmp(out, "user/42") == 0);
+    CHECK_EQ(pubreq_user_channel("{sub}/inbox/{sub}", "u", 1, out, sizeof(out)), 9);
+    CHECK(strcmp(out, "u/inbox/u") == 0);
+    CHECK_EQ(pubreq_user_channel("user/x{sub}", "42", 2, out, sizeof(out)), HR_EINVAL); /* '{' is no channel char */
+    CHECK_EQ(pubreq_user_channel("user/{sub}/#", "42", 2, out, sizeof(out)), HR_EINVAL);
+    CHECK_EQ(pubreq_user_channel("", "42", 2, out, sizeof(out)), HR_EINVAL);
+    CHECK_EQ(pubreq_user_channel("user/{sub}", "a/b", 3, out, sizeof(out)), HR_EINVAL);
+    CHECK_EQ(pubreq_user_channel("user/{sub}", "42", 2, out, 7), HR_EINVAL); /* no room for the NUL */
+}
+
+int main(void)
+{
+    RUN(parse_targets_in_order);
+    RUN(parse_optional_fields);
+    RUN(parse_refusals);
+    RUN(parse_limit);
+    RUN(key_valid);
+    RUN(query_check);
+    RUN(user_channel);
+    return UNIT_DONE();
+}
