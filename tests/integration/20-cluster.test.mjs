@@ -13,10 +13,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  startHerald, publish, request, getJSON, openSSE, waitFor, withTimeout, freePort, run, sleep, metrics, HERALD_BIN, SCALE,
+  startHerald, publish, request, getJSON, openSSE, waitFor, withTimeout, freePort, run, sleep, metrics, tryPublish, HERALD_BIN, SCALE,
 } from '../lib/herald.mjs';
 import { mq, tcpURL, wsMqttURL } from '../lib/mqttjs.mjs';
-import { startRedis } from '../lib/redis.mjs';
+import { startRedis, finishNodes } from '../lib/redis.mjs';
 import { openWS, wsURL, stompClient } from '../lib/stomp.mjs';
 
 const T = { timeout: 60000 * SCALE };
@@ -41,18 +41,7 @@ async function withCluster(opts, fn) {
   } catch (e) {
     failure = e;
   }
-  const stops = await Promise.allSettled(nodes.map((h) => h.stop()));
-  await redis.destroy().catch((e) => {
-    if (!failure) failure = e;
-  });
-  const bad = stops.filter((s) => s.status === 'rejected').map((s) => s.reason.message);
-  if (failure) {
-    if (bad.length) failure.message += `\n(also: ${bad.join('\n')})`;
-    nodes.forEach((h, i) => (failure.message += `\n--- node ${i} (${h.base}) output (tail) ---\n${h.tail(1200)}`));
-    failure.message += `\n--- redis-server log (tail) ---\n${redis.log.slice(-800)}`;
-    throw failure;
-  }
-  if (bad.length) throw new Error(bad.join('\n'));
+  await finishNodes(nodes, redis, failure, { tail: 1200, logTail: 800 });
 }
 
 /* ---------------------------------------------------------------- clients */
@@ -102,14 +91,6 @@ async function openJ(h) {
 const occupancy = async (h, ch) => (await getJSON(h, `/channels/${ch}`)).subscribers;
 
 /* POST /pub without asserting the status: {status, json} */
-async function tryPublish(h, ch, data) {
-  const r = await request(h, 'POST', `/pub/${ch}`, { body: data, headers: { 'Content-Length': String(Buffer.byteLength(data)) } });
-  let json = null;
-  try {
-    json = JSON.parse(r.text);
-  } catch {}
-  return { status: r.status, json, text: r.text };
-}
 
 const idsOf = (evs) => evs.map((e) => e.id);
 const range = (a, b) => [...Array(b - a + 1)].map((_, i) => String(a + i));

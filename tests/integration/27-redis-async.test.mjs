@@ -16,27 +16,15 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  startHerald, request, getJSON, openSSE, waitFor, withTimeout, run, metrics, HERALD_BIN, SCALE, freePort,
+  startHerald, request, getJSON, openSSE, waitFor, withTimeout, run, metrics, tryPublish, HERALD_BIN, SCALE, freePort,
 } from '../lib/herald.mjs';
-import { startRedis, startSentinel, sentinelCommand } from '../lib/redis.mjs';
+import { startRedis, startSentinel, sentinelCommand, finishNodes } from '../lib/redis.mjs';
 import { openWS, wsURL } from '../lib/stomp.mjs';
 import { mq, tcpURL } from '../lib/mqttjs.mjs';
 
 const T = { timeout: 60000 * SCALE };
 const UNAVAILABLE = 'publish failed: redis is unavailable';
 
-/* POST /pub without asserting the status: {status, json, text, ms} */
-async function tryPublish(h, ch, data, opts = {}) {
-  const t0 = Date.now();
-  const r = await request(h, 'POST', `/pub/${ch}`, {
-    body: data, headers: { 'Content-Length': String(Buffer.byteLength(data)) }, timeout: opts.timeout,
-  });
-  let json = null;
-  try {
-    json = JSON.parse(r.text);
-  } catch {}
-  return { status: r.status, json, text: r.text, ms: Date.now() - t0 };
-}
 
 async function publishOk(h, ch, data) {
   const r = await tryPublish(h, ch, data);
@@ -61,17 +49,7 @@ async function withRedis(opts, fn) {
     failure = e;
   }
   await redis.cli('client', 'unpause').catch(() => {});
-  const stops = await Promise.allSettled(nodes.map((h) => h.stop()));
-  await redis.destroy().catch((e) => {
-    if (!failure) failure = e;
-  });
-  const bad = stops.filter((s) => s.status === 'rejected').map((s) => s.reason.message);
-  if (failure) {
-    if (bad.length) failure.message += `\n(also: ${bad.join('\n')})`;
-    nodes.forEach((h, i) => (failure.message += `\n--- node ${i} (${h.base}) output (tail) ---\n${h.tail(1500)}`));
-    throw failure;
-  }
-  if (bad.length) throw new Error(bad.join('\n'));
+  await finishNodes(nodes, redis, failure);
 }
 
 const ids = (evs) => evs.map((e) => e.id);

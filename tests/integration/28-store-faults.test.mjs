@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { startHerald, request, getJSON, openSSE, waitFor, metrics, sleep, SCALE } from '../lib/herald.mjs';
+import { startHerald, request, getJSON, openSSE, waitFor, metrics, sleep, tryPublish, SCALE } from '../lib/herald.mjs';
 import { mq, tcpURL } from '../lib/mqttjs.mjs';
 import { openWS, rawStomp, frame } from '../lib/stomp.mjs';
 import { MqttRaw, publishPkt, PT } from '../lib/mqttraw.mjs';
@@ -16,14 +16,6 @@ import { MqttRaw, publishPkt, PT } from '../lib/mqttraw.mjs';
 const T = { timeout: 120000 * SCALE };
 const FULL = { error: 'publish failed: the store is full' };
 
-async function tryPublish(h, ch, data) {
-  const r = await request(h, 'POST', `/pub/${ch}`, { body: data, headers: { 'Content-Length': String(Buffer.byteLength(data)) } });
-  let json = null;
-  try {
-    json = JSON.parse(r.text);
-  } catch {}
-  return { status: r.status, json, text: r.text };
-}
 
 /* Publishes rounds of concurrent messages (so several share a commit) to nch channels until
  * `refusals` have been refused; returns acked: channel -> [{id, data}] and the refusals seen. */

@@ -288,6 +288,19 @@ export async function publish(h, channel, data, opts = {}) {
 }
 
 /* GET /sub/...?mode=poll (or whatever path given); returns parsed JSON, asserting 200. */
+/* POST /pub/{ch} without asserting the status: {status, json (null if not JSON), text, ms}. */
+export async function tryPublish(h, ch, data, opts = {}) {
+  const t0 = Date.now();
+  const r = await request(h, 'POST', `/pub/${ch}`, {
+    body: data, headers: { 'Content-Length': String(Buffer.byteLength(data)) }, timeout: opts.timeout,
+  });
+  let json = null;
+  try {
+    json = JSON.parse(r.text);
+  } catch {}
+  return { status: r.status, json, text: r.text, ms: Date.now() - t0 };
+}
+
 export async function getJSON(h, p, opts = {}) {
   const r = await request(h, 'GET', p, opts);
   if (r.status !== 200) throw new Error(`GET ${p} answered ${r.status}: ${r.text.slice(0, 300)}`);

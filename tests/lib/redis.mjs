@@ -136,3 +136,21 @@ export async function startSentinel({ cmd = 'redis-sentinel', masterPort, name =
   }
   return s;
 }
+
+/* Ends a test that ran nodes on redis: every node must stop cleanly (exit 0: under ASan, no
+ * leak), then redis is destroyed; failure (fn's error, or null) gets the nodes' output (and
+ * redis's log when logTail) added. Throws what went wrong. */
+export async function finishNodes(nodes, redis, failure, { tail = 1500, logTail = 0 } = {}) {
+  const stops = await Promise.allSettled(nodes.map((h) => h.stop()));
+  await redis.destroy().catch((e) => {
+    if (!failure) failure = e;
+  });
+  const bad = stops.filter((s) => s.status === 'rejected').map((s) => s.reason.message);
+  if (failure) {
+    if (bad.length) failure.message += `\n(also: ${bad.join('\n')})`;
+    nodes.forEach((h, i) => (failure.message += `\n--- node ${i} (${h.base}) output (tail) ---\n${h.tail(tail)}`));
+    if (logTail) failure.message += `\n--- redis-server log (tail) ---\n${redis.log.slice(-logTail)}`;
+    throw failure;
+  }
+  if (bad.length) throw new Error(bad.join('\n'));
+}
