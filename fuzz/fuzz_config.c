@@ -7,9 +7,24 @@
 
 #include "../src/app/config.h"
 
+/* The [namespace NAME] sections (config_ns.c): the same names, patterns, keys set and values. */
+static int same_ns(const cfg_t *a, const cfg_t *b)
+{
+    if (a->nnamespaces != b->nnamespaces) return 0;
+    for (uint32_t i = 0; i < a->nnamespaces; i++) {
+        const cfg_ns_t *x = &a->namespaces[i], *y = &b->namespaces[i];
+        if (strcmp(x->name, y->name) || strcmp(x->pattern, y->pattern) || x->set != y->set ||
+            (x->set & CFG_NS_MESSAGES && x->history_messages != y->history_messages) ||
+            (x->set & CFG_NS_BYTES && x->history_bytes != y->history_bytes) ||
+            (x->set & CFG_NS_AGE && x->history_age_ms != y->history_age_ms))
+            return 0;
+    }
+    return 1;
+}
+
 static int same(const cfg_t *a, const cfg_t *b)
 {
-    return strcmp(a->http_addr, b->http_addr) == 0 && strcmp(a->mqtt_addr, b->mqtt_addr) == 0 &&
+    return same_ns(a, b) && strcmp(a->http_addr, b->http_addr) == 0 && strcmp(a->mqtt_addr, b->mqtt_addr) == 0 &&
            strcmp(a->data_dir, b->data_dir) == 0 && strcmp(a->redis_addr, b->redis_addr) == 0 &&
            strcmp(a->cors_origins, b->cors_origins) == 0 && a->log_level == b->log_level &&
            a->max_connections == b->max_connections && a->header_timeout_ms == b->header_timeout_ms &&
@@ -29,11 +44,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
     if (!text) return 0;
     memcpy(text, d, n);
     text[n] = '\0';
-    cfg_t a, b;
+    static cfg_t a, b;
     char err[256];
     cfg_defaults(&a);
     if (cfg_parse_string(&a, text, err, sizeof(err)) == 0) {
-        char out[8192];
+        static char out[65536]; /* every key and up to CFG_MAX_NAMESPACES namespaces */
         size_t len = cfg_dump(&a, out, sizeof(out));
         if (len >= sizeof(out) - 1) abort();
         cfg_defaults(&b);

@@ -1,5 +1,6 @@
 /* fuzz_pubreq.c - the publish routes' client input (app/pubreq.h): a POST /publish body, a
- * query string checked for unknown parameters, and a user id mapped to its personal channel.
+ * query string checked for unknown parameters, a user id mapped to its personal channel, and
+ * the ttl, delay and at values.
  * Every accepted body must name 1..max targets, each a valid channel or user id, and an event
  * and key that pass their own checks; every refusal must leave nothing to free. */
 #include <stdint.h>
@@ -32,5 +33,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
     char out[HUB_MAX_CHANNEL + 1];
     ssize_t cn = pubreq_user_channel("a/{sub}/b", (const char *)d, n, out, sizeof(out));
     if (cn >= 0 && !hub_channel_valid(out, (size_t)cn)) abort();
+    /* the ttl, delay and at of the publish routes' query strings */
+    uint32_t v;
+    uint64_t at;
+    if (pubreq_ttl_text((const char *)d, n, &v) == 0 && (v < 1 || v > PUBREQ_MAX_TTL)) abort();
+    if (pubreq_delay_text((const char *)d, n, &v) == 0 && (v < 1 || v > PUBREQ_MAX_DELAY)) abort();
+    if (pubreq_at_text((const char *)d, n, &at) == 0 && at == 0) abort();
     return 0;
 }

@@ -133,6 +133,11 @@ static const key_def_t KEYS[] = {
     {"max_publish_targets", "publish", K_COUNT, F(max_publish_targets), 1, 1000000, NULL},
     {"idempotency_window", "publish", K_SECS, F(idempotency_window_ms), 0, 4000000000u, NULL},
     {"idempotency_max_keys", "publish", K_COUNT, F(idempotency_max_keys), 1, 100000000, NULL},
+    /* [publish]: scheduled delivery (delay, at; src/app/sched.h) */
+    {"max_scheduled", "publish", K_COUNT, F(max_scheduled), 1, 100000000, NULL},
+    /* read state (src/app/readstate.h) */
+    {"max_read_cursors", "limits", K_COUNT, F(max_read_cursors), 1, 1000000000, NULL},
+    {"max_tracked_channels", "limits", K_COUNT, F(max_tracked_channels), 1, 1000000, NULL},
     {"token_hmac_secret", "auth", K_SECRET, F(token_hmac_secret), 0, 0, NULL},
     {"token_hmac_secret_file", "auth", K_STR, F(token_hmac_secret_file), 0, 0, NULL},
     {"token_public_key", "auth", K_STR, F(token_public_key), 0, 0, NULL},
@@ -151,6 +156,8 @@ static const key_def_t KEYS[] = {
     {"metrics_public", "auth", K_BOOL, F(metrics_public), 0, 1, NULL},
     {"user_channel", "auth", K_STR, F(user_channel), 0, 0, NULL},
     {"allowed_hosts", "auth", K_STR, F(allowed_hosts), 0, 0, NULL},
+    /* users (src/hub/users.h) */
+    {"users_offline_max", "limits", K_COUNT, F(users_offline_max), 0, 100000000, NULL},
 };
 #define NKEYS (sizeof(KEYS) / sizeof(KEYS[0]))
 
@@ -232,6 +239,10 @@ void cfg_defaults(cfg_t *cfg)
     cfg->max_publish_targets = 1000;
     cfg->idempotency_window_ms = 86400000;
     cfg->idempotency_max_keys = 1000000;
+    cfg->max_scheduled = 100000;
+    cfg->max_read_cursors = 1000000;
+    cfg->max_tracked_channels = 1000;
+    cfg->users_offline_max = 100000;
 }
 
 static int fail(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -532,13 +543,22 @@ static int handler(void *user, const char *section, const char *name, const char
 {
     parse_ctx_t *ctx = user;
     if (ctx->err_line) return 1; /* keep only the first error */
+    if (strncasecmp(section, "namespace", 9) == 0 && (section[9] == ' ' || section[9] == '\t')) {
+        const char *ns = section + 10;
+        while (*ns == ' ' || *ns == '\t') ns++;
+        if (cfg_ns_set(ctx->cfg, ns, name, value, ctx->line, ctx->msg, sizeof(ctx->msg)) < 0) {
+            ctx->err_line = ctx->line;
+            return 0;
+        }
+        return 1;
+    }
     if (section[0]) {
         bool known = false;
         for (size_t i = 0; i < sizeof(SECTIONS) / sizeof(SECTIONS[0]); i++)
             if (strcasecmp(section, SECTIONS[i]) == 0) known = true;
         if (!known) {
-            snprintf(ctx->msg, sizeof(ctx->msg), "unknown section [%s] (want server, http, history or delivery)",
-                     section);
+            snprintf(ctx->msg, sizeof(ctx->msg),
+                     "unknown section [%s] (want server, http, history, delivery, ... or namespace NAME)", section);
             ctx->err_line = ctx->line;
             return 0;
         }
@@ -570,6 +590,7 @@ int cfg_parse_string(cfg_t *cfg, const char *text, char *err, size_t errcap)
     cfg_t tmp = *cfg;
     parse_ctx_t ctx = {.cfg = &tmp, .text = text};
     int rc = ini_parse_stream(reader, &ctx, handler, &ctx);
+    if (rc == 0 && cfg_ns_check(&tmp, err, errcap) < 0) return HR_EINVAL;
     if (rc == 0) {
         *cfg = tmp;
         return 0;
@@ -745,6 +766,7 @@ size_t cfg_dump(const cfg_t *cfg, char *out, size_t cap)
             break;
         }
     }
+    d.len += cfg_ns_dump(cfg, out, d.len, cap);
     if (cap && d.len >= cap) out[cap - 1] = '\0';
     return d.len < cap ? d.len : (cap ? cap - 1 : 0);
 }

@@ -15,6 +15,19 @@ enum { ENGINE_LOCAL = 0, ENGINE_REDIS = 1 };
 enum { DURABILITY_INTERVAL = 0, DURABILITY_SYNC = 1 };
 enum { HISTORY_TRIM = 0, HISTORY_REFUSE = 1 };
 
+/* [namespace NAME] sections (config_ns.c): channels matching pattern keep their own history. */
+#define CFG_MAX_NAMESPACES 64
+enum { CFG_NS_MESSAGES = 1, CFG_NS_BYTES = 2, CFG_NS_AGE = 4 };
+typedef struct {
+    char name[64];             /* the section's NAME */
+    char pattern[256];         /* pattern = user/#  (MQTT wildcards, as in the permissions file) */
+    uint32_t set;              /* CFG_NS_* bits: the keys given (the others inherit the [history] ones) */
+    uint32_t history_messages; /* history_messages, history_bytes, history_age as in [history] */
+    uint64_t history_bytes;
+    uint64_t history_age_ms;   /* up to 10 years here ([history] history_age: 46 days) */
+    int line;                  /* the line of its first key (for errors) */
+} cfg_ns_t;
+
 typedef struct {
     /* [server] */
     char http_addr[64];    /* http = 127.0.0.1:8080 (host:port, [v6]:port) */
@@ -101,6 +114,9 @@ typedef struct {
     uint32_t max_publish_targets;   /* max_publish_targets = 1000 targets in one POST /publish; more: 400 */
     uint32_t idempotency_window_ms; /* idempotency_window = 86400 (seconds) an idempotency key is remembered (0: off) */
     uint32_t idempotency_max_keys;  /* idempotency_max_keys = 1000000 keys remembered; beyond, the oldest go first */
+    uint32_t max_scheduled;         /* max_scheduled = 100000 publishes waiting for their delay/at; more: 503 */
+    uint32_t max_read_cursors;     /* read cursors kept in all (readstate.h) */
+    uint32_t max_tracked_channels; /* channels one user tracks at most */
     /* [auth] (see src/auth/auth.h; any of the token keys, api_keys, permissions_file or
      * password_file turns access control on) */
     char token_hmac_secret[512];      /* token_hmac_secret = "": HS256/384/512 secret (>= 32 bytes) */
@@ -122,6 +138,11 @@ typedef struct {
     bool metrics_public;              /* metrics_public = false: GET /metrics without an API key */
     char user_channel[128];           /* user_channel = "user/{sub}": the channel a token's user may always read */
     char allowed_hosts[512];          /* allowed_hosts = "": Host names served besides loopback addresses */
+    /* [limits] users (src/hub/users.h) */
+    uint32_t users_offline_max;       /* users_offline_max = 100000 offline users remembered with their last_seen */
+    /* [namespace NAME] sections, in file order (no flags: config file only) */
+    uint32_t nnamespaces;
+    cfg_ns_t namespaces[CFG_MAX_NAMESPACES];
 } cfg_t;
 
 /* Fills cfg with the embedded defaults (the values in the comments above). */
@@ -142,6 +163,22 @@ int cfg_set(cfg_t *cfg, const char *key, const char *value, char *err, size_t er
 /* Applies "serve" arguments: "-c FILE" is loaded first, then every "--key value"/"--key=value"
  * flag in order. Returns 0 or HR_EINVAL with a message in err. */
 int cfg_from_args(cfg_t *cfg, int argc, char **argv, char *err, size_t errcap);
+
+/* Sets key = value in the section [namespace ns_name] (made on first use; line: the file's line).
+ * Keys: pattern, history_messages, history_bytes, history_age. 0, or HR_EINVAL with a message. */
+int cfg_ns_set(cfg_t *cfg, const char *ns_name, const char *key, const char *value, int line, char *err,
+               size_t errcap);
+
+/* Checks the namespaces once the file is read (each has a valid pattern, without {sub}).
+ * 0, or HR_EINVAL with "line N: message" in err. */
+int cfg_ns_check(const cfg_t *cfg, char *err, size_t errcap);
+
+/* The namespace's limits with unset keys taken from the [history] ones. */
+void cfg_ns_limits(const cfg_t *cfg, const cfg_ns_t *ns, uint32_t *messages, uint64_t *bytes, uint64_t *age_ms);
+
+/* Appends the [namespace NAME] sections as INI text to out[len..cap) (cfg_dump); returns the
+ * bytes it would write, like snprintf. */
+size_t cfg_ns_dump(const cfg_t *cfg, char *out, size_t len, size_t cap);
 
 /* Writes every key with its current value as INI text (for `herald serve --print-config`).
  * Returns bytes written (truncated to cap). */

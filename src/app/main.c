@@ -13,7 +13,9 @@
 #include "cli.h"
 #include "config.h"
 #include "publish.h"
+#include "readstate.h"
 #include "routes.h"
+#include "userapi.h"
 
 static void usage(FILE *f)
 {
@@ -71,7 +73,7 @@ static int serve(int argc, char **argv)
         return 2;
     }
     if (print) {
-        char out[8192];
+        static char out[65536]; /* every key, and up to CFG_MAX_NAMESPACES namespaces */
         size_t n = cfg_dump(cfg, out, sizeof(out));
         fwrite(out, 1, n, stdout);
         free(cfg);
@@ -92,6 +94,8 @@ static int serve(int argc, char **argv)
     auth_t auth;
     iplimit_t ipl;
     bool ipl_ok = false;
+    users_t users;
+    bool users_ok = false;
     if (loop_init(&loop) < 0) {
         log_error("cannot create the event loop");
         goto out;
@@ -143,6 +147,14 @@ static int serve(int argc, char **argv)
     hist_limits_t lim = {cfg->history_messages, cfg->history_bytes, cfg->history_age_ms};
     if (!store || hub_init(&hub, &loop, store, &lim) < 0) goto out;
     hub_ok = true;
+    for (uint32_t i = 0; i < cfg->nnamespaces; i++) { /* [namespace NAME]: config_ns.c */
+        const cfg_ns_t *ns = &cfg->namespaces[i];
+        hist_limits_t nl;
+        cfg_ns_limits(cfg, ns, &nl.max_messages, &nl.max_bytes, &nl.max_age_ms);
+        if (hub_ns_add(&hub, ns->name, ns->pattern, &nl) < 0) goto out;
+        log_info("namespace %s: channels %s keep %u messages, %llu bytes, %llu s", ns->name, ns->pattern,
+                 nl.max_messages, (unsigned long long)nl.max_bytes, (unsigned long long)(nl.max_age_ms / 1000));
+    }
     hub.max_channels = cfg->max_channels;
     hub_set_limits(&hub, cfg->max_retained, cfg->max_retained_bytes, cfg->max_history_memory,
                    cfg->history_policy == HISTORY_REFUSE);
@@ -156,6 +168,10 @@ static int serve(int argc, char **argv)
     }
     if (publish_init(&pub, &loop, store, cfg) < 0) goto out;
     pub_ok = true;
+    if (sched_start(&pub.sched, &hub) < 0) { /* scheduled publishes (sched.h); overdue ones go at once */
+        log_error("cannot load the scheduled publishes from the store");
+        goto out;
+    }
     app.pub = &pub;
     char ierr[200];
     if (iplimit_init(&ipl, cfg->max_connections_per_ip, cfg->max_new_connections_per_ip, cfg->per_ip_exempt, ierr,
@@ -164,7 +180,19 @@ static int serve(int argc, char **argv)
         goto out;
     }
     ipl_ok = true;
-    app.xp = (xp_ctx_t){.hub = &hub, .cfg = cfg, .metrics = &metrics, .auth = &auth, .ipl = &ipl};
+    if (users_init(&users, cfg->users_offline_max) < 0) goto out;
+    users_ok = true;
+    app.xp = (xp_ctx_t){.hub = &hub, .cfg = cfg, .metrics = &metrics, .auth = &auth, .ipl = &ipl, .users = &users,
+                        .schedule = publish_schedule_cb, .schedule_arg = &pub}; /* /ws delay, at */
+    char rerr[200];
+    if (!(app.reads = readstate_new(&app.xp, rerr, sizeof(rerr)))) {
+        log_error("read state: %s", rerr);
+        goto out;
+    }
+    if (hub.engine) { /* admin commands from other nodes (userapi.h) */
+        hub.engine->on_control = userapi_control;
+        hub.engine->control_arg = &app;
+    }
     app.auth = &auth;
     app.check_host = !auth.enabled && local;
     app.xp.sse_heartbeat = http_chunk(":\n\n", 3);
@@ -200,12 +228,14 @@ static int serve(int argc, char **argv)
     exit_code = 0;
 out:
     if (pub_ok) publish_close(&pub); /* before the hub: requests still waiting are freed here */
+    readstate_free(app.reads);
     if (hub_ok) hub_close(&hub);
     loop.before_write = NULL;
     if (store) store->ops->close(store);
     bytes_unref(app.xp.sse_heartbeat);
     bytes_unref(app.xp.iframe_keepalive);
     ws_ctx_close(&app.xp);
+    if (users_ok) users_close(&users);
     if (auth_ok) auth_close(&auth);
     if (ipl_ok) iplimit_free(&ipl);
     if (loop_close(&loop) < 0 && exit_code == 0) {

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../core/err.h"
 #include "../core/log.h"
@@ -247,7 +248,7 @@ static bool pub__idem(app_t *app, http_conn_t *hc, const auth_id_t *who, const c
 
 /* Publishes every allowed target of r (the others are PT_FAILED already), then answers at once
  * when nothing waits, or parks the request. */
-static void pub__run(pub_req_t *r, const char *event, size_t en, const void *data, size_t dn)
+static void pub__run(pub_req_t *r, const char *event, size_t en, const void *data, size_t dn, uint32_t ttl)
 {
     app_t *app = r->app;
     hub_t *hub = app->xp.hub;
@@ -255,7 +256,7 @@ static void pub__run(pub_req_t *r, const char *event, size_t en, const void *dat
     for (uint32_t i = 0; i < r->n; i++) {
         pub_target_t *t = &r->t[i];
         if (t->state == PT_FAILED) continue;
-        hub_pubopt_t o = {.flags = MSG_FROM_HTTP};
+        hub_pubopt_t o = {.flags = MSG_FROM_HTTP, .expiry_s = ttl};
         int rc = hub_publish_async(hub, t->chan, t->chan_len, event, en, data, dn, &o, pub__done, r);
         if (rc < 0) {
             t->state = PT_FAILED;
@@ -304,14 +305,144 @@ static bool pub__query_ok(http_conn_t *hc, http_req_t *req, const char *const *k
     return false;
 }
 
+/* ---- scheduled publishes (delay, at: sched.h) ---- */
+
+/* When ?delay= or ?at= are given: *due_ms (wall) and true; false answered 400 itself. *due_ms = 0
+ * when neither is given. */
+static bool pub__when_query(http_conn_t *hc, http_req_t *req, uint64_t *due_ms)
+{
+    char v[64];
+    *due_ms = 0;
+    ssize_t dn = http_req_query(req, "delay", v, sizeof(v));
+    ssize_t an = http_req_query(req, "at", v + 32, 32);
+    uint32_t delay;
+    if (dn != HR_ENOTFOUND && an != HR_ENOTFOUND) {
+        http_error(hc, HR_EINVAL, "give delay or at, not both");
+        return false;
+    }
+    if (dn != HR_ENOTFOUND) {
+        if (dn < 0 || dn >= 32 || pubreq_delay_text(v, (size_t)dn, &delay) < 0) {
+            http_error(hc, HR_EINVAL, "delay must be an integer number of seconds (1-31536000)");
+            return false;
+        }
+        *due_ms = loop_wall_ms() + (uint64_t)delay * 1000;
+    } else if (an != HR_ENOTFOUND && (an < 0 || pubreq_at_text(v + 32, (size_t)an, due_ms) < 0)) {
+        http_error(hc, HR_EINVAL, "at must be an RFC 3339 date-time or epoch seconds");
+        return false;
+    }
+    return true;
+}
+
+/* "2026-12-06T09:00:00.000Z" */
+static void pub__rfc3339(uint64_t ms, char *out, size_t cap)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    size_t n = strftime(out, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, cap - n, ".%03uZ", (unsigned)(ms % 1000));
+}
+
+/* Schedules one target; appends its JSON (the members after "{") to b. Returns 0 or HR_E*. */
+static int pub__schedule_one(app_t *app, jbuf_t *b, const char *chan, size_t cn, const char *event, size_t en,
+                             const void *data, size_t dn, uint32_t ttl, uint64_t due)
+{
+    uint64_t id;
+    int rc = sched_add(&app->pub->sched, chan, cn, event, en, data, dn, ttl, due, &id);
+    if (rc < 0) return rc;
+    char at[40];
+    pub__rfc3339(due, at, sizeof(at));
+    jb_fmt(b, "\"scheduled\":\"%" PRIu64 "\",\"at\":\"%s\"", id, at);
+    return 0;
+}
+
+static const char *pub__sched_error(int rc)
+{
+    return rc == HR_EFULL ? "too many scheduled publishes (max_scheduled)" : "scheduling failed";
+}
+
+/* POST /pub/{channel}?delay=|at=: 202 {"scheduled":"ID","at":"..."} (or 503 at max_scheduled). */
+static void pub__schedule_channel(app_t *app, http_conn_t *hc, const char *chan, size_t cn, const char *event,
+                                  size_t en, span_t body, uint32_t ttl, uint64_t due)
+{
+    jbuf_t b = {0};
+    jb_put(&b, "{", 1);
+    int rc = pub__schedule_one(app, &b, chan, cn, event, en, body.p, body.n, ttl, due);
+    jb_put(&b, "}", 1);
+    if (rc < 0) http_error(hc, rc == HR_EFULL ? HR_EUNAVAIL : rc, pub__sched_error(rc));
+    else if (b.oom) http_error(hc, HR_ENOMEM, "out of memory");
+    else http_respond(hc, 202, "application/json", b.p, b.n, "");
+    free(b.p);
+}
+
+int publish_schedule_cb(void *arg, const char *ch, size_t cn, const char *ev, size_t en, const void *d, size_t dn,
+                        uint32_t ttl, int64_t delay, const char *at, size_t at_n, int64_t at_num, char *out,
+                        size_t cap)
+{
+    publish_t *p = arg;
+    uint64_t due = 0;
+    const char *why = NULL;
+    if (delay >= 0 && (at || at_num)) why = "give delay or at, not both";
+    else if (delay >= 0 && (delay < 1 || delay > PUBREQ_MAX_DELAY))
+        why = "delay must be an integer number of seconds (1-31536000)";
+    else if (delay >= 0) due = loop_wall_ms() + (uint64_t)delay * 1000;
+    else if (at && pubreq_at_text(at, at_n, &due) < 0) why = "at must be an RFC 3339 date-time or epoch seconds";
+    else if (!at && (at_num <= 0 || at_num >= 253402300800)) why = "at must be an RFC 3339 date-time or epoch seconds";
+    else if (!at) due = (uint64_t)at_num * 1000;
+    if (why) {
+        snprintf(out, cap, "%s", why);
+        return HR_EINVAL;
+    }
+    uint64_t id;
+    int rc = sched_add(&p->sched, ch, cn, ev, en, d, dn, ttl, due, &id);
+    if (rc < 0) {
+        snprintf(out, cap, "%s", pub__sched_error(rc));
+        return rc;
+    }
+    char when[40];
+    pub__rfc3339(due, when, sizeof(when));
+    snprintf(out, cap, "\"scheduled\":\"%" PRIu64 "\",\"at\":\"%s\"", id, when);
+    return 0;
+}
+
+void publish_schedules(app_t *app, http_conn_t *hc, http_req_t *req, span_t rest)
+{
+    if (!span_eq(req->method, "DELETE")) {
+        http_method_not_allowed(hc, "DELETE", "use DELETE to cancel a scheduled publish");
+        return;
+    }
+    uint32_t id32 = 0;
+    uint64_t id = 0;
+    char idt[24];
+    ssize_t n = http_pct_decode(rest.p, rest.n, idt, sizeof(idt));
+    if (n > 0 && n <= 10 && pubreq_ttl_text(idt, (size_t)n, &id32) == 0) id = id32;
+    auth_id_t *who = xp_auth_request(&app->xp, hc, req);
+    if (!who) return;
+    bool ok = auth_is_admin(who);
+    if (!ok) xp_deny_http(&app->xp, hc, who, "cancel scheduled publishes", NULL, 0);
+    auth_unref(who);
+    if (!ok) return;
+    if (!id || sched_cancel(&app->pub->sched, id) < 0) http_error(hc, HR_ENOTFOUND, "no such scheduled publish");
+    else http_respond(hc, 204, NULL, NULL, 0, "");
+}
+
 void publish_channel(app_t *app, http_conn_t *hc, http_req_t *req, span_t rest, span_t body)
 {
     if (!span_eq(req->method, "POST") && !span_eq(req->method, "PUT")) {
         http_method_not_allowed(hc, "POST, PUT", "use POST to publish");
         return;
     }
-    static const char *const KNOWN[] = {"event", "token", NULL};
+    static const char *const KNOWN[] = {"event", "token", "ttl", "delay", "at", NULL};
     if (!pub__query_ok(hc, req, KNOWN)) return;
+    uint32_t ttl = 0;
+    char ttls[16];
+    ssize_t tn = http_req_query(req, "ttl", ttls, sizeof(ttls));
+    if (tn != HR_ENOTFOUND && (tn < 0 || pubreq_ttl_text(ttls, (size_t)tn, &ttl) < 0)) {
+        http_error(hc, HR_EINVAL, "ttl must be an integer number of seconds (1-315360000)");
+        return;
+    }
+    uint64_t due = 0;
+    if (!pub__when_query(hc, req, &due)) return;
     char chan[HUB_MAX_CHANNEL + 1];
     ssize_t cn = http_pct_decode(rest.p, rest.n, chan, sizeof(chan));
     if (cn < 0 || !hub_channel_valid(chan, (size_t)cn)) {
@@ -341,6 +472,12 @@ void publish_channel(app_t *app, http_conn_t *hc, http_req_t *req, span_t rest, 
     if (!who) return;
     bool ok = auth_can_publish(who, chan, (size_t)cn);
     if (!ok) xp_deny_http(&app->xp, hc, who, "publish to", chan, (size_t)cn);
+    if (ok && due) { /* scheduled: published at due, its id assigned then */
+        auth_unref(who);
+        if (key) http_error(hc, HR_EINVAL, "idempotency keys are not supported with delay or at");
+        else pub__schedule_channel(app, hc, chan, (size_t)cn, event, (size_t)en, body, ttl, due);
+        return;
+    }
     idem_entry_t *e = NULL;
     if (ok) ok = pub__idem(app, hc, who, key, kn, &e);
     auth_unref(who);
@@ -356,7 +493,7 @@ void publish_channel(app_t *app, http_conn_t *hc, http_req_t *req, span_t rest, 
     r->t[0] = (pub_target_t){.state = PT_WAITING, .chan = names, .chan_len = (uint16_t)cn};
     r->single = true;
     r->idem = e;
-    pub__run(r, event, (size_t)en, body.p, body.n);
+    pub__run(r, event, (size_t)en, body.p, body.n, ttl);
 }
 
 /* Builds the request of q (user targets mapped to their channels) with the access check of each
@@ -408,6 +545,43 @@ static pub_req_t *pub__targets(app_t *app, http_conn_t *hc, const pubreq_t *q, c
     return r;
 }
 
+/* POST /publish with delay or at: each allowed target is scheduled on its own. */
+static void pub__schedule_multi(app_t *app, http_conn_t *hc, pub_req_t *r, const pubreq_t *q, bool keyed)
+{
+    if (keyed) {
+        http_error(hc, HR_EINVAL, "idempotency keys are not supported with delay or at");
+        return;
+    }
+    uint64_t due = q->at_ms ? q->at_ms : loop_wall_ms() + (uint64_t)q->delay * 1000;
+    jbuf_t b = {0};
+    jb_put(&b, "{\"results\":[", 12);
+    for (uint32_t i = 0; i < r->n; i++) {
+        pub_target_t *t = &r->t[i];
+        jb_put(&b, i ? ",{" : "{", i ? 2 : 1);
+        if (t->user) {
+            jb_put(&b, "\"user\":", 7);
+            jb_str(&b, t->user_id, t->user_len);
+            jb_put(&b, ",", 1);
+        }
+        jb_put(&b, "\"channel\":", 10);
+        jb_str(&b, t->chan, t->chan_len);
+        jb_put(&b, ",", 1);
+        int rc = t->state == PT_FAILED ? t->rc
+                                       : pub__schedule_one(app, &b, t->chan, t->chan_len, q->event, q->event_len, q->data,
+                                                           q->data_len, q->ttl, due);
+        if (rc < 0) {
+            int st = rc == HR_EFULL ? 503 : http_status_for(rc);
+            jb_fmt(&b, "\"error\":{\"status\":%d,\"message\":\"%s\"}", st,
+                   rc == HR_EFORBIDDEN ? "forbidden" : pub__sched_error(rc));
+        }
+        jb_put(&b, "}", 1);
+    }
+    jb_put(&b, "]}", 2);
+    if (b.oom) http_error(hc, HR_ENOMEM, "out of memory");
+    else http_respond(hc, 202, "application/json", b.p, b.n, "");
+    free(b.p);
+}
+
 void publish_multi(app_t *app, http_conn_t *hc, http_req_t *req, span_t body)
 {
     publish_t *p = app->pub;
@@ -445,6 +619,12 @@ void publish_multi(app_t *app, http_conn_t *hc, http_req_t *req, span_t body)
     auth_id_t *who = xp_auth_request(&app->xp, hc, req);
     if (!who) goto out;
     pub_req_t *r = pub__targets(app, hc, &q, who);
+    if (r && (q.delay || q.at_ms)) { /* scheduled: 202, per target its schedule id or error */
+        auth_unref(who);
+        pub__schedule_multi(app, hc, r, &q, key != NULL);
+        free(r);
+        goto out;
+    }
     idem_entry_t *e = NULL;
     bool go = r && pub__idem(app, hc, who, key, kn, &e);
     auth_unref(who);
@@ -455,7 +635,7 @@ void publish_multi(app_t *app, http_conn_t *hc, http_req_t *req, span_t body)
     p->multi_requests++;
     p->multi_targets += q.n;
     r->idem = e;
-    pub__run(r, q.event, q.event_len, q.data, q.data_len);
+    pub__run(r, q.event, q.event_len, q.data, q.data_len, q.ttl);
 out:
     pubreq_free(&q);
 }
@@ -469,6 +649,7 @@ int publish_init(publish_t *p, loop_t *loop, store_t *store, const cfg_t *cfg)
     p->max_targets = cfg->max_publish_targets;
     /* a shared engine commits publishes in its backend, not in the local store: keys stay in memory */
     store_t *st = cfg->engine == ENGINE_LOCAL ? store : NULL;
+    sched_init(&p->sched, loop, st, cfg->max_scheduled); /* started by sched_start once the hub is up */
     int rc = idem_init(&p->idem, loop, st, cfg->idempotency_window_ms, cfg->idempotency_max_keys);
     if (rc < 0) log_error("idempotency: cannot load the stored keys: %s", hr_strerror(rc));
     return rc;
@@ -479,6 +660,7 @@ void publish_close(publish_t *p)
     list_node_t *pos, *tmp;
     list_each_safe(pos, tmp, &p->live) pub__free(container_of(pos, pub_req_t, link));
     idem_close(&p->idem);
+    sched_close(&p->sched);
 }
 
 size_t publish_metrics(const publish_t *p, char *out, size_t cap)
@@ -496,5 +678,6 @@ size_t publish_metrics(const publish_t *p, char *out, size_t cap)
                      "# TYPE herald_publish_targets_total counter\nherald_publish_targets_total %llu\n",
                      p->idem.n, (unsigned long long)p->idem.replays, (unsigned long long)p->idem.conflicts,
                      (unsigned long long)p->multi_targets);
-    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+    if (n <= 0 || (size_t)n >= cap) return 0;
+    return (size_t)n + sched_metrics(&p->sched, out + n, cap - (size_t)n);
 }

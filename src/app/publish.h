@@ -15,6 +15,7 @@
 #include "../core/list.h"
 #include "idem.h"
 #include "routes.h"
+#include "sched.h"
 
 struct publish {
     idem_t idem;
@@ -23,6 +24,7 @@ struct publish {
     uint64_t targets_refused;   /* requests refused at max_publish_targets */
     uint64_t multi_requests;    /* POST /publish requests answered */
     uint64_t multi_targets;     /* targets those named */
+    sched_t sched;              /* scheduled publishes (delay, at) */
 };
 
 /* Sets up the publish routes' state: the idempotency records (loaded from the store when it
@@ -38,6 +40,14 @@ void publish_channel(app_t *app, http_conn_t *hc, http_req_t *req, span_t rest, 
 
 /* POST /publish (and POST /pub). */
 void publish_multi(app_t *app, http_conn_t *hc, http_req_t *req, span_t body);
+
+/* xp_ctx_t.schedule (arg: the publish_t): the /ws publish op's delay or at. */
+int publish_schedule_cb(void *arg, const char *ch, size_t cn, const char *ev, size_t en, const void *d, size_t dn,
+                        uint32_t ttl, int64_t delay, const char *at, size_t at_n, int64_t at_num, char *out,
+                        size_t cap);
+
+/* DELETE /schedules/{id} (API key): cancels a scheduled publish. rest: what follows "/schedules/". */
+void publish_schedules(app_t *app, http_conn_t *hc, http_req_t *req, span_t rest);
 
 /* The publish routes' metrics (Prometheus text); returns bytes written. */
 size_t publish_metrics(const publish_t *p, char *out, size_t cap);

@@ -1,6 +1,6 @@
 /* pubreq.c - parsing and checking the publish routes' input (see pubreq.h). A request is
  * refused as a whole when anything in it is unknown or malformed: a typo in a field or a query
- * parameter (?ttl=, ?delay= that herald does not implement) must not be silently ignored, or the
+ * parameter (?delay= that herald does not implement) must not be silently ignored, or the
  * caller believes it asked for something it did not get. */
 #include "pubreq.h"
 
@@ -87,7 +87,8 @@ int pubreq_parse(const char *body, size_t n, uint32_t max_targets, pubreq_t *out
         pubreq__fail(why, cap, "the body must be a JSON object");
         goto fail;
     }
-    static const char *const FIELDS[] = {"channels", "users", "event", "data", "encoding", "idempotency_key", NULL};
+    static const char *const FIELDS[] = {"channels", "users", "event", "data", "encoding", "idempotency_key",
+                                         "ttl", "delay", "at", NULL};
     const char *key;
     json_t *v;
     json_object_foreach(root, key, v) {
@@ -140,6 +141,35 @@ int pubreq_parse(const char *body, size_t n, uint32_t max_targets, pubreq_t *out
             goto fail;
         }
     }
+    json_t *ttl = json_object_get(root, "ttl");
+    if (ttl && !json_is_null(ttl)) {
+        if (!json_is_integer(ttl) || json_integer_value(ttl) < 1 || json_integer_value(ttl) > PUBREQ_MAX_TTL) {
+            pubreq__fail(why, cap, "ttl must be an integer number of seconds (1-315360000)");
+            goto fail;
+        }
+        out->ttl = (uint32_t)json_integer_value(ttl);
+    }
+    json_t *delay = json_object_get(root, "delay"), *at = json_object_get(root, "at");
+    if (delay && !json_is_null(delay)) {
+        if (!json_is_integer(delay) || json_integer_value(delay) < 1 || json_integer_value(delay) > PUBREQ_MAX_DELAY) {
+            pubreq__fail(why, cap, "delay must be an integer number of seconds (1-31536000)");
+            goto fail;
+        }
+        out->delay = (uint32_t)json_integer_value(delay);
+    }
+    if (at && !json_is_null(at)) {
+        bool ok = json_is_string(at) ? pubreq_at_text(json_string_value(at), json_string_length(at), &out->at_ms) == 0
+                  : json_is_integer(at) && json_integer_value(at) > 0 && json_integer_value(at) < 253402300800;
+        if (ok && json_is_integer(at)) out->at_ms = (uint64_t)json_integer_value(at) * 1000;
+        if (!ok) {
+            pubreq__fail(why, cap, "at must be an RFC 3339 date-time or epoch seconds");
+            goto fail;
+        }
+    }
+    if (out->delay && out->at_ms) {
+        pubreq__fail(why, cap, "give delay or at, not both");
+        goto fail;
+    }
     out->data = json_string_value(data);
     out->data_len = json_string_length(data);
     if (enc) {
@@ -172,6 +202,101 @@ void pubreq_free(pubreq_t *r)
     free(r->t);
     free(r->decoded);
     memset(r, 0, sizeof(*r));
+}
+
+int pubreq_ttl_text(const char *s, size_t n, uint32_t *ttl)
+{
+    uint64_t v = 0;
+    if (n == 0 || n > 10) return HR_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return HR_EINVAL;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    if (v < 1 || v > PUBREQ_MAX_TTL) return HR_EINVAL;
+    *ttl = (uint32_t)v;
+    return 0;
+}
+
+int pubreq_delay_text(const char *s, size_t n, uint32_t *delay)
+{
+    uint32_t v;
+    if (pubreq_ttl_text(s, n, &v) < 0 || v > PUBREQ_MAX_DELAY) return HR_EINVAL;
+    *delay = v;
+    return 0;
+}
+
+/* Reads k digits at s[*i] into *v. */
+static bool pubreq__digits(const char *s, size_t n, size_t *i, int k, int *v)
+{
+    if (*i + (size_t)k > n) return false;
+    *v = 0;
+    for (int j = 0; j < k; j++) {
+        char c = s[*i + (size_t)j];
+        if (c < '0' || c > '9') return false;
+        *v = *v * 10 + (c - '0');
+    }
+    *i += (size_t)k;
+    return true;
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil). */
+static int64_t pubreq__days(int y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+int pubreq_at_text(const char *s, size_t n, uint64_t *at_ms)
+{
+    size_t i = 0;
+    if (n > 0 && n <= 12 && s[0] >= '0' && s[0] <= '9' && memchr(s, '-', n) == NULL) { /* epoch seconds */
+        uint64_t v = 0;
+        for (; i < n; i++) {
+            if (s[i] < '0' || s[i] > '9') return HR_EINVAL;
+            v = v * 10 + (uint64_t)(s[i] - '0');
+        }
+        if (v == 0 || v >= 253402300800ull) return HR_EINVAL;
+        *at_ms = v * 1000;
+        return 0;
+    }
+    int y, mo, d, h, mi, sec, ms = 0, oh = 0, om = 0, sign = 0;
+    if (!pubreq__digits(s, n, &i, 4, &y) || i >= n || s[i++] != '-' || !pubreq__digits(s, n, &i, 2, &mo) || i >= n ||
+        s[i++] != '-' || !pubreq__digits(s, n, &i, 2, &d) || i >= n || !strchr("Tt ", s[i++]) ||
+        !pubreq__digits(s, n, &i, 2, &h) || i >= n || s[i++] != ':' || !pubreq__digits(s, n, &i, 2, &mi) || i >= n ||
+        s[i++] != ':' || !pubreq__digits(s, n, &i, 2, &sec))
+        return HR_EINVAL;
+    if (i < n && s[i] == '.') { /* fractions: milliseconds kept, the rest ignored */
+        size_t f = ++i;
+        for (; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+            if (i - f < 3) ms = ms * 10 + (s[i] - '0');
+        if (i == f || i - f > 9) return HR_EINVAL;
+        for (size_t k = i - f; k < 3; k++) ms *= 10;
+    }
+    if (i >= n) return HR_EINVAL;
+    if (s[i] == 'Z' || s[i] == 'z') {
+        i++;
+    } else if (s[i] == '+' || s[i] == '-') {
+        sign = s[i++] == '-' ? -1 : 1;
+        if (!pubreq__digits(s, n, &i, 2, &oh) || i >= n || s[i++] != ':' || !pubreq__digits(s, n, &i, 2, &om) ||
+            oh > 23 || om > 59)
+            return HR_EINVAL;
+    } else {
+        return HR_EINVAL;
+    }
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (i != n || y < 1970 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap) ||
+        h > 23 || mi > 59 || sec > 60)
+        return HR_EINVAL;
+    int64_t t = pubreq__days(y, mo, d) * 86400 + h * 3600 + mi * 60 + (sec == 60 ? 59 : sec);
+    t -= sign * (oh * 3600 + om * 60);
+    if (t <= 0) return HR_EINVAL;
+    *at_ms = (uint64_t)t * 1000 + (uint64_t)ms;
+    return 0;
 }
 
 bool pubreq_key_valid(const char *k, size_t n)

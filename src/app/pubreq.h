@@ -32,15 +32,39 @@ typedef struct {
     char *decoded;          /* owned base64-decoded payload, or NULL */
     const char *key;        /* idempotency_key, or NULL */
     size_t key_len;
+    uint32_t ttl;           /* "ttl": seconds the message stays in history (0: not given) */
+    uint32_t delay;         /* "delay": seconds until it is published (0: not given) */
+    uint64_t at_ms;         /* "at": wall ms when it is published (0: not given; not both) */
 } pubreq_t;
 
 /* Parses body[0..n) as a POST /publish request: an object with "channels" and/or "users"
  * (arrays of strings; at least one target in all), "data" (a string), and optionally "event",
- * "encoding" ("base64") and "idempotency_key"; null counts as absent for the optional fields.
+ * "encoding" ("base64"), "idempotency_key", "ttl" (an integer, 1..PUBREQ_MAX_TTL seconds) and
+ * one of "delay" (an integer, 1..PUBREQ_MAX_DELAY seconds) or "at" (pubreq_at_text's string, or
+ * an integer of epoch seconds);
+ * null counts as absent for the optional fields.
  * Every channel must be a valid channel name and every user a valid user id. Returns 0 (free
  * out with pubreq_free), HR_EFULL when there are more than max_targets targets, HR_ENOMEM, or
  * HR_EINVAL with a short JSON-safe reason in why (an unknown field is "unknown field: NAME"). */
 int pubreq_parse(const char *body, size_t n, uint32_t max_targets, pubreq_t *out, char *why, size_t cap);
+
+/* The longest time-to-live a publish may ask for (seconds: ten years). */
+#define PUBREQ_MAX_TTL 315360000u
+
+/* Parses a ttl given as text (a query parameter): a decimal integer 1..PUBREQ_MAX_TTL seconds.
+ * 0 and *ttl set, or HR_EINVAL. */
+int pubreq_ttl_text(const char *s, size_t n, uint32_t *ttl);
+
+/* The longest delay a scheduled publish may ask for (seconds: a year; "at" as far ahead). */
+#define PUBREQ_MAX_DELAY 31536000u
+
+/* Parses a delay given as text: a decimal integer 1..PUBREQ_MAX_DELAY seconds. 0 or HR_EINVAL. */
+int pubreq_delay_text(const char *s, size_t n, uint32_t *delay);
+
+/* Parses "at" given as text: an RFC 3339 date-time ("2026-12-06T09:00:00Z",
+ * "2026-12-06T10:00:00.250+01:00"; 'T' or 't' or ' ', 'Z' or 'z' or an offset) or epoch seconds
+ * ("1796547600"), into wall ms since the epoch (> 0; the past is allowed). 0 or HR_EINVAL. */
+int pubreq_at_text(const char *s, size_t n, uint64_t *at_ms);
 
 /* Frees what pubreq_parse made (a zeroed pubreq_t is fine). */
 void pubreq_free(pubreq_t *r);

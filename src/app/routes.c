@@ -5,6 +5,8 @@
  *   GET  /sub/{ch}... + Upgrade    WebSocket: each message's data as one frame
  *   GET  /ws  /stomp  /echo        WebSocket: the JSON protocol, STOMP, the test echo
  *   GET  /channels/{channel}       channel info
+ *   GET  /channels?prefix=&limit=&cursor=   the channels this node holds (admin)   chanlist.c
+ *   GET  /users/{id}, POST /users/{id}/disconnect, /unsubscribe   admin on users   userapi.c
  *   GET  /healthz, /metrics, /     operations and the demo page
  * Before any route: the Host check (DNS rebinding) and the cross-origin write check (CSRF).
  * Each route finds the request's identity (access.c) and checks what it may do. */
@@ -18,6 +20,10 @@
 #include "../core/log.h"
 #include <strings.h>
 #include "publish.h"
+#include "chanlist.h"
+#include "userapi.h"
+#include "withdraw.h"
+#include "readstate.h"
 #include "web.h"
 
 static bool routes__prefix(span_t path, const char *lit, span_t *rest)
@@ -103,6 +109,7 @@ static size_t routes__limit_metrics(const app_t *app, char *out, size_t cap)
                      "herald_limit_hits_total{limit=\"mqtt_max_queued_bytes_total\"} %llu\n"
                      "herald_limit_hits_total{limit=\"max_publish_targets\"} %llu\n"
                      "herald_limit_hits_total{limit=\"idempotency_max_keys\"} %llu\n"
+                     "herald_limit_hits_total{limit=\"max_scheduled\"} %llu\n"
                      "# HELP herald_retained_messages MQTT retained messages held (limit max_retained).\n"
                      "# TYPE herald_retained_messages gauge\nherald_retained_messages %u\n"
                      "# HELP herald_retained_bytes Bytes held by retained messages (limit max_retained_bytes).\n"
@@ -118,7 +125,8 @@ static size_t routes__limit_metrics(const app_t *app, char *out, size_t cap)
                      (unsigned long long)(hub->hist_trimmed + hub->hist_refused),
                      (unsigned long long)(mq ? mq->queued_drops : 0),
                      (unsigned long long)(app->pub ? app->pub->targets_refused : 0),
-                     (unsigned long long)(app->pub ? app->pub->idem.evicted : 0), hub->nretained,
+                     (unsigned long long)(app->pub ? app->pub->idem.evicted : 0),
+                     (unsigned long long)(app->pub ? app->pub->sched.refused : 0), hub->nretained,
                      (unsigned long long)hub->retained_bytes, (unsigned long long)hub->hpool.bytes,
                      (unsigned long long)(mq ? mq->queued.bytes : 0));
     return n > 0 && (size_t)n < cap ? (size_t)n : 0;
@@ -192,7 +200,7 @@ static void routes__channel_answer(app_t *app, http_conn_t *hc, const char *chan
     uint64_t last = 0, first = 0, bytes = 0;
     uint32_t count = 0;
     if (ch) {
-        hist_trim(&ch->hist, &app->xp.hub->limits, loop_wall_ms());
+        hist_trim(&ch->hist, ch->lim, loop_wall_ms());
         last = ch->last_id;
         count = ch->hist.count;
         bytes = ch->hist.bytes;
@@ -381,12 +389,25 @@ void routes_handle(http_conn_t *hc, http_req_t *req, span_t body)
         publish_multi(app, hc, req, body);
     } else if (routes__prefix(req->path, "/sub/", &rest)) {
         routes__subscribe(app, hc, req, rest);
+    } else if (routes__prefix(req->path, "/channels/", &rest) && withdraw_path(rest)) {
+        withdraw_handle(app, hc, req, rest); /* DELETE /channels/{ch}/messages/{id}: withdraw.c */
     } else if (routes__prefix(req->path, "/channels/", &rest)) {
         if (!get) {
             http_method_not_allowed(hc, "GET, HEAD", "method not allowed");
             return;
         }
         routes__channel_info(app, hc, req, rest);
+    } else if (span_eq(req->path, "/unread")) {
+        if (!get) http_method_not_allowed(hc, "GET, HEAD", "use GET for the unread counts");
+        else readstate_get_unread(app->reads, hc, req);
+    } else if (routes__prefix(req->path, "/read/", &rest)) {
+        readstate_post_read(app->reads, hc, req, rest, body);
+    } else if (routes__prefix(req->path, "/schedules/", &rest)) {
+        publish_schedules(app, hc, req, rest); /* DELETE /schedules/{id}: publish.c */
+    } else if (span_eq(req->path, "/channels")) {
+        chanlist_handle(app, hc, req);
+    } else if (routes__prefix(req->path, "/users/", &rest)) {
+        userapi_handle(app, hc, req, rest, body);
     } else if (span_eq(req->path, "/ws")) {
         ws_json_serve(&app->xp, hc, req);
     } else if (span_eq(req->path, "/mqtt")) {
@@ -399,7 +420,7 @@ void routes_handle(http_conn_t *hc, http_req_t *req, span_t body)
         routes__health(app, hc, span_eq(req->path, "/readyz"));
     } else if (span_eq(req->path, "/metrics")) {
         if (!app->xp.cfg->metrics_public && !routes__admin(app, hc, req, "read metrics")) return;
-        char out[16384];
+        char out[32768]; /* the whole page is about 13 KB with every family (Redis, auth) */
         size_t n = metrics_render(app->xp.metrics, app->xp.hub->published, app->xp.hub->nchannels, app->xp.hub->subscriptions,
                                   hc->srv->loop->bytes_in, hc->srv->loop->bytes_out, hc->srv->loop->input_holds, out,
                                   sizeof(out));
@@ -420,6 +441,8 @@ void routes_handle(http_conn_t *hc, http_req_t *req, span_t body)
         n += routes__store_metrics(app->xp.hub, out + n, sizeof(out) - n);
         n += routes__limit_metrics(app, out + n, sizeof(out) - n);
         if (app->pub) n += publish_metrics(app->pub, out + n, sizeof(out) - n);
+        if (app->reads) n += readstate_metrics(app->reads, out + n, sizeof(out) - n);
+        if (app->xp.users) n += users_metrics(app->xp.users, out + n, sizeof(out) - n);
         engine_t *e = app->xp.hub->engine;
         if (e && e->ops->metrics) n += e->ops->metrics(e, out + n, sizeof(out) - n);
         http_respond(hc, 200, "text/plain; version=0.0.4; charset=utf-8", out, n, "Cache-Control: no-cache\r\n");

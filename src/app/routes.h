@@ -9,6 +9,7 @@
 #include "../transport/ws.h"
 
 typedef struct publish publish_t; /* publish.h */
+typedef struct readstate readstate_t; /* readstate.h */
 
 typedef struct {
     xp_ctx_t xp;
@@ -16,6 +17,7 @@ typedef struct {
     mqtt_server_t *mqtt;
     auth_t *auth;
     publish_t *pub;  /* the publish routes' state (publish.h) */
+    readstate_t *reads; /* read cursors and unread counts (readstate.h) */
     bool check_host; /* refuse Host names that are neither loopback nor in allowed_hosts */
 } app_t;
 

@@ -19,6 +19,9 @@ typedef struct engine engine_t;
 struct chan;
 struct hub_pend;
 
+/* A control command another node sent with the control op (engine_t.on_control). */
+typedef void (*engine_control_cb)(void *arg, const char *json, size_t n);
+
 /* The answer of an occupancy count: rc 0 and the channel's subscribers on every node, or HR_E*. */
 typedef void (*engine_count_cb)(void *arg, int rc, uint32_t subscribers);
 
@@ -41,11 +44,18 @@ typedef struct {
     size_t (*metrics)(engine_t *e, char *out, size_t cap);
     /* Optional: true while the engine can take publishes (its backend is reachable): /readyz. */
     bool (*up)(engine_t *e);
+    /* Optional: sends the control command json[0..n) (an admin disconnect or unsubscribe, made
+     * by src/app/userapi.c) to every other node, where it reaches on_control; the sending node
+     * runs it itself. Fire and forget: 0 once sent or queued, HR_E* when it cannot be (its backend
+     * is down). The local engine has no other node: it has none. */
+    int (*control)(engine_t *e, const char *json, size_t n);
 } engine_ops_t;
 
 struct engine {
     const engine_ops_t *ops;
     const char *name;
+    engine_control_cb on_control; /* set by the app: control commands from other nodes */
+    void *control_arg;
 };
 
 #endif

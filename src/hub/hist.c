@@ -133,8 +133,14 @@ void hist_trim(hist_t *h, const hist_limits_t *lim, uint64_t now)
 {
     uint32_t before = h->count;
     while (h->count && (h->count > lim->max_messages || h->bytes > lim->max_bytes)) hist_pop(h);
-    if (lim->max_age_ms)
-        while (h->count && hist_at(h, 0)->time_ms + lim->max_age_ms <= now) hist_pop(h);
+    /* aged out, or past its own time-to-live (msg.expiry_s: ttl, MQTT message expiry); an
+     * expired message behind a live one stays until it reaches the head (ids stay contiguous in
+     * the ring) and readers skip it (hub_after) */
+    while (h->count) {
+        const msg_t *m = hist_at(h, 0);
+        if (!(lim->max_age_ms && m->time_ms + lim->max_age_ms <= now) && !msg_expired(m, now)) break;
+        hist_pop(h);
+    }
     if (h->count != before) hist__heap_fix(h);
     hist__release_empty(h);
 }
@@ -169,6 +175,16 @@ int hist_push(hist_t *h, msg_t *m, const hist_limits_t *lim, uint64_t now)
     if (h->count == 1) hist__heap_fix(h);
     hist_trim(h, lim, now);
     return 0;
+}
+
+void hist_replace(hist_t *h, uint32_t i, msg_t *m)
+{
+    msg_t **slot = &h->ring[(h->head + i) % h->cap];
+    uint64_t old = msg_cost(*slot), cost = msg_cost(m);
+    h->bytes = h->bytes - old + cost;
+    if (h->pool) h->pool->bytes = h->pool->bytes - old + cost;
+    msg_unref(*slot);
+    *slot = msg_ref(m);
 }
 
 uint32_t hist_index_after(const hist_t *h, uint64_t after)

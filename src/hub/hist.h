@@ -3,7 +3,9 @@
  * Ids inside one channel are contiguous (each publish is last id + 1), so finding "the messages
  * after id X" is index arithmetic, not a search. Limits on count, bytes and age are applied on
  * every append and whenever the history is read, so an expired message is never replayed even
- * if nothing was published since. */
+ * if nothing was published since. A message with its own time-to-live (msg_t.expiry_s) leaves
+ * when it is the oldest and has expired; an expired one behind a live one stays in the ring
+ * (so ids stay contiguous) until it reaches the head, and readers skip it (hub_after). */
 #ifndef HERALD_HIST_H
 #define HERALD_HIST_H
 
@@ -15,7 +17,7 @@
 typedef struct {
     uint32_t max_messages; /* 0: keep nothing */
     uint64_t max_bytes;
-    uint32_t max_age_ms;   /* 0: no age limit */
+    uint64_t max_age_ms;   /* 0: no age limit */
 } hist_limits_t;
 
 typedef struct hist_pool hist_pool_t;
@@ -67,6 +69,10 @@ void hist_trim(hist_t *h, const hist_limits_t *lim, uint64_t now_wall_ms);
 
 /* The i-th oldest message (0 <= i < count). */
 static inline msg_t *hist_at(const hist_t *h, uint32_t i) { return h->ring[(h->head + i) % h->cap]; }
+
+/* Puts m (taking a new reference) in the place of the i-th oldest message, releasing it (a
+ * tombstone of the same id and time: the pool's order is unchanged). */
+void hist_replace(hist_t *h, uint32_t i, msg_t *m);
 
 /* Index of the first message with id > after, or h->count when there is none. */
 uint32_t hist_index_after(const hist_t *h, uint64_t after);

@@ -22,6 +22,13 @@ struct hub_pend {
     bool done;    /* ordered: hub_published was called */
 };
 
+/* A write waiting for the next commit (hub_when_committed). */
+struct hub_waiter {
+    struct hub_waiter *next;
+    void (*cb)(void *arg, int rc);
+    void *arg;
+};
+
 /* Messages hub_inject() got while their channel was held (a store loading it), in id order. */
 struct hub_held {
     uint32_t n, cap;
@@ -85,7 +92,7 @@ static void hub__sweep(tw_entry_t *e)
     hmap_iter_t it;
     hmap_iter_init(&it, &hub->chans);
     for (chan_t *ch; (ch = hub__chan(hmap_iter_next(&it)));) {
-        hist_trim(&ch->hist, &hub->limits, now);
+        hist_trim(&ch->hist, ch->lim, now);
         hub__trimmed(hub, ch);
         if (ch->nsubs == 0 && ch->hist.count == 0 && !ch->retained && !ch->npending && !ch->loading) {
             hmap_remove(&hub->chans, &ch->node);
@@ -121,6 +128,11 @@ void hub_close(hub_t *hub)
         free(p);
     }
     hub->pend_head = NULL;
+    for (struct hub_waiter *w = hub->waiters, *next; w; w = next) {
+        next = w->next;
+        free(w);
+    }
+    hub->waiters = NULL;
     hmap_iter_t it;
     hmap_iter_init(&it, &hub->chans);
     for (chan_t *ch; (ch = hub__chan(hmap_iter_next(&it)));) hub__free_chan(ch);
@@ -128,6 +140,7 @@ void hub_close(hub_t *hub)
     hub->nchannels = 0;
     hist_pool_free(&hub->hpool);
     topic_tree_free(&hub->topics);
+    hub__ns_free(hub);
 }
 
 static bool hub__name_char(unsigned char c)
@@ -190,8 +203,9 @@ chan_t *hub_channel(hub_t *hub, const char *name, size_t n, bool create)
     ch->name_len = (uint32_t)n;
     hist_init(&ch->hist);
     hist_join(&ch->hist, &hub->hpool);
+    ch->lim = hub_ns_limits(hub, ch->name, n, NULL);
     list_init(&ch->subs);
-    int rc = hub->store->ops->load(hub->store, ch->name, n, &ch->hist, &hub->limits, &ch->last_id);
+    int rc = hub->store->ops->load(hub->store, ch->name, n, &ch->hist, ch->lim, &ch->last_id);
     if (rc < 0) {
         hub->load_rc = rc;
         hub__free_chan(ch);
@@ -206,7 +220,7 @@ chan_t *hub_channel(hub_t *hub, const char *name, size_t n, bool create)
 
 /* Sets (m, referenced by the channel) or clears (m NULL) ch's retained message in memory (the
  * store heard of it with the publish, or is where it came from). */
-static void hub__retain(hub_t *hub, chan_t *ch, msg_t *m)
+void hub__retain(hub_t *hub, chan_t *ch, msg_t *m)
 {
     if (ch->retained) {
         hub->retained_bytes -= msg_cost(ch->retained);
@@ -237,7 +251,7 @@ static void hub__tdeliver(topic_entry_t *e, void *arg)
  * subscribers and the matching MQTT filters. Returns the subscribers reached. */
 static uint32_t hub__accept(hub_t *hub, chan_t *ch, msg_t *m)
 {
-    if (hist_push(&ch->hist, m, &hub->limits, loop_wall_ms()) < 0) {
+    if (hist_push(&ch->hist, m, ch->lim, loop_wall_ms()) < 0) {
         /* stored, but no memory to keep it here: the ring restarts after it (resumes get a gap) */
         log_warn("hub: message %llu on %.*s not kept in memory: out of memory", (unsigned long long)m->id,
                  (int)ch->name_len, ch->name);
@@ -308,7 +322,7 @@ void hub_set_limits(hub_t *hub, uint32_t max_retained, uint64_t max_retained_byt
  * max_retained_bytes; clearing one is always allowed), counted and logged once; else 0. */
 static int hub__admit(hub_t *hub, const chan_t *ch, uint64_t cost, bool retain)
 {
-    if (hub->max_hist_bytes && hub->hist_refuse && hub->limits.max_messages &&
+    if (hub->max_hist_bytes && hub->hist_refuse && ch->lim->max_messages &&
         hub->hpool.bytes + hub->hist_pend_bytes + cost > hub->max_hist_bytes) {
         if (!hub->hist_refused++)
             log_warn("limits: history memory at max_history_memory (%llu bytes): publishes are refused until "
@@ -415,10 +429,22 @@ int hub_publish_async(hub_t *hub, const char *channel, size_t channel_len, const
     return 0;
 }
 
+int hub_when_committed(hub_t *hub, void (*cb)(void *arg, int rc), void *arg)
+{
+    struct hub_waiter *w = malloc(sizeof(*w));
+    if (!w) return HR_ENOMEM;
+    *w = (struct hub_waiter){hub->waiters, cb, arg};
+    hub->waiters = w;
+    hub->loop->wake = true;
+    return 0;
+}
+
 void hub_cancel(hub_t *hub, void *arg)
 {
     for (hub_pend_t *p = hub->pend_head; p; p = p->next)
         if (p->arg == arg) p->cb = NULL;
+    for (struct hub_waiter *w = hub->waiters; w; w = w->next)
+        if (w->arg == arg) w->cb = NULL;
 }
 
 int hub_commit(hub_t *hub)
@@ -428,6 +454,8 @@ int hub_commit(hub_t *hub)
     hub_pend_t *batch = hub->pend_head;
     hub->pend_head = NULL;
     hub->pend_tail = &hub->pend_head;
+    struct hub_waiter *ws = hub->waiters;
+    hub->waiters = NULL;
     int rc = hub->store->ops->flush ? hub->store->ops->flush(hub->store) : 0;
     bool local = false;
     hub_pend_t *p;
@@ -451,6 +479,20 @@ int hub_commit(hub_t *hub)
         if (p->cb) p->cb(p->arg, prc, p->m, reached);
         msg_unref(p->m);
         free(p);
+    }
+    /* the other writes of the commit (newest first on the list: answer them in order) */
+    struct hub_waiter *rev = NULL;
+    while (ws) {
+        struct hub_waiter *next = ws->next;
+        ws->next = rev;
+        rev = ws;
+        ws = next;
+    }
+    while (rev) {
+        struct hub_waiter *w = rev;
+        rev = w->next;
+        if (w->cb) w->cb(w->arg, rc);
+        free(w);
     }
     if (batch) { /* store publishes still waiting for their backend: back in front, in order */
         hub_pend_t **t = &batch;
@@ -504,7 +546,7 @@ int hub_publish(hub_t *hub, const char *channel, size_t channel_len, const char 
 static void hub__hold_msg(hub_t *hub, chan_t *ch, msg_t *m)
 {
     struct hub_held *h = ch->held;
-    uint32_t max = hub->limits.max_messages > 1024 ? hub->limits.max_messages : 1024;
+    uint32_t max = ch->lim->max_messages > 1024 ? ch->lim->max_messages : 1024;
     if (h && h->n == max) {
         if (!hub->held_dropped++)
             log_warn("hub: %.*s: more than %u messages arrived while the store was loading it: the oldest are "
@@ -591,7 +633,7 @@ void hub_loaded(hub_t *hub, chan_t *ch, uint64_t last_id, msg_t **msgs, uint32_t
     uint64_t now = loop_wall_ms();
     for (uint32_t i = 0; i < n; i++) {
         if (ch->hist.count && msgs[i]->id != ch->last_id + 1) hub_rebase(hub, ch, 0); /* contiguous ids only */
-        if (hist_push(&ch->hist, msgs[i], &hub->limits, now) < 0) hub_rebase(hub, ch, 0);
+        if (hist_push(&ch->hist, msgs[i], ch->lim, now) < 0) hub_rebase(hub, ch, 0);
         ch->last_id = msgs[i]->id;
     }
     if (last_id > ch->last_id) hub_rebase(hub, ch, last_id); /* kept nothing up to it */
@@ -641,7 +683,8 @@ msg_t *hub_message(hub_t *hub, const char *channel, size_t n, uint64_t id)
     chan_t *ch = hub_channel(hub, channel, n, true);
     if (!ch || !ch->hist.count) return NULL;
     uint32_t i = hist_index_after(&ch->hist, id - 1);
-    return i < ch->hist.count && hist_at(&ch->hist, i)->id == id ? hist_at(&ch->hist, i) : NULL;
+    msg_t *m = i < ch->hist.count ? hist_at(&ch->hist, i) : NULL;
+    return m && m->id == id && !(m->flags & MSG_WITHDRAWN) && !msg_expired(m, loop_wall_ms()) ? m : NULL;
 }
 
 void hub_each_channel(hub_t *hub, void (*cb)(chan_t *ch, void *arg), void *arg)
@@ -695,7 +738,7 @@ uint32_t hub_after(hub_t *hub, chan_t *ch, uint64_t cursor, msg_t **out, uint32_
         *info = (hub_cursor_info_t){.loading = true, .first_available = cursor + 1, .last_id = cursor};
         return 0;
     }
-    hist_trim(&ch->hist, &hub->limits, loop_wall_ms());
+    hist_trim(&ch->hist, ch->lim, loop_wall_ms());
     hub__trimmed(hub, ch);
     hist_t *h = &ch->hist;
     info->loading = false;
@@ -704,6 +747,10 @@ uint32_t hub_after(hub_t *hub, chan_t *ch, uint64_t cursor, msg_t **out, uint32_
     info->gap = cursor > ch->last_id || cursor + 1 < info->first_available;
     uint32_t i = cursor > ch->last_id ? 0 : hist_index_after(h, cursor);
     uint32_t n = 0;
-    for (; i < h->count && n < max; i++) out[n++] = hist_at(h, i);
+    uint64_t now = loop_wall_ms();
+    for (; i < h->count && n < max; i++) { /* expired behind a live one, or withdrawn: skipped */
+        msg_t *m = hist_at(h, i);
+        if (!(m->flags & MSG_WITHDRAWN) && (!m->expiry_s || !msg_expired(m, now))) out[n++] = m;
+    }
     return n;
 }

@@ -50,6 +50,9 @@ struct sub {
      * channel's last id (the store lost the channel) reports a gap. It may unsubscribe s itself
      * (only s). */
     void (*resync)(sub_t *s);
+    /* Optional: the message id of the channel was withdrawn (hub_withdraw): the transport tells
+     * its client if its wire format has a notice for it. */
+    void (*withdrawn)(sub_t *s, uint64_t id);
     void *owner;
 };
 
@@ -65,6 +68,7 @@ struct chan {
     uint32_t loading;   /* store loads or catch-ups in flight (hub_hold): hub_after answers "loading" */
     struct hub_held *held; /* messages injected while loading, in id order, or NULL */
     hist_t hist;
+    const hist_limits_t *lim; /* its history limits: its namespace's or hub->limits (retain_ns.c) */
     list_t subs;
     uint32_t nsubs;
     uint32_t name_len;
@@ -86,7 +90,9 @@ typedef struct {
     engine_t *engine; /* NULL: the local engine (the hub orders, the store commits); see engine.h */
     topic_tree_t topics; /* wildcard subscriptions */
     uint32_t nretained;
-    hist_limits_t limits;
+    hist_limits_t limits;    /* channels in no namespace */
+    struct hub_ns **ns;      /* retention namespaces, in config order (retain_ns.c) */
+    uint32_t nns;
     hmap_t chans;       /* channels by name */
     uint32_t nchannels; /* chans.n */
     uint64_t published; /* messages accepted, from every publishing route */
@@ -110,6 +116,7 @@ typedef struct {
     uint64_t subscriptions; /* live subscriptions */
     tw_entry_t sweep;   /* periodic expiry of idle channels and aged history */
     hub_pend_t *pend_head, **pend_tail; /* publishes waiting for their commit, in order */
+    struct hub_waiter *waiters;         /* other writes waiting for the commit (hub_when_committed) */
     uint32_t npend;
     /* store failures: while the store refuses writes, publishes are refused at once except one
      * probe a second, which finds out whether it recovered (space freed) */
@@ -133,6 +140,30 @@ int hub_init(hub_t *hub, loop_t *loop, store_t *store, const hist_limits_t *limi
 void hub_set_limits(hub_t *hub, uint32_t max_retained, uint64_t max_retained_bytes, uint64_t max_hist_bytes,
                     bool hist_refuse);
 
+/* Adds a retention namespace (call before any channel exists, in config order): a channel whose
+ * name matches pattern (MQTT wildcards + and #, as in the permissions file) and no earlier
+ * namespace's keeps its history by lim instead of hub->limits. 0, HR_EINVAL (bad pattern) or
+ * HR_ENOMEM. */
+int hub_ns_add(hub_t *hub, const char *name, const char *pattern, const hist_limits_t *lim);
+
+/* The limits a channel named name[0..n) keeps its history by, and the name of its namespace
+ * (NULL: none, hub->limits). */
+const hist_limits_t *hub_ns_limits(const hub_t *hub, const char *name, size_t n, const char **ns_name);
+
+/* Withdraws message id of channel name[0..n): its place in the history (memory and store) holds
+ * a tombstone (MSG_WITHDRAWN; ids stay contiguous) that readers skip (hub_after, hub_message),
+ * an MQTT retained message with that id is cleared, and every subscriber with a withdrawn
+ * callback is told. Committed before it returns. 0, HR_ENOTFOUND (no such message in the
+ * history: never there, trimmed, expired or withdrawn already), HR_ENOTIMPL (engine = redis:
+ * not supported), or the store's HR_E*. *told: the subscribers told. */
+int hub_withdraw(hub_t *hub, const char *name, size_t n, uint64_t id, uint32_t *told);
+
+/* Sets (m, referenced by the channel) or clears (m NULL) ch's retained message in memory. */
+void hub__retain(hub_t *hub, chan_t *ch, msg_t *m);
+
+/* Frees the namespaces (hub_close). */
+void hub__ns_free(hub_t *hub);
+
 /* Frees every channel and message. All subscriptions must have been removed. */
 void hub_close(hub_t *hub);
 
@@ -151,7 +182,8 @@ chan_t *hub_channel(hub_t *hub, const char *name, size_t n, bool create);
 /* What a publish may carry beyond channel, event and data (MQTT publishes). */
 typedef struct {
     uint32_t flags;      /* MSG_QOS*, MSG_RETAIN, ... set on the message before it is delivered */
-    uint32_t expiry_s;   /* message expiry interval (0: none) */
+    uint32_t expiry_s;   /* time-to-live in seconds (0: none): MQTT message expiry interval, the publish
+                            routes' ttl; the message leaves the history when it expires (hist.h) */
     const void *props;   /* encoded MQTT 5 properties passed through to v5 subscribers, or NULL */
     size_t props_len;
     const void *origin;  /* the publisher, for subscribers that skip their own messages (MQTT no-local) */
@@ -181,6 +213,11 @@ int hub_publish_async(hub_t *hub, const char *channel, size_t channel_len, const
 /* Forgets the callbacks of every publish in flight made with arg (its connection is closing);
  * the publishes themselves still complete. */
 void hub_cancel(hub_t *hub, void *arg);
+
+/* Calls cb(arg, rc) after the next commit (rc its result): for writes other than publishes made
+ * through the store this iteration (kv records) whose answer must wait until they are durable.
+ * hub_cancel(arg) forgets it. 0 or HR_ENOMEM. */
+int hub_when_committed(hub_t *hub, void (*cb)(void *arg, int rc), void *arg);
 
 /* Commits what the store holds pending and completes the publishes waiting for it: delivers
  * them and reports to their callbacks (or fails them all). Called by the loop's before_write, and
@@ -268,7 +305,8 @@ typedef struct {
     uint64_t last_id;         /* the channel's newest id */
 } hub_cursor_info_t;
 
-/* Finds the messages after cursor on ch, oldest first: stores up to max pointers in out (not
+/* Finds the messages after cursor on ch, oldest first, skipping those past their time-to-live
+ * (msg_t.expiry_s; they are gone, and not a gap): stores up to max pointers in out (not
  * referenced: valid until the next publish or history trim, so use them at once) and returns how
  * many. info tells whether there is a gap. A cursor past the channel's last id first asks a
  * shared store to catch up (store catch_up op), which may hold the channel. While the channel is

@@ -41,7 +41,8 @@ enum {
     MSG_QOS1 = 4,      /* MQTT: published with QoS 1 (neither QoS bit: QoS 0; both: QoS 2) */
     MSG_QOS2 = 8,
     MSG_RETAIN = 16,   /* MQTT: published with the RETAIN flag */
-    MSG_FROM_HTTP = 32 /* published by a route without a QoS (HTTP, /ws, STOMP): MQTT delivers at the subscription's QoS */
+    MSG_FROM_HTTP = 32, /* published by a route without a QoS (HTTP, /ws, STOMP): MQTT delivers at the subscription's QoS */
+    MSG_WITHDRAWN = 64  /* a tombstone: the message with this id was withdrawn (hub_withdraw); never delivered */
 };
 
 typedef struct msg {

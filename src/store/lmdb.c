@@ -12,7 +12,7 @@
  *             written only when a trim leaves the channel without messages (otherwise the last
  *             id is its newest message's: one write per publish, not two)
  *   retained  key = channel name                                   value = the message
- *   kv        key = namespace, 0x00, key                             value = a record (MQTT sessions)
+ *   kv        key = namespace, 0x00, key                             value = a record (MQTT sessions, idem keys, schedules)
  * A message value is msg_pack()'s form (msg.h). Channel names never contain NUL, so the 0x00 separator
  * keeps one channel's keys together and sorted by id.
  *

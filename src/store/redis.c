@@ -570,6 +570,7 @@ static const engine_ops_t rd_engine_ops = {
     .cancel = rd_cancel,
     .catch_up = rd_catch_up,
     .metrics = rd_metrics,
+    .control = rd_control,
 };
 
 engine_t *store_redis_engine(store_t *s) { return &((rd_t *)s)->eng; }

@@ -13,7 +13,11 @@
  * alive: the command connection got it answered, so the feed must have seen it; when it has not
  * within redis_timeout (a half-open socket, or a feed left on a master that failed over), the
  * feed is made again. Occupancy (GET /channels/CH) is one script summing the channel's count
- * over the nodes still present (and forgetting the others), plus this node's live count. */
+ * over the nodes still present (and forgetting the others), plus this node's live count.
+ *
+ * Control. An admin command that must run on every node (disconnect a user, unsubscribe a user)
+ * is published as "NODE JSON" on P:DB:m:$ctl; each other node's feed hands JSON to the engine's
+ * on_control (the sending node ran it already). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +62,14 @@ static void rd__on_message(rd_t *r, const redisReply *chan, const redisReply *pa
         return;
     const char *name = chan->str + r->feedpfx_len;
     size_t n = chan->len - r->feedpfx_len, nl = strlen(r->node);
+    if (n == 4 && memcmp(name, "$ctl", 4) == 0) { /* a control command: "NODE JSON" */
+        const char *sp = memchr(payload->str, ' ', payload->len);
+        size_t nn = sp ? (size_t)(sp - payload->str) : 0;
+        if (!sp || (nn == nl && memcmp(payload->str, r->node, nl) == 0)) return; /* malformed, or ours */
+        if (r->eng.on_control)
+            r->eng.on_control(r->eng.control_arg, sp + 1, payload->len - nn - 1);
+        return;
+    }
     if (n > 6 && memcmp(name, "$ping:", 6) == 0) { /* a node's ping; this node's says the feed is alive */
         uint64_t seq = strtoull(payload->str, NULL, 10);
         if (n - 6 == nl && memcmp(name + 6, r->node, nl) == 0 && seq > r->ping_seen) r->ping_seen = seq;
@@ -272,4 +284,34 @@ void rd_cancel(engine_t *e, void *arg)
         rd_count_t *c = container_of(p, rd_count_t, wait);
         if (c->arg == arg) c->cb = NULL;
     }
+}
+
+/* ---- control ---- */
+
+static void rd__controlled(rd_t *r, redisReply *rep, rd_req_t *q)
+{
+    (void)r, (void)rep; /* fire and forget: a lost command is the admin's to send again */
+    free(q);
+}
+
+int rd_control(engine_t *e, const char *json, size_t n)
+{
+    rd_t *r = container_of(e, rd_t, eng);
+    size_t nl = strlen(r->node);
+    rd_req_t *q = malloc(sizeof(*q) + nl + 1 + n);
+    if (!q) return HR_ENOMEM;
+    char *payload = (char *)(q + 1);
+    memcpy(payload, r->node, nl);
+    payload[nl] = ' ';
+    memcpy(payload + nl + 1, json, n);
+    char chan[sizeof(r->feedpfx) + 8];
+    int cn = snprintf(chan, sizeof(chan), "%s$ctl", r->feedpfx);
+    const char *argv[] = {"PUBLISH", chan, payload};
+    size_t len[] = {7, (size_t)cn, nl + 1 + n};
+    int rc = rd_conn_send(&r->cmd, q, rd__controlled, 3, argv, len);
+    if (rc < 0) {
+        free(q);
+        return rc;
+    }
+    return 0;
 }

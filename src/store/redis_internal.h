@@ -146,6 +146,10 @@ void rd_presence_leave(rd_t *r);
 int rd_occupancy(engine_t *e, const char *ch, size_t n, engine_count_cb cb, void *arg);
 void rd_cancel(engine_t *e, void *arg);
 
+/* The engine's control op (engine.h): PUBLISH "NODE JSON" on feedpfx + "$ctl"; every other
+ * node's feed hands JSON to eng.on_control. */
+int rd_control(engine_t *e, const char *json, size_t n);
+
 /* ---- redis.c ---- */
 
 /* A message of ch (this node's publish answered, or the feed): delivered in id order, a hole

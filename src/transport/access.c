@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../core/err.h"
+#include "../app/pubreq.h"
 #include "../core/log.h"
 #include "transport.h"
 
@@ -128,4 +129,10 @@ uint64_t xp_expires_in(const auth_id_t *id)
     if (!id || !id->exp_ms) return UINT64_MAX;
     uint64_t now = loop_wall_ms();
     return (uint64_t)id->exp_ms > now ? (uint64_t)id->exp_ms - now : 0;
+}
+
+ssize_t xp_user_feed(const xp_ctx_t *x, const auth_id_t *id, char *out, size_t cap)
+{
+    if (!id || id->kind != AUTH_USER) return HR_EINVAL;
+    return pubreq_user_channel(x->cfg->user_channel, id->sub_id, id->sub_len, out, cap);
 }

@@ -142,6 +142,17 @@ int subreq_parse(xp_ctx_t *x, http_req_t *req, span_t chans, const auth_id_t *id
             return HR_ECHANNEL;
         }
         ssize_t n = http_pct_decode(p, (size_t)(e - p), names[out->nch], sizeof(names[0]));
+        if (n == 3 && memcmp(names[out->nch], "@me", 3) == 0) { /* the token user's own channel */
+            if (!id || id->kind != AUTH_USER) {
+                *why = "@me needs a user token";
+                return HR_EAUTH;
+            }
+            n = xp_user_feed(x, id, names[out->nch], sizeof(names[0]));
+            if (n < 0) {
+                *why = "user_channel does not name one channel";
+                return HR_ECHANNEL;
+            }
+        }
         if (n < 0 || !hub_channel_valid(names[out->nch], (size_t)n)) {
             *why = "invalid channel name";
             return HR_ECHANNEL;
@@ -154,6 +165,10 @@ int subreq_parse(xp_ctx_t *x, http_req_t *req, span_t chans, const auth_id_t *id
         lens[out->nch++] = (size_t)n;
         if (!comma) break;
         p = comma + 1;
+    }
+    if (id && id->kind == AUTH_USER) {
+        memcpy(out->user, id->sub_id, id->sub_len);
+        out->user_len = id->sub_len;
     }
     span_t v = http_req_header(req, "Last-Event-ID");
     char q[SUB_MAX_CHANNELS * 21 + 1];

@@ -72,7 +72,26 @@ static bytes_t *iframe__expired_frame(stream_t *st)
     return http_chunk(ev, sizeof(ev) - 1);
 }
 
+/* h({"<event>":true,<json's members>}): a disconnect or unsubscribed notice (json is escaped
+ * script-safe). */
+static bytes_t *iframe__notice_frame(stream_t *st, const char *event, const char *json, size_t n, uint32_t retry_ms)
+{
+    (void)st, (void)retry_ms;
+    if (n < 2) return NULL;
+    char buf[2300];
+    int len = snprintf(buf, sizeof(buf), "<script>h({\"%s\":true,%.*s)</script>\n", event, (int)(n - 1), json + 1);
+    return len > 0 && (size_t)len < sizeof(buf) ? http_chunk(buf, (size_t)len) : NULL;
+}
+
+/* h({"withdrawn":true,"channel":C,"id":N}): a message was withdrawn (hub_withdraw). */
+static bytes_t *iframe__withdrawn_frame(stream_t *st, const char *json, size_t n)
+{
+    return iframe__notice_frame(st, "withdrawn", json, n, 0);
+}
+
 static const stream_kind_t iframe_kind = {
+    .notice_frame = iframe__notice_frame,
+    .withdrawn_frame = iframe__withdrawn_frame,
     .expired_frame = iframe__expired_frame,
     .xp = XP_IFRAME,
     .ctype = "text/html; charset=utf-8",

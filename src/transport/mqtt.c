@@ -107,6 +107,36 @@ void mqtt__fail(mqtt_conn_t *k, uint8_t reason, const char *why)
 
 static void mqtt__keepalive(tw_entry_t *e);
 
+/* users.h: the admin disconnected the user: v5 DISCONNECT 0x98 (administrative action) with the
+ * reason string; v3.1.1 has no server DISCONNECT: the connection closes. */
+static void mqtt__user_disconnect(users_conn_t *uc, const char *reason, bool reconnect)
+{
+    (void)reconnect; /* MQTT clients reconnect by their own policy */
+    mqtt__fail(container_of(uc, mqtt_conn_t, uc), MQTT_RC_ADMIN_ACTION, reason);
+}
+
+/* users.h: the admin unsubscribed the user from ch: the session's subscriptions whose filter is
+ * exactly ch end (wildcard filters stay); MQTT has no packet to tell the client. */
+static uint32_t mqtt__user_unsubscribe(users_conn_t *uc, const char *ch, size_t n)
+{
+    mqtt_sess_t *s = container_of(uc, mqtt_conn_t, uc)->s;
+    uint32_t k = 0;
+    for (uint32_t i = 0; s && i < s->nsubs;) {
+        if (s->subs[i]->flen == n && memcmp(s->subs[i]->filter, ch, n) == 0) {
+            mqtt__drop_sub(s, i);
+            k++;
+        } else {
+            i++;
+        }
+    }
+    return k;
+}
+
+static const users_conn_ops_t mqtt_user_ops = {
+    .disconnect = mqtt__user_disconnect,
+    .unsubscribe = mqtt__user_unsubscribe,
+};
+
 /* Who the client of CONNECT p is: its password (a token, or a password-file user), else the
  * connection's identity (anonymous, or the WebSocket handshake's). NULL when refused (answered);
  * otherwise a new reference. */
@@ -305,6 +335,11 @@ static void mqtt__connect(mqtt_conn_t *k, const mqtt_pkt_t *p)
     }
     mqtt__reply(k, &a);
     k->connected = true;
+    if (k->x->users && k->id->kind == AUTH_USER && !k->uc.u) {
+        k->uc.ops = &mqtt_user_ops;
+        k->uc.kind = k->ws ? "mqtt_ws" : "mqtt";
+        users_add(k->x->users, k->id->sub_id, k->id->sub_len, &k->uc); /* on failure it is only not listed */
+    }
     if (k->keepalive) loop_timer(k->c->loop, &k->ka, (uint64_t)k->keepalive * 1500);
     else tw_stop(&k->c->loop->wheel, &k->ka); /* WebSocket: the CONNECT deadline */
     if (present) mqtt__resend(k);
@@ -434,6 +469,7 @@ static void mqtt__keepalive(tw_entry_t *e)
 /* The connection is gone: leave the session (will, expiry), free the connection's state. */
 static void mqtt__conn_free(mqtt_conn_t *k)
 {
+    if (k->x->users) users_remove(k->x->users, &k->uc);
     tw_stop(&k->c->loop->wheel, &k->ka);
     if (k->ackw_wait) hub_cancel(k->x->hub, k); /* its publishes complete unacknowledged */
     free(k->ackw);

@@ -136,7 +136,26 @@ static bytes_t *sse__expired_frame(stream_t *st)
     return http_chunk(ev, sizeof(ev) - 1);
 }
 
+/* "retry: N" (when asked), "event: E", "data: JSON": a disconnect or unsubscribed notice. */
+static bytes_t *sse__notice_frame(stream_t *st, const char *event, const char *json, size_t n, uint32_t retry_ms)
+{
+    (void)st;
+    char buf[2200];
+    int len = retry_ms
+                  ? snprintf(buf, sizeof(buf), "retry: %u\nevent: %s\ndata: %.*s\n\n", retry_ms, event, (int)n, json)
+                  : snprintf(buf, sizeof(buf), "event: %s\ndata: %.*s\n\n", event, (int)n, json);
+    return len > 0 && (size_t)len < sizeof(buf) ? http_chunk(buf, (size_t)len) : NULL;
+}
+
+/* "event: withdrawn" with {"channel","id"}: no id line, so the client's Last-Event-ID stays. */
+static bytes_t *sse__withdrawn_frame(stream_t *st, const char *json, size_t n)
+{
+    return sse__notice_frame(st, "withdrawn", json, n, 0);
+}
+
 static const stream_kind_t sse_kind = {
+    .notice_frame = sse__notice_frame,
+    .withdrawn_frame = sse__withdrawn_frame,
     .expired_frame = sse__expired_frame,
     .xp = XP_SSE,
     .ctype = "text/event-stream",

@@ -230,6 +230,41 @@ static bool stomp__login(stomp_t *s, stomp_frame_t *f)
     return true;
 }
 
+/* users.h: the admin disconnected the user: an ERROR frame (message "disconnected", body
+ * {"reason":R,"reconnect":B}), then a Close with 4001 (4002 when reconnecting is fine). */
+static void stomp__user_disconnect(users_conn_t *uc, const char *reason, bool reconnect)
+{
+    stomp_t *s = (stomp_t *)container_of(uc, ws_t, uc);
+    char json[USERS_MAX_REASON * 6 + 64];
+    size_t n = stream_bye_json(reason, reconnect, json, sizeof(json));
+    stomp__error_r(s, (span_t){NULL, 0}, "disconnected", n ? json : "disconnected",
+                   reconnect ? WS_CLOSE_RECONNECT : WS_CLOSE_DISCONNECTED);
+}
+
+/* users.h: the admin unsubscribed the user from ch: its subscriptions to ch end (STOMP has no
+ * frame to tell the client). */
+static uint32_t stomp__user_unsubscribe(users_conn_t *uc, const char *ch, size_t n)
+{
+    stomp_t *s = (stomp_t *)container_of(uc, ws_t, uc);
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < s->nsubs;) {
+        const chan_t *c = s->subs[i]->st->subs[0].s.ch;
+        if (c && c->name_len == n && memcmp(c->name, ch, n) == 0) {
+            stomp__sub_free(s->subs[i]);
+            s->subs[i] = s->subs[--s->nsubs];
+            k++;
+        } else {
+            i++;
+        }
+    }
+    return k;
+}
+
+static const users_conn_ops_t stomp_user_ops = {
+    .disconnect = stomp__user_disconnect,
+    .unsubscribe = stomp__user_unsubscribe,
+};
+
 static void stomp__connect(stomp_t *s, stomp_frame_t *f)
 {
     if (s->version) {
@@ -277,6 +312,7 @@ static void stomp__connect(stomp_t *s, stomp_frame_t *f)
     char buf[256];
     ssize_t n = stomp_frame_write(buf, sizeof(buf), "CONNECTED", names, values, 4, version, "", 0, false);
     if (n > 0) stomp__send_raw(s, buf, (size_t)n);
+    ws_user_register(&s->ws, &stomp_user_ops, "stomp");
     if (s->hb_send_ms || s->hb_recv_ms) stomp__hb(&s->hb);
     else tw_stop(&s->ws.hc->base.loop->wheel, &s->hb); /* the CONNECT deadline */
 }

@@ -83,11 +83,12 @@ static int stomp__send(stream_t *st, xsub_t *xs, msg_t *m)
     return 0;
 }
 
-/* A gap notice as a MESSAGE of the subscription with the header herald-gap:true and the JSON of
+/* A notice as a MESSAGE of the subscription with the header herald-WHAT:true (gap, withdrawn).
+ * A gap notice is a MESSAGE of the subscription with the header herald-gap:true and the JSON of
  * the other transports' notices as its body ({"channel","requested","first_available"} after a
  * resume older than history, {"channel","dropped","from","to"} after slow-consumer drops). Its
  * message-id (and ack) are "gap-KEY-N": acknowledging one is allowed and does nothing. */
-static bytes_t *stomp__gap(stream_t *st, const char *json, size_t n)
+static bytes_t *stomp__notice(stream_t *st, const char *what, const char *json, size_t n)
 {
     stomp_sub_t *sub = st->owner;
     stomp_t *s = sub->sess;
@@ -101,17 +102,26 @@ static bytes_t *stomp__gap(stream_t *st, const char *json, size_t n)
     char buf[STOMP_MAX_ID * 2 + HUB_MAX_CHANNEL * 2 + 2048 + 256];
     int len = snprintf(buf, sizeof(buf),
                        "MESSAGE\nsubscription:%.*s\nmessage-id:gap-%u-%u\n%sdestination:/topic/%.*s\n"
-                       "content-type:application/json\ncontent-length:%zu\nherald-gap:true\n\n%.*s",
-                       (int)sub->id_len, sub->id, sub->key, seq, ackh, (int)dn, dest, n, (int)n, json);
+                       "content-type:application/json\ncontent-length:%zu\nherald-%s:true\n\n%.*s",
+                       (int)sub->id_len, sub->id, sub->key, seq, ackh, (int)dn, dest, n, what, (int)n, json);
     if (len < 0 || (size_t)len + 1 >= sizeof(buf)) return NULL;
     buf[len++] = 0; /* the frame's NUL */
     return ws_frame_new(sub->text ? WS_OP_TEXT : WS_OP_BINARY, false, buf, (size_t)len);
+}
+
+static bytes_t *stomp__gap(stream_t *st, const char *json, size_t n) { return stomp__notice(st, "gap", json, n); }
+
+/* A withdrawal notice: the same MESSAGE with herald-withdrawn:true and {"channel","id"} as body. */
+static bytes_t *stomp__withdrawn(stream_t *st, const char *json, size_t n)
+{
+    return stomp__notice(st, "withdrawn", json, n);
 }
 
 static const stream_kind_t stomp_kind = {
     .xp = XP_STOMP,
     .send = stomp__send,
     .gap_frame = stomp__gap,
+    .withdrawn_frame = stomp__withdrawn,
 };
 
 void stomp__sub_free(stomp_sub_t *sub)

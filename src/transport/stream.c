@@ -120,6 +120,7 @@ void stream_drained(stream_t *st)
 
 void stream_free(stream_t *st)
 {
+    if (st->x->users) users_remove(st->x->users, &st->uc);
     for (uint32_t i = 0; i < st->nch; i++) hub_unsubscribe(st->x->hub, &st->subs[i].s);
     free(st);
 }
@@ -166,6 +167,83 @@ static void stream__replay(stream_t *st, uint32_t i, uint64_t cursor)
     }
 }
 
+uint32_t stream_drop_channel(stream_t *st, const char *ch, size_t n, uint32_t *live)
+{
+    uint32_t k = 0, left = 0;
+    for (uint32_t i = 0; i < st->nch; i++) {
+        sub_t *s = &st->subs[i].s;
+        if (!s->ch) continue;
+        if (s->ch->name_len == n && memcmp(s->ch->name, ch, n) == 0) {
+            hub_unsubscribe(st->x->hub, s);
+            st->loading &= ~(1u << i);
+            k++;
+        } else {
+            left++;
+        }
+    }
+    *live = left;
+    return k;
+}
+
+size_t stream_bye_json(const char *reason, bool reconnect, char *out, size_t cap)
+{
+    size_t rn = strlen(reason);
+    if (cap < 6 * rn + 40) return 0;
+    size_t o = (size_t)snprintf(out, cap, "{\"reason\":\"");
+    o += json_escape(reason, rn, out + o, cap - o);
+    o += (size_t)snprintf(out + o, cap - o, "\",\"reconnect\":%s}", reconnect ? "true" : "false");
+    return o;
+}
+
+/* Sends kind's notice of event with json (stream_start() streams). */
+static void stream__notice(stream_t *st, const char *event, const char *json, size_t n, uint32_t retry_ms)
+{
+    bytes_t *f = st->kind->notice_frame ? st->kind->notice_frame(st, event, json, n, retry_ms) : NULL;
+    if (f) conn_send_reply(st->c, f);
+    bytes_unref(f);
+}
+
+/* The last chunk: the response ends once it is written. */
+static void stream__end(stream_t *st)
+{
+    conn_send_copy(st->c, "0\r\n\r\n", 5);
+    conn_end(st->c);
+}
+
+/* users.h: the admin ended the user's connections (a "disconnect" notice, then the end). */
+static void stream__user_disconnect(users_conn_t *uc, const char *reason, bool reconnect)
+{
+    stream_t *st = container_of(uc, stream_t, uc);
+    if (st->c->closing || st->c->end_after_write) return;
+    char json[USERS_MAX_REASON * 6 + 64];
+    size_t n = stream_bye_json(reason, reconnect, json, sizeof(json));
+    stream__notice(st, "disconnect", json, n, reconnect ? st->x->cfg->sse_retry_ms : 0);
+    stream__end(st);
+}
+
+/* users.h: the admin unsubscribed the user from ch: an "unsubscribed" notice; the stream ends
+ * when it was its last channel. */
+static uint32_t stream__user_unsubscribe(users_conn_t *uc, const char *ch, size_t n)
+{
+    stream_t *st = container_of(uc, stream_t, uc);
+    if (st->c->closing || st->c->end_after_write) return 0;
+    uint32_t live;
+    uint32_t k = stream_drop_channel(st, ch, n, &live);
+    if (!k) return 0;
+    char json[6 * HUB_MAX_CHANNEL + 64];
+    size_t o = (size_t)snprintf(json, sizeof(json), "{\"channel\":\"");
+    o += json_escape(ch, n, json + o, sizeof(json) - o);
+    o += (size_t)snprintf(json + o, sizeof(json) - o, "\",\"reason\":\"admin\"}");
+    stream__notice(st, "unsubscribed", json, o, 0);
+    if (!live) stream__end(st);
+    return k;
+}
+
+static const users_conn_ops_t stream_user_ops = {
+    .disconnect = stream__user_disconnect,
+    .unsubscribe = stream__user_unsubscribe,
+};
+
 /* The subscriber's credential expired: a last frame saying so, the end of the response. */
 static void stream__expired(stream_t *st)
 {
@@ -193,6 +271,22 @@ static void stream__resync(sub_t *s)
     stream__replay(st, xs->idx, st->cursor[xs->idx]);
 }
 
+/* sub_t.withdrawn: a message of the channel was withdrawn: the kind's notice, when it has one.
+ * Not a message: the cursor does not move, and a full queue just misses the notice (the message
+ * is gone from history either way). */
+static void stream__withdrawn(sub_t *s, uint64_t id)
+{
+    stream_t *st = s->owner;
+    if (!st->kind->withdrawn_frame || st->c->closing) return;
+    char json[6 * HUB_MAX_CHANNEL + 64];
+    size_t n = (size_t)snprintf(json, sizeof(json), "{\"channel\":\"");
+    n += json_escape(s->ch->name, s->ch->name_len, json + n, sizeof(json) - n);
+    n += (size_t)snprintf(json + n, sizeof(json) - n, "\",\"id\":\"%llu\"}", (unsigned long long)id);
+    bytes_t *f = st->kind->withdrawn_frame(st, json, n);
+    if (f) conn_send(st->c, f);
+    bytes_unref(f);
+}
+
 static stream_t *stream__new(xp_ctx_t *x, conn_t *c, const subreq_t *sr, const stream_kind_t *kind, void *owner)
 {
     stream_t *st = calloc(1, sizeof(*st) + sr->nch * sizeof(xsub_t));
@@ -208,6 +302,7 @@ static stream_t *stream__new(xp_ctx_t *x, conn_t *c, const subreq_t *sr, const s
         st->subs[i].idx = i;
         st->subs[i].s.deliver = stream__deliver;
         st->subs[i].s.resync = stream__resync;
+        st->subs[i].s.withdrawn = stream__withdrawn;
         st->subs[i].s.owner = st;
         st->subs[i].s.ch = sr->ch[i];
         list_init(&st->subs[i].s.link);
@@ -254,4 +349,9 @@ void stream_start(xp_ctx_t *x, http_conn_t *hc, subreq_t *sr, const stream_kind_
     stream__go(st, sr);
     st->exp_ms = sr->exp_ms;
     stream__arm(st);
+    if (sr->user_len && x->users) {
+        st->uc.ops = &stream_user_ops;
+        st->uc.kind = xp_names[kind->xp];
+        users_add(x->users, sr->user, sr->user_len, &st->uc); /* on failure it is only not listed */
+    }
 }

@@ -36,6 +36,13 @@ typedef struct {
     /* stream_start() streams: the last frame before the stream ends because the subscriber's
      * credential expired (a new reference), or NULL. */
     bytes_t *(*expired_frame)(stream_t *st);
+    /* stream_start() streams: a notice of event ("disconnect", "unsubscribed") carrying the JSON
+     * object json[0..n) (script-safe escaped), with a reconnection delay hint retry_ms (0: none),
+     * as a new reference; NULL when the wire format has none. */
+    bytes_t *(*notice_frame)(stream_t *st, const char *event, const char *json, size_t n, uint32_t retry_ms);
+    /* Optional: a notice that a message was withdrawn (hub_withdraw) carrying the JSON object
+     * {"channel":"c","id":"N"} json[0..n) (a new reference), or NULL: no notice in this format. */
+    bytes_t *(*withdrawn_frame)(stream_t *st, const char *json, size_t n);
 } stream_kind_t;
 
 struct stream {
@@ -52,6 +59,7 @@ struct stream {
     uint32_t nch;
     uint32_t loading; /* bit i: channel i's replay waits for the store to load it (sub_t.resync) */
     uint64_t cursor[SUB_MAX_CHANNELS];
+    users_conn_t uc; /* stream_start() streams of a user: in x->users (users.h) */
     xsub_t subs[];
 };
 
@@ -70,5 +78,13 @@ void stream_drained(stream_t *st);
 
 /* Unsubscribes and frees a stream made by stream_open(). */
 void stream_free(stream_t *st);
+
+/* Ends st's subscriptions to channel ch[0..n) (an admin unsubscribe); returns how many ended and
+ * sets *live to the subscriptions left. */
+uint32_t stream_drop_channel(stream_t *st, const char *ch, size_t n, uint32_t *live);
+
+/* The JSON object {"reason":R,"reconnect":B} (R escaped script-safe) into out; returns its
+ * length (0 when cap is too small: needs 6 * strlen(reason) + 40). */
+size_t stream_bye_json(const char *reason, bool reconnect, char *out, size_t cap);
 
 #endif

@@ -16,6 +16,7 @@
 #include "../core/metrics.h"
 #include "../http/server.h"
 #include "../hub/hub.h"
+#include "../hub/users.h"
 
 #define SUB_MAX_CHANNELS 16
 
@@ -30,6 +31,14 @@ typedef struct {
     struct mqtt_server *mqtt;  /* the MQTT session table (mqtt.h), NULL until opened */
     auth_t *auth;              /* identities and permissions (auth.h) */
     iplimit_t *ipl;            /* per-address connection limits (iplimit.h), NULL: none */
+    users_t *users;            /* live connections by user (users.h), NULL: none */
+    /* Scheduled publishes (the app's sched.h), for the /ws publish op's "delay"/"at"; NULL: none.
+     * delay: seconds (-1: not given; other values are checked), at/at_n: the "at" text (NULL: not
+     * given), at_num: "at" as a number (0: not given). Writes "scheduled":"ID","at":"..." into
+     * out, or an error message (JSON-safe), and returns 0 or HR_E*. */
+    int (*schedule)(void *arg, const char *ch, size_t cn, const char *ev, size_t en, const void *d, size_t dn,
+                    uint32_t ttl, int64_t delay, const char *at, size_t at_n, int64_t at_num, char *out, size_t cap);
+    void *schedule_arg;
 } xp_ctx_t;
 
 /* A parsed GET /sub request. */
@@ -40,6 +49,8 @@ typedef struct {
     bool has_cursor;   /* a cursor was given (else: only new messages) */
     char callback[65]; /* iframe: parent function name */
     uint64_t exp_ms;   /* wall ms when the subscriber's credential expires and a stream ends (0: never) */
+    uint16_t user_len; /* the subscriber's user id (AUTH_USER), for the users table (users.h) */
+    char user[ACL_MAX_SUB + 1];
 } subreq_t;
 
 /* Parses the channel list (percent-encoded path part after /sub/, comma-separated) and the
@@ -61,6 +72,10 @@ auth_id_t *xp_auth_request(xp_ctx_t *x, http_conn_t *hc, http_req_t *req);
  * credential would help), 403 otherwise; logs it once with the client address. */
 void xp_deny_http(xp_ctx_t *x, http_conn_t *hc, const auth_id_t *id, const char *action, const char *chan,
                   size_t n);
+
+/* The personal channel of id's user (user_channel with its "sub"), NUL-terminated in out;
+ * returns its length, or HR_EINVAL (not a user, or user_channel does not name one channel). */
+ssize_t xp_user_feed(const xp_ctx_t *x, const auth_id_t *id, char *out, size_t cap);
 
 /* Logs one refused action (a WebSocket, STOMP or MQTT request) with the client address and
  * counts it. chan may be NULL. The protocol's own answer to an access refusal (STOMP ERROR with

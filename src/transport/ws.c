@@ -325,6 +325,7 @@ static void ws__on_drain(http_conn_t *hc)
 static void ws__on_close(http_conn_t *hc)
 {
     ws_t *ws = hc->xstate;
+    if (ws->x->users) users_remove(ws->x->users, &ws->uc);
     ws->app->on_close(ws);
     auth_unref(ws->id);
     ws__frag_free(ws);
@@ -365,6 +366,14 @@ static void ws__expired(ws_t *ws)
     ws->x->auth->stats.expired++;
     if (ws->app->on_expire) ws->app->on_expire(ws);
     else ws_close(ws, WS_CLOSE_UNAUTHORIZED, "token expired");
+}
+
+void ws_user_register(ws_t *ws, const users_conn_ops_t *ops, const char *kind)
+{
+    if (!ws->x->users || !ws->id || ws->id->kind != AUTH_USER || ws->uc.u) return;
+    ws->uc.ops = ops;
+    ws->uc.kind = kind;
+    users_add(ws->x->users, ws->id->sub_id, ws->id->sub_len, &ws->uc); /* on failure it is only not listed */
 }
 
 void ws_set_id(ws_t *ws, auth_id_t *id)

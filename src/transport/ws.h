@@ -49,10 +49,13 @@ struct ws {
     bool close_sent;
     auth_id_t *id;          /* who the peer is (one reference) */
     uint64_t exp_ms;        /* wall ms when id's credential expires (0: never); the ping timer wakes for it */
+    users_conn_t uc;        /* while listed under its user (ws_user_register) */
 };
 
 #define WS_CLOSE_UNAUTHORIZED 3000 /* IANA-registered: the credential is missing, bad or expired */
 #define WS_CLOSE_FORBIDDEN 3003    /* IANA-registered: the credential does not allow it */
+#define WS_CLOSE_DISCONNECTED 4001 /* the admin disconnected the user; do not reconnect */
+#define WS_CLOSE_RECONNECT 4002    /* the admin disconnected the user; reconnecting is fine */
 
 /* Checks req as a WebSocket opening handshake (GET, HTTP/1.1, Upgrade/Connection, version 13,
  * a valid key, an allowed Origin, a subprotocol from app->subprotocols when required_proto, a
@@ -64,6 +67,11 @@ struct ws {
  * Sec-WebSocket-Version) and returns NULL. */
 ws_t *ws_accept(xp_ctx_t *x, http_conn_t *hc, http_req_t *req, const ws_app_t *app, size_t size, bool required_proto,
                 auth_id_t *id);
+
+/* Lists the session under its identity's user in x->users (users.h) with ops and kind, when
+ * the identity is a user and the session is not listed yet (a session's user never changes).
+ * Unlisted when the connection closes. */
+void ws_user_register(ws_t *ws, const users_conn_ops_t *ops, const char *kind);
 
 /* Replaces the session's identity with id (taking the reference) and re-arms its expiry. */
 void ws_set_id(ws_t *ws, auth_id_t *id);

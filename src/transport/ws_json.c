@@ -32,6 +32,7 @@ typedef struct {
     ws_t ws;
     uint32_t nsubs, cap;
     stream_t **subs; /* grown on demand: an idle connection holds none */
+    stream_t *feed;  /* of them, the user's personal channel subscribed server-side, or NULL */
     xp_owedq_t owed; /* publish replies waiting for their commit (their refs) */
 } wsj_t;
 
@@ -67,10 +68,18 @@ static bytes_t *wsj__gap(stream_t *st, const char *json, size_t n)
     return n >= 2 ? wsj__frame_of("{\"op\":\"gap\",", 12, json, n) : NULL;
 }
 
+/* {"op":"withdrawn","channel":"c","id":"N"} */
+static bytes_t *wsj__withdrawn(stream_t *st, const char *json, size_t n)
+{
+    (void)st;
+    return n >= 2 ? wsj__frame_of("{\"op\":\"withdrawn\",", 18, json, n) : NULL;
+}
+
 static const stream_kind_t wsj_kind = {
     .xp = XP_WSJSON,
     .frame = wsj__frame,
     .gap_frame = wsj__gap,
+    .withdrawn_frame = wsj__withdrawn,
 };
 
 /* Sends {"op":"reply","ref":R,"ok":true<fields>} (fields: "" or ,"k":v...). */
@@ -90,6 +99,26 @@ static void wsj__err(wsj_t *w, const char *ref, const char *code, const char *me
     int n = snprintf(buf, sizeof(buf), "{\"op\":\"reply\",\"ref\":%s,\"ok\":false,\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}",
                      ref, code, message);
     if (n > 0 && (size_t)n < sizeof(buf)) ws_send_copy(&w->ws, true, buf, (size_t)n);
+}
+
+/* Ends subscription i (its stream) and forgets it. */
+static void wsj__drop(wsj_t *w, uint32_t i)
+{
+    if (w->subs[i] == w->feed) w->feed = NULL;
+    stream_free(w->subs[i]);
+    w->subs[i] = w->subs[--w->nsubs];
+}
+
+/* Room for one more subscription. False on OOM. */
+static bool wsj__grow(wsj_t *w)
+{
+    if (w->nsubs < w->cap) return true;
+    uint32_t cap = w->cap ? w->cap * 2 : 4;
+    stream_t **ns = realloc(w->subs, cap * sizeof(*ns));
+    if (!ns) return false;
+    w->subs = ns;
+    w->cap = cap;
+    return true;
 }
 
 static int wsj__find(wsj_t *w, const char *name, size_t n)
@@ -129,7 +158,12 @@ static void wsj__subscribe(wsj_t *w, json_t *req, const char *ref)
                  "not allowed to subscribe to this channel");
         return;
     }
-    if (wsj__find(w, name, n) >= 0) {
+    int found = wsj__find(w, name, n);
+    if (found >= 0 && w->subs[found] == w->feed) {
+        wsj__drop(w, (uint32_t)found); /* the server-side feed becomes the client's, with its last_id */
+        found = -1;
+    }
+    if (found >= 0) {
         wsj__err(w, ref, "already_subscribed", "already subscribed to this channel");
         return;
     }
@@ -141,15 +175,9 @@ static void wsj__subscribe(wsj_t *w, json_t *req, const char *ref)
         wsj__err(w, ref, "too_many_subscriptions", why);
         return;
     }
-    if (w->nsubs == w->cap) {
-        uint32_t cap = w->cap ? w->cap * 2 : 4;
-        stream_t **ns = realloc(w->subs, cap * sizeof(*ns));
-        if (!ns) {
-            wsj__err(w, ref, "internal", "out of memory");
-            return;
-        }
-        w->subs = ns;
-        w->cap = cap;
+    if (!wsj__grow(w)) {
+        wsj__err(w, ref, "internal", "out of memory");
+        return;
     }
     subreq_t sr = {.nch = 1};
     json_t *last = json_object_get(req, "last_id");
@@ -198,8 +226,7 @@ static void wsj__unsubscribe(wsj_t *w, json_t *req, const char *ref)
         wsj__err(w, ref, "not_subscribed", "not subscribed to this channel");
         return;
     }
-    stream_free(w->subs[i]);
-    w->subs[i] = w->subs[--w->nsubs];
+    wsj__drop(w, (uint32_t)i);
     wsj__ok(w, ref, "");
 }
 
@@ -227,11 +254,11 @@ static void wsj__published(void *arg, int rc, const msg_t *m, uint32_t reached)
     wsj__answer_owed(w);
 }
 
-/* A publish names only fields it understands: anything else (a typo, "ttl", "delay") is refused
+/* A publish names only fields it understands: anything else (a typo) is refused
  * rather than silently ignored. Answers the error itself and returns false. */
 static bool wsj__publish_fields(wsj_t *w, json_t *req, const char *ref)
 {
-    static const char *const KNOWN[] = {"op", "ref", "channel", "data", "event", "encoding", NULL};
+    static const char *const KNOWN[] = {"op", "ref", "channel", "data", "event", "encoding", "ttl", "delay", "at", NULL};
     const char *key;
     json_t *v;
     json_object_foreach(req, key, v) {
@@ -251,6 +278,33 @@ static bool wsj__publish_fields(wsj_t *w, json_t *req, const char *ref)
         return false;
     }
     return true;
+}
+
+/* A publish with "delay" or "at": scheduled at once, the reply says
+ * {"op":"reply","ref":R,"ok":true,"scheduled":"ID","at":"..."}. */
+static void wsj__schedule(wsj_t *w, const char *ref, const char *ch, size_t cn, const char *ev, size_t en,
+                          const void *d, size_t dn, uint32_t ttl, json_t *delay, json_t *at)
+{
+    xp_ctx_t *x = w->ws.x;
+    if (!x->schedule) {
+        wsj__err(w, ref, "bad_request", "scheduled publishes are not available");
+        return;
+    }
+    int64_t dl = -1, at_num = 0;
+    if (delay && !json_is_null(delay)) dl = json_is_integer(delay) ? json_integer_value(delay) : 0;
+    if (at && !json_is_null(at) && !json_is_string(at)) at_num = json_is_integer(at) ? json_integer_value(at) : -1;
+    const char *at_s = at && json_is_string(at) ? json_string_value(at) : NULL;
+    size_t at_n = at_s ? json_string_length(at) : 0;
+    char out[160], fields[176];
+    int rc = x->schedule(x->schedule_arg, ch, cn, ev, en, d, dn, ttl, dl, at_s, at_n, at_num, out, sizeof(out));
+    if (rc == HR_EINVAL) {
+        wsj__err(w, ref, "bad_request", out);
+    } else if (rc < 0) {
+        wsj__err(w, ref, rc == HR_EFULL ? "busy" : "publish_failed", out);
+    } else {
+        snprintf(fields, sizeof(fields), ",%s", out);
+        wsj__ok(w, ref, fields);
+    }
 }
 
 static void wsj__publish(wsj_t *w, json_t *req, const char *ref)
@@ -285,6 +339,12 @@ static void wsj__publish(wsj_t *w, json_t *req, const char *ref)
         ev = json_string_value(event);
         evn = json_string_length(event);
     }
+    json_t *ttl = json_object_get(req, "ttl"); /* seconds in history, as POST /publish's (1-315360000) */
+    json_int_t ttl_s = ttl && !json_is_null(ttl) ? (json_is_integer(ttl) ? json_integer_value(ttl) : -1) : 0;
+    if (ttl_s < 0 || ttl_s > 315360000 || (ttl && !json_is_null(ttl) && ttl_s == 0)) {
+        wsj__err(w, ref, "bad_request", "ttl must be an integer number of seconds (1-315360000)");
+        return;
+    }
     const char *p = json_string_value(data);
     size_t pn = json_string_length(data);
     char *decoded = NULL;
@@ -303,13 +363,19 @@ static void wsj__publish(wsj_t *w, json_t *req, const char *ref)
         p = decoded;
         pn = (size_t)dn;
     }
+    json_t *delay = json_object_get(req, "delay"), *at = json_object_get(req, "at");
+    if ((delay && !json_is_null(delay)) || (at && !json_is_null(at))) { /* scheduled (the app's sched.h) */
+        wsj__schedule(w, ref, name, n, ev, evn, p, pn, (uint32_t)ttl_s, delay, at);
+        free(decoded);
+        return;
+    }
     xp_owed_t *e = xp_owed_push(&w->owed, ref, strlen(ref) + 1, true);
     if (!e) {
         free(decoded);
         wsj__err(w, ref, "busy", "too many publishes waiting for their commit");
         return;
     }
-    hub_pubopt_t o = {.flags = MSG_FROM_HTTP, .origin = w};
+    hub_pubopt_t o = {.flags = MSG_FROM_HTTP, .origin = w, .expiry_s = (uint32_t)ttl_s};
     int rc = hub_publish_async(w->ws.x->hub, name, n, ev, evn, p, pn, &o, wsj__published, w);
     free(decoded);
     if (rc < 0) xp_owed_settle(&w->owed, e, rc);
@@ -327,6 +393,71 @@ static const char *wsj__user(const auth_id_t *id, char *buf, size_t cap)
     buf[1 + el] = '"';
     buf[2 + el] = 0;
     return buf;
+}
+
+/* users.h: the admin disconnected the user: {"op":"disconnect","reason":R,"reconnect":B}, then
+ * a Close with 4001 (4002 when reconnecting is fine). */
+static void wsj__user_disconnect(users_conn_t *uc, const char *reason, bool reconnect)
+{
+    wsj_t *w = (wsj_t *)container_of(uc, ws_t, uc);
+    char json[USERS_MAX_REASON * 6 + 64], buf[USERS_MAX_REASON * 6 + 96];
+    size_t n = stream_bye_json(reason, reconnect, json, sizeof(json));
+    int bn = n ? snprintf(buf, sizeof(buf), "{\"op\":\"disconnect\",%.*s", (int)(n - 1), json + 1) : 0;
+    if (bn > 0 && (size_t)bn < sizeof(buf)) ws_send_copy(&w->ws, true, buf, (size_t)bn);
+    ws_close(&w->ws, reconnect ? WS_CLOSE_RECONNECT : WS_CLOSE_DISCONNECTED, reason);
+}
+
+/* Tells the client its subscription to ch[0..n) ended (reason: a static JSON-safe word). */
+static void wsj__unsubscribed(wsj_t *w, const char *ch, size_t n, const char *reason)
+{
+    char buf[6 * HUB_MAX_CHANNEL + 96], esc[6 * HUB_MAX_CHANNEL + 8];
+    size_t el = json_escape(ch, n, esc, sizeof(esc));
+    int bn = snprintf(buf, sizeof(buf), "{\"op\":\"unsubscribed\",\"channel\":\"%.*s\",\"reason\":\"%s\"}", (int)el,
+                      esc, reason);
+    if (bn > 0 && (size_t)bn < sizeof(buf)) ws_send_copy(&w->ws, true, buf, (size_t)bn);
+}
+
+/* users.h: the admin unsubscribed the user from ch: the subscription ends with a notice. */
+static uint32_t wsj__user_unsubscribe(users_conn_t *uc, const char *ch, size_t n)
+{
+    wsj_t *w = (wsj_t *)container_of(uc, ws_t, uc);
+    int i = wsj__find(w, ch, n);
+    if (i < 0 || w->ws.close_sent) return 0;
+    wsj__drop(w, (uint32_t)i);
+    wsj__unsubscribed(w, ch, n, "admin");
+    return 1;
+}
+
+static const users_conn_ops_t wsj_user_ops = {
+    .disconnect = wsj__user_disconnect,
+    .unsubscribe = wsj__user_unsubscribe,
+};
+
+/* A user's connection: listed under its user and subscribed server-side to its personal channel
+ * (user_channel), once. Writes ,"feed":"user/42" into fields ("" without a feed). */
+static void wsj__feed(wsj_t *w, char *fields, size_t cap)
+{
+    fields[0] = 0;
+    const auth_id_t *id = w->ws.id;
+    if (id->kind != AUTH_USER) return;
+    ws_user_register(&w->ws, &wsj_user_ops, "ws_json");
+    char name[HUB_MAX_CHANNEL + 1];
+    ssize_t n = xp_user_feed(w->ws.x, id, name, sizeof(name));
+    if (n < 0) return;
+    if (wsj__find(w, name, (size_t)n) < 0) {
+        chan_t *ch = wsj__grow(w) ? hub_channel(w->ws.x->hub, name, (size_t)n, true) : NULL;
+        subreq_t sr = {.nch = 1, .ch = {ch}, .cursor = {ch ? ch->last_id : 0}};
+        stream_t *st = ch ? stream_open(w->ws.x, &w->ws.hc->base, &sr, &wsj_kind, &w->ws) : NULL;
+        if (!st) {
+            log_info("ws_json: fd %d: cannot subscribe to the user's feed", w->ws.hc->base.w.fd);
+            return;
+        }
+        w->subs[w->nsubs++] = st;
+        w->feed = st;
+    }
+    char esc[6 * HUB_MAX_CHANNEL + 8];
+    size_t el = json_escape(name, (size_t)n, esc, sizeof(esc));
+    snprintf(fields, cap, ",\"feed\":\"%.*s\"", (int)el, esc);
 }
 
 /* {"op":"auth","token":T}: authenticates the connection, or refreshes its token before it
@@ -371,13 +502,14 @@ static void wsj__auth(wsj_t *w, json_t *req, const char *ref)
         size_t el = json_escape(ch->name, ch->name_len, esc, sizeof(esc));
         int bn = snprintf(buf, sizeof(buf), "{\"op\":\"unsubscribed\",\"channel\":\"%.*s\",\"reason\":\"forbidden\"}",
                           (int)el, esc);
-        stream_free(w->subs[i]);
-        w->subs[i] = w->subs[--w->nsubs];
+        wsj__drop(w, i);
         if (bn > 0 && (size_t)bn < sizeof(buf)) ws_send_copy(&w->ws, true, buf, (size_t)bn);
     }
-    char fields[WSJ_USER_JSON + 40], user[WSJ_USER_JSON];
-    snprintf(fields, sizeof(fields), ",\"user\":%s,\"expires\":%lld", wsj__user(id, user, sizeof(user)),
-             (long long)(id->exp_ms / 1000));
+    char feed[6 * HUB_MAX_CHANNEL + 16];
+    wsj__feed(w, feed, sizeof(feed));
+    char fields[WSJ_USER_JSON + sizeof(feed) + 40], user[WSJ_USER_JSON];
+    snprintf(fields, sizeof(fields), ",\"user\":%s,\"expires\":%lld%s", wsj__user(id, user, sizeof(user)),
+             (long long)(id->exp_ms / 1000), feed);
     wsj__ok(w, ref, fields);
 }
 
@@ -455,9 +587,12 @@ void ws_json_serve(xp_ctx_t *x, http_conn_t *hc, http_req_t *req)
     wsj_t *w = (wsj_t *)ws_accept(x, hc, req, &wsj_app, sizeof(wsj_t), false, NULL);
     if (!w) return;
     xp_owed_init(&w->owed);
-    char hello[160 + WSJ_USER_JSON], user[WSJ_USER_JSON];
+    char feed[6 * HUB_MAX_CHANNEL + 16];
+    wsj__feed(w, feed, sizeof(feed));
+    char hello[160 + WSJ_USER_JSON + sizeof(feed)], user[WSJ_USER_JSON];
     int n = snprintf(hello, sizeof(hello),
-                     "{\"op\":\"welcome\",\"protocol\":\"herald.v1\",\"max_message\":%u,\"auth\":%s,\"user\":%s}",
-                     x->cfg->ws_max_message, x->auth->enabled ? "true" : "false", wsj__user(w->ws.id, user, sizeof(user)));
+                     "{\"op\":\"welcome\",\"protocol\":\"herald.v1\",\"max_message\":%u,\"auth\":%s,\"user\":%s%s}",
+                     x->cfg->ws_max_message, x->auth->enabled ? "true" : "false", wsj__user(w->ws.id, user, sizeof(user)),
+                     feed);
     ws_send_copy(&w->ws, true, hello, (size_t)n);
 }

@@ -63,12 +63,40 @@ static const ws_app_t ws_sub_app = {
     .on_close = ws_sub__on_close,
 };
 
+/* users.h: the admin disconnected the user: a Close with 4001 (or 4002: reconnect) and the
+ * reason (there is no room for a notice in this protocol). */
+static void ws_sub__user_disconnect(users_conn_t *uc, const char *reason, bool reconnect)
+{
+    ws_t *ws = container_of(uc, ws_t, uc);
+    ws_close(ws, reconnect ? WS_CLOSE_RECONNECT : WS_CLOSE_DISCONNECTED, reason);
+}
+
+/* users.h: the admin unsubscribed the user from ch; with no channel left the connection closes
+ * with 1000 "unsubscribed". */
+static uint32_t ws_sub__user_unsubscribe(users_conn_t *uc, const char *ch, size_t n)
+{
+    ws_sub_t *s = (ws_sub_t *)container_of(uc, ws_t, uc);
+    uint32_t live;
+    uint32_t k = s->st ? stream_drop_channel(s->st, ch, n, &live) : 0;
+    if (k && !live) ws_close(&s->ws, WS_CLOSE_NORMAL, "unsubscribed");
+    return k;
+}
+
+static const users_conn_ops_t ws_sub_user_ops = {
+    .disconnect = ws_sub__user_disconnect,
+    .unsubscribe = ws_sub__user_unsubscribe,
+};
+
 void ws_sub_serve(xp_ctx_t *x, http_conn_t *hc, http_req_t *req, subreq_t *sr, auth_id_t *id)
 {
     ws_sub_t *s = (ws_sub_t *)ws_accept(x, hc, req, &ws_sub_app, sizeof(ws_sub_t), false, id);
     if (!s) return;
     s->st = stream_open(x, &hc->base, sr, &ws_sub_kind, &s->ws);
-    if (!s->st) ws_close(&s->ws, WS_CLOSE_INTERNAL, "out of memory");
+    if (!s->st) {
+        ws_close(&s->ws, WS_CLOSE_INTERNAL, "out of memory");
+        return;
+    }
+    ws_user_register(&s->ws, &ws_sub_user_ops, "websocket");
 }
 
 static void ws_echo__on_message(ws_t *ws, bool text, char *data, size_t n)

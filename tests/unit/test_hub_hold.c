@@ -95,7 +95,7 @@ static void setup(loop_t *loop, hub_t *hub, fake_t *f)
     f->hub = hub;
     hist_limits_t lim = {100, 1 << 20, 0};
     CHECK_EQ(hub_init(hub, loop, &f->base, &lim), 0);
-    f->eng = (engine_t){&fake_engine_ops, "fake"};
+    f->eng = (engine_t){.ops = &fake_engine_ops, .name = "fake"};
     hub->engine = &f->eng;
 }
 

@@ -46,8 +46,49 @@ TEST(parse_refusals)
 {
     pubreq_t r;
     char why[160];
-    CHECK_EQ(parse("{\"channels\":[\"a\"],\"data\":\"x\",\"ttl\":5}", 10, &r, why), HR_EINVAL);
-    CHECK(strcmp(why, "unknown field: ttl") == 0);
+    CHECK_EQ(parse("{\"channels\":[\"a\"],\"data\":\"x\",\"dleay\":5}", 10, &r, why), HR_EINVAL);
+    CHECK(strcmp(why, "unknown field: dleay") == 0);
+    CHECK_EQ(parse("{\"channels\":[\"a\"],\"data\":\"x\",\"delay\":5,\"at\":5}", 10, &r, why), HR_EINVAL);
+    CHECK_EQ(parse("{\"channels\":[\"a\"],\"data\":\"x\",\"delay\":0}", 10, &r, why), HR_EINVAL);
+    CHECK_EQ(parse("{\"channels\":[\"a\"],\"data\":\"x\",\"at\":\"tomorrow\"}", 10, &r, why), HR_EINVAL);
+    CHECK_EQ(parse("{\"channels\":[\"a\"],\"data\":\"x\",\"delay\":5}", 10, &r, why), 0);
+    CHECK_EQ(r.delay, 5u);
+    pubreq_free(&r);
+    CHECK_EQ(parse("{\"channels\":[\"a\"],\"data\":\"x\",\"at\":1796547600}", 10, &r, why), 0);
+    CHECK_EQ(r.at_ms, 1796547600000ull);
+    pubreq_free(&r);
+    uint64_t at = 0;
+    CHECK_EQ(pubreq_at_text("2026-12-06T09:00:00Z", 20, &at), 0);
+    CHECK_EQ(at, 1796547600000ull);
+    CHECK_EQ(pubreq_at_text("2026-12-06T10:00:00.25+01:00", 28, &at), 0);
+    CHECK_EQ(at, 1796547600250ull);
+    CHECK_EQ(pubreq_at_text("2026-12-06t08:30:00-00:30", 25, &at), 0);
+    CHECK_EQ(at, 1796547600000ull);
+    CHECK_EQ(pubreq_at_text("1796547600", 10, &at), 0);
+    CHECK_EQ(at, 1796547600000ull);
+    CHECK_EQ(pubreq_at_text("2026-02-29T00:00:00Z", 20, &at), HR_EINVAL); /* not a leap year */
+    CHECK_EQ(pubreq_at_text("2028-02-29T00:00:00Z", 20, &at), 0);
+    CHECK_EQ(pubreq_at_text("2026-12-06T09:00:00", 19, &at), HR_EINVAL); /* no offset */
+    CHECK_EQ(pubreq_at_text("2026-13-06T09:00:00Z", 20, &at), HR_EINVAL);
+    CHECK_EQ(pubreq_at_text("2026-12-06T24:00:00Z", 20, &at), HR_EINVAL);
+    CHECK_EQ(pubreq_at_text("0", 1, &at), HR_EINVAL);
+    CHECK_EQ(pubreq_at_text("", 0, &at), HR_EINVAL);
+    uint32_t delay;
+    CHECK_EQ(pubreq_delay_text("31536001", 8, &delay), HR_EINVAL);
+    CHECK_EQ(pubreq_delay_text("60", 2, &delay), 0);
+    CHECK_EQ(parse("{\"channels\":[\"a\"],\"data\":\"x\",\"ttl\":0}", 10, &r, why), HR_EINVAL);
+    CHECK_EQ(parse("{\"channels\":[\"a\"],\"data\":\"x\",\"ttl\":\"5\"}", 10, &r, why), HR_EINVAL);
+    CHECK_EQ(parse("{\"channels\":[\"a\"],\"data\":\"x\",\"ttl\":315360001}", 10, &r, why), HR_EINVAL);
+    CHECK_EQ(parse("{\"channels\":[\"a\"],\"data\":\"x\",\"ttl\":5}", 10, &r, why), 0);
+    CHECK_EQ(r.ttl, 5u);
+    pubreq_free(&r);
+    uint32_t ttl = 0;
+    CHECK_EQ(pubreq_ttl_text("60", 2, &ttl), 0);
+    CHECK_EQ(ttl, 60u);
+    CHECK_EQ(pubreq_ttl_text("0", 1, &ttl), HR_EINVAL);
+    CHECK_EQ(pubreq_ttl_text("-1", 2, &ttl), HR_EINVAL);
+    CHECK_EQ(pubreq_ttl_text("9999999999", 10, &ttl), HR_EINVAL);
+    CHECK_EQ(pubreq_ttl_text("", 0, &ttl), HR_EINVAL);
     CHECK_EQ(parse("{\"channels\":[\"a\"],\"data\":\"x\",\"de\\\"lay\":5}", 10, &r, why), HR_EINVAL);
     CHECK(strcmp(why, "unknown field: de?lay") == 0); /* JSON-safe */
     CHECK_EQ(parse("{\"channels\":[],\"data\":\"x\"}", 10, &r, why), HR_EINVAL);

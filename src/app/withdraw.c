@@ -1,0 +1,78 @@
+/* withdraw.c - the withdrawal route (see withdraw.h). The channel part may be percent-encoded
+ * (user%2F42) or not (user/42): the path is split at its last "/messages/", so a channel whose
+ * own name ends in "/messages/N" must be written encoded. */
+#include "withdraw.h"
+
+#include <string.h>
+
+#include "../core/err.h"
+#include "../core/log.h"
+
+#define WD_SEP "/messages/"
+#define WD_SEP_LEN 10
+
+/* Splits rest into channel and id; false when it is not "X/messages/DIGITS" (id 1..2^64-1). */
+static bool withdraw__split(span_t rest, span_t *chan, uint64_t *id)
+{
+    if (rest.n <= WD_SEP_LEN) return false;
+    for (size_t i = rest.n - WD_SEP_LEN; i > 0; i--) {
+        if (memcmp(rest.p + i, WD_SEP, WD_SEP_LEN) != 0) continue;
+        const char *d = rest.p + i + WD_SEP_LEN;
+        size_t dn = rest.n - i - WD_SEP_LEN;
+        if (dn == 0 || dn > 20) return false;
+        uint64_t v = 0;
+        for (size_t k = 0; k < dn; k++) {
+            if (d[k] < '0' || d[k] > '9') return false;
+            uint64_t nv = v * 10 + (uint64_t)(d[k] - '0');
+            if (nv / 10 != v) return false; /* overflow */
+            v = nv;
+        }
+        if (!v) return false;
+        *chan = (span_t){rest.p, i};
+        *id = v;
+        return true;
+    }
+    return false;
+}
+
+bool withdraw_path(span_t rest)
+{
+    span_t c;
+    uint64_t id;
+    return withdraw__split(rest, &c, &id);
+}
+
+void withdraw_handle(app_t *app, http_conn_t *hc, http_req_t *req, span_t rest)
+{
+    if (!span_eq(req->method, "DELETE")) {
+        http_method_not_allowed(hc, "DELETE", "use DELETE to withdraw a message");
+        return;
+    }
+    span_t cs;
+    uint64_t id;
+    withdraw__split(rest, &cs, &id);
+    char chan[HUB_MAX_CHANNEL + 1];
+    ssize_t cn = http_pct_decode(cs.p, cs.n, chan, sizeof(chan));
+    if (cn < 0 || !hub_channel_valid(chan, (size_t)cn)) {
+        http_error(hc, HR_ECHANNEL, "invalid channel name");
+        return;
+    }
+    auth_id_t *who = xp_auth_request(&app->xp, hc, req);
+    if (!who) return;
+    bool ok = auth_is_admin(who);
+    if (!ok) xp_deny_http(&app->xp, hc, who, "withdraw messages of", chan, (size_t)cn);
+    auth_unref(who);
+    if (!ok) return;
+    uint32_t told = 0;
+    int rc = hub_withdraw(app->xp.hub, chan, (size_t)cn, id, &told);
+    if (rc == HR_ENOTFOUND) {
+        http_error(hc, rc, "no such message in the channel's history");
+    } else if (rc == HR_ENOTIMPL) {
+        http_error(hc, rc, "withdrawal is not supported with engine = redis");
+    } else if (rc < 0) {
+        http_error(hc, rc, "withdrawal failed");
+    } else {
+        log_info("withdrew %.*s message %llu (%u subscribers told)", (int)cn, chan, (unsigned long long)id, told);
+        http_respond(hc, 204, NULL, NULL, 0, "");
+    }
+}

@@ -1,0 +1,57 @@
+/* withdraw.c - withdrawing a published message (hub_withdraw, see hub.h).
+ *
+ * Ids in a history ring are contiguous (hist.h), so a withdrawn message cannot simply leave the
+ * middle of the ring: its place gets a tombstone, a message of the same id and time with no data
+ * and the MSG_WITHDRAWN flag. Readers skip tombstones (hub_after, hub_message), so polls, long
+ * polls and resumes no longer return it, and the tombstone leaves with the limits like any
+ * message. The store keeps the tombstone in the message's place (its append op overwrites the
+ * record of that id), so a restart does not bring the message back. Live subscribers are told
+ * through sub_t.withdrawn; a subscriber that was away learns nothing (the message is just not in
+ * its replay). engine = redis is not supported: the shared streams are append-only. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/err.h"
+#include "../core/log.h"
+#include "hub.h"
+
+int hub_withdraw(hub_t *hub, const char *name, size_t n, uint64_t id, uint32_t *told)
+{
+    *told = 0;
+    if (hub->engine) return HR_ENOTIMPL;
+    chan_t *ch = hub_channel(hub, name, n, false);
+    if (!ch) ch = hub_channel(hub, name, n, true); /* not in memory: the store may hold it */
+    if (!ch) return hub->load_rc == HR_ENOMEM ? HR_ENOMEM : HR_ENOTFOUND;
+    if (!hub_message(hub, name, n, id)) return HR_ENOTFOUND; /* also trims what aged out */
+    hist_t *h = &ch->hist;
+    uint32_t i = hist_index_after(h, id - 1);
+    msg_t *old = hist_at(h, i);
+    msg_t *tomb = msg_new(ch->name, ch->name_len, old->event, old->event_len, "", 0, id, old->time_ms);
+    if (!tomb) return HR_ENOMEM;
+    tomb->flags = MSG_WITHDRAWN;
+    bool retained = ch->retained && ch->retained->id == id;
+    int rc = hub->store->ops->append(hub->store, tomb);
+    if (rc == 0 && retained && hub->store->ops->retain) rc = hub->store->ops->retain(hub->store, NULL, name, n);
+    if (rc == 0) rc = hub_commit(hub); /* durable before anyone is told */
+    if (rc < 0) {
+        log_warn("hub: withdrawing %.*s message %llu failed: %s", (int)n, name, (unsigned long long)id,
+                 hr_strerror(rc));
+        msg_unref(tomb);
+        return rc;
+    }
+    /* the commit completed publishes waiting for it: their messages may have moved the ring */
+    i = hist_index_after(h, id - 1);
+    if (i < h->count && hist_at(h, i)->id == id) hist_replace(h, i, tomb);
+    msg_unref(tomb);
+    if (retained && ch->retained && ch->retained->id == id) hub__retain(hub, ch, NULL);
+    list_node_t *pos, *tmp;
+    list_each_safe(pos, tmp, &ch->subs)
+    {
+        sub_t *s = container_of(pos, sub_t, link);
+        if (s->withdrawn) {
+            s->withdrawn(s, id);
+            (*told)++;
+        }
+    }
+    return 0;
+}
