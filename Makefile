@@ -5,6 +5,7 @@
 #   make fuzz       build the libFuzzer targets (clang); make fuzz-smoke runs each briefly
 #   make bench      build and run the benchmark against nchan (bench/compare_nchan.sh)
 #   make bench-mqtt the MQTT benchmark against mosquitto (bench/compare_mosquitto.sh)
+#   make bench-soak 10 minutes of mixed traffic on every transport: memory, latency, loss (bench/soak.sh)
 
 CC      ?= cc
 CSTD     = -std=c11 -D_GNU_SOURCE
@@ -110,10 +111,13 @@ bench-cluster: $(B)/herald
 bench-auth: $(B)/herald
 	bash bench/auth.sh
 
+bench-soak: $(B)/herald
+	bash bench/soak.sh
+
 clean:
 	rm -rf build
 
-.PHONY: all run deps build-deps test fuzz fuzz-smoke bench bench-mqtt bench-store bench-cluster bench-auth clean build-all
+.PHONY: all run deps build-deps test fuzz fuzz-smoke bench bench-mqtt bench-store bench-cluster bench-auth bench-soak clean build-all
 .SECONDARY:
 
 -include $(shell find build -name '*.d' 2>/dev/null)

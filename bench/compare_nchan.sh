@@ -89,7 +89,7 @@ else
     printf '#include "%s/bench/loadgen.h"\nint main(int c, char **v) { return bench_main(c - 1, v + 1); }\n' \
         "$ROOT" >"$TMP/bmain.c"
     cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -O2 \
-        -o "$TMP/loadgen" "$ROOT/bench/loadgen.c" "$ROOT/src/transport/ws_codec.c" "$ROOT/src/transport/mqtt_codec.c" "$ROOT/src/core/bytes.c" \
+        -o "$TMP/loadgen" "$ROOT/bench/loadgen.c" "$ROOT/bench/loadgen_report.c" "$ROOT/src/transport/ws_codec.c" "$ROOT/src/transport/mqtt_codec.c" "$ROOT/src/core/bytes.c" \
         "$ROOT/src/core/err.c" "$TMP/bmain.c" -lcrypto -lz
     LOADGEN=("$TMP/loadgen")
 fi

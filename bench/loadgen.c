@@ -47,7 +47,16 @@
  * Credentials (herald's access control, docs/auth.md): subscribers present --token, or token
  * i mod N of --tokens-file (distinct users), as ?token= on the subscribe URL or as the MQTT
  * CONNECT password (user name "bench"); HTTP publishers send --pub-key as Authorization: Bearer.
- * The connect phase (first connect -> last subscriber ready) is timed, with the server's CPU. */
+ * The connect phase (first connect -> last subscriber ready) is timed, with the server's CPU.
+ *
+ * Mixed runs (for bench/soak.sh): --mode takes a list (sse,ws,mqtt,longpoll) and subscriber i
+ * uses entry i mod n, all on one channel and one sequence of messages, with the deliveries and
+ * the misses also counted by transport. --channels K spreads the run over K channels: subscriber
+ * i reads CHANNEL-(i mod K) and message s goes to CHANNEL-(s mod K), so each subscriber expects
+ * every K-th message, and one arriving on the wrong channel counts as unparsed. With --intervals
+ * a SIGUSR2 (read from a signalfd in the loop) prints an interval report; MQTT subscribers send
+ * a PINGREQ every 5 minutes so that runs longer than the keep alive are not cut.
+ * The types, and the measurements and reports (loadgen_report.c), are in loadgen_internal.h. */
 #include "loadgen.h"
 
 #include <arpa/inet.h>
@@ -65,7 +74,9 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
+#include <signal.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -74,128 +85,9 @@
 #include "../src/core/err.h"
 #include "../src/transport/mqtt_codec.h"
 #include "../src/transport/ws_codec.h"
+#include "loadgen_internal.h"
 
-#define LG_SCRATCH (256 * 1024)
-#define LG_MAX_HEAD 16384
-#define LG_MAX_BUF (8u << 20)
-#define LG_MAX_SAMPLES 50000000u
-#define LG_CONNECT_TRIES 5
-#define LG_MAX_TOKEN 8192 /* herald's default token_max_length */
-
-enum { K_SUB, K_PUB };
-enum { ST_NEW, ST_IDLE, ST_CONNECTING, ST_OPEN, ST_FAILED }; /* ST_IDLE: waiting to retry */
-enum { PH_CONNECT, PH_WARMUP, PH_RUN, PH_DRAIN, PH_HOLD, PH_DONE }; /* PH_HOLD: --idle-hold-ms */
-enum { MODE_SSE, MODE_LONGPOLL, MODE_WS, MODE_MQTT };
-enum { MQ_PUB_NONE, MQ_PUB_ACK, MQ_PUB_REC, MQ_PUB_COMP, MQ_PUB_PING }; /* what a publisher waits for */
-enum { PAYLOAD_X, PAYLOAD_JSON };
-enum { STYLE_HERALD, STYLE_NCHAN };
-enum { CS_SIZE, CS_DATA, CS_DATA_CRLF, CS_TRAILER };
-
-/* Incremental HTTP/1.1 response state (one response at a time per connection). */
-typedef struct {
-    bool head_done, chunked, has_len, close, done;
-    int status;
-    int cstate;
-    uint64_t left;  /* chunk bytes or Content-Length bytes still to decode */
-    size_t dec_len; /* decoded, unconsumed body bytes at the start of the stored buffer */
-    char etag[64], lastmod[64];
-    /* WebSocket handshake answer */
-    bool upgrade_ws, conn_upgrade; /* Upgrade: websocket, Connection: upgrade */
-    bool pmd, pmd_snct, ext_other; /* permessage-deflate; its server_no_context_takeover; anything else */
-    char accept[32];               /* Sec-WebSocket-Accept */
-} lg_resp_t;
-
-typedef struct {
-    int fd;
-    uint8_t kind, state;
-    bool ready;    /* subscriber: counted as connected */
-    bool want_out; /* EPOLLOUT registered */
-    bool busy;     /* publisher: a request is in flight */
-    bool lp_primed; /* herald long poll: has a cursor from the first poll */
-    uint8_t tries;
-    uint32_t idx;
-    char *buf; /* unparsed input, see the file comment */
-    size_t len, cap;
-    char *out; /* unwritten request bytes */
-    size_t out_len, out_off;
-    lg_resp_t r;
-    uint64_t *seen; /* subscriber: bitmap of received sequence numbers */
-    uint32_t got;
-    char cursor[32];              /* herald long poll last_id */
-    char etag[64], lastmod[64];   /* nchan long poll cursor */
-    uint64_t retry_at;            /* reconnect not before this time (us) */
-    /* WebSocket subscriber */
-    bool ws_open;    /* the 101 arrived: the input is frames */
-    bool ws_deflate; /* permessage-deflate was agreed (RSV1 allowed) */
-    bool ws_ctx;     /* ... without server_no_context_takeover: zs keeps the window across messages */
-    char ws_key[25]; /* Sec-WebSocket-Key sent */
-    ws_msg_t wsm;    /* fragment sequencing */
-    char *frag;      /* a fragmented message's payload so far (allocated only for fragments) */
-    size_t frag_len, frag_cap;
-    z_stream *zs; /* per-connection inflater (ws_ctx only) */
-    /* MQTT */
-    bool mq;          /* this connection speaks MQTT (to --mqtt-url) */
-    uint8_t mq_wait;  /* publisher: MQ_PUB_* for the PUBLISH in flight */
-    uint16_t mq_pid;  /* publisher: the packet id of the PUBLISH in flight */
-} lg_conn_t;
-
-typedef struct {
-    /* options */
-    char host[64];
-    int port;
-    char prefix[128];
-    char phost[64]; /* --pub-url (default: --url): where the HTTP publishers post */
-    int pport;
-    char pprefix[128];
-    char channel[200];
-    uint32_t subs, messages, size, pub_conns, window, ramp_batch, idle_conns;
-    double rate;
-    uint32_t warmup_ms, timeout_s, drain_ms;
-    int mode, style, payload;
-    long server_pid;
-    bool json, idle_distinct, quiet, deflate;
-    const char *token, *pub_key; /* --token, --pub-key */
-    char **tokens;               /* --tokens-file: subscriber i presents tokens[i % ntokens] */
-    uint32_t ntokens;
-    /* runtime */
-    struct sockaddr_in addr, paddr;
-    int ep;
-    char *scratch;
-    lg_conn_t *conns;
-    uint32_t nconns, nsubs;
-    int phase;
-    uint64_t t0, t_ready, t_start, t_last_pub_ans, t_last_delivery, t_deadline, t_progress;
-    uint32_t started, pending, ready_subs, failed_subs, retrying;
-    uint32_t next_seq, inflight, pub_ok, pub_err, pub_sent;
-    uint64_t delivered, duplicates, bad_events, gap_events, sub_disconnects, lp_requests;
-    uint32_t *lat;
-    size_t nlat, latcap;
-    bool samples_capped, timed_out;
-    long clk_tck;
-    double cpu_before, cpu_after;
-    double cpu_connect0, cpu_connected; /* server CPU at the first connect and when all are ready */
-    long rss_before_kb, rss_ready_kb, rss_end_kb;
-    char first_error[160];
-    /* WebSocket */
-    uint64_t rng;         /* xorshift state: keys and masks */
-    z_stream zs;          /* the shared inflater (server_no_context_takeover) */
-    bool zs_init;
-    char *infl;           /* inflated message */
-    size_t infl_cap;
-    uint32_t ws_deflate_subs, ws_ctx_subs;
-    uint64_t ws_msgs, ws_compressed, ws_wire_bytes, ws_frames, ws_pings, ws_closes;
-    /* MQTT */
-    struct sockaddr_in maddr; /* --mqtt-url */
-    char mhost[64];
-    int mport;
-    uint8_t qos, mqtt_version;
-    bool pub_mqtt; /* --pub-via mqtt */
-    uint32_t idle_hold_ms;
-    long rss_held_kb;
-    uint64_t t_hold_end;
-    uint32_t mq_granted_min; /* lowest QoS granted in a SUBACK (4 before any) */
-    uint64_t mq_publish_rx, mq_qos_rx[3], mq_acks_sent, mq_pubrel_rx, mq_dup_rx;
-} lg_ctx_t;
+#define LG_MQ_PING_US (300 * 1000000ull) /* MQTT subscribers' keep-alive PINGREQ (keep alive 600 s) */
 
 static uint64_t now_us(void)
 {
@@ -204,69 +96,37 @@ static uint64_t now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+uint64_t lg__now_us(void)
+{
+    return now_us();
+}
+
+const char *lg__mode_name(const lg_ctx_t *x, int m)
+{
+    if (m == MODE_SSE) return "sse";
+    if (m == MODE_LONGPOLL) return "longpoll";
+    if (m == MODE_MQTT) return "mqtt";
+    return x->deflate ? "ws-deflate" : "ws";
+}
+
+/* The channel of subscriber c (0 without --channels). */
+static uint32_t sub_chan_no(const lg_ctx_t *x, const lg_conn_t *c)
+{
+    return x->channels > 1 ? c->idx % x->channels : 0;
+}
+
+uint64_t lg__expected(const lg_ctx_t *x, const lg_conn_t *c, uint32_t upto)
+{
+    if (x->channels <= 1) return upto;
+    uint32_t j = sub_chan_no(x, c);
+    return j < upto ? (uint64_t)(upto - 1 - j) / x->channels + 1 : 0;
+}
+
 static void note_error(lg_ctx_t *x, const char *fmt, const char *a, int b)
 {
     if (x->first_error[0]) return;
     snprintf(x->first_error, sizeof(x->first_error), fmt, a, b);
     if (!x->quiet) fprintf(stderr, "bench: %s\n", x->first_error);
-}
-
-/* ---- server measurements from /proc ---- */
-
-static double proc_cpu_s(const lg_ctx_t *x)
-{
-    if (x->server_pid <= 0) return -1;
-    char path[64], line[1024];
-    snprintf(path, sizeof(path), "/proc/%ld/stat", x->server_pid);
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    size_t n = fread(line, 1, sizeof(line) - 1, f);
-    fclose(f);
-    line[n] = 0;
-    char *p = strrchr(line, ')');
-    if (!p) return -1;
-    /* after ")": field 3 (state) ... field 14 utime, 15 stime */
-    unsigned long long ut = 0, st = 0;
-    int field = 2;
-    for (char *tok = strtok(p + 1, " "); tok; tok = strtok(NULL, " ")) {
-        field++;
-        if (field == 14) ut = strtoull(tok, NULL, 10);
-        if (field == 15) {
-            st = strtoull(tok, NULL, 10);
-            break;
-        }
-    }
-    return (double)(ut + st) / (double)x->clk_tck;
-}
-
-/* The same from /proc/PID/schedstat (nanoseconds on a CPU, of the main thread: all of herald, which
- * has one), for the connect phase, which is too short for clock ticks; else proc_cpu_s(). */
-static double proc_cpu_fine_s(const lg_ctx_t *x)
-{
-    char path[64];
-    unsigned long long ns = 0;
-    snprintf(path, sizeof(path), "/proc/%ld/schedstat", x->server_pid);
-    FILE *f = x->server_pid > 0 ? fopen(path, "r") : NULL;
-    bool ok = f && fscanf(f, "%llu", &ns) == 1;
-    if (f) fclose(f);
-    return ok ? (double)ns / 1e9 : proc_cpu_s(x);
-}
-
-static long proc_rss_kb(const lg_ctx_t *x)
-{
-    if (x->server_pid <= 0) return -1;
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%ld/status", x->server_pid);
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    long kb = -1;
-    while (fgets(line, sizeof(line), f))
-        if (strncmp(line, "VmRSS:", 6) == 0) {
-            kb = strtol(line + 6, NULL, 10);
-            break;
-        }
-    fclose(f);
-    return kb;
 }
 
 /* ---- connections ---- */
@@ -381,7 +241,19 @@ static const char *sub_channel(lg_ctx_t *x, lg_conn_t *c, char *tmp, size_t n)
         snprintf(tmp, n, "%s-%u", x->channel, c->idx);
         return tmp;
     }
+    if (x->channels > 1) {
+        snprintf(tmp, n, "%s-%u", x->channel, sub_chan_no(x, c));
+        return tmp;
+    }
     return x->channel;
+}
+
+/* The channel message seq is published to. */
+static const char *pub_channel(const lg_ctx_t *x, uint32_t seq, char *tmp, size_t n)
+{
+    if (x->channels <= 1) return x->channel;
+    snprintf(tmp, n, "%s-%u", x->channel, seq % x->channels);
+    return tmp;
 }
 
 /* The token c presents, or NULL: publishers only --token (MQTT), subscribers --tokens-file first. */
@@ -451,7 +323,7 @@ static int send_sub_request(lg_ctx_t *x, lg_conn_t *c)
     const char *chan = sub_channel(x, c, ch, sizeof(ch));
     const char *tok = conn_token(x, c), *tq = tok ? "?token=" : "", *tv = tok ? tok : "";
     int n;
-    if (x->mode == MODE_WS) {
+    if (c->mode == MODE_WS) {
         uint8_t raw[16];
         uint64_t a = rng_next(x), b = rng_next(x);
         memcpy(raw, &a, 8);
@@ -462,7 +334,7 @@ static int send_sub_request(lg_ctx_t *x, lg_conn_t *c)
                      "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: %s\r\n%s\r\n",
                      x->prefix, chan, tq, tv, x->host, x->port, c->ws_key,
                      x->deflate ? "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" : "");
-    } else if (x->mode == MODE_SSE)
+    } else if (c->mode == MODE_SSE)
         n = snprintf(req, sizeof(req),
                      "GET %s/sub/%s%s%s HTTP/1.1\r\nHost: %s:%d\r\nAccept: text/event-stream\r\n\r\n",
                      x->prefix, chan, tq, tv, x->host, x->port);
@@ -481,7 +353,7 @@ static int send_sub_request(lg_ctx_t *x, lg_conn_t *c)
         n = snprintf(req, sizeof(req), "GET %s/sub/%s%s%s HTTP/1.1\r\nHost: %s:%d\r\n\r\n", x->prefix, chan, tq,
                      tv, x->host, x->port);
     if (n < 0 || (size_t)n >= sizeof(req)) return -1;
-    if (x->mode == MODE_LONGPOLL) x->lp_requests++;
+    if (c->mode == MODE_LONGPOLL) x->lp_requests++;
     return conn_send(x, c, req, (size_t)n);
 }
 
@@ -533,14 +405,15 @@ static int mqtt_send_publish(lg_ctx_t *x, lg_conn_t *c, uint32_t seq, uint64_t s
 static int send_publish(lg_ctx_t *x, lg_conn_t *c, uint32_t seq, uint64_t sched)
 {
     if (c->mq) return mqtt_send_publish(x, c, seq, sched);
-    char head[512 + LG_MAX_TOKEN], body[64];
+    char head[512 + LG_MAX_TOKEN], body[64], ch[240];
     int bn = snprintf(body, sizeof(body), "%" PRIu64 " %u ", sched, seq);
     size_t plen = x->size > (uint32_t)bn ? x->size : (size_t)bn;
     int hn = snprintf(head, sizeof(head),
                       "POST %s/pub/%s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: text/plain\r\n"
                       "%s%s%sContent-Length: %zu\r\n\r\n",
-                      x->pprefix, x->channel, x->phost, x->pport, x->pub_key ? "Authorization: Bearer " : "",
-                      x->pub_key ? x->pub_key : "", x->pub_key ? "\r\n" : "", plen);
+                      x->pprefix, pub_channel(x, seq, ch, sizeof(ch)), x->phost, x->pport,
+                      x->pub_key ? "Authorization: Bearer " : "", x->pub_key ? x->pub_key : "",
+                      x->pub_key ? "\r\n" : "", plen);
     if (hn < 0 || (size_t)hn >= sizeof(head)) return -1;
     char *req = malloc((size_t)hn + plen);
     if (!req) return -1;
@@ -584,6 +457,7 @@ static void deliver(lg_ctx_t *x, lg_conn_t *c, const char *d, size_t n, uint64_t
     size_t j = ++i;
     while (i < n && d[i] >= '0' && d[i] <= '9') seq = seq * 10 + (uint64_t)(d[i++] - '0');
     if (i == j || seq >= x->messages || !c->seen) goto bad;
+    if (x->channels > 1 && seq % x->channels != sub_chan_no(x, c)) goto bad; /* another channel's */
     uint64_t bit = 1ull << (seq & 63);
     if (c->seen[seq >> 6] & bit) {
         x->duplicates++;
@@ -592,6 +466,7 @@ static void deliver(lg_ctx_t *x, lg_conn_t *c, const char *d, size_t n, uint64_t
     c->seen[seq >> 6] |= bit;
     c->got++;
     x->delivered++;
+    x->mode_delivered[c->mode]++;
     x->t_last_delivery = x->t_progress = now;
     lat_push(x, now > sched ? now - sched : 0);
     return;
@@ -829,6 +704,8 @@ static void sub_set_ready(lg_ctx_t *x, lg_conn_t *c)
     if (c->ready) return;
     c->ready = true;
     x->ready_subs++;
+    x->mode_subs[c->mode]++;
+    if (c->seen) x->want += lg__expected(x, c, x->messages);
     if (x->pending) x->pending--;
 }
 
@@ -847,7 +724,7 @@ static int on_response(lg_ctx_t *x, lg_conn_t *c, const char *d, size_t n, uint6
         }
         return 0;
     }
-    if (x->mode != MODE_LONGPOLL) return -1; /* an SSE stream ended */
+    if (c->mode != MODE_LONGPOLL) return -1; /* an SSE stream ended */
     if (x->style == STYLE_HERALD) {
         if (r->status != 200) {
             note_error(x, "long poll answered %s%d", "HTTP ", r->status);
@@ -1131,12 +1008,12 @@ static int mqtt_send_subscribe(lg_ctx_t *x, lg_conn_t *c)
 /* PUBLISH of message seq at --qos; QoS 0 is followed by a PINGREQ whose PINGRESP ends it. */
 static int mqtt_send_publish(lg_ctx_t *x, lg_conn_t *c, uint32_t seq, uint64_t sched)
 {
-    char *pl = malloc(payload_len(x));
+    char *pl = malloc(payload_len(x)), ch[240];
     if (!pl) return -1;
     size_t plen = payload_write(x, pl, seq, sched);
     mqtt_pkt_t p = {.type = MQTT_PUBLISH, .version = x->mqtt_version};
     p.publish.qos = x->qos;
-    p.publish.topic = span_of(x->channel);
+    p.publish.topic = span_of(pub_channel(x, seq, ch, sizeof(ch)));
     p.publish.payload = (span_t){pl, plen};
     if (x->qos) {
         c->mq_pid = (uint16_t)(c->mq_pid % 65535u + 1); /* 1..65535 */
@@ -1304,7 +1181,7 @@ static ssize_t conn_parse(lg_ctx_t *x, lg_conn_t *c, char *b, size_t len, uint64
             r->head_done = true;
             raw += hl;
             dc = de = raw; /* a new body starts at the current position */
-            if (c->kind == K_SUB && x->mode == MODE_WS) {
+            if (c->kind == K_SUB && c->mode == MODE_WS) {
                 if (ws_handshake_done(x, c) < 0) return -1;
                 sub_set_ready(x, c);
                 r->dec_len = 0;
@@ -1314,7 +1191,7 @@ static ssize_t conn_parse(lg_ctx_t *x, lg_conn_t *c, char *b, size_t len, uint64
                 memmove(b, b + raw, len - raw);
                 return (ssize_t)(len - raw);
             }
-            if (c->kind == K_SUB && x->mode == MODE_SSE) {
+            if (c->kind == K_SUB && c->mode == MODE_SSE) {
                 if (r->status != 200) {
                     note_error(x, "subscribe answered %s%d", "HTTP ", r->status);
                     return -1;
@@ -1323,7 +1200,7 @@ static ssize_t conn_parse(lg_ctx_t *x, lg_conn_t *c, char *b, size_t len, uint64
             }
         }
         if (decode_body(r, b, &de, &raw, len) < 0) return -1;
-        if (c->kind == K_SUB && x->mode == MODE_SSE) dc += sse_consume(x, c, b + dc, de - dc, now);
+        if (c->kind == K_SUB && c->mode == MODE_SSE) dc += sse_consume(x, c, b + dc, de - dc, now);
         if (!r->done) break;
         int rc = on_response(x, c, b + dc, de - dc, now);
         if (rc < 0) return -1;
@@ -1404,13 +1281,13 @@ static void on_readable(lg_ctx_t *x, lg_conn_t *c)
             if (r->head_done && !r->chunked && !r->has_len && c->kind != K_SUB) {
                 r->done = true;
                 on_response(x, c, c->buf, r->dec_len, now);
-            } else if (r->head_done && !r->chunked && !r->has_len && x->mode == MODE_LONGPOLL) {
+            } else if (r->head_done && !r->chunked && !r->has_len && c->mode == MODE_LONGPOLL) {
                 r->done = true;
                 int rc = on_response(x, c, c->buf, r->dec_len, now);
                 conn_lost(x, c, rc >= 0);
                 return;
             }
-            conn_lost(x, c, c->kind == K_PUB || x->mode == MODE_LONGPOLL);
+            conn_lost(x, c, c->kind == K_PUB || c->mode == MODE_LONGPOLL);
             return;
         }
         int keep = conn_input(x, c, (size_t)n, now);
@@ -1443,7 +1320,7 @@ static void conn_lost(lg_ctx_t *x, lg_conn_t *c, bool reconnect)
         set_retry(x, c, now_us() + 10000);
         return;
     }
-    if (reconnect && x->mode == MODE_LONGPOLL && x->phase < PH_DONE) {
+    if (reconnect && c->mode == MODE_LONGPOLL && x->phase < PH_DONE) {
         conn_close(x, c, true);
         set_retry(x, c, now_us());
         return;
@@ -1483,7 +1360,7 @@ static void on_connected(lg_ctx_t *x, lg_conn_t *c)
             return;
         }
         /* nchan long poll has no "subscribed" answer: a written request counts */
-        if (x->mode == MODE_LONGPOLL && x->style == STYLE_NCHAN) sub_set_ready(x, c);
+        if (c->mode == MODE_LONGPOLL && x->style == STYLE_NCHAN) sub_set_ready(x, c);
     }
 }
 
@@ -1508,10 +1385,14 @@ static uint64_t sched_of(const lg_ctx_t *x, uint32_t seq)
     return x->t_start + (uint64_t)((double)seq * 1e6 / x->rate);
 }
 
+/* Sends the publishes that are due. The publisher connections take turns: one that sat idle for
+ * the server's keep-alive timeout would be closed by it, and a request sent at that moment is lost
+ * (the keep-alive race), so none is left idle while another does all the work. */
 static void publish_due(lg_ctx_t *x, uint64_t now)
 {
     uint32_t np = x->nconns - x->nsubs;
-    for (uint32_t i = 0; i < np && x->next_seq < x->messages; i++) {
+    for (uint32_t k = 0; k < np && x->next_seq < x->messages; k++) {
+        uint32_t i = (x->pub_turn + k) % np;
         lg_conn_t *c = &x->conns[x->nsubs + i];
         if (c->state != ST_OPEN || c->busy || (c->mq && !c->ready)) continue;
         uint64_t sched;
@@ -1530,6 +1411,21 @@ static void publish_due(lg_ctx_t *x, uint64_t now)
         x->inflight++;
         x->pub_sent++;
         x->next_seq++;
+        x->pub_turn = i + 1;
+        if (now > sched && now - sched > x->int_pub_lag) x->int_pub_lag = now - sched;
+    }
+}
+
+/* Every LG_MQ_PING_US, a PINGREQ from each open MQTT subscriber: its CONNECT asked for a keep
+ * alive of 600 s, and a subscriber at QoS 0 sends nothing else. */
+static void mqtt_keepalive(lg_ctx_t *x, uint64_t now)
+{
+    x->t_mq_ping = now + LG_MQ_PING_US;
+    for (uint32_t i = 0; i < x->nsubs; i++) {
+        lg_conn_t *c = &x->conns[i];
+        if (!c->mq || !c->ready || c->state != ST_OPEN || c->fd < 0) continue;
+        mqtt_pkt_t ping = {.type = MQTT_PINGREQ, .version = x->mqtt_version};
+        if (mqtt_send(x, c, &ping) < 0) conn_lost(x, c, false);
     }
 }
 
@@ -1565,36 +1461,38 @@ static void step_phase(lg_ctx_t *x, uint64_t now)
         if (x->started == x->nsubs && x->ready_subs + x->failed_subs >= x->nsubs && pubs_ok) {
             x->phase = PH_WARMUP;
             x->t_ready = now;
-            x->cpu_connected = proc_cpu_fine_s(x);
+            x->cpu_connected = lgr_cpu_fine_s(x);
             if (!x->quiet)
                 fprintf(stderr, "bench: %u/%u subscribers ready in %.2f s\n", x->ready_subs, x->nsubs,
                         (double)(now - x->t0) / 1e6);
         }
     }
     if (x->phase == PH_WARMUP && now >= x->t_ready + (uint64_t)x->warmup_ms * 1000u) {
-        x->rss_ready_kb = proc_rss_kb(x);
+        x->rss_ready_kb = lgr_rss_kb(x);
         if (x->idle_conns) {
             x->phase = x->idle_hold_ms ? PH_HOLD : PH_DONE;
             x->t_hold_end = now + (uint64_t)x->idle_hold_ms * 1000u;
             return;
         }
-        x->cpu_before = proc_cpu_s(x);
+        x->cpu_before = lgr_cpu_s(x);
         x->phase = PH_RUN;
-        x->t_start = x->t_progress = now_us();
+        x->t_start = x->t_progress = x->int_t = now_us();
+        x->t_mq_ping = x->t_start + LG_MQ_PING_US;
+        if (!x->quiet) fprintf(stderr, "bench: publishing\n");
     }
+    if ((x->phase == PH_RUN || x->phase == PH_DRAIN) && now >= x->t_mq_ping) mqtt_keepalive(x, now);
     if (x->phase == PH_RUN) {
         publish_due(x, now);
         if (x->next_seq >= x->messages) x->phase = PH_DRAIN;
     }
     if (x->phase == PH_DRAIN) {
-        uint64_t want = (uint64_t)x->ready_subs * x->messages;
-        if (x->delivered >= want && x->inflight == 0) x->phase = PH_DONE;
+        if (x->delivered >= x->want && x->inflight == 0) x->phase = PH_DONE;
         else if (x->inflight == 0 && now > x->t_progress + (uint64_t)x->drain_ms * 1000u &&
                  now > x->t_last_pub_ans + (uint64_t)x->drain_ms * 1000u)
             x->phase = PH_DONE; /* nothing arrived for --drain-ms: the rest is lost */
     }
     if (x->phase == PH_HOLD && now >= x->t_hold_end) {
-        x->rss_held_kb = proc_rss_kb(x);
+        x->rss_held_kb = lgr_rss_kb(x);
         x->phase = PH_DONE;
     }
     if (x->phase != PH_DONE && now >= x->t_deadline) {
@@ -1629,6 +1527,13 @@ static void run_loop(lg_ctx_t *x)
         }
         for (int i = 0; i < n; i++) {
             lg_conn_t *c = evs[i].data.ptr;
+            if (!c) { /* the signalfd: SIGUSR2 asks for an interval report */
+                struct signalfd_siginfo si;
+                bool got = false;
+                while (read(x->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) got = true;
+                if (got) lgr_interval(x, now_us());
+                continue;
+            }
             if (c->fd < 0) continue;
             uint32_t e = evs[i].events;
             if (c->state == ST_CONNECTING) {
@@ -1641,162 +1546,6 @@ static void run_loop(lg_ctx_t *x)
     }
 }
 
-/* ---- report ---- */
-
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double pct_ms(const lg_ctx_t *x, double p)
-{
-    if (!x->nlat) return -1;
-    size_t i = (size_t)(p * (double)(x->nlat - 1) + 0.5);
-    return x->lat[i] / 1000.0;
-}
-
-/* The subscriber transport as reported: sse, longpoll, ws or ws-deflate. */
-static const char *mode_name(const lg_ctx_t *x)
-{
-    if (x->mode == MODE_SSE) return "sse";
-    if (x->mode == MODE_LONGPOLL) return "longpoll";
-    if (x->mode == MODE_MQTT) return "mqtt";
-    return x->deflate ? "ws-deflate" : "ws";
-}
-
-static int report(lg_ctx_t *x)
-{
-    uint64_t end = now_us();
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    double lg_cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-                    ru.ru_stime.tv_usec / 1e6;
-    const char *style = x->style == STYLE_NCHAN ? "nchan" : "herald";
-    const char *mode = mode_name(x);
-    /* the connect phase: first subscriber connect -> last subscriber ready */
-    double conn_ms = x->t_ready ? (double)(x->t_ready - x->t0) / 1e3 : -1;
-    double conn_per_s = conn_ms > 0 ? x->ready_subs * 1e3 / conn_ms : -1;
-    double conn_cpu = x->cpu_connect0 >= 0 && x->cpu_connected >= 0 ? x->cpu_connected - x->cpu_connect0 : -1;
-    double conn_cpu_per = conn_cpu >= 0 && x->ready_subs ? conn_cpu * 1e6 / x->ready_subs : -1;
-    char conn_json[160];
-    snprintf(conn_json, sizeof(conn_json),
-             "\"connect_ms\":%.1f,\"connects_per_s\":%.0f,\"connect_cpu_s\":%.4f,\"connect_cpu_us_per_conn\":%.2f,",
-             conn_ms, conn_per_s, conn_cpu, conn_cpu_per);
-    if (x->idle_conns) {
-        double per = (x->rss_before_kb >= 0 && x->rss_ready_kb >= 0 && x->ready_subs)
-                         ? (double)(x->rss_ready_kb - x->rss_before_kb) * 1024.0 / x->ready_subs
-                         : -1;
-        if (x->json)
-            printf("{\"scenario\":\"idle\",\"style\":\"%s\",\"mode\":\"%s\",\"idle_conns\":%u,\"connected\":%u,"
-                   "\"failed\":%u,\"distinct_channels\":%s,\"rss_before_kb\":%ld,\"rss_after_kb\":%ld,"
-                   "\"rss_per_conn_bytes\":%.0f,\"rss_held_kb\":%ld,\"ws_deflate_subs\":%u,\"qos\":%u,"
-                   "\"mqtt_version\":%u,%s\"timed_out\":%s,\"error\":\"%s\"}\n",
-                   style, mode, x->idle_conns, x->ready_subs, x->failed_subs, x->idle_distinct ? "true" : "false",
-                   x->rss_before_kb, x->rss_ready_kb, per, x->idle_hold_ms ? x->rss_held_kb : -1, x->ws_deflate_subs,
-                   x->qos, x->mqtt_version, conn_json, x->timed_out ? "true" : "false", x->first_error);
-        else {
-            printf("idle connections:   %u requested (%s), %u connected, %u failed (%s)\n", x->idle_conns, mode,
-                   x->ready_subs, x->failed_subs, x->idle_distinct ? "distinct channels" : "one channel");
-            printf("server RSS:         %ld kB before, %ld kB with the connections\n", x->rss_before_kb,
-                   x->rss_ready_kb);
-            printf("RSS per connection: %.0f bytes\n", per);
-            printf("connect:            %.1f ms, %.0f connections/s", conn_ms, conn_per_s);
-            if (x->server_pid > 0) printf("; server CPU %.3f s, %.1f us per connection", conn_cpu, conn_cpu_per);
-            printf("\n");
-            if (x->idle_hold_ms) printf("server RSS held:    %ld kB after holding %u ms\n", x->rss_held_kb, x->idle_hold_ms);
-        }
-        return (x->ready_subs == x->idle_conns && !x->timed_out) ? 0 : 2;
-    }
-    uint64_t expected = (uint64_t)x->ready_subs * x->messages;
-    uint64_t missing = expected > x->delivered ? expected - x->delivered : 0;
-    uint64_t last = x->t_last_delivery > x->t_start ? x->t_last_delivery : end;
-    double elapsed = x->t_start ? (double)(last - x->t_start) / 1e6 : 0;
-    double dps = elapsed > 0 ? (double)x->delivered / elapsed : 0;
-    double pub_el = x->t_last_pub_ans > x->t_start ? (double)(x->t_last_pub_ans - x->t_start) / 1e6 : 0;
-    double pps = pub_el > 0 ? x->pub_ok / pub_el : 0;
-    if (x->nlat) qsort(x->lat, x->nlat, sizeof(*x->lat), cmp_u32);
-    double p50 = pct_ms(x, 0.50), p90 = pct_ms(x, 0.90), p99 = pct_ms(x, 0.99),
-           mx = x->nlat ? x->lat[x->nlat - 1] / 1000.0 : -1;
-    double cpu = (x->cpu_before >= 0 && x->cpu_after >= 0) ? x->cpu_after - x->cpu_before : -1;
-    double cpu_per = (cpu >= 0 && x->delivered) ? cpu * 1e6 / (double)x->delivered : -1;
-    double rss_per = (x->rss_before_kb >= 0 && x->rss_ready_kb >= 0 && x->ready_subs)
-                         ? (double)(x->rss_ready_kb - x->rss_before_kb) * 1024.0 / x->ready_subs
-                         : -1;
-    if (x->json) {
-        printf("{\"scenario\":\"fanout\",\"style\":\"%s\",\"mode\":\"%s\",\"subs\":%u,\"subs_connected\":%u,"
-               "\"subs_failed\":%u,\"messages\":%u,\"rate\":%g,\"window\":%u,\"size\":%u,\"pub_conns\":%u,"
-               "\"expected\":%" PRIu64 ",\"deliveries\":%" PRIu64 ",\"missing\":%" PRIu64
-               ",\"duplicates\":%" PRIu64 ",\"bad_events\":%" PRIu64 ",\"gap_events\":%" PRIu64
-               ",\"sub_disconnects\":%" PRIu64 ",\"elapsed_s\":%.3f,\"deliveries_per_s\":%.0f,"
-               "\"lat_p50_ms\":%.3f,\"lat_p90_ms\":%.3f,\"lat_p99_ms\":%.3f,\"lat_max_ms\":%.3f,"
-               "\"samples\":%zu,\"samples_capped\":%s,\"pub_ok\":%u,\"pub_err\":%u,\"pub_per_s\":%.1f,"
-               "\"server_cpu_s\":%.3f,\"cpu_us_per_delivery\":%.3f,\"rss_before_kb\":%ld,"
-               "\"rss_connected_kb\":%ld,\"rss_end_kb\":%ld,\"rss_per_conn_bytes\":%.0f,"
-               "\"loadgen_cpu_s\":%.3f,\"lp_requests\":%" PRIu64 ",\"payload\":\"%s\",\"ws_deflate_subs\":%u,"
-               "\"ws_context_subs\":%u,\"ws_messages\":%" PRIu64 ",\"ws_compressed\":%" PRIu64
-               ",\"ws_wire_bytes\":%" PRIu64 ",\"ws_frames\":%" PRIu64 ",\"ws_pings\":%" PRIu64
-               ",\"ws_closes\":%" PRIu64 ",\"qos\":%u,\"mqtt_version\":%u,\"pub_via\":\"%s\","
-               "\"mqtt_granted_qos\":%d,\"mqtt_publish_rx\":%" PRIu64 ",\"mqtt_publish_rx_qos\":[%" PRIu64 ",%" PRIu64
-               ",%" PRIu64 "],\"mqtt_dup_rx\":%" PRIu64 ",\"mqtt_acks_sent\":%" PRIu64 ",\"mqtt_pubrel_rx\":%" PRIu64
-               ",%s\"timed_out\":%s,\"error\":\"%s\"}\n",
-               style, mode, x->nsubs, x->ready_subs, x->failed_subs, x->messages, x->rate, x->window, x->size,
-               x->pub_conns, expected, x->delivered, missing, x->duplicates, x->bad_events, x->gap_events,
-               x->sub_disconnects, elapsed, dps, p50, p90, p99, mx, x->nlat, x->samples_capped ? "true" : "false",
-               x->pub_ok, x->pub_err, pps, cpu, cpu_per, x->rss_before_kb, x->rss_ready_kb, x->rss_end_kb, rss_per,
-               lg_cpu, x->lp_requests, x->payload == PAYLOAD_JSON ? "json" : "x", x->ws_deflate_subs, x->ws_ctx_subs,
-               x->ws_msgs, x->ws_compressed, x->ws_wire_bytes, x->ws_frames, x->ws_pings, x->ws_closes, x->qos,
-               x->mqtt_version, x->pub_mqtt ? "mqtt" : "http", x->mq_granted_min > 2 ? -1 : (int)x->mq_granted_min,
-               x->mq_publish_rx, x->mq_qos_rx[0], x->mq_qos_rx[1], x->mq_qos_rx[2], x->mq_dup_rx, x->mq_acks_sent,
-               x->mq_pubrel_rx, conn_json, x->timed_out ? "true" : "false", x->first_error);
-    } else {
-        printf("server style:       %s, mode %s\n", style, mode);
-        printf("subscribers:        %u connected of %u (%u failed, %" PRIu64 " disconnected)\n", x->ready_subs,
-               x->nsubs, x->failed_subs, x->sub_disconnects);
-        printf("connect:            %.1f ms, %.0f connections/s", conn_ms, conn_per_s);
-        if (x->server_pid > 0) printf("; server CPU %.3f s, %.1f us per connection", conn_cpu, conn_cpu_per);
-        printf("\n");
-        printf("messages:           %u of %u bytes (%s), ", x->messages, x->size,
-               x->payload == PAYLOAD_JSON ? "JSON-like" : "x padding");
-        if (x->rate > 0) printf("rate %g/s, %u publisher conn(s)\n", x->rate, x->pub_conns);
-        else printf("flat out, window %u, %u publisher conn(s)\n", x->window, x->pub_conns);
-        printf("publishes:          %u ok, %u failed, %.1f answers/s\n", x->pub_ok, x->pub_err, pps);
-        printf("deliveries:         %" PRIu64 " of %" PRIu64 " (missing %" PRIu64 ", duplicates %" PRIu64
-               ", unparsed %" PRIu64 ", gaps %" PRIu64 ")\n",
-               x->delivered, expected, missing, x->duplicates, x->bad_events, x->gap_events);
-        if (x->mode == MODE_WS) {
-            printf("websocket:          %" PRIu64 " messages in %" PRIu64 " frames, %" PRIu64
-                   " payload bytes on the wire (%.1f per message)\n",
-                   x->ws_msgs, x->ws_frames, x->ws_wire_bytes, x->ws_msgs ? (double)x->ws_wire_bytes / x->ws_msgs : 0);
-            if (x->deflate)
-                printf("permessage-deflate: agreed by %u subscribers (%u keep a context), %" PRIu64
-                       " messages compressed\n",
-                       x->ws_deflate_subs, x->ws_ctx_subs, x->ws_compressed);
-            if (x->ws_pings || x->ws_closes)
-                printf("control frames:     %" PRIu64 " pings answered, %" PRIu64 " closes\n", x->ws_pings,
-                       x->ws_closes);
-        }
-        if (x->mode == MODE_MQTT || x->pub_mqtt)
-            printf("mqtt:               v%u, QoS %u, publishing over %s; %" PRIu64 " PUBLISH received (QoS 0/1/2: %" PRIu64
-                   "/%" PRIu64 "/%" PRIu64 ", %" PRIu64 " DUP), %" PRIu64 " acks sent\n",
-                   x->mqtt_version == MQTT_V5 ? 5 : 3, x->qos, x->pub_mqtt ? "MQTT" : "HTTP", x->mq_publish_rx,
-                   x->mq_qos_rx[0], x->mq_qos_rx[1], x->mq_qos_rx[2], x->mq_dup_rx, x->mq_acks_sent);
-        printf("elapsed:            %.3f s (first publish -> last delivery)%s\n", elapsed,
-               x->timed_out ? "  TIMED OUT" : "");
-        printf("deliveries/s:       %.0f\n", dps);
-        printf("latency ms:         p50 %.3f  p90 %.3f  p99 %.3f  max %.3f  (%zu samples%s)\n", p50, p90, p99, mx,
-               x->nlat, x->samples_capped ? ", capped" : "");
-        if (x->server_pid > 0) {
-            printf("server CPU:         %.3f s, %.3f us per delivery\n", cpu, cpu_per);
-            printf("server RSS:         %ld kB before, %ld kB connected, %ld kB at end; %.0f bytes per subscriber\n",
-                   x->rss_before_kb, x->rss_ready_kb, x->rss_end_kb, rss_per);
-        }
-        printf("loadgen CPU:        %.3f s\n", lg_cpu);
-        if (x->first_error[0]) printf("first error:        %s\n", x->first_error);
-    }
-    return (missing == 0 && !x->timed_out && x->failed_subs == 0 && x->pub_err == 0) ? 0 : 2;
-}
-
 /* ---- options ---- */
 
 static void usage(FILE *f)
@@ -1807,7 +1556,8 @@ static void usage(FILE *f)
             "  --pub-url http://HOST:PORT    HTTP publishers post here instead (another node; default --url)\n"
             "  --channel NAME                channel (default bench)\n"
             "  --subs N                      subscribers (default 100)\n"
-            "  --mode sse|longpoll|ws|mqtt   subscriber transport (default sse)\n"
+            "  --mode sse|longpoll|ws|mqtt   subscriber transport (default sse); a list (sse,ws,mqtt) mixes\n"
+            "                                them: subscriber i uses entry i mod n\n"
             "  --mqtt-url mqtt://HOST:PORT   MQTT broker for --mode mqtt and --pub-via mqtt\n"
             "                                (default mqtt://127.0.0.1:1883)\n"
             "  --qos 0|1|2                   MQTT: subscription and publish QoS (default 0)\n"
@@ -1820,6 +1570,8 @@ static void usage(FILE *f)
             "  --size BYTES                  payload size (default 64)\n"
             "  --payload x|json              padding after the timestamp: 'x' bytes or JSON-like records\n"
             "                                (compressible a few times, for --deflate) (default x)\n"
+            "  --channels K                  spread the run over K channels: subscriber i reads CHANNEL-(i mod K),\n"
+            "                                message s goes to CHANNEL-(s mod K) (default 1: CHANNEL only)\n"
             "  --pub-conns K                 keep-alive publisher connections (default 1)\n"
             "  --ramp-batch B                subscriber handshakes in flight while connecting (default 200)\n"
             "  --warmup-ms MS                pause after all subscribers are ready (default 500)\n"
@@ -1837,10 +1589,19 @@ static void usage(FILE *f)
             "  --tokens-file F               one token per line; subscriber i presents line i mod N\n"
             "  --pub-key K                   HTTP publishers send Authorization: Bearer K\n"
             "  --json                        print one JSON line of results\n"
+            "  --intervals                   on each SIGUSR2, print a JSON line about the interval since\n"
+            "                                the previous one (deliveries, latency, missing so far)\n"
             "  --quiet                       no progress on stderr\n");
 }
 
 /* http://HOST[:PORT][/PREFIX] into host (64 bytes), port, prefix (128 bytes) and addr. */
+static bool has_mode(const lg_ctx_t *x, int m)
+{
+    for (uint32_t i = 0; i < x->nmodes; i++)
+        if (x->modes[i] == m) return true;
+    return false;
+}
+
 static int parse_url(const char *url, char *host, int *port, char *prefix, struct sockaddr_in *addr)
 {
     if (strncmp(url, "http://", 7) != 0) return -1;
@@ -1882,6 +1643,25 @@ static int parse_mqtt_url(lg_ctx_t *x, const char *url)
     return 0;
 }
 
+/* --mode: one transport or a comma-separated list of different ones. */
+static int parse_modes(lg_ctx_t *x, const char *v)
+{
+    static const char *const names[LG_NMODES] = {"sse", "longpoll", "ws", "mqtt"};
+    x->nmodes = 0;
+    while (*v) {
+        size_t n = strcspn(v, ",");
+        int m = 0;
+        while (m < LG_NMODES && (strlen(names[m]) != n || strncmp(v, names[m], n) != 0)) m++;
+        if (m == LG_NMODES || has_mode(x, m)) return -1;
+        x->modes[x->nmodes++] = (uint8_t)m;
+        v += n;
+        if (*v == ',' && *++v == 0) return -1;
+    }
+    if (!x->nmodes) return -1;
+    x->mode = x->modes[0];
+    return 0;
+}
+
 static bool num_arg(const char *s, double lo, double hi, double *out)
 {
     char *end;
@@ -1916,6 +1696,10 @@ static int parse_args(lg_ctx_t *x, int argc, char **argv)
             x->deflate = true;
             continue;
         }
+        if (strcmp(a, "--intervals") == 0) {
+            x->intervals = true;
+            continue;
+        }
         if (i + 1 >= argc) {
             fprintf(stderr, "bench: %s needs a value (or is unknown)\n", a);
             return -1;
@@ -1948,11 +1732,7 @@ static int parse_args(lg_ctx_t *x, int argc, char **argv)
             ok = *v && strlen(v) < 180;
             if (ok) snprintf(x->channel, sizeof(x->channel), "%s", v);
         } else if (strcmp(a, "--mode") == 0) {
-            if (strcmp(v, "sse") == 0) x->mode = MODE_SSE;
-            else if (strcmp(v, "longpoll") == 0) x->mode = MODE_LONGPOLL;
-            else if (strcmp(v, "ws") == 0) x->mode = MODE_WS;
-            else if (strcmp(v, "mqtt") == 0) x->mode = MODE_MQTT;
-            else ok = false;
+            ok = parse_modes(x, v) == 0;
         } else if (strcmp(a, "--payload") == 0) {
             if (strcmp(v, "x") == 0) x->payload = PAYLOAD_X;
             else if (strcmp(v, "json") == 0) x->payload = PAYLOAD_JSON;
@@ -1976,6 +1756,7 @@ static int parse_args(lg_ctx_t *x, int argc, char **argv)
                         {"--messages", &x->messages, 1, 1e8},
                         {"--size", &x->size, 1, 1 << 24},
                         {"--pub-conns", &x->pub_conns, 1, 1000},
+                        {"--channels", &x->channels, 1, 1e6},
                         {"--window", &x->window, 1, 1e6},
                         {"--ramp-batch", &x->ramp_batch, 1, 1e6},
                         {"--idle-conns", &x->idle_conns, 1, 1e6},
@@ -2006,11 +1787,12 @@ static int parse_args(lg_ctx_t *x, int argc, char **argv)
         fprintf(stderr, "bench: bad --pub-url %s (want http://HOST:PORT)\n", purl);
         return -1;
     }
-    if ((x->mode == MODE_MQTT || x->pub_mqtt) && parse_mqtt_url(x, murl) < 0) {
+    bool mq_subs = has_mode(x, MODE_MQTT);
+    if ((mq_subs || x->pub_mqtt) && parse_mqtt_url(x, murl) < 0) {
         fprintf(stderr, "bench: bad --mqtt-url %s (want mqtt://HOST:PORT)\n", murl);
         return -1;
     }
-    if ((x->mode == MODE_MQTT || x->pub_mqtt) && strpbrk(x->channel, "+#")) {
+    if ((mq_subs || x->pub_mqtt) && strpbrk(x->channel, "+#")) {
         fprintf(stderr, "bench: an MQTT topic cannot contain + or #: %s\n", x->channel);
         return -1;
     }
@@ -2018,12 +1800,12 @@ static int parse_args(lg_ctx_t *x, int argc, char **argv)
         fprintf(stderr, "bench: --pub-key is for HTTP publishers; MQTT publishers present --token\n");
         return -1;
     }
-    if (x->deflate && x->mode != MODE_WS) {
+    if (x->deflate && !has_mode(x, MODE_WS)) {
         fprintf(stderr, "bench: --deflate needs --mode ws\n");
         return -1;
     }
-    if (x->idle_conns && x->mode == MODE_LONGPOLL) {
-        fprintf(stderr, "bench: --idle-conns works with --mode sse, ws or mqtt\n");
+    if (x->idle_conns && (has_mode(x, MODE_LONGPOLL) || x->nmodes > 1 || x->channels > 1)) {
+        fprintf(stderr, "bench: --idle-conns works with one --mode of sse, ws or mqtt, and without --channels\n");
         return -1;
     }
     return 0;
@@ -2034,6 +1816,8 @@ int bench_main(int argc, char **argv)
     lg_ctx_t *x = calloc(1, sizeof(*x));
     if (!x) return 1;
     x->ep = -1;
+    x->sigfd = -1;
+    x->nmodes = 1; /* sse */
     x->subs = 100;
     x->messages = 100;
     x->size = 64;
@@ -2083,12 +1867,22 @@ int bench_main(int argc, char **argv)
     x->ep = epoll_create1(EPOLL_CLOEXEC);
     size_t words = ((size_t)x->messages + 63) / 64;
     bool ok = x->scratch && x->conns && x->ep >= 0;
+    if (ok && x->intervals) { /* SIGUSR2 is read from a signalfd in the loop, not delivered */
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGUSR2);
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+        ok = sigprocmask(SIG_BLOCK, &set, NULL) == 0 &&
+             (x->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) >= 0 &&
+             epoll_ctl(x->ep, EPOLL_CTL_ADD, x->sigfd, &ev) == 0;
+    }
     for (uint32_t i = 0; ok && i < x->nconns; i++) {
         lg_conn_t *c = &x->conns[i];
         c->fd = -1;
         c->idx = i;
         c->kind = i < x->nsubs ? K_SUB : K_PUB;
-        c->mq = c->kind == K_SUB ? x->mode == MODE_MQTT : x->pub_mqtt;
+        c->mode = c->kind == K_SUB ? x->modes[i % x->nmodes] : MODE_SSE;
+        c->mq = c->kind == K_SUB ? c->mode == MODE_MQTT : x->pub_mqtt;
         if (c->kind == K_SUB && !x->idle_conns) {
             c->seen = calloc(words, sizeof(uint64_t));
             if (!c->seen) ok = false;
@@ -2096,31 +1890,33 @@ int bench_main(int argc, char **argv)
     }
     int exit_code = 1;
     if (!ok) {
-        fprintf(stderr, "bench: out of memory (%u subscribers x %u messages)\n", x->nsubs, x->messages);
+        fprintf(stderr, "bench: out of memory (%u subscribers x %u messages), or no signalfd\n", x->nsubs,
+                x->messages);
         goto out;
     }
-    if (x->server_pid > 0 && proc_rss_kb(x) < 0) {
+    if (x->server_pid > 0 && lgr_rss_kb(x) < 0) {
         fprintf(stderr, "bench: cannot read /proc/%ld/status\n", x->server_pid);
         goto out;
     }
     x->t0 = now_us();
     x->t_deadline = x->t0 + (uint64_t)x->timeout_s * 1000000u;
-    x->rss_before_kb = proc_rss_kb(x);
-    x->cpu_connect0 = proc_cpu_fine_s(x);
+    x->rss_before_kb = lgr_rss_kb(x);
+    x->cpu_connect0 = lgr_cpu_fine_s(x);
     x->cpu_connected = -1;
     x->cpu_before = -1;
     x->cpu_after = -1;
     x->phase = PH_CONNECT;
     if (!x->quiet)
-        fprintf(stderr, "bench: %u %s subscribers on %s:%d channel %s%s\n", x->nsubs, mode_name(x),
+        fprintf(stderr, "bench: %u %s%s subscribers on %s:%d channel %s%s\n", x->nsubs,
+                lg__mode_name(x, x->mode), x->nmodes > 1 ? " (and more)" : "",
                 x->mode == MODE_MQTT ? x->mhost : x->host, x->mode == MODE_MQTT ? x->mport : x->port, x->channel,
-                x->idle_conns ? " (idle)" : "");
+                x->idle_conns ? " (idle)" : x->channels > 1 ? "-N" : "");
     run_loop(x);
     if (x->phase == PH_DONE && !x->idle_conns) {
-        if (x->cpu_before >= 0) x->cpu_after = proc_cpu_s(x);
-        x->rss_end_kb = proc_rss_kb(x);
+        if (x->cpu_before >= 0) x->cpu_after = lgr_cpu_s(x);
+        x->rss_end_kb = lgr_rss_kb(x);
     }
-    exit_code = report(x);
+    exit_code = lgr_final(x);
     fflush(stdout);
 out:
     for (uint32_t i = 0; x->conns && i < x->nconns; i++) {
@@ -2128,6 +1924,7 @@ out:
         free(x->conns[i].seen);
     }
     if (x->ep >= 0) close(x->ep);
+    if (x->sigfd >= 0) close(x->sigfd);
     if (x->zs_init) inflateEnd(&x->zs);
     free(x->infl);
     free(x->conns);

@@ -1,12 +1,12 @@
 /* loadgen.h - the load generator behind `herald bench`.
  *
  * One process, one epoll loop, non-blocking loopback sockets. It opens N subscribers
- * (SSE, long poll, WebSocket with or without permessage-deflate, or MQTT at QoS 0/1/2) on a
- * channel, publishes M timestamped messages over keep-alive publisher connections (HTTP POST, or
- * MQTT PUBLISH with --pub-via mqtt, so MQTT-only brokers such as Mosquitto can be measured too),
- * and reports deliveries/s,
- * end-to-end latency percentiles, missing/duplicate deliveries and, given the server's pid,
- * its CPU time and RSS.
+ * (SSE, long poll, WebSocket with or without permessage-deflate, or MQTT at QoS 0/1/2, or a mix)
+ * on a channel (or spread over K channels), publishes M timestamped messages over keep-alive
+ * publisher connections (HTTP POST, or MQTT PUBLISH with --pub-via mqtt, so MQTT-only brokers
+ * such as Mosquitto can be measured too), and reports deliveries/s, end-to-end latency
+ * percentiles, missing/duplicate deliveries and, given the server's pid, its CPU time and RSS
+ * (at the end, and on SIGUSR2 with --intervals).
  * It speaks both herald's API (docs/api.md) and nginx+nchan's, so the two servers can be
  * compared with the same client. See bench/README.md for the options and figures. */
 #ifndef HERALD_LOADGEN_H
