@@ -98,6 +98,7 @@ static const key_def_t KEYS[] = {
     {"history_bytes", "history", K_SIZE64, F(history_bytes), 0, 64ull << 30, NULL},
     {"history_age", "history", K_SECS, F(history_age_ms), 0, 4000000000u, NULL},
     {"max_queued_bytes", "delivery", K_SIZE64, F(max_queued_bytes), 1024, 64ull << 30, NULL},
+    {"send_timeout", "delivery", K_SECS, F(send_timeout_ms), 0, 3600000, NULL},
     {"slow_policy", "delivery", K_POLICY, F(slow_policy), 0, 1, NULL},
     {"longpoll_timeout", "delivery", K_SECS, F(longpoll_timeout_ms), 1, 3600000, NULL},
     {"poll_max_messages", "delivery", K_COUNT, F(poll_max_messages), 1, 100000, NULL},
@@ -201,6 +202,7 @@ void cfg_defaults(cfg_t *cfg)
     cfg->history_bytes = 1048576;
     cfg->history_age_ms = 3600000;
     cfg->max_queued_bytes = 1048576;
+    cfg->send_timeout_ms = 60000;
     cfg->slow_policy = SLOW_DROP;
     cfg->longpoll_timeout_ms = 25000;
     cfg->poll_max_messages = 100;

@@ -68,6 +68,7 @@ typedef struct {
     uint32_t history_age_ms;   /* history_age = 3600 (seconds; 0 = no age limit) */
     /* [delivery] */
     uint64_t max_queued_bytes; /* max_queued_bytes = 1m per connection write queue */
+    uint32_t send_timeout_ms;       /* close a connection whose queued output did not move this long (0: never) */
     slow_policy_t slow_policy; /* slow_policy = drop|disconnect */
     uint32_t longpoll_timeout_ms; /* longpoll_timeout = 25 (seconds) */
     uint32_t poll_max_messages;   /* poll_max_messages = 100 */

@@ -215,6 +215,7 @@ static int serve(int argc, char **argv)
         goto out;
     }
     loop.before_write = before_write;
+    loop.send_timeout_ms = cfg->send_timeout_ms;
     loop.before_write_arg = &app;
     log_info("herald listening on http://%s, mqtt://%s (store: %s, history: %u messages / %llu bytes per channel)",
              http.listener.addr, mqtt.open ? mqtt.listener.addr : "(off)", store->name, cfg->history_messages,

@@ -442,6 +442,11 @@ void routes_handle(http_conn_t *hc, http_req_t *req, span_t body)
         n += routes__limit_metrics(app, out + n, sizeof(out) - n);
         if (app->pub) n += publish_metrics(app->pub, out + n, sizeof(out) - n);
         if (app->reads) n += readstate_metrics(app->reads, out + n, sizeof(out) - n);
+        k = snprintf(out + n, sizeof(out) - n,
+                     "# HELP herald_send_timeouts_total Connections closed because their queued output did not move "
+                     "for send_timeout.\n# TYPE herald_send_timeouts_total counter\nherald_send_timeouts_total %llu\n",
+                     (unsigned long long)hc->srv->loop->send_timeouts);
+        if (k > 0 && (size_t)k < sizeof(out) - n) n += (size_t)k;
         if (app->xp.users) n += users_metrics(app->xp.users, out + n, sizeof(out) - n);
         engine_t *e = app->xp.hub->engine;
         if (e && e->ops->metrics) n += e->ops->metrics(e, out + n, sizeof(out) - n);

@@ -36,6 +36,7 @@ int conn_init(conn_t *c, loop_t *loop, int fd, const conn_ops_t *ops, uint32_t r
     wq_init(&c->wq, wq_limit);
     tw_entry_init(&c->timer, conn__on_timer);
     list_init(&c->pend);
+    list_init(&c->stall);
     c->closing = c->end_after_write = c->read_paused = c->input_while_paused = false;
     c->close_reason = 0;
     return loop_watch(loop, &c->w, LOOP_READ | LOOP_RDHUP);
@@ -115,11 +116,52 @@ void conn_end(conn_t *c)
     conn__mark_pending(c);
 }
 
+/* The send timeout: a connection whose queued output has not moved for send_timeout (the peer
+ * stopped reading: a dead laptop, a flooding client) is closed, like nginx's send_timeout. The
+ * stalled list is ordered by the time of the last progress, so the check stops at the first
+ * connection that is not due. */
+static void conn__stall_check(tw_entry_t *e)
+{
+    loop_t *loop = container_of(e, loop_t, stall_timer);
+    uint64_t now = loop_now(loop);
+    while (!list_empty(&loop->stalled)) {
+        conn_t *c = container_of(loop->stalled.next, conn_t, stall);
+        if (now - c->stall_ms < loop->send_timeout_ms) break;
+        list_unlink(&c->stall);
+        if (!loop->send_timeouts++) {
+            char peer[64];
+            log_info("%s: queued output made no progress for send_timeout (%u ms): closed (counted in "
+                     "herald_send_timeouts_total, not logged again)",
+                     conn_peer(c, peer, sizeof(peer)), loop->send_timeout_ms);
+        }
+        conn_close(c, HR_ETIMEDOUT);
+    }
+    if (!list_empty(&loop->stalled)) loop_timer(loop, &loop->stall_timer, 1000);
+}
+
+/* After a flush: output left queued starts (or, with progress, restarts) the send timeout. */
+static void conn__stalled(conn_t *c, bool drained, bool progress)
+{
+    loop_t *loop = c->loop;
+    if (drained || !loop->send_timeout_ms) {
+        list_unlink(&c->stall);
+        return;
+    }
+    if (list_linked(&c->stall) && !progress) return;
+    list_unlink(&c->stall);
+    c->stall_ms = loop_now(loop);
+    list_push_back(&loop->stalled, &c->stall);
+    if (!loop->stall_timer.cb) tw_entry_init(&loop->stall_timer, conn__stall_check);
+    if (!tw_armed(&loop->stall_timer)) loop_timer(loop, &loop->stall_timer, 1000);
+}
+
 void conn_close(conn_t *c, int reason)
 {
     if (c->closing) return;
     c->closing = true;
     c->close_reason = reason;
+    list_unlink(&c->stall);
+    if (list_empty(&c->loop->stalled) && c->loop->stall_timer.cb) tw_stop(&c->loop->wheel, &c->loop->stall_timer);
     tw_stop(&c->loop->wheel, &c->timer);
     loop_unwatch(c->loop, &c->w);
     close(c->w.fd);
@@ -193,6 +235,7 @@ static void conn__flush(conn_t *c)
             return;
         }
         c->loop->bytes_out += (uint64_t)n;
+        conn__stalled(c, drained, n > 0);
     }
     if (drained && c->end_after_write) {
         conn_close(c, 0);

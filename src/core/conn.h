@@ -43,6 +43,8 @@ struct conn {
     wq_t wq;
     tw_entry_t timer;
     list_node_t pend; /* in loop->pending_writes or loop->closing */
+    list_node_t stall; /* in loop->stalled while queued output makes no progress */
+    uint64_t stall_ms; /* when it last made progress (loop clock) */
     bool closing;
     bool end_after_write;
     bool read_paused;

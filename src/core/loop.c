@@ -51,6 +51,7 @@ int loop_init(loop_t *loop)
     tw_init(&loop->wheel, loop->now_ms);
     list_init(&loop->pending_writes);
     list_init(&loop->closing);
+    list_init(&loop->stalled);
     return 0;
 }
 

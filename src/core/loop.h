@@ -54,6 +54,11 @@ struct loop {
     uint64_t bytes_in, bytes_out; /* socket bytes read and written by connections */
     uint64_t input_holds;         /* conn_hold_input() backpressure holds */
     bool wake; /* work waits for before_write (publishes to commit): the next poll does not sleep */
+    /* send timeout (conn.c): connections whose queued output made no progress, oldest first */
+    uint32_t send_timeout_ms; /* 0: never closed for it */
+    list_t stalled;
+    tw_entry_t stall_timer;
+    uint64_t send_timeouts;   /* connections closed for it */
 };
 
 /* Creates a loop, blocking SIGTERM/SIGINT/SIGPIPE for the process and watching the first two

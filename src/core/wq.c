@@ -33,7 +33,7 @@ static int wq_grow(wq_t *q)
 
 int wq_push(wq_t *q, bytes_t *b)
 {
-    if (q->count && q->bytes + b->len > q->limit) return HR_EFULL;
+    if (q->count && wq_cost(q) + b->len + WQ_ENTRY_COST > q->limit) return HR_EFULL;
     if (q->count == q->cap && wq_grow(q) < 0) return HR_ENOMEM;
     q->ring[(q->head + q->count) % q->cap] = bytes_ref(b);
     q->count++;

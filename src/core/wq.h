@@ -2,7 +2,10 @@
  *
  * The queue owns one reference per queued block. It has a byte limit fixed at init; pushing
  * past it fails with HR_EFULL and queues nothing, so the caller applies its slow-consumer
- * policy. An empty queue holds no heap memory. The queue must not move once initialized. */
+ * policy. The limit counts what the queue costs in memory, not only its bytes: each entry adds
+ * WQ_ENTRY_COST (its ring slot and the block's header), so a client that earns thousands of
+ * two-byte answers (MQTT PINGRESPs) is held at the limit too. An empty queue holds no heap
+ * memory. The queue must not move once initialized. */
 #ifndef HERALD_WQ_H
 #define HERALD_WQ_H
 
@@ -14,6 +17,7 @@
 #include "bytes.h"
 
 #define WQ_INLINE 2
+#define WQ_ENTRY_COST 64 /* bytes an entry costs beyond its data: a ring slot, a block header, malloc's */
 
 typedef struct {
     bytes_t **ring;  /* circular array of cap entries: inl, or a heap array while backlogged */
@@ -38,6 +42,12 @@ ssize_t wq_flush(wq_t *q, int fd, bool *drained);
 
 /* True when the queue is empty. */
 static inline bool wq_empty(const wq_t *q) { return q->count == 0; }
+
+/* What the queue costs in memory, as its limit counts it. */
+static inline uint64_t wq_cost(const wq_t *q) { return q->bytes + (uint64_t)q->count * WQ_ENTRY_COST; }
+
+/* True when the queue is at or over its limit (callers stop reading requests that add to it). */
+static inline bool wq_full(const wq_t *q) { return wq_cost(q) >= q->limit; }
 
 /* Drops everything queued and frees the ring. */
 void wq_clear(wq_t *q);

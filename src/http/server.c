@@ -355,7 +355,7 @@ static void http__process(http_conn_t *hc)
         http_req_t req;
         if (hc->state == HC_HEAD) {
             if (c->rlen == 0) return;
-            if (c->wq.bytes >= c->wq.limit) {
+            if (wq_full(&c->wq)) {
                 /* pipelined requests whose answers are not being read: no more is parsed (or read
                  * from the socket) until the queue drains, so memory stays at max_queued_bytes */
                 conn_hold_input(c);

@@ -45,7 +45,7 @@ int mqtt__send(mqtt_conn_t *k, bytes_t *b, bytes_t *tail, bool reply)
     size_t total = b->len + (tail ? tail->len : 0);
     uint8_t wh[WS_MAX_HEADER];
     size_t hl = k->ws ? ws_header_write(wh, WS_OP_BINARY, true, false, total) : 0;
-    if (!reply && !wq_empty(&c->wq) && c->wq.bytes + hl + total > c->wq.limit) return HR_EFULL;
+    if (!reply && !wq_empty(&c->wq) && wq_cost(&c->wq) + hl + total + WQ_ENTRY_COST > c->wq.limit) return HR_EFULL;
     if (hl) {
         bytes_t *h = bytes_copy(wh, hl);
         if (!h) return HR_ENOMEM;
@@ -427,7 +427,7 @@ static size_t mqtt__feed(mqtt_conn_t *k, const char *p, size_t n)
     while (off < n && !k->said_bye && !k->c->closing) {
         /* a client that sends requests (PINGREQ, SUBSCRIBE, QoS 1 PUBLISH...) without reading the
          * replies: the rest waits, unparsed, until the queue drains (TCP; ws.c pauses WebSocket) */
-        if (!k->ws && k->c->wq.bytes >= k->c->wq.limit) {
+        if (!k->ws && wq_full(&k->c->wq)) {
             conn_hold_input(k->c);
             return n - off;
         }

@@ -65,7 +65,7 @@ static int stomp__send(stream_t *st, xsub_t *xs, msg_t *m)
     uint8_t wh[WS_MAX_HEADER];
     bool text = sub->text && (m->flags & MSG_UTF8);
     size_t hl = ws_header_write(wh, text ? WS_OP_TEXT : WS_OP_BINARY, true, false, (uint64_t)pn + tail->len);
-    if (c->wq.bytes + hl + (size_t)pn + tail->len > c->wq.limit && !wq_empty(&c->wq)) return HR_EFULL;
+    if (wq_cost(&c->wq) + hl + (size_t)pn + tail->len + WQ_ENTRY_COST > c->wq.limit && !wq_empty(&c->wq)) return HR_EFULL;
     if (sub->ack != ACK_AUTO) {
         int rc = stomp__pending_add(sub, m->id, s->ws.x->cfg->stomp_max_unacked);
         if (rc < 0) {

@@ -267,7 +267,7 @@ static void ws__on_read(http_conn_t *hc)
         conn_consume(c, (uint32_t)r);
         /* replies (pongs, echoes, protocol answers) skip the queue limit; a peer that sends
          * requests without reading the answers is paused until its queue drains */
-        if (c->wq.bytes >= c->wq.limit) conn_hold_input(c);
+        if (wq_full(&c->wq)) conn_hold_input(c);
     }
     if (c->end_after_write && c->rlen) conn_consume(c, c->rlen); /* after our Close: ignored */
 }

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
-import { withHerald, request, metrics, waitFor, sleep, SCALE, HERALD_BIN } from '../lib/herald.mjs';
+import { withHerald, request, metrics, waitFor, withTimeout, sleep, SCALE, HERALD_BIN } from '../lib/herald.mjs';
 import { openWS } from '../lib/stomp.mjs';
 
 const T = { timeout: 60000 * SCALE };
@@ -130,5 +130,51 @@ test('MQTT over WebSocket: no CONNECT within header_timeout closes the WebSocket
     ok.send(Buffer.from([0xc0, 0]), true); // PINGREQ after the deadline: still connected
     assert.deepEqual([...(await ok.next()).data], [0xd0, 0]);
     ok.close();
+  });
+});
+
+test('send_timeout: connections that never read what they earned are closed (HTTP pipelining, MQTT with keep-alive 0, an SSE subscriber); a slow but reading one stays', T, async () => {
+  await withHerald({ 'max-queued-bytes': '64k', 'send-timeout': 1 }, async (h) => {
+    const one = 'GET /channels/flood HTTP/1.1\r\nHost: localhost\r\n\r\n';
+    const http = (await flood(h.port, null, Buffer.from(one.repeat(64)), { ms: 3000 * SCALE })).sock;
+    const connect = Buffer.from([0x10, 13, 0, 4, 0x4d, 0x51, 0x54, 0x54, 4, 0x02, 0, 0, 0, 1, 0x66]); // keep-alive 0
+    const ping = Buffer.alloc(2 * 4096);
+    for (let i = 0; i < ping.length; i += 2) ping[i] = 0xc0;
+    const mqtt = (await flood(h.mqttPort, connect, ping, { ms: 3000 * SCALE })).sock;
+    /* an SSE subscriber that stops reading while messages keep coming */
+    const sse = net.connect(h.port, '127.0.0.1');
+    sse.on('error', () => {});
+    await new Promise((r) => sse.once('connect', r));
+    sse.write('GET /sub/st HTTP/1.1\r\nHost: localhost\r\n\r\n');
+    sse.pause();
+    /* and one that reads, slowly but steadily */
+    let got = 0;
+    const slow = net.connect(h.port, '127.0.0.1');
+    slow.on('error', () => {});
+    await new Promise((r) => slow.once('connect', r));
+    slow.write('GET /sub/st HTTP/1.1\r\nHost: localhost\r\n\r\n');
+    slow.on('data', (d) => {
+      got += d.length;
+      slow.pause();
+      setTimeout(() => slow.resume(), 100);
+    });
+    const closed = (s) => new Promise((r) => (s.destroyed ? r() : s.once('close', r)));
+    const big = 'x'.repeat(60000);
+    const t0 = Date.now();
+    const pub = setInterval(() => request(h, 'POST', '/pub/st', { body: big, headers: { 'Content-Length': '60000' } }).catch(() => {}), 50);
+    try {
+      await waitFor(async () => (await metrics(h)).get('herald_send_timeouts_total') >= 3, 10000 * SCALE,
+        'three send timeouts', 200);
+    } finally {
+      clearInterval(pub);
+    }
+    /* a paused socket does not see the close: reading again, each finds its end */
+    for (const s of [http, mqtt, sse]) s.resume();
+    await withTimeout(Promise.all([closed(http), closed(mqtt), closed(sse)]), 10000 * SCALE, 'the three never-reading connections closed');
+    assert.ok(Date.now() - t0 >= 800, 'not before send_timeout');
+    assert.ok(!slow.destroyed, 'a slow reader is not cut');
+    assert.ok(got > 100000, `the slow reader got ${got} bytes`);
+    slow.destroy();
+    assert.equal((h.out.match(/made no progress for send_timeout/g) || []).length, 1, 'logged once');
   });
 });

@@ -13,13 +13,15 @@ TEST(wq_limit_and_full)
 {
     long live = bytes_live();
     wq_t q;
-    wq_init(&q, 10);
+    wq_init(&q, 10 + 2 * WQ_ENTRY_COST); /* the limit counts each entry's bookkeeping too */
     bytes_t *a = bytes_copy("123456", 6), *b = bytes_copy("7890", 4), *c = bytes_copy("x", 1);
     CHECK_EQ(wq_push(&q, a), 0);
     CHECK_EQ(wq_push(&q, b), 0);
-    CHECK_EQ(wq_push(&q, c), HR_EFULL); /* 11 > 10: refused, nothing queued */
+    CHECK(wq_full(&q));
+    CHECK_EQ(wq_push(&q, c), HR_EFULL); /* 11 + 3 entries > 10 + 2 entries: refused, nothing queued */
     CHECK_EQ(q.count, 2);
     CHECK_EQ(q.bytes, 10);
+    CHECK_EQ(wq_cost(&q), 10 + 2 * WQ_ENTRY_COST);
     CHECK_EQ(a->refs, 2);
     wq_clear(&q);
     CHECK(q.ring == q.inl);
@@ -28,6 +30,18 @@ TEST(wq_limit_and_full)
     bytes_unref(b);
     bytes_unref(c);
     CHECK_EQ(bytes_live(), live);
+}
+
+TEST(wq_tiny_blocks_count_their_bookkeeping)
+{
+    wq_t q;
+    wq_init(&q, 1024);
+    bytes_t *a = bytes_copy("pr", 2); /* a PINGRESP-sized answer */
+    uint32_t n = 0;
+    while (wq_push(&q, a) == 0) n++;
+    CHECK_EQ(n, 1024 / (2 + WQ_ENTRY_COST)); /* not 512: each entry costs more than its two bytes */
+    wq_clear(&q);
+    bytes_unref(a);
 }
 
 TEST(wq_oversized_block_into_empty_queue)
@@ -158,6 +172,7 @@ int main(void)
 {
     RUN(siphash_reference_vectors);
     RUN(wq_limit_and_full);
+    RUN(wq_tiny_blocks_count_their_bookkeeping);
     RUN(wq_oversized_block_into_empty_queue);
     RUN(wq_flush_partial_and_order);
     RUN(timer_order_lazy_and_far);
