@@ -48,12 +48,7 @@ void chanlist_handle(app_t *app, http_conn_t *hc, http_req_t *req)
         http_method_not_allowed(hc, "GET, HEAD", "use GET to list channels");
         return;
     }
-    auth_id_t *id = xp_auth_request(&app->xp, hc, req);
-    if (!id) return;
-    bool admin = auth_is_admin(id);
-    if (!admin) xp_deny_http(&app->xp, hc, id, "list channels", NULL, 0);
-    auth_unref(id);
-    if (!admin) return;
+    if (!xp_require_admin(&app->xp, hc, req, "list channels", NULL, 0)) return;
     char prefix[HUB_MAX_CHANNEL + 1], cursor[HUB_MAX_CHANNEL + 1], lim[8];
     size_t pn, cn, ln;
     if (!chanlist__query(hc, req, "prefix", prefix, sizeof(prefix), &pn) ||

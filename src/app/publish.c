@@ -416,12 +416,7 @@ void publish_schedules(app_t *app, http_conn_t *hc, http_req_t *req, span_t rest
     char idt[24];
     ssize_t n = http_pct_decode(rest.p, rest.n, idt, sizeof(idt));
     if (n > 0 && n <= 10 && pubreq_ttl_text(idt, (size_t)n, &id32) == 0) id = id32;
-    auth_id_t *who = xp_auth_request(&app->xp, hc, req);
-    if (!who) return;
-    bool ok = auth_is_admin(who);
-    if (!ok) xp_deny_http(&app->xp, hc, who, "cancel scheduled publishes", NULL, 0);
-    auth_unref(who);
-    if (!ok) return;
+    if (!xp_require_admin(&app->xp, hc, req, "cancel scheduled publishes", NULL, 0)) return;
     if (!id || sched_cancel(&app->pub->sched, id) < 0) http_error(hc, HR_ENOTFOUND, "no such scheduled publish");
     else http_respond(hc, 204, NULL, NULL, 0, "");
 }

@@ -274,17 +274,6 @@ static void routes__channel_info(app_t *app, http_conn_t *hc, http_req_t *req, s
     routes__channel_answer(app, hc, chan, (size_t)cn, false, 0); /* this node's own view */
 }
 
-/* True when id is an admin (answers the refusal itself otherwise). */
-static bool routes__admin(app_t *app, http_conn_t *hc, http_req_t *req, const char *action)
-{
-    auth_id_t *id = xp_auth_request(&app->xp, hc, req);
-    if (!id) return false;
-    bool ok = auth_is_admin(id);
-    if (!ok) xp_deny_http(&app->xp, hc, id, action, NULL, 0);
-    auth_unref(id);
-    return ok;
-}
-
 static size_t routes__auth_metrics(const auth_t *a, char *out, size_t cap)
 {
     const auth_stats_t *s = &a->stats;
@@ -419,7 +408,7 @@ void routes_handle(http_conn_t *hc, http_req_t *req, span_t body)
     } else if (span_eq(req->path, "/healthz") || span_eq(req->path, "/readyz")) {
         routes__health(app, hc, span_eq(req->path, "/readyz"));
     } else if (span_eq(req->path, "/metrics")) {
-        if (!app->xp.cfg->metrics_public && !routes__admin(app, hc, req, "read metrics")) return;
+        if (!app->xp.cfg->metrics_public && !xp_require_admin(&app->xp, hc, req, "read metrics", NULL, 0)) return;
         char out[32768]; /* the whole page is about 13 KB with every family (Redis, auth) */
         size_t n = metrics_render(app->xp.metrics, app->xp.hub->published, app->xp.hub->nchannels, app->xp.hub->subscriptions,
                                   hc->srv->loop->bytes_in, hc->srv->loop->bytes_out, hc->srv->loop->input_holds, out,

@@ -17,17 +17,6 @@
 
 #define USERAPI_CMD_MAX 2048
 
-/* The caller is an admin (an API key, or open mode); answers the refusal otherwise. */
-static bool userapi__admin(app_t *app, http_conn_t *hc, http_req_t *req, const char *action)
-{
-    auth_id_t *id = xp_auth_request(&app->xp, hc, req);
-    if (!id) return false;
-    bool ok = auth_is_admin(id);
-    if (!ok) xp_deny_http(&app->xp, hc, id, action, NULL, 0);
-    auth_unref(id);
-    return ok;
-}
-
 static void userapi__json(http_conn_t *hc, int status, const char *body, size_t n)
 {
     http_respond(hc, status, "application/json", body, n, "Cache-Control: no-cache\r\n");
@@ -192,7 +181,7 @@ void userapi_handle(app_t *app, http_conn_t *hc, http_req_t *req, span_t rest, s
         return;
     }
     const char *doing = what == 0 ? "read a user's status" : what == 1 ? "disconnect a user" : "unsubscribe a user";
-    if (!userapi__admin(app, hc, req, doing)) return;
+    if (!xp_require_admin(&app->xp, hc, req, doing, NULL, 0)) return;
     char id[USERS_MAX_ID + 1];
     ssize_t n = http_pct_decode(idp.p, idp.n, id, sizeof(id));
     if (n <= 0 || !acl_sub_valid(id, (size_t)n)) {

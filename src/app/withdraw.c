@@ -57,12 +57,7 @@ void withdraw_handle(app_t *app, http_conn_t *hc, http_req_t *req, span_t rest)
         http_error(hc, HR_ECHANNEL, "invalid channel name");
         return;
     }
-    auth_id_t *who = xp_auth_request(&app->xp, hc, req);
-    if (!who) return;
-    bool ok = auth_is_admin(who);
-    if (!ok) xp_deny_http(&app->xp, hc, who, "withdraw messages of", chan, (size_t)cn);
-    auth_unref(who);
-    if (!ok) return;
+    if (!xp_require_admin(&app->xp, hc, req, "withdraw messages of", chan, (size_t)cn)) return;
     uint32_t told = 0;
     int rc = hub_withdraw(app->xp.hub, chan, (size_t)cn, id, &told);
     if (rc == HR_ENOTFOUND) {

@@ -136,3 +136,13 @@ ssize_t xp_user_feed(const xp_ctx_t *x, const auth_id_t *id, char *out, size_t c
     if (!id || id->kind != AUTH_USER) return HR_EINVAL;
     return pubreq_user_channel(x->cfg->user_channel, id->sub_id, id->sub_len, out, cap);
 }
+
+bool xp_require_admin(xp_ctx_t *x, http_conn_t *hc, http_req_t *req, const char *action, const char *chan, size_t n)
+{
+    auth_id_t *id = xp_auth_request(x, hc, req);
+    if (!id) return false;
+    bool ok = auth_is_admin(id);
+    if (!ok) xp_deny_http(x, hc, id, action, chan, n);
+    auth_unref(id);
+    return ok;
+}

@@ -73,6 +73,10 @@ auth_id_t *xp_auth_request(xp_ctx_t *x, http_conn_t *hc, http_req_t *req);
 void xp_deny_http(xp_ctx_t *x, http_conn_t *hc, const auth_id_t *id, const char *action, const char *chan,
                   size_t n);
 
+/* True when the request's credential is an admin's (an API key, or open mode); otherwise the
+ * refusal (401/403, logged once with action and chan, which may be NULL) has been answered. */
+bool xp_require_admin(xp_ctx_t *x, http_conn_t *hc, http_req_t *req, const char *action, const char *chan, size_t n);
+
 /* The personal channel of id's user (user_channel with its "sub"), NUL-terminated in out;
  * returns its length, or HR_EINVAL (not a user, or user_channel does not name one channel). */
 ssize_t xp_user_feed(const xp_ctx_t *x, const auth_id_t *id, char *out, size_t cap);
