@@ -433,8 +433,10 @@ int hub_when_committed(hub_t *hub, void (*cb)(void *arg, int rc), void *arg)
 {
     struct hub_waiter *w = malloc(sizeof(*w));
     if (!w) return HR_ENOMEM;
-    *w = (struct hub_waiter){hub->waiters, cb, arg};
-    hub->waiters = w;
+    *w = (struct hub_waiter){NULL, cb, arg};
+    if (!hub->waiters) hub->waiters_tail = &hub->waiters;
+    *hub->waiters_tail = w;
+    hub->waiters_tail = &w->next;
     hub->loop->wake = true;
     return 0;
 }
@@ -480,17 +482,10 @@ int hub_commit(hub_t *hub)
         msg_unref(p->m);
         free(p);
     }
-    /* the other writes of the commit (newest first on the list: answer them in order) */
-    struct hub_waiter *rev = NULL;
+    /* the other writes of the commit, in the order they were made */
     while (ws) {
-        struct hub_waiter *next = ws->next;
-        ws->next = rev;
-        rev = ws;
-        ws = next;
-    }
-    while (rev) {
-        struct hub_waiter *w = rev;
-        rev = w->next;
+        struct hub_waiter *w = ws;
+        ws = w->next;
         if (w->cb) w->cb(w->arg, rc);
         free(w);
     }

@@ -116,7 +116,7 @@ typedef struct {
     uint64_t subscriptions; /* live subscriptions */
     tw_entry_t sweep;   /* periodic expiry of idle channels and aged history */
     hub_pend_t *pend_head, **pend_tail; /* publishes waiting for their commit, in order */
-    struct hub_waiter *waiters;         /* other writes waiting for the commit (hub_when_committed) */
+    struct hub_waiter *waiters, **waiters_tail; /* other writes waiting for the commit, in order (hub_when_committed) */
     uint32_t npend;
     /* store failures: while the store refuses writes, publishes are refused at once except one
      * probe a second, which finds out whether it recovered (space freed) */

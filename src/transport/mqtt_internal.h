@@ -96,6 +96,7 @@ struct mqtt_conn {
     mqtt_ackw_t *ackw;     /* acknowledgements owed, a ring (in order) */
     uint32_t ackw_cap, ackw_head, ackw_n;
     uint32_t ackw_wait;    /* of them, publishes still waiting for their commit */
+    uint32_t ackw_at;      /* offset from ackw_head of the oldest waiting one (while ackw_wait) */
     users_conn_t uc;       /* a user's connection, after CONNACK: in x->users (users.h) */
 };
 

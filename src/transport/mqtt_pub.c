@@ -57,6 +57,7 @@ static void mqtt__ackw_flush(mqtt_conn_t *k)
         mqtt_ackw_t a = k->ackw[k->ackw_head];
         k->ackw_head = (k->ackw_head + 1) & (k->ackw_cap - 1);
         k->ackw_n--;
+        if (k->ackw_wait) k->ackw_at--; /* ready entries only ever precede the oldest waiting one */
         if (a.reason && k->version != MQTT_V5) { /* 3.1.1 cannot refuse in an ack: it resends after reconnecting */
             mqtt__fail(k, a.reason, "publish failed: the store could not take it");
             continue;
@@ -87,8 +88,8 @@ static bool mqtt__ackw_push(mqtt_conn_t *k, uint8_t type, uint16_t pid, bool don
         k->ackw_cap = ncap;
         k->ackw_head = 0;
     }
+    if (!done && !k->ackw_wait++) k->ackw_at = k->ackw_n;
     k->ackw[(k->ackw_head + k->ackw_n++) & (k->ackw_cap - 1)] = (mqtt_ackw_t){pid, type, reason, done};
-    if (!done) k->ackw_wait++;
     return true;
 }
 
@@ -97,12 +98,14 @@ static void mqtt__published(void *arg, int rc, const msg_t *m, uint32_t reached)
 {
     (void)m, (void)reached;
     mqtt_conn_t *k = arg;
-    uint32_t i = 0;
-    while (i < k->ackw_n && k->ackw[(k->ackw_head + i) & (k->ackw_cap - 1)].done) i++;
-    if (i == k->ackw_n) return; /* cannot happen: completions come in order, one per waiting entry */
-    mqtt_ackw_t *a = &k->ackw[(k->ackw_head + i) & (k->ackw_cap - 1)];
+    if (!k->ackw_wait) return; /* cannot happen: completions come in order, one per waiting entry */
+    uint32_t mask = k->ackw_cap - 1, i = k->ackw_at;
+    mqtt_ackw_t *a = &k->ackw[(k->ackw_head + i) & mask];
     a->done = true;
-    k->ackw_wait--;
+    if (--k->ackw_wait) { /* the next waiting one: forward only, O(1) amortized per publish */
+        while (k->ackw[(k->ackw_head + ++i) & mask].done) {}
+        k->ackw_at = i;
+    }
     if (rc < 0) {
         a->reason = mqtt__pub_reason(rc);
         if (a->type == MQTT_PUBREC && k->s) /* not published: a resend must publish it */

@@ -176,6 +176,7 @@ typedef struct xp_owed {
 
 typedef struct {
     xp_owed_t *head, **tail;
+    xp_owed_t *wait; /* the oldest waiting entry (completions mark it), or NULL */
     uint32_t n, waiting;
 } xp_owedq_t;
 
