@@ -15,6 +15,7 @@
 typedef struct {
     xp_ctx_t *x;
     http_conn_t *hc;
+    uint64_t until_ms; /* wall clock: answered (nothing new) then: timeout or the credential's expiry */
     subreq_t sr; /* channels and the cursor to answer with */
     bool now;    /* a short poll waiting for its channels to load */
     uint32_t nsubs;
@@ -93,7 +94,15 @@ static void longpoll__resync(sub_t *s)
 
 static void longpoll__on_timer(http_conn_t *hc)
 {
-    longpoll__answer(hc->xstate, NULL, 0);
+    longpoll_t *lp = hc->xstate;
+    /* the timer wheel counts from the loop's cached clock and may fire a little early: a poll
+     * held until its token's expiry must not be answered while the token is still valid */
+    uint64_t now = loop_wall_ms();
+    if (now < lp->until_ms) {
+        conn_timer(&hc->base, lp->until_ms - now);
+        return;
+    }
+    longpoll__answer(lp, NULL, 0);
 }
 
 static void longpoll__on_close(http_conn_t *hc)
@@ -141,5 +150,6 @@ void longpoll_wait(xp_ctx_t *x, http_conn_t *hc, const subreq_t *sr, const uint6
      * next poll must bring a fresh one */
     uint64_t wait = x->cfg->longpoll_timeout_ms, now = loop_wall_ms();
     if (sr->exp_ms && sr->exp_ms < now + wait) wait = sr->exp_ms > now ? sr->exp_ms - now : 0;
+    lp->until_ms = now + wait;
     conn_timer(&hc->base, wait);
 }
