@@ -50,9 +50,12 @@ struct sub {
      * channel's last id (the store lost the channel) reports a gap. It may unsubscribe s itself
      * (only s). */
     void (*resync)(sub_t *s);
-    /* Optional: the message id of the channel was withdrawn (hub_withdraw): the transport tells
-     * its client if its wire format has a notice for it. */
-    void (*withdrawn)(sub_t *s, uint64_t id);
+    /* Optional: an event about the channel that is not a message: "withdrawn" (hub_withdraw:
+     * {"channel":"c","id":"N"}), "unread" (readstate.c, on a user's personal channel: that
+     * user's unread counts), "join"/"leave" (presence). json[0..n) is a JSON object, escaped
+     * safe for a script context. The transport tells its client if its wire format has a notice
+     * for it; a full queue just misses it (no cursor moves). */
+    void (*event)(sub_t *s, const char *event, const char *json, size_t n);
     void *owner;
 };
 

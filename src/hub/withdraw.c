@@ -6,12 +6,15 @@
  * polls and resumes no longer return it, and the tombstone leaves with the limits like any
  * message. The store keeps the tombstone in the message's place (its append op overwrites the
  * record of that id), so a restart does not bring the message back. Live subscribers are told
- * through sub_t.withdrawn; a subscriber that was away learns nothing (the message is just not in
+ * through sub_t.event ("withdrawn"); a subscriber that was away learns nothing (the message is just not in
  * its replay). engine = redis is not supported: the shared streams are append-only. */
 #include <stdlib.h>
 #include <string.h>
 
+#include <stdio.h>
+
 #include "../core/err.h"
+#include "../core/jsonesc.h"
 #include "../core/log.h"
 #include "hub.h"
 
@@ -44,12 +47,16 @@ int hub_withdraw(hub_t *hub, const char *name, size_t n, uint64_t id, uint32_t *
     if (i < h->count && hist_at(h, i)->id == id) hist_replace(h, i, tomb);
     msg_unref(tomb);
     if (retained && ch->retained && ch->retained->id == id) hub__retain(hub, ch, NULL);
+    char json[6 * HUB_MAX_CHANNEL + 64];
+    size_t jn = (size_t)snprintf(json, sizeof(json), "{\"channel\":\"");
+    jn += json_escape(ch->name, ch->name_len, json + jn, sizeof(json) - jn);
+    jn += (size_t)snprintf(json + jn, sizeof(json) - jn, "\",\"id\":\"%llu\"}", (unsigned long long)id);
     list_node_t *pos, *tmp;
     list_each_safe(pos, tmp, &ch->subs)
     {
         sub_t *s = container_of(pos, sub_t, link);
-        if (s->withdrawn) {
-            s->withdrawn(s, id);
+        if (s->event) {
+            s->event(s, "withdrawn", json, jn);
             (*told)++;
         }
     }

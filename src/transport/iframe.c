@@ -83,15 +83,15 @@ static bytes_t *iframe__notice_frame(stream_t *st, const char *event, const char
     return len > 0 && (size_t)len < sizeof(buf) ? http_chunk(buf, (size_t)len) : NULL;
 }
 
-/* h({"withdrawn":true,"channel":C,"id":N}): a message was withdrawn (hub_withdraw). */
-static bytes_t *iframe__withdrawn_frame(stream_t *st, const char *json, size_t n)
+/* h({"withdrawn":true,"channel":C,"id":N}): a channel event (withdrawn, unread, join, leave). */
+static bytes_t *iframe__event_frame(stream_t *st, const char *event, const char *json, size_t n)
 {
-    return iframe__notice_frame(st, "withdrawn", json, n, 0);
+    return iframe__notice_frame(st, event, json, n, 0);
 }
 
 static const stream_kind_t iframe_kind = {
     .notice_frame = iframe__notice_frame,
-    .withdrawn_frame = iframe__withdrawn_frame,
+    .event_frame = iframe__event_frame,
     .expired_frame = iframe__expired_frame,
     .xp = XP_IFRAME,
     .ctype = "text/html; charset=utf-8",

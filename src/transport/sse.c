@@ -147,15 +147,16 @@ static bytes_t *sse__notice_frame(stream_t *st, const char *event, const char *j
     return len > 0 && (size_t)len < sizeof(buf) ? http_chunk(buf, (size_t)len) : NULL;
 }
 
-/* "event: withdrawn" with {"channel","id"}: no id line, so the client's Last-Event-ID stays. */
-static bytes_t *sse__withdrawn_frame(stream_t *st, const char *json, size_t n)
+/* "event: withdrawn" (unread, join, leave) with its JSON: no id line, so the client's
+ * Last-Event-ID stays. */
+static bytes_t *sse__event_frame(stream_t *st, const char *event, const char *json, size_t n)
 {
-    return sse__notice_frame(st, "withdrawn", json, n, 0);
+    return sse__notice_frame(st, event, json, n, 0);
 }
 
 static const stream_kind_t sse_kind = {
     .notice_frame = sse__notice_frame,
-    .withdrawn_frame = sse__withdrawn_frame,
+    .event_frame = sse__event_frame,
     .expired_frame = sse__expired_frame,
     .xp = XP_SSE,
     .ctype = "text/event-stream",

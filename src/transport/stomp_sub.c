@@ -111,17 +111,18 @@ static bytes_t *stomp__notice(stream_t *st, const char *what, const char *json, 
 
 static bytes_t *stomp__gap(stream_t *st, const char *json, size_t n) { return stomp__notice(st, "gap", json, n); }
 
-/* A withdrawal notice: the same MESSAGE with herald-withdrawn:true and {"channel","id"} as body. */
-static bytes_t *stomp__withdrawn(stream_t *st, const char *json, size_t n)
+/* A channel event: the same MESSAGE with herald-EVENT:true (withdrawn, unread, join, leave) and
+ * the event's JSON as body. */
+static bytes_t *stomp__event(stream_t *st, const char *event, const char *json, size_t n)
 {
-    return stomp__notice(st, "withdrawn", json, n);
+    return stomp__notice(st, event, json, n);
 }
 
 static const stream_kind_t stomp_kind = {
     .xp = XP_STOMP,
     .send = stomp__send,
     .gap_frame = stomp__gap,
-    .withdrawn_frame = stomp__withdrawn,
+    .event_frame = stomp__event,
 };
 
 void stomp__sub_free(stomp_sub_t *sub)

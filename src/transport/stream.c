@@ -271,18 +271,14 @@ static void stream__resync(sub_t *s)
     stream__replay(st, xs->idx, st->cursor[xs->idx]);
 }
 
-/* sub_t.withdrawn: a message of the channel was withdrawn: the kind's notice, when it has one.
- * Not a message: the cursor does not move, and a full queue just misses the notice (the message
- * is gone from history either way). */
-static void stream__withdrawn(sub_t *s, uint64_t id)
+/* sub_t.event: an event about the channel (a withdrawal, unread counts, presence): the kind's
+ * notice, when it has one. Not a message: the cursor does not move, and a full queue just misses
+ * the notice. */
+static void stream__event(sub_t *s, const char *event, const char *json, size_t n)
 {
     stream_t *st = s->owner;
-    if (!st->kind->withdrawn_frame || st->c->closing) return;
-    char json[6 * HUB_MAX_CHANNEL + 64];
-    size_t n = (size_t)snprintf(json, sizeof(json), "{\"channel\":\"");
-    n += json_escape(s->ch->name, s->ch->name_len, json + n, sizeof(json) - n);
-    n += (size_t)snprintf(json + n, sizeof(json) - n, "\",\"id\":\"%llu\"}", (unsigned long long)id);
-    bytes_t *f = st->kind->withdrawn_frame(st, json, n);
+    if (!st->kind->event_frame || st->c->closing) return;
+    bytes_t *f = st->kind->event_frame(st, event, json, n);
     if (f) conn_send(st->c, f);
     bytes_unref(f);
 }
@@ -302,7 +298,7 @@ static stream_t *stream__new(xp_ctx_t *x, conn_t *c, const subreq_t *sr, const s
         st->subs[i].idx = i;
         st->subs[i].s.deliver = stream__deliver;
         st->subs[i].s.resync = stream__resync;
-        st->subs[i].s.withdrawn = stream__withdrawn;
+        st->subs[i].s.event = stream__event;
         st->subs[i].s.owner = st;
         st->subs[i].s.ch = sr->ch[i];
         list_init(&st->subs[i].s.link);

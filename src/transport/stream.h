@@ -40,9 +40,10 @@ typedef struct {
      * object json[0..n) (script-safe escaped), with a reconnection delay hint retry_ms (0: none),
      * as a new reference; NULL when the wire format has none. */
     bytes_t *(*notice_frame)(stream_t *st, const char *event, const char *json, size_t n, uint32_t retry_ms);
-    /* Optional: a notice that a message was withdrawn (hub_withdraw) carrying the JSON object
-     * {"channel":"c","id":"N"} json[0..n) (a new reference), or NULL: no notice in this format. */
-    bytes_t *(*withdrawn_frame)(stream_t *st, const char *json, size_t n);
+    /* Optional: a notice of a channel event (sub_t.event: "withdrawn", "unread", "join",
+     * "leave") carrying the JSON object json[0..n) (a new reference), or NULL: no notice in this
+     * format. */
+    bytes_t *(*event_frame)(stream_t *st, const char *event, const char *json, size_t n);
 } stream_kind_t;
 
 struct stream {

@@ -13,6 +13,7 @@
 #include "../app/config.h"
 #include "../auth/auth.h"
 #include "../core/b64.h"
+#include "../core/jsonesc.h"
 #include "../core/metrics.h"
 #include "../http/server.h"
 #include "../hub/hub.h"
@@ -110,9 +111,6 @@ size_t cursor_format(const uint64_t *cursor, uint32_t n, char *out, size_t cap);
  * safe inside a <script> block. Cached in slot ENC_JSON. */
 bytes_t *json_encode_msg(const msg_t *m);
 
-/* Appends s[0..n) as a JSON string body (no quotes) with the script-safe escaping above into
- * out; returns bytes written, or 0 if cap is too small (needs up to 6n). */
-size_t json_escape(const char *s, size_t n, char *out, size_t cap);
 
 /* One subscription of a push connection, and the messages it had to drop. */
 typedef struct {

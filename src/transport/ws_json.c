@@ -68,18 +68,23 @@ static bytes_t *wsj__gap(stream_t *st, const char *json, size_t n)
     return n >= 2 ? wsj__frame_of("{\"op\":\"gap\",", 12, json, n) : NULL;
 }
 
-/* {"op":"withdrawn","channel":"c","id":"N"} */
-static bytes_t *wsj__withdrawn(stream_t *st, const char *json, size_t n)
+/* {"op":"EVENT", + the event's JSON members: {"op":"withdrawn","channel":"c","id":"N"},
+ * {"op":"unread","user":..,"total":..,"channels":{..}}, {"op":"join",...} */
+static bytes_t *wsj__event(stream_t *st, const char *event, const char *json, size_t n)
 {
     (void)st;
-    return n >= 2 ? wsj__frame_of("{\"op\":\"withdrawn\",", 18, json, n) : NULL;
+    char head[HUB_MAX_EVENT + 16];
+    int hn = snprintf(head, sizeof(head), "{\"op\":\"%s\",", event);
+    if (hn < 0 || (size_t)hn >= sizeof(head) || n < 2) return NULL;
+    if (n == 2) return wsj__frame_of(head, (size_t)hn - 1, "{}", 2); /* no members: drop the comma */
+    return wsj__frame_of(head, (size_t)hn, json, n);
 }
 
 static const stream_kind_t wsj_kind = {
     .xp = XP_WSJSON,
     .frame = wsj__frame,
     .gap_frame = wsj__gap,
-    .withdrawn_frame = wsj__withdrawn,
+    .event_frame = wsj__event,
 };
 
 /* Sends {"op":"reply","ref":R,"ok":true<fields>} (fields: "" or ,"k":v...). */

@@ -2,6 +2,7 @@
  * (config_ns.c), per-namespace limits in the hub (retain_ns.c), per-message time-to-live in the
  * history (hist.c, hub_after) and withdrawal (withdraw.c). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../../src/app/config.h"
@@ -168,10 +169,11 @@ TEST(ttl_expiry)
 }
 
 static uint64_t withdrawn_id;
-static void on_withdrawn(sub_t *s, uint64_t id)
+static void on_event(sub_t *s, const char *event, const char *json, size_t n)
 {
     (void)s;
-    withdrawn_id = id;
+    const char *id = strstr(json, "\"id\":\"");
+    if (strcmp(event, "withdrawn") == 0 && id && json[n - 1] == '}') withdrawn_id = strtoull(id + 6, NULL, 10);
 }
 static void on_msg(sub_t *s, msg_t *m) { (void)s, (void)m; }
 
@@ -185,7 +187,7 @@ TEST(withdrawal)
     uint32_t n, told = 0;
     for (int i = 0; i < 3; i++) CHECK_EQ(hub_publish(&hub, "c", 1, "message", 7, "data", 4, &id, &n), 0);
     chan_t *ch = hub_channel(&hub, "c", 1, false);
-    sub_t s = {.deliver = on_msg, .withdrawn = on_withdrawn};
+    sub_t s = {.deliver = on_msg, .event = on_event};
     list_init(&s.link);
     hub_subscribe(&hub, ch, &s);
     uint64_t bytes = ch->hist.bytes;
