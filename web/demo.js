@@ -1,28 +1,72 @@
 /* demo.js - the notification center served at / (web/index.html).
  *
- * Subscribes to one channel (?channel=NAME, default "demo") through herald.js with the transport
- * chosen in the switch, keeps an unread badge and a list of notifications (kept in localStorage
- * with the last id, so a reload resumes where it stopped), publishes like a backend does
- * (POST /pub/{channel}) and charts the server's own figures from GET /metrics.
- * Message data is only ever put into the page with textContent. */
+ * Two modes:
+ * - anonymous (no token): follows one channel (?channel=NAME, default "demo") through herald.js
+ *   with the transport chosen in the switch, with an unread badge counted in this browser and a
+ *   list of notifications (kept in localStorage with the last id, so a reload resumes where it
+ *   stopped);
+ * - signed in (a token given as #token=... in the address, or pasted into the sign-in form): a
+ *   herald.session on the user's personal feed (user/42), whose badge is the server's unread
+ *   count, the same on every device of the user; clicking an unread notification (or "Mark all
+ *   read") marks it read on the server, which clears the badge on the user's other devices too.
+ * Both publish like a backend does (POST /pub/{channel}) and chart the server's own figures from
+ * GET /metrics. Message data is only ever put into the page with textContent. */
 (function () {
   'use strict';
 
   const $ = (sel) => document.querySelector(sel);
   const params = new URLSearchParams(location.search);
-  const CHANNEL = params.get('channel') || 'demo';
-  const CHANNEL_PATH = CHANNEL.split('/').map(encodeURIComponent).join('/');
-  const STORE_KEY = 'herald-demo:' + CHANNEL;
   const MAX_ITEMS = 100;
   const TRANSPORTS = ['auto', 'websocket', 'sse', 'iframe', 'longpoll', 'poll'];
   const NAMES = { auto: 'auto', websocket: 'WebSocket', sse: 'SSE', iframe: 'iframe', longpoll: 'long poll', poll: 'short poll' };
+  const H = window.herald;
+
+  /* ------------------------------------------------------------------ sign-in */
+  const TOKEN_KEY = 'herald-demo:token';
+
+  /* The token: from #token=... (then kept in localStorage and taken out of the address bar; a
+   * fragment never reaches the server's logs), or the one kept from before. */
+  function takeToken() {
+    const m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+    if (m) {
+      const t = decodeURIComponent(m[1]);
+      try {
+        localStorage.setItem(TOKEN_KEY, t);
+      } catch (e) { /* private mode: signed in for this page only */ }
+      window.history.replaceState(null, '', location.pathname + location.search); // (`history` below is the charts')
+      return t;
+    }
+    try {
+      return localStorage.getItem(TOKEN_KEY) || null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  /* The token's claims (not verified: the server does that), for showing who is signed in. */
+  function claimsOf(token) {
+    try {
+      const b = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+      const bin = atob(b + '==='.slice((b.length + 3) % 4));
+      return JSON.parse(new TextDecoder().decode(Uint8Array.from(bin, (c) => c.charCodeAt(0)))) || {};
+    } catch (e) {
+      return {};
+    }
+  }
+
+  const TOKEN = takeToken();
+  const SIGNED_IN = !!TOKEN && !!H && typeof H.session === 'function';
+  const CLAIMS = TOKEN ? claimsOf(TOKEN) : {};
+  const CHANNEL = SIGNED_IN ? null : params.get('channel') || 'demo';
+  const STORE_KEY = SIGNED_IN ? 'herald-demo:session' : 'herald-demo:' + CHANNEL;
 
   const el = {
     badge: $('#badge'), bell: $('#bell'), state: $('#state'), conn: $('#conn'), active: $('#active-transport'),
-    list: $('#messages'), empty: $('#empty'), unreadLabel: $('#unread-label'), log: $('#log'),
-    lastId: $('#stat-lastid'), received: $('#stat-received'), dupes: $('#stat-dupes'),
+    list: $('#messages'), empty: $('#empty'), unreadLabel: $('#unread-label'), unreadChannels: $('#unread-channels'),
+    log: $('#log'), lastId: $('#stat-lastid'), received: $('#stat-received'), dupes: $('#stat-dupes'),
     form: $('#publish-form'), text: $('#publish-text'), event: $('#publish-event'), curl: $('#curl'),
-    result: $('#publish-result'), error: $('#error'), switcher: $('#transport'),
+    result: $('#publish-result'), error: $('#error'), switcher: $('#transport'), apiKey: $('#publish-key'),
+    signin: $('#signin'), signinForm: $('#signin-form'), signinToken: $('#signin-token'), signinResult: $('#signin-result'),
   };
 
   /* ------------------------------------------------------------------ saved state */
@@ -34,8 +78,9 @@
     return {};
   }
   const saved = loadSaved();
-  let items = Array.isArray(saved.items) ? saved.items.slice(0, MAX_ITEMS) : [];
-  let lastId = typeof saved.lastId === 'string' ? saved.lastId : null;
+  // signed in, the list comes from the server (the feed's history) on every visit
+  let items = !SIGNED_IN && Array.isArray(saved.items) ? saved.items.slice(0, MAX_ITEMS) : [];
+  let lastId = !SIGNED_IN && typeof saved.lastId === 'string' ? saved.lastId : null;
   let chosen = TRANSPORTS.includes(params.get('transport')) ? params.get('transport')
     : TRANSPORTS.includes(saved.transport) ? saved.transport : 'auto';
   const seen = new Set(items.map((i) => i.id));
@@ -44,12 +89,11 @@
 
   function save() {
     try {
-      localStorage.setItem(STORE_KEY, JSON.stringify({ lastId, transport: chosen, items }));
+      localStorage.setItem(STORE_KEY, JSON.stringify(SIGNED_IN ? { transport: chosen } : { lastId, transport: chosen, items }));
     } catch (e) { /* storage full or disabled: the demo still works, it just forgets */ }
   }
 
   /* ------------------------------------------------------------------ herald.js */
-  const H = window.herald;
   function fail(text) {
     el.error.hidden = false;
     el.error.textContent = text;
@@ -58,9 +102,10 @@
     fail('herald.js did not load (GET /herald.js): live updates are off. The chart and the form still work.');
   }
 
-  // Unread counter: herald.unread keeps it in localStorage (shared by tabs on this origin).
+  // Anonymous: herald.unread keeps the count in localStorage (shared by tabs on this origin).
+  // Signed in: the count is the server's (session.unread), the same on every device.
   const unread = H && typeof H.unread === 'function'
-    ? H.unread(STORE_KEY + ':unread', { storage: localStorage })
+    ? H.unread(STORE_KEY + ':unread', { storage: SIGNED_IN ? null : localStorage })
     : (() => {
       const u = { count: 0, fns: [] };
       u.add = () => { u.count++; u.fns.forEach((f) => f(u.count)); };
@@ -68,6 +113,17 @@
       u.onChange = (f) => { u.fns.push(f); };
       return u;
     })();
+  let sub = null; // the Subscription (anonymous) or the Session (signed in)
+
+  /* The user's personal channel, once the server has said which it is. */
+  function feed() {
+    return (sub && sub.feed) || (CLAIMS.sub != null ? 'user/' + CLAIMS.sub : '@me');
+  }
+  // the server's counts as last told (kept across a transport switch until the new session's)
+  let shownUnread = { total: 0, channels: {} };
+  function serverUnread() {
+    return shownUnread;
+  }
 
   /* ------------------------------------------------------------------ inbox */
   const pad = (n) => String(n).padStart(2, '0');
@@ -86,6 +142,10 @@
     li.className = 'msg' + (item.unread ? ' unread' : '') + (fresh ? ' fresh' : '');
     li.dataset.id = item.id;
     li.dataset.event = item.event;
+    if (SIGNED_IN) {
+      li.tabIndex = 0;
+      li.title = 'Mark read (and everything older)';
+    }
 
     const avatar = document.createElement('span');
     avatar.className = 'avatar';
@@ -129,14 +189,43 @@
     el.empty.hidden = el.list.children.length > 0;
   }
 
+  function badgeCount() {
+    return SIGNED_IN ? serverUnread().total : unread.count | 0;
+  }
+
   function renderBadge() {
-    const n = unread.count | 0;
+    const n = badgeCount();
     el.badge.textContent = n > 99 ? '99+' : String(n);
     el.badge.dataset.count = String(n);
     el.badge.classList.toggle('unread', n > 0);
     el.bell.setAttribute('aria-label', n ? n + ' unread notifications' : 'Notifications');
     el.unreadLabel.textContent = n ? n + ' unread' : 'No unread notifications';
     document.title = (n ? '(' + n + ') ' : '') + 'herald — notification center';
+    if (SIGNED_IN) {
+      // where the unread ones are: the personal channel and any other channel the user tracks
+      const chans = Object.entries(serverUnread().channels).filter(([, k]) => k > 0);
+      el.unreadChannels.replaceChildren(...chans.map(([c, k]) => {
+        const s = document.createElement('span');
+        s.className = 'unread-chan';
+        s.dataset.channel = c;
+        s.textContent = '#' + c + ' ' + k;
+        return s;
+      }));
+    }
+  }
+
+  /* Signed in, a notification is unread while it is among the newest the server counts unread on
+   * the feed (read state is a cursor: everything up to it is read). */
+  let rowsTimer = 0;
+  function renderUnreadRows() {
+    if (!SIGNED_IN) return;
+    clearTimeout(rowsTimer);
+    const k = serverUnread().channels[feed()] || 0;
+    items.forEach((item, i) => { item.unread = i < k; });
+    el.list.querySelectorAll('li.msg[data-id]').forEach((li) => {
+      const item = items.find((x) => x.id === li.dataset.id);
+      li.classList.toggle('unread', !!(item && item.unread));
+    });
   }
 
   function renderStats() {
@@ -177,13 +266,31 @@
       while (el.list.children.length >= MAX_ITEMS) el.list.lastChild.remove();
     }
     el.list.prepend(itemNode(item, true));
-    // herald.js has already counted it (subscribe's `unread` option); add() ignores a repeat
-    unread.add(msg);
-    renderBadge();
-    ring();
+    if (SIGNED_IN) {
+      // shown unread at once; the server's count decides (its unread event follows the message,
+      // and a count that did not change brings no event: look again in a moment)
+      clearTimeout(rowsTimer);
+      rowsTimer = setTimeout(renderUnreadRows, 300);
+    } else {
+      // herald.js has already counted it (subscribe's `unread` option); add() ignores a repeat
+      unread.add(msg);
+      renderBadge();
+      ring();
+    }
     renderEmpty();
     renderStats();
     save();
+  }
+
+  function onWithdrawn(info) {
+    const id = info && info.id != null ? String(info.id) : null;
+    if (id === null) return;
+    items = items.filter((i) => i.id !== id);
+    const li = el.list.querySelector('li.msg[data-id="' + CSS.escape(id) + '"]');
+    if (li) li.remove();
+    logLine('notification #' + id + ' withdrawn by the backend', 'warn');
+    renderUnreadRows();
+    renderEmpty();
   }
 
   function onGap(info) {
@@ -201,6 +308,8 @@
       text = 'Some notifications are no longer in the server history' +
         (first ? ' (it now starts at #' + first + ').' : '.');
     }
+    // a first visit replays the feed's history from the start: older ones being gone is normal
+    if (SIGNED_IN && requested === '0' && !info.reset) return;
     const li = document.createElement('li');
     li.className = 'notice';
     li.textContent = text;
@@ -209,7 +318,20 @@
     logLine('gap: ' + (requested ? 'after #' + requested : '') + (first ? ', history from #' + first : ''), 'warn');
   }
 
+  /* Signed in: marks read on the server; the badge follows the server's answer and its unread
+   * event, here and on the user's other devices. */
+  function markRead(id) {
+    const done = id == null ? sub.markAllRead() : sub.markRead(sub.feed, id);
+    return Promise.resolve(done).then(() => renderBadge(), (e) => {
+      logLine('mark read failed: ' + (e && e.message ? e.message : e), 'bad');
+    });
+  }
+
   function markAllRead() {
+    if (SIGNED_IN) {
+      if (sub) markRead(null);
+      return;
+    }
     unread.markRead();
     items.forEach((i) => { i.unread = false; });
     el.list.querySelectorAll('.msg.unread').forEach((li) => li.classList.remove('unread'));
@@ -225,6 +347,15 @@
     renderEmpty();
     save();
   });
+  if (SIGNED_IN) {
+    // reading a notification: a click (or Enter) on an unread one moves the read cursor to it
+    const read = (e) => {
+      const li = e.target.closest('li.msg[data-id]');
+      if (li && li.classList.contains('unread') && sub) markRead(li.dataset.id);
+    };
+    el.list.addEventListener('click', read);
+    el.list.addEventListener('keydown', (e) => { if (e.key === 'Enter') read(e); });
+  }
   el.bell.addEventListener('click', () => {
     $('#inbox').scrollIntoView({ behavior: 'smooth', block: 'start' });
   });
@@ -242,7 +373,6 @@
   }
 
   /* ------------------------------------------------------------------ subscription */
-  let sub = null;
   let generation = 0;
 
   function showState(state) {
@@ -262,13 +392,39 @@
     // No saved cursor: start at the channel's newest id, so that the first transport switch
     // already has a cursor to resume from (a subscription without one only sees new messages).
     try {
-      const r = await fetch('/channels/' + CHANNEL_PATH, { cache: 'no-store' });
+      const r = await fetch('/channels/' + CHANNEL.split('/').map(encodeURIComponent).join('/'), { cache: 'no-store' });
       if (r.ok) {
         const j = await r.json();
         if (j && j.last_id != null) return String(j.last_id);
       }
     } catch (e) { /* fall through */ }
     return null;
+  }
+
+  /* The options both modes share: state and gap reports for the page. */
+  function commonOptions(gen, transport) {
+    return {
+      transport,
+      onState: (state, info) => {
+        if (gen !== generation) return;
+        showState(state);
+        const via = sub && sub.transport ? NAMES[sub.transport] || sub.transport : NAMES[transport];
+        const why = info && (info.message || info.reason);
+        logLine(via + ' · ' + state + (why ? ' (' + why + ')' : ''), state === 'open' ? 'good' : state === 'closed' || state === 'error' ? 'bad' : '');
+      },
+      onGap: (info) => { if (gen === generation) onGap(info); },
+    };
+  }
+
+  function watchFallback(s, gen) {
+    if (typeof s.on !== 'function') return;
+    s.on('fallback', (info) => {
+      if (gen !== generation) return;
+      const from = info && (info.from || info.previous);
+      const to = info && (info.to || info.transport) || s.transport;
+      logLine('fallback ' + (from ? (NAMES[from] || from) + ' → ' : '→ ') + (NAMES[to] || to), 'warn');
+      showState();
+    });
   }
 
   async function connect(transport) {
@@ -282,6 +438,10 @@
     save();
     showState('connecting');
     if (!H || typeof H.subscribe !== 'function') return;
+    if (SIGNED_IN) {
+      connectSession(gen, transport);
+      return;
+    }
     if (lastId == null) {
       const c = await currentCursor();
       if (gen !== generation) return;
@@ -289,18 +449,8 @@
       renderStats();
     }
     logLine('subscribe #' + CHANNEL + ' via ' + NAMES[transport] + (lastId != null ? ', resume after #' + lastId : ''));
-    const opts = {
-      transport,
-      unread, // counted by herald.js, which also rebases it when the server's ids restart
-      onState: (state, info) => {
-        if (gen !== generation) return;
-        showState(state);
-        const via = sub && sub.transport ? NAMES[sub.transport] || sub.transport : NAMES[transport];
-        const why = info && (info.reason || info.message);
-        logLine(via + ' · ' + state + (why ? ' (' + why + ')' : ''), state === 'open' ? 'good' : state === 'closed' || state === 'error' ? 'bad' : '');
-      },
-      onGap: (info) => { if (gen === generation) onGap(info); },
-    };
+    const opts = commonOptions(gen, transport);
+    opts.unread = unread; // counted by herald.js, which also rebases it when the server's ids restart
     if (lastId != null) opts.lastId = lastId;
     let s;
     try {
@@ -310,36 +460,129 @@
       return;
     }
     sub = s;
+    watchFallback(s, gen);
     if (typeof s.on === 'function') {
-      s.on('fallback', (info) => {
-        if (gen !== generation) return;
-        const from = info && (info.from || info.previous);
-        const to = info && (info.to || info.transport) || s.transport;
-        logLine('fallback ' + (from ? (NAMES[from] || from) + ' → ' : '→ ') + (NAMES[to] || to), 'warn');
-        showState();
+      s.on('error', (info) => {
+        if (gen === generation && info && info.reason === 'unauthorized') {
+          fail('This server has access control: anonymous visitors may not follow #' + CHANNEL + '. Sign in (top right) to see your own notifications.');
+        }
       });
     }
     showState(s.state || 'connecting');
   }
 
+  /* Signed in: a herald.session on the personal feed. The first one replays the feed's history
+   * (the notification list); a transport switch resumes after the last id. */
+  function connectSession(gen, transport) {
+    logLine('session for user ' + (CLAIMS.sub != null ? CLAIMS.sub : '?') + ' via ' + NAMES[transport] + (lastId != null ? ', resume after #' + lastId : ', from the start of the feed'));
+    const opts = commonOptions(gen, transport);
+    opts.token = TOKEN;
+    opts.lastId = lastId == null ? 0 : lastId;
+    opts.onMessage = (m) => { if (gen === generation) onMessage(m); };
+    let s;
+    try {
+      s = H.session(opts);
+    } catch (e) {
+      fail('session failed: ' + e.message);
+      return;
+    }
+    sub = s;
+    watchFallback(s, gen);
+    s.on('unread', (u) => {
+      if (gen !== generation) return;
+      if (u.total > shownUnread.total) ring();
+      shownUnread = u;
+      $('#channel-name').textContent = feed();
+      renderBadge();
+      renderUnreadRows();
+    });
+    s.on('withdrawn', (info) => { if (gen === generation) onWithdrawn(info); });
+    s.on('open', () => {
+      if (gen !== generation) return;
+      $('#channel-name').textContent = feed();
+      renderChannel();
+    });
+    s.on('disconnect', (info) => {
+      if (gen !== generation) return;
+      logLine('disconnected by the server: ' + info.reason + (info.reconnect ? ' (reconnecting)' : ''), info.reconnect ? 'warn' : 'bad');
+      if (!info.reconnect) fail('The server ended this session: ' + info.reason + '. Reload the page to connect again.');
+    });
+    s.on('error', (info) => {
+      if (gen !== generation || !info) return;
+      if (info.reason === 'unauthorized' || info.reason === 'forbidden') {
+        // a pasted token cannot be renewed: once refused (expired?), sign in again
+        s.close();
+        fail('The server refused your token (' + (info.message || info.reason) + '). It may have expired: sign in again.');
+        showSignin(true);
+      }
+    });
+    showState(s.state || 'connecting');
+  }
+
   el.switcher.addEventListener('click', (e) => {
     const b = e.target.closest('button[data-transport]');
-    if (!b || (b.dataset.transport === chosen && sub)) return;
+    if (!b || (b.dataset.transport === chosen && sub && sub.state !== 'closed')) return;
     connect(b.dataset.transport);
   });
   window.addEventListener('pagehide', () => {
-    if (sub && sub.lastId != null && sub.lastId !== '') { lastId = String(sub.lastId); save(); }
+    if (!SIGNED_IN && sub && sub.lastId != null && sub.lastId !== '') { lastId = String(sub.lastId); save(); }
+  });
+
+  /* ------------------------------------------------------------------ sign-in form */
+  function showSignin(open) {
+    el.signin.hidden = !open;
+    if (open) el.signinToken.focus();
+  }
+  $('#sign-in').addEventListener('click', () => showSignin(el.signin.hidden));
+  $('#signin-cancel').addEventListener('click', () => showSignin(false));
+  $('#sign-out').addEventListener('click', () => {
+    try { localStorage.removeItem(TOKEN_KEY); } catch (e) { /* nothing kept */ }
+    if (sub) sub.close();
+    location.replace(location.pathname + location.search);
+  });
+  el.signinForm.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const t = el.signinToken.value.trim();
+    if (!t) return;
+    el.signinResult.classList.remove('bad');
+    el.signinResult.textContent = 'Checking the token with the server…';
+    let r;
+    try {
+      r = await fetch('/unread', { cache: 'no-store', headers: { Authorization: 'Bearer ' + t } });
+    } catch (err) {
+      el.signinResult.classList.add('bad');
+      el.signinResult.textContent = 'The server cannot be reached: ' + err.message;
+      return;
+    }
+    if (r.ok) {
+      // the page starts again signed in (takeToken reads the fragment and keeps the token)
+      location.hash = 'token=' + encodeURIComponent(t);
+      location.reload();
+      return;
+    }
+    let why = 'HTTP ' + r.status;
+    try { why = (await r.json()).error || why; } catch (err) { /* not JSON */ }
+    el.signinResult.classList.add('bad');
+    el.signinResult.textContent = r.status === 400
+      ? 'This server runs without access control (as `make run` does): it checks no tokens, so there is no user to sign in as. Start it with a token secret (see the README).'
+      : 'Token refused: ' + why + '.';
   });
 
   /* ------------------------------------------------------------------ publish */
   const shq = (s) => "'" + s.replace(/'/g, "'\\''") + "'";
+  /* The channel the form publishes to: the one followed, or the signed-in user's feed. */
+  const pubChannel = () => (SIGNED_IN ? feed() : CHANNEL);
+  const channelPath = (c) => c.split('/').map(encodeURIComponent).join('/');
   function pubUrl(event) {
-    return location.origin + '/pub/' + CHANNEL_PATH + (event ? '?event=' + encodeURIComponent(event) : '');
+    return location.origin + '/pub/' + channelPath(pubChannel()) + (event ? '?event=' + encodeURIComponent(event) : '');
   }
   function renderCurl() {
     const text = el.text.value || el.text.placeholder;
     const event = el.event.value.trim();
-    const parts = [['c-cmd', 'curl'], [null, ' -d '], ['c-str', shq(text)], [null, ' '], ['c-str', shq(pubUrl(event))]];
+    const parts = [['c-cmd', 'curl']];
+    // signed in, herald has access control: a backend publishes with its API key
+    if (SIGNED_IN) parts.push([null, ' -H '], ['c-str', '"Authorization: Bearer $API_KEY"']);
+    parts.push([null, ' -d '], ['c-str', shq(text)], [null, ' '], ['c-str', shq(pubUrl(event))]);
     el.curl.replaceChildren(...parts.map(([cls, t]) => {
       if (!cls) return document.createTextNode(t);
       const span = document.createElement('span');
@@ -350,13 +593,19 @@
   }
   const curlText = () => el.curl.textContent;
 
+  /* The API key typed into the form (signed in), kept in memory only. */
+  const apiKey = () => (SIGNED_IN && el.apiKey ? el.apiKey.value.trim() : '');
+
   async function publish(data, event) {
+    const key = apiKey();
     if (H && typeof H.publish === 'function') {
-      const r = await H.publish('', CHANNEL, data, event ? { event } : {});
+      const o = event ? { event } : {};
+      if (key) o.token = key;
+      const r = await H.publish('', pubChannel(), data, o);
       if (r && typeof r.json === 'function') return r.json();
       return r;
     }
-    const r = await fetch(pubUrl(event), { method: 'POST', body: data });
+    const r = await fetch(pubUrl(event), { method: 'POST', body: data, headers: key ? { Authorization: 'Bearer ' + key } : {} });
     if (!r.ok) throw new Error('HTTP ' + r.status);
     return r.json();
   }
@@ -380,7 +629,8 @@
       const n = r && r.subscribers != null ? r.subscribers : '?';
       showResult('Published #' + (r && r.id != null ? r.id : '?') + ' → delivered to ' + n + ' subscriber' + (n === 1 ? '' : 's') + '.');
     } catch (err) {
-      showResult('Publish failed: ' + (err && err.message ? err.message : err), true);
+      const hint = SIGNED_IN && err && (err.status === 401 || err.status === 403) ? ' A backend publishes with an API key: type it above.' : '';
+      showResult('Publish failed: ' + (err && err.message ? err.message : err) + hint, true);
     } finally {
       btn.disabled = false;
       el.text.focus();
@@ -463,7 +713,9 @@
   async function sampleMetrics() {
     let s;
     try {
-      const r = await fetch('/metrics', { cache: 'no-store' });
+      const key = apiKey(); // with access control, /metrics wants an API key (or metrics_public)
+      const r = await fetch('/metrics', { cache: 'no-store', headers: key ? { Authorization: 'Bearer ' + key } : {} });
+      $('#metrics-hint').hidden = r.status !== 401 && r.status !== 403;
       if (!r.ok) throw new Error('HTTP ' + r.status);
       s = summarize(parseMetrics(await r.text()));
     } catch (e) {
@@ -655,13 +907,31 @@
   window.addEventListener('resize', drawCharts);
 
   /* ------------------------------------------------------------------ start */
-  $('#channel-name').textContent = CHANNEL;
-  document.querySelectorAll('.chan').forEach((n) => { n.textContent = CHANNEL; });
-  $('#empty-curl').textContent = 'curl -d ' + shq('You have mail') + ' ' + location.origin + '/pub/' + CHANNEL_PATH;
+  /* The channel shown in the header, the publish card and the empty inbox. */
+  function renderChannel() {
+    const c = pubChannel();
+    $('#channel-name').textContent = c;
+    document.querySelectorAll('.chan').forEach((n) => { n.textContent = c; });
+    $('#empty-curl').textContent = 'curl ' + (SIGNED_IN ? '-H "Authorization: Bearer $API_KEY" ' : '') +
+      '-d ' + shq('You have mail') + ' ' + location.origin + '/pub/' + channelPath(c);
+    renderCurl();
+  }
+
+  document.body.dataset.mode = SIGNED_IN ? 'session' : 'channel';
+  $('#sign-in').hidden = SIGNED_IN;
+  $('#account').hidden = !SIGNED_IN;
+  $('#clear').hidden = SIGNED_IN; // signed in, the list is the server's
+  if (el.apiKey) $('#publish-key-field').hidden = !SIGNED_IN;
+  if (SIGNED_IN) {
+    $('#user-name').textContent = CLAIMS.sub != null ? String(CLAIMS.sub) : '?';
+    $('#channel-chip').title = "The signed-in user's personal channel";
+    if (el.apiKey) el.apiKey.addEventListener('input', renderCurl);
+  }
+  if (TOKEN && !SIGNED_IN) fail('herald.js has no herald.session: signed-in mode is off.');
+  renderChannel();
   renderList();
   renderBadge();
   renderStats();
-  renderCurl();
   showState('idle');
   connect(chosen);
   sampleMetrics();
@@ -670,11 +940,14 @@
   // For tests and the curious (read-only view of the demo's state).
   window.heraldDemo = {
     channel: CHANNEL,
+    signedIn: SIGNED_IN,
+    get user() { return SIGNED_IN ? (sub && sub.user) || (CLAIMS.sub != null ? String(CLAIMS.sub) : null) : null; },
     get sub() { return sub; },
     get chosen() { return chosen; },
     get lastId() { return lastId; },
     get received() { return received; },
     get duplicates() { return dupes; },
+    get unread() { return SIGNED_IN ? serverUnread() : { total: unread.count | 0, channels: {} }; },
     parseMetrics,
   };
 })();

@@ -24,7 +24,14 @@
  * as the first /ws op ({"op":"auth"}); /ws refreshes it in place before the token's exp, the
  * other transports reconnect at once with a fresh token when the server ends them as expired
  * (or answers 401), resuming from the last id. A refusal to subscribe (403, "forbidden") closes
- * the subscription with an error event instead of retrying.
+ * the subscription with an error event instead of retrying. An admin's disconnect ends the
+ * subscription when it says reconnect: false (browsers' EventSource would reconnect anyway).
+ *
+ * User sessions: herald.session({url, token, transport}) follows the token user's personal feed
+ * ("@me": /sub/@me, or the feed the /ws auth reply names) with the same machinery, keeps the
+ * server's unread counts (pushed by the server as "unread" notices, or asked with GET /unread
+ * where it does not push) and marks channels read (POST /read/{channel}), so every device of
+ * the user shows the same badge.
  *
  * No dependencies. A classic script that defines globalThis.herald; herald.mjs imports it and
  * re-exports it for `import herald, {subscribe} from '/herald.mjs'`. */
@@ -32,7 +39,13 @@
   'use strict';
 
   const TRANSPORTS = ['websocket', 'sse', 'iframe', 'longpoll', 'poll'];
+  const FEED = '@me'; /* the channel name that stands for the token user's personal feed */
+  /* An id past every channel's last one: the server clamps a read cursor to the channel's newest
+   * message, so this marks a channel read up to what it holds. */
+  const ID_MAX = '18446744073709551615';
   const STREAMS = ['websocket', 'sse', 'iframe']; /* connections that stay open: watched for silence */
+  /* the notices of the iframe stream, {"<name>":true, ...}; the others are messages */
+  const IFRAME_NOTICES = ['gap', 'disconnect', 'unsubscribed', 'unread', 'withdrawn', 'join', 'leave'];
   const DEFAULTS = {
     transport: 'auto',
     lastId: null,
@@ -43,6 +56,8 @@
     backoff: { min: 500, max: 30000 },
     unread: null,
     token: null, /* string, or function returning a string or a promise of one */
+    unreadWait: 1000, /* session: ms to wait for the server's first unread push before asking */
+    unreadPoll: 15000, /* session: ms between GET /unread while the server does not push */
     onState: null,
     onGap: null,
   };
@@ -216,17 +231,28 @@
   /* The /ws JSON protocol: welcome, then (with a token, on a server with access control) auth
    * {token} and its reply, then subscribe {channel, last_id}; the subscribe reply opens. The
    * token is never put in the URL. Before the token's exp a fresh one is sent as another auth
-   * op on the same connection; a close with 3000 (token expired) reconnects with a fresh one. */
+   * op on the same connection; a close with 3000 (token expired) reconnects with a fresh one.
+   * The personal feed ("@me") is the channel the auth reply names ("feed"): subscribing to it by
+   * name with our last_id takes over the subscription the server made. An authenticated
+   * connection also carries the server's own feed subscription: frames of other channels are
+   * not this subscription's and are ignored. */
   function openWebSocket(sub, conn) {
     const ws = new root.WebSocket(wsBase(sub.url) + '/ws', 'herald.v1');
     /* herald's WebSocket pings are invisible to scripts: ask for a reply when it is quiet */
     conn.ping = () => ws.send('{"op":"ping","ref":"ping"}');
     let subscribed = false;
+    let name = sub._isFeed ? null : sub.channel; /* the channel subscribed to, once known */
     const subscribe = () => {
-      const req = { op: 'subscribe', channel: sub.channel, ref: 1 };
+      if (name === null) {
+        /* "@me" without a user: the server has no access control, or the token has no sub */
+        sub._fail(conn, 'websocket: the personal feed needs a user token', 'auth');
+        return;
+      }
+      const req = { op: 'subscribe', channel: name, ref: 1 };
       if (sub.lastId !== null) req.last_id = sub.lastId;
       ws.send(JSON.stringify(req));
     };
+    const ours = (f) => !f.channel || f.channel === name;
     conn.auth = (token) => ws.send(JSON.stringify({ op: 'auth', token, ref: 'auth' }));
     ws.onmessage = (ev) => {
       sub._heard(conn);
@@ -239,10 +265,15 @@
       }
       if (f.op === 'welcome') {
         /* the token goes first, and subscribing waits for its reply */
-        if (conn.token && f.auth === true) conn.auth(conn.token);
-        else subscribe();
+        if (conn.token && f.auth === true) {
+          conn.auth(conn.token);
+        } else {
+          if (sub._isFeed && typeof f.feed === 'string') name = sub._setFeed(f.feed);
+          subscribe();
+        }
       } else if (f.op === 'reply' && f.ref === 'auth') {
         if (f.ok) {
+          if (sub._isFeed && name === null && typeof f.feed === 'string') name = sub._setFeed(f.feed);
           sub._authenticated(conn, f);
           if (!subscribed) {
             subscribed = true;
@@ -265,17 +296,23 @@
         sub._alive(conn);
         sub._cursor(conn, f.last_id);
       } else if (f.op === 'message') {
-        sub._message(conn, f);
+        if (ours(f)) sub._message(conn, f);
       } else if (f.op === 'gap') {
-        sub._gap(conn, f);
-      } else if (f.op === 'unsubscribed' && (!f.channel || f.channel === sub.channel)) {
-        /* a refreshed token no longer allows the channel */
+        if (ours(f)) sub._gap(conn, f);
+      } else if (f.op === 'unsubscribed' && ours(f)) {
+        /* a refreshed token no longer allows the channel, or an admin ended the subscription */
         sub._fail(conn, `websocket: unsubscribed by the server: ${f.reason || 'no reason given'}`, f.reason === 'forbidden' ? 'forbidden' : undefined);
+      } else if (f.op === 'disconnect') {
+        /* an admin ended the user's connections; a close 4001 (or 4002) follows */
+        sub._disconnected(conn, f);
+      } else if (f.op === 'unread' || f.op === 'withdrawn') {
+        if (f.op === 'unread' || ours(f)) sub._notice(conn, f.op, f);
       }
     };
     ws.onclose = (ev) => {
       const reason = `websocket closed (${ev.code}${ev.reason ? ' ' + ev.reason : ''})`;
-      sub._fail(conn, reason, ev.code === 3000 ? 'expired' : undefined);
+      if (ev.code === 4001 || ev.code === 4002) sub._disconnected(conn, { reason: ev.reason || 'disconnected', reconnect: ev.code === 4002 });
+      else sub._fail(conn, reason, ev.code === 3000 ? 'expired' : undefined);
     };
     return () => {
       ws.onmessage = ws.onclose = null;
@@ -295,16 +332,24 @@
       const reader = res.body.getReader();
       const decoder = new TextDecoder();
       const parse = sseParser((ev) => {
-        if (ev.event === 'gap') {
-          sub._gap(conn, JSON.parse(ev.data));
-        } else if (ev.event === 'expired') {
-          /* the token expired: the server ends the stream; reconnect with a fresh one */
-          sub._fail(conn, 'sse: token expired', 'expired');
-        } else {
+        if (ev.hasId) {
+          /* a message (whatever its event name): only messages have an id line */
           const b64 = /@base64$/.test(ev.event);
           const m = { id: ev.id, event: b64 ? ev.event.slice(0, -7) : ev.event, data: ev.data };
           if (b64) m.encoding = 'base64';
           sub._message(conn, m);
+        } else if (ev.event === 'expired') {
+          /* the token expired: the server ends the stream; reconnect with a fresh one */
+          sub._fail(conn, 'sse: token expired', 'expired');
+        } else {
+          /* a notice: gap, disconnect, unsubscribed, unread, withdrawn, ... */
+          let info;
+          try {
+            info = JSON.parse(ev.data);
+          } catch (e) {
+            return; /* not one of herald's notices */
+          }
+          sub._streamNotice(conn, ev.event, info);
         }
       });
       for (;;) {
@@ -319,12 +364,14 @@
   }
 
   /* An incremental text/event-stream parser (WHATWG HTML, "Server-sent events"): feed it text,
-   * it calls onEvent({id, event, data}) for each dispatched event. */
+   * it calls onEvent({id, hasId, event, data}) for each dispatched event; hasId says whether the
+   * event had an id line of its own (herald's messages do, its notices do not). */
   function sseParser(onEvent) {
     let buf = '';
     let data = [];
     let event = '';
     let id = '';
+    let hasId = false;
     return (text) => {
       buf += text;
       /* a CR at the very end may be the first half of a CRLF: keep it for the next chunk */
@@ -333,9 +380,10 @@
       buf = lines.pop() + buf.slice(end);
       for (const line of lines) {
         if (line === '') {
-          if (data.length) onEvent({ id, event: event || 'message', data: data.join('\n') });
+          if (data.length) onEvent({ id, hasId, event: event || 'message', data: data.join('\n') });
           data = [];
           event = '';
+          hasId = false;
           continue;
         }
         if (line[0] === ':') continue; /* comment: heartbeat */
@@ -345,7 +393,10 @@
         if (value[0] === ' ') value = value.slice(1);
         if (field === 'data') data.push(value);
         else if (field === 'event') event = value;
-        else if (field === 'id') id = value;
+        else if (field === 'id') {
+          id = value;
+          hasId = true;
+        }
       }
     };
   }
@@ -360,9 +411,20 @@
     let frame = null;
     let watch = 0;
     root[name] = (m) => {
-      if (m && m.expired) sub._fail(conn, 'iframe: token expired', 'expired');
-      else if (m && m.gap) sub._gap(conn, m);
-      else sub._message(conn, m);
+      if (!m || typeof m !== 'object') return;
+      if (m.expired === true) {
+        sub._fail(conn, 'iframe: token expired', 'expired');
+        return;
+      }
+      /* a notice is {"<name>":true, ...}: gap, disconnect, unsubscribed, unread, withdrawn, ... */
+      const notice = IFRAME_NOTICES.find((k) => m[k] === true);
+      if (notice) {
+        const info = Object.assign({}, m);
+        delete info[notice];
+        sub._streamNotice(conn, notice, info);
+      } else if (m.id !== undefined) {
+        sub._message(conn, m);
+      }
     };
     sub._initialCursor(conn, ctl.signal).then(() => {
       frame = root.document.createElement('iframe');
@@ -448,6 +510,9 @@
       if (!channel) throw new TypeError('herald: a channel is required');
       this.url = httpBase(url);
       this.channel = String(channel);
+      /* "@me": the token user's personal feed, whose name the server tells (this.feed) */
+      this._isFeed = this.channel === FEED;
+      this._feed = null;
       this.options = o;
       this.state = 'connecting';
       this.transport = null;
@@ -475,6 +540,12 @@
       return this._lastId;
     }
 
+    /* The channel followed: for "@me", the personal feed's name once the server has told it
+     * ("user/42"), null before. */
+    get feed() {
+      return this._isFeed ? this._feed : this.channel;
+    }
+
     /* Stops every connection and timer; nothing is delivered afterwards. */
     close() {
       if (this.state === 'closed') return;
@@ -483,6 +554,18 @@
       this._conn = null;
       this._setState('closed', { reason: 'closed by the application' });
       this._emit('closed', { reason: 'closed by the application' });
+    }
+
+    /* Ends the subscription for a reason of the server's ('forbidden', or 'disconnected' with
+     * the admin's message): no retry. */
+    _end(conn, reason, message) {
+      if (!conn.dead) this._stop(conn);
+      clearTimeout(this._timer);
+      this._conn = null;
+      if (this.state === 'closed') return; /* a listener closed it already */
+      const info = message === undefined ? { reason } : { reason, message };
+      this._setState('closed', Object.assign({ transport: conn.transport }, info));
+      this._emit('closed', info);
     }
 
     _setState(state, info) {
@@ -498,7 +581,10 @@
         this._emit('error', { transport: this.options.transport, reason: 'no transport is supported here' });
         return;
       }
-      const conn = { transport, opened: false, dead: false, stop: null, timer: 0, watch: 0, refresh: 0, heard: Date.now(), pinged: 0, ping: null, token: null, claims: null, auth: null };
+      const conn = {
+        transport, opened: false, dead: false, stop: null, timer: 0, watch: 0, refresh: 0, heard: Date.now(), pinged: 0, ping: null, token: null, claims: null, auth: null,
+        pushing: false, fallback: false, unreadWait: 0, unreadPoll: 0, /* sessions: where the unread counts come from */
+      };
       this._conn = conn;
       this.transport = transport;
       this._setState('connecting', { transport });
@@ -671,29 +757,31 @@
     /* conn failed. how: undefined (the transport failed: fallback or backoff), 'token' (the
      * token option failed: backoff), 'auth' (the token was refused, 401: the first retry at once,
      * then backoff), 'expired' (the server ended a connection whose token expired: reconnect at
-     * once with a fresh token) or 'forbidden' (not allowed to subscribe: closed, no retry). */
+     * once with a fresh token), 'disconnect' (an admin ended it, reconnecting allowed: backoff,
+     * no error event) or 'forbidden' (not allowed to subscribe: closed, no retry). */
     _fail(conn, reason, how) {
       if (!this._current(conn)) return;
       this._stop(conn);
       const transport = conn.transport;
       if (how === 'expired' && !conn.opened) how = 'auth'; /* expired at once: not a refresh */
       if (how === 'auth' || how === 'forbidden' || how === 'expired') this._proven.add(transport); /* the server answered */
+      if (how === 'disconnect') this._proven.add(transport);
       if (how === 'forbidden') {
-        this._conn = null;
         this._emit('error', { transport, reason: 'forbidden', message: reason });
-        this._setState('closed', { transport, reason: 'forbidden' });
-        this._emit('closed', { reason: 'forbidden' });
+        this._end(conn, 'forbidden');
         return;
       }
       if (how === 'expired') {
         this._emit('expired', { transport, reason });
+        if (this.state === 'closed') return; /* a listener closed it */
         this._setState('connecting', { transport, reason, retryIn: 0 });
         this._timer = setTimeout(() => this._connect(), 0);
         return;
       }
       if (how === 'auth') this._emit('error', { transport, reason: 'unauthorized', message: reason });
       else if (how === 'token') this._emit('error', { transport, reason: 'token', message: reason });
-      else this._emit('error', { transport, reason });
+      else if (how !== 'disconnect') this._emit('error', { transport, reason });
+      if (this.state === 'closed') return; /* a listener closed it */
       if (how === 'auth' && this._authRetries++ === 0) {
         this._setState('connecting', { transport, reason, retryIn: 0 });
         this._timer = setTimeout(() => this._connect(), 0);
@@ -714,6 +802,54 @@
       const wait = Math.round(cap / 2 + (Math.random() * cap) / 2);
       this._setState('connecting', { transport, reason, retryIn: wait });
       this._timer = setTimeout(() => this._connect(), wait);
+    }
+
+    /* A notice of a stream (SSE event or iframe object without an id): info is its JSON. */
+    _streamNotice(conn, name, info) {
+      if (name === 'gap') this._gap(conn, info);
+      else if (name === 'disconnect') this._disconnected(conn, info);
+      else if (name === 'unsubscribed') {
+        if (!this._current(conn) || (info.channel && info.channel !== this.feed)) return;
+        /* an admin ended the subscription (the stream ends too), or a token no longer allows it */
+        this._fail(conn, `${conn.transport}: unsubscribed by the server: ${info.reason || 'no reason given'}`, info.reason === 'forbidden' ? 'forbidden' : undefined);
+      } else this._notice(conn, name, info);
+    }
+
+    /* A channel event from the server: 'unread' {user, total, channels} (on the personal feed,
+     * when the user's unread counts change), 'withdrawn' {channel, id}. */
+    _notice(conn, name, info) {
+      /* (not a sign of life of the subscription: on /ws the server-side feed's notices come
+       * before the subscribe reply, which may still refuse) */
+      if (!this._current(conn) || !info || typeof info !== 'object') return;
+      if (name === 'unread') {
+        conn.pushing = true;
+        this._unreadPushed(conn, { user: info.user === undefined ? null : String(info.user), total: Number(info.total) || 0, channels: Object.assign({}, info.channels) });
+      } else if (name === 'withdrawn') {
+        this._emit('withdrawn', { channel: info.channel || this.feed, id: info.id === undefined ? null : String(info.id) });
+      }
+      /* others (presence's join and leave) are not surfaced yet */
+    }
+
+    _unreadPushed(conn, unread) {
+      this._emit('unread', unread);
+    }
+
+    /* An admin disconnected the user ({reason, reconnect}): with reconnect false the subscription
+     * ends (whatever the transport would do by itself), otherwise it reconnects after a backoff
+     * pause. */
+    _disconnected(conn, info) {
+      if (!this._current(conn)) return;
+      const reconnect = !!(info && info.reconnect === true);
+      const reason = info && typeof info.reason === 'string' ? info.reason : 'disconnected';
+      this._emit('disconnect', { transport: conn.transport, reason, reconnect });
+      if (!this._current(conn)) return; /* a listener closed it */
+      if (reconnect) this._fail(conn, `${conn.transport}: disconnected by the server (${reason})`, 'disconnect');
+      else this._end(conn, 'disconnected', reason);
+    }
+
+    _setFeed(name) {
+      if (this._isFeed && name) this._feed = String(name);
+      return this._feed;
     }
 
     /* An opener's exception: HTTP 401 and 403 are the token's and the channel's, not the
@@ -748,7 +884,8 @@
       this._alive(conn);
       if (this._lastId !== null && !idAfter(m.id, this._lastId)) return; /* already delivered */
       this._lastId = String(m.id);
-      const msg = message(m, this.channel);
+      if (this._isFeed && this._feed === null && m.channel) this._setFeed(m.channel);
+      const msg = message(m, this.feed || this.channel);
       if (this.options.unread) this.options.unread.add(msg);
       if (this._onMessage) {
         try {
@@ -765,7 +902,8 @@
     _gap(conn, g) {
       if (!this._current(conn)) return;
       this._alive(conn);
-      const info = Object.assign({}, g, { channel: g.channel || this.channel });
+      if (this._isFeed && this._feed === null && g.channel) this._setFeed(g.channel);
+      const info = Object.assign({}, g, { channel: g.channel || this.feed || this.channel });
       delete info.gap;
       delete info.op;
       info.reset = g.requested !== undefined && !idAfter(g.first_available, g.requested);
@@ -777,22 +915,26 @@
       this._emit('gap', info);
     }
 
-    _subUrl(mode, extra) {
+    /* The /sub URL of this subscription ("@me" stays "@me": the server resolves it per token);
+     * noCursor leaves out last_id (an answer with the newest id and no messages). */
+    _subUrl(mode, extra, noCursor) {
       let u = `${this.url}/sub/${channelPath(this.channel)}?mode=${mode}`;
-      if (this._lastId !== null) u += `&last_id=${this._lastId}`;
+      if (this._lastId !== null && !noCursor) u += `&last_id=${this._lastId}`;
       if (this._token !== null && this._usesToken()) u += `&token=${encodeURIComponent(this._token)}`;
       return u + (extra || '');
     }
 
     /* Streams and long polls need a cursor, or a reconnect could not resume: without one, a
-     * short poll gives the channel's newest id ("from now on"). */
+     * short poll gives the channel's newest id ("from now on"). The same poll tells the personal
+     * feed's name ("@me"), which SSE events do not carry; with a cursor it is asked without. */
     async _initialCursor(conn, signal) {
       if (this._lastId === null) await this._poll(conn, 'poll', signal, this.options.connectTimeout);
+      else if (this._isFeed && this._feed === null) await this._poll(conn, 'poll', signal, this.options.connectTimeout, true);
     }
 
     /* One poll or long poll; delivers its gap notices and messages, adopts its cursor and
      * resolves with the answer. Rejects on network errors, HTTP errors and timeouts. */
-    async _poll(conn, mode, signal, timeout) {
+    async _poll(conn, mode, signal, timeout, noCursor) {
       const ctl = new AbortController();
       const abort = () => ctl.abort();
       signal.addEventListener('abort', abort, { once: true });
@@ -800,9 +942,12 @@
       try {
         await this._freshToken();
         t = setTimeout(abort, timeout);
-        const res = await root.fetch(this._subUrl(mode), { cache: 'no-store', signal: ctl.signal });
+        const res = await root.fetch(this._subUrl(mode, '', noCursor), { cache: 'no-store', signal: ctl.signal });
         if (!res.ok) throw await httpError(mode, res);
         const answer = await res.json();
+        if (!this._current(conn)) return answer;
+        if (this._isFeed && typeof answer.channel === 'string' && answer.channel) this._setFeed(answer.channel);
+        if (noCursor) return answer; /* asked for the feed's name only */
         if (mode === conn.transport) this._alive(conn); /* not the cursor poll of a stream */
         for (const g of answer.gap_info || []) this._gap(conn, g);
         for (const m of answer.messages || []) this._message(conn, m);
@@ -817,10 +962,198 @@
     }
   }
 
+
+  /* ------------------------------------------------------------------ user session
+   *
+   * A signed-in user's view: the personal feed ("@me": user/42) over the usual transports, with
+   * the same fallback, reconnects and resume, and the server's unread counts (every device of the
+   * user shows the same badge). The server pushes the counts on the feed's stream ("unread"
+   * notices on SSE, iframe and /ws) once when it starts and whenever they change; where it does
+   * not (polls, or a server without the push) the session asks GET /unread when it opens, after
+   * new messages and every unreadPoll ms. */
+  class Session extends Subscription {
+    constructor(options) {
+      const o = Object.assign({}, options || {});
+      const url = o.url || '';
+      const onMessage = o.onMessage || null;
+      delete o.url;
+      delete o.onMessage;
+      delete o.unread; /* the local counter is for anonymous use: a session has the server's */
+      if (o.token === undefined || o.token === null || o.token === '') o.token = o.getToken;
+      delete o.getToken;
+      if (o.token === undefined || o.token === null || o.token === '') throw new TypeError('herald: a session needs a token (token or getToken)');
+      super(url, FEED, onMessage, o);
+      this.user = null;
+      this._unread = { total: 0, channels: {} };
+      this._known = false; /* whether a count came from the server yet */
+      this._pushes = 0; /* counts applied from the server: a snapshot older than one is dropped */
+      this._soon = 0;
+      this.on('closed', () => clearTimeout(this._soon));
+    }
+
+    /* The server's unread counts for this user: {total, channels: {"user/42": 2, "news": 1}}
+     * ({total: 0, channels: {}} until the first answer; see unreadKnown). */
+    get unread() {
+      return { total: this._unread.total, channels: Object.assign({}, this._unread.channels) };
+    }
+
+    get unreadKnown() {
+      return this._known;
+    }
+
+    /* ------------------------------------------------------------ read state */
+
+    /* Moves the user's read cursor of channel (default: the personal feed) to id (default, for
+     * the feed: the last message delivered); every device of the user gets the new count.
+     * Resolves with the server's answer {channel, read, unread, total}. */
+    async markRead(channel, id) {
+      const ch = channel === undefined || channel === null || channel === FEED ? this.feed : String(channel);
+      if (!ch) throw new Error('herald: the personal feed is not known yet (the session has not connected)');
+      let upto = id;
+      if (upto === undefined || upto === null) {
+        if (ch !== this.feed) throw new TypeError('herald: markRead needs the id read up to (for channels other than the feed)');
+        upto = this._lastId;
+        if (upto === null) return { channel: ch, read: null, unread: this._unread.channels[ch] || 0, total: this._unread.total };
+      }
+      const body = JSON.stringify({ id: normId(upto) });
+      const seen = this._pushes;
+      const answer = await this._api('POST', `/read/${channelPath(ch)}`, body);
+      if (seen === this._pushes && answer && typeof answer.unread === 'number') {
+        const channels = Object.assign({}, this._unread.channels);
+        channels[answer.channel || ch] = answer.unread;
+        this._applyUnread({ total: typeof answer.total === 'number' ? answer.total : this._unread.total, channels });
+      }
+      return answer;
+    }
+
+    /* Marks every channel with unread messages read: the feed up to the last message delivered,
+     * the others up to their newest message. Resolves with the answers. */
+    async markAllRead() {
+      if (!this._known) await this.refreshUnread();
+      const jobs = [];
+      for (const [ch, n] of Object.entries(this._unread.channels)) {
+        if (!n) continue;
+        if (ch === this.feed) {
+          if (this._lastId !== null) jobs.push(this.markRead(ch, this._lastId));
+        } else {
+          jobs.push(this.markRead(ch, ID_MAX));
+        }
+      }
+      return Promise.all(jobs);
+    }
+
+    /* GET /unread: the counts as the server has them now; resolves with this.unread. */
+    async refreshUnread() {
+      const seen = this._pushes;
+      const answer = await this._api('GET', '/unread');
+      if (answer && answer.user !== undefined) this.user = String(answer.user);
+      if (seen === this._pushes && answer) this._applyUnread({ total: Number(answer.total) || 0, channels: answer.channels || {} });
+      return this.unread;
+    }
+
+    /* One call of the read-state API with the session's token as Authorization: Bearer (a
+     * refused token is replaced once). Rejects with an Error whose .status is the HTTP status. */
+    async _api(method, path, body) {
+      for (let attempt = 0; ; attempt++) {
+        let token;
+        try {
+          token = await this._bearer(attempt > 0);
+        } catch (e) {
+          throw new Error(`herald: token: ${e && e.message ? e.message : e}`);
+        }
+        const init = { method, cache: 'no-store', headers: { Authorization: `Bearer ${token}` } };
+        if (body !== undefined) {
+          init.body = body;
+          init.headers['Content-Type'] = 'application/json';
+        }
+        const res = await root.fetch(this.url + path, init);
+        if (res.status === 401 && attempt === 0 && typeof this.options.token === 'function') continue;
+        if (!res.ok) throw await httpError(`herald: ${method} ${path}`, res);
+        return res.json();
+      }
+    }
+
+    /* The token in use, or a new one when there is none yet, it is due for renewal or fresh. */
+    async _bearer(fresh) {
+      const renew = typeof this.options.token === 'function' && this._refreshAt() !== null && Date.now() >= this._refreshAt();
+      if (fresh || this._token === null || renew) return this._newToken();
+      return this._token;
+    }
+
+    _applyUnread(u) {
+      const channels = {};
+      for (const [k, v] of Object.entries(u.channels || {})) channels[k] = Number(v) || 0;
+      const next = { total: Number(u.total) || 0, channels };
+      const same = this._known && next.total === this._unread.total && JSON.stringify(next.channels) === JSON.stringify(this._unread.channels);
+      this._known = true;
+      if (same) return;
+      this._unread = next;
+      this._emit('unread', this.unread);
+    }
+
+    /* ------------------------------------------------------------ the counts' two sources */
+
+    /* The server pushed the counts on the current connection. */
+    _unreadPushed(conn, u) {
+      this._pushes++;
+      if (u.user !== null) this.user = u.user;
+      if (conn.unreadPoll) {
+        clearInterval(conn.unreadPoll); /* it does push after all */
+        conn.unreadPoll = 0;
+      }
+      conn.fallback = false;
+      this._applyUnread(u);
+    }
+
+    /* A connection opened: the server pushes the counts right after a stream's subscription
+     * starts; a poll, or a stream that stays quiet about them, makes the session ask instead. */
+    _open(conn) {
+      const was = conn.opened;
+      super._open(conn);
+      if (was || !conn.opened || !this._current(conn) || conn.pushing) return;
+      if (!STREAMS.includes(conn.transport)) this._askInstead(conn);
+      else conn.unreadWait = setTimeout(() => this._current(conn) && !conn.pushing && this._askInstead(conn), this.options.unreadWait);
+    }
+
+    _askInstead(conn) {
+      conn.fallback = true;
+      this._refreshSoon(0);
+      const every = this.options.unreadPoll;
+      if (every > 0 && every !== Infinity) conn.unreadPoll = setInterval(() => this._current(conn) && this._refreshSoon(0), every);
+    }
+
+    _refreshSoon(ms) {
+      clearTimeout(this._soon);
+      this._soon = setTimeout(() => {
+        if (this.state === 'closed') return;
+        this.refreshUnread().catch((e) => this._emit('error', { transport: null, reason: 'unread', message: e && e.message ? e.message : String(e) }));
+      }, ms);
+    }
+
+    _message(conn, m) {
+      const before = this._lastId;
+      super._message(conn, m);
+      /* without the push, a new message means a new count: ask (once for a burst) */
+      if (this._lastId !== before && this._current(conn) && conn.fallback) this._refreshSoon(100);
+    }
+
+    _stop(conn) {
+      clearTimeout(conn.unreadWait);
+      clearInterval(conn.unreadPoll);
+      super._stop(conn);
+    }
+  }
+
   /* ------------------------------------------------------------------ API */
 
   function subscribe(url, channel, onMessage, options) {
     return new Subscription(url, channel, onMessage, options);
+  }
+
+  /* A signed-in user's session: session({url, token | getToken, transport, onMessage, ...}) (any
+   * option of subscribe), following the personal feed with the server's unread counts. */
+  function session(options) {
+    return new Session(options);
   }
 
   /* POST /pub/{channel}; resolves with the server's answer {id, channel, subscribers}. With
@@ -928,5 +1261,5 @@
     return counter;
   }
 
-  root.herald = { subscribe, publish, unread, Subscription, transports: TRANSPORTS.slice() };
+  root.herald = { subscribe, session, publish, unread, Subscription, Session, transports: TRANSPORTS.slice() };
 })(typeof globalThis !== 'undefined' ? globalThis : self);
