@@ -1,5 +1,6 @@
 /* fuzz_pubreq.c - the publish routes' client input (app/pubreq.h): a POST /publish body, a
- * query string checked for unknown parameters, a user id mapped to its personal channel, and
+ * query string checked for unknown parameters, a user id mapped to its personal channel (and a
+ * channel back to its user), and
  * the ttl, delay and at values.
  * Every accepted body must name 1..max targets, each a valid channel or user id, and an event
  * and key that pass their own checks; every refusal must leave nothing to free. */
@@ -20,6 +21,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
         if (r.key && !pubreq_key_valid(r.key, r.key_len)) abort();
         for (uint32_t i = 0; i < r.n; i++) {
             char ch[HUB_MAX_CHANNEL + 1];
+            if (r.t[i].broadcast) {
+                if (r.t[i].user || r.t[i].name || i != r.n - 1) abort(); /* the last target, nameless */
+                continue;
+            }
             if (!r.t[i].user && !hub_channel_valid(r.t[i].name, r.t[i].n)) abort();
             if (r.t[i].user && pubreq_user_channel("user/{sub}", r.t[i].name, r.t[i].n, ch, sizeof(ch)) < 0) abort();
         }
@@ -33,6 +38,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
     char out[HUB_MAX_CHANNEL + 1];
     ssize_t cn = pubreq_user_channel("a/{sub}/b", (const char *)d, n, out, sizeof(out));
     if (cn >= 0 && !hub_channel_valid(out, (size_t)cn)) abort();
+    /* and back: a channel read as a personal channel names a valid user whose channel it is */
+    const char *user;
+    size_t un = pubreq_channel_user("a/{sub}/b", (const char *)d, n, &user);
+    if (un) {
+        char again[HUB_MAX_CHANNEL + 1];
+        ssize_t an = pubreq_user_channel("a/{sub}/b", user, un, again, sizeof(again));
+        if (an != (ssize_t)n || memcmp(again, d, n) != 0) abort();
+    }
     /* the ttl, delay and at of the publish routes' query strings */
     uint32_t v;
     uint64_t at;

@@ -156,13 +156,22 @@ static const key_def_t KEYS[] = {
     {"allow_anonymous", "auth", K_BOOL, F(allow_anonymous), 0, 1, NULL},
     {"metrics_public", "auth", K_BOOL, F(metrics_public), 0, 1, NULL},
     {"user_channel", "auth", K_STR, F(user_channel), 0, 0, NULL},
+    {"broadcast_channel", "auth", K_STR, F(broadcast_channel), 0, 0, NULL},
     {"allowed_hosts", "auth", K_STR, F(allowed_hosts), 0, 0, NULL},
     /* users (src/hub/users.h) */
     {"users_offline_max", "limits", K_COUNT, F(users_offline_max), 0, 100000000, NULL},
+    /* presence (src/hub/presence.h; presence and join_leave also in [namespace NAME]) */
+    {"presence", "presence", K_BOOL, F(presence), 0, 1, NULL},
+    {"join_leave", "presence", K_BOOL, F(join_leave), 0, 1, NULL},
+    {"max_presence_users", "presence", K_COUNT, F(max_presence_users), 1, 1000000, NULL},
+    {"max_presence_channels", "presence", K_COUNT, F(max_presence_channels), 1, 100000000, NULL},
+    {"max_presence_entries", "presence", K_COUNT, F(max_presence_entries), 1, 1000000000, NULL},
+    {"presence_node_timeout", "presence", K_SECS, F(presence_node_timeout_ms), 2000, 3600000, NULL},
+    {"users_last_seen_ttl", "presence", K_SECS, F(users_last_seen_ttl_ms), 1000, 4000000000u, NULL},
 };
 #define NKEYS (sizeof(KEYS) / sizeof(KEYS[0]))
 
-static const char *const SECTIONS[] = {"server", "http", "history", "delivery", "websocket",
+static const char *const SECTIONS[] = {"server", "http", "history", "delivery", "websocket", "presence",
                                        "stomp", "mqtt", "limits", "publish", "auth"};
 static const char *const LOG_LEVELS[] = {"error", "warn", "info", "debug"};
 static const char *const POLICIES[] = {"drop", "disconnect"};
@@ -238,6 +247,7 @@ void cfg_defaults(cfg_t *cfg)
     cfg->token_cache_size = 10000;
     cfg->token_max_length = 8192;
     strcpy(cfg->user_channel, "user/{sub}");
+    strcpy(cfg->broadcast_channel, "broadcast");
     cfg->max_publish_targets = 1000;
     cfg->idempotency_window_ms = 86400000;
     cfg->idempotency_max_keys = 1000000;
@@ -245,6 +255,11 @@ void cfg_defaults(cfg_t *cfg)
     cfg->max_read_cursors = 1000000;
     cfg->max_tracked_channels = 1000;
     cfg->users_offline_max = 100000;
+    cfg->max_presence_users = 1000;
+    cfg->max_presence_channels = 100000;
+    cfg->max_presence_entries = 1000000;
+    cfg->presence_node_timeout_ms = 10000;
+    cfg->users_last_seen_ttl_ms = 2592000000u;
 }
 
 static int fail(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

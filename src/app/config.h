@@ -17,7 +17,7 @@ enum { HISTORY_TRIM = 0, HISTORY_REFUSE = 1 };
 
 /* [namespace NAME] sections (config_ns.c): channels matching pattern keep their own history. */
 #define CFG_MAX_NAMESPACES 64
-enum { CFG_NS_MESSAGES = 1, CFG_NS_BYTES = 2, CFG_NS_AGE = 4 };
+enum { CFG_NS_MESSAGES = 1, CFG_NS_BYTES = 2, CFG_NS_AGE = 4, CFG_NS_PRESENCE = 8, CFG_NS_JOIN_LEAVE = 16 };
 typedef struct {
     char name[64];             /* the section's NAME */
     char pattern[256];         /* pattern = user/#  (MQTT wildcards, as in the permissions file) */
@@ -25,6 +25,7 @@ typedef struct {
     uint32_t history_messages; /* history_messages, history_bytes, history_age as in [history] */
     uint64_t history_bytes;
     uint64_t history_age_ms;   /* up to 10 years here ([history] history_age: 46 days) */
+    bool presence, join_leave; /* as the [presence] keys (unset: the global ones) */
     int line;                  /* the line of its first key (for errors) */
 } cfg_ns_t;
 
@@ -138,9 +139,20 @@ typedef struct {
                                          and no permissions file) let anonymous clients subscribe and publish */
     bool metrics_public;              /* metrics_public = false: GET /metrics without an API key */
     char user_channel[128];           /* user_channel = "user/{sub}": the channel a token's user may always read */
+    char broadcast_channel[128];      /* broadcast_channel = "broadcast": everyone's channel ("": none) */
     char allowed_hosts[512];          /* allowed_hosts = "": Host names served besides loopback addresses */
     /* [limits] users (src/hub/users.h) */
     uint32_t users_offline_max;       /* users_offline_max = 100000 offline users remembered with their last_seen */
+    /* [presence] who is subscribed (src/hub/presence.h; also keys of [namespace NAME]) */
+    bool presence;                    /* presence = false: GET /channels/{ch}/presence lists the subscribers */
+    bool join_leave;                  /* join_leave = false: join/leave events to the channel's subscribers */
+    uint32_t max_presence_users;      /* max_presence_users = 1000 users in one presence answer ("truncated") */
+    uint32_t max_presence_channels;   /* max_presence_channels = 100000 channels tracked per node */
+    uint32_t max_presence_entries;    /* max_presence_entries = 1000000 (channel, user) entries per node */
+    uint32_t presence_node_timeout_ms; /* presence_node_timeout = 10 (seconds): engine = redis, a silent node's
+                                          entries stop counting after this */
+    uint32_t users_last_seen_ttl_ms;  /* users_last_seen_ttl = 2592000 (seconds): engine = redis, how long an
+                                         offline user's last_seen is kept in Redis */
     /* [namespace NAME] sections, in file order (no flags: config file only) */
     uint32_t nnamespaces;
     cfg_ns_t namespaces[CFG_MAX_NAMESPACES];
@@ -166,7 +178,8 @@ int cfg_set(cfg_t *cfg, const char *key, const char *value, char *err, size_t er
 int cfg_from_args(cfg_t *cfg, int argc, char **argv, char *err, size_t errcap);
 
 /* Sets key = value in the section [namespace ns_name] (made on first use; line: the file's line).
- * Keys: pattern, history_messages, history_bytes, history_age. 0, or HR_EINVAL with a message. */
+ * Keys: pattern, history_messages, history_bytes, history_age, presence, join_leave. 0, or
+ * HR_EINVAL with a message. */
 int cfg_ns_set(cfg_t *cfg, const char *ns_name, const char *key, const char *value, int line, char *err,
                size_t errcap);
 
@@ -184,5 +197,18 @@ size_t cfg_ns_dump(const cfg_t *cfg, char *out, size_t len, size_t cap);
 /* Writes every key with its current value as INI text (for `herald serve --print-config`).
  * Returns bytes written (truncated to cap). */
 size_t cfg_dump(const cfg_t *cfg, char *out, size_t cap);
+
+/* config_help.c: the documentation of every key, made from cfg_dump() of the defaults (so from
+ * the key table) with one line of text per key. sample = false: `herald help serve` (usage, then
+ * each key = default with its meaning below); sample = true: the annotated herald.conf (each
+ * key commented out with its default, its meaning above). Writes into out (cap bytes, NUL-
+ * terminated) and returns the bytes the whole text takes, like snprintf; 0 when out of memory. */
+size_t cfg_help(char *out, size_t cap, bool sample);
+
+/* The one line that documents key (canonical name), or NULL when it has none. */
+const char *cfg_help_text(const char *key);
+
+/* The i-th documented key, or NULL past the end (for the test that every one is a real key). */
+const char *cfg_help_key(size_t i);
 
 #endif

@@ -1,10 +1,11 @@
 /* config_ns.c - the [namespace NAME] sections of the config file (see config.h, cfg_ns_*).
  *
- * A namespace gives channels matching its pattern their own history limits:
+ * A namespace gives channels matching its pattern their own history limits and presence keys:
  *
  *     [namespace inbox]
  *     pattern = user/#
  *     history_age = 7776000
+ *     presence = true
  *
  * Keys a section does not set inherit the [history] ones, resolved at start-up (cfg_ns_limits),
  * so `--history-messages 50` on the command line changes every namespace that does not say
@@ -83,13 +84,13 @@ int cfg_ns_set(cfg_t *cfg, const char *ns_name, const char *key, const char *val
         ns->pattern[vn] = 0;
         return 0;
     }
-    static const char *const keys[] = {"history_messages", "history_bytes", "history_age"};
+    static const char *const keys[] = {"history_messages", "history_bytes", "history_age", "presence", "join_leave"};
     int k = -1;
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 5; i++)
         if (strcasecmp(key, keys[i]) == 0) k = i;
     if (k < 0) {
-        snprintf(err, errcap, "[namespace %s]: unknown key '%s' (want pattern, history_messages, history_bytes or "
-                 "history_age)", ns_name, key);
+        snprintf(err, errcap, "[namespace %s]: unknown key '%s' (want pattern, history_messages, history_bytes, "
+                 "history_age, presence or join_leave)", ns_name, key);
         return HR_EINVAL;
     }
     if (k == 2) {
@@ -110,6 +111,12 @@ int cfg_ns_set(cfg_t *cfg, const char *ns_name, const char *key, const char *val
     int rc = cfg_set(scratch, keys[k], value, msg, sizeof(msg));
     if (rc < 0) {
         snprintf(err, errcap, "[namespace %s]: %s", ns_name, msg);
+    } else if (k == 3) {
+        ns->presence = scratch->presence;
+        ns->set |= CFG_NS_PRESENCE;
+    } else if (k == 4) {
+        ns->join_leave = scratch->join_leave;
+        ns->set |= CFG_NS_JOIN_LEAVE;
     } else if (k == 0) {
         ns->history_messages = scratch->history_messages;
         ns->set |= CFG_NS_MESSAGES;
@@ -165,6 +172,13 @@ size_t cfg_ns_dump(const cfg_t *cfg, char *out, size_t len, size_t cap)
                          ns->set & CFG_NS_BYTES ? "" : "; inherited: ", (unsigned long long)bytes,
                          ns->set & CFG_NS_AGE ? "" : "; inherited: ", a);
         if (n > 0) total += (size_t)n;
+        for (int b = 0; b < 2; b++) { /* presence keys: only when the section sets them */
+            if (!(ns->set & (b ? CFG_NS_JOIN_LEAVE : CFG_NS_PRESENCE))) continue;
+            at = len + total;
+            n = snprintf(at < cap ? out + at : NULL, at < cap ? cap - at : 0, "%s = %s\n", b ? "join_leave" : "presence",
+                         (b ? ns->join_leave : ns->presence) ? "true" : "false");
+            if (n > 0) total += (size_t)n;
+        }
     }
     return total;
 }

@@ -12,6 +12,7 @@
 #include "../store/redis.h"
 #include "cli.h"
 #include "config.h"
+#include "presence_api.h"
 #include "publish.h"
 #include "readstate.h"
 #include "routes.h"
@@ -45,6 +46,7 @@ static void before_write(loop_t *loop, void *arg)
     if (app->mqtt) mqtt_server_persist(app->mqtt);
     int rc = hub_commit(app->xp.hub);
     if (app->mqtt) mqtt_server_committed(app->mqtt, rc == 0);
+    if (app->reads) readstate_flush(app->reads);
 }
 
 static int serve(int argc, char **argv)
@@ -96,6 +98,8 @@ static int serve(int argc, char **argv)
     bool ipl_ok = false;
     users_t users;
     bool users_ok = false;
+    presence_t pres;
+    bool pres_ok = false;
     if (loop_init(&loop) < 0) {
         log_error("cannot create the event loop");
         goto out;
@@ -104,7 +108,8 @@ static int serve(int argc, char **argv)
         char serr[1200];
         store_redis_opts_t ro = {cfg->redis_addr, cfg->redis_sentinel, cfg->redis_master_name, cfg->redis_user,
                                  cfg->redis_password, cfg->redis_password_file, cfg->redis_db, cfg->redis_prefix,
-                                 cfg->redis_timeout_ms, cfg->redis_max_inflight, cfg->history_messages};
+                                 cfg->redis_timeout_ms, cfg->redis_max_inflight, cfg->history_messages,
+                                 cfg->presence_node_timeout_ms, cfg->users_last_seen_ttl_ms};
         bool addr = cfg->redis_addr[0] || cfg->redis_sentinel[0];
         if (!addr || !(store = store_redis_open(&ro, &loop, serr, sizeof(serr)))) {
             log_error("engine = redis: %s", addr ? serr : "the redis address is empty");
@@ -182,6 +187,8 @@ static int serve(int argc, char **argv)
     ipl_ok = true;
     if (users_init(&users, cfg->users_offline_max) < 0) goto out;
     users_ok = true;
+    if (presence_setup(&pres, &hub, &users, cfg) < 0) goto out; /* who is subscribed: hub.pres */
+    pres_ok = true;
     app.xp = (xp_ctx_t){.hub = &hub, .cfg = cfg, .metrics = &metrics, .auth = &auth, .ipl = &ipl, .users = &users,
                         .schedule = publish_schedule_cb, .schedule_arg = &pub}; /* /ws delay, at */
     char rerr[200];
@@ -230,6 +237,7 @@ static int serve(int argc, char **argv)
 out:
     if (pub_ok) publish_close(&pub); /* before the hub: requests still waiting are freed here */
     readstate_free(app.reads);
+    if (pres_ok) presence_close(&pres); /* every subscription has ended */
     if (hub_ok) hub_close(&hub);
     loop.before_write = NULL;
     if (store) store->ops->close(store);

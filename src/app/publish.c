@@ -30,6 +30,7 @@ enum { PT_FAILED = 0, PT_WAITING, PT_DONE };
 typedef struct {
     uint8_t state;     /* PT_* */
     bool user;
+    bool broadcast; /* the broadcast target (broadcast_channel) */
     int rc;            /* PT_FAILED: why (HR_E*) */
     uint64_t id;       /* PT_DONE: its id; PT_WAITING: the id assigned (local stores) or 0 */
     uint32_t reached;
@@ -107,9 +108,12 @@ static const char *pub__error_text(const app_t *app, int rc)
 }
 
 /* The answer of r; provisional: written with the publishes, before they completed (targets
- * still waiting show their assigned id and no subscriber count). Returns the HTTP status. */
+ * still waiting show their assigned id and no subscriber count). With a shared engine
+ * (engine = redis) "subscribers" counts this node's subscribers only, and says so with
+ * "subscribers_scope":"node" (the other nodes deliver from their feeds). Returns the HTTP status. */
 static int pub__answer(const pub_req_t *r, jbuf_t *b, bool provisional)
 {
+    const char *scope = r->app->xp.hub->engine ? ",\"subscribers_scope\":\"node\"" : "";
     if (r->single) {
         const pub_target_t *t = &r->t[0];
         if (t->state == PT_FAILED) {
@@ -118,7 +122,7 @@ static int pub__answer(const pub_req_t *r, jbuf_t *b, bool provisional)
         }
         jb_fmt(b, "{\"id\":\"%" PRIu64 "\",\"channel\":", t->id);
         jb_str(b, t->chan, t->chan_len);
-        if (!provisional || t->state == PT_DONE) jb_fmt(b, ",\"subscribers\":%u", t->reached);
+        if (!provisional || t->state == PT_DONE) jb_fmt(b, ",\"subscribers\":%u%s", t->reached, scope);
         jb_put(b, "}", 1);
         return 200;
     }
@@ -131,13 +135,14 @@ static int pub__answer(const pub_req_t *r, jbuf_t *b, bool provisional)
             jb_str(b, t->user_id, t->user_len);
             jb_put(b, ",", 1);
         }
+        if (t->broadcast) jb_put(b, "\"broadcast\":true,", 17);
         jb_put(b, "\"channel\":", 10);
         jb_str(b, t->chan, t->chan_len);
         if (t->state == PT_FAILED)
             jb_fmt(b, ",\"error\":{\"status\":%d,\"message\":\"%s\"}}", http_status_for(t->rc),
                    pub__error_text(r->app, t->rc));
         else if (t->state == PT_DONE)
-            jb_fmt(b, ",\"id\":\"%" PRIu64 "\",\"subscribers\":%u}", t->id, t->reached);
+            jb_fmt(b, ",\"id\":\"%" PRIu64 "\",\"subscribers\":%u%s}", t->id, t->reached, scope);
         else
             jb_fmt(b, ",\"id\":\"%" PRIu64 "\"}", t->id);
     }
@@ -507,7 +512,17 @@ static pub_req_t *pub__targets(app_t *app, http_conn_t *hc, const pubreq_t *q, c
     for (uint32_t i = 0; i < q->n; i++) {
         pub_target_t *t = &r->t[i];
         t->user = q->t[i].user;
-        if (t->user) {
+        t->broadcast = q->t[i].broadcast;
+        if (t->broadcast) {
+            const char *bc = app->xp.cfg->broadcast_channel;
+            if (!bc[0]) {
+                free(r);
+                http_error(hc, HR_EINVAL, "broadcast is off (broadcast_channel is empty)");
+                return NULL;
+            }
+            t->chan_len = (uint16_t)strlen(bc);
+            memcpy(at, bc, t->chan_len + 1u);
+        } else if (t->user) {
             memcpy(at, q->t[i].name, q->t[i].n + 1);
             t->user_id = at;
             t->user_len = (uint16_t)q->t[i].n;
@@ -558,6 +573,7 @@ static void pub__schedule_multi(app_t *app, http_conn_t *hc, pub_req_t *r, const
             jb_str(&b, t->user_id, t->user_len);
             jb_put(&b, ",", 1);
         }
+        if (t->broadcast) jb_put(&b, "\"broadcast\":true,", 17);
         jb_put(&b, "\"channel\":", 10);
         jb_str(&b, t->chan, t->chan_len);
         jb_put(&b, ",", 1);

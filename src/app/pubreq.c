@@ -56,7 +56,7 @@ static int pubreq__targets(pubreq_t *r, json_t *a, bool user, uint32_t max, char
         size_t n = json_string_length(v);
         if (user ? !acl_sub_valid(s, n) : !hub_channel_valid(s, n))
             return pubreq__fail(why, cap, user ? "invalid user id" : "invalid channel name");
-        r->t[r->n++] = (pubreq_target_t){user, s, n};
+        r->t[r->n++] = (pubreq_target_t){.user = user, .name = s, .n = n};
     }
     return 0;
 }
@@ -87,8 +87,8 @@ int pubreq_parse(const char *body, size_t n, uint32_t max_targets, pubreq_t *out
         pubreq__fail(why, cap, "the body must be a JSON object");
         goto fail;
     }
-    static const char *const FIELDS[] = {"channels", "users", "event", "data", "encoding", "idempotency_key",
-                                         "ttl", "delay", "at", NULL};
+    static const char *const FIELDS[] = {"channels", "users", "broadcast", "event", "data", "encoding",
+                                         "idempotency_key", "ttl", "delay", "at", NULL};
     const char *key;
     json_t *v;
     json_object_foreach(root, key, v) {
@@ -102,7 +102,13 @@ int pubreq_parse(const char *body, size_t n, uint32_t max_targets, pubreq_t *out
         }
     }
     json_t *ch = json_object_get(root, "channels"), *us = json_object_get(root, "users");
-    size_t total = (json_is_array(ch) ? json_array_size(ch) : 0) + (json_is_array(us) ? json_array_size(us) : 0);
+    json_t *bc = json_object_get(root, "broadcast");
+    if (bc && !json_is_boolean(bc) && !json_is_null(bc)) {
+        pubreq__fail(why, cap, "broadcast must be true or false");
+        goto fail;
+    }
+    size_t total = (json_is_array(ch) ? json_array_size(ch) : 0) + (json_is_array(us) ? json_array_size(us) : 0) +
+                   json_is_true(bc);
     if (total > max_targets) {
         rc = HR_EFULL;
         goto fail;
@@ -114,9 +120,10 @@ int pubreq_parse(const char *body, size_t n, uint32_t max_targets, pubreq_t *out
     if ((rc = pubreq__targets(out, ch, false, max_targets, why, cap)) < 0 ||
         (rc = pubreq__targets(out, us, true, max_targets, why, cap)) < 0)
         goto fail;
+    if (json_is_true(bc)) out->t[out->n++] = (pubreq_target_t){.broadcast = true};
     rc = HR_EINVAL;
     if (!out->n) {
-        pubreq__fail(why, cap, "no target: give channels and/or users");
+        pubreq__fail(why, cap, "no target: give channels, users and/or broadcast");
         goto fail;
     }
     json_t *data = json_object_get(root, "data"), *event, *enc, *ik;
@@ -350,4 +357,30 @@ ssize_t pubreq_user_channel(const char *pattern, const char *sub, size_t sn, cha
     }
     out[k] = 0;
     return hub_channel_valid(out, k) ? (ssize_t)k : HR_EINVAL;
+}
+
+size_t pubreq_channel_user(const char *pattern, const char *ch, size_t n, const char **user)
+{
+    const char *u = NULL;
+    size_t un = 0, i = 0, k = 0, pn = strlen(pattern);
+    if (!pn) return 0;
+    for (;;) {
+        size_t e = i, f = k;
+        while (e < pn && pattern[e] != '/') e++;
+        while (f < n && ch[f] != '/') f++;
+        if (e - i == 5 && memcmp(pattern + i, "{sub}", 5) == 0) {
+            if (u && (un != f - k || memcmp(u, ch + k, un) != 0)) return 0;
+            u = ch + k;
+            un = f - k;
+        } else if (e - i != f - k || memcmp(pattern + i, ch + k, e - i) != 0) {
+            return 0;
+        }
+        if (e == pn || f == n) {
+            if (e != pn || f != n || !u || !acl_sub_valid(u, un)) return 0;
+            *user = u;
+            return un;
+        }
+        i = e + 1;
+        k = f + 1;
+    }
 }

@@ -16,6 +16,7 @@
 
 typedef struct {
     bool user;        /* a user id (maps to its personal channel), else a channel name */
+    bool broadcast;   /* everyone: the broadcast channel (name NULL) */
     const char *name; /* NUL-terminated, valid while the pubreq_t lives */
     size_t n;
 } pubreq_target_t;
@@ -38,7 +39,8 @@ typedef struct {
 } pubreq_t;
 
 /* Parses body[0..n) as a POST /publish request: an object with "channels" and/or "users"
- * (arrays of strings; at least one target in all), "data" (a string), and optionally "event",
+ * (arrays of strings) and/or "broadcast" (a boolean; true: one more target, last) - at least one
+ * target in all -, "data" (a string), and optionally "event",
  * "encoding" ("base64"), "idempotency_key", "ttl" (an integer, 1..PUBREQ_MAX_TTL seconds) and
  * one of "delay" (an integer, 1..PUBREQ_MAX_DELAY seconds) or "at" (pubreq_at_text's string, or
  * an integer of epoch seconds);
@@ -83,5 +85,9 @@ int pubreq_query_check(span_t q, const char *const *known, char *bad, size_t cap
  * returns its length, or HR_EINVAL when the result does not fit or is not a single valid channel
  * (an empty pattern, wildcards). */
 ssize_t pubreq_user_channel(const char *pattern, const char *sub, size_t sn, char *out, size_t cap);
+
+/* The reverse: when ch[0..n) is some user's personal channel by pattern, sets *user to the user
+ * id inside it (every {sub} level must hold the same id) and returns its length; else 0. */
+size_t pubreq_channel_user(const char *pattern, const char *ch, size_t n, const char **user);
 
 #endif

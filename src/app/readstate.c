@@ -16,34 +16,7 @@
 #include "../core/list.h"
 #include "../core/log.h"
 #include "pubreq.h"
-
-#define RS_NS "read"
-#define RS_KEY_MAX (ACL_MAX_SUB + 1 + HUB_MAX_CHANNEL)
-
-typedef struct {
-    hmap_node_t node;
-    list_t curs; /* rs_cur_t.link */
-    uint32_t n;
-    uint16_t len;
-    char id[];
-} rs_user_t;
-
-typedef struct {
-    hmap_node_t node;
-    list_node_t link; /* in its user's curs */
-    rs_user_t *u;
-    uint64_t id;      /* read up to here */
-    uint16_t klen;
-    char key[];       /* user, NUL, channel */
-} rs_cur_t;
-
-struct readstate {
-    xp_ctx_t *x;
-    hmap_t users, curs;
-    uint32_t ncurs;
-    uint64_t marks, refused;
-    bool full_logged, user_logged;
-};
+#include "readstate_internal.h"
 
 static bool rs__user_eq(const hmap_node_t *n, const void *k, size_t len)
 {
@@ -57,13 +30,6 @@ static bool rs__cur_eq(const hmap_node_t *n, const void *k, size_t len)
     return c->klen == len && memcmp(c->key, k, len) == 0;
 }
 
-static const char *rs__chan(const rs_cur_t *c, size_t *n)
-{
-    size_t ul = c->u->len + 1u;
-    *n = c->klen - ul;
-    return c->key + ul;
-}
-
 static size_t rs__key(char *k, const char *user, size_t un, const char *ch, size_t cn)
 {
     memcpy(k, user, un);
@@ -72,7 +38,7 @@ static size_t rs__key(char *k, const char *user, size_t un, const char *ch, size
     return un + 1 + cn;
 }
 
-static rs_user_t *rs__user(readstate_t *rs, const char *user, size_t un, bool create)
+rs_user_t *rs__user(readstate_t *rs, const char *user, size_t un, bool create)
 {
     hmap_node_t *n = hmap_get(&rs->users, user, un);
     if (n || !create) return n ? container_of(n, rs_user_t, node) : NULL;
@@ -80,6 +46,7 @@ static rs_user_t *rs__user(readstate_t *rs, const char *user, size_t un, bool cr
     if (!u) return NULL;
     memcpy(u->id, user, un);
     u->len = (uint16_t)un;
+    u->rs = rs;
     list_init(&u->curs);
     hmap_insert(&rs->users, &u->node, hmap_hash(&rs->users, user, un));
     return u;
@@ -123,6 +90,7 @@ static rs_cur_t *rs__cur(readstate_t *rs, const char *user, size_t un, const cha
     list_push_back(&u->curs, &c->link);
     u->n++;
     rs->ncurs++;
+    rs__cur_added(rs, c);
     return c;
 }
 
@@ -157,8 +125,21 @@ readstate_t *readstate_new(xp_ctx_t *x, char *err, size_t errcap)
         return NULL;
     }
     rs->x = x;
+    list_init(&rs->dirty);
+    list_init(&rs->onl);
+    if (rs__push_init(rs) < 0) {
+        hmap_free(&rs->curs);
+        hmap_free(&rs->users);
+        free(rs);
+        snprintf(err, errcap, "out of memory");
+        return NULL;
+    }
     store_t *st = x->hub->store;
-    if (st->ops->kv_each && st->ops->kv_each(st, RS_NS, rs__load_one, rs) < 0) {
+    engine_t *eng = x->hub->engine;
+    int lrc = eng && eng->ops->kv_each ? eng->ops->kv_each(eng, RS_NS, rs__load_one, rs)
+              : st->ops->kv_each       ? st->ops->kv_each(st, RS_NS, rs__load_one, rs)
+                                       : 0;
+    if (lrc < 0) {
         readstate_free(rs);
         snprintf(err, errcap, "cannot read the stored read cursors");
         return NULL;
@@ -170,6 +151,7 @@ readstate_t *readstate_new(xp_ctx_t *x, char *err, size_t errcap)
 void readstate_free(readstate_t *rs)
 {
     if (!rs) return;
+    rs__push_free(rs);
     hmap_iter_t it;
     hmap_iter_init(&it, &rs->curs);
     for (hmap_node_t *n; (n = hmap_iter_next(&it));) free(container_of(n, rs_cur_t, node));
@@ -181,22 +163,20 @@ void readstate_free(readstate_t *rs)
 }
 
 /* Messages ch's history still holds after cursor, as a subscriber resuming there would get them
- * (withdrawn and expired ones do not count); the channel is loaded when the store knows it. */
-static uint64_t rs__unread(readstate_t *rs, const char *ch, size_t n, uint64_t cursor)
+ * (withdrawn and expired ones do not count); the channel is loaded when the store knows it.
+ * *next_exp becomes the earliest wall ms one of them expires, if sooner. */
+static uint64_t rs__unread(readstate_t *rs, const char *ch, size_t n, uint64_t cursor, uint64_t *next_exp,
+                           bool *loading)
 {
     chan_t *c = hub_channel(rs->x->hub, ch, n, true);
-    if (!c || cursor >= c->last_id) return 0;
-    uint64_t total = 0;
-    msg_t *batch[256];
-    for (;;) {
-        hub_cursor_info_t info;
-        uint32_t k = hub_after(rs->x->hub, c, cursor, batch, 256, &info);
-        if (info.loading) break; /* a shared engine is still loading it: what is here */
-        total += k;
-        if (k < 256) break;
-        cursor = batch[k - 1]->id;
+    if (!c) return 0;
+    if (c->loading) { /* a shared engine is still loading it: counted once it is here */
+        *loading = true;
+        return 0;
     }
-    return total;
+    if (cursor >= c->last_id) return 0;
+    hub_trim(rs->x->hub, c);
+    return hist_count_after(&c->hist, cursor, loop_wall_ms(), next_exp);
 }
 
 /* The user a request is about: the token's user, or ?user=ID with an API key. Writes it (NUL
@@ -232,13 +212,16 @@ static ssize_t rs__who(readstate_t *rs, http_conn_t *hc, http_req_t *req, auth_i
     return id->sub_len;
 }
 
-/* Adds the unread counts of user's tracked channels (and their total) to obj. */
-static uint64_t rs__fill(readstate_t *rs, const char *user, size_t un, json_t *chans)
+json_t *rs__counts(readstate_t *rs, const char *user, size_t un, uint64_t *next_exp, bool *loading)
 {
-    uint64_t total = 0;
+    uint64_t total = 0, exp = 0;
+    bool ld = false;
+    json_t *chans = json_object();
     char feed[HUB_MAX_CHANNEL + 1];
     ssize_t fn = pubreq_user_channel(rs->x->cfg->user_channel, user, un, feed, sizeof(feed));
-    bool feed_seen = false;
+    bool feed_seen = false, bc_seen = false;
+    const char *bc = rs->x->cfg->broadcast_channel;
+    size_t bn = strlen(bc);
     rs_user_t *u = rs__user(rs, user, un, false);
     if (u) {
         list_node_t *pos, *tmp;
@@ -247,21 +230,29 @@ static uint64_t rs__fill(readstate_t *rs, const char *user, size_t un, json_t *c
             rs_cur_t *c = container_of(pos, rs_cur_t, link);
             size_t cn;
             const char *ch = rs__chan(c, &cn);
-            uint64_t k = rs__unread(rs, ch, cn, c->id);
+            uint64_t k = rs__unread(rs, ch, cn, c->id, &exp, &ld);
             char name[HUB_MAX_CHANNEL + 1];
             memcpy(name, ch, cn);
             name[cn] = 0;
             json_object_set_new(chans, name, json_integer((json_int_t)k));
             total += k;
             feed_seen |= fn > 0 && (size_t)fn == cn && memcmp(feed, ch, cn) == 0;
+            bc_seen |= bn == cn && memcmp(bc, ch, cn) == 0;
         }
     }
+    if (bn && !bc_seen) {
+        uint64_t k = rs__unread(rs, bc, bn, 0, &exp, &ld);
+        json_object_set_new(chans, bc, json_integer((json_int_t)k));
+        total += k;
+    }
     if (fn > 0 && !feed_seen) { /* the personal channel is always tracked */
-        uint64_t k = rs__unread(rs, feed, (size_t)fn, 0);
+        uint64_t k = rs__unread(rs, feed, (size_t)fn, 0, &exp, &ld);
         json_object_set_new(chans, feed, json_integer((json_int_t)k));
         total += k;
     }
-    return total;
+    if (next_exp) *next_exp = exp;
+    if (loading) *loading = ld;
+    return json_pack("{s:s%, s:I, s:o}", "user", user, un, "total", (json_int_t)total, "channels", chans);
 }
 
 static void rs__answer(http_conn_t *hc, json_t *o)
@@ -276,6 +267,42 @@ static void rs__answer(http_conn_t *hc, json_t *o)
     free(s);
 }
 
+/* A GET /unread waiting for channels a shared engine is loading (retried every 10 ms, answered
+ * with what is there after redis_timeout). */
+typedef struct {
+    tw_entry_t tmr;
+    readstate_t *rs;
+    http_conn_t *hc;
+    uint64_t until_ms;
+    size_t un;
+    char user[];
+} rs_get_t;
+
+static void rs__get_close(http_conn_t *hc)
+{
+    rs_get_t *g = hc->xstate;
+    tw_stop(&g->rs->x->hub->loop->wheel, &g->tmr);
+    free(g);
+}
+
+static const http_xport_ops_t rs_get_ops = {.on_close = rs__get_close};
+
+static void rs__get_retry(tw_entry_t *e)
+{
+    rs_get_t *g = container_of(e, rs_get_t, tmr);
+    loop_t *loop = g->rs->x->hub->loop;
+    bool loading = false;
+    json_t *o = rs__counts(g->rs, g->user, g->un, NULL, &loading);
+    if (loading && loop_now(loop) < g->until_ms) {
+        json_decref(o);
+        tw_arm(&loop->wheel, &g->tmr, loop_now(loop) + 10);
+        return;
+    }
+    http_conn_t *hc = g->hc;
+    free(g); /* answering unparks the connection: its on_close will not run */
+    rs__answer(hc, o);
+}
+
 void readstate_get_unread(readstate_t *rs, http_conn_t *hc, http_req_t *req)
 {
     char user[ACL_MAX_SUB + 2];
@@ -283,15 +310,29 @@ void readstate_get_unread(readstate_t *rs, http_conn_t *hc, http_req_t *req)
     ssize_t un = rs__who(rs, hc, req, &id, user, sizeof(user));
     if (un < 0) return;
     auth_unref(id);
-    json_t *chans = json_object();
-    uint64_t total = rs__fill(rs, user, (size_t)un, chans);
-    json_t *o = json_pack("{s:s, s:I, s:o}", "user", user, "total", (json_int_t)total, "channels", chans);
-    rs__answer(hc, o);
+    bool loading = false;
+    json_t *o = rs__counts(rs, user, (size_t)un, NULL, &loading);
+    rs_get_t *g = loading ? calloc(1, sizeof(*g) + (size_t)un + 1) : NULL;
+    if (!g) { /* loaded (or no memory to wait): what is here */
+        rs__answer(hc, o);
+        return;
+    }
+    json_decref(o);
+    loop_t *loop = rs->x->hub->loop;
+    tw_entry_init(&g->tmr, rs__get_retry);
+    g->rs = rs;
+    g->hc = hc;
+    g->until_ms = loop_now(loop) + rs->x->cfg->redis_timeout_ms;
+    g->un = (size_t)un;
+    memcpy(g->user, user, (size_t)un + 1);
+    tw_arm(&loop->wheel, &g->tmr, loop_now(loop) + 10);
+    http_park(hc, &rs_get_ops, g, XP_HTTP); /* answered once the channels are loaded */
 }
 
 /* A POST /read waiting for the commit that holds its cursor. */
 typedef struct {
     readstate_t *rs;
+    rs_user_t *u; /* its devices are told once the cursor is committed */
     json_t *answer;
 } rs_wait_t;
 
@@ -300,7 +341,10 @@ static void rs__committed(void *arg, int rc)
     http_conn_t *hc = arg;
     rs_wait_t *w = hc->xstate;
     json_t *o = w->answer;
+    readstate_t *rs = w->rs;
+    rs_user_t *u = w->u;
     free(w); /* answering unparks the connection: its on_close will not run */
+    if (rc == 0) rs__dirty(rs, u);
     if (rc < 0) {
         json_decref(o);
         http_error(hc, rc, "the read cursor could not be stored");
@@ -384,22 +428,40 @@ void readstate_post_read(readstate_t *rs, http_conn_t *hc, http_req_t *req, span
     if (chan && upto > chan->last_id) upto = chan->last_id; /* nobody read what does not exist yet */
     c->id = upto;
     rs->marks++;
-    json_t *chans = json_object();
-    uint64_t total = rs__fill(rs, user, (size_t)un, chans);
-    json_t *k = json_object_get(chans, ch);
-    json_t *o = json_pack("{s:s, s:s, s:I, s:I}", "channel", ch, "read", "", "unread",
-                          (json_int_t)(json_is_integer(k) ? json_integer_value(k) : 0), "total", (json_int_t)total);
-    json_decref(chans);
+    json_t *counts = rs__counts(rs, user, (size_t)un, NULL, NULL);
+    json_t *k = json_object_get(json_object_get(counts, "channels"), ch);
+    json_t *o = json_pack("{s:s, s:s, s:I, s:O}", "channel", ch, "read", "", "unread",
+                          (json_int_t)(json_is_integer(k) ? json_integer_value(k) : 0), "total",
+                          json_object_get(counts, "total"));
+    json_decref(counts);
     char idtxt[24];
     snprintf(idtxt, sizeof(idtxt), "%" PRIu64, upto);
     json_object_set_new(o, "read", json_string(idtxt));
     store_t *st = rs->x->hub->store;
-    if (!st->ops->kv_put) { /* the memory store: nothing to wait for */
+    engine_t *eng = rs->x->hub->engine;
+    unsigned char v[8];
+    for (int i = 0; i < 8; i++) v[i] = (unsigned char)(upto >> (8 * i));
+    if (eng && eng->ops->kv_put) { /* shared by every node: written to the engine, told to the others */
+        int erc = eng->ops->kv_put(eng, RS_NS, c->key, c->klen, v, sizeof(v));
+        if (erc < 0) {
+            json_decref(o);
+            http_error(hc, erc, "the read cursor could not be stored");
+            return;
+        }
+        if (eng->ops->control) {
+            json_t *cmd = json_pack("{s:s, s:s%, s:s%, s:s}", "op", "read", "user", user, (size_t)un, "channel", ch,
+                                    (size_t)cn, "id", idtxt);
+            char *js = cmd ? json_dumps(cmd, JSON_COMPACT) : NULL;
+            if (js) eng->ops->control(eng, js, strlen(js));
+            free(js);
+            json_decref(cmd);
+        }
+    }
+    if (!st->ops->kv_put || eng) { /* nothing to wait for here */
+        rs__dirty(rs, c->u);
         rs__answer(hc, o);
         return;
     }
-    unsigned char v[8];
-    for (int i = 0; i < 8; i++) v[i] = (unsigned char)(upto >> (8 * i));
     int rc = st->ops->kv_put(st, RS_NS, c->key, c->klen, v, sizeof(v));
     rs_wait_t *w = rc == 0 ? malloc(sizeof(*w)) : NULL;
     if (!w || hub_when_committed(rs->x->hub, rs__committed, hc) < 0) {
@@ -408,8 +470,19 @@ void readstate_post_read(readstate_t *rs, http_conn_t *hc, http_req_t *req, span
         http_error(hc, rc < 0 ? rc : HR_ENOMEM, "the read cursor could not be stored");
         return;
     }
-    *w = (rs_wait_t){rs, o};
+    *w = (rs_wait_t){rs, c->u, o};
     http_park(hc, &rs_wait_ops, w, XP_HTTP); /* answered once the cursor is committed */
+}
+
+int readstate_remote_read(readstate_t *rs, const char *user, size_t un, const char *ch, size_t cn, uint64_t id)
+{
+    if (!acl_sub_valid(user, un) || !hub_channel_valid(ch, cn)) return HR_EINVAL;
+    const char *why = NULL;
+    rs_cur_t *c = rs__cur(rs, user, un, ch, cn, true, &why);
+    if (!c) return HR_EFULL;
+    c->id = id;
+    rs__dirty(rs, c->u);
+    return 0;
 }
 
 size_t readstate_metrics(const readstate_t *rs, char *out, size_t cap)
@@ -420,7 +493,13 @@ size_t readstate_metrics(const readstate_t *rs, char *out, size_t cap)
                      "# HELP herald_read_marks_total Channels marked read (POST /read).\n"
                      "# TYPE herald_read_marks_total counter\nherald_read_marks_total %" PRIu64 "\n"
                      "# HELP herald_read_refused_total Read cursors refused at max_read_cursors or max_tracked_channels.\n"
-                     "# TYPE herald_read_refused_total counter\nherald_read_refused_total %" PRIu64 "\n",
-                     rs->ncurs, rs->marks, rs->refused);
+                     "# TYPE herald_read_refused_total counter\nherald_read_refused_total %" PRIu64 "\n"
+                     "# HELP herald_unread_events_total Unread events sent to personal channel subscriptions.\n"
+                     "# TYPE herald_unread_events_total counter\nherald_unread_events_total %" PRIu64 "\n"
+                     "# HELP herald_unread_users_online Users with a personal channel subscription on this node.\n"
+                     "# TYPE herald_unread_users_online gauge\nherald_unread_users_online %u\n"
+                     "# HELP herald_unread_watched_channels Tracked channels watched for online users' unread events.\n"
+                     "# TYPE herald_unread_watched_channels gauge\nherald_unread_watched_channels %u\n",
+                     rs->ncurs, rs->marks, rs->refused, rs->events, rs->online, rs->nwatches);
     return k > 0 && (size_t)k < cap ? (size_t)k : 0;
 }

@@ -36,6 +36,13 @@ void readstate_get_unread(readstate_t *rs, http_conn_t *hc, http_req_t *req);
 /* POST /read/{channel}: rest is the percent-encoded channel name. */
 void readstate_post_read(readstate_t *rs, http_conn_t *hc, http_req_t *req, span_t rest, span_t body);
 
+/* Another node moved user[0..un)'s cursor on ch[0..cn) to id (a control command): applied here
+ * and the user's devices here told. 0, HR_EINVAL or HR_EFULL (limits). */
+int readstate_remote_read(readstate_t *rs, const char *user, size_t un, const char *ch, size_t cn, uint64_t id);
+
+/* Sends the unread events that are due (unread.c): once per loop iteration, after the commit. */
+void readstate_flush(readstate_t *rs);
+
 /* The Prometheus lines of the read state; returns bytes written. */
 size_t readstate_metrics(const readstate_t *rs, char *out, size_t cap);
 

@@ -5,6 +5,9 @@
  *   GET  /sub/{ch}... + Upgrade    WebSocket: each message's data as one frame
  *   GET  /ws  /stomp  /echo        WebSocket: the JSON protocol, STOMP, the test echo
  *   GET  /channels/{channel}       channel info
+ *   DELETE /channels/{channel}     delete its messages (admin)                    withdraw.c
+ *   DELETE /channels/{channel}/messages/{id}   withdraw one (admin)              withdraw.c
+ *   GET  /channels/{channel}/presence   who is subscribed                          presence_api.c
  *   GET  /channels?prefix=&limit=&cursor=   the channels this node holds (admin)   chanlist.c
  *   GET  /users/{id}, POST /users/{id}/disconnect, /unsubscribe   admin on users   userapi.c
  *   GET  /healthz, /metrics, /     operations and the demo page
@@ -21,6 +24,7 @@
 #include <strings.h>
 #include "publish.h"
 #include "chanlist.h"
+#include "presence_api.h"
 #include "userapi.h"
 #include "withdraw.h"
 #include "readstate.h"
@@ -380,9 +384,13 @@ void routes_handle(http_conn_t *hc, http_req_t *req, span_t body)
         routes__subscribe(app, hc, req, rest);
     } else if (routes__prefix(req->path, "/channels/", &rest) && withdraw_path(rest)) {
         withdraw_handle(app, hc, req, rest); /* DELETE /channels/{ch}/messages/{id}: withdraw.c */
+    } else if (routes__prefix(req->path, "/channels/", &rest) && presence_api_path(rest)) {
+        presence_api_handle(app, hc, req, rest); /* GET /channels/{ch}/presence: presence_api.c */
+    } else if (routes__prefix(req->path, "/channels/", &rest) && span_eq(req->method, "DELETE")) {
+        withdraw_channel(app, hc, req, rest); /* DELETE /channels/{ch}: withdraw.c */
     } else if (routes__prefix(req->path, "/channels/", &rest)) {
         if (!get) {
-            http_method_not_allowed(hc, "GET, HEAD", "method not allowed");
+            http_method_not_allowed(hc, "GET, HEAD, DELETE", "method not allowed");
             return;
         }
         routes__channel_info(app, hc, req, rest);
@@ -437,6 +445,7 @@ void routes_handle(http_conn_t *hc, http_req_t *req, span_t body)
                      (unsigned long long)hc->srv->loop->send_timeouts);
         if (k > 0 && (size_t)k < sizeof(out) - n) n += (size_t)k;
         if (app->xp.users) n += users_metrics(app->xp.users, out + n, sizeof(out) - n);
+        if (app->xp.hub->pres) n += presence_metrics(app->xp.hub->pres, out + n, sizeof(out) - n);
         engine_t *e = app->xp.hub->engine;
         if (e && e->ops->metrics) n += e->ops->metrics(e, out + n, sizeof(out) - n);
         http_respond(hc, 200, "text/plain; version=0.0.4; charset=utf-8", out, n, "Cache-Control: no-cache\r\n");

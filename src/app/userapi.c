@@ -4,7 +4,12 @@
  * "reconnect":B} or {"op":"unsubscribe","user":U,"channel":C}: run here at once (the answer
  * counts this node's connections), then handed to the shared engine for the other nodes, which
  * parse and run the same command (userapi_control). Commands are fire and forget: a node whose
- * feed is down misses them, so the answer says whether the command went out ("cluster"). */
+ * feed is down misses them, so the answer says whether the command went out ("cluster").
+ *
+ * A user's status: with the local engine, this node's users table; with a shared engine, every
+ * node's share as the engine keeps it (presence.h reports each node's users to it): this node's
+ * pending reports go first, then the request is parked until the engine answers, without
+ * blocking the loop (when it cannot answer, this node's view, "node":"local"). */
 #include "userapi.h"
 
 #include <jansson.h>
@@ -14,6 +19,8 @@
 
 #include "../core/err.h"
 #include "../core/log.h"
+#include "../hub/presence.h"
+#include "readstate.h"
 
 #define USERAPI_CMD_MAX 2048
 
@@ -33,8 +40,9 @@ static void userapi__time(uint64_t ms, char *out, size_t cap)
     snprintf(out, cap, "\"%s.%03uZ\"", day, (unsigned)(ms % 1000));
 }
 
-/* GET /users/{id}: the user's connections on this node by transport, and when it was last seen. */
-static void userapi__status(app_t *app, http_conn_t *hc, const char *id, size_t n)
+/* GET /users/{id} with the local engine (or a shared one that cannot answer): the user's
+ * connections on this node by transport, and when it was last seen. */
+static void userapi__local(app_t *app, http_conn_t *hc, const char *id, size_t n)
 {
     const users_user_t *u = users_find(app->xp.users, id, n);
     const char *kinds[16];
@@ -49,6 +57,69 @@ static void userapi__status(app_t *app, http_conn_t *hc, const char *id, size_t 
                       "{\"user\":\"%.*s\",\"online\":%s,\"connections\":{%s},\"last_seen\":%s,\"node\":\"local\"}",
                       (int)el, esc, u && u->nconns ? "true" : "false", conns, seen);
     userapi__json(hc, 200, body, (size_t)bn);
+}
+
+/* A GET /users/{id} parked while the shared engine reads every node's share. */
+typedef struct {
+    app_t *app;
+    size_t n;
+    char id[USERS_MAX_ID + 1];
+} userapi__wait_t;
+
+static void userapi__statused(void *arg, int rc, const engine_ustatus_t *st)
+{
+    http_conn_t *hc = arg;
+    userapi__wait_t *q = hc->xstate;
+    if (rc < 0) {
+        userapi__local(q->app, hc, q->id, q->n);
+        free(q);
+        return;
+    }
+    char esc[6 * USERS_MAX_ID + 8], conns[512] = "", seen[40] = "null";
+    size_t el = json_escape(q->id, q->n, esc, sizeof(esc)), o = 0;
+    uint32_t total = 0;
+    for (uint32_t i = 0; i < st->nkinds && o < sizeof(conns); i++) {
+        o += (size_t)snprintf(conns + o, sizeof(conns) - o, "%s\"%.*s\":%u", o ? "," : "", (int)st->klens[i],
+                              st->kinds[i], st->counts[i]);
+        total += st->counts[i];
+    }
+    if (o >= sizeof(conns)) conns[0] = 0;
+    if (!total && st->last_seen_ms) userapi__time(st->last_seen_ms, seen, sizeof(seen));
+    char body[sizeof(esc) + sizeof(conns) + 128];
+    int bn = snprintf(body, sizeof(body),
+                      "{\"user\":\"%.*s\",\"online\":%s,\"connections\":{%s},\"last_seen\":%s,\"nodes\":%u}", (int)el,
+                      esc, total ? "true" : "false", conns, seen, st->nodes);
+    userapi__json(hc, 200, body, (size_t)bn);
+    free(q);
+}
+
+static void userapi__wait_close(http_conn_t *hc)
+{
+    userapi__wait_t *q = hc->xstate;
+    engine_t *e = q->app->xp.hub->engine;
+    if (e->ops->cancel) e->ops->cancel(e, hc);
+    free(q);
+}
+
+static const http_xport_ops_t userapi__wait_ops = {.on_close = userapi__wait_close};
+
+/* GET /users/{id}: every node's view with a shared engine, else this node's. */
+static void userapi__status(app_t *app, http_conn_t *hc, const char *id, size_t n)
+{
+    engine_t *e = app->xp.hub->engine;
+    userapi__wait_t *q = e && e->ops->user_status && app->xp.hub->pres ? malloc(sizeof(*q)) : NULL;
+    if (q) {
+        *q = (userapi__wait_t){.app = app, .n = n};
+        memcpy(q->id, id, n);
+        q->id[n] = 0;
+        presence_flush(app->xp.hub->pres); /* this node's latest changes go first */
+        if (e->ops->user_status(e, id, n, userapi__statused, hc) == 0) {
+            http_park(hc, &userapi__wait_ops, q, XP_HTTP);
+            return;
+        }
+        free(q);
+    }
+    userapi__local(app, hc, id, n);
 }
 
 /* True when r[0..n) has no control character (it goes into logs, close frames, MQTT reason
@@ -80,6 +151,15 @@ static int64_t userapi__run(app_t *app, json_t *cmd)
         json_t *ch = json_object_get(cmd, "channel");
         if (!json_is_string(ch) || !hub_channel_valid(json_string_value(ch), json_string_length(ch))) return HR_EINVAL;
         return users_unsubscribe(app->xp.users, u, un, json_string_value(ch), json_string_length(ch));
+    }
+    if (strcmp(json_string_value(op), "read") == 0) { /* a read cursor moved on another node */
+        json_t *ch = json_object_get(cmd, "channel"), *id = json_object_get(cmd, "id");
+        uint64_t upto;
+        if (!json_is_string(ch) || !json_is_string(id) || !app->reads ||
+            cursor_parse(json_string_value(id), json_string_length(id), &upto, 1) < 0)
+            return HR_EINVAL;
+        int rc = readstate_remote_read(app->reads, u, un, json_string_value(ch), json_string_length(ch), upto);
+        return rc < 0 && rc != HR_EFULL ? rc : 0;
     }
     return HR_EINVAL;
 }

@@ -3,6 +3,7 @@
  * own name ends in "/messages/N" must be written encoded. */
 #include "withdraw.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "../core/err.h"
@@ -33,6 +34,35 @@ static bool withdraw__split(span_t rest, span_t *chan, uint64_t *id)
         return true;
     }
     return false;
+}
+
+void withdraw_channel(app_t *app, http_conn_t *hc, http_req_t *req, span_t rest)
+{
+    char chan[HUB_MAX_CHANNEL + 1];
+    ssize_t cn = http_pct_decode(rest.p, rest.n, chan, sizeof(chan));
+    if (cn < 0 || !hub_channel_valid(chan, (size_t)cn)) {
+        http_error(hc, HR_ECHANNEL, "invalid channel name");
+        return;
+    }
+    if (!xp_require_admin(&app->xp, hc, req, "delete", chan, (size_t)cn)) return;
+    uint32_t told = 0;
+    uint64_t last = 0;
+    int rc = hub_clear(app->xp.hub, chan, (size_t)cn, &told, &last);
+    if (rc == HR_ENOTFOUND) {
+        http_error(hc, rc, "no such channel");
+    } else if (rc == HR_ENOTIMPL) {
+        http_error(hc, rc, "deleting a channel is not supported with engine = redis");
+    } else if (rc < 0) {
+        http_error(hc, rc, "deleting the channel failed");
+    } else {
+        log_info("deleted the messages of %.*s up to %llu (%u subscribers told)", (int)cn, chan,
+                 (unsigned long long)last, told);
+        char json[6 * HUB_MAX_CHANNEL + 96], esc[6 * HUB_MAX_CHANNEL + 8];
+        size_t el = json_escape(chan, (size_t)cn, esc, sizeof(esc));
+        int n = snprintf(json, sizeof(json), "{\"channel\":\"%.*s\",\"deleted\":true,\"last_id\":\"%llu\",\"told\":%u}",
+                         (int)el, esc, (unsigned long long)last, told);
+        http_respond(hc, 200, "application/json", json, (size_t)n, "Cache-Control: no-cache\r\n");
+    }
 }
 
 bool withdraw_path(span_t rest)

@@ -13,4 +13,9 @@ bool withdraw_path(span_t rest);
 /* Answers the request for rest (withdraw_path(rest) is true). */
 void withdraw_handle(app_t *app, http_conn_t *hc, http_req_t *req, span_t rest);
 
+/* DELETE /channels/{channel} (rest: the channel, percent-encoded or not), admin only: deletes its
+ * messages (hub_clear): 200 {"channel","deleted":true,"last_id","told"}, 404 when there is no
+ * such channel, 501 with engine = redis. */
+void withdraw_channel(app_t *app, http_conn_t *hc, http_req_t *req, span_t rest);
+
 #endif

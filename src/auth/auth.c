@@ -318,6 +318,14 @@ int auth_init(auth_t *a, const cfg_t *cfg, char *err, size_t cap)
         rc = HR_EINVAL;
         goto fail;
     }
+    /* every user may read the broadcast channel too */
+    if (cfg->broadcast_channel[0] &&
+        (strpbrk(cfg->broadcast_channel, "+#{}") ||
+         acl_list_add(&a->user_channel, cfg->broadcast_channel, strlen(cfg->broadcast_channel)) < 0)) {
+        snprintf(err, cap, "broadcast_channel: '%s' is not a channel name", cfg->broadcast_channel);
+        rc = HR_EINVAL;
+        goto fail;
+    }
     a->enabled = a->keys || a->nkeys || a->have_rules || a->pw;
     a->anon_any = !a->enabled || (cfg->allow_anonymous && !a->have_rules);
     if (cfg->token_cache_size && a->keys && !(a->cache = auth__cache_new(cfg->token_cache_size))) {

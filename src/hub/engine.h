@@ -22,8 +22,61 @@ struct hub_pend;
 /* A control command another node sent with the control op (engine_t.on_control). */
 typedef void (*engine_control_cb)(void *arg, const char *json, size_t n);
 
+/* Called with each record of a shared namespace (engine_t.kv_each); non-zero stops. */
+typedef int (*engine_kv_cb)(void *arg, const void *key, size_t klen, const void *val, size_t vlen);
+
 /* The answer of an occupancy count: rc 0 and the channel's subscribers on every node, or HR_E*. */
 typedef void (*engine_count_cb)(void *arg, int rc, uint32_t subscribers);
+
+/* Presence (presence.h) through a shared engine. One entry of a pres_write batch: this node's
+ * subscriptions now of user[0..un) (un 0: the anonymous ones) to channel ch[0..cn). */
+typedef struct {
+    const char *ch, *user;
+    size_t cn, un;
+    uint32_t count; /* 0: none left here */
+    bool events;    /* join_leave is on for the channel: the backend decides and sends join/leave */
+} engine_pres_t;
+
+/* One entry of a user_write batch: user id[0..n)'s connections on this node by kind, as
+ * "sse=1,ws_json=2" (kn 0: it has none here any more, last seen here at last_seen_ms). */
+typedef struct {
+    const char *id, *kinds;
+    size_t n, kn;
+    uint64_t last_seen_ms;
+} engine_user_t;
+
+/* A channel's presence on every node (pres_list): the first nusers users by id (ids[i][0..lens[i])
+ * with conns[i]), truncated when there were more; valid during the callback only. */
+typedef struct {
+    uint32_t nusers, total_users, anonymous, connections, nodes;
+    const char *const *ids;
+    const size_t *lens;
+    const uint32_t *conns;
+} engine_roster_t;
+typedef void (*engine_roster_cb)(void *arg, int rc, const engine_roster_t *r);
+
+/* A user's connections on every node (user_status): kinds[i][0..klens[i]) with counts[i]; nodes:
+ * nodes where it is connected; last_seen_ms: when its last connection closed (0: unknown). */
+typedef struct {
+    uint32_t nkinds, nodes;
+    const char *const *kinds;
+    const size_t *klens;
+    const uint32_t *counts;
+    uint64_t last_seen_ms;
+} engine_ustatus_t;
+typedef void (*engine_ustatus_cb)(void *arg, int rc, const engine_ustatus_t *s);
+
+/* What a shared engine tells presence (engine_t.on_presence): a join or leave decided for the
+ * cluster (ch, user set), or that this node's share may be wrong (Redis restarted, the node was
+ * taken for dead, a write failed) and must be written again in full. */
+enum { ENGINE_PRES_JOIN = 1, ENGINE_PRES_LEAVE = 2, ENGINE_PRES_RESYNC = 3 };
+
+/* pres_write phases: an ordinary write of what changed, or a full rewrite: its first batch
+ * (BEGIN), the next ones (MORE), and END (no entries), where whatever this node wrote before and
+ * did not write again since BEGIN is forgotten (with the leaves that causes). A full rewrite
+ * compares with what is there, so it causes no join or leave for what did not change. */
+enum { ENGINE_WRITE = 0, ENGINE_WRITE_BEGIN = 1, ENGINE_WRITE_MORE = 2, ENGINE_WRITE_END = 3 };
+typedef void (*engine_presence_cb)(void *arg, int ev, const char *ch, size_t cn, const char *user, size_t un);
 
 typedef struct {
     /* Takes the publish p (hub_pend_msg(p), id not yet assigned): assigns its id, records it and
@@ -49,6 +102,23 @@ typedef struct {
      * runs it itself. Fire and forget: 0 once sent or queued, HR_E* when it cannot be (its backend
      * is down). The local engine has no other node: it has none. */
     int (*control)(engine_t *e, const char *json, size_t n);
+    /* Optional, presence (presence.h): writes this node's counts v[0..n) (strings copied before
+     * it returns) in phase (ENGINE_WRITE*). Fire and forget: 0 once queued, HR_E* when it cannot
+     * be; a write that fails, now or later, is followed by ENGINE_PRES_RESYNC. */
+    int (*pres_write)(engine_t *e, const engine_pres_t *v, uint32_t n, int phase);
+    /* Optional: a channel's presence on every node, at most max users, to cb(arg, ...) later (never
+     * from inside this call) unless cancel(arg) comes first. 0 or HR_E* at once. */
+    int (*pres_list)(engine_t *e, const char *ch, size_t n, uint32_t max, engine_roster_cb cb, void *arg);
+    /* Optional: writes users' connections on this node, as pres_write (reset forgets the node's
+     * earlier writes). */
+    int (*user_write)(engine_t *e, const engine_user_t *v, uint32_t n, bool reset);
+    /* Optional: user id[0..n)'s connections on every node, as pres_list. */
+    int (*user_status)(engine_t *e, const char *id, size_t n, engine_ustatus_cb cb, void *arg);
+    /* Optional: small records every node shares (read cursors, readstate.c). kv_put replaces the
+     * record of key in namespace ns: fire and forget (0 once queued, HR_E* when it cannot be; a
+     * failure later is logged). kv_each visits a namespace: at start-up only (it may block). */
+    int (*kv_put)(engine_t *e, const char *ns, const void *key, size_t klen, const void *val, size_t vlen);
+    int (*kv_each)(engine_t *e, const char *ns, engine_kv_cb cb, void *arg);
 } engine_ops_t;
 
 struct engine {
@@ -56,6 +126,8 @@ struct engine {
     const char *name;
     engine_control_cb on_control; /* set by the app: control commands from other nodes */
     void *control_arg;
+    engine_presence_cb on_presence; /* set by presence.c: joins, leaves, resyncs */
+    void *presence_arg;
 };
 
 #endif

@@ -107,10 +107,14 @@ void hist_free(hist_t *h)
     *h = (hist_t){.pool = pool};
 }
 
+/* A message readers may skip one day: withdrawn, or with its own time-to-live. */
+static inline bool hist__skippable(const msg_t *m) { return (m->flags & MSG_WITHDRAWN) || m->expiry_s; }
+
 /* Drops the oldest message; the caller fixes the heap. */
 static void hist_pop(hist_t *h)
 {
     msg_t *m = h->ring[h->head];
+    h->nskip -= hist__skippable(m);
     uint64_t cost = msg_cost(m);
     h->bytes -= cost;
     if (h->pool) h->pool->bytes -= cost;
@@ -170,6 +174,7 @@ int hist_push(hist_t *h, msg_t *m, const hist_limits_t *lim, uint64_t now)
     }
     h->ring[(h->head + h->count) % h->cap] = msg_ref(m);
     h->count++;
+    h->nskip += hist__skippable(m);
     h->bytes += msg_cost(m);
     if (h->pool) h->pool->bytes += msg_cost(m);
     if (h->count == 1) hist__heap_fix(h);
@@ -181,6 +186,7 @@ void hist_replace(hist_t *h, uint32_t i, msg_t *m)
 {
     msg_t **slot = &h->ring[(h->head + i) % h->cap];
     uint64_t old = msg_cost(*slot), cost = msg_cost(m);
+    h->nskip = h->nskip - hist__skippable(*slot) + hist__skippable(m);
     h->bytes = h->bytes - old + cost;
     if (h->pool) h->pool->bytes = h->pool->bytes - old + cost;
     msg_unref(*slot);
@@ -194,4 +200,20 @@ uint32_t hist_index_after(const hist_t *h, uint64_t after)
     if (after < first) return 0;
     uint64_t idx = after - first + 1;
     return idx > h->count ? h->count : (uint32_t)idx;
+}
+
+uint64_t hist_count_after(const hist_t *h, uint64_t after, uint64_t now, uint64_t *next_exp)
+{
+    uint32_t i = hist_index_after(h, after);
+    if (!h->nskip) return h->count - i;
+    uint64_t k = 0;
+    for (; i < h->count; i++) {
+        const msg_t *m = hist_at(h, i);
+        if ((m->flags & MSG_WITHDRAWN) || msg_expired(m, now)) continue;
+        k++;
+        if (!m->expiry_s) continue;
+        uint64_t at = m->time_ms + (uint64_t)m->expiry_s * 1000;
+        if (!*next_exp || at < *next_exp) *next_exp = at;
+    }
+    return k;
 }

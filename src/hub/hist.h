@@ -25,6 +25,7 @@ typedef struct hist_pool hist_pool_t;
 typedef struct {
     msg_t **ring;
     uint32_t cap, head, count;
+    uint32_t nskip;    /* messages readers may skip: withdrawn, or with a time-to-live */
     uint64_t bytes;
     hist_pool_t *pool; /* the pool it counts in, or NULL */
     uint32_t heap_i;   /* its place in pool's heap + 1 (0: not in it) */
@@ -76,5 +77,10 @@ void hist_replace(hist_t *h, uint32_t i, msg_t *m);
 
 /* Index of the first message with id > after, or h->count when there is none. */
 uint32_t hist_index_after(const hist_t *h, uint64_t after);
+
+/* The messages after id `after` a reader would get at wall time now (withdrawn and expired ones
+ * skipped): O(1) while the history holds none that could be skipped, else a walk. *next_exp
+ * becomes the earliest wall ms one of those counted expires, if sooner than it was (0: none). */
+uint64_t hist_count_after(const hist_t *h, uint64_t after, uint64_t now, uint64_t *next_exp);
 
 #endif

@@ -94,7 +94,7 @@ static void hub__sweep(tw_entry_t *e)
     for (chan_t *ch; (ch = hub__chan(hmap_iter_next(&it)));) {
         hist_trim(&ch->hist, ch->lim, now);
         hub__trimmed(hub, ch);
-        if (ch->nsubs == 0 && ch->hist.count == 0 && !ch->retained && !ch->npending && !ch->loading) {
+        if (ch->nsubs == 0 && ch->hist.count == 0 && !ch->retained && !ch->npending && !ch->loading && !ch->nwatch) {
             hmap_remove(&hub->chans, &ch->node);
             hub->nchannels--;
             hub__free_chan(ch);
@@ -273,6 +273,7 @@ static uint32_t hub__accept(hub_t *hub, chan_t *ch, msg_t *m)
     hub__tmatch_t tm = {m, 0};
     if (topic_count(&hub->topics)) topic_match(&hub->topics, ch->name, ch->name_len, hub__tdeliver, &tm);
     if (m->flags & MSG_RETAIN) hub__retain(hub, ch, m->data_len ? m : NULL);
+    if (hub->obs) hub->obs->changed(hub->obs->arg, ch);
     return n + tm.n;
 }
 
@@ -595,6 +596,7 @@ static void hub__resync(hub_t *hub, chan_t *ch)
         if (s->resync) s->resync(s);
     }
     hub->resyncing = outer;
+    if (hub->obs) hub->obs->changed(hub->obs->arg, ch);
 }
 
 void hub_hold(hub_t *hub, chan_t *ch)
@@ -712,11 +714,25 @@ void hub_subscribe(hub_t *hub, chan_t *ch, sub_t *s)
     list_push_back(&ch->subs, &s->link);
     ch->nsubs++;
     hub->subscriptions++;
+    if (hub->obs) hub->obs->subscribed(hub->obs->arg, ch, s, true);
+}
+
+void hub_trim(hub_t *hub, chan_t *ch)
+{
+    hist_trim(&ch->hist, ch->lim, loop_wall_ms());
+    hub__trimmed(hub, ch);
+}
+
+void hub_watch(hub_t *hub, chan_t *ch, int delta)
+{
+    (void)hub;
+    ch->nwatch = (uint32_t)((int64_t)ch->nwatch + delta);
 }
 
 void hub_unsubscribe(hub_t *hub, sub_t *s)
 {
     if (!s->ch || !list_linked(&s->link)) return;
+    if (hub->obs) hub->obs->subscribed(hub->obs->arg, s->ch, s, false);
     list_unlink(&s->link);
     s->ch->nsubs--;
     hub->subscriptions--;
@@ -733,8 +749,7 @@ uint32_t hub_after(hub_t *hub, chan_t *ch, uint64_t cursor, msg_t **out, uint32_
         *info = (hub_cursor_info_t){.loading = true, .first_available = cursor + 1, .last_id = cursor};
         return 0;
     }
-    hist_trim(&ch->hist, ch->lim, loop_wall_ms());
-    hub__trimmed(hub, ch);
+    hub_trim(hub, ch);
     hist_t *h = &ch->hist;
     info->loading = false;
     info->last_id = ch->last_id;

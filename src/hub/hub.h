@@ -69,6 +69,7 @@ struct chan {
     uint32_t retain_pend; /* of them, retained ones (not clearing) */
     bool retain_new;      /* they count as a new retained message (the channel had none then) */
     uint32_t loading;   /* store loads or catch-ups in flight (hub_hold): hub_after answers "loading" */
+    uint32_t nwatch;    /* hub_watch() holds: kept in memory (and fed by a shared engine) without subscribers */
     struct hub_held *held; /* messages injected while loading, in id order, or NULL */
     hist_t hist;
     const hist_limits_t *lim; /* its history limits: its namespace's or hub->limits (retain_ns.c) */
@@ -87,10 +88,23 @@ struct hub_tsub {
     void *owner;
 };
 
+/* The one observer of the hub (readstate.c, which pushes unread counts). Called on the loop; it
+ * must not subscribe, unsubscribe, publish or free channels during a call. */
+typedef struct {
+    /* s was subscribed to ch (added) or is being unsubscribed from it. */
+    void (*subscribed)(void *arg, chan_t *ch, sub_t *s, bool added);
+    /* ch's history changed: a message was accepted (after its subscribers got it), withdrawn, or
+     * the channel was reloaded by its store. */
+    void (*changed)(void *arg, chan_t *ch);
+    void *arg;
+} hub_observer_t;
+
 typedef struct {
     loop_t *loop;
     store_t *store;
+    const hub_observer_t *obs; /* NULL: none */
     engine_t *engine; /* NULL: the local engine (the hub orders, the store commits); see engine.h */
+    struct presence *pres; /* who is subscribed (presence.h), NULL: not tracked; used by the transports */
     topic_tree_t topics; /* wildcard subscriptions */
     uint32_t nretained;
     hist_limits_t limits;    /* channels in no namespace */
@@ -160,6 +174,21 @@ const hist_limits_t *hub_ns_limits(const hub_t *hub, const char *name, size_t n,
  * history: never there, trimmed, expired or withdrawn already), HR_ENOTIMPL (engine = redis:
  * not supported), or the store's HR_E*. *told: the subscribers told. */
 int hub_withdraw(hub_t *hub, const char *name, size_t n, uint64_t id, uint32_t *told);
+
+/* Deletes channel name[0..n)'s messages: its history (memory and store) and its MQTT retained
+ * message go, its ids do not (the next publish continues after *last_id, so cursors and read
+ * state stay meaningful), and every subscriber with an event callback is told "deleted"
+ * ({"channel":"c","last_id":"N"}); subscriptions stay. Committed before it returns. 0,
+ * HR_ENOTFOUND (no such channel), HR_ENOTIMPL (engine = redis), or the store's HR_E*. *told: the
+ * subscribers told. */
+int hub_clear(hub_t *hub, const char *name, size_t n, uint32_t *told, uint64_t *last_id);
+
+/* Applies ch's history limits now (age, time-to-live): what leaves, leaves the store too. */
+void hub_trim(hub_t *hub, chan_t *ch);
+
+/* Holds (+1) or lets go of (-1) ch for an observer that wants to hear of its changes without
+ * subscribing: a held channel stays in memory (a shared engine keeps feeding it) while idle. */
+void hub_watch(hub_t *hub, chan_t *ch, int delta);
 
 /* Sets (m, referenced by the channel) or clears (m NULL) ch's retained message in memory. */
 void hub__retain(hub_t *hub, chan_t *ch, msg_t *m);

@@ -109,6 +109,7 @@ int users_add(users_t *us, const char *id, size_t n, users_conn_t *uc)
     u->nconns++;
     uc->u = u;
     us->conns++;
+    if (us->changed) us->changed(us->changed_arg, u->id, u->len);
     return 0;
 }
 
@@ -121,6 +122,7 @@ static users_user_t *users__detach(users_t *us, users_conn_t *uc)
     uc->u = NULL;
     u->nconns--;
     us->conns--;
+    if (us->changed) us->changed(us->changed_arg, u->id, u->len);
     return u;
 }
 

@@ -70,6 +70,10 @@ typedef struct users {
     uint64_t evicted; /* offline users forgotten at max_offline */
     uint64_t disconnects; /* connections ended by users_disconnect */
     bool evict_logged;
+    /* Optional (presence.c): called with the user's id whenever one of its connections is
+     * registered or unregistered (the user may be gone by the time it is acted on). */
+    void (*changed)(void *arg, const char *id, size_t n);
+    void *changed_arg;
 } users_t;
 
 /* Sets up an empty table remembering at most max_offline offline users. 0 or HR_ENOMEM. */

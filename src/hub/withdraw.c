@@ -1,4 +1,5 @@
-/* withdraw.c - withdrawing a published message (hub_withdraw, see hub.h).
+/* withdraw.c - withdrawing a published message (hub_withdraw) and deleting a channel's messages
+ * (hub_clear), see hub.h.
  *
  * Ids in a history ring are contiguous (hist.h), so a withdrawn message cannot simply leave the
  * middle of the ring: its place gets a tombstone, a message of the same id and time with no data
@@ -17,6 +18,23 @@
 #include "../core/jsonesc.h"
 #include "../core/log.h"
 #include "hub.h"
+
+/* Tells ch's subscribers event with json (and the observer that the history changed). */
+static uint32_t hub__tell(hub_t *hub, chan_t *ch, const char *event, const char *json, size_t jn)
+{
+    uint32_t told = 0;
+    list_node_t *pos, *tmp;
+    list_each_safe(pos, tmp, &ch->subs)
+    {
+        sub_t *s = container_of(pos, sub_t, link);
+        if (s->event) {
+            s->event(s, event, json, jn);
+            told++;
+        }
+    }
+    if (hub->obs) hub->obs->changed(hub->obs->arg, ch);
+    return told;
+}
 
 int hub_withdraw(hub_t *hub, const char *name, size_t n, uint64_t id, uint32_t *told)
 {
@@ -51,14 +69,36 @@ int hub_withdraw(hub_t *hub, const char *name, size_t n, uint64_t id, uint32_t *
     size_t jn = (size_t)snprintf(json, sizeof(json), "{\"channel\":\"");
     jn += json_escape(ch->name, ch->name_len, json + jn, sizeof(json) - jn);
     jn += (size_t)snprintf(json + jn, sizeof(json) - jn, "\",\"id\":\"%llu\"}", (unsigned long long)id);
-    list_node_t *pos, *tmp;
-    list_each_safe(pos, tmp, &ch->subs)
-    {
-        sub_t *s = container_of(pos, sub_t, link);
-        if (s->event) {
-            s->event(s, "withdrawn", json, jn);
-            (*told)++;
-        }
+    *told = hub__tell(hub, ch, "withdrawn", json, jn);
+    return 0;
+}
+
+int hub_clear(hub_t *hub, const char *name, size_t n, uint32_t *told, uint64_t *last_id)
+{
+    *told = 0;
+    if (hub->engine) return HR_ENOTIMPL;
+    chan_t *ch = hub_channel(hub, name, n, false);
+    if (!ch) ch = hub_channel(hub, name, n, true); /* not in memory: the store may hold it */
+    if (!ch) return hub->load_rc == HR_ENOMEM ? HR_ENOMEM : HR_ENOTFOUND;
+    if (ch->npending && hub_commit(hub) < 0) return hub->store_fault ? hub->store_fault : HR_EIO; /* settle them first */
+    if (!ch->last_id && !ch->retained) return HR_ENOTFOUND;
+    store_t *st = hub->store;
+    int rc = st->ops->trim ? st->ops->trim(st, name, n, ch->last_id + 1) : 0;
+    if (rc == 0 && ch->retained && st->ops->retain) rc = st->ops->retain(st, NULL, name, n);
+    if (rc == 0) rc = hub_commit(hub); /* durable before anyone is told */
+    if (rc < 0) {
+        log_warn("hub: deleting the messages of %.*s failed: %s", (int)n, name, hr_strerror(rc));
+        return rc;
     }
+    if (ch->retained) hub__retain(hub, ch, NULL);
+    hist_t *h = &ch->hist;
+    while (h->count) hist_drop_oldest(h); /* the pool's accounting follows each message out */
+    ch->kept_from = ch->last_id + 1;
+    *last_id = ch->last_id;
+    char json[6 * HUB_MAX_CHANNEL + 64];
+    size_t jn = (size_t)snprintf(json, sizeof(json), "{\"channel\":\"");
+    jn += json_escape(ch->name, ch->name_len, json + jn, sizeof(json) - jn);
+    jn += (size_t)snprintf(json + jn, sizeof(json) - jn, "\",\"last_id\":\"%llu\"}", (unsigned long long)ch->last_id);
+    *told = hub__tell(hub, ch, "deleted", json, jn);
     return 0;
 }

@@ -1,6 +1,6 @@
 /* redis.c - the Redis engine: several herald nodes share channels through one Redis server
- * (engine = redis; see store.h). Connections live in redis_conn.c, the pub/sub feed and presence
- * in redis_feed.c.
+ * (engine = redis; see store.h). Connections live in redis_conn.c, the pub/sub feed and the
+ * nodes' subscriber counts in redis_feed.c, presence and users across nodes in redis_presence.c.
  *
  * Ordering. A publish on any node runs one Lua script on Redis that takes the channel's next id
  * (INCR P:id:CH), appends the message to the channel's stream (XADD P:s:CH with the id as the
@@ -536,7 +536,8 @@ static size_t rd_metrics(engine_t *e, char *out, size_t cap)
         r->cmd.state == RDC_UP, r->feed.state == RDC_UP, r->cmd.ninflight, r->refused_down, r->refused_limit,
         r->cmd.timeouts, r->cmd.connects, r->feed.connects, r->publishes, r->failed, r->injected, r->filled,
         r->epoch_changes, r->dropped, r->hub ? r->hub->held_dropped : 0);
-    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+    if (n <= 0 || (size_t)n >= cap) return 0;
+    return (size_t)n + rd_pres_metrics(r, out + n, cap - (size_t)n);
 }
 
 static void rd_close(store_t *st)
@@ -545,6 +546,7 @@ static void rd_close(store_t *st)
     r->closing = true;
     tw_stop(&r->loop->wheel, &r->presence);
     rd_presence_leave(r);
+    rd_pres_close(r);
     rd_conn_close(&r->cmd); /* what is in flight fails quietly: the hub is gone */
     rd_conn_close(&r->feed);
     rd__cu_free(r);
@@ -571,6 +573,12 @@ static const engine_ops_t rd_engine_ops = {
     .catch_up = rd_catch_up,
     .metrics = rd_metrics,
     .control = rd_control,
+    .pres_write = rd_pres_write,
+    .pres_list = rd_pres_list,
+    .user_write = rd_user_write,
+    .user_status = rd_user_status,
+    .kv_put = rd_kv_put,
+    .kv_each = rd_kv_each,
 };
 
 engine_t *store_redis_engine(store_t *s) { return &((rd_t *)s)->eng; }
@@ -618,6 +626,8 @@ store_t *store_redis_open(const store_redis_opts_t *o, loop_t *loop, char *err, 
     r->db = o->db;
     r->timeout_ms = o->timeout_ms ? o->timeout_ms : 2000;
     r->max_inflight = o->max_inflight ? o->max_inflight : 10000;
+    r->pres_ttl_ms = o->presence_ttl_ms ? o->presence_ttl_ms : 10000;
+    r->seen_ttl_ms = o->seen_ttl_ms ? o->seen_ttl_ms : 30ull * 86400 * 1000;
     list_init(&r->counts);
     if (!rd__copy(r->sentinels, sizeof(r->sentinels), o->sentinels) ||
         !rd__copy(r->master, sizeof(r->master), o->master_name) || !rd__copy(r->user, sizeof(r->user), o->user) ||
@@ -691,4 +701,5 @@ void store_redis_attach(store_t *st, hub_t *hub)
     rd_conn_start(&r->cmd);
     rd_conn_start(&r->feed);
     loop_timer(r->loop, &r->presence, 0);
+    rd_pres_start(r);
 }

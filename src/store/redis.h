@@ -19,6 +19,8 @@ typedef struct {
     uint32_t timeout_ms;       /* a command unanswered this long fails and its connection is remade */
     uint32_t max_inflight;     /* commands in flight at most; beyond, publishes fail (HR_EUNAVAIL) */
     uint32_t hist_max;         /* each channel's stream is capped at this (MAXLEN ~) */
+    uint32_t presence_ttl_ms;  /* a node silent this long stops counting in presence (0: 10 s) */
+    uint64_t seen_ttl_ms;      /* an offline user's last_seen is kept this long (0: 30 days) */
 } store_redis_opts_t;
 
 /* Connects to Redis (through the sentinels when o->sentinels is set) with a blocking start-up

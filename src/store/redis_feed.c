@@ -70,6 +70,10 @@ static void rd__on_message(rd_t *r, const redisReply *chan, const redisReply *pa
             r->eng.on_control(r->eng.control_arg, sp + 1, payload->len - nn - 1);
         return;
     }
+    if (n == 5 && memcmp(name, "$pres", 5) == 0) { /* a join or leave (redis_presence.c) */
+        rd_pres_on_feed(r, payload->str, payload->len);
+        return;
+    }
     if (n > 6 && memcmp(name, "$ping:", 6) == 0) { /* a node's ping; this node's says the feed is alive */
         uint64_t seq = strtoull(payload->str, NULL, 10);
         if (n - 6 == nl && memcmp(name + 6, r->node, nl) == 0 && seq > r->ping_seen) r->ping_seen = seq;
@@ -280,6 +284,7 @@ int rd_occupancy(engine_t *e, const char *ch, size_t n, engine_count_cb cb, void
 void rd_cancel(engine_t *e, void *arg)
 {
     rd_t *r = container_of(e, rd_t, eng);
+    rd_pres_cancel(r, arg);
     for (list_node_t *p = r->counts.next; p != &r->counts; p = p->next) {
         rd_count_t *c = container_of(p, rd_count_t, wait);
         if (c->arg == arg) c->cb = NULL;

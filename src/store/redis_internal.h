@@ -1,7 +1,8 @@
 /* redis_internal.h - what the files of the Redis engine share: redis.c (store ops, ids,
  * histories, the epoch), redis_conn.c (connections: hiredis async on herald's loop, AUTH,
- * SELECT, Sentinel, deadlines, reconnects) and redis_feed.c (the pub/sub feed, presence,
- * occupancy). Nothing outside src/store/redis*.c includes it. */
+ * SELECT, Sentinel, deadlines, reconnects), redis_feed.c (the pub/sub feed, the nodes' counts,
+ * occupancy) and redis_presence.c (presence and users across nodes). Nothing outside
+ * src/store/redis*.c includes it. */
 #ifndef HERALD_REDIS_INTERNAL_H
 #define HERALD_REDIS_INTERNAL_H
 
@@ -93,6 +94,10 @@ struct rd {
     uint64_t feed_sub_ms; /* when the feed last subscribed */
     uint64_t ping_acked, ping_seen, unseen_since_ms;
     list_t counts; /* occupancy requests waiting (rd_count_t) */
+    /* presence and users across nodes (redis_presence.c) */
+    struct rd_pres *pres;
+    uint32_t pres_ttl_ms; /* presence_node_timeout */
+    uint64_t seen_ttl_ms; /* users_last_seen_ttl */
     /* catch-up of every channel after the feed (re)subscribed, a few at a time */
     char **cu;
     uint32_t cu_n, cu_next, cu_busy;
@@ -149,6 +154,36 @@ void rd_cancel(engine_t *e, void *arg);
 /* The engine's control op (engine.h): PUBLISH "NODE JSON" on feedpfx + "$ctl"; every other
  * node's feed hands JSON to eng.on_control. */
 int rd_control(engine_t *e, const char *json, size_t n);
+
+/* ---- redis_kv.c ---- */
+
+/* The engine's kv ops (engine.h): one hash per namespace, PREFIX:kv:NS. */
+int rd_kv_put(engine_t *e, const char *ns, const void *key, size_t klen, const void *val, size_t vlen);
+int rd_kv_each(engine_t *e, const char *ns, engine_kv_cb cb, void *arg);
+
+/* ---- redis_presence.c ---- */
+
+/* Starts the presence heartbeat (store_redis_attach). */
+void rd_pres_start(rd_t *r);
+
+/* Stops it, forgets waiting requests, and removes this node's share from Redis (blocking,
+ * bounded: shut-down only). */
+void rd_pres_close(rd_t *r);
+
+/* The engine's presence ops (engine.h). */
+int rd_pres_write(engine_t *e, const engine_pres_t *v, uint32_t n, int phase);
+int rd_pres_list(engine_t *e, const char *ch, size_t n, uint32_t max, engine_roster_cb cb, void *arg);
+int rd_user_write(engine_t *e, const engine_user_t *v, uint32_t n, bool reset);
+int rd_user_status(engine_t *e, const char *id, size_t n, engine_ustatus_cb cb, void *arg);
+
+/* Forgets the presence callbacks waiting with arg (rd_cancel). */
+void rd_pres_cancel(rd_t *r, void *arg);
+
+/* A presence event from the feed (P:DB:m:$pres): "join CH\nUSER" or "leave CH\nUSER". */
+void rd_pres_on_feed(rd_t *r, const char *payload, size_t n);
+
+/* Its metrics (Prometheus text); bytes written. */
+size_t rd_pres_metrics(const rd_t *r, char *out, size_t cap);
 
 /* ---- redis.c ---- */
 

@@ -117,6 +117,13 @@ int subreq_parse(xp_ctx_t *x, http_req_t *req, span_t chans, const auth_id_t *id
                 *why = "user_channel does not name one channel";
                 return HR_ECHANNEL;
             }
+        } else if (n == 4 && memcmp(names[out->nch], "@all", 4) == 0) { /* the broadcast channel */
+            n = (ssize_t)strlen(x->cfg->broadcast_channel);
+            if (!n) {
+                *why = "broadcast is off (broadcast_channel is empty)";
+                return HR_ECHANNEL;
+            }
+            memcpy(names[out->nch], x->cfg->broadcast_channel, (size_t)n + 1);
         }
         if (n < 0 || !hub_channel_valid(names[out->nch], (size_t)n)) {
             *why = "invalid channel name";
@@ -131,10 +138,7 @@ int subreq_parse(xp_ctx_t *x, http_req_t *req, span_t chans, const auth_id_t *id
         if (!comma) break;
         p = comma + 1;
     }
-    if (id && id->kind == AUTH_USER) {
-        memcpy(out->user, id->sub_id, id->sub_len);
-        out->user_len = id->sub_len;
-    }
+    subreq_user(out, id);
     span_t v = http_req_header(req, "Last-Event-ID");
     char q[SUB_MAX_CHANNELS * 21 + 1];
     if (!v.p) {
@@ -279,4 +283,12 @@ void xp_sub_limit(xp_ctx_t *x, conn_t *c, const char *proto)
     log_warn("limits: %s (%s): max_subscriptions (%u per connection) reached: subscription refused (further "
              "refusals are counted in herald_limit_hits_total, not logged)",
              conn_peer(c, peer, sizeof(peer)), proto, x->cfg->max_subscriptions);
+}
+
+void subreq_user(subreq_t *sr, const auth_id_t *id)
+{
+    sr->user_len = 0;
+    if (!id || id->kind != AUTH_USER || id->sub_len > ACL_MAX_SUB) return;
+    memcpy(sr->user, id->sub_id, id->sub_len);
+    sr->user_len = id->sub_len;
 }

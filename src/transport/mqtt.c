@@ -303,6 +303,7 @@ static void mqtt__connect(mqtt_conn_t *k, const mqtt_pkt_t *p)
     k->s = s;
     mqtt__set_who(k, who);
     if (present) mqtt__recheck(s);
+    mqtt__pres_attach(s); /* presence: its exact-filter subscriptions count again */
     s->will = will;
     s->expiry_s = expiry;
     k->expiry0 = v5 && want == 0;

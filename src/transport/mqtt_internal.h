@@ -24,6 +24,7 @@ typedef struct {
     uint8_t opts; /* SUBSCRIBE options byte */
     bool filtered; /* the permissions cover the filter only in part: each message's channel is checked */
     uint32_t sub_id;
+    struct pres_member *pm; /* counted in its channel's presence (exact filters, client connected) */
     uint16_t flen;
     char filter[];
 } mqtt_sub_t;
@@ -174,6 +175,10 @@ mqtt_sub_t *mqtt__sub_add(mqtt_sess_t *s, bool v5, span_t f, uint8_t o, uint32_t
 
 /* Ends s's i-th subscription (the last one takes its place). */
 void mqtt__drop_sub(mqtt_sess_t *s, uint32_t i);
+
+/* Counts the session's exact-filter subscriptions in their channels' presence (hub/presence.h) as
+ * its connection's user's: its client is connected (again). mqtt__detach uncounts them. */
+void mqtt__pres_attach(mqtt_sess_t *s);
 
 /* How id's permissions cover filter f (a shared subscription "$share/GROUP/F" is checked as F). */
 acl_cover_t mqtt__cover(const auth_id_t *id, span_t f);

@@ -9,6 +9,7 @@
 
 #include "../core/err.h"
 #include "../core/log.h"
+#include "../hub/presence.h"
 #include "mqtt_internal.h"
 
 /* ---- session table ---- */
@@ -103,6 +104,7 @@ void mqtt__sess_free(mqtt_sess_t *s, bool forget)
     mqtt__sess_remove(s->srv, s);
     for (uint32_t i = 0; i < s->nsubs; i++) {
         hub_topic_unsubscribe(s->x->hub, &s->subs[i]->t);
+        presence_part(s->x->hub->pres, s->subs[i]->pm);
         free(s->subs[i]);
     }
     free(s->subs);
@@ -154,11 +156,36 @@ mqtt_sess_t *mqtt__sess_new(mqtt_server_t *srv, const char *id, size_t n)
     return s;
 }
 
+/* Presence: an exact filter (a channel name: no wildcard, no $share or $SYS) counts on its channel
+ * while the session's client is connected, as that connection's user's (anonymous without one). */
+static void mqtt__pres_join(mqtt_sess_t *s, mqtt_sub_t *sub)
+{
+    presence_t *p = s->x->hub->pres;
+    if (!p || sub->pm || !s->conn || !hub_channel_valid(sub->filter, sub->flen) ||
+        memchr(sub->filter, '+', sub->flen) || memchr(sub->filter, '#', sub->flen))
+        return;
+    const auth_id_t *id = s->conn->id;
+    bool user = id && id->kind == AUTH_USER;
+    sub->pm = presence_join(p, sub->filter, sub->flen, user ? id->sub_id : NULL, user ? id->sub_len : 0);
+}
+
+static void mqtt__pres_part(mqtt_sess_t *s, mqtt_sub_t *sub)
+{
+    presence_part(s->x->hub->pres, sub->pm);
+    sub->pm = NULL;
+}
+
+void mqtt__pres_attach(mqtt_sess_t *s)
+{
+    for (uint32_t i = 0; i < s->nsubs; i++) mqtt__pres_join(s, s->subs[i]);
+}
+
 /* Separates k from its session, whose client is away from now. Returns the session, or NULL. */
 mqtt_sess_t *mqtt__detach(mqtt_conn_t *k)
 {
     mqtt_sess_t *s = k->s;
     if (!s) return NULL;
+    for (uint32_t i = 0; i < s->nsubs; i++) mqtt__pres_part(s, s->subs[i]);
     k->s = NULL;
     s->conn = NULL;
     s->away_wall = loop_wall_ms();
@@ -236,6 +263,7 @@ static int mqtt__find_sub(mqtt_sess_t *s, span_t f)
 void mqtt__drop_sub(mqtt_sess_t *s, uint32_t i)
 {
     hub_topic_unsubscribe(s->x->hub, &s->subs[i]->t);
+    mqtt__pres_part(s, s->subs[i]);
     free(s->subs[i]);
     s->subs[i] = s->subs[--s->nsubs];
 }
@@ -275,6 +303,7 @@ mqtt_sub_t *mqtt__sub_add(mqtt_sess_t *s, bool v5, span_t f, uint8_t o, uint32_t
     *is_new = old < 0;
     if (old >= 0) mqtt__drop_sub(s, (uint32_t)old); /* a new subscription replaces the old one */
     s->subs[s->nsubs++] = sub;
+    mqtt__pres_join(s, sub);
     *code = MQTT_SUB_QOS(o);
     return sub;
 }

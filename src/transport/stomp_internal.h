@@ -23,6 +23,7 @@ typedef struct {
     uint32_t key; /* per-connection number in message-id / ack */
     uint8_t ack;
     bool text;    /* the id is UTF-8: frames can go as WebSocket text */
+    bool unread;  /* SUBSCRIBE asked for unread events (herald-unread:true) on a personal channel */
     uint32_t pending_head, npending; /* ring of unacknowledged message ids (client modes) */
     uint64_t *pending;
     uint16_t id_len;       /* escaped id */

@@ -115,6 +115,9 @@ static bytes_t *stomp__gap(stream_t *st, const char *json, size_t n) { return st
  * the event's JSON as body. */
 static bytes_t *stomp__event(stream_t *st, const char *event, const char *json, size_t n)
 {
+    /* a STOMP client sees every MESSAGE of its subscription as its own: unread counts only
+     * when the SUBSCRIBE asked for them */
+    if (strcmp(event, "unread") == 0 && !((stomp_sub_t *)st->owner)->unread) return NULL;
     return stomp__notice(st, event, json, n);
 }
 
@@ -195,6 +198,7 @@ void stomp__subscribe(stomp_t *s, stomp_frame_t *f)
         return;
     }
     subreq_t sr = {.nch = 1};
+    subreq_user(&sr, s->ws.id); /* presence counts it as the user's */
     span_t last = stomp_header(f, "last-id");
     if (last.p) {
         if (cursor_parse(last.p, last.n, sr.cursor, 1) < 0) {
@@ -224,6 +228,8 @@ void stomp__subscribe(stomp_t *s, stomp_frame_t *f)
     sub->key = ++s->next_key;
     sub->ack = mode;
     sub->text = utf8_valid(esc, (size_t)en);
+    span_t ur = stomp_header(f, "herald-unread");
+    sub->unread = ur.n == 4 && memcmp(ur.p, "true", 4) == 0;
     sub->id_len = (uint16_t)en;
     memcpy(sub->id, esc, (size_t)en);
     s->subs[s->nsubs++] = sub;

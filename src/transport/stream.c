@@ -6,6 +6,7 @@
 
 #include "../core/err.h"
 #include "../core/log.h"
+#include "../hub/presence.h"
 
 static int stream__send(stream_t *st, xsub_t *xs, msg_t *m);
 
@@ -121,7 +122,10 @@ void stream_drained(stream_t *st)
 void stream_free(stream_t *st)
 {
     if (st->x->users) users_remove(st->x->users, &st->uc);
-    for (uint32_t i = 0; i < st->nch; i++) hub_unsubscribe(st->x->hub, &st->subs[i].s);
+    for (uint32_t i = 0; i < st->nch; i++) {
+        hub_unsubscribe(st->x->hub, &st->subs[i].s);
+        presence_part(st->x->hub->pres, st->subs[i].pm);
+    }
     free(st);
 }
 
@@ -175,6 +179,8 @@ uint32_t stream_drop_channel(stream_t *st, const char *ch, size_t n, uint32_t *l
         if (!s->ch) continue;
         if (s->ch->name_len == n && memcmp(s->ch->name, ch, n) == 0) {
             hub_unsubscribe(st->x->hub, s);
+            presence_part(st->x->hub->pres, st->subs[i].pm);
+            st->subs[i].pm = NULL;
             st->loading &= ~(1u << i);
             k++;
         } else {
@@ -307,12 +313,16 @@ static stream_t *stream__new(xp_ctx_t *x, conn_t *c, const subreq_t *sr, const s
 }
 
 /* Replays what the cursor missed, then subscribes (nothing can be published in between: the
- * loop is single-threaded). */
+ * loop is single-threaded), counting each subscription in its channel's presence as sr's user's
+ * (anonymous without one). */
 static void stream__go(stream_t *st, const subreq_t *sr)
 {
     if (sr->has_cursor)
         for (uint32_t i = 0; i < sr->nch; i++) stream__replay(st, i, sr->cursor[i]);
-    for (uint32_t i = 0; i < sr->nch; i++) hub_subscribe(st->x->hub, sr->ch[i], &st->subs[i].s);
+    for (uint32_t i = 0; i < sr->nch; i++) {
+        hub_subscribe(st->x->hub, sr->ch[i], &st->subs[i].s);
+        st->subs[i].pm = presence_join(st->x->hub->pres, sr->ch[i]->name, sr->ch[i]->name_len, sr->user, sr->user_len);
+    }
 }
 
 stream_t *stream_open(xp_ctx_t *x, conn_t *c, const subreq_t *sr, const stream_kind_t *kind, void *owner)

@@ -61,6 +61,10 @@ typedef struct {
 int subreq_parse(xp_ctx_t *x, http_req_t *req, span_t chans, const auth_id_t *id, subreq_t *out, const char **why,
                  span_t *denied);
 
+/* Sets sr's user (presence and the users table count the subscription as theirs) from id when id
+ * is a user's; leaves it empty (anonymous) otherwise. */
+void subreq_user(subreq_t *sr, const auth_id_t *id);
+
 /* ---- access (access.c) ---- */
 
 /* The identity of an HTTP request (an HTTP route or a WebSocket handshake): the credential in
@@ -118,6 +122,7 @@ typedef struct {
     uint32_t idx;      /* position in the connection's channel list */
     uint64_t dropped;  /* messages dropped since the last gap notice */
     uint64_t drop_from, drop_to;
+    struct pres_member *pm; /* its count in the channel's presence (hub/presence.h), or NULL */
 } xsub_t;
 
 /* Gap notice data: {"channel":"c","requested":"3","first_available":"40"} (resume) or

@@ -33,6 +33,7 @@ typedef struct {
     uint32_t nsubs, cap;
     stream_t **subs; /* grown on demand: an idle connection holds none */
     stream_t *feed;  /* of them, the user's personal channel subscribed server-side, or NULL */
+    stream_t *bcast; /* and the broadcast channel subscribed server-side, or NULL */
     xp_owedq_t owed; /* publish replies waiting for their commit (their refs) */
 } wsj_t;
 
@@ -110,6 +111,7 @@ static void wsj__err(wsj_t *w, const char *ref, const char *code, const char *me
 static void wsj__drop(wsj_t *w, uint32_t i)
 {
     if (w->subs[i] == w->feed) w->feed = NULL;
+    if (w->subs[i] == w->bcast) w->bcast = NULL;
     stream_free(w->subs[i]);
     w->subs[i] = w->subs[--w->nsubs];
 }
@@ -164,8 +166,8 @@ static void wsj__subscribe(wsj_t *w, json_t *req, const char *ref)
         return;
     }
     int found = wsj__find(w, name, n);
-    if (found >= 0 && w->subs[found] == w->feed) {
-        wsj__drop(w, (uint32_t)found); /* the server-side feed becomes the client's, with its last_id */
+    if (found >= 0 && (w->subs[found] == w->feed || w->subs[found] == w->bcast)) {
+        wsj__drop(w, (uint32_t)found); /* a server-side subscription becomes the client's, with its last_id */
         found = -1;
     }
     if (found >= 0) {
@@ -185,6 +187,7 @@ static void wsj__subscribe(wsj_t *w, json_t *req, const char *ref)
         return;
     }
     subreq_t sr = {.nch = 1};
+    subreq_user(&sr, w->ws.id); /* presence counts it as the user's */
     json_t *last = json_object_get(req, "last_id");
     if (last && !json_is_null(last)) {
         char tmp[32];
@@ -243,8 +246,9 @@ static void wsj__answer_owed(wsj_t *w)
         if (e->rc < 0) {
             wsj__err(w, e->data, "publish_failed", hr_strerror(e->rc));
         } else {
-            char fields[96];
-            snprintf(fields, sizeof(fields), ",\"id\":\"%" PRIu64 "\",\"subscribers\":%u", e->id, e->reached);
+            char fields[128]; /* engine = redis: this node's subscribers only, and it says so */
+            snprintf(fields, sizeof(fields), ",\"id\":\"%" PRIu64 "\",\"subscribers\":%u%s", e->id, e->reached,
+                     w->ws.x->hub->engine ? ",\"subscribers_scope\":\"node\"" : "");
             wsj__ok(w, e->data, fields);
         }
         free(e);
@@ -438,8 +442,32 @@ static const users_conn_ops_t wsj_user_ops = {
     .unsubscribe = wsj__user_unsubscribe,
 };
 
+/* Subscribes server-side to name[0..n) from its last id on (once: kept when already subscribed).
+ * Writes ,"KEY":"name" at fields. */
+static size_t wsj__server_sub(wsj_t *w, const char *key, const char *name, size_t n, stream_t **slot, char *fields,
+                              size_t cap)
+{
+    if (wsj__find(w, name, n) < 0) {
+        chan_t *ch = wsj__grow(w) ? hub_channel(w->ws.x->hub, name, n, true) : NULL;
+        subreq_t sr = {.nch = 1, .ch = {ch}, .cursor = {ch ? ch->last_id : 0}};
+        subreq_user(&sr, w->ws.id);
+        stream_t *st = ch ? stream_open(w->ws.x, &w->ws.hc->base, &sr, &wsj_kind, &w->ws) : NULL;
+        if (!st) {
+            log_info("ws_json: fd %d: cannot subscribe to the %s channel", w->ws.hc->base.w.fd, key);
+            return 0;
+        }
+        w->subs[w->nsubs++] = st;
+        *slot = st;
+    }
+    char esc[6 * HUB_MAX_CHANNEL + 8];
+    size_t el = json_escape(name, n, esc, sizeof(esc));
+    int k = snprintf(fields, cap, ",\"%s\":\"%.*s\"", key, (int)el, esc);
+    return k > 0 && (size_t)k < cap ? (size_t)k : 0;
+}
+
 /* A user's connection: listed under its user and subscribed server-side to its personal channel
- * (user_channel), once. Writes ,"feed":"user/42" into fields ("" without a feed). */
+ * (user_channel) and the broadcast channel, once. Writes ,"feed":"user/42","broadcast":"broadcast"
+ * into fields ("" without a user). */
 static void wsj__feed(wsj_t *w, char *fields, size_t cap)
 {
     fields[0] = 0;
@@ -448,21 +476,9 @@ static void wsj__feed(wsj_t *w, char *fields, size_t cap)
     ws_user_register(&w->ws, &wsj_user_ops, "ws_json");
     char name[HUB_MAX_CHANNEL + 1];
     ssize_t n = xp_user_feed(w->ws.x, id, name, sizeof(name));
-    if (n < 0) return;
-    if (wsj__find(w, name, (size_t)n) < 0) {
-        chan_t *ch = wsj__grow(w) ? hub_channel(w->ws.x->hub, name, (size_t)n, true) : NULL;
-        subreq_t sr = {.nch = 1, .ch = {ch}, .cursor = {ch ? ch->last_id : 0}};
-        stream_t *st = ch ? stream_open(w->ws.x, &w->ws.hc->base, &sr, &wsj_kind, &w->ws) : NULL;
-        if (!st) {
-            log_info("ws_json: fd %d: cannot subscribe to the user's feed", w->ws.hc->base.w.fd);
-            return;
-        }
-        w->subs[w->nsubs++] = st;
-        w->feed = st;
-    }
-    char esc[6 * HUB_MAX_CHANNEL + 8];
-    size_t el = json_escape(name, (size_t)n, esc, sizeof(esc));
-    snprintf(fields, cap, ",\"feed\":\"%.*s\"", (int)el, esc);
+    size_t o = n < 0 ? 0 : wsj__server_sub(w, "feed", name, (size_t)n, &w->feed, fields, cap);
+    const char *bc = w->ws.x->cfg->broadcast_channel;
+    if (bc[0]) wsj__server_sub(w, "broadcast", bc, strlen(bc), &w->bcast, fields + o, cap - o);
 }
 
 /* {"op":"auth","token":T}: authenticates the connection, or refreshes its token before it
@@ -510,7 +526,7 @@ static void wsj__auth(wsj_t *w, json_t *req, const char *ref)
         wsj__drop(w, i);
         if (bn > 0 && (size_t)bn < sizeof(buf)) ws_send_copy(&w->ws, true, buf, (size_t)bn);
     }
-    char feed[6 * HUB_MAX_CHANNEL + 16];
+    char feed[2 * (6 * HUB_MAX_CHANNEL + 32)];
     wsj__feed(w, feed, sizeof(feed));
     char fields[WSJ_USER_JSON + sizeof(feed) + 40], user[WSJ_USER_JSON];
     snprintf(fields, sizeof(fields), ",\"user\":%s,\"expires\":%lld%s", wsj__user(id, user, sizeof(user)),
@@ -592,7 +608,7 @@ void ws_json_serve(xp_ctx_t *x, http_conn_t *hc, http_req_t *req)
     wsj_t *w = (wsj_t *)ws_accept(x, hc, req, &wsj_app, sizeof(wsj_t), false, NULL);
     if (!w) return;
     xp_owed_init(&w->owed);
-    char feed[6 * HUB_MAX_CHANNEL + 16];
+    char feed[2 * (6 * HUB_MAX_CHANNEL + 32)];
     wsj__feed(w, feed, sizeof(feed));
     char hello[160 + WSJ_USER_JSON + sizeof(feed)], user[WSJ_USER_JSON];
     int n = snprintf(hello, sizeof(hello),

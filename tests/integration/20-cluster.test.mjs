@@ -307,7 +307,7 @@ test('MQTT across nodes: retained messages (set, replace, clear) shared, also wi
 
 test('presence: GET /channels/CH on any node counts the subscribers of every node; leaving, and a clean stop, count down', T, async () => {
   await withCluster({ nodes: 3 }, async ({ nodes: [A, B, C] }) => {
-    const ch = 'cluster/presence';
+    const ch = 'cluster/occupancy'; /* GET /channels/X/presence is a presence list (34-presence) */
     const a1 = await openSSE(A, `/sub/${ch}`);
     const a2 = await openWS(wsURL(A, `/sub/${ch}`));
     const b1 = await openSSE(B, `/sub/${ch}`);

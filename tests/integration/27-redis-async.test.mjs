@@ -311,7 +311,12 @@ test('AUTH with requirepass: redis_password and redis_password_file work; a wron
 /* The ACL rules the README gives for herald's user (prefix herald, db 3). */
 const ACL_RULES = ['~herald:*', '&herald:3:m:*', '+eval', '+hgetall', '+select', '+ping', '+role', '+psubscribe',
   '+del', '+srem', '+get', '+set', '+incr', '+xadd', '+xrange', '+hset', '+hdel', '+hget', '+pexpire', '+sadd',
-  '+smembers', '+exists', '+publish'];
+  '+smembers', '+exists', '+publish',
+  /* presence and users across nodes (redis_presence.c) */
+  '+time', '+zadd', '+zscore', '+zrangebyscore', '+zrange', '+zrem', '+spop', '+hkeys', '+hexists', '+hlen', '+persist',
+  '+sismember',
+  /* read cursors shared by every node (redis_kv.c) */
+  '+hscan'];
 
 test('an ACL user (redis_user) with the minimal rules of the README, on redis_db 3: everything works; a wrong password for the user is refused at start-up', T, async () => {
   await withRedis({ args: ['--requirepass', 'admin-pass-0123456789'], auth: { password: 'admin-pass-0123456789' } }, async (redis, node) => {

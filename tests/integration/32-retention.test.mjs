@@ -361,3 +361,51 @@ test('scheduled delivery survives a restart (LMDB); overdue schedules are publis
     }
   });
 });
+
+test('DELETE /channels/{ch}: its messages go, subscribers are told and stay, ids continue (also after a restart); 404 and 401', T, async () => {
+  await withTmp(async (dir) => {
+    const flags = { data_dir: path.join(dir, 'data'), 'api-keys': KEY, 'allow-anonymous': 'true' };
+    let h = await startHerald(flags);
+    try {
+      for (let i = 1; i <= 3; i++) await publish(h, 'room/a', `m${i}`, { headers: admin });
+      await publish(h, 'room/b', 'kept', { headers: admin });
+      const s = await openSSE(h, '/sub/room/a', { headers: { Accept: 'text/event-stream' } });
+      const wj = await wsJson(h);
+      assert.equal((await wj.call({ op: 'subscribe', channel: 'room/a' })).reply.ok, true);
+      assert.equal((await request(h, 'DELETE', '/channels/room/a')).status, 401);
+      assert.equal((await request(h, 'DELETE', '/channels/nothing/here', { headers: admin })).status, 404);
+      const r = await request(h, 'DELETE', '/channels/room%2Fa', { headers: admin });
+      assert.equal(r.status, 200, r.text);
+      assert.deepEqual(r.json(), { channel: 'room/a', deleted: true, last_id: '3', told: 2 });
+      const e = await s.next();
+      assert.equal(e.event, 'deleted');
+      assert.deepEqual(JSON.parse(e.data), { channel: 'room/a', last_id: '3' });
+      assert.deepEqual(await wj.json(), { op: 'deleted', channel: 'room/a', last_id: '3' });
+      const j = await getJSON(h, '/sub/room/a?mode=poll&last_id=3');
+      assert.deepEqual(j.messages, []);
+      assert.equal(j.gap, false, 'a cursor at the last id is not a gap');
+      const info = await getJSON(h, '/channels/room/a', { headers: admin });
+      assert.deepEqual([info.last_id, info.history.messages], ['3', 0]);
+      /* subscriptions stay; the next publish continues the ids */
+      await publish(h, 'room/a', 'm4', { headers: admin });
+      const n = await s.next();
+      assert.deepEqual([n.id, n.data], ['4', 'm4']);
+      s.close();
+      wj.close();
+      assert.deepEqual((await getJSON(h, '/sub/room/b?mode=poll&last_id=0')).messages.map((m) => m.data), ['kept']);
+    } finally {
+      await h.stop();
+    }
+    h = await startHerald(flags);
+    try {
+      const j = await getJSON(h, '/sub/room/a?mode=poll&last_id=0');
+      assert.deepEqual(j.messages.map((m) => [m.id, m.data]), [['4', 'm4']], 'deleted messages stay deleted');
+      assert.equal((await request(h, 'DELETE', '/channels/room/a', { headers: admin })).status, 200);
+      await publish(h, 'room/a', 'm5', { headers: admin });
+      const k = await getJSON(h, '/sub/room/a?mode=poll&last_id=0');
+      assert.deepEqual(k.messages.map((m) => m.id), ['5'], 'ids continue after a restart');
+    } finally {
+      await h.stop();
+    }
+  });
+});

@@ -38,8 +38,8 @@ test('unread counts and read cursors per user: the personal channel is always co
     for (let i = 1; i <= 3; i++) await keyPublish(h, 'user/42', `m${i}`);
     let r = await call(h, 'GET', '/unread', t42);
     assert.equal(r.status, 200, r.text);
-    assert.deepEqual(r.json, { user: '42', total: 3, channels: { 'user/42': 3 } });
-    assert.deepEqual((await call(h, 'GET', '/unread', t43)).json, { user: '43', total: 0, channels: { 'user/43': 0 } });
+    assert.deepEqual(r.json, { user: '42', total: 3, channels: { broadcast: 0, 'user/42': 3 } });
+    assert.deepEqual((await call(h, 'GET', '/unread', t43)).json, { user: '43', total: 0, channels: { broadcast: 0, 'user/43': 0 } });
 
     r = await call(h, 'POST', '/read/user/42', t42, { id: '2' });
     assert.equal(r.status, 200, r.text);
@@ -52,14 +52,14 @@ test('unread counts and read cursors per user: the personal channel is always co
     assert.deepEqual(r.json, { channel: 'news', read: '0', unread: 1, total: 2 });
     await keyPublish(h, 'news', 'n2');
     assert.deepEqual((await call(h, 'GET', '/unread', t42)).json,
-      { user: '42', total: 3, channels: { 'user/42': 1, news: 2 } });
+      { user: '42', total: 3, channels: { broadcast: 0, 'user/42': 1, news: 2 } });
     assert.deepEqual((await call(h, 'POST', '/read/news', t42, { id: 99 })).json,
       { channel: 'news', read: '2', unread: 0, total: 1 });
     /* the backend, on the user's behalf; ?user= without an API key is refused */
     r = await call(h, 'POST', '/read/user/42?user=42', API_KEY, { id: '3' });
     assert.deepEqual(r.json, { channel: 'user/42', read: '3', unread: 0, total: 0 });
     assert.deepEqual((await call(h, 'GET', '/unread?user=42', API_KEY)).json,
-      { user: '42', total: 0, channels: { 'user/42': 0, news: 0 } });
+      { user: '42', total: 0, channels: { broadcast: 0, 'user/42': 0, news: 0 } });
     assert.equal((await call(h, 'GET', '/unread?user=42', t43)).status, 403);
     /* errors */
     assert.equal((await call(h, 'GET', '/unread')).status, 401, 'no credential');
@@ -77,7 +77,7 @@ test('unread counts and read cursors per user: the personal channel is always co
   try {
     const t42 = await mint({ sub: '42', subscribe: ['news'] });
     assert.deepEqual((await call(h, 'GET', '/unread', t42)).json,
-      { user: '42', total: 1, channels: { 'user/42': 1, news: 0 } }, 'the cursors came back from the store');
+      { user: '42', total: 1, channels: { broadcast: 0, 'user/42': 1, news: 0 } }, 'the cursors came back from the store');
   } finally {
     await h.stop();
     fs.rmSync(dir, { recursive: true, force: true });
@@ -114,7 +114,7 @@ test('a withdrawn message no longer counts as unread', T, async () => {
     for (let i = 1; i <= 3; i++) await keyPublish(h, 'user/7', `m${i}`);
     assert.equal((await call(h, 'GET', '/unread', t7)).json.total, 3);
     assert.equal((await call(h, 'DELETE', '/channels/user/7/messages/2', API_KEY)).status, 204);
-    assert.deepEqual((await call(h, 'GET', '/unread', t7)).json, { user: '7', total: 2, channels: { 'user/7': 2 } });
+    assert.deepEqual((await call(h, 'GET', '/unread', t7)).json, { user: '7', total: 2, channels: { broadcast: 0, 'user/7': 2 } });
   } finally {
     await h.stop();
   }

@@ -622,8 +622,8 @@ export function boundedQueue(what) {
   };
 }
 
-/* Opens an SSE stream over raw http (its own connection). Resolves once the response head
- * arrives: {status, headers, events[], comments, retry, next(ms), take(n, ms), ended, close()}.
+/* Opens an SSE stream over raw http (its own connection); opts.skip: event names next() passes
+ * over (still in events[], e.g. ['unread']). Resolves once the response head arrives: {status, headers, events[], comments, retry, next(ms), take(n, ms), ended, close()}.
  * Parsed events queue up; next() returns the next one (bounded) and throws at timeout; it
  * returns null when the stream has ended and nothing is queued. */
 export function openSSE(h, p, opts = {}) {
@@ -714,7 +714,7 @@ export function openSSE(h, p, opts = {}) {
       const parser = new SSEParser({
         onEvent: (e) => {
           s.events.push(e);
-          queue.push(e);
+          if (!opts.skip?.includes(e.event)) queue.push(e);
         },
         onComment: () => {
           s.comments++;
@@ -756,7 +756,8 @@ export function parseIframe(html) {
   return { objects, scripts, rest: html.slice(last) };
 }
 
-/* Opens an iframe stream (chunked HTML); collects the text and the parsed h({...}) objects. */
+/* Opens an iframe stream (chunked HTML); collects the text and the parsed h({...}) objects;
+ * opts.skip: notices next() passes over (e.g. ['unread'] for {"unread":true,...}). */
 export function openIframe(h, p, opts = {}) {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port: h.port, method: 'GET', path: p, headers: opts.headers || {}, agent: false });
@@ -794,7 +795,7 @@ export function openIframe(h, p, opts = {}) {
         pendingText += t;
         const { objects, rest } = parseIframe(pendingText);
         pendingText = rest;
-        for (const o of objects) q.push(o);
+        for (const o of objects) if (!opts.skip?.some((k) => o[k] === true)) q.push(o);
       });
       const end = () => q.end();
       res.on('end', end);

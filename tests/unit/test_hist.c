@@ -126,10 +126,49 @@ TEST(unordered_pool_only_counts)
     hist_pool_free(&pool);
 }
 
+TEST(count_after_skips_withdrawn_and_expired)
+{
+    hist_t h;
+    hist_init(&h);
+    hist_limits_t lim = {.max_messages = 100, .max_bytes = 1u << 20};
+    for (uint64_t id = 1; id <= 6; id++) {
+        msg_t *m = M(id, 1000, 8);
+        if (id == 3) m->expiry_s = 5;  /* expires at 6000 */
+        if (id == 5) m->expiry_s = 60; /* at 61000 */
+        CHECK_EQ(hist_push(&h, m, &lim, 1000), 0);
+        msg_unref(m);
+    }
+    uint64_t exp = 0;
+    CHECK_EQ(h.nskip, 2u);
+    CHECK_EQ(hist_count_after(&h, 0, 2000, &exp), 6u);
+    CHECK_EQ(exp, 6000u); /* the earliest expiry among those counted */
+    exp = 0;
+    CHECK_EQ(hist_count_after(&h, 3, 2000, &exp), 3u);
+    CHECK_EQ(exp, 61000u);
+    exp = 0;
+    CHECK_EQ(hist_count_after(&h, 0, 7000, &exp), 5u); /* 3 expired: skipped */
+    CHECK_EQ(hist_count_after(&h, 6, 7000, &exp), 0u);
+    CHECK_EQ(hist_count_after(&h, 9, 7000, &exp), 0u);
+    /* a tombstone in place of 4 */
+    msg_t *t = M(4, 1000, 0);
+    t->flags = MSG_WITHDRAWN;
+    hist_replace(&h, 3, t);
+    msg_unref(t);
+    CHECK_EQ(h.nskip, 3u);
+    CHECK_EQ(hist_count_after(&h, 0, 2000, &exp), 5u);
+    /* without skippable messages left the count is arithmetic */
+    while (h.count > 1) hist_drop_oldest(&h);
+    CHECK_EQ(h.nskip, 0u);
+    CHECK_EQ(hist_count_after(&h, 0, 2000, &exp), 1u);
+    CHECK_EQ(hist_count_after(&h, 5, 2000, &exp), 1u);
+    hist_free(&h);
+}
+
 int main(void)
 {
     RUN(pool_counts_bytes_and_finds_the_oldest);
     RUN(pool_random_against_model);
     RUN(unordered_pool_only_counts);
+    RUN(count_after_skips_withdrawn_and_expired);
     return UNIT_DONE();
 }

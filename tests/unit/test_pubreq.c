@@ -164,6 +164,48 @@ TEST(user_channel)
     CHECK_EQ(pubreq_user_channel("user/{sub}", "42", 2, out, 7), HR_EINVAL); /* no room for the NUL */
 }
 
+TEST(channel_user)
+{
+    const char *u = NULL;
+    CHECK_EQ(pubreq_channel_user("user/{sub}", "user/42", 7, &u), 2u);
+    CHECK(memcmp(u, "42", 2) == 0);
+    CHECK_EQ(pubreq_channel_user("{sub}/inbox/{sub}", "ab/inbox/ab", 11, &u), 2u);
+    CHECK(memcmp(u, "ab", 2) == 0);
+    CHECK_EQ(pubreq_channel_user("{sub}/inbox/{sub}", "ab/inbox/ac", 11, &u), 0u); /* two users */
+    CHECK_EQ(pubreq_channel_user("user/{sub}", "user/42/x", 9, &u), 0u);          /* a level too many */
+    CHECK_EQ(pubreq_channel_user("user/{sub}", "user", 4, &u), 0u);
+    CHECK_EQ(pubreq_channel_user("user/{sub}", "users/42", 8, &u), 0u);
+    CHECK_EQ(pubreq_channel_user("user/{sub}", "user/", 5, &u), 0u);  /* an empty id */
+    CHECK_EQ(pubreq_channel_user("user/{sub}", "user/..", 7, &u), 0u); /* not a valid id */
+    CHECK_EQ(pubreq_channel_user("", "user/42", 7, &u), 0u);
+    CHECK_EQ(pubreq_channel_user("news", "news", 4, &u), 0u); /* no {sub}: nobody's */
+    /* the two functions agree */
+    char out[64];
+    ssize_t n = pubreq_user_channel("a/{sub}/b", "x.y", 3, out, sizeof(out));
+    CHECK_EQ(pubreq_channel_user("a/{sub}/b", out, (size_t)n, &u), 3u);
+    CHECK(memcmp(u, "x.y", 3) == 0);
+}
+
+TEST(parse_broadcast)
+{
+    pubreq_t r = {0};
+    char why[160];
+    CHECK_EQ(parse("{\"broadcast\":true,\"users\":[\"7\"],\"data\":\"x\"}", 8, &r, why), 0);
+    CHECK_EQ(r.n, 2u);
+    CHECK(r.t[0].user && !r.t[0].broadcast);
+    CHECK(r.t[1].broadcast && !r.t[1].user && r.t[1].name == NULL);
+    pubreq_free(&r);
+    CHECK_EQ(parse("{\"broadcast\":true,\"data\":\"x\"}", 8, &r, why), 0);
+    CHECK_EQ(r.n, 1u);
+    pubreq_free(&r);
+    CHECK_EQ(parse("{\"broadcast\":false,\"data\":\"x\"}", 8, &r, why), HR_EINVAL); /* no target */
+    pubreq_free(&r);
+    CHECK_EQ(parse("{\"broadcast\":1,\"data\":\"x\"}", 8, &r, why), HR_EINVAL);
+    pubreq_free(&r);
+    CHECK_EQ(parse("{\"broadcast\":true,\"channels\":[\"a\"],\"data\":\"x\"}", 1, &r, why), HR_EFULL);
+    pubreq_free(&r);
+}
+
 int main(void)
 {
     RUN(parse_targets_in_order);
@@ -173,5 +215,7 @@ int main(void)
     RUN(key_valid);
     RUN(query_check);
     RUN(user_channel);
+    RUN(channel_user);
+    RUN(parse_broadcast);
     return UNIT_DONE();
 }
