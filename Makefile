@@ -6,6 +6,7 @@
 #   make bench      build and run the benchmark against nchan (bench/compare_nchan.sh)
 #   make bench-mqtt the MQTT benchmark against mosquitto (bench/compare_mosquitto.sh)
 #   make bench-soak 10 minutes of mixed traffic on every transport: memory, latency, loss (bench/soak.sh)
+#   make bench-users 10,000 users on their own channels and read state, against nchan (bench/users.sh)
 
 CC      ?= cc
 CSTD     = -std=c11 -D_GNU_SOURCE
@@ -114,10 +115,13 @@ bench-auth: $(B)/herald
 bench-soak: $(B)/herald
 	bash bench/soak.sh
 
+bench-users: $(B)/herald
+	bash bench/users.sh
+
 clean:
 	rm -rf build
 
-.PHONY: all run deps build-deps test fuzz fuzz-smoke bench bench-mqtt bench-store bench-cluster bench-auth bench-soak clean build-all
+.PHONY: all run deps build-deps test fuzz fuzz-smoke bench bench-mqtt bench-store bench-cluster bench-auth bench-soak bench-users clean build-all
 .SECONDARY:
 
 -include $(shell find build -name '*.d' 2>/dev/null)

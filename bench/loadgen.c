@@ -56,6 +56,19 @@
  * every K-th message, and one arriving on the wrong channel counts as unparsed. With --intervals
  * a SIGUSR2 (read from a signalfd in the loop) prints an interval report; MQTT subscribers send
  * a PINGREQ every 5 minutes so that runs longer than the keep alive are not cut.
+ *
+ * Users (for bench/users.sh): --sub-path P makes every subscriber ask for /sub/P instead of its
+ * channel (herald's personal feed "@me": the token decides the channel), while the accounting
+ * still expects CHANNEL-(i mod K); with --tokens-file holding K tokens in channel order, token j
+ * is the user whose channel is CHANNEL-j. --pub-op read turns the publishers into devices marking
+ * read: request s goes to POST /read/CHANNEL-(s mod K) with that user's token, alternately up to
+ * the newest message ({"id":"<max>"}, clamped by the server: nothing unread) and up to none
+ * ({"id":"0"}: the channel's history unread), so that every read changes the user's count. The
+ * subscribers count herald's SSE "unread" events; with --read-events each read must reach every
+ * subscriber of its user once (subscriber i takes its k-th event as read k * K + i mod K, and
+ * checks that the total is 0 after an even read and not 0 after an odd one), and the latency is
+ * from the read's scheduled time to the event. With --channels K a subscriber's bitmap has one bit
+ * per message of its own channel (s / K), not one per message of the run.
  * The types, and the measurements and reports (loadgen_report.c), are in loadgen_internal.h. */
 #include "loadgen.h"
 
@@ -237,6 +250,7 @@ static int flush_out(lg_ctx_t *x, lg_conn_t *c)
 
 static const char *sub_channel(lg_ctx_t *x, lg_conn_t *c, char *tmp, size_t n)
 {
+    if (x->sub_path) return x->sub_path;
     if (x->idle_conns && x->idle_distinct) {
         snprintf(tmp, n, "%s-%u", x->channel, c->idx);
         return tmp;
@@ -402,9 +416,29 @@ static size_t payload_write(const lg_ctx_t *x, char *p, uint32_t seq, uint64_t s
 
 static int mqtt_send_publish(lg_ctx_t *x, lg_conn_t *c, uint32_t seq, uint64_t sched);
 
+/* POST /read/CHANNEL-j of read seq as its user (token j): alternately up to the newest message
+ * (even reads: the server clamps the id, nothing is left unread) and up to none (odd reads). */
+static int send_read(lg_ctx_t *x, lg_conn_t *c, uint32_t seq)
+{
+    char req[512 + LG_MAX_TOKEN], ch[240];
+    uint32_t k = x->channels > 1 ? x->channels : 1, j = seq % k;
+    const char *body = (seq / k) % 2 == 0 ? "{\"id\":\"1000000000000\"}" : "{\"id\":\"0\"}";
+    int n = snprintf(req, sizeof(req),
+                     "POST %s/read/%s HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n"
+                     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                     x->pprefix, pub_channel(x, seq, ch, sizeof(ch)), x->phost, x->pport,
+                     x->tokens[j % x->ntokens], strlen(body), body);
+    if (n < 0 || (size_t)n >= sizeof(req)) return -1;
+    return conn_send(x, c, req, (size_t)n);
+}
+
 static int send_publish(lg_ctx_t *x, lg_conn_t *c, uint32_t seq, uint64_t sched)
 {
     if (c->mq) return mqtt_send_publish(x, c, seq, sched);
+    if (x->pub_op == OP_READ) {
+        x->read_sched[seq] = sched;
+        return send_read(x, c, seq);
+    }
     char head[512 + LG_MAX_TOKEN], body[64], ch[240];
     int bn = snprintf(body, sizeof(body), "%" PRIu64 " %u ", sched, seq);
     size_t plen = x->size > (uint32_t)bn ? x->size : (size_t)bn;
@@ -447,6 +481,42 @@ static void lat_push(lg_ctx_t *x, uint64_t us)
     x->lat[x->nlat++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
 }
 
+/* Keeps one publish (or read) answer latency, us; past LG_MAX_SAMPLES they are no longer kept. */
+static void alat_push(lg_ctx_t *x, uint64_t us)
+{
+    if (x->nalat == x->alatcap) {
+        size_t nc = x->alatcap ? x->alatcap * 2 : 1u << 16;
+        uint32_t *l = nc <= LG_MAX_SAMPLES ? realloc(x->alat, nc * sizeof(*l)) : NULL;
+        if (!l) return;
+        x->alat = l;
+        x->alatcap = nc;
+    }
+    x->alat[x->nalat++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
+/* Books message (or read) seq, scheduled at sched, as delivered to subscriber c: once, and only
+ * when it belongs to c's channel; anything else counts as unparsed. */
+static void book(lg_ctx_t *x, lg_conn_t *c, uint64_t seq, uint64_t sched, uint64_t now)
+{
+    if (seq >= x->messages || !c->seen) goto bad;
+    if (x->channels > 1 && seq % x->channels != sub_chan_no(x, c)) goto bad; /* another channel's */
+    uint64_t b = x->channels > 1 ? seq / x->channels : seq;
+    uint64_t bit = 1ull << (b & 63);
+    if (c->seen[b >> 6] & bit) {
+        x->duplicates++;
+        return;
+    }
+    c->seen[b >> 6] |= bit;
+    c->got++;
+    x->delivered++;
+    x->mode_delivered[c->mode]++;
+    x->t_last_delivery = x->t_progress = now;
+    lat_push(x, now > sched ? now - sched : 0);
+    return;
+bad:
+    x->bad_events++;
+}
+
 /* Parses "<sched_us> <seq> ..." and books one delivery for subscriber c. */
 static void deliver(lg_ctx_t *x, lg_conn_t *c, const char *d, size_t n, uint64_t now)
 {
@@ -456,22 +526,33 @@ static void deliver(lg_ctx_t *x, lg_conn_t *c, const char *d, size_t n, uint64_t
     if (i == 0 || i >= n || d[i] != ' ') goto bad;
     size_t j = ++i;
     while (i < n && d[i] >= '0' && d[i] <= '9') seq = seq * 10 + (uint64_t)(d[i++] - '0');
-    if (i == j || seq >= x->messages || !c->seen) goto bad;
-    if (x->channels > 1 && seq % x->channels != sub_chan_no(x, c)) goto bad; /* another channel's */
-    uint64_t bit = 1ull << (seq & 63);
-    if (c->seen[seq >> 6] & bit) {
-        x->duplicates++;
-        return;
-    }
-    c->seen[seq >> 6] |= bit;
-    c->got++;
-    x->delivered++;
-    x->mode_delivered[c->mode]++;
-    x->t_last_delivery = x->t_progress = now;
-    lat_push(x, now > sched ? now - sched : 0);
+    if (i == j) goto bad;
+    book(x, c, seq, sched, now);
     return;
 bad:
     x->bad_events++;
+}
+
+/* An SSE "unread" event ({"user":"42","total":3,"channels":{...}}) reached subscriber c. With
+ * --pub-op read and --read-events, it is c's next read: read ev_k * K + (c's channel). */
+static void on_unread(lg_ctx_t *x, lg_conn_t *c, const char *d, size_t n, uint64_t now)
+{
+    x->unread_events++;
+    if (x->pub_op != OP_READ || !x->read_events || x->phase < PH_RUN) {
+        x->unread_early++;
+        return;
+    }
+    const char *t = memmem(d, n, "\"total\":", 8);
+    uint64_t total = 0;
+    size_t i = t ? (size_t)(t - d) + 8 : n;
+    bool digits = i < n && d[i] >= '0' && d[i] <= '9';
+    while (i < n && d[i] >= '0' && d[i] <= '9') total = total * 10 + (uint64_t)(d[i++] - '0');
+    uint64_t k = c->ev_k++, seq = k * (x->channels > 1 ? x->channels : 1) + sub_chan_no(x, c);
+    if (!digits || seq >= x->next_seq || (k % 2 == 0) != (total == 0)) {
+        x->bad_events++; /* not the read expected next: a duplicate, a miss or a wrong count */
+        return;
+    }
+    book(x, c, seq, x->read_sched[seq], now);
 }
 
 /* Consumes complete SSE events from d[0..n); returns the bytes consumed. */
@@ -521,6 +602,7 @@ static size_t sse_consume(lg_ctx_t *x, lg_conn_t *c, const char *d, size_t n, ui
             q = le + 1;
         }
         if (ev && evlen == 3 && memcmp(ev, "gap", 3) == 0) x->gap_events++;
+        else if (ev && evlen == 6 && memcmp(ev, "unread", 6) == 0) on_unread(x, c, data ? data : "", dlen, now);
         else if (data && (!ev || (evlen == 7 && memcmp(ev, "message", 7) == 0))) deliver(x, c, data, dlen, now);
         else if (data) x->bad_events++;
         pos = end;
@@ -705,7 +787,7 @@ static void sub_set_ready(lg_ctx_t *x, lg_conn_t *c)
     c->ready = true;
     x->ready_subs++;
     x->mode_subs[c->mode]++;
-    if (c->seen) x->want += lg__expected(x, c, x->messages);
+    if (c->seen && (x->pub_op != OP_READ || x->read_events)) x->want += lg__expected(x, c, x->messages);
     if (x->pending) x->pending--;
 }
 
@@ -717,12 +799,16 @@ static int on_response(lg_ctx_t *x, lg_conn_t *c, const char *d, size_t n, uint6
         c->busy = false;
         x->inflight--;
         x->t_last_pub_ans = now;
-        if (r->status >= 200 && r->status < 300) x->pub_ok++;
-        else {
+        if (r->status >= 200 && r->status < 300) {
+            x->pub_ok++;
+            alat_push(x, now > c->pub_t ? now - c->pub_t : 0);
+        } else {
             x->pub_err++;
             note_error(x, "publish answered %s%d", "HTTP ", r->status);
         }
-        return 0;
+        /* the server ends this keep-alive connection (nginx after keepalive_requests answers): a
+         * request sent on it now would be lost, so open a new one */
+        return r->close ? 1 : 0;
     }
     if (c->mode != MODE_LONGPOLL) return -1; /* an SSE stream ended */
     if (x->style == STYLE_HERALD) {
@@ -1037,8 +1123,10 @@ static void mqtt_pub_done(lg_ctx_t *x, lg_conn_t *c, bool ok, uint8_t reason, ui
     c->mq_wait = MQ_PUB_NONE;
     x->inflight--;
     x->t_last_pub_ans = now;
-    if (ok) x->pub_ok++;
-    else {
+    if (ok) {
+        x->pub_ok++;
+        alat_push(x, now > c->pub_t ? now - c->pub_t : 0);
+    } else {
         x->pub_err++;
         note_error(x, "MQTT publish refused%s (reason %d)", "", reason);
     }
@@ -1408,6 +1496,7 @@ static void publish_due(lg_ctx_t *x, uint64_t now)
             continue;
         }
         c->busy = true;
+        c->pub_t = now;
         x->inflight++;
         x->pub_sent++;
         x->next_seq++;
@@ -1578,7 +1667,7 @@ static void usage(FILE *f)
             "  --drain-ms MS                 stop when nothing arrived for this long after the last\n"
             "                                publish answer (default 5000)\n"
             "  --timeout-s S                 overall bound (default 60)\n"
-            "  --server-pid PID              measure this process's CPU time and RSS\n"
+            "  --server-pid PID[,PID...]     measure these processes' CPU time and RSS (summed; up to 8)\n"
             "  --idle-conns N                open N idle subscribers (SSE, or ws / mqtt with --mode), report\n"
             "                                RSS per connection\n"
             "  --idle-hold-ms MS             idle mode: keep them open MS more, then read the RSS again\n"
@@ -1588,6 +1677,12 @@ static void usage(FILE *f)
             "                                CONNECT user \"bench\" password T (MQTT publishers too)\n"
             "  --tokens-file F               one token per line; subscriber i presents line i mod N\n"
             "  --pub-key K                   HTTP publishers send Authorization: Bearer K\n"
+            "  --sub-path P                  subscribers ask for /sub/P (e.g. @me, herald's personal feed:\n"
+            "                                the token's user) instead of their channel\n"
+            "  --pub-op publish|read         read: POST /read/CHANNEL-j as user j (token j of --tokens-file),\n"
+            "                                alternately up to the newest message and up to none (default publish)\n"
+            "  --read-events                 with --pub-op read: every read must reach its user's subscribers\n"
+            "                                as an SSE unread event (counted as a delivery)\n"
             "  --json                        print one JSON line of results\n"
             "  --intervals                   on each SIGUSR2, print a JSON line about the interval since\n"
             "                                the previous one (deliveries, latency, missing so far)\n"
@@ -1671,6 +1766,21 @@ static bool num_arg(const char *s, double lo, double hi, double *out)
     return true;
 }
 
+/* --server-pid PID[,PID...]: up to LG_MAX_PIDS processes whose CPU time and RSS are summed. */
+static int parse_pids(lg_ctx_t *x, const char *v)
+{
+    x->npids = 0;
+    while (*v) {
+        char *end;
+        long pid = strtol(v, &end, 10);
+        if (end == v || pid < 1 || x->npids == LG_MAX_PIDS || (*end && *end != ',')) return -1;
+        x->server_pids[x->npids++] = pid;
+        v = *end ? end + 1 : end;
+    }
+    x->server_pid = x->npids ? x->server_pids[0] : 0;
+    return x->npids ? 0 : -1;
+}
+
 static int parse_args(lg_ctx_t *x, int argc, char **argv)
 {
     const char *url = "http://127.0.0.1:8080", *murl = "mqtt://127.0.0.1:1883", *purl = NULL;
@@ -1698,6 +1808,10 @@ static int parse_args(lg_ctx_t *x, int argc, char **argv)
         }
         if (strcmp(a, "--intervals") == 0) {
             x->intervals = true;
+            continue;
+        }
+        if (strcmp(a, "--read-events") == 0) {
+            x->read_events = true;
             continue;
         }
         if (i + 1 >= argc) {
@@ -1745,8 +1859,14 @@ static int parse_args(lg_ctx_t *x, int argc, char **argv)
             ok = num_arg(v, 0, 1e7, &d);
             x->rate = d;
         } else if (strcmp(a, "--server-pid") == 0) {
-            ok = num_arg(v, 1, 1e9, &d);
-            x->server_pid = (long)d;
+            ok = parse_pids(x, v) == 0;
+        } else if (strcmp(a, "--sub-path") == 0) {
+            ok = *v && strlen(v) < 180 && !strpbrk(v, " ?#\r\n");
+            x->sub_path = v;
+        } else if (strcmp(a, "--pub-op") == 0) {
+            if (strcmp(v, "publish") == 0) x->pub_op = OP_PUBLISH;
+            else if (strcmp(v, "read") == 0) x->pub_op = OP_READ;
+            else ok = false;
         } else {
             struct {
                 const char *name;
@@ -1798,6 +1918,20 @@ static int parse_args(lg_ctx_t *x, int argc, char **argv)
     }
     if (x->pub_key && x->pub_mqtt) {
         fprintf(stderr, "bench: --pub-key is for HTTP publishers; MQTT publishers present --token\n");
+        return -1;
+    }
+    if (x->pub_op == OP_READ && (x->pub_mqtt || !x->ntokens || x->style != STYLE_HERALD)) {
+        fprintf(stderr, "bench: --pub-op read needs herald, HTTP publishers and --tokens-file (token j: the user "
+                        "of CHANNEL-j)\n");
+        return -1;
+    }
+    if ((x->sub_path || x->pub_op == OP_READ) && x->channels > 1 && x->ntokens && x->ntokens != x->channels) {
+        fprintf(stderr, "bench: with --sub-path or --pub-op read, --tokens-file must hold one token per channel "
+                        "(%u, token j = the user of CHANNEL-j), not %u\n", x->channels, x->ntokens);
+        return -1;
+    }
+    if (x->read_events && x->pub_op != OP_READ) {
+        fprintf(stderr, "bench: --read-events goes with --pub-op read\n");
         return -1;
     }
     if (x->deflate && !has_mode(x, MODE_WS)) {
@@ -1865,8 +1999,11 @@ int bench_main(int argc, char **argv)
     x->scratch = malloc(LG_SCRATCH);
     x->conns = calloc(x->nconns ? x->nconns : 1, sizeof(*x->conns));
     x->ep = epoll_create1(EPOLL_CLOEXEC);
-    size_t words = ((size_t)x->messages + 63) / 64;
+    /* one bit per message a subscriber can get: with --channels K, those of its own channel */
+    uint32_t per_sub = x->channels > 1 ? (x->messages + x->channels - 1) / x->channels : x->messages;
+    size_t words = ((size_t)per_sub + 63) / 64;
     bool ok = x->scratch && x->conns && x->ep >= 0;
+    if (ok && x->pub_op == OP_READ) ok = (x->read_sched = calloc(x->messages, sizeof(uint64_t))) != NULL;
     if (ok && x->intervals) { /* SIGUSR2 is read from a signalfd in the loop, not delivered */
         sigset_t set;
         sigemptyset(&set);
@@ -1930,6 +2067,8 @@ out:
     free(x->conns);
     free(x->scratch);
     free(x->lat);
+    free(x->alat);
+    free(x->read_sched);
     for (uint32_t i = 0; i < x->ntokens; i++) free(x->tokens[i]);
     free(x->tokens);
     free(x);

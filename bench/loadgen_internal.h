@@ -19,6 +19,7 @@
 #define LG_CONNECT_TRIES 5
 #define LG_MAX_TOKEN 8192 /* herald's default token_max_length */
 #define LG_NMODES 4
+#define LG_MAX_PIDS 8 /* --server-pid: processes measured together (nginx's master and workers) */
 
 enum { K_SUB, K_PUB };
 enum { ST_NEW, ST_IDLE, ST_CONNECTING, ST_OPEN, ST_FAILED }; /* ST_IDLE: waiting to retry */
@@ -26,6 +27,7 @@ enum { PH_CONNECT, PH_WARMUP, PH_RUN, PH_DRAIN, PH_HOLD, PH_DONE }; /* PH_HOLD: 
 enum { MODE_SSE, MODE_LONGPOLL, MODE_WS, MODE_MQTT };                /* LG_NMODES of them */
 enum { MQ_PUB_NONE, MQ_PUB_ACK, MQ_PUB_REC, MQ_PUB_COMP, MQ_PUB_PING }; /* what a publisher waits for */
 enum { PAYLOAD_X, PAYLOAD_JSON };
+enum { OP_PUBLISH, OP_READ }; /* --pub-op: what the HTTP publishers send */
 enum { STYLE_HERALD, STYLE_NCHAN };
 enum { CS_SIZE, CS_DATA, CS_DATA_CRLF, CS_TRAILER };
 
@@ -58,8 +60,10 @@ typedef struct {
     char *out; /* unwritten request bytes */
     size_t out_len, out_off;
     lg_resp_t r;
-    uint64_t *seen; /* subscriber: bitmap of received sequence numbers */
+    uint64_t *seen; /* subscriber: bitmap of its received messages (with --channels K: bit s / K) */
     uint32_t got;
+    uint32_t ev_k;  /* --pub-op read: unread events this subscriber took in the run (its next read) */
+    uint64_t pub_t; /* publisher: when the request in flight was sent (us), for the answer's latency */
     char cursor[32];            /* herald long poll last_id */
     char etag[64], lastmod[64]; /* nchan long poll cursor */
     uint64_t retry_at;          /* reconnect not before this time (us) */
@@ -94,7 +98,17 @@ typedef struct {
     int mode, style, payload; /* mode: the first of the --mode list */
     uint8_t modes[LG_NMODES]; /* the --mode list */
     uint32_t nmodes;
-    long server_pid;
+    long server_pid;                /* the first of --server-pid (0: none) */
+    long server_pids[LG_MAX_PIDS];  /* all of them: CPU time and RSS are summed */
+    uint32_t npids;
+    const char *sub_path;           /* --sub-path: subscribers ask for /sub/PATH (e.g. @me) */
+    int pub_op;                     /* --pub-op: OP_PUBLISH or OP_READ */
+    bool read_events;               /* --read-events: each read must reach its user's subscribers */
+    uint64_t *read_sched;           /* --pub-op read: the scheduled time of read s (us) */
+    uint64_t unread_events;         /* SSE "unread" events received, whatever the run */
+    uint64_t unread_early;          /* ... of them before publishing started or not matched to a read */
+    uint32_t *alat;                 /* publish (or read) answer latencies, us */
+    size_t nalat, alatcap;
     bool json, idle_distinct, quiet, deflate;
     bool intervals;              /* --intervals: a JSON line per SIGUSR2 */
     const char *token, *pub_key; /* --token, --pub-key */

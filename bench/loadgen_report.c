@@ -18,11 +18,11 @@
 #include "../src/transport/mqtt_codec.h"
 #include "loadgen_internal.h"
 
-double lgr_cpu_s(const lg_ctx_t *x)
+/* utime + stime of one process in clock ticks, or -1. */
+static double cpu_ticks(long pid)
 {
-    if (x->server_pid <= 0) return -1;
     char path[64], line[1024];
-    snprintf(path, sizeof(path), "/proc/%ld/stat", x->server_pid);
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
     FILE *f = fopen(path, "r");
     if (!f) return -1;
     size_t n = fread(line, 1, sizeof(line) - 1, f);
@@ -41,25 +41,44 @@ double lgr_cpu_s(const lg_ctx_t *x)
             break;
         }
     }
-    return (double)(ut + st) / (double)x->clk_tck;
+    return (double)(ut + st);
+}
+
+double lgr_cpu_s(const lg_ctx_t *x)
+{
+    if (x->server_pid <= 0) return -1;
+    double sum = 0;
+    for (uint32_t i = 0; i < x->npids; i++) {
+        double t = cpu_ticks(x->server_pids[i]);
+        if (t < 0) return -1;
+        sum += t;
+    }
+    return sum / (double)x->clk_tck;
 }
 
 double lgr_cpu_fine_s(const lg_ctx_t *x)
 {
-    char path[64];
-    unsigned long long ns = 0;
-    snprintf(path, sizeof(path), "/proc/%ld/schedstat", x->server_pid);
-    FILE *f = x->server_pid > 0 ? fopen(path, "r") : NULL;
-    bool ok = f && fscanf(f, "%llu", &ns) == 1;
-    if (f) fclose(f);
-    return ok ? (double)ns / 1e9 : lgr_cpu_s(x);
+    /* the first line of schedstat is the main thread's time on a CPU; every process measured here
+     * (herald, nginx's master and worker) has one thread */
+    double sum = 0;
+    for (uint32_t i = 0; i < x->npids; i++) {
+        char path[64];
+        unsigned long long ns = 0;
+        snprintf(path, sizeof(path), "/proc/%ld/schedstat", x->server_pids[i]);
+        FILE *f = fopen(path, "r");
+        bool ok = f && fscanf(f, "%llu", &ns) == 1;
+        if (f) fclose(f);
+        if (!ok) return lgr_cpu_s(x);
+        sum += (double)ns / 1e9;
+    }
+    return x->npids ? sum : -1;
 }
 
-long lgr_rss_kb(const lg_ctx_t *x)
+/* VmRSS of one process in kB, or -1. */
+static long rss_kb(long pid)
 {
-    if (x->server_pid <= 0) return -1;
     char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%ld/status", x->server_pid);
+    snprintf(path, sizeof(path), "/proc/%ld/status", pid);
     FILE *f = fopen(path, "r");
     if (!f) return -1;
     long kb = -1;
@@ -70,6 +89,18 @@ long lgr_rss_kb(const lg_ctx_t *x)
         }
     fclose(f);
     return kb;
+}
+
+long lgr_rss_kb(const lg_ctx_t *x)
+{
+    if (x->server_pid <= 0) return -1;
+    long sum = 0;
+    for (uint32_t i = 0; i < x->npids; i++) {
+        long kb = rss_kb(x->server_pids[i]);
+        if (kb < 0) return -1;
+        sum += kb;
+    }
+    return sum;
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -121,7 +152,8 @@ static uint64_t missing_below(const lg_ctx_t *x, uint32_t upto, uint64_t by_mode
     for (uint32_t i = 0; i < x->nsubs; i++) {
         const lg_conn_t *c = &x->conns[i];
         if (!c->ready || !c->seen) continue;
-        uint64_t want = lg__expected(x, c, upto), got = seen_below(c, upto);
+        /* with --channels K, bit b of c's bitmap is the b-th message of its channel */
+        uint64_t want = lg__expected(x, c, upto), got = seen_below(c, x->channels > 1 ? (uint32_t)want : upto);
         uint64_t m = want > got ? want - got : 0;
         all += m;
         by_mode[c->mode] += m;
@@ -253,6 +285,10 @@ int lgr_final(lg_ctx_t *x)
            p99 = pct_ms(x->lat, x->nlat, 0.99), mx = x->nlat ? x->lat[x->nlat - 1] / 1000.0 : -1;
     double cpu = (x->cpu_before >= 0 && x->cpu_after >= 0) ? x->cpu_after - x->cpu_before : -1;
     double cpu_per = (cpu >= 0 && x->delivered) ? cpu * 1e6 / (double)x->delivered : -1;
+    double cpu_per_pub = (cpu >= 0 && x->pub_ok) ? cpu * 1e6 / (double)x->pub_ok : -1;
+    if (x->nalat) qsort(x->alat, x->nalat, sizeof(*x->alat), cmp_u32);
+    double a50 = pct_ms(x->alat, x->nalat, 0.50), a99 = pct_ms(x->alat, x->nalat, 0.99);
+    const char *op = x->pub_op == OP_READ ? "read" : "publish";
     double rss_per = (x->rss_before_kb >= 0 && x->rss_ready_kb >= 0 && x->ready_subs)
                          ? (double)(x->rss_ready_kb - x->rss_before_kb) * 1024.0 / x->ready_subs
                          : -1;
@@ -283,6 +319,11 @@ int lgr_final(lg_ctx_t *x)
                x->mq_granted_min > 2 ? -1 : (int)x->mq_granted_min, x->mq_publish_rx, x->mq_qos_rx[0],
                x->mq_qos_rx[1], x->mq_qos_rx[2], x->mq_dup_rx, x->mq_acks_sent, x->mq_pubrel_rx, conn_json,
                x->timed_out ? "true" : "false", x->first_error);
+        printf(",\"pub_op\":\"%s\",\"read_events\":%s,\"sub_path\":\"%s\",\"unread_events\":%" PRIu64
+               ",\"unread_unmatched\":%" PRIu64 ",\"ack_p50_ms\":%.3f,\"ack_p99_ms\":%.3f,\"cpu_us_per_publish\":%.3f"
+               ",\"server_pids\":%u",
+               op, x->read_events ? "true" : "false", x->sub_path ? x->sub_path : "", x->unread_events, x->unread_early,
+               a50, a99, cpu_per_pub, x->npids);
         if (x->nmodes > 1) print_by_mode(x, x->mode_delivered, miss_mode);
         printf("}\n");
     } else {
@@ -297,7 +338,12 @@ int lgr_final(lg_ctx_t *x)
         if (x->channels > 1) printf("spread over %u channels, ", x->channels);
         if (x->rate > 0) printf("rate %g/s, %u publisher conn(s)\n", x->rate, x->pub_conns);
         else printf("flat out, window %u, %u publisher conn(s)\n", x->window, x->pub_conns);
-        printf("publishes:          %u ok, %u failed, %.1f answers/s\n", x->pub_ok, x->pub_err, pps);
+        printf("%s:%*s%u ok, %u failed, %.1f answers/s; answer latency ms p50 %.3f p99 %.3f\n",
+               x->pub_op == OP_READ ? "reads" : "publishes", x->pub_op == OP_READ ? 15 : 11, "", x->pub_ok, x->pub_err,
+               pps, a50, a99);
+        if (x->unread_events || x->pub_op == OP_READ)
+            printf("unread events:      %" PRIu64 " received (%" PRIu64 " not matched to a read of this run)\n",
+                   x->unread_events, x->unread_early);
         printf("deliveries:         %" PRIu64 " of %" PRIu64 " (missing %" PRIu64 ", duplicates %" PRIu64
                ", unparsed %" PRIu64 ", gaps %" PRIu64 ")\n",
                x->delivered, expected, missing, x->duplicates, x->bad_events, x->gap_events);
@@ -329,7 +375,8 @@ int lgr_final(lg_ctx_t *x)
         printf("latency ms:         p50 %.3f  p90 %.3f  p99 %.3f  max %.3f  (%zu samples%s)\n", p50, p90, p99, mx,
                x->nlat, x->samples_capped ? ", capped" : "");
         if (x->server_pid > 0) {
-            printf("server CPU:         %.3f s, %.3f us per delivery\n", cpu, cpu_per);
+            printf("server CPU:         %.3f s, %.3f us per delivery, %.3f us per %s (%u process%s)\n", cpu, cpu_per,
+                   cpu_per_pub, x->pub_op == OP_READ ? "read" : "publish", x->npids, x->npids > 1 ? "es" : "");
             printf("server RSS:         %ld kB before, %ld kB connected, %ld kB at end; %.0f bytes per subscriber\n",
                    x->rss_before_kb, x->rss_ready_kb, x->rss_end_kb, rss_per);
         }
