@@ -212,17 +212,33 @@ static ssize_t rs__who(readstate_t *rs, http_conn_t *hc, http_req_t *req, auth_i
     return id->sub_len;
 }
 
-json_t *rs__counts(readstate_t *rs, const char *user, size_t un, uint64_t *next_exp, bool *loading)
+/* One channel of a user's counts, while they are written. */
+typedef struct {
+    const char *name;
+    size_t n;
+    uint64_t count;
+} rs_count_t;
+
+static int rs__count_cmp(const void *a, const void *b)
 {
-    uint64_t total = 0, exp = 0;
-    bool ld = false;
-    json_t *chans = json_object();
+    const rs_count_t *x = a, *y = b;
+    int c = memcmp(x->name, y->name, x->n < y->n ? x->n : y->n);
+    return c ? c : (x->n > y->n) - (x->n < y->n);
+}
+
+char *rs__counts(readstate_t *rs, const char *user, size_t un, rs_counts_t *q, size_t *len)
+{
+    q->total = q->next_exp = q->want_count = 0;
+    q->loading = false;
     char feed[HUB_MAX_CHANNEL + 1];
     ssize_t fn = pubreq_user_channel(rs->x->cfg->user_channel, user, un, feed, sizeof(feed));
-    bool feed_seen = false, bc_seen = false;
     const char *bc = rs->x->cfg->broadcast_channel;
     size_t bn = strlen(bc);
     rs_user_t *u = rs__user(rs, user, un, false);
+    uint32_t max = (u ? u->n : 0) + 2, k = 0;
+    rs_count_t *all = malloc(max * sizeof(*all));
+    if (!all) return NULL;
+    bool feed_seen = fn <= 0, bc_seen = bn == 0;
     if (u) {
         list_node_t *pos, *tmp;
         list_each_safe(pos, tmp, &u->curs)
@@ -230,40 +246,47 @@ json_t *rs__counts(readstate_t *rs, const char *user, size_t un, uint64_t *next_
             rs_cur_t *c = container_of(pos, rs_cur_t, link);
             size_t cn;
             const char *ch = rs__chan(c, &cn);
-            uint64_t k = rs__unread(rs, ch, cn, c->id, &exp, &ld);
-            char name[HUB_MAX_CHANNEL + 1];
-            memcpy(name, ch, cn);
-            name[cn] = 0;
-            json_object_set_new(chans, name, json_integer((json_int_t)k));
-            total += k;
-            feed_seen |= fn > 0 && (size_t)fn == cn && memcmp(feed, ch, cn) == 0;
+            all[k++] = (rs_count_t){ch, cn, rs__unread(rs, ch, cn, c->id, &q->next_exp, &q->loading)};
+            feed_seen |= (size_t)fn == cn && memcmp(feed, ch, cn) == 0;
             bc_seen |= bn == cn && memcmp(bc, ch, cn) == 0;
         }
     }
-    if (bn && !bc_seen) {
-        uint64_t k = rs__unread(rs, bc, bn, 0, &exp, &ld);
-        json_object_set_new(chans, bc, json_integer((json_int_t)k));
-        total += k;
+    if (!bc_seen) all[k++] = (rs_count_t){bc, bn, rs__unread(rs, bc, bn, 0, &q->next_exp, &q->loading)};
+    if (!feed_seen) /* the personal channel is always tracked */
+        all[k++] = (rs_count_t){feed, (size_t)fn, rs__unread(rs, feed, (size_t)fn, 0, &q->next_exp, &q->loading)};
+    qsort(all, k, sizeof(*all), rs__count_cmp); /* in name order: the same counts, the same text */
+    size_t cap = 64 + 6 * un;
+    for (uint32_t i = 0; i < k; i++) {
+        cap += 6 * all[i].n + 28;
+        q->total += all[i].count;
+        if (q->want && q->wn == all[i].n && memcmp(q->want, all[i].name, all[i].n) == 0) q->want_count = all[i].count;
     }
-    if (fn > 0 && !feed_seen) { /* the personal channel is always tracked */
-        uint64_t k = rs__unread(rs, feed, (size_t)fn, 0, &exp, &ld);
-        json_object_set_new(chans, feed, json_integer((json_int_t)k));
-        total += k;
+    char *out = malloc(cap);
+    if (out) {
+        size_t o = (size_t)snprintf(out, cap, "{\"user\":\"");
+        o += json_escape(user, un, out + o, cap - o);
+        o += (size_t)snprintf(out + o, cap - o, "\",\"total\":%" PRIu64 ",\"channels\":{", q->total);
+        for (uint32_t i = 0; i < k; i++) {
+            out[o++] = i ? ',' : '"';
+            if (i) out[o++] = '"';
+            o += json_escape(all[i].name, all[i].n, out + o, cap - o);
+            o += (size_t)snprintf(out + o, cap - o, "\":%" PRIu64, all[i].count);
+        }
+        o += (size_t)snprintf(out + o, cap - o, "}}");
+        *len = o;
     }
-    if (next_exp) *next_exp = exp;
-    if (loading) *loading = ld;
-    return json_pack("{s:s%, s:I, s:o}", "user", user, un, "total", (json_int_t)total, "channels", chans);
+    free(all);
+    return out;
 }
 
-static void rs__answer(http_conn_t *hc, json_t *o)
+/* Answers 200 with the JSON text s[0..n) (freeing it), or 500 when s is NULL. */
+static void rs__answer(http_conn_t *hc, char *s, size_t n)
 {
-    char *s = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
     if (!s) {
         http_error(hc, HR_ENOMEM, "out of memory");
         return;
     }
-    http_respond(hc, 200, "application/json", s, strlen(s), "Cache-Control: no-cache\r\n");
+    http_respond(hc, 200, "application/json", s, n, "Cache-Control: no-cache\r\n");
     free(s);
 }
 
@@ -291,16 +314,17 @@ static void rs__get_retry(tw_entry_t *e)
 {
     rs_get_t *g = container_of(e, rs_get_t, tmr);
     loop_t *loop = g->rs->x->hub->loop;
-    bool loading = false;
-    json_t *o = rs__counts(g->rs, g->user, g->un, NULL, &loading);
-    if (loading && loop_now(loop) < g->until_ms) {
-        json_decref(o);
+    rs_counts_t q = {0};
+    size_t n = 0;
+    char *o = rs__counts(g->rs, g->user, g->un, &q, &n);
+    if (q.loading && loop_now(loop) < g->until_ms) {
+        free(o);
         tw_arm(&loop->wheel, &g->tmr, loop_now(loop) + 10);
         return;
     }
     http_conn_t *hc = g->hc;
     free(g); /* answering unparks the connection: its on_close will not run */
-    rs__answer(hc, o);
+    rs__answer(hc, o, n);
 }
 
 void readstate_get_unread(readstate_t *rs, http_conn_t *hc, http_req_t *req)
@@ -310,14 +334,15 @@ void readstate_get_unread(readstate_t *rs, http_conn_t *hc, http_req_t *req)
     ssize_t un = rs__who(rs, hc, req, &id, user, sizeof(user));
     if (un < 0) return;
     auth_unref(id);
-    bool loading = false;
-    json_t *o = rs__counts(rs, user, (size_t)un, NULL, &loading);
-    rs_get_t *g = loading ? calloc(1, sizeof(*g) + (size_t)un + 1) : NULL;
+    rs_counts_t q = {0};
+    size_t n = 0;
+    char *o = rs__counts(rs, user, (size_t)un, &q, &n);
+    rs_get_t *g = q.loading ? calloc(1, sizeof(*g) + (size_t)un + 1) : NULL;
     if (!g) { /* loaded (or no memory to wait): what is here */
-        rs__answer(hc, o);
+        rs__answer(hc, o, n);
         return;
     }
-    json_decref(o);
+    free(o);
     loop_t *loop = rs->x->hub->loop;
     tw_entry_init(&g->tmr, rs__get_retry);
     g->rs = rs;
@@ -333,31 +358,33 @@ void readstate_get_unread(readstate_t *rs, http_conn_t *hc, http_req_t *req)
 typedef struct {
     readstate_t *rs;
     rs_user_t *u; /* its devices are told once the cursor is committed */
-    json_t *answer;
+    char *answer; /* the JSON text answered then */
+    size_t n;
 } rs_wait_t;
 
 static void rs__committed(void *arg, int rc)
 {
     http_conn_t *hc = arg;
     rs_wait_t *w = hc->xstate;
-    json_t *o = w->answer;
+    char *o = w->answer;
+    size_t n = w->n;
     readstate_t *rs = w->rs;
     rs_user_t *u = w->u;
     free(w); /* answering unparks the connection: its on_close will not run */
     if (rc == 0) rs__dirty(rs, u);
     if (rc < 0) {
-        json_decref(o);
+        free(o);
         http_error(hc, rc, "the read cursor could not be stored");
         return;
     }
-    rs__answer(hc, o);
+    rs__answer(hc, o, n);
 }
 
 static void rs__wait_close(http_conn_t *hc)
 {
     rs_wait_t *w = hc->xstate;
     hub_cancel(w->rs->x->hub, hc);
-    json_decref(w->answer);
+    free(w->answer);
     free(w);
 }
 
@@ -428,15 +455,17 @@ void readstate_post_read(readstate_t *rs, http_conn_t *hc, http_req_t *req, span
     if (chan && upto > chan->last_id) upto = chan->last_id; /* nobody read what does not exist yet */
     c->id = upto;
     rs->marks++;
-    json_t *counts = rs__counts(rs, user, (size_t)un, NULL, NULL);
-    json_t *k = json_object_get(json_object_get(counts, "channels"), ch);
-    json_t *o = json_pack("{s:s, s:s, s:I, s:O}", "channel", ch, "read", "", "unread",
-                          (json_int_t)(json_is_integer(k) ? json_integer_value(k) : 0), "total",
-                          json_object_get(counts, "total"));
-    json_decref(counts);
+    rs_counts_t q = {.want = ch, .wn = (size_t)cn};
+    size_t qn = 0;
+    free(rs__counts(rs, user, (size_t)un, &q, &qn));
     char idtxt[24];
     snprintf(idtxt, sizeof(idtxt), "%" PRIu64, upto);
-    json_object_set_new(o, "read", json_string(idtxt));
+    char esc[6 * HUB_MAX_CHANNEL + 8];
+    size_t el = json_escape(ch, (size_t)cn, esc, sizeof(esc));
+    char *o = malloc(el + 128);
+    size_t on = o ? (size_t)snprintf(o, el + 128, "{\"channel\":\"%.*s\",\"read\":\"%s\",\"unread\":%" PRIu64
+                                     ",\"total\":%" PRIu64 "}", (int)el, esc, idtxt, q.want_count, q.total)
+                  : 0;
     store_t *st = rs->x->hub->store;
     engine_t *eng = rs->x->hub->engine;
     unsigned char v[8];
@@ -444,7 +473,7 @@ void readstate_post_read(readstate_t *rs, http_conn_t *hc, http_req_t *req, span
     if (eng && eng->ops->kv_put) { /* shared by every node: written to the engine, told to the others */
         int erc = eng->ops->kv_put(eng, RS_NS, c->key, c->klen, v, sizeof(v));
         if (erc < 0) {
-            json_decref(o);
+            free(o);
             http_error(hc, erc, "the read cursor could not be stored");
             return;
         }
@@ -459,18 +488,18 @@ void readstate_post_read(readstate_t *rs, http_conn_t *hc, http_req_t *req, span
     }
     if (!st->ops->kv_put || eng) { /* nothing to wait for here */
         rs__dirty(rs, c->u);
-        rs__answer(hc, o);
+        rs__answer(hc, o, on);
         return;
     }
     int rc = st->ops->kv_put(st, RS_NS, c->key, c->klen, v, sizeof(v));
     rs_wait_t *w = rc == 0 ? malloc(sizeof(*w)) : NULL;
     if (!w || hub_when_committed(rs->x->hub, rs__committed, hc) < 0) {
         free(w);
-        json_decref(o);
+        free(o);
         http_error(hc, rc < 0 ? rc : HR_ENOMEM, "the read cursor could not be stored");
         return;
     }
-    *w = (rs_wait_t){rs, c->u, o};
+    *w = (rs_wait_t){rs, c->u, o, on};
     http_park(hc, &rs_wait_ops, w, XP_HTTP); /* answered once the cursor is committed */
 }
 

@@ -3,8 +3,6 @@
 #ifndef HERALD_READSTATE_INTERNAL_H
 #define HERALD_READSTATE_INTERNAL_H
 
-#include <jansson.h>
-
 #include "../core/hmap.h"
 #include "../core/list.h"
 #include "../core/timer.h"
@@ -24,6 +22,9 @@ typedef struct {
     readstate_t *rs;
     uint32_t n;
     bool online;       /* its personal channel has subscribers here: its channels are watched */
+    bool told;         /* told_hash holds the counts last sent */
+    uint32_t greet;    /* subscriptions of the personal channel made since the last event */
+    uint64_t told_hash;
     uint16_t len;
     char id[];
 } rs_user_t;
@@ -69,11 +70,21 @@ static inline const char *rs__chan(const rs_cur_t *c, size_t *n)
 /* The user entry of user[0..un), made when create is set (NULL: absent, or out of memory). */
 rs_user_t *rs__user(readstate_t *rs, const char *user, size_t un, bool create);
 
+/* What rs__counts found besides the text. */
+typedef struct {
+    uint64_t total;
+    uint64_t next_exp;   /* the wall ms the first counted message with a time-to-live expires (0: none) */
+    bool loading;        /* a channel was still being loaded by a shared engine (counted as far as it is here) */
+    const char *want;    /* in: a channel whose count to report (or NULL) */
+    size_t wn;
+    uint64_t want_count; /* out: its count */
+} rs_counts_t;
+
 /* {"user":U,"total":N,"channels":{C:N,...}}: the unread counts of user's tracked channels, its
- * personal channel and the broadcast channel (both always tracked, from 0 until marked). *next_exp (when not NULL) gets the wall ms the first counted message with a
- * time-to-live expires (0: none); *loading (when not NULL) whether a channel was still being
- * loaded by a shared engine (counted as far as it is here). A new reference, or NULL. */
-json_t *rs__counts(readstate_t *rs, const char *user, size_t un, uint64_t *next_exp, bool *loading);
+ * personal channel and the broadcast channel (both always tracked, from 0 until marked), channels
+ * in byte order of their names, as JSON
+ * text safe in a script (malloc'd, *len its length; NULL: out of memory), with q filled. */
+char *rs__counts(readstate_t *rs, const char *user, size_t un, rs_counts_t *q, size_t *len);
 
 /* unread.c: sets up (in readstate_new) and tears down the watches and the hub observer. */
 int rs__push_init(readstate_t *rs);

@@ -6,8 +6,10 @@
  * withdrawal, a message's time-to-live running out, the store reloading a channel.
  *
  * The hub's observer (hub_observer_t) marks users "dirty"; readstate_flush(), run once per loop
- * iteration after the commit, sends one event per dirty user to all of its feed subscriptions,
- * so a burst of publishes or reads costs one count per user, not one per change.
+ * iteration after the commit, counts once per dirty user and sends the counts to all of its feed
+ * subscriptions when they differ from what it told them last (a hash of the text), else only to
+ * the subscriptions made since (the newest of the channel's list); so a burst of publishes or
+ * reads costs one count per user, and a device coming or going costs the others nothing.
  *
  * A user is online here while its personal channel has subscribers here. While it is, every
  * channel it tracks (has a read cursor on) is watched: held in memory by hub_watch (so a shared
@@ -134,30 +136,35 @@ static void rs__push(readstate_t *rs, rs_user_t *u)
         return;
     }
     if (!u->online) rs__online(rs, u, true);
-    uint64_t next_exp = 0;
-    bool loading = false;
-    json_t *o = rs__counts(rs, u->id, u->len, &next_exp, &loading);
-    if (loading) { /* a channel is being loaded: its release marks the user dirty again */
-        json_decref(o);
+    rs_counts_t q = {0};
+    size_t n = 0;
+    char *s = rs__counts(rs, u->id, u->len, &q, &n);
+    if (q.loading) { /* a channel is being loaded: its release marks the user dirty again */
+        free(s);
         return;
     }
-    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
     if (!s) {
         log_warn("readstate: no memory for an unread event");
         return;
     }
-    size_t n = strlen(s);
+    /* the counts as they were last told: only new subscriptions hear them (they were added last) */
+    uint64_t h = hmap_hash(&rs->users, s, n);
+    bool same = u->told && h == u->told_hash;
+    uint32_t greet = same ? u->greet : UINT32_MAX;
+    u->told = true;
+    u->told_hash = h;
+    u->greet = 0;
     ch = hub_channel(hub, feed, (size_t)fn, false); /* counting may have loaded channels */
-    if (ch) list_each_safe(pos, tmp, &ch->subs)
-        {
-            sub_t *sb = container_of(pos, sub_t, link);
-            if (sb->event) {
-                sb->event(sb, "unread", s, n);
-                rs->events++;
-            }
-        }
+    for (pos = ch ? ch->subs.prev : NULL; ch && pos != &ch->subs && greet; pos = tmp) {
+        tmp = pos->prev;
+        sub_t *sb = container_of(pos, sub_t, link);
+        if (!sb->event) continue;
+        greet--;
+        sb->event(sb, "unread", s, n);
+        rs->events++;
+    }
     free(s);
+    uint64_t next_exp = q.next_exp;
     tw_t *wheel = &hub->loop->wheel;
     if (next_exp) {
         uint64_t now = loop_wall_ms();
@@ -183,7 +190,9 @@ static void rs__on_sub(void *arg, chan_t *ch, sub_t *s, bool added)
     readstate_t *rs = arg;
     if (!s->event) return;
     rs_user_t *u = rs__feed_owner(rs, ch, added);
-    if (u) rs__dirty(rs, u);
+    if (!u) return;
+    u->greet += added; /* a new subscription is told the counts; a leaving one only may take the user offline */
+    rs__dirty(rs, u);
 }
 
 /* hub_observer_t.changed: a personal channel's or a watched channel's history changed. */

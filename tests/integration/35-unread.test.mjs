@@ -145,7 +145,7 @@ test('unread events on SSE, iframe, /ws and STOMP: at subscribe, on publish, on 
   });
 });
 
-test('a second device gets the count when it subscribes; after a burst of publishes the last event holds the whole count', T, async () => {
+test('a second device gets the count when it subscribes, the first hears nothing of it; after a burst of publishes the last event holds the whole count', T, async () => {
   await withHerald(authFlags(), async (h) => {
     const t42 = await tokenOf('42');
     const a = await openSSE(h, '/sub/@me', sseOpts(t42));
@@ -155,10 +155,16 @@ test('a second device gets the count when it subscribes; after a burst of publis
     await untilTotal(ua, 50, 'first device after the burst');
     const unreadEvents = a.events.filter((e) => e.event === 'unread').length;
     assert.ok(unreadEvents <= 51, `at most one event per publish: ${unreadEvents}`);
+    const before = a.events.filter((e) => e.event === 'unread').length;
     const b = await openSSE(h, '/sub/@me', sseOpts(t42));
     await untilTotal(devices.sse(b), 50, 'second device at subscribe');
-    a.close();
     b.close();
+    await waitSubs(h, 'user/42', 1);
+    await keyPublish(h, 'user/42', 'after');
+    await untilTotal(ua, 51, 'first device after one more');
+    /* the second device coming and going told the first nothing new: one event, for the publish */
+    assert.equal(a.events.filter((e) => e.event === 'unread').length, before + 1);
+    a.close();
   });
 });
 
