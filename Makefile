@@ -7,15 +7,25 @@
 #   make bench-mqtt the MQTT benchmark against mosquitto (bench/compare_mosquitto.sh)
 #   make bench-soak 10 minutes of mixed traffic on every transport: memory, latency, loss (bench/soak.sh)
 #   make bench-users 10,000 users on their own channels and read state, against nchan (bench/users.sh)
+#   make install    installs build/herald, the systemd unit, the man page and a sample herald.conf
+#                   (PREFIX=/usr/local, DESTDIR, BINDIR, SYSCONFDIR=/etc, MANDIR, UNITDIR); make uninstall
+#
+# The distribution's CPPFLAGS, CFLAGS and LDFLAGS are honoured on every compile and link line
+# (the fuzz targets, built with clang, take CPPFLAGS and LDFLAGS only). HERALD_VERSION names the
+# release (`herald --version`); the revision comes from git (HERALD_REVISION=... overrides it).
 
 CC      ?= cc
 CSTD     = -std=c11 -D_GNU_SOURCE
 WARN     = -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
-LDLIBS   = -linih -lcrypto -lz -ljansson -llmdb -lhiredis -lm
+CPPFLAGS ?=
+LDFLAGS ?=
+HERALD_VERSION ?= 0.9.0
+HERALD_REVISION ?=
+LDLIBS   = -linih -lssl -lcrypto -lz -ljansson -llmdb -lhiredis -lm
 DEPFLAGS = -MMD -MP
 
-LIB_SRC  = $(filter-out src/app/main.c,$(wildcard src/*/*.c)) build/gen/web_assets.c
+LIB_SRC  = $(filter-out src/app/main.c,$(wildcard src/*/*.c)) build/gen/web_assets.c build/gen/version.c
 WEB_FILES = $(sort $(wildcard web/*.html web/*.js web/*.mjs web/*.css))
 BENCH_SRC = $(wildcard bench/*.c)
 MAIN_SRC = src/app/main.c
@@ -36,15 +46,22 @@ build/gen/web_assets.c: $(WEB_FILES) tools/embed.sh
 	@mkdir -p $(dir $@)
 	bash tools/embed.sh $@ $(WEB_FILES)
 
+# Run on every make, rewritten only when its text changes (a commit, the tree turning dirty or
+# clean, another HERALD_VERSION, another day): only then is version.o rebuilt and herald relinked.
+build/gen/version.c: FORCE
+	@mkdir -p $(dir $@)
+	@bash tools/version.sh $@ '$(HERALD_VERSION)' '$(HERALD_REVISION)'
+FORCE:
+
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo '  CC      $<'
-	@$(CC) $(CSTD) $(WARN) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
+	@$(CC) $(CSTD) $(WARN) $(CPPFLAGS) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
 
 $(BA)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo '  CC asan $<'
-	@$(CC) $(CSTD) $(WARN) $(SANFLAGS) $(DEPFLAGS) -c $< -o $@
+	@$(CC) $(CSTD) $(WARN) $(CPPFLAGS) $(CFLAGS) $(SANFLAGS) $(DEPFLAGS) -c $< -o $@
 
 $(B)/libherald.a: $(call OBJS,$(B))
 	@rm -f $@; ar rcs $@ $^
@@ -52,16 +69,16 @@ $(BA)/libherald.a: $(call OBJS,$(BA))
 	@rm -f $@; ar rcs $@ $^
 
 $(B)/herald: $(B)/src/app/main.o $(patsubst %.c,$(B)/%.o,$(BENCH_SRC)) $(B)/libherald.a
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BA)/herald: $(BA)/src/app/main.o $(patsubst %.c,$(BA)/%.o,$(BENCH_SRC)) $(BA)/libherald.a
-	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(SANFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 UNIT_BIN  = $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 UNIT_ABIN = $(patsubst tests/unit/%.c,$(BA)/tests/%,$(UNIT_SRC))
 $(B)/tests/%: $(B)/tests/unit/%.o $(B)/libherald.a
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BA)/tests/%: $(BA)/tests/unit/%.o $(BA)/libherald.a
-	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(SANFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Fuzz targets: clang + libFuzzer, with ASan and UBSan; the library is rebuilt with coverage.
 FUZZ_CC    = clang
@@ -70,11 +87,11 @@ FUZZ_BIN   = $(patsubst fuzz/%.c,$(BF)/%,$(FUZZ_SRC))
 $(BF)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo '  CC fuzz $<'
-	@$(FUZZ_CC) $(CSTD) $(WARN) $(FUZZ_FLAGS) $(DEPFLAGS) -c $< -o $@
+	@$(FUZZ_CC) $(CSTD) $(WARN) $(CPPFLAGS) $(FUZZ_FLAGS) $(DEPFLAGS) -c $< -o $@
 $(BF)/libherald.a: $(call OBJS,$(BF))
 	@rm -f $@; ar rcs $@ $^
 $(BF)/fuzz_%: $(BF)/fuzz/fuzz_%.o $(BF)/libherald.a
-	$(FUZZ_CC) -g -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
+	$(FUZZ_CC) -g -fsanitize=fuzzer,address,undefined $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 build-all: $(B)/herald $(BA)/herald $(UNIT_BIN) $(UNIT_ABIN)
 
@@ -118,10 +135,46 @@ bench-soak: $(B)/herald
 bench-users: $(B)/herald
 	bash bench/users.sh
 
+# Installation. The unit's paths follow BINDIR and SYSCONFDIR; an existing herald.conf is never
+# overwritten (the new sample goes beside it as herald.conf.sample), and uninstall removes it
+# only when it is still the sample. The binary installed is the one built: no rebuild here
+# beyond what `make` itself would do.
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+SYSCONFDIR ?= /etc
+MANDIR     ?= $(PREFIX)/share/man
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+INSTALL    ?= install
+CONF        = $(DESTDIR)$(SYSCONFDIR)/herald/herald.conf
+
+install: $(B)/herald
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(SYSCONFDIR)/herald
+	$(INSTALL) -m 0755 $(B)/herald $(DESTDIR)$(BINDIR)/herald
+	sed -e 's|/usr/local/bin/herald|$(BINDIR)/herald|g' -e 's|/etc/herald/|$(SYSCONFDIR)/herald/|g' \
+	    packaging/herald.service > $(DESTDIR)$(UNITDIR)/herald.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/herald.service
+	$(INSTALL) -m 0644 packaging/herald.1 $(DESTDIR)$(MANDIR)/man1/herald.1
+	@if [ -e $(CONF) ] && ! cmp -s packaging/herald.conf $(CONF); then \
+	    echo "keeping $(CONF); the new sample is $(CONF).sample"; \
+	    $(INSTALL) -m 0644 packaging/herald.conf $(CONF).sample; \
+	else \
+	    echo "$(INSTALL) -m 0644 packaging/herald.conf $(CONF)"; \
+	    $(INSTALL) -m 0644 packaging/herald.conf $(CONF); \
+	fi
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/herald $(DESTDIR)$(UNITDIR)/herald.service $(DESTDIR)$(MANDIR)/man1/herald.1 \
+	    $(CONF).sample
+	@if [ -e $(CONF) ] && ! cmp -s packaging/herald.conf $(CONF); then \
+	    echo "keeping $(CONF): it was changed"; \
+	else \
+	    rm -f $(CONF); rmdir $(DESTDIR)$(SYSCONFDIR)/herald 2>/dev/null || true; \
+	fi
+
 clean:
 	rm -rf build
 
-.PHONY: all run deps build-deps test fuzz fuzz-smoke bench bench-mqtt bench-store bench-cluster bench-auth bench-soak bench-users clean build-all
+.PHONY: all run deps build-deps test fuzz fuzz-smoke bench bench-mqtt bench-store bench-cluster bench-auth bench-soak bench-users clean build-all install uninstall FORCE
 .SECONDARY:
 
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -8,7 +8,11 @@ cd "$(dirname "$0")/.."
 # some other way (nodesource, nvm) is used as it is.
 # `--build`: only what building herald needs (make run); otherwise everything make test needs.
 BUILD_PKGS=(gcc make libinih-dev libssl-dev zlib1g-dev libjansson-dev liblmdb-dev libhiredis-dev)
-PKGS=("${BUILD_PKGS[@]}" clang libclang-rt-14-dev redis-server redis-sentinel python3-websockets mosquitto-clients mosquitto python3-paho-mqtt procps)
+# systemd: systemd-analyze verifies packaging/herald.service (nothing is started); python3 (below)
+# also holds the NOTIFY_SOCKET the readiness test binds; nginx + openssl: the reverse-proxy test
+# (tests/integration/39-proxy.test.mjs runs its own nginx on a free port); openssl also makes the
+# throwaway CA and certificates of tests/integration/37-tls.test.mjs (with curl, mosquitto-clients)
+PKGS=("${BUILD_PKGS[@]}" clang libclang-rt-14-dev redis-server redis-sentinel python3-websockets mosquitto-clients mosquitto python3-paho-mqtt procps systemd nginx openssl)
 [ "${1:-}" = --build ] && PKGS=("${BUILD_PKGS[@]}")
 missing=()
 for p in "${PKGS[@]}"; do

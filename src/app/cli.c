@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "../core/err.h"
+#include "cli_net.h"
 #include "sse_client.h"
 
 #define IO_TIMEOUT_S 5
@@ -45,8 +46,9 @@
 int cli__parse_url(const char *url, cli__url_t *u)
 {
     memset(u, 0, sizeof(*u));
-    if (strncasecmp(url, "http://", 7) != 0) return HR_EINVAL;
-    const char *a = url + 7;
+    if (strncasecmp(url, "https://", 8) == 0) u->tls = true;
+    else if (strncasecmp(url, "http://", 7) != 0) return HR_EINVAL;
+    const char *a = url + (u->tls ? 8 : 7);
     size_t alen = strcspn(a, "/?#");
     if (a[alen] == '?' || a[alen] == '#') return HR_EINVAL;
     if (alen == 0 || alen >= sizeof(u->authority)) return HR_EINVAL;
@@ -78,7 +80,7 @@ int cli__parse_url(const char *url, cli__url_t *u)
         if (v < 1 || v > 65535) return HR_EINVAL;
         snprintf(u->port, sizeof(u->port), "%u", v);
     } else {
-        strcpy(u->port, "80");
+        strcpy(u->port, u->tls ? "443" : "80");
     }
     const char *path = end;
     size_t plen = strlen(path);
@@ -111,63 +113,10 @@ int cli__pct_encode(const char *s, const char *keep, char *out, size_t cap)
     return (int)o;
 }
 
-/* ---- sockets ---- */
-
-static void set_timeouts(int fd, int seconds)
-{
-    struct timeval tv = {.tv_sec = seconds};
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-}
-
-/* Connects to u within IO_TIMEOUT_S. Returns the fd, or -1 with a message in err. */
-static int dial(const cli__url_t *u, char *err, size_t errcap)
-{
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
-    int rc = getaddrinfo(u->host, u->port, &hints, &res);
-    if (rc != 0) {
-        snprintf(err, errcap, "%s: %s", u->host, gai_strerror(rc));
-        return -1;
-    }
-    int fd = -1, last_errno = 0;
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-        if (fd < 0) {
-            last_errno = errno;
-            continue;
-        }
-        set_timeouts(fd, IO_TIMEOUT_S);
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) break;
-        last_errno = errno == EINPROGRESS ? ETIMEDOUT : errno;
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    if (fd < 0) {
-        snprintf(err, errcap, "cannot connect to %s: %s", u->authority, strerror(last_errno));
-        return -1;
-    }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    return fd;
-}
-
-static int send_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return errno == EAGAIN || errno == EWOULDBLOCK ? HR_ETIMEDOUT : HR_EIO;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* ---- buffered reading and the response ---- */
 
 typedef struct {
-    int fd;
+    cli_net_t *net;
     size_t pos, len;
     char buf[16384];
 } rd_t;
@@ -175,14 +124,11 @@ typedef struct {
 /* Refills an empty buffer. Returns bytes read, 0 at EOF, or HR_ETIMEDOUT / HR_EIO. */
 static ssize_t rd_fill(rd_t *r)
 {
-    for (;;) {
-        ssize_t n = recv(r->fd, r->buf, sizeof(r->buf), 0);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK ? HR_ETIMEDOUT : HR_EIO;
-        r->pos = 0;
-        r->len = (size_t)n;
-        return n;
-    }
+    ssize_t n = cli_net_recv(r->net, r->buf, sizeof(r->buf));
+    if (n < 0) return n;
+    r->pos = 0;
+    r->len = (size_t)n;
+    return n;
 }
 
 /* Reads one line ending in LF (a CR before it is dropped) into line. Returns its length,
@@ -457,14 +403,18 @@ static int auth_header(const char *token, char *out, size_t cap)
 
 static void pub_usage(void)
 {
-    fprintf(stderr, "usage: herald pub [--url URL] [--token T] [--event NAME] CHANNEL [DATA]\n"
+    fprintf(stderr, "usage: herald pub [--url URL] [--token T] [--cacert FILE] [--event NAME] CHANNEL [DATA]\n"
                     "  Publishes DATA (or all of stdin) to CHANNEL and prints the JSON answer.\n"
-                    "  --token: an API key or a token (default $HERALD_TOKEN).\n");
+                    "  --token: an API key or a token (default $HERALD_TOKEN).\n"
+                    "  --cacert: CA certificates (PEM) that verify an https:// server (default $HERALD_CACERT,\n"
+                    "  else the system's).\n");
 }
+
+static const char *default_cacert(void) { return getenv("HERALD_CACERT"); }
 
 int cli_pub(int argc, char **argv)
 {
-    const char *url = default_url(), *event = NULL, *pos[2] = {NULL, NULL}, *token = NULL;
+    const char *url = default_url(), *event = NULL, *pos[2] = {NULL, NULL}, *token = NULL, *cacert = default_cacert();
     int npos = 0;
     bool opts_done = false;
     for (int i = 0; i < argc; i++) {
@@ -478,6 +428,8 @@ int cli_pub(int argc, char **argv)
             event = v;
         } else if (!opts_done && (v = opt_value(argc, argv, &i, "--token", NULL, &missing))) {
             token = v;
+        } else if (!opts_done && (v = opt_value(argc, argv, &i, "--cacert", NULL, &missing))) {
+            cacert = v;
         } else if (missing) {
             fprintf(stderr, "herald: %s needs a value\n", argv[i]);
             return 2;
@@ -499,7 +451,7 @@ int cli_pub(int argc, char **argv)
     }
     cli__url_t u;
     if (cli__parse_url(url, &u) < 0) {
-        fprintf(stderr, "herald: bad URL '%s' (want http://host[:port][/path])\n", url);
+        fprintf(stderr, "herald: bad URL '%s' (want http[s]://host[:port][/path])\n", url);
         return 2;
     }
     char chan[1024], ev[256];
@@ -521,9 +473,9 @@ int cli_pub(int argc, char **argv)
     }
     const char *data = pos[1] ? pos[1] : body;
 
-    char err[512];
-    int fd = dial(&u, err, sizeof(err));
-    if (fd < 0) {
+    char err[1024];
+    cli_net_t net;
+    if (cli_net_dial(&net, &u, cacert, IO_TIMEOUT_S, err, sizeof(err)) < 0) {
         fprintf(stderr, "herald: %s\n", err);
         free(body);
         return 1;
@@ -535,8 +487,8 @@ int cli_pub(int argc, char **argv)
                       "Connection: close\r\n\r\n",
                       u.base, chan, event ? "?event=" : "", event ? ev : "", u.authority, authz, blen);
     int rc = hn > 0 && (size_t)hn < sizeof(head) ? 0 : HR_EFULL;
-    if (rc == 0) rc = send_all(fd, head, (size_t)hn);
-    if (rc == 0) rc = send_all(fd, data, blen);
+    if (rc == 0) rc = cli_net_send_all(&net, head, (size_t)hn);
+    if (rc == 0) rc = cli_net_send_all(&net, data, blen);
     free(body);
 
     rd_t *r = malloc(sizeof(*r));
@@ -544,11 +496,11 @@ int cli_pub(int argc, char **argv)
     char *answer = NULL;
     size_t alen = 0;
     if (!r) rc = HR_ENOMEM;
-    if (r) r->fd = fd, r->pos = r->len = 0;
+    if (r) r->net = &net, r->pos = r->len = 0;
     /* Even when sending failed the server may have answered (e.g. 413 before the body). */
     int hrc = r ? read_head(r, &h, false) : HR_ENOMEM;
     if (hrc == 0) hrc = body_read_all(r, &h, &answer, &alen);
-    close(fd);
+    cli_net_close(&net);
     free(r);
     if (hrc < 0) {
         fprintf(stderr, "herald: %s: %s\n", u.authority, hr_strerror(rc < 0 ? rc : hrc));
@@ -580,6 +532,7 @@ typedef struct {
     bool out_failed;
     uint8_t *scratch;  /* base64 output, SSE_BUF bytes */
     char auth[CLI_AUTH_MAX]; /* "Authorization: Bearer T\r\n" or "" */
+    const char *cacert;      /* --cacert (NULL: the system's CAs) */
 } sub_ctx_t;
 
 static int on_event(void *ud, const sse_client_event_t *ev)
@@ -623,9 +576,9 @@ static sub_result_t sub_once(const cli__url_t *u, const char *path, sse_client_t
                              char *chunk, bool first, bool *streamed)
 {
     *streamed = false;
-    char err[512];
-    int fd = dial(u, err, sizeof(err));
-    if (fd < 0) {
+    char err[1024];
+    cli_net_t net;
+    if (cli_net_dial(&net, u, s->cacert, IO_TIMEOUT_S, err, sizeof(err)) < 0) {
         if (first) fprintf(stderr, "herald: %s\n", err);
         return first ? SUB_FATAL : SUB_RETRY;
     }
@@ -637,12 +590,12 @@ static sub_result_t sub_once(const cli__url_t *u, const char *path, sse_client_t
                       "Cache-Control: no-cache\r\n%s%sConnection: close\r\n\r\n",
                       path, u->authority, s->auth, idhdr);
     resp_t h;
-    r->fd = fd;
+    r->net = &net;
     r->pos = r->len = 0;
-    int rc = (size_t)hn < sizeof(head) ? send_all(fd, head, (size_t)hn) : HR_EFULL;
+    int rc = (size_t)hn < sizeof(head) ? cli_net_send_all(&net, head, (size_t)hn) : HR_EFULL;
     if (rc == 0) rc = read_head(r, &h, false);
     if (rc < 0) {
-        close(fd);
+        cli_net_close(&net);
         if (first) fprintf(stderr, "herald: %s: %s\n", u->authority, hr_strerror(rc));
         return first ? SUB_FATAL : SUB_RETRY;
     }
@@ -650,7 +603,7 @@ static sub_result_t sub_once(const cli__url_t *u, const char *path, sse_client_t
         char *answer = NULL;
         size_t alen = 0;
         body_read_all(r, &h, &answer, &alen);
-        close(fd);
+        cli_net_close(&net);
         /* While reconnecting, a 5xx (e.g. a restarting server) is worth another try. */
         if (!first && h.status >= 500) {
             free(answer);
@@ -662,18 +615,11 @@ static sub_result_t sub_once(const cli__url_t *u, const char *path, sse_client_t
         return SUB_FATAL;
     }
     if (strncasecmp(h.content_type, "text/event-stream", 17) != 0) {
-        close(fd);
+        cli_net_close(&net);
         fprintf(stderr, "herald: expected text/event-stream, got '%s'\n", h.content_type);
         return SUB_FATAL;
     }
-    /* The stream itself: no read timeout, keepalive probes instead. */
-    struct timeval none = {0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
-    int one = 1, idle = 30, intvl = 10, cnt = 3;
-    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+    cli_net_stream(&net); /* the stream itself: no read timeout, keepalive probes instead */
 
     sse_client_restart(p);
     *streamed = true;
@@ -691,20 +637,21 @@ static sub_result_t sub_once(const cli__url_t *u, const char *path, sse_client_t
             break;
         }
     }
-    close(fd);
+    cli_net_close(&net);
     return res;
 }
 
 static void sub_usage(void)
 {
-    fprintf(stderr, "usage: herald sub [--url URL] [--token T] [--last-id N] [-n COUNT] CHANNEL\n"
+    fprintf(stderr, "usage: herald sub [--url URL] [--token T] [--cacert FILE] [--last-id N] [-n COUNT] CHANNEL\n"
                     "  Prints the data of each message on CHANNEL; reconnects and resumes.\n"
-                    "  --token: a token or an API key (default $HERALD_TOKEN).\n");
+                    "  --token: a token or an API key (default $HERALD_TOKEN).\n"
+                    "  --cacert: CA certificates (PEM) that verify an https:// server (default $HERALD_CACERT).\n");
 }
 
 int cli_sub(int argc, char **argv)
 {
-    const char *url = default_url(), *last_id = NULL, *chan_arg = NULL, *token = NULL;
+    const char *url = default_url(), *last_id = NULL, *chan_arg = NULL, *token = NULL, *cacert = default_cacert();
     long limit = 0;
     bool opts_done = false;
     for (int i = 0; i < argc; i++) {
@@ -718,6 +665,8 @@ int cli_sub(int argc, char **argv)
             last_id = v;
         } else if (!opts_done && (v = opt_value(argc, argv, &i, "--token", NULL, &missing))) {
             token = v;
+        } else if (!opts_done && (v = opt_value(argc, argv, &i, "--cacert", NULL, &missing))) {
+            cacert = v;
         } else if (!opts_done && (v = opt_value(argc, argv, &i, "--count", "-n", &missing))) {
             char *end;
             errno = 0;
@@ -752,7 +701,7 @@ int cli_sub(int argc, char **argv)
     }
     cli__url_t u;
     if (cli__parse_url(url, &u) < 0) {
-        fprintf(stderr, "herald: bad URL '%s' (want http://host[:port][/path])\n", url);
+        fprintf(stderr, "herald: bad URL '%s' (want http[s]://host[:port][/path])\n", url);
         return 2;
     }
     char chan[1024], path[1600];
@@ -762,7 +711,7 @@ int cli_sub(int argc, char **argv)
     }
     snprintf(path, sizeof(path), "%s/sub/%s", u.base, chan);
 
-    sub_ctx_t s = {.limit = limit};
+    sub_ctx_t s = {.limit = limit, .cacert = cacert};
     if (auth_header(token, s.auth, sizeof(s.auth))) return 2;
     sse_client_t *p = malloc(sizeof(*p));
     char *sbuf = malloc(SSE_BUF), *chunk = malloc(65536);

@@ -1,9 +1,10 @@
 /* cli.h - the `herald pub` and `herald sub` client subcommands: a small blocking HTTP/1.1
- * client over POSIX sockets (Content-Length and chunked bodies) and an SSE subscriber that
+ * client over POSIX sockets or TLS (cli_net.h; https:// URLs, --cacert FILE) (Content-Length and chunked bodies) and an SSE subscriber that
  * resumes with Last-Event-ID after a disconnect. No global state; every call stands alone. */
 #ifndef HERALD_CLI_H
 #define HERALD_CLI_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* `herald pub [--url URL] [--event NAME] CHANNEL [DATA]`. argv[0] is the first argument after
@@ -30,15 +31,17 @@ int cli_token(int argc, char **argv);
 
 /* ---- internal, exposed for tests ---- */
 
-/* A parsed "http://host[:port][/base]" URL. authority is what goes in the Host header. */
+/* A parsed "http[s]://host[:port][/base]" URL. authority is what goes in the Host header. */
 typedef struct {
+    bool tls;            /* https:// (cli_net.h) */
     char host[256];      /* without brackets */
     char port[8];        /* "80" when absent */
     char authority[300]; /* host[:port] as written */
     char base[512];      /* path prefix without a trailing '/', may be "" */
 } cli__url_t;
 
-/* Parses url into u. Returns 0, or HR_EINVAL (not http://, bad port, too long, has a query). */
+/* Parses url into u. Returns 0, or HR_EINVAL (not http:// or https://, bad port, too long, has a
+ * query). The port defaults to 80, or 443 for https://. */
 int cli__parse_url(const char *url, cli__url_t *u);
 
 /* Percent-encodes s into out (cap bytes, NUL-terminated), keeping unreserved characters

@@ -57,8 +57,10 @@ typedef struct {
 
 static const char *const STORES[] = {"memory", "lmdb", NULL};
 static const char *const ENGINES[] = {"local", "redis", NULL};
+static const char *const LOG_FORMATS[] = {"text", "json", NULL};
 static const char *const DURABILITY[] = {"interval", "sync", NULL};
 static const char *const HISTORY_POLICIES[] = {"trim", "refuse", NULL};
+static const char *const TLS_VERSIONS[] = {"1.2", "1.3", NULL};
 
 #define F(field) offsetof(cfg_t, field), sizeof(((cfg_t *)0)->field)
 
@@ -83,11 +85,15 @@ static const key_def_t KEYS[] = {
     {"store_map_size", "server", K_SIZE64, F(store_map_size), 1u << 20, 1ull << 40, NULL},
     {"cors_origins", "server", K_ORIGINS, F(cors_origins), 0, 0, NULL},
     {"log_level", "server", K_LOGLEVEL, F(log_level), 0, 3, NULL},
+    {"log_format", "server", K_CHOICE, F(log_format), 0, 0, LOG_FORMATS},
     {"max_connections", "server", K_COUNT, F(max_connections), 1, 10000000, NULL},
     {"max_channels", "server", K_COUNT, F(max_channels), 1, 1000000000, NULL},
     {"max_connections_per_ip", "server", K_COUNT, F(max_connections_per_ip), 0, 10000000, NULL},
     {"max_new_connections_per_ip", "server", K_COUNT, F(max_new_connections_per_ip), 0, 10000000, NULL},
     {"per_ip_exempt", "server", K_STR, F(per_ip_exempt), 0, 0, NULL},
+    {"trusted_proxies", "server", K_STR, F(trusted_proxies), 0, 0, NULL},
+    {"shutdown_timeout", "server", K_SECS, F(shutdown_timeout_ms), 0, 3600000, NULL},
+    {"access_log", "server", K_STR, F(access_log), 0, 0, NULL},
     {"header_timeout", "http", K_SECS, F(header_timeout_ms), 1, 3600000, NULL},
     {"keepalive_timeout", "http", K_SECS, F(keepalive_timeout_ms), 1, 86400000, NULL},
     {"max_target", "http", K_SIZE32, F(max_target), 16, 1u << 20, NULL},
@@ -168,11 +174,24 @@ static const key_def_t KEYS[] = {
     {"max_presence_entries", "presence", K_COUNT, F(max_presence_entries), 1, 1000000000, NULL},
     {"presence_node_timeout", "presence", K_SECS, F(presence_node_timeout_ms), 2000, 3600000, NULL},
     {"users_last_seen_ttl", "presence", K_SECS, F(users_last_seen_ttl_ms), 1000, 4000000000u, NULL},
+    /* TLS listeners (src/core/tls.h, src/app/tls_setup.c) */
+    {"https", "tls", K_ADDR_OPT, F(https_addr), 0, 0, NULL},
+    {"mqtts", "tls", K_ADDR_OPT, F(mqtts_addr), 0, 0, NULL},
+    {"tls_cert", "tls", K_STR, F(tls_cert), 0, 0, NULL},
+    {"tls_key", "tls", K_STR, F(tls_key), 0, 0, NULL},
+    {"tls_ca", "tls", K_STR, F(tls_ca), 0, 0, NULL},
+    {"tls_require_client_cert", "tls", K_BOOL, F(tls_require_client_cert), 0, 1, NULL},
+    {"mqtt_cert_identity", "tls", K_BOOL, F(mqtt_cert_identity), 0, 1, NULL},
+    {"tls_min_version", "tls", K_CHOICE, F(tls_min_version), 0, 0, TLS_VERSIONS},
+    {"tls_ciphers", "tls", K_STR, F(tls_ciphers), 0, 0, NULL},
+    {"tls_sni_certs", "tls", K_STR, F(tls_sni_certs), 0, 0, NULL},
+    {"tls_handshake_timeout", "tls", K_SECS, F(tls_handshake_timeout_ms), 100, 3600000, NULL},
+    {"tls_ktls", "tls", K_BOOL, F(tls_ktls), 0, 1, NULL},
 };
 #define NKEYS (sizeof(KEYS) / sizeof(KEYS[0]))
 
 static const char *const SECTIONS[] = {"server", "http", "history", "delivery", "websocket", "presence",
-                                       "stomp", "mqtt", "limits", "publish", "auth"};
+                                       "stomp", "mqtt", "limits", "publish", "auth", "tls"};
 static const char *const LOG_LEVELS[] = {"error", "warn", "info", "debug"};
 static const char *const POLICIES[] = {"drop", "disconnect"};
 
@@ -201,6 +220,7 @@ void cfg_defaults(cfg_t *cfg)
     cfg->max_connections_per_ip = 1000;
     cfg->max_new_connections_per_ip = 100;
     strcpy(cfg->per_ip_exempt, "127.0.0.1 ::1");
+    cfg->shutdown_timeout_ms = 10000;
     cfg->header_timeout_ms = 10000;
     cfg->keepalive_timeout_ms = 60000;
     cfg->max_target = 4096;
@@ -260,6 +280,8 @@ void cfg_defaults(cfg_t *cfg)
     cfg->max_presence_entries = 1000000;
     cfg->presence_node_timeout_ms = 10000;
     cfg->users_last_seen_ttl_ms = 2592000000u;
+    cfg->tls_handshake_timeout_ms = 10000;
+    cfg->tls_ktls = true;
 }
 
 static int fail(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -786,4 +808,38 @@ size_t cfg_dump(const cfg_t *cfg, char *out, size_t cap)
     d.len += cfg_ns_dump(cfg, out, d.len, cap);
     if (cap && d.len >= cap) out[cap - 1] = '\0';
     return d.len < cap ? d.len : (cap ? cap - 1 : 0);
+}
+
+/* The bytes a key's value takes in cfg_t. */
+static size_t key_bytes(const key_def_t *k)
+{
+    switch (k->type) {
+    case K_ADDR:
+    case K_ADDR_OPT:
+    case K_STR:
+    case K_PATH:
+    case K_ORIGINS:
+    case K_SECRET: return k->size;
+    case K_SIZE64: return sizeof(uint64_t);
+    case K_BOOL: return sizeof(bool);
+    default: return sizeof(uint32_t);
+    }
+}
+
+void cfg_diff(const cfg_t *a, const cfg_t *b, void (*cb)(void *arg, const char *key, const char *section), void *arg)
+{
+    for (size_t i = 0; i < sizeof(KEYS) / sizeof(KEYS[0]); i++) {
+        const key_def_t *k = &KEYS[i];
+        const char *x = (const char *)a + k->off, *y = (const char *)b + k->off;
+        bool differ = k->size && key_bytes(k) == k->size ? strncmp(x, y, k->size) != 0 : memcmp(x, y, key_bytes(k)) != 0;
+        if (differ) cb(arg, k->name, k->section);
+    }
+}
+
+bool cfg_copy_key(cfg_t *dst, const cfg_t *src, const char *key)
+{
+    const key_def_t *k = find_key(key);
+    if (!k) return false;
+    memcpy((char *)dst + k->off, (const char *)src + k->off, key_bytes(k));
+    return true;
 }

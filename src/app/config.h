@@ -12,6 +12,7 @@ typedef enum { SLOW_DROP = 0, SLOW_DISCONNECT = 1 } slow_policy_t;
 
 enum { STORE_MEMORY = 0, STORE_LMDB = 1 };
 enum { ENGINE_LOCAL = 0, ENGINE_REDIS = 1 };
+enum { LOG_FORMAT_TEXT = 0, LOG_FORMAT_JSON = 1 };
 enum { DURABILITY_INTERVAL = 0, DURABILITY_SYNC = 1 };
 enum { HISTORY_TRIM = 0, HISTORY_REFUSE = 1 };
 
@@ -34,6 +35,7 @@ typedef struct {
     char http_addr[64];    /* http = 127.0.0.1:8080 (host:port, [v6]:port) */
     char mqtt_addr[64];    /* mqtt = 127.0.0.1:1883 (MQTT over TCP; "" disables it) */
     char data_dir[256];    /* data_dir = ./herald-data */
+    uint32_t log_format;   /* log_format = text | json (LOG_FORMAT_*: one JSON object a line) */
     uint32_t engine;       /* engine = local (one node, `store` below) | redis (nodes share channels through redis) */
     char redis_addr[64];   /* redis = 127.0.0.1:6379, used with engine = redis */
     char redis_password[256];      /* redis_password = "": AUTH password (never printed) */
@@ -56,6 +58,9 @@ typedef struct {
     uint32_t max_connections_per_ip;     /* max_connections_per_ip = 1000 (0: no limit) */
     uint32_t max_new_connections_per_ip; /* max_new_connections_per_ip = 100 per second (0: no limit) */
     char per_ip_exempt[256];  /* per_ip_exempt = "127.0.0.1 ::1": addresses not limited (a local proxy) */
+    uint32_t shutdown_timeout_ms; /* shutdown_timeout = 10 (seconds): SIGTERM drains this long at most */
+    char trusted_proxies[256]; /* trusted_proxies = "": proxies whose X-Forwarded-For names the client (http/access.h) */
+    char access_log[256];     /* access_log = "": off, "stderr", or a file appended to (http/access.h) */
     /* [http] */
     uint32_t header_timeout_ms; /* header_timeout = 10 (seconds; float allowed) */
     uint32_t keepalive_timeout_ms; /* keepalive_timeout = 60 (seconds) idle keep-alive connection */
@@ -153,6 +158,19 @@ typedef struct {
                                           entries stop counting after this */
     uint32_t users_last_seen_ttl_ms;  /* users_last_seen_ttl = 2592000 (seconds): engine = redis, how long an
                                          offline user's last_seen is kept in Redis */
+    /* [tls] TLS listeners beside the plain ones (src/core/tls.h) */
+    char https_addr[64];              /* https = "": HTTPS listen address (every HTTP transport over TLS; "" off) */
+    char mqtts_addr[64];              /* mqtts = "": MQTT over TLS listen address ("" off) */
+    char tls_cert[256];               /* tls_cert = "": PEM certificate chain (leaf first) of both listeners */
+    char tls_key[256];                /* tls_key = "": its PEM private key (not encrypted) */
+    char tls_ca[256];                 /* tls_ca = "": PEM CAs of MQTT client certificates (set: mqtts asks for one) */
+    bool tls_require_client_cert;     /* tls_require_client_cert = false: mqtts refuses clients without one */
+    bool mqtt_cert_identity;          /* mqtt_cert_identity = false: a verified client certificate's CN is the MQTT user */
+    uint32_t tls_min_version;         /* tls_min_version = 1.2 | 1.3 (index 0, 1) */
+    char tls_ciphers[192];            /* tls_ciphers = "": TLS 1.2 cipher list ("": ECDHE + AEAD only) */
+    char tls_sni_certs[256];          /* tls_sni_certs = "": directory of NAME.crt + NAME.key served by SNI */
+    uint32_t tls_handshake_timeout_ms; /* tls_handshake_timeout = 10 (seconds) */
+    bool tls_ktls;                    /* tls_ktls = true: let the kernel write TLS records where it can (kernel TLS) */
     /* [namespace NAME] sections, in file order (no flags: config file only) */
     uint32_t nnamespaces;
     cfg_ns_t namespaces[CFG_MAX_NAMESPACES];
@@ -197,6 +215,13 @@ size_t cfg_ns_dump(const cfg_t *cfg, char *out, size_t len, size_t cap);
 /* Writes every key with its current value as INI text (for `herald serve --print-config`).
  * Returns bytes written (truncated to cap). */
 size_t cfg_dump(const cfg_t *cfg, char *out, size_t cap);
+
+/* Calls cb(arg, key, section) for every key whose value differs between a and b (SIGHUP:
+ * src/app/reload.c). [namespace] sections are not compared. */
+void cfg_diff(const cfg_t *a, const cfg_t *b, void (*cb)(void *arg, const char *key, const char *section), void *arg);
+
+/* Copies key's value from src into dst; false for an unknown key. */
+bool cfg_copy_key(cfg_t *dst, const cfg_t *src, const char *key);
 
 /* config_help.c: the documentation of every key, made from cfg_dump() of the defaults (so from
  * the key table) with one line of text per key. sample = false: `herald help serve` (usage, then

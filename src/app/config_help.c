@@ -42,11 +42,15 @@ static const key_help_t HELP[] = {
     {"store_map_size", "the largest the LMDB file may grow (publishes beyond fail with 503)"},
     {"cors_origins", "origins given CORS answers, space/comma separated, or \"*\" (\"\": none)"},
     {"log_level", "error, warn, info or debug"},
+    {"log_format", "text (one line: time level message) or json (one object a line: time, level, msg)"},
     {"max_connections", "connections at most; beyond, new ones get 503 and are closed"},
     {"max_channels", "channels in memory at most; a new one beyond is refused until idle ones expire"},
     {"max_connections_per_ip", "open connections (HTTP and MQTT together) one client address may hold (0: no limit)"},
     {"max_new_connections_per_ip", "new connections per second one client address may open (0: no limit)"},
     {"per_ip_exempt", "addresses the two per-address limits do not apply to (put your reverse proxy here)"},
+    {"shutdown_timeout", "seconds SIGTERM waits for goodbyes to be written and parked publishes answered"},
+    {"trusted_proxies", "reverse proxies (addresses) whose X-Forwarded-For names the client in logs (\"\": none)"},
+    {"access_log", "one line per HTTP response: \"\" off, stderr, or a file appended to (credentials redacted)"},
     /* [http] */
     {"header_timeout", "seconds a request head (and body) may take to arrive, else 408"},
     {"keepalive_timeout", "seconds an idle keep-alive connection is kept"},
@@ -132,6 +136,19 @@ static const key_help_t HELP[] = {
     {"max_presence_entries", "(channel, user) entries a node tracks at most"},
     {"presence_node_timeout", "engine = redis: seconds after which a silent node's users no longer count"},
     {"users_last_seen_ttl", "engine = redis: seconds an offline user's last_seen is kept in Redis"},
+    /* [tls] */
+    {"https", "HTTPS listen address beside http: every HTTP transport over TLS (WSS too) (\"\": off)"},
+    {"mqtts", "MQTT over TLS listen address beside mqtt (\"\": off)"},
+    {"tls_cert", "PEM certificate chain (leaf first) of the https and mqtts listeners; reloaded on SIGHUP"},
+    {"tls_key", "PEM private key of tls_cert (not encrypted); reloaded on SIGHUP"},
+    {"tls_ca", "PEM CA file of MQTT client certificates: set, mqtts asks clients for a certificate"},
+    {"tls_require_client_cert", "mqtts refuses a client without a certificate tls_ca verifies"},
+    {"mqtt_cert_identity", "a verified client certificate's subject CN is the MQTT user (turns access control on)"},
+    {"tls_min_version", "oldest TLS version accepted: 1.2 or 1.3"},
+    {"tls_ciphers", "TLS 1.2 cipher list in OpenSSL's syntax (\"\": ECDHE with AES-GCM or ChaCha20 only)"},
+    {"tls_sni_certs", "directory of NAME.crt + NAME.key pairs served to clients asking for their names (SNI)"},
+    {"tls_handshake_timeout", "seconds a TLS handshake may take before the connection is closed"},
+    {"tls_ktls", "let the kernel encrypt (kernel TLS) where it offers it: queued frames then go out with writev"},
 };
 #define NHELP (sizeof(HELP) / sizeof(HELP[0]))
 
@@ -195,7 +212,10 @@ size_t cfg_help(char *out, size_t cap, bool sample)
                 "# Every key is listed with its default, commented out: uncomment a line to change it. Sections are for\n"
                 "# reading only (a key may stand under any). Durations are in seconds (decimals allowed) unless said\n"
                 "# otherwise; sizes take k, m or g. Every key is also a flag (--key value) that wins over this file.\n"
-                "# Made from `herald help config`; README.md and docs/auth.md say more about each key.\n");
+                "# Made by `herald help config` (packaging/herald.conf is its output); README.md and docs/auth.md\n"
+                "# say more about each key. The systemd unit (packaging/herald.service) runs herald in its state\n"
+                "# directory, /var/lib/herald, so the relative data_dir below lands there; files named here\n"
+                "# (secrets, keys, permissions) must be readable by the service (see the unit's LoadCredential=).\n");
     else
         put(&t, "usage: herald serve [-c FILE] [--KEY VALUE ...] [--print-config] [--check]\n"
                 "       herald check-config [-c FILE] [--KEY VALUE ...]\n\n"

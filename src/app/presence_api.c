@@ -142,18 +142,9 @@ void presence_api_handle(app_t *app, http_conn_t *hc, http_req_t *req, span_t re
         return;
     }
     char chan[HUB_MAX_CHANNEL + 1];
-    ssize_t cn = http_pct_decode(rest.p, rest.n - 9 /* "/presence" */, chan, sizeof(chan));
-    if (cn < 0 || !hub_channel_valid(chan, (size_t)cn)) {
-        http_error(hc, HR_ECHANNEL, "invalid channel name");
-        return;
-    }
-    /* an admin (API key), or a client that may read the channel */
-    auth_id_t *id = xp_auth_request(&app->xp, hc, req);
-    if (!id) return;
-    bool ok = auth_is_admin(id) || auth_can_subscribe(id, chan, (size_t)cn);
-    if (!ok) xp_deny_http(&app->xp, hc, id, "read the presence of", chan, (size_t)cn);
-    auth_unref(id);
-    if (!ok) return;
+    span_t enc = {rest.p, rest.n - 9 /* "/presence" */};
+    ssize_t cn = xp_read_channel(&app->xp, hc, req, enc, chan, sizeof(chan), "read the presence of");
+    if (cn < 0) return; /* an admin (API key), or a client that may read the channel */
     presence_t *p = app->xp.hub->pres;
     if (!(presence_flags(p, chan, (size_t)cn) & PRES_LIST)) {
         http_error(hc, HR_ENOTFOUND, "presence is not enabled for this channel");

@@ -21,6 +21,7 @@
 
 #include "../core/err.h"
 #include "../core/log.h"
+#include "../core/procstat.h"
 #include <strings.h>
 #include "publish.h"
 #include "chanlist.h"
@@ -28,6 +29,8 @@
 #include "userapi.h"
 #include "withdraw.h"
 #include "readstate.h"
+#include "tls_setup.h"
+#include "version.h"
 #include "web.h"
 
 static bool routes__prefix(span_t path, const char *lit, span_t *rest)
@@ -248,18 +251,8 @@ static const http_xport_ops_t routes__info_ops = {.on_close = routes__info_close
 static void routes__channel_info(app_t *app, http_conn_t *hc, http_req_t *req, span_t rest)
 {
     char chan[HUB_MAX_CHANNEL + 1];
-    ssize_t cn = http_pct_decode(rest.p, rest.n, chan, sizeof(chan));
-    if (cn < 0 || !hub_channel_valid(chan, (size_t)cn)) {
-        http_error(hc, HR_ECHANNEL, "invalid channel name");
-        return;
-    }
-    /* an admin, or a client that may read the channel anyway */
-    auth_id_t *id = xp_auth_request(&app->xp, hc, req);
-    if (!id) return;
-    bool ok = auth_is_admin(id) || auth_can_subscribe(id, chan, (size_t)cn);
-    if (!ok) xp_deny_http(&app->xp, hc, id, "read", chan, (size_t)cn);
-    auth_unref(id);
-    if (!ok) return;
+    ssize_t cn = xp_read_channel(&app->xp, hc, req, rest, chan, sizeof(chan), "read"); /* an admin, or a reader */
+    if (cn < 0) return;
     engine_t *e = app->xp.hub->engine;
     /* an engine shared by several nodes knows channels this node has not used yet: it loads the
      * channel, counts its subscribers on every node, and the answer waits for both (it never
@@ -276,6 +269,30 @@ static void routes__channel_info(app_t *app, http_conn_t *hc, http_req_t *req, s
         free(q);
     }
     routes__channel_answer(app, hc, chan, (size_t)cn, false, 0); /* this node's own view */
+}
+
+/* The operator's figures: connections refused by reason, latency histograms, process_*. */
+static size_t routes__ops_metrics(app_t *app, http_conn_t *hc, char *out, size_t cap)
+{
+    const iplimit_t *ipl = app->xp.ipl;
+    int k = snprintf(out, cap,
+                     "# HELP herald_connections_refused_total Connections refused, by reason.\n"
+                     "# TYPE herald_connections_refused_total counter\n"
+                     "herald_connections_refused_total{reason=\"max_connections\"} %llu\n"
+                     "herald_connections_refused_total{reason=\"max_connections_per_ip\"} %llu\n"
+                     "herald_connections_refused_total{reason=\"max_new_connections_per_ip\"} %llu\n"
+                     "herald_connections_refused_total{reason=\"fd_limit\"} %llu\n",
+                     (unsigned long long)app->xp.metrics->rejected, (unsigned long long)(ipl ? ipl->refused_conns : 0),
+                     (unsigned long long)(ipl ? ipl->refused_rate : 0), (unsigned long long)hc->srv->loop->fd_shed);
+    size_t n = k > 0 && (size_t)k < cap ? (size_t)k : 0;
+    n += histo_render(&app->xp.hub->commit_lat, "herald_store_commit_seconds",
+                      "Store commits that held writes, by how long they took.", out + n, cap - n);
+    n += histo_render(&app->xp.hub->publish_lat, "herald_publish_latency_seconds",
+                      "Publishes from being taken to being delivered and answered (the store's commit or the engine's "
+                      "answer included).",
+                      out + n, cap - n);
+    n += procstat_render(out + n, cap - n);
+    return n;
 }
 
 static size_t routes__auth_metrics(const auth_t *a, char *out, size_t cap)
@@ -417,11 +434,16 @@ void routes_handle(http_conn_t *hc, http_req_t *req, span_t body)
         routes__health(app, hc, span_eq(req->path, "/readyz"));
     } else if (span_eq(req->path, "/metrics")) {
         if (!app->xp.cfg->metrics_public && !xp_require_admin(&app->xp, hc, req, "read metrics", NULL, 0)) return;
-        char out[32768]; /* the whole page is about 13 KB with every family (Redis, auth) */
+        char out[65536]; /* the whole page is about 20 KB with every family (Redis, auth, presence) */
         size_t n = metrics_render(app->xp.metrics, app->xp.hub->published, app->xp.hub->nchannels, app->xp.hub->subscriptions,
                                   hc->srv->loop->bytes_in, hc->srv->loop->bytes_out, hc->srv->loop->input_holds, out,
                                   sizeof(out));
         n += routes__auth_metrics(app->auth, out + n, sizeof(out) - n);
+        n += version_metrics(out + n, sizeof(out) - n); /* herald_build_info */
+        if (app->tls) { /* herald_tls_* (tls.h) */
+            tls_ctx_t *tc[2] = {app->tls->https, app->tls->mqtts};
+            n += tls_metrics(tc, 2, out + n, sizeof(out) - n);
+        }
         int k = snprintf(out + n, sizeof(out) - n,
                          "# HELP herald_channels_refused_total New channels refused at max_channels.\n"
                          "# TYPE herald_channels_refused_total counter\nherald_channels_refused_total %llu\n",
@@ -448,6 +470,7 @@ void routes_handle(http_conn_t *hc, http_req_t *req, span_t body)
         if (app->xp.hub->pres) n += presence_metrics(app->xp.hub->pres, out + n, sizeof(out) - n);
         engine_t *e = app->xp.hub->engine;
         if (e && e->ops->metrics) n += e->ops->metrics(e, out + n, sizeof(out) - n);
+        n += routes__ops_metrics(app, hc, out + n, sizeof(out) - n);
         http_respond(hc, 200, "text/plain; version=0.0.4; charset=utf-8", out, n, "Cache-Control: no-cache\r\n");
     } else {
         const web_file_t *f = web_find(req->path.p, req->path.n);

@@ -19,6 +19,13 @@ typedef struct {
     publish_t *pub;  /* the publish routes' state (publish.h) */
     readstate_t *reads; /* read cursors and unread counts (readstate.h) */
     bool check_host; /* refuse Host names that are neither loopback nor in allowed_hosts */
+    struct app_tls *tls; /* the https and mqtts contexts (tls_setup.h): their metrics, SIGHUP */
+    cfg_t *cfg;          /* the running configuration (xp.cfg), changed in place by a reload */
+    int argc;            /* serve's arguments, read again on SIGHUP (reload.h) */
+    char **argv;
+    auth_t *boot_auth;   /* the access control serve started with (not freed by reload.c) */
+    auth_t *old_auths[8]; /* access control replaced by reloads: kept for the identities made with it */
+    uint32_t nold_auths;
 } app_t;
 
 /* True when h is a loopback name with or without a port: localhost, *.localhost, 127.0.0.0/8,

@@ -326,7 +326,8 @@ int auth_init(auth_t *a, const cfg_t *cfg, char *err, size_t cap)
         rc = HR_EINVAL;
         goto fail;
     }
-    a->enabled = a->keys || a->nkeys || a->have_rules || a->pw;
+    a->certs = cfg->mqtt_cert_identity;
+    a->enabled = a->keys || a->nkeys || a->have_rules || a->pw || a->certs;
     a->anon_any = !a->enabled || (cfg->allow_anonymous && !a->have_rules);
     if (cfg->token_cache_size && a->keys && !(a->cache = auth__cache_new(cfg->token_cache_size))) {
         snprintf(err, cap, "out of memory");
@@ -555,6 +556,18 @@ int auth_login(auth_t *a, const char *user, size_t un, const char *pass, size_t 
     }
     a->stats.logins_bad++;
     *why = a->pw || a->keys ? "bad user name or password" : "credentials are not accepted (no auth configured)";
+    return HR_EAUTH;
+}
+
+int auth_cert_user(auth_t *a, const char *cn, size_t n, auth_id_t **out, const char **why)
+{
+    *out = NULL;
+    if (a->certs && acl_sub_valid(cn, n) && (*out = auth__user(a, cn, n))) {
+        a->stats.logins_ok++;
+        return 0;
+    }
+    a->stats.logins_bad++;
+    *why = "the client certificate's name is not a valid user id";
     return HR_EAUTH;
 }
 

@@ -64,6 +64,7 @@ struct auth {
     bool enabled;         /* access control is on */
     bool anon_any;        /* anonymous clients may do everything on channels */
     bool have_rules;
+    bool certs;           /* mqtt_cert_identity: a verified client certificate names the MQTT user */
     jwt_keys_t *keys;     /* NULL: no tokens accepted */
     jwt_policy_t policy;  /* issuer, audience, leeway, max_len (now_s set per call) */
     acl_rules_t rules;
@@ -107,6 +108,12 @@ int auth_bearer(auth_t *a, const char *cred, size_t n, auth_id_t **out, const ch
  * key (whatever the user name). 0 or HR_EAUTH with *why. */
 int auth_login(auth_t *a, const char *user, size_t un, const char *pass, size_t pn, auth_id_t **out,
                const char **why);
+
+/* The identity of a client whose TLS client certificate tls_ca verified (mqtt_cert_identity): the
+ * user named by the certificate's subject CN cn[0..n), with the permissions file's "user" and
+ * "user:CN" rules, like a password-file login. 0, or HR_EAUTH with *why (the CN is not a valid
+ * user id, or mqtt_cert_identity is off). */
+int auth_cert_user(auth_t *a, const char *cn, size_t n, auth_id_t **out, const char **why);
 
 /* A new reference to the identity of a client without a credential (the open identity when
  * access control is off). */

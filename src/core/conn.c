@@ -12,6 +12,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "tls.h"
 
 #define CONN_RBUF_INITIAL 4096
 #define CONN_READS_PER_EVENT 4 /* fairness: one fire-hose peer cannot starve the rest */
@@ -21,7 +22,13 @@ static void conn__on_event(loop_t *loop, watcher_t *w, uint32_t events);
 static void conn__on_timer(tw_entry_t *e)
 {
     conn_t *c = container_of(e, conn_t, timer);
-    if (!c->closing && c->ops->on_timer) c->ops->on_timer(c);
+    if (c->closing) return;
+    if (c->tls && tls__handshaking(c->tls)) { /* the handshake deadline (tls.h) */
+        tls__handshake_timeout(c);
+        conn_close(c, HR_ETIMEDOUT);
+        return;
+    }
+    if (c->ops->on_timer) c->ops->on_timer(c);
 }
 
 int conn_init(conn_t *c, loop_t *loop, int fd, const conn_ops_t *ops, uint32_t rmax, uint64_t wq_limit)
@@ -39,6 +46,7 @@ int conn_init(conn_t *c, loop_t *loop, int fd, const conn_ops_t *ops, uint32_t r
     list_init(&c->stall);
     c->closing = c->end_after_write = c->read_paused = c->input_while_paused = false;
     c->close_reason = 0;
+    c->tls = NULL;
     return loop_watch(loop, &c->w, LOOP_READ | LOOP_RDHUP);
 }
 
@@ -94,7 +102,11 @@ static void conn__update_interest(conn_t *c)
      * too until input actually arrives while paused: most parked clients send nothing, so
      * pausing and resuming cost no epoll_ctl calls. */
     else if (c->read_paused) ev |= LOOP_RDHUP | (c->input_while_paused ? 0 : LOOP_READ);
-    if (!wq_empty(&c->wq)) ev |= LOOP_WRITE;
+    /* writability is asked for only after a write the kernel did not take whole: queued output
+     * is written at the end of this iteration anyway (pending_writes), so asking at once would
+     * cost an epoll_ctl to add it and another to drop it after the write (two per request) */
+    if (c->write_blocked && !wq_empty(&c->wq)) ev |= LOOP_WRITE;
+    if (c->tls) ev = tls__interest(c->tls, ev); /* the handshake, or a record layer that needs the other way */
     loop_modify(c->loop, &c->w, ev);
 }
 
@@ -105,7 +117,7 @@ void conn_pause_read(conn_t *c, bool paused)
     if (!paused) c->input_while_paused = false;
     conn__update_interest(c);
     /* input that arrived while paused is still buffered: deliver it on resume */
-    if (!paused && c->rlen) conn__mark_pending(c);
+    if (!paused && (c->rlen || (c->tls && tls__pending(c->tls)))) conn__mark_pending(c);
 }
 
 void conn_end(conn_t *c)
@@ -164,6 +176,10 @@ void conn_close(conn_t *c, int reason)
     if (list_empty(&c->loop->stalled) && c->loop->stall_timer.cb) tw_stop(&c->loop->wheel, &c->loop->stall_timer);
     tw_stop(&c->loop->wheel, &c->timer);
     loop_unwatch(c->loop, &c->w);
+    if (c->tls) { /* close_notify after a normal end */
+        tls__free(c->tls, reason == 0 || reason == HR_ESHUTDOWN);
+        c->tls = NULL;
+    }
     close(c->w.fd);
     c->w.fd = -1;
     wq_clear(&c->wq);
@@ -183,7 +199,7 @@ void conn_timer(conn_t *c, uint64_t in_ms)
         loop_timer(c->loop, &c->timer, in_ms);
 }
 
-static void conn__read(conn_t *c)
+static void conn__read_some(conn_t *c)
 {
     for (int i = 0; i < CONN_READS_PER_EVENT && !c->closing && !c->read_paused; i++) {
         if (c->rlen == c->rcap) {
@@ -199,14 +215,15 @@ static void conn__read(conn_t *c)
             c->rcap = ncap;
         }
         size_t room = c->rcap - c->rlen;
-        ssize_t n = read(c->w.fd, c->rbuf + c->rlen, room);
+        ssize_t n = c->tls ? tls__read(c->tls, c->rbuf + c->rlen, room) : read(c->w.fd, c->rbuf + c->rlen, room);
         if (n > 0) {
             c->rlen += (uint32_t)n;
             c->loop->bytes_in += (uint64_t)n;
             c->ops->on_read(c);
             if (c->rlen == 0 && c->rbuf) conn_consume(c, 0);
             /* a short read drained the socket: save the read that would say EAGAIN (the loop is
-             * level-triggered, so anything arriving later is reported again) */
+             * level-triggered, so anything arriving later is reported again; TLS input already
+             * inside OpenSSL is not: conn__read looks after it) */
             if ((size_t)n < room) return;
             continue;
         }
@@ -225,11 +242,20 @@ static void conn__read(conn_t *c)
     }
 }
 
+/* Reads, then makes sure TLS input left decrypted inside OpenSSL (a record larger than the read
+ * buffer's room) is read without waiting for a readiness event that will not come. */
+static void conn__read(conn_t *c)
+{
+    conn__read_some(c);
+    if (c->tls && !c->closing && c->rlen < c->rmax && tls__pending(c->tls)) conn__mark_pending(c);
+}
+
 static void conn__flush(conn_t *c)
 {
     bool drained = true;
+    if (c->tls && tls__handshaking(c->tls)) return; /* queued output waits for the handshake */
     if (!wq_empty(&c->wq)) {
-        ssize_t n = wq_flush(&c->wq, c->w.fd, &drained);
+        ssize_t n = c->tls ? tls__flush(c->tls, &c->wq, c->w.fd, &drained) : wq_flush(&c->wq, c->w.fd, &drained);
         if (n < 0) {
             conn_close(c, HR_EIO);
             return;
@@ -237,6 +263,7 @@ static void conn__flush(conn_t *c)
         c->loop->bytes_out += (uint64_t)n;
         conn__stalled(c, drained, n > 0);
     }
+    c->write_blocked = !drained;
     if (drained && c->end_after_write) {
         conn_close(c, 0);
         return;
@@ -254,16 +281,53 @@ bool conn_hold_input(conn_t *c)
     if (c->held || c->closing) return false;
     c->held = true;
     conn_pause_read(c, true);
-    if (!c->loop->input_holds++)
-        log_info("fd %d: answers not read: reading paused until they drain (max_queued_bytes; counted in "
+    if (!c->loop->input_holds++) {
+        char peer[128];
+        log_info("%s: answers not read: reading paused until they drain (max_queued_bytes; counted in "
                  "herald_read_pauses_total, not logged again)",
-                 c->w.fd);
+                 conn_peer(c, peer, sizeof(peer)));
+    }
     return true;
+}
+
+void conn_flush_now(conn_t *c)
+{
+    bool drained;
+    if (c->closing || wq_empty(&c->wq) || (c->tls && tls__handshaking(c->tls))) return;
+    if (c->tls) tls__flush(c->tls, &c->wq, c->w.fd, &drained);
+    else wq_flush(&c->wq, c->w.fd, &drained);
+}
+
+/* A TLS connection's events: the handshake until it is done; afterwards the record layer may
+ * need the socket the other way round (a write that waits to read, a read that must write). */
+static uint32_t conn__tls_event(conn_t *c, uint32_t events)
+{
+    if (tls__handshaking(c->tls)) {
+        int rc = tls__handshake(c);
+        if (rc == HR_EAGAIN) {
+            conn__update_interest(c);
+            return 0;
+        }
+        if (rc < 0) {
+            conn_close(c, rc);
+            return 0;
+        }
+        conn__update_interest(c);
+        if (!wq_empty(&c->wq)) conn__mark_pending(c);
+        return LOOP_READ; /* read what came with the end of the handshake (or learn nothing did) */
+    }
+    if ((events & (LOOP_READ | LOOP_HUP | LOOP_ERR)) && tls__write_wants_read(c->tls)) events |= LOOP_WRITE;
+    if ((events & LOOP_WRITE) && tls__read_wants_write(c->tls)) {
+        events |= LOOP_READ;
+        if (wq_empty(&c->wq)) events &= ~(uint32_t)LOOP_WRITE;
+    }
+    return events;
 }
 
 static void conn__on_event(loop_t *loop, watcher_t *w, uint32_t events)
 {
     conn_t *c = container_of(w, conn_t, w);
+    if (c->tls && !(events = conn__tls_event(c, events))) return;
     if (events & LOOP_WRITE) conn__flush(c);
     if (c->closing) return;
     if (events & (LOOP_READ | LOOP_RDHUP | LOOP_HUP | LOOP_ERR)) {
@@ -300,6 +364,9 @@ void conn__flush_pending(loop_t *loop)
             if (c->closing) continue;
             /* input left over from a paused period is delivered now */
             if (c->rlen && !c->read_paused && !c->end_after_write) c->ops->on_read(c);
+            /* TLS input waiting inside OpenSSL (conn__read) */
+            if (c->tls && !c->closing && !c->read_paused && !c->end_after_write && tls__pending(c->tls))
+                conn__read(c);
             if (!c->closing) conn__flush(c);
         }
     }
@@ -320,6 +387,13 @@ const char *conn_peer(const conn_t *c, char *buf, size_t cap)
     socklen_t sl = sizeof(ss);
     char host[INET6_ADDRSTRLEN];
     snprintf(buf, cap, "?");
+    if (c->alias && c->alias[0]) { /* "CLIENT (via PROXY)" */
+        size_t an = (size_t)snprintf(buf, cap, "%s (via ", c->alias);
+        if (an + 8 >= cap) return buf;
+        conn_peer(&(conn_t){.w.fd = c->w.fd}, buf + an, cap - an - 1);
+        strcat(buf, ")");
+        return buf;
+    }
     if (c->w.fd < 0 || getpeername(c->w.fd, (struct sockaddr *)&ss, &sl) < 0) return buf;
     if (ss.ss_family == AF_INET) {
         struct sockaddr_in *a = (struct sockaddr_in *)&ss;

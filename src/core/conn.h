@@ -8,7 +8,9 @@
  * on the loop's pending-write list; the loop writev()s all pending connections just before it
  * polls, and asks for LOOP_WRITE only when the socket is full. Closing: conn_close() never frees
  * at once; the connection is marked, its fd closed, and ops->on_close runs in the loop's closing
- * phase, so a fan-out loop can meet a connection that closed while it ran. */
+ * phase, so a fan-out loop can meet a connection that closed while it ran. A TLS connection
+ * (c->tls, see tls.h) is the same connection with its reads and writes going through OpenSSL:
+ * the protocol above sees plaintext and knows nothing of it. */
 #ifndef HERALD_CONN_H
 #define HERALD_CONN_H
 
@@ -50,8 +52,11 @@ struct conn {
     bool read_paused;
     bool input_while_paused; /* LOOP_READ arrived while paused: stop watching it */
     bool held;        /* reading stopped until the write queue drains (conn_hold_input) */
+    bool write_blocked; /* the last write left output queued: LOOP_WRITE is watched until it drains */
     int close_reason; /* HR_E* that closed it (0: normal) */
     struct ipl_entry *ipl; /* the per-address entry it was admitted under (iplimit.h), or NULL */
+    const char *alias;     /* the client this connection speaks for (a trusted proxy's X-Forwarded-For), or NULL */
+    struct tls_conn *tls;  /* the TLS session (tls.h), or NULL for a plain connection */
 };
 
 /* Initializes c around an accepted, non-blocking fd and starts reading. rmax bounds the read
@@ -72,6 +77,10 @@ int conn_send_reply(conn_t *c, bytes_t *b);
 /* Copies p[0..n) into a new block and queues it (ignores the queue limit: for small protocol
  * replies). Returns 0 or a negative code. */
 int conn_send_copy(conn_t *c, const void *p, size_t n);
+
+/* Writes what the socket takes now (one best-effort attempt, no waiting): a goodbye before
+ * conn_close at shutdown. Plain and TLS alike. */
+void conn_flush_now(conn_t *c);
 
 /* Stops reading and closes the connection once everything queued has been written. */
 void conn_end(conn_t *c);

@@ -23,59 +23,13 @@ static bool ipl__eq(const hmap_node_t *n, const void *key, size_t len)
     return len == 16 && memcmp(container_of(n, ipl_entry_t, node)->addr, key, 16) == 0;
 }
 
-/* The peer of fd as 16 bytes (IPv4 as ::ffff:a.b.c.d). False when it has no IP address. */
-static bool ipl__peer(int fd, uint8_t out[16])
-{
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0) return false;
-    if (ss.ss_family == AF_INET6) {
-        memcpy(out, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
-        return true;
-    }
-    if (ss.ss_family != AF_INET) return false;
-    memset(out, 0, 10);
-    out[10] = out[11] = 0xff;
-    memcpy(out + 12, &((struct sockaddr_in *)&ss)->sin_addr, 4);
-    return true;
-}
-
-static bool ipl__parse(const char *s, uint8_t out[16])
-{
-    struct in_addr a4;
-    if (inet_pton(AF_INET, s, &a4) == 1) {
-        memset(out, 0, 10);
-        out[10] = out[11] = 0xff;
-        memcpy(out + 12, &a4, 4);
-        return true;
-    }
-    return inet_pton(AF_INET6, s, out) == 1;
-}
-
 int iplimit_init(iplimit_t *t, uint32_t max_conns, uint32_t rate, const char *exempt, char *err, size_t cap)
 {
     memset(t, 0, sizeof(*t));
     t->max_conns = max_conns;
     t->rate = rate;
     t->max_entries = IPL_MAX_ENTRIES;
-    const char *list = exempt ? exempt : "";
-    for (span_t item; span_list_next(&list, &item);) {
-        char one[64];
-        uint8_t a[16], (*nx)[16] = NULL;
-        bool ok = item.n < sizeof(one);
-        if (ok) {
-            memcpy(one, item.p, item.n);
-            one[item.n] = 0;
-            ok = ipl__parse(one, a) && (nx = realloc(t->exempt, (t->nexempt + 1) * sizeof(*nx)));
-        }
-        if (!ok) {
-            snprintf(err, cap, "'%.*s' is not an IP address", (int)item.n, item.p);
-            iplimit_free(t);
-            return -1;
-        }
-        t->exempt = nx;
-        memcpy(nx[t->nexempt++], a, 16);
-    }
+    if (ipset_parse(&t->exempt, exempt, err, cap) < 0) return -1;
     if (hmap_init(&t->map, 1024, ipl__eq) < 0) {
         snprintf(err, cap, "out of memory");
         iplimit_free(t);
@@ -90,9 +44,8 @@ void iplimit_free(iplimit_t *t)
     hmap_iter_init(&it, &t->map);
     for (ipl_entry_t *e; (e = ipl__entry(hmap_iter_next(&it)));) free(e);
     hmap_free(&t->map);
-    free(t->exempt);
-    t->exempt = NULL;
-    t->n = t->nexempt = 0;
+    ipset_free(&t->exempt);
+    t->n = 0;
 }
 
 static void ipl__refill(const iplimit_t *t, ipl_entry_t *e, uint64_t now_ms)
@@ -136,9 +89,8 @@ int iplimit_admit(iplimit_t *t, int fd, uint64_t now_ms, ipl_entry_t **out)
 {
     *out = NULL;
     uint8_t a[16];
-    if ((!t->max_conns && !t->rate) || !t->map.b || !ipl__peer(fd, a)) return 0;
-    for (uint32_t i = 0; i < t->nexempt; i++)
-        if (memcmp(t->exempt[i], a, 16) == 0) return 0;
+    if ((!t->max_conns && !t->rate) || !t->map.b || !ip_peer16(fd, a)) return 0;
+    if (ipset_has(&t->exempt, a)) return 0;
     if (++t->admits >= IPL_SWEEP_EVERY) ipl__sweep(t, now_ms);
     uint64_t h = hmap_hash(&t->map, a, 16);
     ipl_entry_t *e = ipl__entry(hmap_find(&t->map, h, a, 16));

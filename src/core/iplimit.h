@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "hmap.h"
+#include "ipset.h"
 
 typedef struct ipl_entry {
     hmap_node_t node;  /* in the table, keyed by addr */
@@ -31,8 +32,7 @@ typedef struct {
     uint32_t n, max_entries;
     uint32_t max_conns;   /* per address (0: no limit) */
     uint32_t rate;        /* new connections per second per address (0: no limit) */
-    uint8_t (*exempt)[16];
-    uint32_t nexempt;
+    ipset_t exempt;       /* never limited */
     uint32_t admits;      /* since the last sweep */
     uint64_t refused_conns, refused_rate; /* refusals, for the metrics */
 } iplimit_t;

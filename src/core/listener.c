@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "log.h"
 
 #define ACCEPTS_PER_EVENT 64
 
@@ -33,7 +34,12 @@ static void listener__on_event(loop_t *loop, watcher_t *w, uint32_t events)
             /* shed one peer: free the reserve, accept and close, then take the reserve back */
             close(l->reserve_fd);
             int shed = accept(l->w.fd, NULL, NULL);
-            if (shed >= 0) close(shed);
+            if (shed >= 0) {
+                close(shed);
+                if (!loop->fd_shed++)
+                    log_warn("out of file descriptors (ulimit -n): new connections are closed at once (counted in "
+                             "herald_connections_refused_total{reason=\"fd_limit\"}, not logged again)");
+            }
             l->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
             continue;
         }

@@ -6,7 +6,11 @@
 
 enum { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 
+#include <stdbool.h>
+
 void log_set_level(int level);
+/* log_format = json: each line one JSON object {"time","level","msg"} (msg escaped). */
+void log_set_json(bool on);
 int log_level(void);
 void hr_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -41,6 +41,7 @@ int loop_init(loop_t *loop)
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     loop->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
@@ -92,6 +93,10 @@ static void loop__read_signals(loop_t *loop)
 {
     struct signalfd_siginfo si;
     while (read(loop->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        if (si.ssi_signo == SIGHUP) { /* a reload, never a stop */
+            if (loop->on_hup && !loop->stopping) loop->on_hup(loop, loop->on_hup_arg);
+            continue;
+        }
         if (!loop->stopping) {
             loop->stopping = true;
             if (loop->on_stop) loop->on_stop(loop, loop->on_stop_arg);
@@ -133,7 +138,7 @@ void loop_run_once(loop_t *loop, int max_wait_ms)
     int t = tw_next_ms(&loop->wheel, loop->now_ms);
     if (max_wait_ms >= 0 && (t < 0 || t > max_wait_ms)) t = max_wait_ms;
     if (!list_empty(&loop->closing) || !list_empty(&loop->pending_writes) || loop->wake) t = 0;
-    loop__poll(loop, loop->stopping ? 0 : t);
+    loop__poll(loop, loop->stopping && max_wait_ms < 0 ? 0 : t); /* stopping: only the drain's bounded waits */
     conn__run_closing(loop);
     loop__write(loop);
     conn__run_closing(loop);

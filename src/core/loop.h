@@ -48,6 +48,8 @@ struct loop {
     list_t closing;        /* conns closed during this iteration, freed after dispatch */
     loop_hook_cb on_stop;  /* called once when a stop signal arrives */
     void *on_stop_arg;
+    loop_hook_cb on_hup;   /* called for each SIGHUP (reload); SIGHUP never stops the loop */
+    void *on_hup_arg;
     loop_hook_cb before_write; /* called before queued socket writes go out (the store's group commit) */
     void *before_write_arg;
     uint64_t iterations;
@@ -59,10 +61,11 @@ struct loop {
     list_t stalled;
     tw_entry_t stall_timer;
     uint64_t send_timeouts;   /* connections closed for it */
+    uint64_t fd_shed;         /* connections accepted and closed at once: no file descriptor left */
 };
 
-/* Creates a loop, blocking SIGTERM/SIGINT/SIGPIPE for the process and watching the first two
- * through a signalfd. Returns 0 or HR_EIO. */
+/* Creates a loop, blocking SIGTERM/SIGINT/SIGHUP/SIGPIPE for the process and watching the first
+ * three through a signalfd (SIGHUP calls on_hup, and is otherwise ignored). Returns 0 or HR_EIO. */
 int loop_init(loop_t *loop);
 
 /* Closes the epoll and signal fds. Every watcher must have been removed and every connection

@@ -8,7 +8,6 @@
 
 #include "err.h"
 
-#define WQ_IOV_MAX 64
 
 void wq_init(wq_t *q, uint64_t limit)
 {
@@ -51,20 +50,47 @@ static void wq_release_ring_if_empty(wq_t *q)
     }
 }
 
+int wq_peek(const wq_t *q, struct iovec *iov, int max, size_t *bytes)
+{
+    int n = 0;
+    size_t want = 0;
+    for (uint32_t i = 0; i < q->count && n < max; i++, n++) {
+        bytes_t *b = q->ring[(q->head + i) % q->cap];
+        size_t skip = i == 0 ? q->off : 0;
+        iov[n].iov_base = b->data + skip;
+        iov[n].iov_len = b->len - skip;
+        want += iov[n].iov_len;
+    }
+    *bytes = want;
+    return n;
+}
+
+void wq_advance(wq_t *q, size_t n)
+{
+    q->bytes -= (uint64_t)n;
+    while (q->count) { /* pop what was written (a zero-length block counts as written) */
+        bytes_t *b = q->ring[q->head];
+        size_t rest = b->len - q->off;
+        if (n < rest) {
+            q->off += (uint32_t)n;
+            break;
+        }
+        n -= rest;
+        bytes_unref(b);
+        q->head = (q->head + 1) % q->cap;
+        q->count--;
+        q->off = 0;
+    }
+    wq_release_ring_if_empty(q);
+}
+
 ssize_t wq_flush(wq_t *q, int fd, bool *drained)
 {
     ssize_t total = 0;
     while (q->count) {
         struct iovec iov[WQ_IOV_MAX];
-        int n = 0;
-        size_t want = 0;
-        for (uint32_t i = 0; i < q->count && n < WQ_IOV_MAX; i++, n++) {
-            bytes_t *b = q->ring[(q->head + i) % q->cap];
-            size_t skip = i == 0 ? q->off : 0;
-            iov[n].iov_base = b->data + skip;
-            iov[n].iov_len = b->len - skip;
-            want += iov[n].iov_len;
-        }
+        size_t want;
+        int n = wq_peek(q, iov, WQ_IOV_MAX, &want);
         ssize_t w = writev(fd, iov, n);
         if (w < 0) {
             if (errno == EINTR) continue;
@@ -73,24 +99,9 @@ ssize_t wq_flush(wq_t *q, int fd, bool *drained)
             return HR_EIO;
         }
         total += w;
-        q->bytes -= (uint64_t)w;
-        size_t left = (size_t)w;
-        while (q->count) { /* pop what was written (a zero-length block counts as written) */
-            bytes_t *b = q->ring[q->head];
-            size_t rest = b->len - q->off;
-            if (left < rest) {
-                q->off += (uint32_t)left;
-                break;
-            }
-            left -= rest;
-            bytes_unref(b);
-            q->head = (q->head + 1) % q->cap;
-            q->count--;
-            q->off = 0;
-        }
+        wq_advance(q, (size_t)w);
         if ((size_t)w < want) break; /* socket buffer full */
     }
-    wq_release_ring_if_empty(q);
     *drained = q->count == 0;
     return total;
 }

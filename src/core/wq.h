@@ -13,10 +13,12 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "bytes.h"
 
 #define WQ_INLINE 2
+#define WQ_IOV_MAX 64     /* blocks one flush gathers into one writev */
 #define WQ_ENTRY_COST 64 /* bytes an entry costs beyond its data: a ring slot, a block header, malloc's */
 
 typedef struct {
@@ -39,6 +41,15 @@ int wq_push(wq_t *q, bytes_t *b);
  * kernel accepts everything). Returns bytes written (>= 0; the queue may still hold data when the
  * socket is full), or HR_EIO on a socket error. *drained tells whether the queue is now empty. */
 ssize_t wq_flush(wq_t *q, int fd, bool *drained);
+
+/* Fills iov[0..max) with the queued bytes not yet written, oldest first (the first entry starts
+ * where the last write stopped); *bytes gets their total. Returns the number of entries. For
+ * writers other than writev (a TLS session feeds them to SSL_write); the queue is unchanged. */
+int wq_peek(const wq_t *q, struct iovec *iov, int max, size_t *bytes);
+
+/* Drops n written bytes from the front (n at most what wq_peek showed), releasing the blocks
+ * written in full. */
+void wq_advance(wq_t *q, size_t n);
 
 /* True when the queue is empty. */
 static inline bool wq_empty(const wq_t *q) { return q->count == 0; }

@@ -9,7 +9,9 @@
 #include <unistd.h>
 
 #include "../core/err.h"
+#include "access.h"
 #include "../core/log.h"
+#include "../core/tls.h"
 
 #define HTTP_BODY_SLACK 65536 /* read-buffer room beyond head + body (chunk framing, pipelining) */
 
@@ -135,6 +137,7 @@ static void http__after_response(http_conn_t *hc)
 static size_t http__head(http_conn_t *hc, int status, const char *ctype, size_t len, const char *extra, char *head,
                          size_t cap)
 {
+    if (hc->srv->alog) http_access_log(hc, status, hc->head_only || status == 204 ? 0 : (int64_t)len);
     size_t n = (size_t)snprintf(head, cap, "HTTP/1.1 %d %s\r\n", status, http_status_text(status));
     n += http__date(hc->srv, head + n, cap - n);
     n += http__cors_headers(hc, head + n, cap - n);
@@ -199,7 +202,8 @@ static void http__error(http_conn_t *hc, int rc, const char *why, const char *ex
                  rc == HR_EBODYTOOBIG || rc == HR_ENOTIMPL || rc == HR_ETIMEDOUT;
     if (fatal) {
         hc->keepalive = false;
-        log_info("http: %d %s (fd %d)", status, why, hc->base.w.fd);
+        char peer[128];
+        log_info("http: %s: %d %s", conn_peer(&hc->base, peer, sizeof(peer)), status, why);
     } else {
         log_debug("http: %d %s", status, why);
     }
@@ -240,6 +244,7 @@ int http_stream_begin(http_conn_t *hc, const char *ctype, const char *extra, con
     n += (size_t)k;
     int rc = conn_send_copy(&hc->base, head, n);
     if (rc < 0) return rc;
+    if (hc->srv->alog) http_access_log(hc, 200, -1);
     hc->state = HC_STREAM;
     hc->xops = ops;
     hc->xstate = state;
@@ -257,6 +262,7 @@ int http_upgrade(http_conn_t *hc, const char *protocol, const char *extra, const
     if (n < 0 || (size_t)n >= sizeof(head)) return HR_EINVAL;
     int rc = conn_send_copy(&hc->base, head, (size_t)n);
     if (rc < 0) return rc;
+    if (hc->srv->alog) http_access_log(hc, 101, -1);
     hc->state = HC_UPGRADED;
     hc->keepalive = false;
     hc->xops = ops;
@@ -312,6 +318,7 @@ static void http__dispatch(http_conn_t *hc, http_req_t *req, span_t body)
 {
     http_server_t *srv = hc->srv;
     srv->metrics->http_requests++;
+    http_access_request(hc, req); /* the client behind a trusted proxy; the access log's request line */
     hc->keepalive = http_req_keepalive(req);
     hc->head_only = span_eq(req->method, "HEAD");
     /* absolute-form target (RFC 9112 3.2.2): a server must accept it; route on its path */
@@ -483,6 +490,7 @@ static void http__on_close(conn_t *c)
     hc->srv->metrics->connections[hc->xp]--;
     list_unlink(&hc->all);
     hc->srv->nconns--;
+    free(hc->al_req);
     free(hc);
 }
 
@@ -508,16 +516,19 @@ static void http__refuse(http_server_t *srv, int fd, const char *why)
     close(fd);
 }
 
-static void http__on_accept(listener_t *l, int fd)
+/* A new connection, plain or (tls set) TLS. A refused TLS peer is closed without an answer: it
+ * could not read a plain one. */
+static void http__accept(http_server_t *srv, int fd, struct tls_ctx *tls)
 {
-    http_server_t *srv = l->ctx;
     if (srv->nconns >= srv->cfg->max_connections || srv->loop->stopping) {
-        http__refuse(srv, fd, "too many connections");
+        if (tls) srv->metrics->rejected++, close(fd);
+        else http__refuse(srv, fd, "too many connections");
         return;
     }
     ipl_entry_t *ie = NULL;
     if (srv->ipl && iplimit_admit(srv->ipl, fd, loop_now(srv->loop), &ie) < 0) {
-        http__refuse(srv, fd, "too many connections from your address");
+        if (tls) srv->metrics->rejected++, close(fd);
+        else http__refuse(srv, fd, "too many connections from your address");
         return;
     }
     http_conn_t *hc = calloc(1, sizeof(*hc));
@@ -527,6 +538,7 @@ static void http__on_accept(listener_t *l, int fd)
         return;
     }
     hc->srv = srv;
+    hc->peer_trusted = -1;
     hc->xp = XP_HTTP;
     uint64_t rmax = (uint64_t)srv->cfg->max_head + srv->cfg->max_body + HTTP_BODY_SLACK;
     if (rmax > UINT32_MAX / 2) rmax = UINT32_MAX / 2;
@@ -542,6 +554,21 @@ static void http__on_accept(listener_t *l, int fd)
     srv->metrics->accepted++;
     srv->metrics->connections[XP_HTTP]++;
     conn_timer(&hc->base, srv->cfg->header_timeout_ms);
+    if (tls && tls_conn_start(&hc->base, tls) < 0) conn_close(&hc->base, HR_ENOMEM);
+}
+
+static void http__on_accept(listener_t *l, int fd) { http__accept(l->ctx, fd, NULL); }
+
+static void http__on_accept_tls(listener_t *l, int fd)
+{
+    http_server_t *srv = l->ctx;
+    http__accept(srv, fd, srv->tls);
+}
+
+int http_server_listen_tls(http_server_t *srv, const char *addr, struct tls_ctx *tls)
+{
+    srv->tls = tls;
+    return listener_open(&srv->tls_listener, srv->loop, addr, http__on_accept_tls, srv);
 }
 
 int http_server_open(http_server_t *srv, loop_t *loop, const cfg_t *cfg, metrics_t *metrics,
@@ -557,12 +584,44 @@ int http_server_open(http_server_t *srv, loop_t *loop, const cfg_t *cfg, metrics
     srv->limits = (http_limits_t){.max_target = cfg->max_target, .max_head = cfg->max_head,
                                   .max_headers = cfg->max_headers};
     srv->cors_any = strchr(cfg->cors_origins, '*') != NULL;
+    srv->tls_listener.w.fd = srv->tls_listener.reserve_fd = -1;
+    if (http_access_open(srv, cfg) < 0) return HR_EINVAL;
     return listener_open(&srv->listener, loop, cfg->http_addr, http__on_accept, srv);
+}
+
+void http_server_drain(http_server_t *srv)
+{
+    listener_close(&srv->listener);
+    listener_close(&srv->tls_listener);
+    list_node_t *pos, *tmp;
+    list_each_safe(pos, tmp, &srv->conns)
+    {
+        http_conn_t *hc = container_of(pos, http_conn_t, all);
+        conn_t *c = &hc->base;
+        if (c->closing || c->end_after_write) continue;
+        switch (hc->state) {
+        case HC_UPGRADED: /* a goodbye (WebSocket Close 1001, MQTT DISCONNECT), closed once written */
+        case HC_STREAM:   /* a "shutdown" notice with the retry hint and the last chunk */
+            if (hc->xops && hc->xops->on_shutdown) hc->xops->on_shutdown(hc);
+            else if (hc->state == HC_STREAM) conn_send_copy(c, "0\r\n\r\n", 5);
+            if (!c->closing) conn_end(c);
+            break;
+        case HC_PARKED: /* long polls answer now; publishes are answered once committed */
+            hc->keepalive = false;
+            if (hc->xops && hc->xops->on_shutdown) hc->xops->on_shutdown(hc);
+            break;
+        default: /* idle keep-alive connections and requests still arriving */
+            conn_close(c, HR_ESHUTDOWN);
+            break;
+        }
+    }
 }
 
 void http_server_close(http_server_t *srv)
 {
     listener_close(&srv->listener);
+    listener_close(&srv->tls_listener);
+    http_access_close(srv); /* nothing is logged from here on */
     list_node_t *pos, *tmp;
     list_each_safe(pos, tmp, &srv->conns)
     {
@@ -576,10 +635,7 @@ void http_server_close(http_server_t *srv)
             /* the last chunk ends SSE / iframe streams properly (browsers then reconnect quietly) */
             bye = conn_send_copy(&hc->base, "0\r\n\r\n", 5) == 0;
         }
-        if (bye) { /* one best-effort write, no wait */
-            bool drained;
-            wq_flush(&hc->base.wq, hc->base.w.fd, &drained);
-        }
+        if (bye) conn_flush_now(&hc->base); /* one best-effort write, no wait */
         conn_close(&hc->base, HR_ESHUTDOWN);
     }
 }

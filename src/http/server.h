@@ -15,6 +15,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <stdio.h>
+
+#include "../core/ipset.h"
 #include "../app/config.h"
 #include "../core/conn.h"
 #include "../core/iplimit.h"
@@ -57,6 +60,10 @@ struct http_conn {
     const http_xport_ops_t *xops;
     void *xstate;
     char origin[128]; /* allowed Origin of the current request, echoed in CORS headers ("" none) */
+    char client[46];  /* the client a trusted proxy forwarded the current request for ("" none; access.h) */
+    int8_t peer_trusted; /* the TCP peer is a trusted proxy: 1, 0, or -1 not looked up yet */
+    uint64_t t0_ms;   /* access log: when the current request was dispatched */
+    char *al_req;     /* access log: the current request's line (NULL without an access log) */
     bool origin_listed; /* origin is named in cors_origins (not only allowed by "*"): credentials may go */
 };
 
@@ -65,6 +72,8 @@ struct http_server {
     const cfg_t *cfg;
     metrics_t *metrics;
     listener_t listener;
+    listener_t tls_listener; /* https (http_server_listen_tls), or w.fd -1 */
+    struct tls_ctx *tls;     /* its TLS context (tls.h), or NULL */
     list_t conns;
     uint32_t nconns;
     http_handler_cb handler;
@@ -72,14 +81,27 @@ struct http_server {
     http_limits_t limits;
     bool cors_any;
     iplimit_t *ipl;    /* per-address limits shared with MQTT (NULL: none) */
+    ipset_t trusted;   /* trusted_proxies: whose X-Forwarded-For names the client (access.h) */
+    FILE *alog;        /* access_log, or NULL */
     int64_t date_sec;  /* second of the cached Date header line */
     char date[48];     /* "Date: ...\r\n" */
     size_t date_len;
 };
 
+/* The server is stopping gracefully: stops accepting, says goodbye on streams and upgraded
+ * connections (closed once written), answers parked long polls, closes idle connections; parked
+ * publishes are answered when their commit comes (then closed). http_server_close() ends what
+ * is left. */
+void http_server_drain(http_server_t *srv);
+
 /* Binds cfg->http_addr and starts accepting. Returns 0, or HR_EIO/HR_EINVAL. */
 int http_server_open(http_server_t *srv, loop_t *loop, const cfg_t *cfg, metrics_t *metrics,
                      http_handler_cb handler, void *ctx);
+
+/* Also accepts HTTPS on addr: connections whose bytes go through TLS context tls (tls.h, kept by
+ * the caller until the server is closed), served exactly as the plain ones. 0, or
+ * HR_EIO/HR_EINVAL as listener_open. */
+int http_server_listen_tls(http_server_t *srv, const char *addr, struct tls_ctx *tls);
 
 /* Stops accepting and closes every connection (transports get on_close in the closing phase). */
 void http_server_close(http_server_t *srv);

@@ -20,6 +20,7 @@ struct hub_pend {
     int rc;       /* ordered by the engine: its outcome, once done */
     bool ordered; /* ordered by the engine (engine.h); else waits for the local commit */
     bool done;    /* ordered: hub_published was called */
+    uint64_t t0_us; /* when it was taken (herald_publish_latency_seconds) */
 };
 
 /* A write waiting for the next commit (hub_when_committed). */
@@ -391,6 +392,7 @@ int hub_publish_async(hub_t *hub, const char *channel, size_t channel_len, const
                          (o->flags & MSG_RETAIN) && data_len);
     if (lrc < 0) return lrc;
     hub_pend_t *p = calloc(1, sizeof(*p));
+    if (p) p->t0_us = histo_now_us();
     msg_t *m = p ? msg_new(ch->name, ch->name_len, event, event_len, data, data_len, ch->next_id, loop_wall_ms()) : NULL;
     if (!m || msg_set_props(m, o->props, o->props_len) < 0) {
         if (m) msg_unref(m);
@@ -459,7 +461,10 @@ int hub_commit(hub_t *hub)
     hub->pend_tail = &hub->pend_head;
     struct hub_waiter *ws = hub->waiters;
     hub->waiters = NULL;
+    uint64_t t0 = histo_now_us();
     int rc = hub->store->ops->flush ? hub->store->ops->flush(hub->store) : 0;
+    uint64_t t1 = histo_now_us();
+    if (hub->store->ops->flush && (batch || ws)) histo_observe(&hub->commit_lat, t1 - t0);
     bool local = false;
     hub_pend_t *p;
     while ((p = batch) && (!p->ordered || p->done)) {
@@ -478,6 +483,7 @@ int hub_commit(hub_t *hub)
         } else {
             reached = hub__accept(hub, ch, p->m);
         }
+        if (prc == 0) histo_observe(&hub->publish_lat, t1 - p->t0_us);
         local |= !p->ordered || prc == 0; /* an engine recovers with a publish that went through */
         if (p->cb) p->cb(p->arg, prc, p->m, reached);
         msg_unref(p->m);

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "../core/histo.h"
 #include "../core/hmap.h"
 #include "../core/list.h"
 #include "../core/loop.h"
@@ -145,6 +146,8 @@ typedef struct {
     uint64_t publishes_failed; /* publishes failed or refused because of the store */
     chan_t *resyncing;         /* the channel whose subscribers are being resynced (no catch-up for it) */
     uint64_t held_dropped;     /* messages dropped from a full hold (hub_inject while loading) */
+    histo_t commit_lat;        /* the store's commits that held writes (herald_store_commit_seconds) */
+    histo_t publish_lat;       /* publish taken -> delivered and answered (herald_publish_latency_seconds) */
 } hub_t;
 
 /* Sets up an empty hub. The hub uses (does not own) loop and store. Returns 0 or HR_ENOMEM. */

@@ -584,3 +584,14 @@ int rd_boot(rd_t *r, char *err, size_t errcap)
     }
     return 0;
 }
+
+redisContext *rd_boot_master(rd_t *r, uint32_t timeout_ms, char *err, size_t errcap)
+{
+    const char *host = r->cmd.port ? r->cmd.host : r->host;
+    int port = r->cmd.port ? r->cmd.port : r->port;
+    if (!port) {
+        snprintf(err, errcap, "no redis master known");
+        return NULL;
+    }
+    return rd_boot_connect(r, host, port, timeout_ms, err, errcap);
+}

@@ -218,10 +218,7 @@ out:
 void rd_presence_leave(rd_t *r)
 {
     char err[300];
-    const char *host = r->cmd.port ? r->cmd.host : r->host;
-    int port = r->cmd.port ? r->cmd.port : r->port;
-    if (!port) return;
-    redisContext *c = rd_boot_connect(r, host, port, 300, err, sizeof(err));
+    redisContext *c = rd_boot_master(r, 300, err, sizeof(err));
     if (!c) return;
     char key[160], nodes[80];
     snprintf(key, sizeof(key), "%s:p:%s", r->prefix, r->node);

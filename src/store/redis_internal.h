@@ -136,6 +136,10 @@ int rd_boot(rd_t *r, char *err, size_t errcap);
  * with a message in err. */
 redisContext *rd_boot_connect(rd_t *r, const char *host, int port, uint32_t timeout_ms, char *err, size_t errcap);
 
+/* The same, to the master the command connection uses (or the configured address): a blocking
+ * connection for start-up and shut-down work. NULL (err says why) when there is none. */
+redisContext *rd_boot_master(rd_t *r, uint32_t timeout_ms, char *err, size_t errcap);
+
 /* ---- redis_feed.c ---- */
 
 /* The feed connection's on_up: PSUBSCRIBE feedpfx*. */

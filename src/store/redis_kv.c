@@ -51,9 +51,7 @@ int rd_kv_each(engine_t *e, const char *ns, engine_kv_cb cb, void *arg)
 {
     rd_t *r = container_of(e, rd_t, eng);
     char err[300];
-    const char *host = r->cmd.port ? r->cmd.host : r->host;
-    int port = r->cmd.port ? r->cmd.port : r->port;
-    redisContext *c = rd_boot_connect(r, host, port, r->timeout_ms, err, sizeof(err));
+    redisContext *c = rd_boot_master(r, r->timeout_ms, err, sizeof(err));
     if (!c) {
         log_error("redis: reading shared %s records: %s", ns, err);
         return HR_EUNAVAIL;

@@ -562,10 +562,7 @@ void rd_pres_close(rd_t *r)
     free(p);
     /* this node's share goes now, with the leaves it causes (blocking, bounded: shut-down only) */
     char err[300];
-    const char *host = r->cmd.port ? r->cmd.host : r->host;
-    int port = r->cmd.port ? r->cmd.port : r->port;
-    if (!port) return;
-    redisContext *c = rd_boot_connect(r, host, port, 300, err, sizeof(err));
+    redisContext *c = rd_boot_master(r, 300, err, sizeof(err));
     if (!c) return;
     char feed[sizeof(r->feedpfx) + 8], keep[24];
     rd__pres_feedchan(r, feed, sizeof(feed));

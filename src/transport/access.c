@@ -146,3 +146,19 @@ bool xp_require_admin(xp_ctx_t *x, http_conn_t *hc, http_req_t *req, const char 
     auth_unref(id);
     return ok;
 }
+
+ssize_t xp_read_channel(xp_ctx_t *x, http_conn_t *hc, http_req_t *req, span_t enc, char *chan, size_t cap,
+                        const char *action)
+{
+    ssize_t cn = http_pct_decode(enc.p, enc.n, chan, cap);
+    if (cn < 0 || !hub_channel_valid(chan, (size_t)cn)) {
+        http_error(hc, HR_ECHANNEL, "invalid channel name");
+        return -1;
+    }
+    auth_id_t *id = xp_auth_request(x, hc, req);
+    if (!id) return -1;
+    bool ok = auth_is_admin(id) || auth_can_subscribe(id, chan, (size_t)cn);
+    if (!ok) xp_deny_http(x, hc, id, action, chan, (size_t)cn);
+    auth_unref(id);
+    return ok ? cn : -1;
+}

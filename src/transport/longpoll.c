@@ -112,9 +112,14 @@ static void longpoll__on_close(http_conn_t *hc)
     free(lp);
 }
 
+/* The server is stopping: the poll is answered now with what it has (nothing new: its cursor),
+ * so the client polls again - elsewhere - instead of seeing the connection cut. */
+static void longpoll__on_shutdown(http_conn_t *hc) { longpoll__answer(hc->xstate, NULL, 0); }
+
 static const http_xport_ops_t longpoll_ops = {
     .on_close = longpoll__on_close,
     .on_timer = longpoll__on_timer,
+    .on_shutdown = longpoll__on_shutdown,
 };
 
 void longpoll_serve(xp_ctx_t *x, http_conn_t *hc, subreq_t *sr)

@@ -31,6 +31,7 @@
 
 #include "../core/err.h"
 #include "../core/log.h"
+#include "../core/tls.h"
 #include "mqtt_internal.h"
 
 bool mqtt__live(const mqtt_conn_t *k) { return k && k->connected && !k->said_bye && !k->c->closing; }
@@ -86,10 +87,12 @@ void mqtt__fail(mqtt_conn_t *k, uint8_t reason, const char *why)
     if (k->said_bye || k->c->closing) return;
     k->said_bye = true;
     const char *cid = k->s ? k->s->client_id : "-";
-    if (reason == MQTT_RC_SERVER_SHUTTING_DOWN) log_debug("mqtt: fd %d: %s", k->c->w.fd, why);
+    char peer[128];
+    conn_peer(k->c, peer, sizeof(peer));
+    if (reason == MQTT_RC_SERVER_SHUTTING_DOWN) log_debug("mqtt: %s: %s", peer, why);
     else if (reason == MQTT_RC_NOT_AUTHORIZED || reason == MQTT_RC_BAD_USER_OR_PASSWORD) /* logged by access.c */
-        log_debug("mqtt: fd %d (%s): 0x%02x %s", k->c->w.fd, cid, reason, why);
-    else log_info("mqtt: fd %d (%s): 0x%02x %s", k->c->w.fd, cid, reason, why);
+        log_debug("mqtt: %s (%s): 0x%02x %s", peer, cid, reason, why);
+    else log_info("mqtt: %s (%s): 0x%02x %s", peer, cid, reason, why);
     mqtt_pkt_t p = {.version = k->version, .reason = reason};
     if (!k->connected && k->version == MQTT_V5) {
         p.type = MQTT_CONNACK;
@@ -145,7 +148,15 @@ static auth_id_t *mqtt__who(mqtt_conn_t *k, const mqtt_pkt_t *p)
     auth_t *a = k->x->auth;
     auth_id_t *who = NULL;
     const char *why = "bad user name or password";
-    if (a->enabled && p->connect.has_password) {
+    char cn[ACL_MAX_SUB + 1];
+    ssize_t cnl = a->certs && !k->ws ? tls_conn_peer_cn(k->c, cn, sizeof(cn)) : -1;
+    if (cnl > 0) { /* mqtt_cert_identity: the certificate names the user; CONNECT's credentials are not used */
+        if (auth_cert_user(a, cn, (size_t)cnl, &who, &why) < 0) {
+            xp_log_refused(k->x, k->c, why);
+            mqtt__fail(k, MQTT_RC_BAD_USER_OR_PASSWORD, why);
+            return NULL;
+        }
+    } else if (a->enabled && p->connect.has_password) {
         span_t u = p->connect.has_username ? p->connect.username : (span_t){"", 0};
         if (auth_login(a, u.p, u.n, p->connect.password.p, p->connect.password.n, &who, &why) < 0) {
             xp_log_refused(k->x, k->c, why);
@@ -454,7 +465,8 @@ static void mqtt__keepalive(tw_entry_t *e)
     if (k->c->closing) return;
     if (!k->s) { /* over WebSocket, the keep-alive timer is first the CONNECT deadline */
         k->x->metrics->connect_timeouts++;
-        log_info("mqtt: fd %d: no CONNECT within header_timeout: closed", k->c->w.fd);
+        char peer[128];
+        log_info("mqtt: %s: no CONNECT within header_timeout: closed", conn_peer(k->c, peer, sizeof(peer)));
         if (k->ws) ws_close(k->ws, WS_CLOSE_POLICY, "no CONNECT in time");
         return;
     }
@@ -546,7 +558,7 @@ static const conn_ops_t mqtt_tcp_ops = {
     .on_close = mqtt__tcp_close,
 };
 
-static void mqtt__accept(listener_t *l, int fd)
+static void mqtt__accept_any(listener_t *l, int fd, struct tls_ctx *tls)
 {
     mqtt_server_t *srv = l->ctx;
     xp_ctx_t *x = srv->x;
@@ -572,6 +584,23 @@ static void mqtt__accept(listener_t *l, int fd)
     srv->nconns++;
     x->metrics->accepted++;
     x->metrics->connections[XP_MQTT]++;
+    if (tls && tls_conn_start(&t->base, tls) < 0) conn_close(&t->base, HR_ENOMEM);
+}
+
+static void mqtt__accept(listener_t *l, int fd) { mqtt__accept_any(l, fd, NULL); }
+
+static void mqtt__accept_tls(listener_t *l, int fd)
+{
+    mqtt_server_t *srv = l->ctx;
+    mqtt__accept_any(l, fd, srv->tls);
+}
+
+int mqtt_server_listen_tls(mqtt_server_t *srv, const char *addr, struct tls_ctx *tls)
+{
+    srv->tls = tls;
+    int rc = listener_open(&srv->tls_listener, srv->x->hub->loop, addr, mqtt__accept_tls, srv);
+    srv->tls_open = rc == 0;
+    return rc;
 }
 
 /* ---- WebSocket (/mqtt) ---- */
@@ -656,7 +685,8 @@ void mqtt_server_close(mqtt_server_t *srv)
     for (uint32_t i = 0; i < srv->nsys; i++) msg_unref(srv->sysmsg[i]);
     srv->nsys = 0;
     if (srv->open) listener_close(&srv->listener);
-    srv->open = false;
+    if (srv->tls_open) listener_close(&srv->tls_listener);
+    srv->open = srv->tls_open = false;
     srv->closed = true;
     list_node_t *pos, *tmp;
     list_each_safe(pos, tmp, &srv->conns)
@@ -670,8 +700,7 @@ void mqtt_server_close(mqtt_server_t *srv)
             s->will = NULL;
         }
         if (k->ws) continue;
-        bool drained;
-        wq_flush(&k->c->wq, k->c->w.fd, &drained);
+        conn_flush_now(k->c);
         conn_close(k->c, HR_ESHUTDOWN);
     }
     /* persistent sessions are saved (they come back at the next start); then every one is freed */

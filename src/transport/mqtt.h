@@ -13,6 +13,9 @@
 
 typedef struct mqtt_server {
     listener_t listener;
+    listener_t tls_listener;  /* mqtts (mqtt_server_listen_tls) */
+    struct tls_ctx *tls;      /* its TLS context (tls.h), or NULL */
+    bool tls_open;
     xp_ctx_t *x;
     list_t conns;            /* every MQTT connection, TCP and WebSocket */
     hmap_t sessions;         /* sessions by client id, connected or not */
@@ -35,6 +38,10 @@ typedef struct mqtt_server {
  * point at srv, so /mqtt over WebSocket shares the session table, and restores the persistent
  * sessions the store kept. 0 or HR_EIO/HR_EINVAL. */
 int mqtt_server_open(mqtt_server_t *srv, xp_ctx_t *x, loop_t *loop);
+
+/* Also accepts MQTT over TLS on addr (mqtts), through TLS context tls (tls.h, kept by the caller
+ * until the server is closed). 0, or HR_EIO/HR_EINVAL as listener_open. */
+int mqtt_server_listen_tls(mqtt_server_t *srv, const char *addr, struct tls_ctx *tls);
 
 /* Serves MQTT over WebSocket on hc (GET /mqtt, subprotocol "mqtt" required). */
 void mqtt_ws_serve(xp_ctx_t *x, http_conn_t *hc, http_req_t *req);

@@ -54,8 +54,10 @@ static void stomp__send_raw(stomp_t *s, const char *buf, size_t n)
 static void stomp__error_r(stomp_t *s, span_t receipt, const char *why, const char *detail, uint16_t code)
 {
     if (s->ws.close_sent) return;
-    if (code != WS_CLOSE_UNAUTHORIZED && code != WS_CLOSE_FORBIDDEN) /* access refusals: logged by access.c, ws.c */
-        log_info("stomp: fd %d: ERROR %s", s->ws.hc->base.w.fd, why);
+    if (code != WS_CLOSE_UNAUTHORIZED && code != WS_CLOSE_FORBIDDEN) { /* access refusals: logged by access.c, ws.c */
+        char peer[128];
+        log_info("stomp: %s: ERROR %s", conn_peer(&s->ws.hc->base, peer, sizeof(peer)), why);
+    }
     span_t names[3], values[3];
     uint32_t nh = 0;
     names[nh] = SPAN_LIT("message");
@@ -286,7 +288,8 @@ static void stomp__connect(stomp_t *s, stomp_frame_t *f)
         span_t values[2] = {SPAN_LIT("1.1,1.2"), SPAN_LIT("supported protocol versions are 1.1 and 1.2")};
         char buf[256];
         ssize_t n = stomp_frame_write(buf, sizeof(buf), "ERROR", names, values, 2, 12, "", 0, false);
-        log_info("stomp: fd %d: ERROR no common protocol version", s->ws.hc->base.w.fd);
+        char peer[128];
+        log_info("stomp: %s: ERROR no common protocol version", conn_peer(&s->ws.hc->base, peer, sizeof(peer)));
         if (n > 0) stomp__send_raw(s, buf, (size_t)n);
         ws_close(&s->ws, WS_CLOSE_PROTOCOL, "STOMP error");
         return;

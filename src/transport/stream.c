@@ -133,10 +133,25 @@ static void stream__on_drain(http_conn_t *hc) { stream_drained(hc->xstate); }
 
 static void stream__on_close(http_conn_t *hc) { stream_free(hc->xstate); }
 
+static void stream__notice(stream_t *st, const char *event, const char *json, size_t n, uint32_t retry_ms);
+static void stream__end(stream_t *st);
+
+/* The server is stopping: a "shutdown" notice with the reconnection hint (SSE: retry:), then
+ * the last chunk: the client reconnects - elsewhere - and resumes from its last id. */
+static void stream__on_shutdown(http_conn_t *hc)
+{
+    stream_t *st = hc->xstate;
+    if (st->c->closing || st->c->end_after_write) return;
+    static const char bye[] = "{\"reason\":\"server shutting down\",\"reconnect\":true}";
+    stream__notice(st, "shutdown", bye, sizeof(bye) - 1, st->x->cfg->sse_retry_ms);
+    stream__end(st);
+}
+
 static const http_xport_ops_t stream_ops = {
     .on_close = stream__on_close,
     .on_timer = stream__on_timer,
     .on_drain = stream__on_drain,
+    .on_shutdown = stream__on_shutdown,
 };
 
 /* Sends what the client missed on channel i (after its cursor), with a gap notice first. While

@@ -82,6 +82,12 @@ void xp_deny_http(xp_ctx_t *x, http_conn_t *hc, const auth_id_t *id, const char 
  * refusal (401/403, logged once with action and chan, which may be NULL) has been answered. */
 bool xp_require_admin(xp_ctx_t *x, http_conn_t *hc, http_req_t *req, const char *action, const char *chan, size_t n);
 
+/* The channel a request is about, percent-decoded from enc into chan (NUL-terminated), when the
+ * request may read it (an API key, or a credential that may subscribe to it): its length, or -1
+ * when the request was answered (400 bad name, 401/403, logged as a refusal to `action`). */
+ssize_t xp_read_channel(xp_ctx_t *x, http_conn_t *hc, http_req_t *req, span_t enc, char *chan, size_t cap,
+                        const char *action);
+
 /* The personal channel of id's user (user_channel with its "sub"), NUL-terminated in out;
  * returns its length, or HR_EINVAL (not a user, or user_channel does not name one channel). */
 ssize_t xp_user_feed(const xp_ctx_t *x, const auth_id_t *id, char *out, size_t cap);

@@ -67,7 +67,8 @@ static size_t ws__header_all(const http_req_t *req, const char *name, char *out,
 static void ws__fail(ws_t *ws, uint16_t code, const char *why)
 {
     if (ws->hc->base.closing || ws->close_sent) return;
-    log_info("ws: closing fd %d with %u: %s", ws->hc->base.w.fd, code, why);
+    char peer[128];
+    log_info("ws: %s: closing with %u: %s", conn_peer(&ws->hc->base, peer, sizeof(peer)), code, why);
     ws_close(ws, code, why);
 }
 
@@ -197,7 +198,8 @@ static void ws__control(ws_t *ws, ws_frame_t *f)
             conn_close(c, 0);
             return;
         }
-        log_debug("ws: peer closed fd %d with %u", c->w.fd, code);
+        char peer[128];
+        if (log_level() >= LOG_DEBUG) log_debug("ws: %s: the peer closed with %u", conn_peer(c, peer, sizeof(peer)), code);
         ws->close_sent = true;
         bytes_t *echo = ws_close_new(code == WS_CLOSE_NO_STATUS ? 0 : code, "");
         if (echo) conn_send_reply(c, echo);
@@ -296,7 +298,8 @@ static void ws__on_timer(http_conn_t *hc)
     }
     if (ws->ping_at_ms) {
         if (now - ws->ping_at_ms >= cfg->ws_ping_timeout_ms) {
-            log_debug("ws: fd %d: no answer to ping: dropped", hc->base.w.fd);
+            char peer[128];
+            if (log_level() >= LOG_DEBUG) log_debug("ws: %s: no answer to ping: dropped", conn_peer(&hc->base, peer, sizeof(peer)));
             conn_close(&hc->base, HR_ETIMEDOUT);
             return;
         }

@@ -101,7 +101,8 @@ static void wsj__ok(wsj_t *w, const char *ref, const char *fields)
 static void wsj__err(wsj_t *w, const char *ref, const char *code, const char *message)
 {
     char buf[1024];
-    log_debug("ws_json: fd %d: %s: %s", w->ws.hc->base.w.fd, code, message);
+    char peer[128];
+    if (log_level() >= LOG_DEBUG) log_debug("ws_json: %s: %s: %s", conn_peer(&w->ws.hc->base, peer, sizeof(peer)), code, message);
     int n = snprintf(buf, sizeof(buf), "{\"op\":\"reply\",\"ref\":%s,\"ok\":false,\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}",
                      ref, code, message);
     if (n > 0 && (size_t)n < sizeof(buf)) ws_send_copy(&w->ws, true, buf, (size_t)n);
@@ -453,7 +454,8 @@ static size_t wsj__server_sub(wsj_t *w, const char *key, const char *name, size_
         subreq_user(&sr, w->ws.id);
         stream_t *st = ch ? stream_open(w->ws.x, &w->ws.hc->base, &sr, &wsj_kind, &w->ws) : NULL;
         if (!st) {
-            log_info("ws_json: fd %d: cannot subscribe to the %s channel", w->ws.hc->base.w.fd, key);
+            char peer[128];
+            log_info("ws_json: %s: cannot subscribe to the %s channel", conn_peer(&w->ws.hc->base, peer, sizeof(peer)), key);
             return 0;
         }
         w->subs[w->nsubs++] = st;

@@ -165,7 +165,8 @@ export class Herald {
 /* Starts `herald serve --http 127.0.0.1:PORT --mqtt 127.0.0.1:PORT2 --data-dir TMP [--key value ...]`
  * (h.port, h.mqttPort) and waits (bounded)
  * until GET /healthz answers 200. Retries on another port when the process dies at startup. */
-export async function startHerald(flags = {}) {
+/* opts.wrap: a command herald runs under (e.g. ['prlimit', '--nofile=64:64']). */
+export async function startHerald(flags = {}, opts = {}) {
   if (!fs.existsSync(HERALD_BIN)) throw new Error(`herald binary not found: ${HERALD_BIN}`);
   let lastErr;
   for (let attempt = 0; attempt < 4; attempt++) {
@@ -174,7 +175,10 @@ export async function startHerald(flags = {}) {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-it-'));
     const f = { 'data-dir': dataDir, mqtt: `127.0.0.1:${mqttPort}`, ...flags };
     const args = ['serve', '--http', `127.0.0.1:${port}`, ...flagArgs(f)];
-    const proc = spawn(HERALD_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: dataDir });
+    const wrap = opts.wrap ?? [];
+    const proc = wrap.length
+      ? spawn(wrap[0], [...wrap.slice(1), HERALD_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd: dataDir })
+      : spawn(HERALD_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: dataDir });
     const h = new Herald(proc, port, dataDir, args);
     h.mqttPort = mqttPort;
     const deadline = Date.now() + 10000 * SCALE;

@@ -188,7 +188,10 @@ TEST(url_and_encoding)
     CHECK(strcmp(u.host, "example.com") == 0 && strcmp(u.port, "80") == 0 && strcmp(u.base, "/herald") == 0);
     CHECK_EQ(cli__parse_url("http://[::1]:9/", &u), 0);
     CHECK(strcmp(u.host, "::1") == 0 && strcmp(u.port, "9") == 0 && strcmp(u.authority, "[::1]:9") == 0);
-    CHECK_EQ(cli__parse_url("https://x", &u), HR_EINVAL);
+    CHECK_EQ(cli__parse_url("https://x", &u), 0);
+    CHECK(u.tls);
+    CHECK(strcmp(u.port, "443") == 0 && strcmp(u.host, "x") == 0);
+    CHECK_EQ(cli__parse_url("ftp://x", &u), HR_EINVAL);
     CHECK_EQ(cli__parse_url("http://", &u), HR_EINVAL);
     CHECK_EQ(cli__parse_url("http://x:0", &u), HR_EINVAL);
     CHECK_EQ(cli__parse_url("http://x:65536", &u), HR_EINVAL);

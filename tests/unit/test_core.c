@@ -91,6 +91,38 @@ TEST(wq_flush_partial_and_order)
     close(sv[1]);
 }
 
+/* wq_peek / wq_advance (the TLS writer's view of the queue): the unwritten part of the first
+ * block, then the others; advancing across blocks frees them and keeps the offset. */
+TEST(wq_peek_and_advance)
+{
+    wq_t q;
+    wq_init(&q, 1 << 20);
+    bytes_t *a = bytes_copy("hello", 5), *e = bytes_copy("", 0), *c = bytes_copy("world!", 6);
+    CHECK_EQ(wq_push(&q, a), 0);
+    CHECK_EQ(wq_push(&q, e), 0);
+    CHECK_EQ(wq_push(&q, c), 0);
+    struct iovec iov[4];
+    size_t bytes;
+    CHECK_EQ(wq_peek(&q, iov, 4, &bytes), 3);
+    CHECK_EQ(bytes, 11);
+    CHECK_EQ(wq_peek(&q, iov, 1, &bytes), 1); /* at most max entries */
+    CHECK_EQ(bytes, 5);
+    wq_advance(&q, 3);                        /* "hel" written */
+    CHECK_EQ(wq_peek(&q, iov, 4, &bytes), 3);
+    CHECK(iov[0].iov_len == 2 && memcmp(iov[0].iov_base, "lo", 2) == 0);
+    CHECK_EQ(q.bytes, 8);
+    wq_advance(&q, 3);                        /* "lo", the empty block and "w" */
+    CHECK_EQ(wq_peek(&q, iov, 4, &bytes), 1);
+    CHECK(iov[0].iov_len == 5 && memcmp(iov[0].iov_base, "orld!", 5) == 0);
+    wq_advance(&q, 5);
+    CHECK(wq_empty(&q));
+    CHECK(q.ring == q.inl && q.off == 0 && q.bytes == 0);
+    bytes_unref(a);
+    bytes_unref(e);
+    bytes_unref(c);
+    CHECK_EQ(bytes_live(), 0);
+}
+
 static int fired[8];
 static tw_t *g_wheel;
 static tw_entry_t ents[8];
@@ -175,6 +207,7 @@ int main(void)
     RUN(wq_tiny_blocks_count_their_bookkeeping);
     RUN(wq_oversized_block_into_empty_queue);
     RUN(wq_flush_partial_and_order);
+    RUN(wq_peek_and_advance);
     RUN(timer_order_lazy_and_far);
     RUN(timer_rearm_from_callback_and_long_stall);
     return UNIT_DONE();
