@@ -16,6 +16,8 @@
  * spaces between origins so that dump -> parse gives back the same bytes. No global state. */
 #include "config.h"
 
+#include "../core/textbuf.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
@@ -736,28 +738,14 @@ int cfg_from_args(cfg_t *cfg, int argc, char **argv, char *err, size_t errcap)
 
 /* ---- dump ---- */
 
-typedef struct {
-    char *out;
-    size_t cap, len; /* len counts what would have been written */
-} dump_t;
-
-static void put(dump_t *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(dump_t *d, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    size_t room = d->len < d->cap ? d->cap - d->len : 0;
-    int n = vsnprintf(room ? d->out + d->len : NULL, room, fmt, ap);
-    va_end(ap);
-    if (n > 0) d->len += (size_t)n;
-}
+typedef textbuf_t dump_t;
 
 static void put_size(dump_t *d, uint64_t v)
 {
-    if (v && v % (1ull << 30) == 0) put(d, "%llug\n", (unsigned long long)(v >> 30));
-    else if (v && v % (1ull << 20) == 0) put(d, "%llum\n", (unsigned long long)(v >> 20));
-    else if (v && v % (1ull << 10) == 0) put(d, "%lluk\n", (unsigned long long)(v >> 10));
-    else put(d, "%llu\n", (unsigned long long)v);
+    if (v && v % (1ull << 30) == 0) tb_put(d, "%llug\n", (unsigned long long)(v >> 30));
+    else if (v && v % (1ull << 20) == 0) tb_put(d, "%llum\n", (unsigned long long)(v >> 20));
+    else if (v && v % (1ull << 10) == 0) tb_put(d, "%lluk\n", (unsigned long long)(v >> 10));
+    else tb_put(d, "%llu\n", (unsigned long long)v);
 }
 
 size_t cfg_dump(const cfg_t *cfg, char *out, size_t cap)
@@ -767,7 +755,7 @@ size_t cfg_dump(const cfg_t *cfg, char *out, size_t cap)
     for (size_t i = 0; i < NKEYS; i++) {
         const key_def_t *k = &KEYS[i];
         if (!section || strcmp(section, k->section) != 0) {
-            put(&d, "%s[%s]\n", section ? "\n" : "", k->section);
+            tb_put(&d, "%s[%s]\n", section ? "\n" : "", k->section);
             section = k->section;
         }
         const char *field = (const char *)cfg + k->off;
@@ -776,32 +764,32 @@ size_t cfg_dump(const cfg_t *cfg, char *out, size_t cap)
         if (k->size == sizeof(uint32_t)) memcpy(&u32, field, sizeof(u32));
         if (k->size == sizeof(uint64_t)) memcpy(&u64, field, sizeof(u64));
         if (k->type == K_SECRET && field[0]) { /* secrets never leave the process */
-            put(&d, "; %s is set (hidden)\n", k->name);
+            tb_put(&d, "; %s is set (hidden)\n", k->name);
             continue;
         }
-        put(&d, "%s = ", k->name);
+        tb_put(&d, "%s = ", k->name);
         switch (k->type) {
         case K_ADDR:
         case K_ADDR_OPT:
         case K_STR:
         case K_PATH:
-        case K_ORIGINS: put(&d, "\"%s\"\n", field); break;
-        case K_SECRET: put(&d, "\"\"\n"); break; /* set ones never get here */
+        case K_ORIGINS: tb_put(&d, "\"%s\"\n", field); break;
+        case K_SECRET: tb_put(&d, "\"\"\n"); break; /* set ones never get here */
         case K_LOGLEVEL:
-            put(&d, "%s\n", cfg->log_level >= 0 && cfg->log_level <= 3 ? LOG_LEVELS[cfg->log_level] : "info");
+            tb_put(&d, "%s\n", cfg->log_level >= 0 && cfg->log_level <= 3 ? LOG_LEVELS[cfg->log_level] : "info");
             break;
-        case K_POLICY: put(&d, "%s\n", cfg->slow_policy == SLOW_DISCONNECT ? "disconnect" : "drop"); break;
-        case K_BOOL: put(&d, "%s\n", *(const bool *)field ? "true" : "false"); break;
-        case K_CHOICE: put(&d, "%s\n", k->choices[u32]); break;
+        case K_POLICY: tb_put(&d, "%s\n", cfg->slow_policy == SLOW_DISCONNECT ? "disconnect" : "drop"); break;
+        case K_BOOL: tb_put(&d, "%s\n", *(const bool *)field ? "true" : "false"); break;
+        case K_CHOICE: tb_put(&d, "%s\n", k->choices[u32]); break;
         case K_COUNT:
-        case K_MS: put(&d, "%u\n", u32); break;
+        case K_MS: tb_put(&d, "%u\n", u32); break;
         case K_SIZE32: put_size(&d, u32); break;
         case K_SIZE64: put_size(&d, u64); break;
         case K_SECS:
-            if (u32 % 1000 == 0) put(&d, "%u\n", u32 / 1000);
-            else if (u32 % 100 == 0) put(&d, "%u.%u\n", u32 / 1000, u32 % 1000 / 100);
-            else if (u32 % 10 == 0) put(&d, "%u.%02u\n", u32 / 1000, u32 % 1000 / 10);
-            else put(&d, "%u.%03u\n", u32 / 1000, u32 % 1000);
+            if (u32 % 1000 == 0) tb_put(&d, "%u\n", u32 / 1000);
+            else if (u32 % 100 == 0) tb_put(&d, "%u.%u\n", u32 / 1000, u32 % 1000 / 100);
+            else if (u32 % 10 == 0) tb_put(&d, "%u.%02u\n", u32 / 1000, u32 % 1000 / 10);
+            else tb_put(&d, "%u.%03u\n", u32 / 1000, u32 % 1000);
             break;
         }
     }

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "../core/err.h"
+#include "../core/textbuf.h"
 #include "config.h"
 
 typedef struct {
@@ -177,21 +178,7 @@ const char *cfg_help_text(const char *key)
 
 const char *cfg_help_key(size_t i) { return i < NHELP ? HELP[i].key : NULL; }
 
-typedef struct {
-    char *out;
-    size_t cap, len; /* len counts what would have been written */
-} text_t;
-
-static void put(text_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(text_t *t, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    size_t room = t->len < t->cap ? t->cap - t->len : 0;
-    int n = vsnprintf(room ? t->out + t->len : NULL, room, fmt, ap);
-    va_end(ap);
-    if (n > 0) t->len += (size_t)n;
-}
+typedef textbuf_t text_t;
 
 size_t cfg_help(char *out, size_t cap, bool sample)
 {
@@ -208,7 +195,7 @@ size_t cfg_help(char *out, size_t cap, bool sample)
     free(def);
     text_t t = {out, cap, 0};
     if (sample)
-        put(&t, "# herald.conf - herald's configuration (herald serve -c herald.conf; check it with herald check-config).\n"
+        tb_put(&t, "# herald.conf - herald's configuration (herald serve -c herald.conf; check it with herald check-config).\n"
                 "# Every key is listed with its default, commented out: uncomment a line to change it. Sections are for\n"
                 "# reading only (a key may stand under any). Durations are in seconds (decimals allowed) unless said\n"
                 "# otherwise; sizes take k, m or g. Every key is also a flag (--key value) that wins over this file.\n"
@@ -217,7 +204,7 @@ size_t cfg_help(char *out, size_t cap, bool sample)
                 "# directory, /var/lib/herald, so the relative data_dir below lands there; files named here\n"
                 "# (secrets, keys, permissions) must be readable by the service (see the unit's LoadCredential=).\n");
     else
-        put(&t, "usage: herald serve [-c FILE] [--KEY VALUE ...] [--print-config] [--check]\n"
+        tb_put(&t, "usage: herald serve [-c FILE] [--KEY VALUE ...] [--print-config] [--check]\n"
                 "       herald check-config [-c FILE] [--KEY VALUE ...]\n\n"
                 "Every key below can be set in the configuration file (INI, parsed with inih; a key may stand\n"
                 "under any section) or given as a flag --key value or --key=value (dashes or underscores);\n"
@@ -232,18 +219,18 @@ size_t cfg_help(char *out, size_t cap, bool sample)
         if (n == 0) {
             /* the blank line between sections: each section line brings its own */
         } else if (p[0] == '[' || !eq || eq == p) {
-            put(&t, "\n%.*s\n", (int)n, p);
+            tb_put(&t, "\n%.*s\n", (int)n, p);
         } else {
             char key[64];
             size_t kn = (size_t)(eq - p) - 1; /* "key = value" */
             snprintf(key, sizeof(key), "%.*s", (int)(kn < sizeof(key) ? kn : sizeof(key) - 1), p);
             const char *text = cfg_help_text(key);
-            if (sample) put(&t, "# %s\n#%.*s\n", text ? text : "(undocumented)", (int)n, p);
-            else put(&t, "  %.*s\n      %s\n", (int)n, p, text ? text : "(undocumented)");
+            if (sample) tb_put(&t, "# %s\n#%.*s\n", text ? text : "(undocumented)", (int)n, p);
+            else tb_put(&t, "  %.*s\n      %s\n", (int)n, p, text ? text : "(undocumented)");
         }
         p += n + (nl ? 1 : 0);
     }
-    put(&t, "\n%s", NAMESPACE_TEXT);
+    tb_put(&t, "\n%s", NAMESPACE_TEXT);
     free(dump);
     if (cap && t.len >= cap) out[cap - 1] = '\0';
     return t.len;

@@ -36,15 +36,24 @@ static bool withdraw__split(span_t rest, span_t *chan, uint64_t *id)
     return false;
 }
 
+/* The channel enc names (percent-decoded into chan) when the request holds an API key: its
+ * length, or -1 when the request was answered (400, 401, 403). */
+static ssize_t withdraw__admin_channel(app_t *app, http_conn_t *hc, http_req_t *req, span_t enc, char *chan,
+                                       size_t cap, const char *action)
+{
+    ssize_t cn = http_pct_decode(enc.p, enc.n, chan, cap);
+    if (cn < 0 || !hub_channel_valid(chan, (size_t)cn)) {
+        http_error(hc, HR_ECHANNEL, "invalid channel name");
+        return -1;
+    }
+    return xp_require_admin(&app->xp, hc, req, action, chan, (size_t)cn) ? cn : -1;
+}
+
 void withdraw_channel(app_t *app, http_conn_t *hc, http_req_t *req, span_t rest)
 {
     char chan[HUB_MAX_CHANNEL + 1];
-    ssize_t cn = http_pct_decode(rest.p, rest.n, chan, sizeof(chan));
-    if (cn < 0 || !hub_channel_valid(chan, (size_t)cn)) {
-        http_error(hc, HR_ECHANNEL, "invalid channel name");
-        return;
-    }
-    if (!xp_require_admin(&app->xp, hc, req, "delete", chan, (size_t)cn)) return;
+    ssize_t cn = withdraw__admin_channel(app, hc, req, rest, chan, sizeof(chan), "delete");
+    if (cn < 0) return;
     uint32_t told = 0;
     uint64_t last = 0;
     int rc = hub_clear(app->xp.hub, chan, (size_t)cn, &told, &last);
@@ -82,12 +91,8 @@ void withdraw_handle(app_t *app, http_conn_t *hc, http_req_t *req, span_t rest)
     uint64_t id;
     withdraw__split(rest, &cs, &id);
     char chan[HUB_MAX_CHANNEL + 1];
-    ssize_t cn = http_pct_decode(cs.p, cs.n, chan, sizeof(chan));
-    if (cn < 0 || !hub_channel_valid(chan, (size_t)cn)) {
-        http_error(hc, HR_ECHANNEL, "invalid channel name");
-        return;
-    }
-    if (!xp_require_admin(&app->xp, hc, req, "withdraw messages of", chan, (size_t)cn)) return;
+    ssize_t cn = withdraw__admin_channel(app, hc, req, cs, chan, sizeof(chan), "withdraw messages of");
+    if (cn < 0) return;
     uint32_t told = 0;
     int rc = hub_withdraw(app->xp.hub, chan, (size_t)cn, id, &told);
     if (rc == HR_ENOTFOUND) {
