@@ -94,6 +94,7 @@ static const key_def_t KEYS[] = {
     {"max_new_connections_per_ip", "server", K_COUNT, F(max_new_connections_per_ip), 0, 10000000, NULL},
     {"per_ip_exempt", "server", K_STR, F(per_ip_exempt), 0, 0, NULL},
     {"trusted_proxies", "server", K_STR, F(trusted_proxies), 0, 0, NULL},
+    {"proxy_protocol", "server", K_BOOL, F(proxy_protocol), 0, 1, NULL},
     {"shutdown_timeout", "server", K_SECS, F(shutdown_timeout_ms), 0, 3600000, NULL},
     {"access_log", "server", K_STR, F(access_log), 0, 0, NULL},
     {"header_timeout", "http", K_SECS, F(header_timeout_ms), 1, 3600000, NULL},

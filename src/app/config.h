@@ -59,6 +59,7 @@ typedef struct {
     uint32_t max_new_connections_per_ip; /* max_new_connections_per_ip = 100 per second (0: no limit) */
     char per_ip_exempt[256];  /* per_ip_exempt = "127.0.0.1 ::1": addresses not limited (a local proxy) */
     uint32_t shutdown_timeout_ms; /* shutdown_timeout = 10 (seconds): SIGTERM drains this long at most */
+    bool proxy_protocol;      /* proxy_protocol = false: every connection begins with a PROXY v1/v2 header */
     char trusted_proxies[256]; /* trusted_proxies = "": proxies whose X-Forwarded-For names the client (http/access.h) */
     char access_log[256];     /* access_log = "": off, "stderr", or a file appended to (http/access.h) */
     /* [http] */

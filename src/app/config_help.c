@@ -50,6 +50,7 @@ static const key_help_t HELP[] = {
     {"max_new_connections_per_ip", "new connections per second one client address may open (0: no limit)"},
     {"per_ip_exempt", "addresses the two per-address limits do not apply to (put your reverse proxy here)"},
     {"shutdown_timeout", "seconds SIGTERM waits for goodbyes to be written and parked publishes answered"},
+    {"proxy_protocol", "every connection (all listeners) begins with a PROXY protocol v1/v2 header naming the client (HAProxy, nginx proxy_protocol, AWS NLB)"},
     {"trusted_proxies", "reverse proxies (addresses) whose X-Forwarded-For names the client in logs (\"\": none)"},
     {"access_log", "one line per HTTP response: \"\" off, stderr, or a file appended to (credentials redacted)"},
     /* [http] */

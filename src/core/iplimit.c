@@ -90,6 +90,13 @@ int iplimit_admit(iplimit_t *t, int fd, uint64_t now_ms, ipl_entry_t **out)
     *out = NULL;
     uint8_t a[16];
     if ((!t->max_conns && !t->rate) || !t->map.b || !ip_peer16(fd, a)) return 0;
+    return iplimit_admit_addr(t, a, now_ms, out);
+}
+
+int iplimit_admit_addr(iplimit_t *t, const uint8_t a[16], uint64_t now_ms, ipl_entry_t **out)
+{
+    *out = NULL;
+    if ((!t->max_conns && !t->rate) || !t->map.b) return 0;
     if (ipset_has(&t->exempt, a)) return 0;
     if (++t->admits >= IPL_SWEEP_EVERY) ipl__sweep(t, now_ms);
     uint64_t h = hmap_hash(&t->map, a, 16);

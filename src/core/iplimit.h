@@ -49,6 +49,9 @@ void iplimit_free(iplimit_t *t);
  * once per address. */
 int iplimit_admit(iplimit_t *t, int fd, uint64_t now_ms, ipl_entry_t **out);
 
+/* The same for a client at address a (a PROXY protocol header's, proxyproto.h). */
+int iplimit_admit_addr(iplimit_t *t, const uint8_t a[16], uint64_t now_ms, ipl_entry_t **out);
+
 /* A connection admitted under e closed (e may be NULL). */
 void iplimit_release(iplimit_t *t, ipl_entry_t *e);
 

@@ -99,9 +99,11 @@ size_t http_access_redact(const char *t, size_t n, char *out, size_t cap)
 void http_access_request(http_conn_t *hc, http_req_t *req)
 {
     http_server_t *srv = hc->srv;
-    hc->client[0] = 0;
-    hc->base.alias = NULL;
-    if (srv->trusted.n) {
+    if (!hc->pp_client) { /* a PROXY header's client stands for the whole connection */
+        hc->client[0] = 0;
+        hc->base.alias = NULL;
+    }
+    if (srv->trusted.n && !hc->pp_client) {
         if (hc->peer_trusted < 0) {
             uint8_t a[16];
             hc->peer_trusted = ip_peer16(hc->base.w.fd, a) && ipset_has(&srv->trusted, a);

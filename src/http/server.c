@@ -1,6 +1,9 @@
 /* server.c - HTTP/1.1 connections; see server.h for the life of a connection. */
 #include "server.h"
 
+#include <errno.h>
+#include <sys/socket.h>
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -503,6 +506,43 @@ static const conn_ops_t http_conn_ops = {
 };
 
 /* Refuses a just-accepted connection with a 503 and {"error":why}: one best-effort write. */
+/* A refused connection lingers a moment after its 503 (what nginx calls a lingering close): its
+ * request, sent right after connecting, is read and dropped until the client closes or
+ * HTTP_LINGER_MS pass, so the close does not reset the connection (a reset can reach the client
+ * before the answer does, and the answer is lost). At most HTTP_LINGER_MAX at once; beyond, the
+ * socket is closed at once. */
+#define HTTP_LINGER_MS 1000
+#define HTTP_LINGER_MAX 256
+
+typedef struct {
+    watcher_t w;
+    tw_entry_t t;
+    list_node_t link; /* in srv->lingers */
+    http_server_t *srv;
+} http_linger_t;
+
+static void http__linger_end(http_linger_t *g)
+{
+    list_unlink(&g->link);
+    loop_unwatch(g->srv->loop, &g->w);
+    tw_stop(&g->srv->loop->wheel, &g->t);
+    close(g->w.fd);
+    g->srv->lingering--;
+    free(g);
+}
+
+static void http__linger_timeout(tw_entry_t *e) { http__linger_end(container_of(e, http_linger_t, t)); }
+
+static void http__linger_read(loop_t *loop, watcher_t *w, uint32_t events)
+{
+    (void)loop, (void)events;
+    http_linger_t *g = container_of(w, http_linger_t, w);
+    char sink[4096];
+    ssize_t k;
+    while ((k = recv(w->fd, sink, sizeof(sink), MSG_DONTWAIT)) > 0) {}
+    if (k == 0 || (errno != EAGAIN && errno != EINTR)) http__linger_end(g); /* the client closed */
+}
+
 static void http__refuse(http_server_t *srv, int fd, const char *why)
 {
     srv->metrics->rejected++;
@@ -513,12 +553,27 @@ static void http__refuse(http_server_t *srv, int fd, const char *why)
                      strlen(why) + 12, why);
     ssize_t w = n > 0 ? write(fd, busy, (size_t)n) : 0;
     (void)w;
+    shutdown(fd, SHUT_WR);
+    http_linger_t *g = srv->lingering < HTTP_LINGER_MAX && !srv->loop->stopping ? calloc(1, sizeof(*g)) : NULL;
+    if (g) {
+        g->srv = srv;
+        g->w.fd = fd;
+        g->w.cb = http__linger_read;
+        tw_entry_init(&g->t, http__linger_timeout);
+        if (loop_watch(srv->loop, &g->w, LOOP_READ | LOOP_RDHUP) == 0) {
+            srv->lingering++;
+            list_push_back(&srv->lingers, &g->link);
+            tw_arm(&srv->loop->wheel, &g->t, loop_now(srv->loop) + HTTP_LINGER_MS);
+            return;
+        }
+        free(g);
+    }
     close(fd);
 }
 
 /* A new connection, plain or (tls set) TLS. A refused TLS peer is closed without an answer: it
  * could not read a plain one. */
-static void http__accept(http_server_t *srv, int fd, struct tls_ctx *tls)
+static void http__accept(http_server_t *srv, int fd, struct tls_ctx *tls, const proxyproto_t *pp)
 {
     if (srv->nconns >= srv->cfg->max_connections || srv->loop->stopping) {
         if (tls) srv->metrics->rejected++, close(fd);
@@ -526,7 +581,8 @@ static void http__accept(http_server_t *srv, int fd, struct tls_ctx *tls)
         return;
     }
     ipl_entry_t *ie = NULL;
-    if (srv->ipl && iplimit_admit(srv->ipl, fd, loop_now(srv->loop), &ie) < 0) {
+    if (srv->ipl && (pp ? iplimit_admit_addr(srv->ipl, pp->src, loop_now(srv->loop), &ie)
+                        : iplimit_admit(srv->ipl, fd, loop_now(srv->loop), &ie)) < 0) {
         if (tls) srv->metrics->rejected++, close(fd);
         else http__refuse(srv, fd, "too many connections from your address");
         return;
@@ -539,6 +595,10 @@ static void http__accept(http_server_t *srv, int fd, struct tls_ctx *tls)
     }
     hc->srv = srv;
     hc->peer_trusted = -1;
+    if (pp) { /* the load balancer's PROXY header names the client for the connection's life */
+        proxyproto_format(pp, hc->client, sizeof(hc->client));
+        hc->pp_client = true;
+    }
     hc->xp = XP_HTTP;
     uint64_t rmax = (uint64_t)srv->cfg->max_head + srv->cfg->max_body + HTTP_BODY_SLACK;
     if (rmax > UINT32_MAX / 2) rmax = UINT32_MAX / 2;
@@ -549,6 +609,7 @@ static void http__accept(http_server_t *srv, int fd, struct tls_ctx *tls)
         return;
     }
     hc->base.ipl = ie;
+    if (hc->pp_client) hc->base.alias = hc->client;
     list_push_back(&srv->conns, &hc->all);
     srv->nconns++;
     srv->metrics->accepted++;
@@ -557,18 +618,20 @@ static void http__accept(http_server_t *srv, int fd, struct tls_ctx *tls)
     if (tls && tls_conn_start(&hc->base, tls) < 0) conn_close(&hc->base, HR_ENOMEM);
 }
 
-static void http__on_accept(listener_t *l, int fd) { http__accept(l->ctx, fd, NULL); }
+static void http__on_accept(listener_t *l, int fd) { http__accept(l->ctx, fd, NULL, l->pp); }
 
 static void http__on_accept_tls(listener_t *l, int fd)
 {
     http_server_t *srv = l->ctx;
-    http__accept(srv, fd, srv->tls);
+    http__accept(srv, fd, srv->tls, l->pp);
 }
 
 int http_server_listen_tls(http_server_t *srv, const char *addr, struct tls_ctx *tls)
 {
     srv->tls = tls;
-    return listener_open(&srv->tls_listener, srv->loop, addr, http__on_accept_tls, srv);
+    int rc = listener_open(&srv->tls_listener, srv->loop, addr, http__on_accept_tls, srv);
+    if (rc == 0 && srv->cfg->proxy_protocol) listener_proxy(&srv->tls_listener, srv->cfg->header_timeout_ms);
+    return rc;
 }
 
 int http_server_open(http_server_t *srv, loop_t *loop, const cfg_t *cfg, metrics_t *metrics,
@@ -581,12 +644,15 @@ int http_server_open(http_server_t *srv, loop_t *loop, const cfg_t *cfg, metrics
     srv->handler = handler;
     srv->ctx = ctx;
     list_init(&srv->conns);
+    list_init(&srv->lingers);
     srv->limits = (http_limits_t){.max_target = cfg->max_target, .max_head = cfg->max_head,
                                   .max_headers = cfg->max_headers};
     srv->cors_any = strchr(cfg->cors_origins, '*') != NULL;
     srv->tls_listener.w.fd = srv->tls_listener.reserve_fd = -1;
     if (http_access_open(srv, cfg) < 0) return HR_EINVAL;
-    return listener_open(&srv->listener, loop, cfg->http_addr, http__on_accept, srv);
+    int rc = listener_open(&srv->listener, loop, cfg->http_addr, http__on_accept, srv);
+    if (rc == 0 && cfg->proxy_protocol) listener_proxy(&srv->listener, cfg->header_timeout_ms);
+    return rc;
 }
 
 void http_server_drain(http_server_t *srv)
@@ -621,6 +687,8 @@ void http_server_close(http_server_t *srv)
 {
     listener_close(&srv->listener);
     listener_close(&srv->tls_listener);
+    while (srv->lingers.next && !list_empty(&srv->lingers))
+        http__linger_end(container_of(srv->lingers.next, http_linger_t, link));
     http_access_close(srv); /* nothing is logged from here on */
     list_node_t *pos, *tmp;
     list_each_safe(pos, tmp, &srv->conns)

@@ -62,6 +62,7 @@ struct http_conn {
     char origin[128]; /* allowed Origin of the current request, echoed in CORS headers ("" none) */
     char client[46];  /* the client a trusted proxy forwarded the current request for ("" none; access.h) */
     int8_t peer_trusted; /* the TCP peer is a trusted proxy: 1, 0, or -1 not looked up yet */
+    bool pp_client;   /* client was named by the connection's PROXY header (listener.h): kept */
     uint64_t t0_ms;   /* access log: when the current request was dispatched */
     char *al_req;     /* access log: the current request's line (NULL without an access log) */
     bool origin_listed; /* origin is named in cors_origins (not only allowed by "*"): credentials may go */
@@ -82,6 +83,8 @@ struct http_server {
     bool cors_any;
     iplimit_t *ipl;    /* per-address limits shared with MQTT (NULL: none) */
     ipset_t trusted;   /* trusted_proxies: whose X-Forwarded-For names the client (access.h) */
+    uint32_t lingering; /* refused connections whose request is being read and dropped */
+    list_t lingers;     /* their http_linger_t */
     FILE *alog;        /* access_log, or NULL */
     int64_t date_sec;  /* second of the cached Date header line */
     char date[48];     /* "Date: ...\r\n" */

@@ -563,7 +563,8 @@ static void mqtt__accept_any(listener_t *l, int fd, struct tls_ctx *tls)
     mqtt_server_t *srv = l->ctx;
     xp_ctx_t *x = srv->x;
     ipl_entry_t *ie = NULL;
-    if (x->ipl && iplimit_admit(x->ipl, fd, loop_now(l->loop), &ie) < 0) { /* nothing to answer before CONNECT */
+    if (x->ipl && (l->pp ? iplimit_admit_addr(x->ipl, l->pp->src, loop_now(l->loop), &ie)
+                         : iplimit_admit(x->ipl, fd, loop_now(l->loop), &ie)) < 0) { /* nothing to answer before CONNECT */
         close(fd);
         x->metrics->rejected++;
         return;
@@ -579,6 +580,10 @@ static void mqtt__accept_any(listener_t *l, int fd, struct tls_ctx *tls)
         return;
     }
     t->base.ipl = ie;
+    if (l->pp) { /* the load balancer's PROXY header names the client */
+        proxyproto_format(l->pp, t->client, sizeof(t->client));
+        t->base.alias = t->client;
+    }
     mqtt__conn_init(&t->k, x, &t->base, NULL);
     conn_timer(&t->base, x->cfg->header_timeout_ms); /* CONNECT must come first, and soon */
     srv->nconns++;
@@ -600,6 +605,7 @@ int mqtt_server_listen_tls(mqtt_server_t *srv, const char *addr, struct tls_ctx 
     srv->tls = tls;
     int rc = listener_open(&srv->tls_listener, srv->x->hub->loop, addr, mqtt__accept_tls, srv);
     srv->tls_open = rc == 0;
+    if (rc == 0 && srv->x->cfg->proxy_protocol) listener_proxy(&srv->tls_listener, srv->x->cfg->header_timeout_ms);
     return rc;
 }
 
@@ -669,6 +675,7 @@ int mqtt_server_open(mqtt_server_t *srv, xp_ctx_t *x, loop_t *loop)
             mqtt__sessions_free(srv);
             return rc;
         }
+        if (x->cfg->proxy_protocol) listener_proxy(&srv->listener, x->cfg->header_timeout_ms);
         srv->open = true;
     }
     store_t *st = x->hub->store;

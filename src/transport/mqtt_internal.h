@@ -104,6 +104,7 @@ struct mqtt_conn {
 typedef struct {
     conn_t base;
     mqtt_conn_t k;
+    char client[46]; /* the client a PROXY header named (conn_t.alias), or "" */
 } mqtt_tcp_t;
 
 typedef struct {

@@ -165,7 +165,9 @@ export class Herald {
 /* Starts `herald serve --http 127.0.0.1:PORT --mqtt 127.0.0.1:PORT2 --data-dir TMP [--key value ...]`
  * (h.port, h.mqttPort) and waits (bounded)
  * until GET /healthz answers 200. Retries on another port when the process dies at startup. */
-/* opts.wrap: a command herald runs under (e.g. ['prlimit', '--nofile=64:64']). */
+/* opts.wrap: a command herald runs under (e.g. ['prlimit', '--nofile=64:64']); opts.readyLog:
+ * wait for the "herald listening" line instead of asking /healthz (a server that plain
+ * requests cannot reach, e.g. with proxy_protocol). */
 export async function startHerald(flags = {}, opts = {}) {
   if (!fs.existsSync(HERALD_BIN)) throw new Error(`herald binary not found: ${HERALD_BIN}`);
   let lastErr;
@@ -184,6 +186,14 @@ export async function startHerald(flags = {}, opts = {}) {
     const deadline = Date.now() + 10000 * SCALE;
     let up = false;
     while (Date.now() < deadline && !h.exited) {
+      if (opts.readyLog) {
+        if (/herald listening on/.test(h.out)) {
+          up = true;
+          break;
+        }
+        await sleep(15);
+        continue;
+      }
       try {
         const r = await request(h, 'GET', '/healthz', { timeout: 1000 });
         if (r.status === 200) {
