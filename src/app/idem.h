@@ -14,7 +14,9 @@
  * loop iteration as the publishes puts the record into the same commit as the messages (both
  * or neither survive a crash), and idem_init() loads them back. Without kv operations (memory
  * store), or with a store that orders publishes itself (engine = redis, whose commits are not
- * the local store's), records live in this node's memory only.
+ * the local store's), records live in this node's memory only; with engine = redis the publish
+ * routes also claim and settle each key in Redis (engine.h idem_claim, see publish.c), so that
+ * every node, and a node started afresh, shares them.
  *
  * Stored value: 'H' 1 (format), made at (8 bytes, big-endian wall-clock ms), status (2 bytes,
  * big-endian), flags (1 byte: 1 = the final answer; 0 = written with the publishes, before

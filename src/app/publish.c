@@ -11,7 +11,15 @@
  * Idempotency and the store: with a local store that commits a loop iteration's writes together
  * (LMDB), the record goes into the store in the same iteration as the publishes (so the same
  * commit: after a crash both or neither exist), with the ids already assigned but not yet the
- * subscriber counts; the complete answer replaces it in the next commit. */
+ * subscriber counts; the complete answer replaces it in the next commit.
+ *
+ * Idempotency and a shared engine (engine = redis): keys are the cluster's. This node's table
+ * answers first (a replay or a 409 it knows of); otherwise the request claims its key in the
+ * engine (engine_t.idem_claim) and waits, parked, holding a copy of what it publishes (the
+ * request's buffer is gone by then). A claim won publishes as above and stores the final answer
+ * there (idem_settle), or frees the key when nothing was published (idem_release); a key held
+ * by another request is a 409, a stored answer is replayed (and kept in this node's table); no
+ * answer from the engine is a 503: publishing then could publish twice. */
 #include "publish.h"
 
 #include <inttypes.h>
@@ -44,6 +52,11 @@ typedef struct {
     http_conn_t *hc;   /* NULL once its connection closed */
     idem_entry_t *idem;
     bool single;       /* POST /pub/{channel}: the one-object answer */
+    bool claiming;     /* waiting for the shared engine's claim of the key */
+    bool shared;       /* the key is claimed in the shared engine: settle or release it at the end */
+    char *held;        /* while claiming: the event, then the data (copied) */
+    size_t held_en, held_dn;
+    uint32_t held_ttl;
     uint32_t n, next, waiting;
     pub_target_t t[];  /* then the names */
 } pub_req_t;
@@ -153,7 +166,29 @@ static int pub__answer(const pub_req_t *r, jbuf_t *b, bool provisional)
 static void pub__free(pub_req_t *r)
 {
     list_unlink(&r->link);
+    free(r->held);
     free(r);
+}
+
+/* r's key claimed in the shared engine: stores the final answer body[0..n) there (body NULL:
+ * out of memory, the key stays claimed until its lease ends), or frees the key when nothing was
+ * published. */
+static void pub__settle_shared(pub_req_t *r, bool published, uint16_t status, const char *body, size_t n)
+{
+    engine_t *eng = r->app->xp.hub->engine;
+    idem_t *t = &r->app->pub->idem;
+    idem_entry_t *e = r->idem;
+    if (!published) {
+        eng->ops->idem_release(eng, e->key, e->klen);
+        return;
+    }
+    uint8_t *v = body ? malloc(IDEM_REC_HEAD + n) : NULL;
+    if (!v) return; /* retries get 409 until the lease ends, rather than publishing again now */
+    idem_rec_t rec = {e->made_ms, status, true, body, n};
+    idem_rec_encode(v, &rec);
+    uint64_t now = loop_wall_ms(), end = e->made_ms + t->window_ms;
+    eng->ops->idem_settle(eng, e->key, e->klen, v, IDEM_REC_HEAD + n, end > now ? end - now : 1);
+    free(v);
 }
 
 /* Every target of r completed: remember and send the answer. */
@@ -164,6 +199,7 @@ static void pub__finish(pub_req_t *r)
     int status = pub__answer(r, &b, false);
     uint32_t ok = 0;
     for (uint32_t i = 0; i < r->n; i++) ok += r->t[i].state == PT_DONE;
+    if (r->idem && r->shared) pub__settle_shared(r, ok > 0, (uint16_t)status, b.oom ? NULL : b.p, b.n);
     if (r->idem) {
         if (ok && !b.oom) idem_finish(&p->idem, r->idem, (uint16_t)status, b.p, b.n);
         else idem_forget(&p->idem, r->idem);
@@ -198,7 +234,9 @@ static void pub__done(void *arg, int rc, const msg_t *m, uint32_t reached)
 static void pub__close(http_conn_t *hc)
 {
     pub_req_t *r = hc->xstate;
-    if (r->idem) { /* the retry the client is about to make must find the answer: finish unanswered */
+    /* the retry the client is about to make must find the answer: finish unanswered (a claim
+     * still waiting is answered first, so that a key won is freed again, see pub__claimed) */
+    if (r->idem) {
         r->hc = NULL;
         return;
     }
@@ -253,7 +291,7 @@ static bool pub__idem(app_t *app, http_conn_t *hc, const auth_id_t *who, const c
 
 /* Publishes every allowed target of r (the others are PT_FAILED already), then answers at once
  * when nothing waits, or parks the request. */
-static void pub__run(pub_req_t *r, const char *event, size_t en, const void *data, size_t dn, uint32_t ttl)
+static void pub__publish(pub_req_t *r, const char *event, size_t en, const void *data, size_t dn, uint32_t ttl)
 {
     app_t *app = r->app;
     hub_t *hub = app->xp.hub;
@@ -285,6 +323,75 @@ static void pub__run(pub_req_t *r, const char *event, size_t en, const void *dat
         free(b.p);
     }
     /* answered once the store has committed them: the request waits, pipelined ones behind it */
+    http_park(r->hc, &pub__ops, r, XP_HTTP);
+}
+
+/* engine_idem_cb: the shared engine answered r's claim of its key. */
+static void pub__claimed(void *arg, int rc, const void *rec, size_t n)
+{
+    pub_req_t *r = arg;
+    app_t *app = r->app;
+    idem_t *t = &app->pub->idem;
+    engine_t *eng = app->xp.hub->engine;
+    idem_rec_t x;
+    r->claiming = false;
+    if (rc == ENGINE_IDEM_NEW && r->hc) {
+        r->shared = true;
+        list_unlink(&r->link); /* pub__publish links it again */
+        pub__publish(r, r->held, r->held_en, r->held + r->held_en, r->held_dn, r->held_ttl);
+        return;
+    }
+    if (rc == ENGINE_IDEM_NEW) { /* its client is gone before anything was published: free the key */
+        eng->ops->idem_release(eng, r->idem->key, r->idem->klen);
+        idem_forget(t, r->idem);
+    } else if (rc == ENGINE_IDEM_DONE && idem_rec_decode(rec, n, &x) == 0) {
+        t->replays++;
+        if (r->hc)
+            http_respond(r->hc, x.status, "application/json", x.body, x.body_len, "Idempotent-Replay: true\r\n");
+        if (idem_finish(t, r->idem, x.status, x.body, x.body_len) == 0)
+            r->idem->made_ms = x.made_ms; /* kept here until the window of the first request ends */
+    } else if (rc == ENGINE_IDEM_BUSY) {
+        t->conflicts++;
+        idem_forget(t, r->idem);
+        static const char busy[] = "{\"error\":\"a request with this idempotency key is in flight: retry later\"}";
+        if (r->hc) http_respond(r->hc, 409, "application/json", busy, sizeof(busy) - 1, "Retry-After: 1\r\n");
+    } else {
+        idem_forget(t, r->idem);
+        if (r->hc) http_error(r->hc, HR_EUNAVAIL, "idempotency store unavailable");
+    }
+    r->idem = NULL;
+    pub__free(r);
+}
+
+/* With a shared engine that keeps idempotency keys, claims r's key there first (r parks until
+ * it is answered: pub__claimed); else publishes at once. */
+static void pub__run(pub_req_t *r, const char *event, size_t en, const void *data, size_t dn, uint32_t ttl)
+{
+    app_t *app = r->app;
+    engine_t *eng = app->xp.hub->engine;
+    if (!r->idem || !eng || !eng->ops->idem_claim) {
+        pub__publish(r, event, en, data, dn, ttl);
+        return;
+    }
+    int rc = HR_ENOMEM;
+    if ((r->held = malloc(en + dn + 1))) {
+        memcpy(r->held, event, en);
+        if (dn) memcpy(r->held + en, data, dn);
+        r->held_en = en;
+        r->held_dn = dn;
+        r->held_ttl = ttl;
+        rc = eng->ops->idem_claim(eng, r->idem->key, r->idem->klen, app->pub->idem.window_ms, pub__claimed, r);
+    }
+    if (rc < 0) {
+        idem_forget(&app->pub->idem, r->idem);
+        r->idem = NULL;
+        if (rc == HR_ENOMEM) http_error(r->hc, HR_ENOMEM, "out of memory");
+        else http_error(r->hc, HR_EUNAVAIL, "idempotency store unavailable");
+        pub__free(r);
+        return;
+    }
+    r->claiming = true;
+    list_push_back(&app->pub->live, &r->link);
     http_park(r->hc, &pub__ops, r, XP_HTTP);
 }
 
@@ -669,7 +776,12 @@ int publish_init(publish_t *p, loop_t *loop, store_t *store, const cfg_t *cfg)
 void publish_close(publish_t *p)
 {
     list_node_t *pos, *tmp;
-    list_each_safe(pos, tmp, &p->live) pub__free(container_of(pos, pub_req_t, link));
+    list_each_safe(pos, tmp, &p->live) {
+        pub_req_t *r = container_of(pos, pub_req_t, link);
+        engine_t *eng = r->app->xp.hub->engine;
+        if (r->claiming && eng->ops->cancel) eng->ops->cancel(eng, r);
+        pub__free(r);
+    }
     idem_close(&p->idem);
     sched_close(&p->sched);
 }

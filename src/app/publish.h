@@ -8,7 +8,9 @@
  * (http_park) in one small per-request state that counts the targets down as the store commits
  * them; the answer goes when the last one completed. A request whose connection closes first is
  * cancelled (hub_cancel), unless it carries an idempotency key: then it stays until its
- * publishes complete, so that the retry the client is about to make finds the answer. */
+ * publishes complete, so that the retry the client is about to make finds the answer. With a
+ * shared engine that keeps idempotency keys (engine = redis) a keyed request first claims its
+ * key there, parked until the claim is answered (see publish.c). */
 #ifndef HERALD_PUBLISH_H
 #define HERALD_PUBLISH_H
 

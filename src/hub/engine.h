@@ -25,6 +25,13 @@ typedef void (*engine_control_cb)(void *arg, const char *json, size_t n);
 /* Called with each record of a shared namespace (engine_t.kv_each); non-zero stops. */
 typedef int (*engine_kv_cb)(void *arg, const void *key, size_t klen, const void *val, size_t vlen);
 
+/* The answer of an idempotency claim (engine_t.idem_claim): rc ENGINE_IDEM_NEW (the key is this
+ * node's now: publish), ENGINE_IDEM_BUSY (another request holds it), ENGINE_IDEM_DONE (rec[0..n)
+ * is the answer stored under it, idem_rec_encode's format; valid during the callback only), or
+ * HR_E* (the backend did not answer). */
+enum { ENGINE_IDEM_NEW = 0, ENGINE_IDEM_BUSY = 1, ENGINE_IDEM_DONE = 2 };
+typedef void (*engine_idem_cb)(void *arg, int rc, const void *rec, size_t n);
+
 /* The answer of an occupancy count: rc 0 and the channel's subscribers on every node, or HR_E*. */
 typedef void (*engine_count_cb)(void *arg, int rc, uint32_t subscribers);
 
@@ -119,6 +126,17 @@ typedef struct {
      * failure later is logged). kv_each visits a namespace: at start-up only (it may block). */
     int (*kv_put)(engine_t *e, const char *ns, const void *key, size_t klen, const void *val, size_t vlen);
     int (*kv_each)(engine_t *e, const char *ns, engine_kv_cb cb, void *arg);
+    /* Optional, idempotency keys every node shares (src/app/publish.c; the three together).
+     * idem_claim atomically takes key[0..klen) (the caller scope and the client's key) for this
+     * node unless it is taken, and answers cb(arg, ENGINE_IDEM_*, ...) later, never from inside
+     * this call, unless cancel(arg) comes first: 0 or HR_E* at once (cb is not called). A claim
+     * lasts at most window_ms (the engine may hold it for less: a node that died mid-publish does
+     * not keep its key busy for the whole window). idem_settle stores the answer rec[0..n) under
+     * the claimed key for ttl_ms more; idem_release frees the key (nothing was published). Both
+     * fire and forget: 0 once queued, HR_E* when they cannot be. */
+    int (*idem_claim)(engine_t *e, const void *key, size_t klen, uint64_t window_ms, engine_idem_cb cb, void *arg);
+    int (*idem_settle)(engine_t *e, const void *key, size_t klen, const void *rec, size_t n, uint64_t ttl_ms);
+    int (*idem_release)(engine_t *e, const void *key, size_t klen);
 } engine_ops_t;
 
 struct engine {

@@ -1,6 +1,7 @@
 /* redis.c - the Redis engine: several herald nodes share channels through one Redis server
  * (engine = redis; see store.h). Connections live in redis_conn.c, the pub/sub feed and the
- * nodes' subscriber counts in redis_feed.c, presence and users across nodes in redis_presence.c.
+ * nodes' subscriber counts in redis_feed.c, presence and users across nodes in redis_presence.c,
+ * shared records in redis_kv.c, idempotency keys shared by the nodes in redis_idem.c.
  *
  * Ordering. A publish on any node runs one Lua script on Redis that takes the channel's next id
  * (INCR P:id:CH), appends the message to the channel's stream (XADD P:s:CH with the id as the
@@ -579,6 +580,9 @@ static const engine_ops_t rd_engine_ops = {
     .user_status = rd_user_status,
     .kv_put = rd_kv_put,
     .kv_each = rd_kv_each,
+    .idem_claim = rd_idem_claim,
+    .idem_settle = rd_idem_settle,
+    .idem_release = rd_idem_release,
 };
 
 engine_t *store_redis_engine(store_t *s) { return &((rd_t *)s)->eng; }
@@ -629,6 +633,7 @@ store_t *store_redis_open(const store_redis_opts_t *o, loop_t *loop, char *err, 
     r->pres_ttl_ms = o->presence_ttl_ms ? o->presence_ttl_ms : 10000;
     r->seen_ttl_ms = o->seen_ttl_ms ? o->seen_ttl_ms : 30ull * 86400 * 1000;
     list_init(&r->counts);
+    list_init(&r->claims);
     if (!rd__copy(r->sentinels, sizeof(r->sentinels), o->sentinels) ||
         !rd__copy(r->master, sizeof(r->master), o->master_name) || !rd__copy(r->user, sizeof(r->user), o->user) ||
         !rd__copy(r->password, sizeof(r->password), o->password) ||

@@ -1,7 +1,8 @@
 /* redis_internal.h - what the files of the Redis engine share: redis.c (store ops, ids,
  * histories, the epoch), redis_conn.c (connections: hiredis async on herald's loop, AUTH,
  * SELECT, Sentinel, deadlines, reconnects), redis_feed.c (the pub/sub feed, the nodes' counts,
- * occupancy) and redis_presence.c (presence and users across nodes). Nothing outside
+ * occupancy), redis_presence.c (presence and users across nodes), redis_kv.c (shared records)
+ * and redis_idem.c (idempotency keys shared by the nodes). Nothing outside
  * src/store/redis*.c includes it. */
 #ifndef HERALD_REDIS_INTERNAL_H
 #define HERALD_REDIS_INTERNAL_H
@@ -94,6 +95,7 @@ struct rd {
     uint64_t feed_sub_ms; /* when the feed last subscribed */
     uint64_t ping_acked, ping_seen, unseen_since_ms;
     list_t counts; /* occupancy requests waiting (rd_count_t) */
+    list_t claims; /* idempotency claims waiting (redis_idem.c) */
     /* presence and users across nodes (redis_presence.c) */
     struct rd_pres *pres;
     uint32_t pres_ttl_ms; /* presence_node_timeout */
@@ -164,6 +166,16 @@ int rd_control(engine_t *e, const char *json, size_t n);
 /* The engine's kv ops (engine.h): one hash per namespace, PREFIX:kv:NS. */
 int rd_kv_put(engine_t *e, const char *ns, const void *key, size_t klen, const void *val, size_t vlen);
 int rd_kv_each(engine_t *e, const char *ns, engine_kv_cb cb, void *arg);
+
+/* ---- redis_idem.c ---- */
+
+/* The engine's idempotency ops (engine.h): one key per caller and key, PREFIX:idem:SCOPE KEY. */
+int rd_idem_claim(engine_t *e, const void *key, size_t klen, uint64_t window_ms, engine_idem_cb cb, void *arg);
+int rd_idem_settle(engine_t *e, const void *key, size_t klen, const void *rec, size_t n, uint64_t ttl_ms);
+int rd_idem_release(engine_t *e, const void *key, size_t klen);
+
+/* Forgets the claims waiting with arg (rd_cancel). */
+void rd_idem_cancel(rd_t *r, void *arg);
 
 /* ---- redis_presence.c ---- */
 

@@ -268,6 +268,12 @@ async function exercise(node, flags, ch) {
   assert.deepEqual((await s.take(1)).map((e) => `${e.id}:${e.data}`), ['2:two']);
   await waitFor(async () => (await getJSON(A, `/channels/${ch}`)).subscribers === 1, 5000 * SCALE, 'presence across nodes');
   s.close();
+  /* an idempotency key the nodes share (redis_idem.c: a script with SET and GET, then SET) */
+  const keyed = (h) => request(h, 'POST', `/pub/${ch}-idem`, { headers: { 'Idempotency-Key': `k-${ch}`, 'Content-Length': '1' }, body: Buffer.from('i') });
+  const k1 = await keyed(A), k2 = await keyed(B);
+  assert.equal(k1.status, 200, k1.text);
+  assert.equal(k2.headers['idempotent-replay'], 'true', k2.text);
+  assert.equal(k2.text, k1.text);
   const pub = await mq(tcpURL(A), { clientId: `ret-${A.port}`, protocolVersion: 5 });
   await pub.pub(`${ch}/state`, 'kept', { qos: 1, retain: true });
   await pub.end();
@@ -317,6 +323,7 @@ const ACL_RULES = ['~herald:*', '&herald:3:m:*', '+eval', '+hgetall', '+select',
   '+sismember',
   /* read cursors shared by every node (redis_kv.c) */
   '+hscan'];
+/* idempotency keys (redis_idem.c) need nothing more: SET and GET (in a script), SET, DEL */
 
 test('an ACL user (redis_user) with the minimal rules of the README, on redis_db 3: everything works; a wrong password for the user is refused at start-up', T, async () => {
   await withRedis({ args: ['--requirepass', 'admin-pass-0123456789'], auth: { password: 'admin-pass-0123456789' } }, async (redis, node) => {
