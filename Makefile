@@ -7,6 +7,7 @@
 #   make bench-mqtt the MQTT benchmark against mosquitto (bench/compare_mosquitto.sh)
 #   make bench-soak 10 minutes of mixed traffic on every transport: memory, latency, loss (bench/soak.sh)
 #   make bench-users 10,000 users on their own channels and read state, against nchan (bench/users.sh)
+#   make bench-tls  fan-out, handshakes and idle memory over TLS, against nchan and mosquitto (bench/tls.sh)
 #   make install    installs build/herald, the systemd unit, the man page and a sample herald.conf
 #                   (PREFIX=/usr/local, DESTDIR, BINDIR, SYSCONFDIR=/etc, MANDIR, UNITDIR); make uninstall
 #
@@ -135,6 +136,9 @@ bench-soak: $(B)/herald
 bench-users: $(B)/herald
 	bash bench/users.sh
 
+bench-tls: $(B)/herald
+	bash bench/tls.sh
+
 # Installation. The unit's paths follow BINDIR and SYSCONFDIR; an existing herald.conf is never
 # overwritten (the new sample goes beside it as herald.conf.sample), and uninstall removes it
 # only when it is still the sample. The binary installed is the one built: no rebuild here
@@ -174,7 +178,7 @@ uninstall:
 clean:
 	rm -rf build
 
-.PHONY: all run deps build-deps test fuzz fuzz-smoke bench bench-mqtt bench-store bench-cluster bench-auth bench-soak bench-users clean build-all install uninstall FORCE
+.PHONY: all run deps build-deps test fuzz fuzz-smoke bench bench-mqtt bench-store bench-cluster bench-auth bench-soak bench-users bench-tls clean build-all install uninstall FORCE
 .SECONDARY:
 
 -include $(shell find build -name '*.d' 2>/dev/null)

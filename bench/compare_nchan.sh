@@ -84,13 +84,14 @@ if [ "$HERALD_SKIP" != 1 ]; then
     LOADGEN=("$ROOT/build/herald" bench)
 else
     # nchan-only mode: the load generator alone, with a throwaway main(), plus the pure WebSocket
-    # codec it uses and what that needs (byte blocks, error texts, SHA-1 from libcrypto; zlib).
+    # codec it uses and what that needs (byte blocks, error texts, SHA-1 from libcrypto; zlib), and
+    # the TLS client (libssl).
     log "HERALD_SKIP=1: building a standalone load generator"
     printf '#include "%s/bench/loadgen.h"\nint main(int c, char **v) { return bench_main(c - 1, v + 1); }\n' \
         "$ROOT" >"$TMP/bmain.c"
     cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -O2 \
-        -o "$TMP/loadgen" "$ROOT/bench/loadgen.c" "$ROOT/bench/loadgen_report.c" "$ROOT/src/transport/ws_codec.c" "$ROOT/src/transport/mqtt_codec.c" "$ROOT/src/core/bytes.c" \
-        "$ROOT/src/core/err.c" "$TMP/bmain.c" -lcrypto -lz
+        -o "$TMP/loadgen" "$ROOT/bench/loadgen.c" "$ROOT/bench/loadgen_report.c" "$ROOT/bench/loadgen_tls.c" "$ROOT/src/transport/ws_codec.c" "$ROOT/src/transport/mqtt_codec.c" "$ROOT/src/core/bytes.c" \
+        "$ROOT/src/core/err.c" "$TMP/bmain.c" -lssl -lcrypto -lz
     LOADGEN=("$TMP/loadgen")
 fi
 

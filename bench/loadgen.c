@@ -69,6 +69,10 @@
  * checks that the total is 0 after an even read and not 0 after an odd one), and the latency is
  * from the read's scheduled time to the event. With --channels K a subscriber's bitmap has one bit
  * per message of its own channel (s / K), not one per message of the run.
+ * TLS (--tls, loadgen_tls.c): once a connection's TCP connect is done, a TLS handshake runs on its
+ * readiness events (c->tls_hs); after it the connection speaks its protocol through SSL_read and
+ * SSL_write in place of recv and send, reading until EAGAIN since one call returns one record.
+ * With --tls-handshake-only an idle subscriber is ready at its handshake (the handshake rate).
  * The types, and the measurements and reports (loadgen_report.c), are in loadgen_internal.h. */
 #include "loadgen.h"
 
@@ -161,6 +165,7 @@ static void conn_close(lg_ctx_t *x, lg_conn_t *c, bool abortive)
             setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
         }
         epoll_ctl(x->ep, EPOLL_CTL_DEL, c->fd, NULL);
+        if (c->ssl) lgt_close(c);
         close(c->fd);
     }
     c->fd = -1;
@@ -211,7 +216,7 @@ static int conn_open(lg_ctx_t *x, lg_conn_t *c)
 static int conn_send(lg_ctx_t *x, lg_conn_t *c, const char *d, size_t n)
 {
     if (c->out_len == c->out_off) {
-        ssize_t w = send(c->fd, d, n, MSG_NOSIGNAL);
+        ssize_t w = c->ssl ? lgt_send(c, d, n) : send(c->fd, d, n, MSG_NOSIGNAL);
         if (w == (ssize_t)n) return 0;
         if (w < 0 && errno != EAGAIN) return -1;
         if (w < 0) w = 0;
@@ -236,7 +241,9 @@ static int conn_send(lg_ctx_t *x, lg_conn_t *c, const char *d, size_t n)
 static int flush_out(lg_ctx_t *x, lg_conn_t *c)
 {
     while (c->out_off < c->out_len) {
-        ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+        const char *d = c->out + c->out_off;
+        size_t n = c->out_len - c->out_off;
+        ssize_t w = c->ssl ? lgt_send(c, d, n) : send(c->fd, d, n, MSG_NOSIGNAL);
         if (w < 0) return errno == EAGAIN ? 0 : -1;
         c->out_off += (size_t)w;
     }
@@ -1356,7 +1363,7 @@ static void set_retry(lg_ctx_t *x, lg_conn_t *c, uint64_t at)
 static void on_readable(lg_ctx_t *x, lg_conn_t *c)
 {
     while (c->fd >= 0) {
-        ssize_t n = recv(c->fd, x->scratch, LG_SCRATCH, 0);
+        ssize_t n = c->ssl ? lgt_recv(c, x->scratch, LG_SCRATCH) : recv(c->fd, x->scratch, LG_SCRATCH, 0);
         if (n < 0) {
             if (errno == EAGAIN || errno == EINTR) return;
             conn_lost(x, c, false);
@@ -1387,7 +1394,7 @@ static void on_readable(lg_ctx_t *x, lg_conn_t *c)
             conn_lost(x, c, false);
             return;
         }
-        if ((size_t)n < LG_SCRATCH) return;
+        if ((size_t)n < LG_SCRATCH && !c->ssl) return; /* TLS: one record per read, read to EAGAIN */
     }
 }
 
@@ -1416,6 +1423,32 @@ static void conn_lost(lg_ctx_t *x, lg_conn_t *c, bool reconnect)
     sub_failed(x, c);
 }
 
+static void proto_start(lg_ctx_t *x, lg_conn_t *c);
+
+/* --tls: one step of c's handshake; when it is done, the protocol starts (or, with
+ * --tls-handshake-only, an idle subscriber is ready). */
+static void tls_step(lg_ctx_t *x, lg_conn_t *c)
+{
+    int r = lgt_handshake(x, c);
+    if (r == LGT_FAIL) {
+        conn_lost(x, c, false);
+        return;
+    }
+    bool want_out = r == LGT_WANT_WRITE;
+    if (want_out != c->want_out && ep_set(x, c, want_out, EPOLL_CTL_MOD) < 0) {
+        conn_lost(x, c, false);
+        return;
+    }
+    if (r != LGT_DONE) return;
+    if (x->tls_hs_only && c->kind == K_SUB) {
+        sub_set_ready(x, c);
+        return;
+    }
+    proto_start(x, c);
+    /* records that came behind the handshake (TLS 1.3 session tickets) got no edge of their own */
+    if (c->fd >= 0) on_readable(x, c);
+}
+
 static void on_connected(lg_ctx_t *x, lg_conn_t *c)
 {
     int err = 0;
@@ -1438,6 +1471,18 @@ static void on_connected(lg_ctx_t *x, lg_conn_t *c)
         conn_lost(x, c, false);
         return;
     }
+    if (x->tls) {
+        const char *host = c->mq ? x->mhost : c->kind == K_PUB ? x->phost : x->host;
+        if (lgt_start(x, c, host) < 0) conn_lost(x, c, false);
+        else tls_step(x, c);
+        return;
+    }
+    proto_start(x, c);
+}
+
+/* The connection is open (TCP, and TLS with --tls): the protocol's first request. */
+static void proto_start(lg_ctx_t *x, lg_conn_t *c)
+{
     if (c->mq) {
         if (mqtt_send_connect(x, c) < 0) conn_lost(x, c, false);
         return;
@@ -1482,7 +1527,7 @@ static void publish_due(lg_ctx_t *x, uint64_t now)
     for (uint32_t k = 0; k < np && x->next_seq < x->messages; k++) {
         uint32_t i = (x->pub_turn + k) % np;
         lg_conn_t *c = &x->conns[x->nsubs + i];
-        if (c->state != ST_OPEN || c->busy || (c->mq && !c->ready)) continue;
+        if (c->state != ST_OPEN || c->tls_hs || c->busy || (c->mq && !c->ready)) continue;
         uint64_t sched;
         if (x->rate > 0) {
             sched = sched_of(x, x->next_seq);
@@ -1546,7 +1591,8 @@ static void step_phase(lg_ctx_t *x, uint64_t now)
     if (x->phase == PH_CONNECT) {
         bool pubs_ok = true;
         for (uint32_t i = x->nsubs; i < x->nconns; i++)
-            if (x->conns[i].state != ST_OPEN || (x->conns[i].mq && !x->conns[i].ready)) pubs_ok = false;
+            if (x->conns[i].state != ST_OPEN || x->conns[i].tls_hs || (x->conns[i].mq && !x->conns[i].ready))
+                pubs_ok = false;
         if (x->started == x->nsubs && x->ready_subs + x->failed_subs >= x->nsubs && pubs_ok) {
             x->phase = PH_WARMUP;
             x->t_ready = now;
@@ -1629,6 +1675,10 @@ static void run_loop(lg_ctx_t *x)
                 if (e & (EPOLLOUT | EPOLLERR | EPOLLHUP)) on_connected(x, c);
                 continue;
             }
+            if (c->tls_hs) {
+                tls_step(x, c);
+                continue;
+            }
             if (e & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) on_readable(x, c);
             if (c->fd >= 0 && (e & EPOLLOUT) && flush_out(x, c) < 0) conn_lost(x, c, false);
         }
@@ -1686,7 +1736,13 @@ static void usage(FILE *f)
             "  --json                        print one JSON line of results\n"
             "  --intervals                   on each SIGUSR2, print a JSON line about the interval since\n"
             "                                the previous one (deliveries, latency, missing so far)\n"
-            "  --quiet                       no progress on stderr\n");
+            "  --quiet                       no progress on stderr\n"
+            "  --tls                         TLS on every connection (subscribers, publishers, MQTT); each\n"
+            "                                handshake is a full one (no resumption)\n"
+            "  --cacert FILE                 --tls: verify the server's chain against FILE and its name\n"
+            "                                against the URL's host (default: no verification)\n"
+            "  --tls-handshake-only          --tls with --idle-conns: a connection is ready when its handshake\n"
+            "                                is done (no request); the connect phase is the handshake rate\n");
 }
 
 /* http://HOST[:PORT][/PREFIX] into host (64 bytes), port, prefix (128 bytes) and addr. */
@@ -1814,6 +1870,14 @@ static int parse_args(lg_ctx_t *x, int argc, char **argv)
             x->read_events = true;
             continue;
         }
+        if (strcmp(a, "--tls") == 0) {
+            x->tls = true;
+            continue;
+        }
+        if (strcmp(a, "--tls-handshake-only") == 0) {
+            x->tls_hs_only = true;
+            continue;
+        }
         if (i + 1 >= argc) {
             fprintf(stderr, "bench: %s needs a value (or is unknown)\n", a);
             return -1;
@@ -1824,6 +1888,7 @@ static int parse_args(lg_ctx_t *x, int argc, char **argv)
         if (strcmp(a, "--url") == 0) url = v;
         else if (strcmp(a, "--pub-url") == 0) purl = v;
         else if (strcmp(a, "--mqtt-url") == 0) murl = v;
+        else if (strcmp(a, "--cacert") == 0) x->tls_cacert = v;
         else if (strcmp(a, "--token") == 0) ok = token_ok(x->token = v);
         else if (strcmp(a, "--pub-key") == 0) ok = token_ok(x->pub_key = v);
         else if (strcmp(a, "--tokens-file") == 0) {
@@ -1900,7 +1965,7 @@ static int parse_args(lg_ctx_t *x, int argc, char **argv)
         }
     }
     if (parse_url(url, x->host, &x->port, x->prefix, &x->addr) < 0) {
-        fprintf(stderr, "bench: bad --url %s (want http://HOST:PORT)\n", url);
+        fprintf(stderr, "bench: bad --url %s (want http://HOST:PORT; --tls for TLS)\n", url);
         return -1;
     }
     if (parse_url(purl ? purl : url, x->phost, &x->pport, x->pprefix, &x->paddr) < 0) {
@@ -1909,7 +1974,7 @@ static int parse_args(lg_ctx_t *x, int argc, char **argv)
     }
     bool mq_subs = has_mode(x, MODE_MQTT);
     if ((mq_subs || x->pub_mqtt) && parse_mqtt_url(x, murl) < 0) {
-        fprintf(stderr, "bench: bad --mqtt-url %s (want mqtt://HOST:PORT)\n", murl);
+        fprintf(stderr, "bench: bad --mqtt-url %s (want mqtt://HOST:PORT; --tls for TLS)\n", murl);
         return -1;
     }
     if ((mq_subs || x->pub_mqtt) && strpbrk(x->channel, "+#")) {
@@ -1936,6 +2001,14 @@ static int parse_args(lg_ctx_t *x, int argc, char **argv)
     }
     if (x->deflate && !has_mode(x, MODE_WS)) {
         fprintf(stderr, "bench: --deflate needs --mode ws\n");
+        return -1;
+    }
+    if ((x->tls_cacert || x->tls_hs_only) && !x->tls) {
+        fprintf(stderr, "bench: --cacert and --tls-handshake-only go with --tls\n");
+        return -1;
+    }
+    if (x->tls_hs_only && !x->idle_conns) {
+        fprintf(stderr, "bench: --tls-handshake-only goes with --idle-conns\n");
         return -1;
     }
     if (x->idle_conns && (has_mode(x, MODE_LONGPOLL) || x->nmodes > 1 || x->channels > 1)) {
@@ -1996,6 +2069,7 @@ int bench_main(int argc, char **argv)
         free(x);
         return 1;
     }
+    int exit_code = 1;
     x->scratch = malloc(LG_SCRATCH);
     x->conns = calloc(x->nconns ? x->nconns : 1, sizeof(*x->conns));
     x->ep = epoll_create1(EPOLL_CLOEXEC);
@@ -2025,7 +2099,6 @@ int bench_main(int argc, char **argv)
             if (!c->seen) ok = false;
         }
     }
-    int exit_code = 1;
     if (!ok) {
         fprintf(stderr, "bench: out of memory (%u subscribers x %u messages), or no signalfd\n", x->nsubs,
                 x->messages);
@@ -2035,6 +2108,7 @@ int bench_main(int argc, char **argv)
         fprintf(stderr, "bench: cannot read /proc/%ld/status\n", x->server_pid);
         goto out;
     }
+    if (x->tls && lgt_init(x) < 0) goto out;
     x->t0 = now_us();
     x->t_deadline = x->t0 + (uint64_t)x->timeout_s * 1000000u;
     x->rss_before_kb = lgr_rss_kb(x);
@@ -2062,6 +2136,7 @@ out:
     }
     if (x->ep >= 0) close(x->ep);
     if (x->sigfd >= 0) close(x->sigfd);
+    if (x->ssl_ctx) lgt_free_ctx(x);
     if (x->zs_init) inflateEnd(&x->zs);
     free(x->infl);
     free(x->conns);

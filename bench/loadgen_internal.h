@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <zlib.h>
 
 #include "../src/transport/ws_codec.h"
@@ -80,6 +81,9 @@ typedef struct {
     bool mq;         /* this connection speaks MQTT (to --mqtt-url) */
     uint8_t mq_wait; /* publisher: MQ_PUB_* for the PUBLISH in flight */
     uint16_t mq_pid; /* publisher: the packet id of the PUBLISH in flight */
+    /* TLS (--tls, loadgen_tls.c) */
+    struct ssl_st *ssl; /* NULL on a plain connection */
+    bool tls_hs;        /* the TLS handshake is under way: the bytes are not the protocol's yet */
 } lg_conn_t;
 
 typedef struct {
@@ -162,6 +166,13 @@ typedef struct {
     uint64_t t_hold_end;
     uint32_t mq_granted_min; /* lowest QoS granted in a SUBACK (4 before any) */
     uint64_t mq_publish_rx, mq_qos_rx[3], mq_acks_sent, mq_pubrel_rx, mq_dup_rx;
+    /* TLS */
+    bool tls;                    /* --tls: every connection (subscribers, publishers, MQTT) */
+    bool tls_hs_only;            /* --tls-handshake-only: an idle connection is ready at its handshake */
+    const char *tls_cacert;      /* --cacert: verify the server against it (NULL: no verification) */
+    struct ssl_ctx_st *ssl_ctx;  /* the client context, made by lgt_init() */
+    uint64_t tls_handshakes, tls_resumed, tls_failures;
+    char tls_version[16], tls_cipher[64]; /* what the first handshake agreed */
 } lg_ctx_t;
 
 /* ---- loadgen.c ---- */
@@ -197,5 +208,32 @@ int lgr_final(lg_ctx_t *x);
  * started): deliveries and their latency percentiles in the interval, and the totals so far,
  * with the deliveries missing among messages scheduled at least --drain-ms ago. */
 void lgr_interval(lg_ctx_t *x, uint64_t now);
+
+/* ---- loadgen_tls.c ---- */
+
+enum { LGT_DONE, LGT_WANT_READ, LGT_WANT_WRITE, LGT_FAIL }; /* lgt_handshake() */
+
+/* Makes x->ssl_ctx (TLS 1.2+, every handshake a full one: no session is kept for resumption);
+ * with --cacert the server's chain and name are verified, otherwise nothing is. Returns 0 or -1
+ * with a message on stderr. */
+int lgt_init(lg_ctx_t *x);
+
+/* Frees x->ssl_ctx. */
+void lgt_free_ctx(lg_ctx_t *x);
+
+/* Puts a client TLS session on c's connected socket; the server's name (SNI when not an address,
+ * and the name checked with --cacert) is HOST. Sets c->tls_hs. Returns 0 or -1. */
+int lgt_start(lg_ctx_t *x, lg_conn_t *c, const char *host);
+
+/* Advances c's handshake: LGT_DONE (c->tls_hs cleared), LGT_WANT_READ/WRITE, or LGT_FAIL. */
+int lgt_handshake(lg_ctx_t *x, lg_conn_t *c);
+
+/* recv(2) and send(2) over c->ssl: bytes, 0 at the end of the stream (recv), or -1 with errno
+ * (EAGAIN when TLS needs the socket to be readable or writable first). */
+ssize_t lgt_recv(lg_conn_t *c, void *buf, size_t n);
+ssize_t lgt_send(lg_conn_t *c, const void *buf, size_t n);
+
+/* Frees c's TLS session (no close_notify: the connections end with a RST anyway). */
+void lgt_close(lg_conn_t *c);
 
 #endif

@@ -226,9 +226,15 @@ static void connect_json(const lg_ctx_t *x, char *buf, size_t cap, double *conn_
     *conn_per_s = *conn_ms > 0 ? x->ready_subs * 1e3 / *conn_ms : -1;
     *conn_cpu = x->cpu_connect0 >= 0 && x->cpu_connected >= 0 ? x->cpu_connected - x->cpu_connect0 : -1;
     *conn_cpu_per = *conn_cpu >= 0 && x->ready_subs ? *conn_cpu * 1e6 / x->ready_subs : -1;
-    snprintf(buf, cap,
-             "\"connect_ms\":%.1f,\"connects_per_s\":%.0f,\"connect_cpu_s\":%.4f,\"connect_cpu_us_per_conn\":%.2f,",
-             *conn_ms, *conn_per_s, *conn_cpu, *conn_cpu_per);
+    int n = snprintf(buf, cap,
+                     "\"connect_ms\":%.1f,\"connects_per_s\":%.0f,\"connect_cpu_s\":%.4f,\"connect_cpu_us_per_conn\":%.2f,",
+                     *conn_ms, *conn_per_s, *conn_cpu, *conn_cpu_per);
+    if (x->tls && n > 0 && (size_t)n < cap)
+        snprintf(buf + n, cap - (size_t)n,
+                 "\"tls\":true,\"tls_version\":\"%s\",\"tls_cipher\":\"%s\",\"tls_handshakes\":%" PRIu64
+                 ",\"tls_resumed\":%" PRIu64 ",\"tls_failures\":%" PRIu64 ",\"tls_verify\":%s,",
+                 x->tls_version, x->tls_cipher, x->tls_handshakes, x->tls_resumed, x->tls_failures,
+                 x->tls_cacert ? "true" : "false");
 }
 
 static int report_idle(const lg_ctx_t *x, const char *style, const char *mode, const char *conn_json, double conn_ms,
@@ -266,7 +272,7 @@ int lgr_final(lg_ctx_t *x)
     double lg_cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
                     ru.ru_stime.tv_usec / 1e6;
     const char *style = x->style == STYLE_NCHAN ? "nchan" : "herald";
-    char mbuf[64], conn_json[160];
+    char mbuf[64], conn_json[512];
     const char *mode = modes_name(x, mbuf, sizeof(mbuf));
     double conn_ms, conn_per_s, conn_cpu, conn_cpu_per;
     connect_json(x, conn_json, sizeof(conn_json), &conn_ms, &conn_per_s, &conn_cpu, &conn_cpu_per);
