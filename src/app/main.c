@@ -65,6 +65,14 @@ static void before_write(loop_t *loop, void *arg)
     if (app->mqtt) mqtt_server_persist(app->mqtt);
     int rc = hub_commit(app->xp.hub);
     if (app->mqtt) mqtt_server_committed(app->mqtt, rc == 0);
+    /* the commit's messages went into offline persistent sessions' queues: those are saved too
+     * before anyone is answered (the answers are written after this), or a crash right after a
+     * publish's answer would lose them from the sessions (a second, small commit) */
+    for (int round = 0; round < 2 && app->mqtt && mqtt_server_dirty(app->mqtt); round++) {
+        mqtt_server_persist(app->mqtt);
+        rc = hub_commit(app->xp.hub);
+        mqtt_server_committed(app->mqtt, rc == 0);
+    }
     if (app->reads) readstate_flush(app->reads);
 }
 

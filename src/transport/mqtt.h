@@ -54,6 +54,10 @@ void mqtt_server_persist(mqtt_server_t *srv);
  * written again with the next one). */
 void mqtt_server_committed(mqtt_server_t *srv, bool ok);
 
+/* True when persistent sessions changed since the last mqtt_server_persist (e.g. a commit's
+ * messages were queued for offline clients). */
+bool mqtt_server_dirty(const mqtt_server_t *srv);
+
 /* Stops accepting; every connection gets DISCONNECT 0x8B (v5) and is closed; persistent
  * sessions are written to the store (they come back at the next start), every session freed. */
 void mqtt_server_close(mqtt_server_t *srv);

@@ -133,6 +133,8 @@ void mqtt_server_persist(mqtt_server_t *srv)
     }
 }
 
+bool mqtt_server_dirty(const mqtt_server_t *srv) { return !list_empty(&srv->dirty); }
+
 void mqtt_server_committed(mqtt_server_t *srv, bool ok)
 {
     while (!list_empty(&srv->saving)) {
