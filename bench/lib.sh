@@ -60,3 +60,23 @@ get() { # get SERVER SCENARIO FIELD
 }
 fmt() { [ -z "$1" ] && { echo "-"; return; }; awk -v v="$1" 'BEGIN { if (v < 0) print "n/a"; else if (v == int(v)) printf "%d", v; else if (v >= 1000) printf "%.0f", v; else if (v >= 10) printf "%.1f", v; else printf "%.3f", v }'; }
 ratio() { [ -z "$1" ] || [ -z "$2" ] && { echo "-"; return; }; awk -v a="$1" -v b="$2" 'BEGIN { if (a < 0 || b <= 0) print "-"; else printf "%.2f", a / b }'; }
+
+nchan_main_conf() { # nchan_main_conf DIR: nginx's main-context lines for nchan ($NCHAN_SO), files under DIR;
+    # one worker to match herald's single thread
+    cat <<MAIN_CONF
+load_module $NCHAN_SO;
+worker_processes 1;
+worker_rlimit_nofile 20000;
+daemon off;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+events { worker_connections 19500; use epoll; }
+MAIN_CONF
+}
+
+nginx_temp_paths() { # nginx_temp_paths DIR: the http-context temp paths of nginx under DIR
+    local t
+    for t in client_body:body proxy:proxy fastcgi:fastcgi uwsgi:uwsgi scgi:scgi; do
+        echo "    ${t%%:*}_temp_path $1/${t#*:};"
+    done
+}
