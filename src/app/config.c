@@ -16,6 +16,8 @@
  * spaces between origins so that dump -> parse gives back the same bytes. No global state. */
 #include "config.h"
 
+#include <openssl/crypto.h>
+
 #include "../core/textbuf.h"
 
 #include <ctype.h>
@@ -820,7 +822,11 @@ void cfg_diff(const cfg_t *a, const cfg_t *b, void (*cb)(void *arg, const char *
     for (size_t i = 0; i < sizeof(KEYS) / sizeof(KEYS[0]); i++) {
         const key_def_t *k = &KEYS[i];
         const char *x = (const char *)a + k->off, *y = (const char *)b + k->off;
-        bool differ = k->size && key_bytes(k) == k->size ? strncmp(x, y, k->size) != 0 : memcmp(x, y, key_bytes(k)) != 0;
+        /* secrets in constant time (the whole field: both configurations were zeroed and parsed
+         * from the same arguments) */
+        bool differ = k->type == K_SECRET           ? CRYPTO_memcmp(x, y, key_bytes(k)) != 0
+                      : k->size && key_bytes(k) == k->size ? strncmp(x, y, k->size) != 0
+                                                           : memcmp(x, y, key_bytes(k)) != 0;
         if (differ) cb(arg, k->name, k->section);
     }
 }
