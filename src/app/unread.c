@@ -199,6 +199,7 @@ static void rs__on_sub(void *arg, chan_t *ch, sub_t *s, bool added)
 static void rs__on_change(void *arg, chan_t *ch)
 {
     readstate_t *rs = arg;
+    if (!rs->online) return; /* nobody's devices here to tell (watches exist only for users online) */
     rs_user_t *u = rs__feed_owner(rs, ch, false);
     if (u && u->online) rs__dirty(rs, u);
     list_node_t *pos, *tmp;
