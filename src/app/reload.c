@@ -84,11 +84,6 @@ int app_reload(app_t *app)
     cfg_diff(app->cfg, next, reload__auth_scan, &auth_changed);
     auth_t *na = NULL;
     if (auth_changed) {
-        if (app->nold_auths == sizeof(app->old_auths) / sizeof(app->old_auths[0])) {
-            log_error("SIGHUP: access control was reloaded %u times: restart to apply it again; nothing changed",
-                      app->nold_auths);
-            goto out;
-        }
         na = calloc(1, sizeof(*na));
         char aerr[600];
         if (!na || auth_init(na, next, aerr, sizeof(aerr)) < 0) {
@@ -109,7 +104,7 @@ int app_reload(app_t *app)
         http_access_open(app->http, app->cfg);
     }
     if (na) {
-        app->old_auths[app->nold_auths++] = app->auth == app->boot_auth ? NULL : app->auth;
+        if (app->auth != app->boot_auth) auth_retire(app->auth); /* the boot one lives on the stack */
         app->auth = na;
         app->xp.auth = na;
         log_info("SIGHUP: access control reloaded: %s%s%s%s", na->keys ? "tokens " : "", na->nkeys ? "api-keys " : "",
@@ -127,15 +122,8 @@ out:
 
 void app_reload_free(app_t *app)
 {
-    for (uint32_t i = 0; i < app->nold_auths; i++)
-        if (app->old_auths[i]) {
-            auth_close(app->old_auths[i]);
-            free(app->old_auths[i]);
-        }
-    app->nold_auths = 0;
     if (app->auth != app->boot_auth) { /* the one in use came from a reload */
-        auth_close(app->auth);
-        free(app->auth);
+        auth_retire(app->auth);
         app->auth = app->boot_auth;
     }
 }

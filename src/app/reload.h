@@ -19,7 +19,7 @@
  * configuration was refused. */
 int app_reload(app_t *app);
 
-/* Frees the access control that reloads replaced (at exit). */
+/* Retires the access control the last reload made (at exit, after every connection closed). */
 void app_reload_free(app_t *app);
 
 #endif

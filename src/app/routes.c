@@ -325,11 +325,15 @@ static size_t routes__auth_metrics(const auth_t *a, char *out, size_t cap)
                      "herald_auth_denied_total %llu\n"
                      "# HELP herald_auth_expired_total Connections ended because their credential expired.\n"
                      "# TYPE herald_auth_expired_total counter\n"
-                     "herald_auth_expired_total %llu\n",
+                     "herald_auth_expired_total %llu\n"
+                     "# HELP herald_auth_retired_generations Access control replaced by SIGHUP and still held by "
+                     "connections admitted with it.\n"
+                     "# TYPE herald_auth_retired_generations gauge\n"
+                     "herald_auth_retired_generations %u\n",
                      (unsigned long long)s->tokens_ok, (unsigned long long)s->tokens_bad,
                      (unsigned long long)s->cache_hits, s->cache_entries, (unsigned long long)s->logins_ok,
                      (unsigned long long)s->logins_bad, (unsigned long long)s->keys_ok, (unsigned long long)s->keys_bad,
-                     (unsigned long long)s->denied, (unsigned long long)s->expired);
+                     (unsigned long long)s->denied, (unsigned long long)s->expired, auth_retired_live());
     return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 

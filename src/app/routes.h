@@ -24,8 +24,6 @@ typedef struct {
     int argc;            /* serve's arguments, read again on SIGHUP (reload.h) */
     char **argv;
     auth_t *boot_auth;   /* the access control serve started with (not freed by reload.c) */
-    auth_t *old_auths[8]; /* access control replaced by reloads: kept for the identities made with it */
-    uint32_t nold_auths;
 } app_t;
 
 /* True when h is a loopback name with or without a port: localhost, *.localhost, 127.0.0.0/8,

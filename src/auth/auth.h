@@ -78,6 +78,8 @@ struct auth {
     auth_stats_t stats;
     struct evp_md_st *md;         /* SHA-256, fetched once (token cache keys, API key digests) */
     struct evp_md_ctx_st *mdctx;  /* reused for every digest */
+    uint64_t live;                /* references to its identities held outside (each returned or auth_ref'd id) */
+    bool retired;                 /* replaced by a reload (auth_retire): freed when live reaches 0 */
 };
 
 /* Builds the access-control state from cfg: reads token_hmac_secret(_file), token_public_key,
@@ -94,6 +96,14 @@ char *auth_read_secret_file(const char *path, size_t *len, char *err, size_t cap
 
 /* Frees everything auth_init made. Identities still referenced must be released first. */
 void auth_close(auth_t *a);
+
+/* a (malloc'd, auth_init'ed) was replaced by a reload: its token cache goes now, and a itself
+ * (auth_close + free) as soon as the last identity made with it is released, possibly at once.
+ * Connections keep the access control they were admitted with until then. */
+void auth_retire(auth_t *a);
+
+/* Access-control generations replaced by reloads and still held by connections (a metric). */
+uint32_t auth_retired_live(void);
 
 /* Verifies a token (or finds it in the cache) and returns a new reference to its identity.
  * Returns 0, or HR_EAUTH with *why a short static text (never containing the token). */

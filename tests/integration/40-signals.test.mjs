@@ -119,3 +119,43 @@ test('SIGHUP reloads the configuration file: live keys and access control are ap
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('SIGHUP: access control reloaded again and again (no limit); each replaced generation lives while a connection admitted with it does, then is freed (herald_auth_retired_generations)', T, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-hup-'));
+  const conf = path.join(dir, 'herald.conf');
+  const keyOf = (i) => `gen-${i}-key-0123456789abcdef`;
+  const write = (i) => fs.writeFileSync(conf, `api_keys = ${keyOf(i)}\nlog_level = info\n`);
+  write(0);
+  const h = await startHerald({ config: conf });
+  const retired = async () => {
+    const t = (await request(h, 'GET', '/metrics', { headers: { Authorization: `Bearer ${keyOf(12)}` } })).text;
+    return Number(/^herald_auth_retired_generations (\d+)$/m.exec(t)[1]);
+  };
+  const held = [];
+  try {
+    const N = 12; /* more than the 8 reloads a process once allowed */
+    for (let i = 0; i < N; i++) {
+      held.push(await wsJson(h, { token: keyOf(i) })); /* admitted with generation i */
+      write(i + 1);
+      const seen = (h.out.match(/SIGHUP: access control reloaded/g) || []).length;
+      h.proc.kill('SIGHUP');
+      await waitFor(() => (h.out.match(/SIGHUP: access control reloaded/g) || []).length === seen + 1, 5000 * SCALE, `reload ${i + 1}`);
+    }
+    assert.doesNotMatch(h.out, /restart to apply it again/);
+    /* generation 0 is the one serve started with (never freed before exit); 1..N-1 are retired and held */
+    assert.equal(await retired(), N - 1);
+    const r = await request(h, 'POST', '/pub/a', { headers: { Authorization: `Bearer ${keyOf(N - 1)}` }, body: 'x' });
+    assert.equal(r.status, 401, 'a replaced key is refused for new requests');
+    assert.equal((await publish(h, 'a', 'y', { headers: { Authorization: `Bearer ${keyOf(N)}` } })).id, '1');
+    /* a connection admitted earlier still works with what it was admitted with */
+    const last = held[N - 1];
+    assert.equal((await last.call({ op: 'subscribe', channel: 'a' })).reply.ok, true);
+    /* closing the connections frees their generations */
+    for (const c of held) c.close();
+    await waitFor(async () => (await retired()) === 0, 5000 * SCALE, 'every retired generation freed');
+  } finally {
+    for (const c of held) c.close();
+    await h.stop(); /* exit 0: under ASan, nothing leaked */
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

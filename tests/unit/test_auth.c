@@ -243,8 +243,10 @@ TEST(api_keys_and_logins)
     /* an API key as the password with no user name: a backend over MQTT */
     CHECK_EQ(auth_login(&a, "", 0, "backend-key-0123456789", 22, &id, &why), 0);
     if (id) CHECK_EQ(id->kind, AUTH_KEY);
+    auth_unref(id);
     CHECK_EQ(auth_login(&a, "backend", 7, "backend-key-0123456789", 22, &id, &why), 0); /* MQTT 3.1.1 */
     if (id) CHECK_EQ(id->kind, AUTH_KEY);
+    auth_unref(id);
     CHECK_EQ(auth_login(&a, "backend", 7, "backend-key-012345678X", 22, &id, &why), HR_EAUTH);
     auth_close(&a);
 }
@@ -295,6 +297,8 @@ TEST(allow_anonymous_and_bad_config)
     CHECK_EQ(auth_init(&a, &c, err, sizeof(err)), 0);
     auth_id_t *anon = auth_anonymous(&a);
     CHECK(a.enabled && anon->kind == AUTH_ANON && sub_ok(anon, "x") && pub_ok(anon, "x") && !auth_is_admin(anon));
+    auth_unref(anon);
+    CHECK_EQ(a.live, 0); /* every identity handed out was released */
     auth_close(&a);
 
     cfg_defaults(&c);
