@@ -91,6 +91,7 @@ static const key_def_t KEYS[] = {
     {"log_level", "server", K_LOGLEVEL, F(log_level), 0, 3, NULL},
     {"log_format", "server", K_CHOICE, F(log_format), 0, 0, LOG_FORMATS},
     {"max_connections", "server", K_COUNT, F(max_connections), 1, 10000000, NULL},
+    {"max_lingering_closes", "server", K_COUNT, F(max_lingering_closes), 0, 1000000, NULL},
     {"max_channels", "server", K_COUNT, F(max_channels), 1, 1000000000, NULL},
     {"max_connections_per_ip", "server", K_COUNT, F(max_connections_per_ip), 0, 10000000, NULL},
     {"max_new_connections_per_ip", "server", K_COUNT, F(max_new_connections_per_ip), 0, 10000000, NULL},
@@ -221,6 +222,7 @@ void cfg_defaults(cfg_t *cfg)
     cfg->store_map_size = 1ull << 30;
     cfg->log_level = 2;
     cfg->max_connections = 10000;
+    cfg->max_lingering_closes = 256;
     cfg->max_channels = 1000000;
     cfg->max_connections_per_ip = 1000;
     cfg->max_new_connections_per_ip = 100;

@@ -54,6 +54,7 @@ typedef struct {
     char cors_origins[1024]; /* cors_origins = "" (none), "*", or space/comma separated origins */
     int log_level;         /* log_level = error|warn|info|debug -> 0..3 (default info = 2) */
     uint32_t max_connections; /* max_connections = 10000 */
+    uint32_t max_lingering_closes; /* max_lingering_closes = 256: refused connections read a moment after their 503 */
     uint32_t max_channels;    /* max_channels = 1000000 channels in memory; new ones beyond are refused */
     uint32_t max_connections_per_ip;     /* max_connections_per_ip = 1000 (0: no limit) */
     uint32_t max_new_connections_per_ip; /* max_new_connections_per_ip = 100 per second (0: no limit) */

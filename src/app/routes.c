@@ -282,11 +282,18 @@ static size_t routes__ops_metrics(app_t *app, http_conn_t *hc, char *out, size_t
                      "herald_connections_refused_total{reason=\"max_connections_per_ip\"} %llu\n"
                      "herald_connections_refused_total{reason=\"max_new_connections_per_ip\"} %llu\n"
                      "herald_connections_refused_total{reason=\"fd_limit\"} %llu\n"
-                     "herald_connections_refused_total{reason=\"proxy_protocol\"} %llu\n",
+                     "herald_connections_refused_total{reason=\"proxy_protocol\"} %llu\n"
+                     "# HELP herald_http_lingering Refused connections read and dropped a moment after their 503 "
+                     "(limit max_lingering_closes).\n"
+                     "# TYPE herald_http_lingering gauge\nherald_http_lingering %u\n"
+                     "# HELP herald_http_linger_skipped_total Refused connections closed at once, max_lingering_closes "
+                     "being reached.\n"
+                     "# TYPE herald_http_linger_skipped_total counter\nherald_http_linger_skipped_total %llu\n",
                      (unsigned long long)app->xp.metrics->rejected, (unsigned long long)(ipl ? ipl->refused_conns : 0),
                      (unsigned long long)(ipl ? ipl->refused_rate : 0), (unsigned long long)hc->srv->loop->fd_shed,
                      (unsigned long long)(app->http->listener.pp_refused + app->http->tls_listener.pp_refused +
-                                          app->mqtt->listener.pp_refused + app->mqtt->tls_listener.pp_refused));
+                                          app->mqtt->listener.pp_refused + app->mqtt->tls_listener.pp_refused),
+                     hc->srv->lingering, (unsigned long long)hc->srv->linger_skipped);
     size_t n = k > 0 && (size_t)k < cap ? (size_t)k : 0;
     n += histo_render(&app->xp.hub->commit_lat, "herald_store_commit_seconds",
                       "Store commits that held writes, by how long they took.", out + n, cap - n);

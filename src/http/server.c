@@ -505,14 +505,12 @@ static const conn_ops_t http_conn_ops = {
     .on_close = http__on_close,
 };
 
-/* Refuses a just-accepted connection with a 503 and {"error":why}: one best-effort write. */
 /* A refused connection lingers a moment after its 503 (what nginx calls a lingering close): its
  * request, sent right after connecting, is read and dropped until the client closes or
  * HTTP_LINGER_MS pass, so the close does not reset the connection (a reset can reach the client
- * before the answer does, and the answer is lost). At most HTTP_LINGER_MAX at once; beyond, the
- * socket is closed at once. */
+ * before the answer does, and the answer is lost). At most max_lingering_closes at once; beyond,
+ * the socket is closed at once (counted; logged when the bound is first reached). */
 #define HTTP_LINGER_MS 1000
-#define HTTP_LINGER_MAX 256
 
 typedef struct {
     watcher_t w;
@@ -543,6 +541,7 @@ static void http__linger_read(loop_t *loop, watcher_t *w, uint32_t events)
     if (k == 0 || (errno != EAGAIN && errno != EINTR)) http__linger_end(g); /* the client closed */
 }
 
+/* Refuses a just-accepted connection with a 503 and {"error":why}: one best-effort write. */
 static void http__refuse(http_server_t *srv, int fd, const char *why)
 {
     srv->metrics->rejected++;
@@ -554,7 +553,16 @@ static void http__refuse(http_server_t *srv, int fd, const char *why)
     ssize_t w = n > 0 ? write(fd, busy, (size_t)n) : 0;
     (void)w;
     shutdown(fd, SHUT_WR);
-    http_linger_t *g = srv->lingering < HTTP_LINGER_MAX && !srv->loop->stopping ? calloc(1, sizeof(*g)) : NULL;
+    bool room = srv->lingering < srv->cfg->max_lingering_closes;
+    if (!room) {
+        srv->linger_skipped++;
+        if (!srv->linger_full) log_warn("http: %u refused connections linger (max_lingering_closes): closing further ones "
+                                        "at once, their 503 may be lost", srv->lingering);
+        srv->linger_full = true;
+    } else if (srv->lingering < srv->cfg->max_lingering_closes / 2) {
+        srv->linger_full = false; /* logged again when it fills up again */
+    }
+    http_linger_t *g = room && !srv->loop->stopping ? calloc(1, sizeof(*g)) : NULL;
     if (g) {
         g->srv = srv;
         g->w.fd = fd;

@@ -84,6 +84,8 @@ struct http_server {
     iplimit_t *ipl;    /* per-address limits shared with MQTT (NULL: none) */
     ipset_t trusted;   /* trusted_proxies: whose X-Forwarded-For names the client (access.h) */
     uint32_t lingering; /* refused connections whose request is being read and dropped */
+    uint64_t linger_skipped; /* refused connections closed at once: max_lingering_closes were lingering */
+    bool linger_full;        /* the bound was reached (logged); cleared below half of it */
     list_t lingers;     /* their http_linger_t */
     FILE *alog;        /* access_log, or NULL */
     int64_t date_sec;  /* second of the cached Date header line */

@@ -94,3 +94,37 @@ test('the open-file limit: raised towards what max_connections needs, a warning 
     await g.stop();
   }
 });
+
+test('max_lingering_closes: refused connections linger (read and dropped) up to the bound, further ones are closed at once, counted and logged', T, async () => {
+  await withHerald({ max_connections: 1, max_lingering_closes: 2 }, async (h) => {
+    const held = net.connect(h.port, '127.0.0.1');
+    await new Promise((res) => held.on('connect', res));
+    let got = '';
+    held.on('data', (d) => (got += d));
+    const metrics = async () => {
+      got = '';
+      held.write(`GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:${h.port}\r\n\r\n`);
+      await waitFor(() => /herald_http_linger_skipped_total \d+\n/.test(got), 5000 * SCALE, '/metrics on the held connection');
+      return parseMetrics(got.slice(got.indexOf('\r\n\r\n') + 4));
+    };
+    const refused = [];
+    for (let i = 0; i < 4; i++) {
+      const s = net.connect({ port: h.port, host: '127.0.0.1', allowHalfOpen: true }); /* it never closes its side */
+      let body = '';
+      s.on('data', (d) => (body += d));
+      await new Promise((res) => s.on('end', res)); /* the 503 and the server's FIN */
+      assert.match(body, /^HTTP\/1\.1 503 [^]*too many connections/);
+      refused.push(s); /* never closed by the client: the first two linger */
+    }
+    let m = await metrics();
+    assert.equal(m.get('herald_http_lingering'), 2);
+    assert.equal(m.get('herald_http_linger_skipped_total'), 2);
+    assert.equal(m.get('herald_connections_refused_total{reason="max_connections"}'), 4);
+    assert.equal((h.out.match(/refused connections linger \(max_lingering_closes\)/g) || []).length, 1, 'logged once');
+    await sleep(1300); /* HTTP_LINGER_MS: the lingering ones are closed by the server */
+    m = await metrics();
+    assert.equal(m.get('herald_http_lingering'), 0);
+    for (const s of refused) s.destroy();
+    held.destroy();
+  });
+});
