@@ -23,7 +23,6 @@
 #include "publish.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +30,7 @@
 
 #include "../core/err.h"
 #include "../core/log.h"
+#include "../core/textbuf.h"
 #include "pubreq.h"
 
 enum { PT_FAILED = 0, PT_WAITING, PT_DONE };
@@ -62,51 +62,6 @@ typedef struct {
 } pub_req_t;
 
 /* ---- answers ---- */
-
-typedef struct {
-    char *p;
-    size_t n, cap;
-    bool oom;
-} jbuf_t;
-
-static void jb_put(jbuf_t *b, const char *s, size_t n)
-{
-    if (b->oom) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n + 1) cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-
-static void jb_fmt(jbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void jb_fmt(jbuf_t *b, const char *fmt, ...)
-{
-    char tmp[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    if (n > 0) jb_put(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
-}
-
-static void jb_str(jbuf_t *b, const char *s, size_t n)
-{
-    char esc[6 * HUB_MAX_CHANNEL + 8];
-    size_t el = json_escape(s, n, esc, sizeof(esc));
-    jb_put(b, "\"", 1);
-    jb_put(b, esc, el);
-    jb_put(b, "\"", 1);
-}
 
 static const char *pub__error_text(const app_t *app, int rc)
 {
