@@ -4,7 +4,9 @@
  * "reconnect":B} or {"op":"unsubscribe","user":U,"channel":C}: run here at once (the answer
  * counts this node's connections), then handed to the shared engine for the other nodes, which
  * parse and run the same command (userapi_control). Commands are fire and forget: a node whose
- * feed is down misses them, so the answer says whether the command went out ("cluster").
+ * feed is down misses them, so the answer says whether the command went out ("cluster"). The
+ * same channel carries the withdrawals and deletions another node made ({"op":"withdraw",
+ * "channel":C,"id":N}, {"op":"clear","channel":C,"last_id":N}: src/store/redis_withdraw.c).
  *
  * A user's status: with the local engine, this node's users table; with a shared engine, every
  * node's share as the engine keeps it (presence.h reports each node's users to it): this node's
@@ -131,10 +133,26 @@ static bool userapi__reason_ok(const char *r, size_t n)
     return n <= USERS_MAX_REASON;
 }
 
+/* Another node withdrew message "id" of "channel" (withdraw) or deleted its messages up to
+ * "last_id" (redis_withdraw.c): this node's memory follows. Returns the subscribers told. */
+static int64_t userapi__history(app_t *app, json_t *cmd, bool withdraw)
+{
+    json_t *ch = json_object_get(cmd, "channel"), *id = json_object_get(cmd, withdraw ? "id" : "last_id");
+    uint64_t v;
+    if (!json_is_string(ch) || !hub_channel_valid(json_string_value(ch), json_string_length(ch)) ||
+        !json_is_string(id) || cursor_parse(json_string_value(id), json_string_length(id), &v, 1) < 0)
+        return HR_EINVAL;
+    const char *c = json_string_value(ch);
+    size_t cn = json_string_length(ch);
+    return withdraw ? hub_withdrawn(app->xp.hub, c, cn, v) : hub_cleared(app->xp.hub, c, cn, v);
+}
+
 /* Runs a command (parsed) on this node. Returns what it ended, or HR_EINVAL for a bad command. */
 static int64_t userapi__run(app_t *app, json_t *cmd)
 {
     json_t *op = json_object_get(cmd, "op"), *user = json_object_get(cmd, "user");
+    if (json_is_string(op) && strcmp(json_string_value(op), "withdraw") == 0) return userapi__history(app, cmd, true);
+    if (json_is_string(op) && strcmp(json_string_value(op), "clear") == 0) return userapi__history(app, cmd, false);
     if (!json_is_string(op) || !json_is_string(user)) return HR_EINVAL;
     const char *u = json_string_value(user);
     size_t un = json_string_length(user);

@@ -32,6 +32,11 @@ typedef int (*engine_kv_cb)(void *arg, const void *key, size_t klen, const void 
 enum { ENGINE_IDEM_NEW = 0, ENGINE_IDEM_BUSY = 1, ENGINE_IDEM_DONE = 2 };
 typedef void (*engine_idem_cb)(void *arg, int rc, const void *rec, size_t n);
 
+/* The answer of a withdrawal or a deletion (engine_t.withdraw, clear): rc 0 (recorded; for a
+ * deletion, last_id is the channel's last id, the next publish continues after it), HR_ENOTFOUND
+ * (no such message or channel), or HR_E* (the backend did not answer). */
+typedef void (*engine_done_cb)(void *arg, int rc, uint64_t last_id);
+
 /* The answer of an occupancy count: rc 0 and the channel's subscribers on every node, or HR_E*. */
 typedef void (*engine_count_cb)(void *arg, int rc, uint32_t subscribers);
 
@@ -137,6 +142,13 @@ typedef struct {
     int (*idem_claim)(engine_t *e, const void *key, size_t klen, uint64_t window_ms, engine_idem_cb cb, void *arg);
     int (*idem_settle)(engine_t *e, const void *key, size_t klen, const void *rec, size_t n, uint64_t ttl_ms);
     int (*idem_release)(engine_t *e, const void *key, size_t klen);
+    /* Optional: withdraws message id of channel name[0..n) (a tombstone takes its place for
+     * every reader) or deletes the channel's messages and retained message (ids continue), for
+     * every node: the others' memory follows through hub_withdrawn / hub_cleared, this node's
+     * when the caller calls them on cb(arg, 0, ...). cb comes later, never from inside the call,
+     * unless cancel(arg) comes first: 0 or HR_E* at once (cb is not called). */
+    int (*withdraw)(engine_t *e, const char *name, size_t n, uint64_t id, engine_done_cb cb, void *arg);
+    int (*clear)(engine_t *e, const char *name, size_t n, engine_done_cb cb, void *arg);
 } engine_ops_t;
 
 struct engine {

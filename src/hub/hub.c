@@ -52,6 +52,26 @@ static void hub__drop_held(chan_t *ch)
     free(h);
 }
 
+void hub__held_withdraw(chan_t *ch, uint64_t id, uint64_t upto)
+{
+    struct hub_held *h = ch->held;
+    uint32_t k = 0;
+    for (uint32_t i = 0; h && i < h->n; i++) {
+        msg_t *m = h->m[i];
+        if (m->id == id && !(m->flags & MSG_WITHDRAWN)) {
+            msg_t *t = msg_new(m->channel, m->channel_len, m->event, m->event_len, "", 0, m->id, m->time_ms);
+            if (t) t->flags = MSG_WITHDRAWN;
+            msg_unref(m);
+            m = t;
+        } else if (m->id <= upto) {
+            msg_unref(m);
+            m = NULL;
+        }
+        if (m) h->m[k++] = m;
+    }
+    if (h) h->n = k;
+}
+
 static void hub__free_chan(chan_t *ch)
 {
     hub__drop_held(ch);
@@ -262,6 +282,7 @@ static uint32_t hub__accept(hub_t *hub, chan_t *ch, msg_t *m)
     hub__fit_history(hub);
     ch->last_id = m->id;
     if (ch->next_id <= m->id) ch->next_id = m->id + 1;
+    if (m->flags & MSG_WITHDRAWN) return 0; /* a shared engine's tombstone: kept in place, never delivered */
     hub->published++;
     uint32_t n = 0;
     list_node_t *pos, *tmp;

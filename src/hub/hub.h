@@ -186,12 +186,28 @@ int hub_withdraw(hub_t *hub, const char *name, size_t n, uint64_t id, uint32_t *
  * subscribers told. */
 int hub_clear(hub_t *hub, const char *name, size_t n, uint32_t *told, uint64_t *last_id);
 
+/* A shared engine recorded the withdrawal of message id of channel name[0..n) (engine_t.withdraw,
+ * on this node or another): this node's memory follows - a tombstone in the message's place
+ * (also among messages held while the channel loads), its MQTT retained message cleared when it
+ * is that one, subscribers told "withdrawn". Returns the subscribers told (0 when the channel
+ * is not in memory here). */
+uint32_t hub_withdrawn(hub_t *hub, const char *name, size_t n, uint64_t id);
+
+/* A shared engine deleted channel name[0..n)'s messages up to last_id (engine_t.clear): this
+ * node's memory follows as in hub_clear (messages up to last_id that arrive later are ignored).
+ * Returns the subscribers told. */
+uint32_t hub_cleared(hub_t *hub, const char *name, size_t n, uint64_t last_id);
+
 /* Applies ch's history limits now (age, time-to-live): what leaves, leaves the store too. */
 void hub_trim(hub_t *hub, chan_t *ch);
 
 /* Holds (+1) or lets go of (-1) ch for an observer that wants to hear of its changes without
  * subscribing: a held channel stays in memory (a shared engine keeps feeding it) while idle. */
 void hub_watch(hub_t *hub, chan_t *ch, int delta);
+
+/* Withdraws message id (a tombstone takes its place) and drops messages up to upto (0: none)
+ * among those held while ch loads (withdraw.c). */
+void hub__held_withdraw(chan_t *ch, uint64_t id, uint64_t upto);
 
 /* Sets (m, referenced by the channel) or clears (m NULL) ch's retained message in memory. */
 void hub__retain(hub_t *hub, chan_t *ch, msg_t *m);

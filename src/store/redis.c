@@ -66,7 +66,8 @@ static const char RD_PUBLISH[] =
     "redis.call('PUBLISH', ARGV[6], s .. ' ' .. e .. ' ' .. ARGV[1])\n"
     "return {id, e}\n";
 
-/* ARGV: from (0: the newest count entries up to `to`), to (0: the last id), count, epoch */
+/* ARGV: from (0: the newest count entries up to `to`), to (0: the last id), count, epoch.
+ * Answers {epoch, to, entries, the stream's first entry id ("0": empty), from}. */
 static const char RD_READ[] =
     "local e = redis.call('GET', KEYS[3])\n"
     "if not e then e = ARGV[4]; redis.call('SET', KEYS[3], e) end\n"
@@ -78,7 +79,10 @@ static const char RD_READ[] =
     "if n > 0 and from <= to then\n"
     "  r = redis.call('XRANGE', KEYS[2], string.format('%d-0', from), string.format('%d-1', to), 'COUNT', n)\n"
     "end\n"
-    "return {e, string.format('%d', to), r}\n";
+    "local f = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)\n"
+    "local first = '0'\n"
+    "if #f > 0 then first = f[1][1] end\n"
+    "return {e, string.format('%d', to), r, first, string.format('%d', from)}\n";
 
 static const char RD_EPOCH[] = "local e = redis.call('GET', KEYS[1])\n"
                                "if not e then e = ARGV[1]; redis.call('SET', KEYS[1], e) end\n"
@@ -108,8 +112,7 @@ void rd__key(const rd_t *r, char *out, size_t cap, const char *kind, const char 
     snprintf(out, cap, "%s:%s:%.*s", r->prefix, kind, (int)n, name);
 }
 
-/* A fresh epoch candidate, never the current epoch: a script that finds none sets it. */
-static void rd__candidate(rd_t *r, char out[33])
+void rd__candidate(rd_t *r, char out[33])
 {
     uint64_t v[2] = {0, 0};
     if (getrandom(v, sizeof(v), 0) != (ssize_t)sizeof(v)) {
@@ -141,32 +144,58 @@ int rd__epoch(rd_t *r, const char *e, size_t n)
 
 /* ---- reads: loads, fills, catch-ups ---- */
 
+/* A tombstone for withdrawn id (redis_withdraw.c) at about the time of its neighbour near. */
+static msg_t *rd__tomb(const char *name, size_t n, uint64_t id, const msg_t *near)
+{
+    msg_t *t = msg_new(name, n, "message", 7, "", 0, id, near ? near->time_ms : loop_wall_ms());
+    if (t) t->flags = MSG_WITHDRAWN;
+    return t;
+}
+
 /* Parses a READ reply: the epoch, the range's end and its messages (of channel name), into a new
- * array *out (referenced). Returns the count, or -1 when malformed or on OOM. */
-static int rd__read_reply(const redisReply *rep, const char *name, size_t n, const redisReply **epoch,
-                          uint64_t *to, msg_t ***out)
+ * array *out (referenced), with a tombstone for each withdrawn id (a hole above the stream's first
+ * entry: at most as many as the entries asked for; a longer run stays a hole, a gap for resuming
+ * clients). *raw: the entries Redis returned. Returns the count, or -1 when malformed or on OOM. */
+static int rd__read_reply(const redisReply *rep, const char *name, size_t n, uint32_t count, const redisReply **epoch,
+                          uint64_t *to, msg_t ***out, int *raw)
 {
     *out = NULL;
-    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 || rep->element[0]->type != REDIS_REPLY_STRING ||
-        rep->element[1]->type != REDIS_REPLY_STRING || rep->element[2]->type != REDIS_REPLY_ARRAY)
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 5 || rep->element[0]->type != REDIS_REPLY_STRING ||
+        rep->element[1]->type != REDIS_REPLY_STRING || rep->element[2]->type != REDIS_REPLY_ARRAY ||
+        rep->element[3]->type != REDIS_REPLY_STRING || rep->element[4]->type != REDIS_REPLY_STRING)
         return -1;
     *epoch = rep->element[0];
     *to = strtoull(rep->element[1]->str, NULL, 10);
+    uint64_t first = strtoull(rep->element[3]->str, NULL, 10), from = strtoull(rep->element[4]->str, NULL, 10);
     const redisReply *a = rep->element[2];
-    msg_t **m = malloc((a->elements ? a->elements : 1) * sizeof(*m));
+    size_t cap = a->elements + count + 1;
+    msg_t **m = malloc(cap * sizeof(*m));
     if (!m) return -1;
     int k = 0;
-    for (size_t i = 0; i < a->elements; i++) {
-        const redisReply *e = a->element[i]; /* [id, ["m", PACKED]] */
-        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING ||
-            e->element[1]->type != REDIS_REPLY_ARRAY || e->element[1]->elements != 2)
-            continue;
-        const redisReply *v = e->element[1]->element[1];
-        msg_t *x = v->type == REDIS_REPLY_STRING ? msg_unpack(v->str, v->len, name, n) : NULL;
-        if (!x) continue;
-        x->id = strtoull(e->element[0]->str, NULL, 10);
-        m[k++] = x;
+    uint32_t tombs = 0;
+    uint64_t next = first && from < first ? first : from; /* ids before the stream's first entry were trimmed */
+    for (size_t i = 0; i <= a->elements; i++) {
+        msg_t *x = NULL;
+        uint64_t id = *to + 1; /* past the end: the holes up to `to` */
+        if (i < a->elements) {
+            const redisReply *e = a->element[i]; /* [id, ["m", PACKED]] */
+            if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING ||
+                e->element[1]->type != REDIS_REPLY_ARRAY || e->element[1]->elements != 2)
+                continue;
+            const redisReply *v = e->element[1]->element[1];
+            if (!(x = v->type == REDIS_REPLY_STRING ? msg_unpack(v->str, v->len, name, n) : NULL)) continue;
+            x->id = id = strtoull(e->element[0]->str, NULL, 10);
+        } else if (a->elements >= count || !first) {
+            break; /* cut at count (the next batch goes on from the last entry), or an empty stream */
+        }
+        while (first && next < id && tombs < count && (size_t)k < cap) { /* withdrawn */
+            msg_t *t = rd__tomb(name, n, next++, x ? x : (k ? m[k - 1] : NULL));
+            if (t) m[k++] = t, tombs++;
+        }
+        if (x) m[k++] = x;
+        next = id + 1;
     }
+    *raw = (int)a->elements;
     *out = m;
     return k;
 }
@@ -244,7 +273,7 @@ static void rd__read_done(rd_t *r, redisReply *rep, rd_req_t *q)
     const redisReply *e = NULL;
     uint64_t to = 0;
     msg_t **m;
-    int k = rd__read_reply(rep, x->name, x->n, &e, &to, &m);
+    int raw = 0, k = rd__read_reply(rep, x->name, x->n, x->count, &e, &to, &m, &raw);
     if (k < 0) { /* lost, too late, or refused: the channel goes on with what it has */
         if (rep && !r->fail_logged)
             log_warn("redis: reading %s failed: %s", x->name, rep->type == REDIS_REPLY_ERROR ? rep->str : "bad reply");
@@ -261,7 +290,7 @@ static void rd__read_done(rd_t *r, redisReply *rep, rd_req_t *q)
     } else {
         for (int i = 0; i < k; i++) hub_fill(r->hub, ch, m[i]);
         r->filled += (uint64_t)k;
-        bool more = k > 0 && (uint32_t)k == x->count && (!x->to || m[k - 1]->id < x->to);
+        bool more = k > 0 && (uint32_t)raw >= x->count && (!x->to || m[k - 1]->id < x->to);
         if (more && rd__send_read(r, x, m[k - 1]->id + 1) == 0) { /* the next batch, still held */
             rd__free_msgs(m, k);
             return;
@@ -448,7 +477,7 @@ static int rd_load(store_t *st, const char *ch, size_t n, hist_t *h, const hist_
         redisReply *rep = redisCommandArgv(r->boot, 10, argv, len);
         const redisReply *e;
         msg_t **m;
-        int k = rd__read_reply(rep, ch, n, &e, last_id, &m), rc = k < 0 ? HR_EUNAVAIL : 0;
+        int raw, k = rd__read_reply(rep, ch, n, lim->max_messages, &e, last_id, &m, &raw), rc = k < 0 ? HR_EUNAVAIL : 0;
         if (k >= 0) rd__epoch(r, e->str, e->len);
         for (int i = 0; i < k && rc == 0; i++) rc = hist_push(h, m[i], lim, loop_wall_ms());
         rd__free_msgs(m, k > 0 ? k : 0);
@@ -583,6 +612,8 @@ static const engine_ops_t rd_engine_ops = {
     .idem_claim = rd_idem_claim,
     .idem_settle = rd_idem_settle,
     .idem_release = rd_idem_release,
+    .withdraw = rd_withdraw,
+    .clear = rd_clear,
 };
 
 engine_t *store_redis_engine(store_t *s) { return &((rd_t *)s)->eng; }
@@ -634,6 +665,7 @@ store_t *store_redis_open(const store_redis_opts_t *o, loop_t *loop, char *err, 
     r->seen_ttl_ms = o->seen_ttl_ms ? o->seen_ttl_ms : 30ull * 86400 * 1000;
     list_init(&r->counts);
     list_init(&r->claims);
+    list_init(&r->wds);
     if (!rd__copy(r->sentinels, sizeof(r->sentinels), o->sentinels) ||
         !rd__copy(r->master, sizeof(r->master), o->master_name) || !rd__copy(r->user, sizeof(r->user), o->user) ||
         !rd__copy(r->password, sizeof(r->password), o->password) ||

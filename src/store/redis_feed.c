@@ -283,6 +283,7 @@ void rd_cancel(engine_t *e, void *arg)
     rd_t *r = container_of(e, rd_t, eng);
     rd_pres_cancel(r, arg);
     rd_idem_cancel(r, arg);
+    rd_wd_cancel(r, arg);
     for (list_node_t *p = r->counts.next; p != &r->counts; p = p->next) {
         rd_count_t *c = container_of(p, rd_count_t, wait);
         if (c->arg == arg) c->cb = NULL;

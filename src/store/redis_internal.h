@@ -96,6 +96,7 @@ struct rd {
     uint64_t ping_acked, ping_seen, unseen_since_ms;
     list_t counts; /* occupancy requests waiting (rd_count_t) */
     list_t claims; /* idempotency claims waiting (redis_idem.c) */
+    list_t wds;    /* withdrawals and deletions waiting (redis_withdraw.c) */
     /* presence and users across nodes (redis_presence.c) */
     struct rd_pres *pres;
     uint32_t pres_ttl_ms; /* presence_node_timeout */
@@ -177,6 +178,16 @@ int rd_idem_release(engine_t *e, const void *key, size_t klen);
 /* Forgets the claims waiting with arg (rd_cancel). */
 void rd_idem_cancel(rd_t *r, void *arg);
 
+/* ---- redis_withdraw.c ---- */
+
+/* The engine's withdraw and clear ops (engine.h): one script each, which also tells the other
+ * nodes (a control command on the feed, in order with the channel's messages). */
+int rd_withdraw(engine_t *e, const char *name, size_t n, uint64_t id, engine_done_cb cb, void *arg);
+int rd_clear(engine_t *e, const char *name, size_t n, engine_done_cb cb, void *arg);
+
+/* Forgets the answers waiting with arg (rd_cancel). */
+void rd_wd_cancel(rd_t *r, void *arg);
+
 /* ---- redis_presence.c ---- */
 
 /* Starts the presence heartbeat (store_redis_attach). */
@@ -212,6 +223,9 @@ void rd__deliver(rd_t *r, chan_t *ch, msg_t *m);
  * channel restarts (hub_reset), and 1. -1 when it is the epoch this node left (an answer that was
  * overtaken: its data is gone), else 0. */
 int rd__epoch(rd_t *r, const char *e, size_t n);
+
+/* A fresh epoch candidate, never the current epoch: a script that finds none sets it. */
+void rd__candidate(rd_t *r, char out[33]);
 
 /* Catches up every channel this node holds (the feed was down), a few at a time. */
 void rd__catch_up_all(rd_t *r);
