@@ -16,7 +16,8 @@
  * subscriptions), mqtt_deliver.c (hub messages to subscribers: encoding, the window, the waiting
  * FIFO), mqtt_pub.c (client PUBLISHes into the hub: topic aliases, passed-through properties, the
  * acknowledgements in PUBLISH order), mqtt_persist.c (sessions in the store), mqtt_sys.c ($SYS),
- * mqtt_queue.c (in flight and waiting), mqtt_codec.c (packets); mqtt_internal.h is what they share.
+ * mqtt_queue.c (in flight and waiting), mqtt_refuse.c (refusals and lingering closes counted),
+ * mqtt_codec.c (packets); mqtt_internal.h is what they share.
  *
  * Errors: the codec refuses malformed packets with a reason code; mqtt__fail is the one place
  * that answers: CONNACK with the code while connecting (v3: the 3.1.1 return code when one
@@ -71,30 +72,6 @@ void mqtt__ack(mqtt_conn_t *k, uint8_t type, uint16_t pid, uint8_t reason)
 {
     mqtt_pkt_t p = {.type = type, .version = k->version, .packet_id = pid, .reason = k->version == MQTT_V5 ? reason : 0};
     mqtt__reply(k, &p);
-}
-
-static const char *const mqtt_ref_names[MQTT_REF_MAX] = {
-    [MQTT_REF_TOPIC] = "topic_invalid",        [MQTT_REF_DOLLAR] = "dollar_topic",
-    [MQTT_REF_DENIED] = "not_authorized",      [MQTT_REF_FAILED] = "publish_failed",
-    [MQTT_REF_WILL_TOPIC] = "will_topic_invalid", [MQTT_REF_WILL_DENIED] = "will_not_authorized",
-    [MQTT_REF_WILL_FAILED] = "will_failed",
-};
-
-static const char *mqtt__ref_name(int reason) { return reason >= 0 && reason < MQTT_REF_MAX ? mqtt_ref_names[reason] : "?"; }
-
-void mqtt__refused(mqtt_server_t *srv, mqtt_conn_t *k, int reason, const char *why, const char *topic, size_t n)
-{
-    srv->refused[reason]++;
-    if (k && (k->refused_logged & (1u << reason))) return;
-    if (k) k->refused_logged |= (uint8_t)(1u << reason);
-    char peer[128] = "-", shown[72];
-    if (k) conn_peer(k->c, peer, sizeof(peer));
-    size_t m = 0; /* the topic as a log may show it: printable ASCII, at most 64 bytes */
-    for (size_t i = 0; i < n && m < 64; i++) shown[m++] = topic[i] > 0x20 && topic[i] < 0x7f ? topic[i] : '?';
-    shown[m] = 0;
-    log_info("mqtt: %s (%s): %s to '%s%s' refused: %s (%s%s)", peer, k && k->s ? k->s->client_id : "-",
-             reason >= MQTT_REF_WILL_TOPIC ? "will" : "publish", shown, n > 64 ? "..." : "", why,
-             mqtt__ref_name(reason), k ? "; logged once per connection" : "");
 }
 
 /* The connection ends once its output is written. linger: its last packet is an answer the
@@ -226,7 +203,7 @@ static auth_id_t *mqtt__who(mqtt_conn_t *k, const mqtt_pkt_t *p)
         bool dollar = wt.n && wt.p[0] == '$';
         const char *wwhy = dollar ? "the will topic is a '$' topic (the server's own)"
                                   : "the will topic is not a herald channel name";
-        mqtt__refused(k->srv, NULL, MQTT_REF_WILL_TOPIC, wwhy, wt.p, wt.n);
+        mqtt__refused(k->srv, k, MQTT_REF_WILL_TOPIC, wwhy, wt.p, wt.n);
         auth_unref(who);
         /* v5: 0x90 Topic Name invalid; 3.1.1 has no such return code: 0x05 not authorized */
         mqtt__fail(k, k->version == MQTT_V5 ? MQTT_RC_TOPIC_NAME_INVALID : MQTT_RC_NOT_AUTHORIZED, wwhy);
@@ -788,36 +765,6 @@ int mqtt_server_open(mqtt_server_t *srv, xp_ctx_t *x, loop_t *loop)
     if (srv->restored) log_info("mqtt: %u persistent sessions restored", srv->restored);
     if (x->cfg->mqtt_sys_interval_ms) mqtt__sys(&srv->sys);
     return 0;
-}
-
-size_t mqtt_server_metrics(const mqtt_server_t *srv, char *out, size_t cap)
-{
-    size_t n = 0;
-    int k = snprintf(out, cap,
-                     "# HELP herald_mqtt_refused_total MQTT publishes and wills refused, by reason (each logged once "
-                     "per connection).\n# TYPE herald_mqtt_refused_total counter\n");
-    if (k <= 0 || (size_t)k >= cap) return 0;
-    n += (size_t)k;
-    for (int r = 0; r < MQTT_REF_MAX; r++) {
-        k = snprintf(out + n, cap - n, "herald_mqtt_refused_total{reason=\"%s\"} %llu\n", mqtt__ref_name(r),
-                     (unsigned long long)srv->refused[r]);
-        if (k <= 0 || (size_t)k >= cap - n) return 0;
-        n += (size_t)k;
-    }
-    k = snprintf(out + n, cap - n,
-                 "# HELP herald_mqtt_lingers_total MQTT connections whose input was read and dropped for a moment "
-                 "after their last packet (DISCONNECT, CONNACK refusal), or closed at once because %d were.\n"
-                 "# TYPE herald_mqtt_lingers_total counter\n"
-                 "herald_mqtt_lingers_total{outcome=\"lingered\"} %llu\n"
-                 "herald_mqtt_lingers_total{outcome=\"skipped\"} %llu\n"
-                 "# HELP herald_mqtt_lingering MQTT connections lingering now.\n"
-                 "# TYPE herald_mqtt_lingering gauge\nherald_mqtt_lingering %u\n"
-                 "# HELP herald_mqtt_keepalive_capped_total MQTT connections held to mqtt_max_keepalive.\n"
-                 "# TYPE herald_mqtt_keepalive_capped_total counter\nherald_mqtt_keepalive_capped_total %llu\n",
-                 MQTT_LINGER_MAX, (unsigned long long)srv->lingers, (unsigned long long)srv->linger_skipped,
-                 srv->lingering, (unsigned long long)srv->ka_capped);
-    if (k <= 0 || (size_t)k >= cap - n) return 0;
-    return n + (size_t)k;
 }
 
 void mqtt_server_close(mqtt_server_t *srv)

@@ -1,7 +1,7 @@
 /* mqtt_internal.h - what the MQTT broker's files share (mqtt.c: connections and packets;
  * mqtt_sess.c: sessions and subscriptions; mqtt_deliver.c: delivery to subscribers; mqtt_pub.c:
- * client publishes; mqtt_persist.c: sessions in the store; mqtt_sys.c: $SYS figures). Not a
- * public interface: only src/transport/mqtt*.c include it. */
+ * client publishes; mqtt_persist.c: sessions in the store; mqtt_sys.c: $SYS figures; mqtt_refuse.c:
+ * refusals and lingering closes counted). Not a public interface: only src/transport/mqtt*.c include it. */
 #ifndef HERALD_MQTT_INTERNAL_H
 #define HERALD_MQTT_INTERNAL_H
 
@@ -154,8 +154,9 @@ void mqtt__ack(mqtt_conn_t *k, uint8_t type, uint16_t pid, uint8_t reason);
  * otherwise just closes. Logged once; the connection ends. */
 void mqtt__fail(mqtt_conn_t *k, uint8_t reason, const char *why);
 
-/* Counts a refused publish or will (reason MQTT_REF_*) and logs it, once per connection and reason
- * when k is set (always for wills, k NULL). */
+/* Counts a refused publish or will (reason MQTT_REF_*) and logs it: once per connection and reason
+ * when k is set (the connection that sent it), always when k is NULL (a will due after its
+ * connection ended). */
 void mqtt__refused(mqtt_server_t *srv, mqtt_conn_t *k, int reason, const char *why, const char *topic, size_t n);
 
 /* ---- sessions and subscriptions (mqtt_sess.c) ---- */
