@@ -8,12 +8,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { mq, tcpURL } from '../lib/mqttjs.mjs';
 import { withHerald, publish, tryPublish, getJSON, waitFor, run, spawnStream, metrics, openSSE, sleep, SCALE } from '../lib/herald.mjs';
 import {
-  PT, MqttRaw, publishPkt, subscribePkt, parsePublish, connackCode, connackProps, propOf, disconnectReason,
+  PT, MqttRaw, connect, publishPkt, subscribePkt, parsePublish, splitPackets, connackCode, connackProps, propOf,
+  disconnectReason,
 } from '../lib/mqttraw.mjs';
 
 const T = { timeout: 60000 * SCALE };
@@ -136,6 +138,14 @@ test('"$" publishes: acknowledged, not delivered, the connection stays (MQTT.js 
       await v3.pub('$x/y', 'hidden', { qos: 0 });
       await assert.rejects(v5.pub('$x/y', 'hidden', { qos: 1 }), (e) => e.code === 0x90, 'v5 PUBACK 0x90');
       await v5.pub('$x/y', 'hidden', { qos: 0 });
+      // a topic that is no channel: the same (v3 acknowledged; v5 0x90)
+      await v3.pub('a//b', 'hidden', { qos: 1 });
+      await assert.rejects(v5.pub('a//b', 'hidden', { qos: 1 }), (e) => e.code === 0x90, 'v5 PUBACK 0x90 for a//b');
+      // mosquitto_pub (3.1.1 and 5) completes its QoS 1 publish to a '$' topic
+      for (const V of ['mqttv311', 'mqttv5']) {
+        const r = await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(h.mqttPort), '-V', V, '-q', '1', '-t', '$x/mosq', '-m', 'hidden']);
+        assert.equal(r.code, 0, `mosquitto_pub ${V} to $x/mosq: ${r.stderr}`);
+      }
       for (const [w, tag] of [[v3, 'after3'], [v5, 'after5']]) {
         await w.pub(tag, tag, { qos: 1 });
         assert.equal(w.closed, false, `${tag}: still connected`);
@@ -155,7 +165,9 @@ test('"$" publishes: acknowledged, not delivered, the connection stays (MQTT.js 
       assert.equal(count(h.out, /\(dollar3\): publish to '\$x\/y' refused/g), 1, 'once per connection');
       assert.equal(count(h.out, /\(dollar5\): publish to '\$x\/y' refused/g), 1, 'once per connection');
       const m = await metrics(h);
-      assert.equal(m.get('herald_mqtt_refused_total{reason="dollar_topic"}'), 7);
+      assert.equal(m.get('herald_mqtt_refused_total{reason="dollar_topic"}'), 9);
+      assert.equal(m.get('herald_mqtt_refused_total{reason="topic_invalid"}'), 2);
+      assert.match(h.out, /\(dollar3\): publish to 'a\/\/b' refused: the topic is not a herald channel name \(topic_invalid/);
     } finally {
       for (const w of [watch, v3, v5]) await w.end();
     }
@@ -297,5 +309,41 @@ test('MQTT.js v5 exceeding Receive Maximum with QoS 2 gets the DISCONNECT reason
     assert.ok(js.disconnects.length > 0, 'the DISCONNECT was read before the close');
     assert.equal(js.disconnects[0].reasonCode, 0x93);
     js.c.end(true);
+  });
+});
+
+test('a lingering connection that keeps sending and never closes is closed within about 2 s of its DISCONNECT', T, async () => {
+  await withHerald(async (h) => {
+    // allowHalfOpen: this client does not close when herald half-closes; it keeps sending
+    const sock = net.connect({ host: '127.0.0.1', port: h.mqttPort, allowHalfOpen: true });
+    await new Promise((res, rej) => sock.once('connect', res).once('error', rej));
+    let buf = Buffer.alloc(0);
+    let endAt = 0;
+    let closedAt = 0;
+    sock.on('data', (d) => (buf = Buffer.concat([buf, d])));
+    sock.on('end', () => (endAt = Date.now()));
+    sock.on('error', () => {});
+    sock.on('close', () => (closedAt = Date.now()));
+    sock.write(connect({ v: 5, id: 'linger' }));
+    const pkts = [];
+    for (let i = 1; i <= 1100; i++) pkts.push(publishPkt({ v: 5, topic: 'linger/t', payload: 'x', qos: 2, pid: i }));
+    sock.write(Buffer.concat(pkts));
+    const drip = setInterval(() => {
+      if (!sock.destroyed) sock.write(publishPkt({ v: 5, topic: 'linger/t', payload: 'more' }));
+    }, 50);
+    try {
+      await waitFor(() => endAt, 10000 * SCALE, "herald's half-close after the DISCONNECT");
+      const d = splitPackets(buf).pkts.find((p) => p.type === PT.DISCONNECT);
+      assert.ok(d, 'the DISCONNECT arrived before the FIN');
+      assert.equal(disconnectReason(d), 0x93);
+      await waitFor(() => closedAt, 8000 * SCALE, 'the close');
+      const lingered = closedAt - endAt;
+      assert.ok(lingered >= 1500 && lingered < 3000 * SCALE, `lingered ${lingered} ms (want ~2000)`);
+      const m = await metrics(h);
+      assert.ok(m.get('herald_mqtt_lingers_total{outcome="lingered"}') >= 1);
+    } finally {
+      clearInterval(drip);
+      sock.destroy();
+    }
   });
 });
