@@ -98,7 +98,9 @@ static void mqtt__end_linger(mqtt_conn_t *k, bool linger)
     k->lingering = true;
     k->srv->lingering++;
     k->srv->lingers++;
-    conn_timer(c, MQTT_LINGER_MS); /* replaces the credential's expiry: mqtt__tcp_timer closes */
+    /* replaces the credential's expiry (mqtt__tcp_timer closes): first the time to write what is
+     * queued, the last packet included; once written, MQTT_LINGER_MS (mqtt__tcp_drain) */
+    conn_timer(c, MQTT_LINGER_WRITE_MS);
     if (c->read_paused && !c->held) conn_pause_read(c, false);
 }
 
@@ -592,7 +594,11 @@ static void mqtt__tcp_drain(conn_t *c)
 {
     mqtt_conn_t *k = &container_of(c, mqtt_tcp_t, base)->k;
     if (k->lingering) { /* the last packet is written: the client sees the end (TLS: waits for its close) */
-        if (!c->tls) shutdown(c->w.fd, SHUT_WR);
+        if (!k->linger_written) {
+            k->linger_written = true;
+            conn_timer(c, MQTT_LINGER_MS);
+            if (!c->tls) shutdown(c->w.fd, SHUT_WR);
+        }
         return;
     }
     mqtt__pump(k);

@@ -19,6 +19,7 @@
  * closing with unread input does not reset the connection before the client reads the reason. At
  * most MQTT_LINGER_MAX at once (beyond, closed at once; herald_mqtt_lingers_total). */
 #define MQTT_LINGER_MS 2000
+#define MQTT_LINGER_WRITE_MS 10000 /* first, at most this to write what is queued (the last packet last) */
 #define MQTT_LINGER_BYTES (256u << 10)
 #define MQTT_LINGER_MAX 1024
 
@@ -111,6 +112,7 @@ struct mqtt_conn {
     bool denial_logged;    /* refused publishes are logged once per connection */
     uint8_t refused_logged; /* bits: reasons (MQTT_REF_*) already logged on this connection */
     bool lingering;        /* its last packet is queued: input is read and dropped until it closes */
+    bool linger_written;   /* ... and written: MQTT_LINGER_MS run */
     uint32_t linger_bytes; /* input dropped while lingering */
     uint16_t oalias_max;   /* topic aliases herald may assign (v5: min(client's maximum, mqtt_topic_aliases_out)) */
     uint16_t oalias_n;     /* assigned so far (1..oalias_n; never reused: the rest go with their topic) */
