@@ -59,6 +59,16 @@ test('"/TopicA": MQTT subscribers (exact, "/#", "+/TopicA") get HTTP publishes; 
       assert.deepEqual(msub.text.split('\n').filter((l) => l.startsWith('/TopicA ')), ['/TopicA from-http', '/TopicA from-mqtt']);
       const j = await getJSON(h, '/sub/%2FTopicA?mode=poll&last_id=0');
       assert.deepEqual(j.messages.map((m) => m.data), ['from-http', 'from-mqtt']);
+      // a retained message on "/ret" reaches a later "+/ret" subscriber (retained matching, empty level)
+      await exact.pub('/ret', 'kept', { qos: 1, retain: true });
+      const late = await mq(tcpURL(h), { clientId: 'slash-late' });
+      try {
+        await late.sub('+/ret', { qos: 1 });
+        const r = await late.next();
+        assert.deepEqual([r.topic, r.payload, r.packet.retain], ['/ret', 'kept', true]);
+      } finally {
+        await late.end();
+      }
       // "//x", "a//b" and "a/" stay invalid channel names over HTTP
       for (const bad of ['%2F%2Fx', 'a%2F%2Fb', 'a%2F']) {
         const b = await tryPublish(h, bad, 'x');
