@@ -134,6 +134,8 @@ static const key_def_t KEYS[] = {
     {"mqtt_queue_qos0", "mqtt", K_BOOL, F(mqtt_queue_qos0), 0, 1, NULL},
     {"mqtt_session_expiry", "mqtt", K_COUNT, F(mqtt_session_expiry), 0, 4294967295u, NULL},
     {"mqtt_topic_aliases", "mqtt", K_COUNT, F(mqtt_topic_aliases), 0, 65535, NULL},
+    {"mqtt_topic_aliases_out", "mqtt", K_COUNT, F(mqtt_topic_aliases_out), 0, 65535, NULL},
+    {"mqtt_max_keepalive", "mqtt", K_COUNT, F(mqtt_max_keepalive), 0, 65535, NULL},
     {"max_subscriptions", "limits", K_COUNT, F(max_subscriptions), 1, 65536, NULL},
     {"max_retained", "limits", K_COUNT, F(max_retained), 1, 100000000, NULL},
     {"max_retained_bytes", "limits", K_SIZE64, F(max_retained_bytes), 1024, 1ull << 40, NULL},
@@ -263,6 +265,8 @@ void cfg_defaults(cfg_t *cfg)
     cfg->mqtt_max_queued_bytes = 16ull << 20;
     cfg->mqtt_session_expiry = 86400;
     cfg->mqtt_topic_aliases = 64;
+    cfg->mqtt_topic_aliases_out = 64;
+    cfg->mqtt_max_keepalive = 3600;
     cfg->max_subscriptions = 1024;
     cfg->max_retained = 100000;
     cfg->max_retained_bytes = 64ull << 20;

@@ -109,6 +109,9 @@ typedef struct {
     uint32_t mqtt_session_expiry; /* mqtt_session_expiry = 86400 (seconds): the longest a session outlives its
                                      connection (v3.1.1 persistent sessions get this; v5 asks, capped here) */
     uint32_t mqtt_topic_aliases;  /* mqtt_topic_aliases = 64: Topic Alias Maximum offered to MQTT 5 clients */
+    uint32_t mqtt_topic_aliases_out; /* mqtt_topic_aliases_out = 64: topic aliases herald assigns per MQTT 5 connection
+                                        (capped by the client's Topic Alias Maximum; 0: none) */
+    uint32_t mqtt_max_keepalive;  /* mqtt_max_keepalive = 3600 (seconds): the longest keep-alive granted (0: no maximum) */
     /* [limits] ceilings on what clients can make herald hold (each counted in herald_limit_hits_total) */
     uint32_t max_subscriptions;   /* max_subscriptions = 1024 per connection (/ws, STOMP) or MQTT session; more are
                                      refused with the protocol's error (a /sub URL names at most 16 channels) */

@@ -94,6 +94,8 @@ static const key_help_t HELP[] = {
     {"mqtt_queue_qos0", "also keep QoS 0 messages for absent clients"},
     {"mqtt_session_expiry", "seconds a session may outlive its connection (3.1.1 persistent sessions; caps MQTT 5)"},
     {"mqtt_topic_aliases", "Topic Alias Maximum offered to MQTT 5 clients"},
+    {"mqtt_topic_aliases_out", "topic aliases herald assigns per MQTT 5 connection (capped by the client's Topic Alias Maximum; 0: none)"},
+    {"mqtt_max_keepalive", "seconds: the longest MQTT keep-alive granted (v5: Server Keep Alive; 0: no maximum)"},
     /* [limits] */
     {"max_subscriptions", "subscriptions per /ws or STOMP connection and per MQTT session"},
     {"max_retained", "MQTT retained messages kept; a new one beyond is refused"},

@@ -54,7 +54,8 @@ static bool chan_char(unsigned char c)
 /* True when s[0..n) can be level number `first ? 0 : >0` of a name in the universe. */
 static bool level_real(const char *s, size_t n, bool first)
 {
-    if (n == 0 || n > 255) return false;
+    if (n == 0) return first; /* "/a": a channel's first level may be empty (MQTT's "/TopicA") */
+    if (n > 255) return false;
     size_t i = (first && s[0] == '$') ? 1 : 0;
     if (i == 1 && n == 1) return true;
     for (; i < n; i++)
@@ -82,7 +83,7 @@ bool acl_pattern_valid(const char *p, size_t n)
         size_t e = level_end(p, n, i);
         const char *l = p + i;
         size_t ln = e - i;
-        if (ln == 0) return false;
+        if (ln == 0 && (i > 0 || e == n)) return false; /* only the first level may be empty ("/a/#") */
         if (is_lvl(l, ln, "#")) {
             if (e != n) return false;
         } else if (!is_lvl(l, ln, "+") && !is_lvl(l, ln, "{sub}")) {
@@ -221,7 +222,7 @@ static bool level_meet(lvl_t a, lvl_t b, size_t i)
     if (a.kind == LV_LIT && b.kind == LV_LIT) return a.n == b.n && memcmp(a.s, b.s, a.n) == 0;
     if (a.kind == LV_ANY && b.kind == LV_ANY) return true;
     lvl_t lit = a.kind == LV_LIT ? a : b;
-    return i > 0 || lit.s[0] != '$'; /* "any" at position 0 excludes '$' names */
+    return i > 0 || !lit.n || lit.s[0] != '$'; /* "any" at position 0 excludes '$' names */
 }
 
 /* Is every level f allows at position i one that p allows there? */
@@ -229,7 +230,7 @@ static bool level_within(lvl_t p, lvl_t f, size_t i)
 {
     if (p.kind == LV_LIT) return f.kind == LV_LIT && f.n == p.n && memcmp(f.s, p.s, p.n) == 0;
     if (f.kind == LV_ANY) return true; /* at position 0 both mean "not starting with '$'" */
-    return i > 0 || f.s[0] != '$';
+    return i > 0 || !f.n || f.s[0] != '$';
 }
 
 acl_cover_t acl_cover(const char *p, size_t pn, const char *sub, size_t sn, const char *f, size_t fn)

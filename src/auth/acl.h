@@ -44,7 +44,8 @@
 
 typedef enum { ACL_NONE = 0, ACL_PARTIAL = 1, ACL_FULL = 2 } acl_cover_t;
 
-/* True when p[0..n) is a valid pattern: 1..ACL_MAX_PATTERN bytes, no empty level, '+' and '#'
+/* True when p[0..n) is a valid pattern: 1..ACL_MAX_PATTERN bytes, no empty level but the first
+ * (a leading '/', for channels such as "/TopicA": "/TopicA", "/#"), '+' and '#'
  * only as whole levels, '#' only last, "{" or "}" only in a whole "{sub}" level, no NUL or
  * control characters, no spaces. */
 bool acl_pattern_valid(const char *p, size_t n);

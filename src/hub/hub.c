@@ -172,7 +172,9 @@ static bool hub__name_char(unsigned char c)
 
 bool hub_channel_valid(const char *name, size_t n)
 {
-    if (n == 0 || n > HUB_MAX_CHANNEL || name[0] == '$' || name[0] == '/' || name[n - 1] == '/') return false;
+    /* a leading '/' is MQTT's empty first level ("/TopicA", common in the wild): allowed, as one
+     * '/' before a real level; other empty levels ("a//b", "a/") are not */
+    if (n == 0 || n > HUB_MAX_CHANNEL || name[0] == '$' || name[n - 1] == '/') return false;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)name[i];
         if (c == '/') {

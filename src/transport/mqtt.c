@@ -16,7 +16,8 @@
  * subscriptions), mqtt_deliver.c (hub messages to subscribers: encoding, the window, the waiting
  * FIFO), mqtt_pub.c (client PUBLISHes into the hub: topic aliases, passed-through properties, the
  * acknowledgements in PUBLISH order), mqtt_persist.c (sessions in the store), mqtt_sys.c ($SYS),
- * mqtt_queue.c (in flight and waiting), mqtt_codec.c (packets); mqtt_internal.h is what they share.
+ * mqtt_queue.c (in flight and waiting), mqtt_refuse.c (refusals and lingering closes counted),
+ * mqtt_codec.c (packets); mqtt_internal.h is what they share.
  *
  * Errors: the codec refuses malformed packets with a reason code; mqtt__fail is the one place
  * that answers: CONNACK with the code while connecting (v3: the 3.1.1 return code when one
@@ -27,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "../core/err.h"
@@ -42,7 +44,7 @@ bool mqtt__live(const mqtt_conn_t *k) { return k && k->connected && !k->said_bye
 int mqtt__send(mqtt_conn_t *k, bytes_t *b, bytes_t *tail, bool reply)
 {
     conn_t *c = k->c;
-    if (c->closing || c->end_after_write) return HR_EIO;
+    if (c->closing || c->end_after_write || k->lingering) return HR_EIO;
     size_t total = b->len + (tail ? tail->len : 0);
     uint8_t wh[WS_MAX_HEADER];
     size_t hl = k->ws ? ws_header_write(wh, WS_OP_BINARY, true, false, total) : 0;
@@ -72,11 +74,37 @@ void mqtt__ack(mqtt_conn_t *k, uint8_t type, uint16_t pid, uint8_t reason)
     mqtt__reply(k, &p);
 }
 
-static void mqtt__end(mqtt_conn_t *k)
+/* The connection ends once its output is written. linger: its last packet is an answer the
+ * client must read (DISCONNECT, a CONNACK refusal): over TCP its input is then read and dropped
+ * for a moment (MQTT_LINGER_MS, MQTT_LINGER_BYTES), so that unread input does not turn the
+ * close into a reset that can destroy the answer before the client reads it (the HTTP server's
+ * lingering close does the same for its 503s; this one keeps the connection, so TLS lingers too). */
+static void mqtt__end_linger(mqtt_conn_t *k, bool linger)
 {
-    if (k->ws) ws_close(k->ws, WS_CLOSE_NORMAL, "MQTT session ended");
-    else conn_end(k->c);
+    conn_t *c = k->c;
+    if (k->ws) {
+        ws_close(k->ws, WS_CLOSE_NORMAL, "MQTT session ended");
+        return;
+    }
+    if (!linger || k->lingering || c->loop->stopping || c->closing) {
+        conn_end(c);
+        return;
+    }
+    if (k->srv->lingering >= MQTT_LINGER_MAX) {
+        k->srv->linger_skipped++;
+        conn_end(c);
+        return;
+    }
+    k->lingering = true;
+    k->srv->lingering++;
+    k->srv->lingers++;
+    /* replaces the credential's expiry (mqtt__tcp_timer closes): first the time to write what is
+     * queued, the last packet included; once written, MQTT_LINGER_MS (mqtt__tcp_drain) */
+    conn_timer(c, MQTT_LINGER_WRITE_MS);
+    if (c->read_paused && !c->held) conn_pause_read(c, false);
 }
+
+static void mqtt__end(mqtt_conn_t *k) { mqtt__end_linger(k, false); }
 
 /* The one place that answers a violation (see the file comment): while connecting, a CONNACK
  * with reason (v5) or with its 3.1.1 return code when one exists (mqtt_v3_connack_code; also for
@@ -105,7 +133,7 @@ void mqtt__fail(mqtt_conn_t *k, uint8_t reason, const char *why)
         p.props.reason_string = span_of(why);
     }
     if (p.type) mqtt__reply(k, &p);
-    mqtt__end(k);
+    mqtt__end_linger(k, p.type != 0);
 }
 
 static void mqtt__keepalive(tw_entry_t *e);
@@ -172,8 +200,20 @@ static auth_id_t *mqtt__who(mqtt_conn_t *k, const mqtt_pkt_t *p)
         mqtt__fail(k, MQTT_RC_NOT_AUTHORIZED, "not authorized: send a token (or user and password) in CONNECT");
         return NULL;
     }
-    if (p->connect.will && !auth_can_publish(who, p->connect.will_topic.p, p->connect.will_topic.n)) {
-        xp_log_denial(k->x, k->c, who, "publish the will to", p->connect.will_topic.p, p->connect.will_topic.n);
+    span_t wt = p->connect.will_topic;
+    if (p->connect.will && !hub_channel_valid(wt.p, wt.n)) { /* it could never be published: say so now */
+        bool dollar = wt.n && wt.p[0] == '$';
+        const char *wwhy = dollar ? "the will topic is a '$' topic (the server's own)"
+                                  : "the will topic is not a herald channel name";
+        mqtt__refused(k->srv, k, MQTT_REF_WILL_TOPIC, wwhy, wt.p, wt.n);
+        auth_unref(who);
+        /* v5: 0x90 Topic Name invalid; 3.1.1 has no such return code: 0x05 not authorized */
+        mqtt__fail(k, k->version == MQTT_V5 ? MQTT_RC_TOPIC_NAME_INVALID : MQTT_RC_NOT_AUTHORIZED, wwhy);
+        return NULL;
+    }
+    if (p->connect.will && !auth_can_publish(who, wt.p, wt.n)) {
+        xp_log_denial(k->x, k->c, who, "publish the will to", wt.p, wt.n);
+        k->srv->refused[MQTT_REF_WILL_DENIED]++;
         auth_unref(who);
         mqtt__fail(k, MQTT_RC_NOT_AUTHORIZED, "not allowed to publish the will topic");
         return NULL;
@@ -318,7 +358,26 @@ static void mqtt__connect(mqtt_conn_t *k, const mqtt_pkt_t *p)
     s->will = will;
     s->expiry_s = expiry;
     k->expiry0 = v5 && want == 0;
-    k->keepalive = p->connect.keep_alive;
+    /* mqtt_max_keepalive: v5 clients asking for more (or for none) are told the Server Keep Alive;
+     * 3.1.1 has no way to tell, so a client asking for more is held to the maximum (the connection
+     * ends after 1.5 times it without a packet) and one asking for none keeps none */
+    uint16_t ka = p->connect.keep_alive, kmax = (uint16_t)cfg->mqtt_max_keepalive;
+    bool ka_told = false;
+    if (kmax && (ka > kmax || (v5 && ka == 0))) {
+        srv->ka_capped++;
+        if (v5) ka_told = true;
+        else if (!srv->ka_v3_logged) { /* the first only: herald_mqtt_keepalive_capped_total counts them */
+            srv->ka_v3_logged = true;
+            char peer[128];
+            log_info("mqtt: %s (%s): keep alive %u s over mqtt_max_keepalive: held to %u s (MQTT 3.1.1 cannot be "
+                     "told; the client should ask for less; not logged again)",
+                     conn_peer(k->c, peer, sizeof(peer)), id, ka, kmax);
+        }
+        ka = kmax;
+    }
+    k->keepalive = ka;
+    uint16_t ta = v5 && (p->props.present & MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS_MAX)) ? p->props.topic_alias_max : 0;
+    k->oalias_max = ta < cfg->mqtt_topic_aliases_out ? ta : (uint16_t)cfg->mqtt_topic_aliases_out;
     k->window = cfg->mqtt_max_inflight;
     if (v5 && (p->props.present & MQTT_PROP_BIT(MQTT_PROP_RECEIVE_MAX)) && p->props.receive_max < k->window)
         k->window = p->props.receive_max;
@@ -336,6 +395,10 @@ static void mqtt__connect(mqtt_conn_t *k, const mqtt_pkt_t *p)
         pr->topic_alias_max = k->naliases;
         pr->receive_max = MQTT_RECEIVE_MAX;
         pr->max_packet_size = cfg->mqtt_max_packet;
+        if (ka_told) {
+            pr->present |= MQTT_PROP_BIT(MQTT_PROP_SERVER_KEEP_ALIVE);
+            pr->server_keep_alive = ka;
+        }
         if (expiry != want) { /* granted less than asked (MQTT 5.0 3.2.2.3.2) */
             pr->present |= MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY);
             pr->session_expiry = expiry;
@@ -491,6 +554,7 @@ static void mqtt__conn_free(mqtt_conn_t *k)
     if (k->alias)
         for (uint32_t i = 0; i <= k->naliases; i++) free(k->alias[i]);
     free(k->alias);
+    mqtt__oalias_free(k);
     ws_carry_free(&k->in);
     auth_unref(k->id);
     k->id = NULL;
@@ -514,19 +578,41 @@ static void mqtt__tcp_read(conn_t *c)
 {
     mqtt_tcp_t *t = container_of(c, mqtt_tcp_t, base);
     t->k.last_rx_ms = loop_now(c->loop);
+    if (t->k.lingering) { /* after the last packet: dropped, within bounds */
+        t->k.linger_bytes += c->rlen;
+        conn_consume(c, c->rlen);
+        if (t->k.linger_bytes > MQTT_LINGER_BYTES) conn_close(c, 0);
+        return;
+    }
     size_t left = mqtt__feed(&t->k, c->rbuf, c->rlen);
     if (c->closing) return;
     conn_consume(c, (uint32_t)(c->rlen - left));
     if (t->k.said_bye && c->rlen) conn_consume(c, c->rlen);
 }
 
-static void mqtt__tcp_drain(conn_t *c) { mqtt__pump(&container_of(c, mqtt_tcp_t, base)->k); }
+static void mqtt__tcp_drain(conn_t *c)
+{
+    mqtt_conn_t *k = &container_of(c, mqtt_tcp_t, base)->k;
+    if (k->lingering) { /* the last packet is written: the client sees the end (TLS: waits for its close) */
+        if (!k->linger_written) {
+            k->linger_written = true;
+            conn_timer(c, MQTT_LINGER_MS);
+            if (!c->tls) shutdown(c->w.fd, SHUT_WR);
+        }
+        return;
+    }
+    mqtt__pump(k);
+}
 
 /* The base timer of a TCP connection: the CONNECT deadline from accept, then the credential's
  * expiry (mqtt__set_who). */
 static void mqtt__tcp_timer(conn_t *c)
 {
     mqtt_conn_t *k = &container_of(c, mqtt_tcp_t, base)->k;
+    if (k->lingering) { /* MQTT_LINGER_MS after the last packet */
+        conn_close(c, 0);
+        return;
+    }
     if (k->said_bye || c->closing) return;
     if (k->connected) {
         mqtt__expired(k);
@@ -542,6 +628,7 @@ static void mqtt__tcp_close(conn_t *c)
 {
     mqtt_tcp_t *t = container_of(c, mqtt_tcp_t, base);
     iplimit_release(t->k.x->ipl, c->ipl);
+    if (t->k.lingering) t->k.srv->lingering--;
     mqtt__conn_free(&t->k);
     t->k.x->metrics->connections[XP_MQTT]--;
     t->k.srv->nconns--;
@@ -708,6 +795,12 @@ void mqtt_server_close(mqtt_server_t *srv)
         }
         if (k->ws) continue;
         conn_flush_now(k->c);
+        if (!k->c->tls && !k->c->closing) { /* input already here is dropped: a close with unread input
+                                               resets the connection, which can destroy the DISCONNECT */
+            shutdown(k->c->w.fd, SHUT_WR);
+            char sink[4096];
+            for (int i = 0; i < 16 && recv(k->c->w.fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++) {}
+        }
         conn_close(k->c, HR_ESHUTDOWN);
     }
     /* persistent sessions are saved (they come back at the next start); then every one is freed */

@@ -11,6 +11,18 @@
 #include "mqtt_queue.h"
 #include "transport.h"
 
+/* Why a publish or a will was refused (herald_mqtt_refused_total{reason}). */
+enum {
+    MQTT_REF_TOPIC,      /* not a herald channel name ("a//b", characters outside the channel alphabet) */
+    MQTT_REF_DOLLAR,     /* a '$' topic: the server's own ($SYS) */
+    MQTT_REF_DENIED,     /* the permissions do not allow it */
+    MQTT_REF_FAILED,     /* the hub or the store refused it (full, unavailable) */
+    MQTT_REF_WILL_TOPIC, /* CONNECT refused: its will topic is not a channel, or a '$' topic */
+    MQTT_REF_WILL_DENIED, /* CONNECT refused: the will's topic is not allowed */
+    MQTT_REF_WILL_FAILED, /* a will could not be published when it was due */
+    MQTT_REF_MAX
+};
+
 typedef struct mqtt_server {
     listener_t listener;
     listener_t tls_listener;  /* mqtts (mqtt_server_listen_tls) */
@@ -23,6 +35,11 @@ typedef struct mqtt_server {
     uint32_t nconns;         /* TCP connections (max_connections) */
     mq_total_t queued;       /* every session's waiting messages (mqtt_max_queued_bytes_total) */
     uint64_t queued_drops;   /* messages dropped for mqtt_max_queued_bytes_total */
+    uint64_t refused[MQTT_REF_MAX]; /* publishes and wills refused, by reason */
+    uint32_t lingering;      /* connections reading and dropping input after their last packet (MQTT_LINGER_MAX) */
+    uint64_t lingers, linger_skipped; /* lingering closes done; closed at once because MQTT_LINGER_MAX were lingering */
+    bool ka_v3_logged;       /* a 3.1.1 client held to mqtt_max_keepalive was logged */
+    uint64_t ka_capped;      /* connections held to mqtt_max_keepalive (they asked for more, or v5 for none) */
     bool open;
     bool closed;             /* mqtt_server_close ran: no new sessions */
     list_t dirty;            /* persistent sessions changed since the last mqtt_server_persist */
@@ -57,6 +74,10 @@ void mqtt_server_committed(mqtt_server_t *srv, bool ok);
 /* True when persistent sessions changed since the last mqtt_server_persist (e.g. a commit's
  * messages were queued for offline clients). */
 bool mqtt_server_dirty(const mqtt_server_t *srv);
+
+/* Renders the broker's own metrics (herald_mqtt_refused_total{reason}, herald_mqtt_lingers_total,
+ * herald_mqtt_keepalive_capped_total) into out; returns the bytes written (0 when they do not fit). */
+size_t mqtt_server_metrics(const mqtt_server_t *srv, char *out, size_t cap);
 
 /* Stops accepting; every connection gets DISCONNECT 0x8B (v5) and is closed; persistent
  * sessions are written to the store (they come back at the next start), every session freed. */

@@ -14,7 +14,14 @@
  * together within mqtt_max_queued_bytes_total, see mqtt_queue.h), which acknowledgements
  * and a drained socket pump. QoS 0 messages go at once or are dropped when the socket is backed
  * up (counted, like every transport's slow consumers); for an absent client they wait too
- * (mqtt_queue_qos0). */
+ * (mqtt_queue_qos0).
+ *
+ * Topic aliases (server to client, MQTT 5 clients whose CONNECT offers a Topic Alias Maximum):
+ * the first PUBLISH of a topic carries the topic and a new alias, later ones the alias and an
+ * empty topic. Aliases are assigned in order up to min(the client's maximum,
+ * mqtt_topic_aliases_out) and never reassigned (topics beyond go with their name). Such a client
+ * gets no shared whole PUBLISH: its head is its own, followed by the shared tail; clients without
+ * aliases take the paths above unchanged. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +70,60 @@ static uint8_t mqtt__msg_qos(const msg_t *m, uint8_t sub_qos)
     return q < sub_qos ? q : sub_qos;
 }
 
+/* ---- topic aliases (server to client) ---- */
+
+static bool mqtt__oalias_eq(const hmap_node_t *node, const void *key, size_t n)
+{
+    const mqtt_oalias_t *a = container_of(node, mqtt_oalias_t, node);
+    return a->n == n && memcmp(a->topic, key, n) == 0;
+}
+
+/* The alias of topic t on k: 0 when it has none and none can be given; otherwise its alias, with
+ * *fresh set when it is a new one that mqtt__oalias_add must record once the PUBLISH is queued. */
+static uint16_t mqtt__oalias_get(mqtt_conn_t *k, span_t t, bool *fresh)
+{
+    *fresh = false;
+    if (k->oalias) {
+        hmap_node_t *nd = hmap_get(k->oalias, t.p, t.n);
+        if (nd) return container_of(nd, mqtt_oalias_t, node)->alias;
+    }
+    if (k->oalias_n >= k->oalias_max) return 0;
+    *fresh = true;
+    return (uint16_t)(k->oalias_n + 1);
+}
+
+/* Records alias a (k->oalias_n + 1) for topic t; on failure (memory) the topic simply keeps being
+ * sent whole, but a was already sent with it: it is then only never used again. */
+static void mqtt__oalias_add(mqtt_conn_t *k, span_t t, uint16_t a)
+{
+    k->oalias_n = a;
+    if (!k->oalias) {
+        hmap_t *h = malloc(sizeof(*h));
+        if (!h || hmap_init(h, 8, mqtt__oalias_eq) < 0) {
+            free(h);
+            return;
+        }
+        k->oalias = h;
+    }
+    mqtt_oalias_t *e = malloc(sizeof(*e) + t.n);
+    if (!e) return;
+    e->alias = a;
+    e->n = (uint16_t)t.n;
+    memcpy(e->topic, t.p, t.n);
+    hmap_insert(k->oalias, &e->node, hmap_hash(k->oalias, t.p, t.n));
+}
+
+void mqtt__oalias_free(mqtt_conn_t *k)
+{
+    if (!k->oalias) return;
+    hmap_iter_t it;
+    hmap_iter_init(&it, k->oalias);
+    for (hmap_node_t *nd; (nd = hmap_iter_next(&it));) free(container_of(nd, mqtt_oalias_t, node));
+    hmap_free(k->oalias);
+    free(k->oalias);
+    k->oalias = NULL;
+}
+
 /* Writes one PUBLISH of it to k (it->pid for QoS > 0). 0; HR_EFULL when the write queue is over
  * its limit and force is not set (nothing queued); HR_EINVAL when the packet is over the
  * client's Maximum Packet Size (MQTT 5.0 3.1.2.11.4: not sent, as if delivered); HR_ENOMEM. */
@@ -75,7 +136,7 @@ static int mqtt__send_pub(mqtt_conn_t *k, const mq_item_t *it, bool dup, bool fo
         uint64_t age = (loop_wall_ms() - m->time_ms) / 1000;
         expiry = age < m->expiry_s ? m->expiry_s - (uint32_t)age : 1;
     }
-    if (it->qos == 0 && !it->retain && !sub_id && !expiry) {
+    if (it->qos == 0 && !it->retain && !sub_id && !expiry && !k->oalias_max) {
         bytes_t *b = v5 ? msg_encoded(m, ENC_MQTT5_Q0, mqtt__enc_q0_v5) : msg_encoded(m, ENC_MQTT3_Q0, mqtt__enc_q0_v3);
         if (!b) return HR_ENOMEM;
         if (k->max_packet && b->len > k->max_packet) return HR_EINVAL;
@@ -84,16 +145,20 @@ static int mqtt__send_pub(mqtt_conn_t *k, const mq_item_t *it, bool dup, bool fo
     uint32_t plen = v5 ? m->props_len : 0;
     bytes_t *body = plen ? msg_encoded(m, ENC_MQTT5_BODY, mqtt__enc_body5) : msg_encoded(m, ENC_MQTT_BODY, mqtt__enc_body);
     if (!body) return HR_ENOMEM;
+    span_t topic = {m->channel, m->channel_len};
+    bool fresh = false;
+    uint16_t alias = k->oalias_max ? mqtt__oalias_get(k, topic, &fresh) : 0;
+    span_t wire = alias && !fresh ? (span_t){"", 0} : topic;
     uint8_t head[MQTT_PUBLISH_HEAD_MAX(HUB_MAX_CHANNEL, 1)];
-    ssize_t hn = mqtt_publish_head_write(head, sizeof(head), k->version, dup, it->qos, it->retain,
-                                         (span_t){m->channel, m->channel_len}, it->pid, 0, expiry, &sub_id,
-                                         sub_id ? 1 : 0, plen, body->len);
+    ssize_t hn = mqtt_publish_head_write(head, sizeof(head), k->version, dup, it->qos, it->retain, wire, it->pid,
+                                         alias, expiry, &sub_id, sub_id ? 1 : 0, plen, body->len);
     if (hn < 0 || (size_t)hn > sizeof(head)) return HR_EINVAL;
     if (k->max_packet && (size_t)hn + body->len > k->max_packet) return HR_EINVAL;
     bytes_t *h = bytes_copy(head, (size_t)hn);
     if (!h) return HR_ENOMEM;
     int rc = mqtt__send(k, h, body, force);
     bytes_unref(h);
+    if (rc == 0 && fresh) mqtt__oalias_add(k, topic, alias);
     return rc;
 }
 

@@ -1,7 +1,7 @@
 /* mqtt_internal.h - what the MQTT broker's files share (mqtt.c: connections and packets;
  * mqtt_sess.c: sessions and subscriptions; mqtt_deliver.c: delivery to subscribers; mqtt_pub.c:
- * client publishes; mqtt_persist.c: sessions in the store; mqtt_sys.c: $SYS figures). Not a
- * public interface: only src/transport/mqtt*.c include it. */
+ * client publishes; mqtt_persist.c: sessions in the store; mqtt_sys.c: $SYS figures; mqtt_refuse.c:
+ * refusals and lingering closes counted). Not a public interface: only src/transport/mqtt*.c include it. */
 #ifndef HERALD_MQTT_INTERNAL_H
 #define HERALD_MQTT_INTERNAL_H
 
@@ -14,9 +14,25 @@
 #define MQTT_MAX_CLIENT_ID 256
 #define MQTT_NEVER UINT64_MAX
 #define MQTT_KV "mqtt.session" /* the store's key-value namespace for persistent sessions */
+/* After its last packet (a v5 DISCONNECT, a CONNACK refusal) a TCP connection lingers: its input
+ * is read and dropped until the peer closes, MQTT_LINGER_MS pass or MQTT_LINGER_BYTES arrive, so
+ * closing with unread input does not reset the connection before the client reads the reason. At
+ * most MQTT_LINGER_MAX at once (beyond, closed at once; herald_mqtt_lingers_total). */
+#define MQTT_LINGER_MS 2000
+#define MQTT_LINGER_WRITE_MS 10000 /* first, at most this to write what is queued (the last packet last) */
+#define MQTT_LINGER_BYTES (256u << 10)
+#define MQTT_LINGER_MAX 1024
 
 typedef struct mqtt_sess mqtt_sess_t;
 typedef struct mqtt_conn mqtt_conn_t;
+
+/* A topic alias herald assigned to a connection (server to client, MQTT 5), keyed by topic. */
+typedef struct {
+    hmap_node_t node;
+    uint16_t alias;
+    uint16_t n;
+    char topic[];
+} mqtt_oalias_t;
 
 typedef struct {
     hub_tsub_t t;
@@ -94,6 +110,13 @@ struct mqtt_conn {
     char **alias;          /* incoming topic aliases, [1..naliases], made on first use */
     auth_id_t *id;         /* who the peer is */
     bool denial_logged;    /* refused publishes are logged once per connection */
+    uint8_t refused_logged; /* bits: reasons (MQTT_REF_*) already logged on this connection */
+    bool lingering;        /* its last packet is queued: input is read and dropped until it closes */
+    bool linger_written;   /* ... and written: MQTT_LINGER_MS run */
+    uint32_t linger_bytes; /* input dropped while lingering */
+    uint16_t oalias_max;   /* topic aliases herald may assign (v5: min(client's maximum, mqtt_topic_aliases_out)) */
+    uint16_t oalias_n;     /* assigned so far (1..oalias_n; never reused: the rest go with their topic) */
+    hmap_t *oalias;        /* topic -> mqtt_oalias_t, made on first use */
     mqtt_ackw_t *ackw;     /* acknowledgements owed, a ring (in order) */
     uint32_t ackw_cap, ackw_head, ackw_n;
     uint32_t ackw_wait;    /* of them, publishes still waiting for their commit */
@@ -132,6 +155,11 @@ void mqtt__ack(mqtt_conn_t *k, uint8_t type, uint16_t pid, uint8_t reason);
  * its 3.1.1 return code when one exists; once connected, DISCONNECT with reason (v5); v3.1.1
  * otherwise just closes. Logged once; the connection ends. */
 void mqtt__fail(mqtt_conn_t *k, uint8_t reason, const char *why);
+
+/* Counts a refused publish or will (reason MQTT_REF_*) and logs it: once per connection and reason
+ * when k is set (the connection that sent it), always when k is NULL (a will due after its
+ * connection ended). */
+void mqtt__refused(mqtt_server_t *srv, mqtt_conn_t *k, int reason, const char *why, const char *topic, size_t n);
 
 /* ---- sessions and subscriptions (mqtt_sess.c) ---- */
 
@@ -213,6 +241,9 @@ bool mqtt__matches(const char *f, size_t fn, const char *t, size_t tn);
 /* hub_each_retained callback: offers ch's retained message to the subscription arg when its
  * filter matches (and its permissions allow). */
 void mqtt__send_retained(chan_t *ch, void *arg);
+
+/* Frees the topic aliases herald assigned to k (mqtt_deliver.c). */
+void mqtt__oalias_free(mqtt_conn_t *k);
 
 /* ---- publishing (mqtt_pub.c) ---- */
 

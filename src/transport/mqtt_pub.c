@@ -96,7 +96,7 @@ static bool mqtt__ackw_push(mqtt_conn_t *k, uint8_t type, uint16_t pid, bool don
 /* A QoS 1 or 2 publish of connection arg is committed (rc 0) or failed: its ack is ready. */
 static void mqtt__published(void *arg, int rc, const msg_t *m, uint32_t reached)
 {
-    (void)m, (void)reached;
+    (void)reached;
     mqtt_conn_t *k = arg;
     if (!k->ackw_wait) return; /* cannot happen: completions come in order, one per waiting entry */
     uint32_t mask = k->ackw_cap - 1, i = k->ackw_at;
@@ -107,6 +107,7 @@ static void mqtt__published(void *arg, int rc, const msg_t *m, uint32_t reached)
         k->ackw_at = i;
     }
     if (rc < 0) {
+        mqtt__refused(k->srv, k, MQTT_REF_FAILED, mqtt__pub_why(rc), m ? m->channel : "", m ? m->channel_len : 0);
         a->reason = mqtt__pub_reason(rc);
         if (a->type == MQTT_PUBREC && k->s) /* not published: a resend must publish it */
             for (uint32_t j = 0; j < k->s->nin2; j++)
@@ -173,11 +174,17 @@ void mqtt__on_publish_pkt(mqtt_conn_t *k, const mqtt_pkt_t *p)
         }
     }
     if (!hub_channel_valid(topic.p, topic.n)) {
-        if (qos && k->version == MQTT_V5) {
-            mqtt__ackw_push(k, qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id, true, MQTT_RC_TOPIC_NAME_INVALID);
-            return;
-        }
-        mqtt__fail(k, MQTT_RC_TOPIC_NAME_INVALID, "topic is not a valid herald channel name");
+        /* a valid MQTT topic that is no herald channel: a '$' topic (the server's own, read-only
+         * for clients) or one herald cannot name ("a//b", characters outside the channel alphabet).
+         * v5 QoS > 0: refused in the acknowledgement (0x90); QoS 0 and 3.1.1, which cannot say no:
+         * acknowledged and dropped, as Mosquitto does for $SYS. The connection stays. */
+        bool dollar = topic.n && topic.p[0] == '$';
+        mqtt__refused(k->srv, k, dollar ? MQTT_REF_DOLLAR : MQTT_REF_TOPIC,
+                      dollar ? "'$' topics are the server's own" : "the topic is not a herald channel name", topic.p,
+                      topic.n);
+        if (qos)
+            mqtt__ackw_push(k, qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id, true,
+                            k->version == MQTT_V5 ? MQTT_RC_TOPIC_NAME_INVALID : 0);
         return;
     }
     bool allowed = auth_can_publish(k->id, topic.p, topic.n);
@@ -185,6 +192,7 @@ void mqtt__on_publish_pkt(mqtt_conn_t *k, const mqtt_pkt_t *p)
         if (!k->denial_logged) xp_log_denial(k->x, k->c, k->id, "publish to", topic.p, topic.n);
         else k->x->auth->stats.denied++;
         k->denial_logged = true;
+        k->srv->refused[MQTT_REF_DENIED]++;
         if (qos && k->version == MQTT_V5) { /* MQTT 5: refused in the acknowledgement */
             mqtt__ackw_push(k, qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id, true, MQTT_RC_NOT_AUTHORIZED);
             return;
@@ -214,6 +222,7 @@ void mqtt__on_publish_pkt(mqtt_conn_t *k, const mqtt_pkt_t *p)
                  : mqtt__publish(s, k, topic, p->publish.payload, qos, p->publish.retain, expiry,
                                  props ? (span_t){(const char *)props->data, props->len} : (span_t){"", 0});
     bytes_unref(props);
+    if (rc < 0) mqtt__refused(k->srv, k, MQTT_REF_FAILED, mqtt__pub_why(rc), topic.p, topic.n);
     if (rc < 0 && !qos) {
         mqtt__fail(k, mqtt__pub_reason(rc), mqtt__pub_why(rc));
         return;

@@ -83,9 +83,18 @@ static void mqtt__will_publish(mqtt_sess_t *s)
     s->will_at = MQTT_NEVER;
     if (!w) return;
     span_t topic = {w->mem, w->topic_len};
-    if (hub_channel_valid(topic.p, topic.n))
-        mqtt__publish(s, NULL, topic, (span_t){w->mem + w->topic_len, w->payload_len}, w->qos, w->retain, w->expiry_s,
-                      (span_t){w->mem + w->topic_len + w->payload_len, w->props_len});
+    /* CONNECT refused a will whose topic is not a channel (or one its client may not publish to);
+     * a will restored from a store written by an older version might still be one */
+    int rc = hub_channel_valid(topic.p, topic.n)
+                 ? mqtt__publish(s, NULL, topic, (span_t){w->mem + w->topic_len, w->payload_len}, w->qos, w->retain,
+                                 w->expiry_s, (span_t){w->mem + w->topic_len + w->payload_len, w->props_len})
+                 : HR_ECHANNEL;
+    if (rc < 0) {
+        char why[96];
+        snprintf(why, sizeof(why), "session %s ended: its will could not be published (%s)", s->client_id,
+                 rc == HR_ECHANNEL ? "not a channel name" : hr_strerror(rc));
+        mqtt__refused(s->srv, NULL, MQTT_REF_WILL_FAILED, why, topic.p, topic.n);
+    }
     free(w);
 }
 

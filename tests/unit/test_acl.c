@@ -23,8 +23,8 @@ static bool PV(const char *p) { return acl_pattern_valid(gp(p, strlen(p)), strle
 TEST(pattern_validity)
 {
     const char *good[] = {"#", "+", "a", "a/b", "a/#", "+/+/#", "user/{sub}/#", "{sub}", "$SYS/#", "a.b/~c:d@e=f!",
-                          "chat/*", "a/{sub}/+"};
-    const char *bad[] = {"", "/", "/a", "a/", "a//b", "a#", "a/#/b", "#/a", "a+", "+a", "a/b c", "a\tb", "{sub",
+                          "chat/*", "a/{sub}/+", "/a", "/#", "/+/x"};
+    const char *bad[] = {"", "/", "//a", "a/", "a//b", "a#", "a/#/b", "#/a", "a+", "+a", "a/b c", "a\tb", "{sub",
                          "x{sub}", "{sub}x", "{SUB}", "a/{}/b", "a\x01", "a\x7f", "##", "++"};
     for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++) {
         if (!PV(good[i])) printf("#   should be valid: %s\n", good[i]);
@@ -39,6 +39,27 @@ TEST(pattern_validity)
     CHECK(acl_pattern_valid(p, ACL_MAX_PATTERN));
     CHECK(!acl_pattern_valid(p, ACL_MAX_PATTERN + 1));
     CHECK(!acl_pattern_valid("a\0b", 3));
+    gp_release();
+}
+
+/* MQTT's "/TopicA" (an empty first level) is a channel: patterns and filters cover it */
+TEST(leading_slash)
+{
+    CHECK(acl_match("/a", 2, "", 0, "/a", 2));
+    CHECK(acl_match("/#", 2, "", 0, "/a/b", 4));
+    CHECK(acl_match("#", 1, "", 0, "/a", 2));
+    CHECK(acl_match("+/a", 3, "", 0, "/a", 2));
+    CHECK(!acl_match("+", 1, "", 0, "/a", 2));
+    CHECK(!acl_match("/a", 2, "", 0, "a", 1));
+    CHECK(!acl_match("a/#", 3, "", 0, "/a", 2));
+    CHECK_EQ(C("#", "", "/a"), ACL_FULL);
+    CHECK_EQ(C("#", "", "/#"), ACL_FULL);
+    CHECK_EQ(C("/#", "", "/a/+"), ACL_FULL);
+    CHECK_EQ(C("/a", "", "/a"), ACL_FULL);
+    CHECK_EQ(C("/a", "", "+/a"), ACL_PARTIAL);
+    CHECK_EQ(C("/#", "", "#"), ACL_PARTIAL);
+    CHECK_EQ(C("a/#", "", "/a"), ACL_NONE);
+    CHECK_EQ(C("/a", "", "a"), ACL_NONE);
     gp_release();
 }
 
@@ -495,6 +516,7 @@ TEST(parse_errors)
 int main(void)
 {
     RUN(pattern_validity);
+    RUN(leading_slash);
     RUN(sub_validity);
     RUN(matching);
     RUN(cover_cases);

@@ -133,7 +133,11 @@ TEST(channel_names)
     CHECK(hub_channel_valid("a.b-c_d:e@f=g!h~i", 17));
     CHECK(!hub_channel_valid("", 0));
     CHECK(!hub_channel_valid("$SYS", 4));
-    CHECK(!hub_channel_valid("/a", 2));
+    CHECK(hub_channel_valid("/a", 2)); /* MQTT's empty first level */
+    CHECK(hub_channel_valid("/a/b", 4));
+    CHECK(!hub_channel_valid("/", 1));
+    CHECK(!hub_channel_valid("//a", 3));
+    CHECK(!hub_channel_valid("/..", 3));
     CHECK(!hub_channel_valid("a/", 2));
     CHECK(!hub_channel_valid("a//b", 4));
     CHECK(!hub_channel_valid("a/../b", 6));
