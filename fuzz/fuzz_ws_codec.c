@@ -8,6 +8,9 @@
  *     consumed, the header re-encodes to the same bytes (lengths are minimal, so encoding is
  *     canonical), the payload is the unmasked input, bytes after the frame are untouched, and any
  *     prefix of the remaining input gives HR_EAGAIN or exactly the same result;
+ *   - ws_frame_parse_partial() on each frame fed in three growing pieces of one buffer: every
+ *     result is HR_EAGAIN or exactly ws_frame_parse()'s, the payload bytes present are unmasked
+ *     exactly once (each call's done matches them) and the bytes after them are untouched;
  *   - ws_msg_frame() on the data frames and ws_utf8_feed() on text payloads, compared with
  *     utf8_valid() (src/hub/msg.h) on the reassembled message; ws_close_parse() on Close payloads;
  *   - ws_utf8_feed() on the data split in three, compared with utf8_valid(), and "fail fast": the
@@ -89,6 +92,47 @@ static void check_close_payload(const char *p, size_t n)
     }
 }
 
+/* ws_frame_parse_partial() on d[0..n) fed as three growing prefixes of one copy (the split points
+ * from seed), against want (ws_frame_parse() on all n bytes). */
+static void check_partial(const uint8_t *d, size_t n, const ws_limits_t *lim, outcome_t want, unsigned seed)
+{
+    char *p = dup_exact(d, n);
+    size_t ks[3];
+    ks[0] = n ? (seed >> 3) % (n + 1) : 0;
+    ks[1] = ks[0] + (n - ks[0]) / 2;
+    ks[2] = n;
+    uint64_t done = 0;
+    for (int i = 0; i < 3; i++) {
+        ws_frame_t f;
+        uint16_t code = 0;
+        const char *why = NULL;
+        ssize_t rc = ws_frame_parse_partial(p, ks[i], lim, &f, &done, &code, &why);
+        outcome_t o = {rc, code};
+        assert(rc == HR_EAGAIN || same_outcome(o, want));
+        if (rc == HR_EPROTO) break;
+        if (rc == HR_EAGAIN && f.header_len == 0) {
+            assert(done == 0 && memcmp(p, d, n) == 0);
+            continue;
+        }
+        assert(f.header_len >= 2 && f.header_len <= ks[i] && f.payload == p + f.header_len);
+        uint64_t have = ks[i] - f.header_len;
+        if (have > f.payload_len) have = f.payload_len;
+        assert(done == have && (rc == HR_EAGAIN) == (have < f.payload_len));
+        bool masked = d[1] & 0x80;
+        for (size_t j = 0; j < n; j++) {
+            uint8_t want_b = d[j];
+            if (masked && j >= f.header_len && j - f.header_len < have)
+                want_b ^= d[f.header_len - 4 + ((j - f.header_len) & 3)];
+            assert((uint8_t)p[j] == want_b);
+        }
+        if (rc > 0) {
+            assert((size_t)rc == f.header_len + f.payload_len);
+            break;
+        }
+    }
+    free(p);
+}
+
 /* Parses successive frames of d[0..n) with lim, sequencing data frames into messages. */
 static void fuzz_frames(const uint8_t *d, size_t n, const ws_limits_t *lim, uint64_t max_message, unsigned seed)
 {
@@ -111,6 +155,7 @@ static void fuzz_frames(const uint8_t *d, size_t n, const ws_limits_t *lim, uint
 
         /* Prefixes: HR_EAGAIN or the same result. */
         outcome_t whole = {rc, code};
+        check_partial(d + off, rem, lim, whole, seed);
         size_t k = rem ? seed % (rem + 1) : 0;
         outcome_t part = parse_copy(d + off, k, lim);
         assert(part.rc == HR_EAGAIN || same_outcome(part, whole));

@@ -320,13 +320,30 @@
     };
   }
 
+  /* A payload that came base64-encoded: text again when it is valid UTF-8 (the exact SSE form
+   * sends text with CR that way), else left base64 with encoding "base64", as on every other
+   * transport. */
+  function fromBase64(m) {
+    try {
+      const bin = root.atob(m.data);
+      const bytes = new Uint8Array(bin.length);
+      for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+      m.data = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
+    } catch (e) {
+      m.encoding = 'base64';
+    }
+    return m;
+  }
+
   /* Server-sent events read with fetch (not EventSource, which only reports events whose names
-   * it was told in advance and reconnects on its own schedule). */
+   * it was told in advance and reconnects on its own schedule). "exact=1" asks for the exact
+   * form: plain SSE text turns CR and CRLF into LF (every event-stream parser ends lines at
+   * them), so there a payload with CR comes as EVENT@base64 and is decoded back here. */
   function openSSE(sub, conn) {
     const ctl = new AbortController();
     (async () => {
       await sub._initialCursor(conn, ctl.signal);
-      const res = await root.fetch(sub._subUrl('sse'), { headers: { Accept: 'text/event-stream' }, cache: 'no-store', signal: ctl.signal });
+      const res = await root.fetch(sub._subUrl('sse', '&exact=1'), { headers: { Accept: 'text/event-stream' }, cache: 'no-store', signal: ctl.signal });
       if (!res.ok) throw await httpError('sse', res);
       if (!/^text\/event-stream/.test(res.headers.get('Content-Type') || '')) throw new Error(`sse: HTTP ${res.status}`);
       const reader = res.body.getReader();
@@ -336,8 +353,7 @@
           /* a message (whatever its event name): only messages have an id line */
           const b64 = /@base64$/.test(ev.event);
           const m = { id: ev.id, event: b64 ? ev.event.slice(0, -7) : ev.event, data: ev.data };
-          if (b64) m.encoding = 'base64';
-          sub._message(conn, m);
+          sub._message(conn, b64 ? fromBase64(m) : m);
         } else if (ev.event === 'expired') {
           /* the token expired: the server ends the stream; reconnect with a fresh one */
           sub._fail(conn, 'sse: token expired', 'expired');

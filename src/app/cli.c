@@ -709,7 +709,8 @@ int cli_sub(int argc, char **argv)
         fprintf(stderr, "herald: channel name too long\n");
         return 2;
     }
-    snprintf(path, sizeof(path), "%s/sub/%s", u.base, chan);
+    /* the exact form: a payload with CR comes as EVENT@base64, so it prints byte for byte */
+    snprintf(path, sizeof(path), "%s/sub/%s?exact=1", u.base, chan);
 
     sub_ctx_t s = {.limit = limit, .cacert = cacert};
     if (auth_header(token, s.auth, sizeof(s.auth))) return 2;

@@ -196,6 +196,10 @@ static void routes__subscribe(app_t *app, http_conn_t *hc, http_req_t *req, span
             return;
         }
     }
+    if (serve == sse_serve) {
+        char exact[8];
+        sr.sse_exact = http_req_query(req, "exact", exact, sizeof(exact)) > 0 && strcmp(exact, "0") != 0;
+    }
     serve(&app->xp, hc, &sr);
 }
 

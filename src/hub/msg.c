@@ -70,7 +70,7 @@ msg_t *msg_new(const char *channel, size_t channel_len, const char *event, size_
     m->data_len = (uint32_t)data_len;
     if (utf8_valid(m->data, data_len)) {
         m->flags |= MSG_UTF8;
-        if (!memchr(m->data, '\r', data_len) && !memchr(m->data, 0, data_len)) m->flags |= MSG_TEXT_SAFE;
+        if (!memchr(m->data, '\r', data_len)) m->flags |= MSG_TEXT_SAFE;
     }
     return m;
 }

@@ -32,12 +32,15 @@ enum {
     ENC_MQTT5_Q0,    /* a whole MQTT 5.0 PUBLISH, QoS 0, RETAIN 0, no properties */
     ENC_MQTT_BODY,   /* the shared tail (payload) of PUBLISHes with per-subscriber heads */
     ENC_MQTT5_BODY,  /* the same for MQTT 5.0 when the message has properties: properties, then payload */
-    ENC_SLOTS = 16
+    ENC_SSE_EXACT,   /* SSE's exact form (?exact=1) of a UTF-8 message with CR: EVENT@base64 */
+    ENC_SSE_EXACT_BODY, /* the same without the id line and final blank line (multi-channel) */
+    ENC_SLOTS = 18
 };
 
 enum {
     MSG_UTF8 = 1,    /* data is valid UTF-8 */
-    MSG_TEXT_SAFE = 2, /* valid UTF-8 without CR or NUL: can travel as plain SSE text */
+    MSG_TEXT_SAFE = 2, /* valid UTF-8 without CR: SSE "data:" lines carry it byte for byte (an
+                        * SSE parser reads CR and CRLF as line ends, so they arrive as LF) */
     MSG_QOS1 = 4,      /* MQTT: published with QoS 1 (neither QoS bit: QoS 0; both: QoS 2) */
     MSG_QOS2 = 8,
     MSG_RETAIN = 16,   /* MQTT: published with the RETAIN flag */

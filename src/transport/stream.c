@@ -314,6 +314,7 @@ static stream_t *stream__new(xp_ctx_t *x, conn_t *c, const subreq_t *sr, const s
     st->kind = kind;
     st->nch = sr->nch;
     memcpy(st->callback, sr->callback, sizeof(st->callback));
+    st->exact = sr->sse_exact;
     memcpy(st->cursor, sr->cursor, sizeof(st->cursor));
     for (uint32_t i = 0; i < sr->nch; i++) {
         st->subs[i].idx = i;

@@ -57,6 +57,7 @@ struct stream {
     bool gap_pending;
     uint64_t exp_ms;    /* stream_start(): wall ms when the credential expires and the stream ends (0: never) */
     char callback[65]; /* iframe */
+    bool exact;        /* SSE: the exact form (subreq_t.sse_exact) */
     uint32_t nch;
     uint32_t loading; /* bit i: channel i's replay waits for the store to load it (sub_t.resync) */
     uint64_t cursor[SUB_MAX_CHANNELS];

@@ -49,6 +49,7 @@ typedef struct {
     uint64_t cursor[SUB_MAX_CHANNELS];
     bool has_cursor;   /* a cursor was given (else: only new messages) */
     char callback[65]; /* iframe: parent function name */
+    bool sse_exact;    /* SSE: ?exact=1, payloads byte for byte (CR too: as EVENT@base64); see sse.c */
     uint64_t exp_ms;   /* wall ms when the subscriber's credential expires and a stream ends (0: never) */
     uint16_t user_len; /* the subscriber's user id (AUTH_USER), for the users table (users.h) */
     char user[ACL_MAX_SUB + 1];

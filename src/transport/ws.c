@@ -4,7 +4,11 @@
  * to one whole frame at ws_max_message), unmasked in place, and an unfragmented message is
  * handed to the application without a copy. Fragments of a longer message are gathered in a
  * buffer that exists only while such a message is in progress. Text is checked for UTF-8 as
- * each fragment arrives, so a bad byte fails fast (1007) even before the message ends.
+ * its bytes arrive, also inside a frame still being received (a frame is unmasked and checked in
+ * place piece by piece, rx_done counting what is done, so no byte is unmasked or checked
+ * twice): the first invalid sequence fails the connection with 1007 at once, even if the frame
+ * announced 64 KiB and the rest never comes. A compressed message is checked once inflated
+ * (when its last frame arrived).
  *
  * Liveness: the connection's one timer wakes every ws_ping_interval; if the peer sent nothing
  * since the last wake, a Ping goes out, and a peer that stays silent for ws_ping_timeout after it
@@ -209,7 +213,29 @@ static void ws__control(ws_t *ws, ws_frame_t *f)
     /* a Pong needs nothing: any input already counted as life */
 }
 
-static void ws__data(ws_t *ws, ws_frame_t *f)
+/* Whether data frame f, not yet accounted by ws_msg_frame(), carries bytes of an uncompressed
+ * text message (as ws__data() will decide once the frame is whole). */
+static bool ws__plain_text(const ws_t *ws, const ws_frame_t *f)
+{
+    if (f->opcode == WS_OP_TEXT) return !ws->msg.in_message && !f->rsv1;
+    if (f->opcode == WS_OP_CONT) return ws->msg.in_message && ws->msg.opcode == WS_OP_TEXT && !ws->msg.compressed;
+    return false;
+}
+
+/* Part of frame f has arrived: payload bytes [from, ws->rx_done) were just unmasked; checks them
+ * when they are text. */
+static void ws__partial(ws_t *ws, const ws_frame_t *f, uint64_t from)
+{
+    if (!ws__plain_text(ws, f)) return;
+    if (from == 0 && f->opcode == WS_OP_TEXT) memset(&ws->utf8, 0, sizeof(ws->utf8)); /* a new message */
+    if (!ws_utf8_feed(&ws->utf8, f->payload + from, (size_t)(ws->rx_done - from))) {
+        ws__fail(ws, WS_CLOSE_INVALID_DATA, "text message is not valid UTF-8");
+    }
+}
+
+/* A whole data frame; its payload's first `checked` bytes were checked as they arrived
+ * (ws__partial), when it is uncompressed text. */
+static void ws__data(ws_t *ws, ws_frame_t *f, uint64_t checked)
 {
     bool first = !ws->msg.in_message;
     uint16_t code;
@@ -224,11 +250,12 @@ static void ws__data(ws_t *ws, ws_frame_t *f)
         ws__fail(ws, WS_CLOSE_POLICY, "message in too many fragments (ws_max_fragments)");
         return;
     }
-    if (first) memset(&ws->utf8, 0, sizeof(ws->utf8));
     bool text = ws->msg.opcode == WS_OP_TEXT;
     bool compressed = ws->msg.compressed;
     if (text && !compressed) {
-        if (!ws_utf8_feed(&ws->utf8, f->payload, f->payload_len) || (f->fin && !ws_utf8_done(&ws->utf8))) {
+        if (first && !checked) memset(&ws->utf8, 0, sizeof(ws->utf8));
+        if (!ws_utf8_feed(&ws->utf8, f->payload + checked, (size_t)(f->payload_len - checked)) ||
+            (f->fin && !ws_utf8_done(&ws->utf8))) {
             ws__fail(ws, WS_CLOSE_INVALID_DATA, "text message is not valid UTF-8");
             return;
         }
@@ -257,14 +284,20 @@ static void ws__on_read(http_conn_t *hc)
         ws_frame_t f;
         uint16_t code = 0;
         const char *why = NULL;
-        ssize_t r = ws_frame_parse(c->rbuf, c->rlen, &ws->lim, &f, &code, &why);
-        if (r == HR_EAGAIN) return;
+        uint64_t from = ws->rx_done;
+        ssize_t r = ws_frame_parse_partial(c->rbuf, c->rlen, &ws->lim, &f, &ws->rx_done, &code, &why);
+        if (r == HR_EAGAIN) {
+            /* a data frame still arriving: what came of it is checked now (fail fast) */
+            if (ws->rx_done > from && f.opcode < WS_OP_CLOSE) ws__partial(ws, &f, from);
+            return;
+        }
         if (r < 0) {
             ws__fail(ws, code, why);
             return;
         }
+        ws->rx_done = 0;
         if (f.opcode >= WS_OP_CLOSE) ws__control(ws, &f);
-        else ws__data(ws, &f);
+        else ws__data(ws, &f, from);
         if (c->closing) return;
         conn_consume(c, (uint32_t)r);
         /* replies (pongs, echoes, protocol answers) skip the queue limit; a peer that sends

@@ -42,6 +42,8 @@ struct ws {
     ws_zin_t *zin;          /* inflater, only while a compressed message context is alive */
     ws_msg_t msg;           /* fragment sequencing */
     ws_utf8_t utf8;         /* UTF-8 state of the text message in progress */
+    uint64_t rx_done;       /* payload bytes of the frame at the read buffer's start already unmasked
+                             * (and, in an uncompressed text message, checked for UTF-8) */
     char *frag;             /* payload of a fragmented message so far */
     uint32_t frag_len, frag_cap;
     uint64_t last_input_ms; /* loop time of the last bytes from the peer */

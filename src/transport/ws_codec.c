@@ -46,9 +46,11 @@ static bool opcode_known(uint8_t op)
            op == WS_OP_PONG;
 }
 
-ssize_t ws_frame_parse(char *buf, size_t len, const ws_limits_t *lim, ws_frame_t *f, uint16_t *close_code,
-                       const char **why)
+/* Both parsers: done NULL parses whole frames only; else see ws_frame_parse_partial(). */
+static ssize_t frame_parse(char *buf, size_t len, const ws_limits_t *lim, ws_frame_t *f, uint64_t *done,
+                           uint16_t *close_code, const char **why)
 {
+    if (done) f->header_len = 0;
     const unsigned char *b = (const unsigned char *)buf;
     if (len < 1) return HR_EAGAIN;
 
@@ -87,17 +89,33 @@ ssize_t ws_frame_parse(char *buf, size_t len, const ws_limits_t *lim, ws_frame_t
 
     size_t key_at = hlen;
     if (masked) hlen += 4;
-    if (len < hlen || len - hlen < plen) return HR_EAGAIN;
+    if (len < hlen) return HR_EAGAIN;
+    bool whole = len - hlen >= plen;
+    if (!whole && !done) return HR_EAGAIN;
 
     char *payload = buf + hlen;
-    if (masked) ws_mask(payload, (size_t)plen, b + key_at, 0);
+    uint64_t have = whole ? plen : len - hlen, from = done ? *done : 0;
+    if (masked && have > from) ws_mask(payload + from, (size_t)(have - from), b + key_at, (size_t)from);
+    if (done && have > from) *done = have;
     f->fin = fin;
     f->rsv1 = rsv1;
     f->opcode = op;
     f->header_len = (uint32_t)hlen;
     f->payload_len = plen;
     f->payload = payload;
-    return (ssize_t)(hlen + plen);
+    return whole ? (ssize_t)(hlen + plen) : HR_EAGAIN;
+}
+
+ssize_t ws_frame_parse(char *buf, size_t len, const ws_limits_t *lim, ws_frame_t *f, uint16_t *close_code,
+                       const char **why)
+{
+    return frame_parse(buf, len, lim, f, NULL, close_code, why);
+}
+
+ssize_t ws_frame_parse_partial(char *buf, size_t len, const ws_limits_t *lim, ws_frame_t *f, uint64_t *done,
+                               uint16_t *close_code, const char **why)
+{
+    return frame_parse(buf, len, lim, f, done, close_code, why);
 }
 
 /* ---- UTF-8 ---- */

@@ -74,6 +74,20 @@ typedef struct {
 ssize_t ws_frame_parse(char *buf, size_t len, const ws_limits_t *lim, ws_frame_t *f, uint16_t *close_code,
                        const char **why);
 
+/* ws_frame_parse() for a frame that is read while it arrives, so that its payload can be looked
+ * at (checked for UTF-8) before the whole frame is there. *done counts the payload bytes at the
+ * front of the frame at buf that earlier calls already unmasked: 0 for a frame not seen yet; the
+ * caller keeps it between calls and sets it back to 0 once it consumes the frame (the bytes
+ * must stay in place, or move with the buffer). Once the header is complete, each call unmasks
+ * the payload bytes present past *done, sets *done to the payload bytes present and fills *f
+ * (payload_len is the announced length, payload its start), then returns the frame's size as
+ * ws_frame_parse() does when the whole frame is there, else HR_EAGAIN with f->header_len > 0.
+ * HR_EAGAIN with f->header_len == 0: the header is not complete (nothing is modified). Refusals
+ * as ws_frame_parse(), decided on the same bytes. Every payload byte is unmasked exactly once,
+ * whatever the pieces the frame arrives in. */
+ssize_t ws_frame_parse_partial(char *buf, size_t len, const ws_limits_t *lim, ws_frame_t *f, uint64_t *done,
+                               uint16_t *close_code, const char **why);
+
 /* Incremental UTF-8 validator: feed a message in any number of pieces (code points may be
  * split between pieces). Starts zeroed. */
 typedef struct {

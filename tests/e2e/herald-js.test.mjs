@@ -79,7 +79,8 @@ test('every transport delivers in order and exactly once, and close() ends the s
           await publish(h, ch, 'ünïcødé ✓ 😀');
           await publish(h, ch, 'named', { event: 'alert' });
           await publish(h, ch, Buffer.from([0, 1, 2, 255]));
-          await waitCount(page, 's', 5);
+          await publish(h, ch, 'cr\r\ncrlf\rnul\0end\r'); /* byte for byte on every transport (SSE: exact form) */
+          await waitCount(page, 's', 6);
           await sleep(SETTLE);
           const v = await view(page, 's');
           assert.deepEqual(v.msgs, [
@@ -88,8 +89,9 @@ test('every transport delivers in order and exactly once, and close() ends the s
             { id: '3', channel: ch, event: 'message', data: 'ünïcødé ✓ 😀' },
             { id: '4', channel: ch, event: 'alert', data: 'named' },
             { id: '5', channel: ch, event: 'message', data: 'AAEC/w==', encoding: 'base64' },
+            { id: '6', channel: ch, event: 'message', data: 'cr\r\ncrlf\rnul\0end\r' },
           ]);
-          assert.equal(v.lastId, '5');
+          assert.equal(v.lastId, '6');
           assert.equal(opens(v), 1, 'opened once, never dropped');
 
           await page.evaluate(() => T.close('s'));
@@ -99,7 +101,7 @@ test('every transport delivers in order and exactly once, and close() ends the s
           const vc = await view(page, 's');
           assert.equal(vc.state, 'closed');
           assert.deepEqual(vc.states, ['open', 'closed'], 'state changes');
-          assert.equal(vc.msgs.length, 5, 'nothing delivered after close()');
+          assert.equal(vc.msgs.length, 6, 'nothing delivered after close()');
           assert.ok(vc.events.some((e) => e.ev === 'closed'));
           assertNoPageErrors(page);
         });

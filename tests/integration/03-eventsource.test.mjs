@@ -84,3 +84,62 @@ test('EventSource reconnects after the connection is cut and resumes with Last-E
     }
   });
 });
+
+/* Payloads with line breaks, as the event-stream format delivers them (WHATWG HTML, "Server-sent
+ * events": a line ends at LF, CR or CRLF; data lines join with LF): [published, what onmessage
+ * sees]. Only invalid UTF-8 goes base64-encoded, under "message@base64". */
+const LINES = [
+  ['a\nb', 'a\nb'],
+  ['cr\rcr', 'cr\ncr'],
+  ['crlf\r\ncrlf', 'crlf\ncrlf'],
+  ['trailing newline\n', 'trailing newline\n'],
+  ['empty\n\nline', 'empty\n\nline'],
+  ['data: looks like a field\nid: 99\nevent: x\n\nretry: 1', 'data: looks like a field\nid: 99\nevent: x\n\nretry: 1'],
+  [' leading space', ' leading space'],
+  ['\n', '\n'],
+  ['\r', '\n'],
+  ['\r\n\r\n', '\n\n'],
+  ['', ''],
+  ['nul\0inside', 'nul\0inside'],
+  ['lone cr at the end\r', 'lone cr at the end\n'],
+  ['\ufeffBOM first', '\ufeffBOM first'],
+];
+const BIN = Buffer.from([0xff, 0x00, 0x0d, 0x0a, 0xc3]);
+
+test('EventSource onmessage gets multi-line payloads as the format says (CR, CRLF as LF); binary as message@base64; resume across them', T, async () => {
+  await withHerald({ 'sse-retry': 100 }, async (h) => {
+    const proxy = await tcpProxy(h.port);
+    const es = new EventSource(`http://127.0.0.1:${proxy.port}/sub/ml`);
+    try {
+      const got = [];
+      es.onmessage = (e) => got.push({ data: e.data, id: e.lastEventId });
+      es.addEventListener('message@base64', (e) => got.push({ b64: e.data, id: e.lastEventId }));
+      await waitFor(() => es.readyState === EventSource.OPEN, 5000 * SCALE, 'EventSource open');
+      await waitSubscribed(h, 'ml', 'sse');
+      const half = 7;
+      for (const [p] of LINES.slice(0, half)) await publish(h, 'ml', p);
+      await waitFor(() => got.length >= half, 5000 * SCALE, 'first half');
+      // cut; the rest (and the binary one) is published while the client is away
+      proxy.down();
+      proxy.cut();
+      await waitFor(async () => (await fetch(h.url('/channels/ml')).then((x) => x.json())).subscribers === 0,
+        5000 * SCALE, 'server notices the cut');
+      for (const [p] of LINES.slice(half)) await publish(h, 'ml', p);
+      await publish(h, 'ml', BIN);
+      proxy.up();
+      await waitFor(() => got.length >= LINES.length + 1, 10000 * SCALE, 'the rest after the reconnect');
+      await publish(h, 'ml', 'live\r\nagain');
+      await waitFor(() => got.length >= LINES.length + 2, 5000 * SCALE, 'a live one after the reconnect');
+      assert.deepEqual(got.slice(0, LINES.length), LINES.map(([, want], i) => ({ data: want, id: String(i + 1) })));
+      const bin = got[LINES.length];
+      assert.equal(bin.id, String(LINES.length + 1));
+      assert.ok(Buffer.from(bin.b64, 'base64').equals(BIN), 'binary payload byte for byte');
+      assert.deepEqual(got[LINES.length + 1], { data: 'live\nagain', id: String(LINES.length + 2) });
+      assert.equal(got.length, LINES.length + 2, 'each message exactly once');
+      assert.ok(proxy.accepted >= 2, 'reconnected');
+    } finally {
+      es.close();
+      await proxy.close();
+    }
+  });
+});

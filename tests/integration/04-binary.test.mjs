@@ -18,8 +18,10 @@ const PAYLOADS = [
   nastyBytes(4096, 11),
   nastyBytes(70000, 12),
 ];
-// JSON transports (poll, longpoll, iframe) use base64 only for invalid UTF-8; NUL and CR are
-// valid UTF-8 and travel as JSON strings. SSE also base64-encodes payloads with CR or NUL.
+// JSON transports (poll, longpoll, iframe) and SSE use base64 only for invalid UTF-8; NUL and CR
+// are valid UTF-8 and travel as JSON strings. SSE sends them as text, where an event-stream
+// parser reads CR and CRLF as line ends (they arrive as LF); its exact form (?exact=1) sends
+// payloads with CR base64-encoded instead, so that they arrive byte for byte.
 const isUtf8 = (b) => {
   try {
     new TextDecoder('utf-8', { fatal: true }).decode(b);
@@ -53,29 +55,74 @@ test('binary payloads round-trip via poll (base64 encoding) and longpoll', T, as
   });
 });
 
-test('binary payloads round-trip via SSE as event "message@base64"; text stays raw', T, async () => {
+/* What an event-stream parser makes of UTF-8 text: CR and CRLF end lines, read back as LF. */
+const sseText = (b) => b.toString('utf8').replace(/\r\n?/g, '\n');
+
+test('SSE: invalid UTF-8 arrives as event "message@base64"; UTF-8 (NUL, CR) as text, CR read as LF', T, async () => {
   await withHerald(async (h) => {
     for (const p of PAYLOADS) await publish(h, 'bin', p);
-    await publish(h, 'bin', Buffer.from([0x00, 0x01]), { event: 'blob' });
+    await publish(h, 'bin', Buffer.from([0x00, 0xff]), { event: 'blob' });
     for (const t of TEXTS) await publish(h, 'bin', t);
-    const s = await openSSE(h, '/sub/bin?last_id=0');
+    const s = await openSSE(h, '/sub/bin?last_id=0', { keepRaw: true });
     try {
       const evs = await s.take(PAYLOADS.length + 1 + TEXTS.length);
       PAYLOADS.forEach((p, i) => {
-        assert.equal(evs[i].event, 'message@base64', `payload ${i} event name`);
         assert.equal(evs[i].id, String(i + 1));
-        assert.ok(Buffer.from(evs[i].data, 'base64').equals(p), `SSE payload ${i} round-trips`);
+        if (isUtf8(p)) {
+          assert.equal(evs[i].event, 'message', `payload ${i} is text`);
+          assert.equal(evs[i].data, sseText(p), `SSE payload ${i} as text`);
+        } else {
+          assert.equal(evs[i].event, 'message@base64', `payload ${i} event name`);
+          assert.ok(Buffer.from(evs[i].data, 'base64').equals(p), `SSE payload ${i} round-trips`);
+        }
       });
       const named = evs[PAYLOADS.length];
       assert.equal(named.event, 'blob@base64');
-      assert.ok(Buffer.from(named.data, 'base64').equals(Buffer.from([0, 1])));
+      assert.ok(Buffer.from(named.data, 'base64').equals(Buffer.from([0, 0xff])));
       TEXTS.forEach((t, i) => {
         const e = evs[PAYLOADS.length + 1 + i];
         assert.equal(e.event, 'message', `text ${i} is not base64`);
         assert.equal(e.data, t, `SSE text ${i} intact`);
       });
+      // the raw stream never carries a CR inside an event (lines end with LF only)
+      assert.ok(!Buffer.concat(s.raw).includes(0x0d), 'no CR in the event stream');
     } finally {
       s.close();
+    }
+  });
+});
+
+test('SSE exact form (?exact=1): every payload byte for byte, CR payloads as EVENT@base64; one and several channels', T, async () => {
+  await withHerald(async (h) => {
+    for (const p of PAYLOADS) await publish(h, 'bx', p);
+    await publish(h, 'bx', 'cr\r\nnamed', { event: 'blob' });
+    for (const t of TEXTS) await publish(h, 'bx', t);
+    const n = PAYLOADS.length + 1 + TEXTS.length;
+    const all = [...PAYLOADS, Buffer.from('cr\r\nnamed'), ...TEXTS.map((t) => Buffer.from(t))];
+    // a default-form subscriber first: the message's default frames are cached before the exact ones
+    const d = await openSSE(h, '/sub/bx?last_id=0');
+    const single = await openSSE(h, '/sub/bx?last_id=0&exact=1');
+    const multi = await openSSE(h, '/sub/bx,other?last_id=0,0&exact=1');
+    try {
+      const dev = await d.take(n);
+      for (const s of [single, multi]) {
+        const evs = await s.take(n);
+        all.forEach((p, i) => {
+          const e = evs[i];
+          const name = i === PAYLOADS.length ? 'blob' : 'message';
+          const b64 = !isUtf8(p) || p.includes(0x0d);
+          assert.equal(e.event, b64 ? `${name}@base64` : name, `payload ${i} event name`);
+          const got = b64 ? Buffer.from(e.data, 'base64') : Buffer.from(e.data, 'utf8');
+          assert.ok(got.equals(p), `exact payload ${i} byte for byte`);
+          // the default-form subscriber still got its own (text) form of the same message
+          if (isUtf8(p)) assert.equal(dev[i].data, sseText(p), `default payload ${i}`);
+        });
+      }
+      assert.equal((await single.take(1, 300).catch(() => [])).length, 0, 'nothing twice');
+    } finally {
+      d.close();
+      single.close();
+      multi.close();
     }
   });
 });

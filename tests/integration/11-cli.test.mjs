@@ -22,6 +22,22 @@ test('herald pub prints the JSON answer; herald sub -n 1 --last-id 0 prints the 
   });
 });
 
+test('herald sub prints multi-line, CR, NUL and binary payloads byte for byte (it asks for the exact SSE form)', T, async () => {
+  await withHerald(async (h) => {
+    const P = [
+      Buffer.from('line 1\nline 2\n\nline 4\n'),
+      Buffer.from('cr\rcrlf\r\nend\r'),
+      Buffer.from(' data: x\0y'),
+      Buffer.from([0xff, 0x0a, 0x00, 0x0d]),
+      Buffer.from(''),
+    ];
+    for (const p of P) await publish(h, 'ml', p);
+    const s = await run(HERALD_BIN, ['sub', '--url', h.base, '-n', String(P.length), '--last-id', '0', 'ml']);
+    assert.equal(s.code, 0, s.stderr);
+    assert.ok(s.stdout.equals(Buffer.concat(P.flatMap((p) => [p, Buffer.from('\n')]))), JSON.stringify(s.stdout.toString('latin1')));
+  });
+});
+
 test('herald pub reads stdin, takes --event; sub -n 2 waits for a live message', T, async () => {
   await withHerald(async (h) => {
     const p = await run(HERALD_BIN, ['pub', '--url', h.base, '--event', 'news-event', 'c2'], { input: 'from stdin' });

@@ -1193,3 +1193,98 @@ test('server shutdown sends Close 1001 to every WebSocket', T, async () => {
     await (stop ?? h.stop()); // throws unless herald exited with code 0
   }
 });
+
+/* Fail fast inside a frame (Autobahn 6.4.x): text is checked for UTF-8 as its bytes arrive, also
+ * inside a frame whose header announced far more than has come, so the Close 1007 comes before
+ * the sender has sent the rest. The client never sends the rest: a server that waited for the
+ * whole frame would answer nothing (expectClose would time out). */
+test('WebSocket fails fast (1007) on invalid UTF-8 inside a frame still arriving, and across fragments', T, async () => {
+  await withHerald({ echo: 'true', 'ws-max-message': '1m' }, async (h) => {
+    const big = Buffer.alloc(64 * 1024, 0x61); // 64 KiB of "a"
+    const cases = [
+      // [what, bytes to send (a prefix of the frames), where the invalid byte is]
+      ['0xff 100 bytes into a 64 KiB text frame', () => {
+        const p = Buffer.from(big);
+        p[100] = 0xff;
+        return txt(p).subarray(0, 14 + 1000); // header (2 + 64-bit length 8 + mask 4), the first 1000 bytes
+      }],
+      ['an overlong form in a 60000-byte frame (16-bit length)', () => {
+        const p = Buffer.alloc(60000, 0x62);
+        p[5000] = 0xc0;
+        p[5001] = 0xaf;
+        return txt(p).subarray(0, 8 + 6000);
+      }],
+      ['a surrogate in a continuation frame announcing 64 KiB', () => {
+        const p = Buffer.from(big);
+        p.set([0xed, 0xa0, 0x80], 10);
+        return Buffer.concat([txt('valid start ✓', { fin: false }), cont(p).subarray(0, 14 + 64)]);
+      }],
+      ['a bad continuation byte after a lead byte that ended the first fragment', () => {
+        const p = Buffer.from(big);
+        p[0] = 0x28; // "(" where a continuation byte of the E2 must come
+        return Buffer.concat([txt(B(0x61, 0xe2), { fin: false }), cont(p, { fin: false }).subarray(0, 14 + 2)]);
+      }],
+    ];
+    for (const [what, bytes] of cases) {
+      const c = await wsConnect(h.port, { path: '/echo' });
+      try {
+        await c.sendSplit(bytes(), [7, 13, 500], 5); // in pieces: the check runs on each of them
+        const cl = await c.expectClose(3000 * SCALE);
+        assert.equal(cl.code, 1007, `${what}: close ${cl.code} ${cl.reason}`);
+        assert.deepEqual(cl.frames.filter((f) => f.opcode !== OP.PING), [], `${what}: nothing echoed`);
+        await c.waitEnd();
+      } finally {
+        c.close();
+      }
+    }
+    // binary and compressed frames are not checked while they arrive: the connection stays
+    const d = await wsConnect(h.port, { path: '/echo' });
+    try {
+      const p = Buffer.from(big);
+      p[3] = 0xff;
+      const f = bin(p);
+      await d.sendSplit(f, [14 + 10, 14 + 30000], 20);
+      const e = await d.nextData();
+      assert.equal(e.opcode, OP.BINARY, `binary echoed (${e.opcode} ${e.code ?? ''})`);
+      assert.ok(e.payload.equals(p));
+    } finally {
+      d.close();
+    }
+    // another connection is unaffected
+    const ok = await wsConnect(h.port, { path: '/echo' });
+    try {
+      ok.send(txt('still fine'));
+      const e = await ok.nextData();
+      assert.equal(e.payload.toString(), 'still fine');
+    } finally {
+      ok.close();
+    }
+  });
+});
+
+test('WebSocket: valid text split at every byte (header, mask key, inside code points), several frames per read, all echoed', T, async () => {
+  await withHerald({ echo: 'true' }, async (h) => {
+    const c = await wsConnect(h.port, { path: '/echo' });
+    try {
+      const s = Buffer.from('κόσμε € 𝄞 ✓ '.repeat(12)); // over 125 bytes: a 16-bit length
+      await c.sendSplit(txt(s), 'each', 1);
+      let e = await c.nextData();
+      assert.equal(e.opcode, OP.TEXT, `echoed (${e.opcode} ${e.code ?? ''} ${e.reason ?? ''})`);
+      assert.ok(e.payload.equals(s), 'one frame split at every byte');
+      // fragments split at every byte, each fragment cut inside code points
+      const frags = Buffer.concat([txt(s.subarray(0, 7), { fin: false }), cont(s.subarray(7, 150), { fin: false }), cont(s.subarray(150))]);
+      await c.sendSplit(frags, 'each', 1);
+      e = await c.nextData();
+      assert.ok(e.payload.equals(s), 'fragments split at every byte');
+      // a whole frame and the start of the next in one write, the rest later
+      const two = Buffer.concat([txt('first ✓'), txt(s)]);
+      await c.sendSplit(two, [txt('first ✓').length + 20, two.length - 3], 10);
+      e = await c.nextData();
+      assert.equal(e.payload.toString(), 'first ✓');
+      e = await c.nextData();
+      assert.ok(e.payload.equals(s), 'the second frame, read in three pieces');
+    } finally {
+      c.close();
+    }
+  });
+});

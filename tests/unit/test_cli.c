@@ -90,6 +90,33 @@ TEST(sse_line_ends_bom_comments)
     PARSE("\n\n\r\n", "");
 }
 
+/* Multi-line data as herald sends it (one "data:" line per payload line, the payload's CR and
+ * CRLF already split into lines by the server) and as other servers may send it (CR, CRLF line
+ * ends): the lines join with LF, only the one final LF is dropped. */
+TEST(sse_multiline_data)
+{
+    PARSE("id: 1\ndata: a\ndata: b\n\n", "message|1|a\nb;");              /* "a\nb", "a\rb", "a\r\nb" */
+    PARSE("data: trail\ndata: \n\n", "message||trail\n;");                 /* a trailing line break */
+    PARSE("data: mid\ndata: \ndata: x\n\n", "message||mid\n\nx;");         /* an empty line inside */
+    PARSE("data: \ndata: \n\n", "message||\n;");                           /* "\n" alone */
+    PARSE("data: \n\n", "message||;");                                     /* the empty payload */
+    PARSE("data: data: x\ndata: id: 9\n\n", "message||data: x\nid: 9;");   /* field-looking text */
+    PARSE("data:  lead\ndata:   two\n\n", "message|| lead\n  two;");        /* one space stripped */
+    PARSE("data: :colon\n\n", "message||:colon;");
+    PARSE("event: blob\ndata: x\r\ndata: y\r\rdata: z\n\n", "blob||x\ny;message||z;");
+    PARSE("data: \xEF\xBB\xBF" "bom\n\n", "message||\xEF\xBB\xBF" "bom;"); /* a BOM past the stream's start stays */
+
+    /* NUL inside data is data (only the id field refuses it) */
+    char buf[64];
+    sink_t s = {0};
+    sse_client_t p;
+    sse_client_init(&p, buf, sizeof(buf), sink_cb, &s);
+    static const char t[] = "id: 3\ndata: a\0b\ndata: \0\n\n";
+    CHECK_EQ(sse_client_feed(&p, t, sizeof(t) - 1), (ssize_t)(sizeof(t) - 1));
+    CHECK_EQ(s.events, 1);
+    CHECK_EQ(memcmp(s.log, "message|3|a\0b\n\0;", 17), 0);
+}
+
 TEST(sse_ids_and_retry)
 {
     PARSE("id: 1\ndata: a\n\ndata: b\n\n", "message|1|a;message|1|b;"); /* id persists */
@@ -404,6 +431,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     RUN(sse_basic_fields);
     RUN(sse_line_ends_bom_comments);
+    RUN(sse_multiline_data);
     RUN(sse_ids_and_retry);
     RUN(sse_stop_and_limits);
     RUN(sse_guard_page);

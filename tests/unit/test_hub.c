@@ -164,6 +164,12 @@ TEST(utf8_validation)
     CHECK(m->flags & MSG_UTF8);
     CHECK(!(m->flags & MSG_TEXT_SAFE));
     msg_unref(m);
+    m = msg_new("c", 1, "message", 7, "a\0b\n", 4, 1, 0); /* NUL and LF: SSE text keeps them */
+    CHECK((m->flags & (MSG_UTF8 | MSG_TEXT_SAFE)) == (MSG_UTF8 | MSG_TEXT_SAFE));
+    msg_unref(m);
+    m = msg_new("c", 1, "message", 7, "\xff\n", 2, 1, 0);
+    CHECK(!(m->flags & (MSG_UTF8 | MSG_TEXT_SAFE)));
+    msg_unref(m);
 }
 
 /* A store whose next commit fails (fail_next) or whose appends are refused (full). */

@@ -390,6 +390,128 @@ TEST(mask_in_pieces)
     CHECK(memcmp(whole, orig, 100) == 0);
 }
 
+/* ---- frames read while they arrive (ws_frame_parse_partial) ---- */
+
+/* A masked client frame (opcode, fin) of payload pl[0..n) into out; returns its size. */
+static size_t client_frame(uint8_t *out, uint8_t op, bool fin, const uint8_t *pl, size_t n)
+{
+    static const uint8_t key[4] = {0x9a, 0x01, 0x7f, 0xe3};
+    size_t h = ws_header_write_masked(out, op, fin, false, n, key);
+    memcpy(out + h, pl, n);
+    ws_mask((char *)out + h, n, key, 0);
+    return h + n;
+}
+
+/* Feeds the frame in[0..n) (payload pl[0..pn)) to ws_frame_parse_partial() as the growing prefixes
+ * cuts[0] < cuts[1] < ... <= n of one buffer, as ws.c does with its read buffer: each call
+ * unmasks only the bytes that came since the last one, so the payload present is always the
+ * plain text, and what follows it is untouched; the last call returns the frame. */
+static void partial_feed(const uint8_t *in, size_t n, const uint8_t *pl, size_t pn, const size_t *cuts, size_t ncuts)
+{
+    static char buf[70000];
+    memcpy(buf, in, n);
+    uint64_t done = 0;
+    size_t hlen = n - pn;
+    for (size_t i = 0; i < ncuts; i++) {
+        size_t k = cuts[i];
+        ws_frame_t f;
+        uint16_t code = 0;
+        const char *why = NULL;
+        uint64_t before = done;
+        ssize_t rc = ws_frame_parse_partial(buf, k, &SRV, &f, &done, &code, &why);
+        if (k < hlen) {
+            CHECK_EQ(rc, HR_EAGAIN);
+            CHECK_EQ(f.header_len, 0);
+            CHECK_EQ(done, 0);
+            continue;
+        }
+        CHECK_EQ(f.header_len, hlen);
+        CHECK_EQ(f.payload_len, pn);
+        CHECK(f.payload == buf + hlen);
+        CHECK_EQ(done, k - hlen);
+        CHECK(done >= before);
+        CHECK(memcmp(buf + hlen, pl, (size_t)done) == 0);         /* unmasked once, exactly */
+        CHECK(memcmp(buf + k, in + k, n - k) == 0);                 /* the rest still masked */
+        CHECK_EQ(rc, k == n ? (ssize_t)n : HR_EAGAIN);
+    }
+}
+
+TEST(partial_frames)
+{
+    static uint8_t pl[66000], in[66100];
+    for (size_t i = 0; i < sizeof(pl); i++) pl[i] = (uint8_t)(i * 7 + 3);
+    static const size_t sizes[] = {0, 1, 5, 125, 126, 300, 65535, 65536, 66000};
+    for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+        size_t pn = sizes[s], n = client_frame(in, WS_OP_BINARY, true, pl, pn);
+        size_t cuts[64], nc = 0;
+        /* byte by byte through the header and the first payload bytes, then in big steps */
+        for (size_t k = 0; k <= n && k <= 24; k++) cuts[nc++] = k;
+        for (size_t k = 24 + 4999; k < n && nc < 60; k += 4999) cuts[nc++] = k;
+        if (cuts[nc - 1] != n) cuts[nc++] = n;
+        partial_feed(in, n, pl, pn, cuts, nc);
+        size_t once[2] = {n / 2, n}; /* and in two pieces */
+        partial_feed(in, n, pl, pn, once, 2);
+    }
+    /* a 16-bit length frame at every split point */
+    size_t n = client_frame(in, WS_OP_TEXT, true, pl, 200);
+    for (size_t a = 0; a <= n; a++) {
+        size_t cuts[2] = {a, n};
+        partial_feed(in, n, pl, 200, cuts, 2);
+    }
+    /* refusals are the same as ws_frame_parse(): decided on the header alone */
+    ws_frame_t f;
+    uint16_t code = 0;
+    const char *why = NULL;
+    uint64_t done = 0;
+    char unmasked[] = {(char)0x81, 0x05, 'h', 'e', 'l', 'l', 'o'};
+    CHECK_EQ(ws_frame_parse_partial(unmasked, 3, &SRV, &f, &done, &code, &why), HR_EPROTO);
+    CHECK_EQ(code, WS_CLOSE_PROTOCOL);
+    char big[] = {(char)0x82, (char)0xFF, 0, 0, 0, 0, 0x7F, 0, 0, 0, 1, 2, 3, 4};
+    CHECK_EQ(ws_frame_parse_partial(big, sizeof(big), &SRV, &f, &done, &code, &why), HR_EPROTO);
+    CHECK_EQ(code, WS_CLOSE_TOO_BIG);
+    CHECK_EQ(done, 0);
+}
+
+/* What ws.c does with a text frame that arrives in pieces: each piece's newly unmasked bytes go
+ * to the incremental UTF-8 check, which refuses the frame as soon as the invalid byte is there,
+ * long before the frame is whole; valid text split anywhere is accepted. */
+static size_t partial_utf8_fail_at(const uint8_t *pl, size_t pn, size_t step)
+{
+    static uint8_t in[70100];
+    static char buf[70100];
+    size_t n = client_frame(in, WS_OP_TEXT, true, pl, pn);
+    memcpy(buf, in, n);
+    uint64_t done = 0;
+    ws_utf8_t u = {0};
+    for (size_t k = 1;; k += step) {
+        if (k > n) k = n;
+        ws_frame_t f;
+        uint16_t code;
+        const char *why;
+        uint64_t from = done;
+        ssize_t rc = ws_frame_parse_partial(buf, k, &SRV, &f, &done, &code, &why);
+        if (f.header_len && done > from && !ws_utf8_feed(&u, f.payload + from, (size_t)(done - from))) return k;
+        if (rc > 0) return ws_utf8_done(&u) ? 0 : k;
+    }
+}
+
+TEST(partial_utf8_fail_fast)
+{
+    static uint8_t pl[65536];
+    memset(pl, 'a', sizeof(pl));
+    pl[100] = 0xFF; /* header 14 bytes: the 115th byte of the frame is the bad one */
+    CHECK_EQ(partial_utf8_fail_at(pl, sizeof(pl), 1), 115);
+    CHECK_EQ(partial_utf8_fail_at(pl, sizeof(pl), 1000), 1001);
+    pl[100] = 0xE2, pl[101] = 0x28; /* a lead byte, then no continuation byte */
+    CHECK_EQ(partial_utf8_fail_at(pl, sizeof(pl), 1), 116);
+    pl[100] = 'a', pl[101] = 'a';
+    static const char ok[] = "κόσμε € 𝄞 ✓";
+    memcpy(pl + 65536 - sizeof(ok) + 1, ok, sizeof(ok) - 1);
+    for (size_t step = 1; step < 40; step++) CHECK_EQ(partial_utf8_fail_at(pl, sizeof(pl), step * 997 % 4096 + 1), 0);
+    CHECK_EQ(partial_utf8_fail_at((const uint8_t *)ok, sizeof(ok) - 1, 1), 0);
+    CHECK_EQ(partial_utf8_fail_at((const uint8_t *)ok, sizeof(ok) - 2, 1), 6 + sizeof(ok) - 2); /* truncated */
+}
+
 /* ---- UTF-8 ---- */
 
 /* Feeds s[0..n) split into two pieces at every point (each a guard-page copy) and byte by byte.
@@ -1113,6 +1235,8 @@ int main(void)
     RUN(refused_too_big);
     RUN(refusal_order_within_a_byte);
     RUN(mask_in_pieces);
+    RUN(partial_frames);
+    RUN(partial_utf8_fail_fast);
     RUN(utf8_valid_sequences);
     RUN(utf8_fail_fast);
     RUN(utf8_truncated);
