@@ -130,7 +130,8 @@ static const stream_kind_t stomp_kind = {
 
 void stomp__sub_free(stomp_sub_t *sub)
 {
-    stream_free(sub->st);
+    stomp__queue_detach(sub); /* a queue consumer's unacknowledged messages go to the others */
+    if (sub->st) stream_free(sub->st);
     free(sub->pending);
     free(sub);
 }
@@ -142,28 +143,13 @@ static int stomp__find(stomp_t *s, const char *id, size_t n)
     return -1;
 }
 
-/* Maps destination "/topic/NAME" to NAME; false (having answered) when unsupported. */
-bool stomp__dest(stomp_t *s, stomp_frame_t *f, span_t *name)
-{
-    span_t d = stomp_header(f, "destination");
-    if (!d.p) {
-        stomp__proto_error(s, f, "missing destination header");
-        return false;
-    }
-    if (d.n <= 7 || memcmp(d.p, "/topic/", 7) != 0 || !hub_channel_valid(d.p + 7, d.n - 7)) {
-        stomp__error(s, f, "unsupported destination", "destinations are /topic/NAME with NAME a valid channel name",
-                     WS_CLOSE_POLICY);
-        return false;
-    }
-    *name = (span_t){d.p + 7, d.n - 7};
-    return true;
-}
-
 void stomp__subscribe(stomp_t *s, stomp_frame_t *f)
 {
     span_t name, id = stomp_header(f, "id"), ack = stomp_header(f, "ack");
-    if (!stomp__dest(s, f, &name)) return;
-    if (!auth_can_subscribe(s->ws.id, name.p, name.n)) {
+    char buf[HUB_MAX_CHANNEL + 1];
+    int kind = stomp__dest(s, f, false, buf, &name);
+    if (kind < 0) return;
+    if (kind != STOMP_DEST_OWN && !auth_can_subscribe(s->ws.id, name.p, name.n)) { /* one's own /user/: no rule */
         xp_log_denial(s->ws.x, &s->ws.hc->base, s->ws.id, "subscribe to", name.p, name.n);
         stomp__error(s, f, "forbidden", "not allowed to subscribe to this destination", WS_CLOSE_FORBIDDEN);
         return;
@@ -207,6 +193,10 @@ void stomp__subscribe(stomp_t *s, stomp_frame_t *f)
         }
         sr.has_cursor = true;
     }
+    if (kind == STOMP_DEST_QUEUE && last.p) {
+        stomp__proto_error(s, f, "last-id is for topics: a queue delivers what is not acknowledged");
+        return;
+    }
     if (s->nsubs == s->cap) {
         uint32_t cap = s->cap ? s->cap * 2 : 4;
         stomp_sub_t **ns = realloc(s->subs, cap * sizeof(*ns));
@@ -218,7 +208,20 @@ void stomp__subscribe(stomp_t *s, stomp_frame_t *f)
         s->cap = cap;
     }
     stomp_sub_t *sub = calloc(1, sizeof(*sub) + (size_t)en);
-    sr.ch[0] = sub ? hub_channel(s->ws.x->hub, name.p, name.n, true) : NULL;
+    sr.ch[0] = sub && kind != STOMP_DEST_QUEUE ? hub_channel(s->ws.x->hub, name.p, name.n, true) : NULL;
+    if (sub && kind == STOMP_DEST_QUEUE) { /* a consumer of the queue (stomp_queue.c), not a stream */
+        *sub = (stomp_sub_t){.sess = s, .key = ++s->next_key, .ack = mode, .text = utf8_valid(esc, (size_t)en),
+                             .id_len = (uint16_t)en};
+        memcpy(sub->id, esc, (size_t)en);
+        if (!stomp__queue_subscribe(s, f, sub, name)) {
+            free(sub);
+            return;
+        }
+        s->subs[s->nsubs++] = sub;
+        stomp__receipt(s, f);
+        stomp__queue_kick(sub);
+        return;
+    }
     if (!sr.ch[0]) {
         free(sub);
         stomp__error(s, f, "out of memory", NULL, WS_CLOSE_INTERNAL);
@@ -284,6 +287,7 @@ bool stomp__ack_id(stomp_t *s, stomp_frame_t *f, span_t v, bool nack)
     stomp_sub_t *sub = NULL;
     for (uint32_t k = 0; ok && k < s->nsubs && !sub; k++)
         if (s->subs[k]->key == key) sub = s->subs[k];
+    if (sub && sub->qc) return stomp__queue_ack(s, f, sub, mid, nack);
     uint32_t max = s->ws.x->cfg->stomp_max_unacked, pos = 0;
     bool found = false;
     for (; sub && pos < sub->npending; pos++)
