@@ -155,6 +155,15 @@ static stq_t *stq__get(stomp_queues_t *qs, chan_t *ch, bool create, int *rc)
     return q;
 }
 
+/* A publish to q was refused: it is full. Counted; logged the first time. */
+static void stq__refused(stq_t *q)
+{
+    if (!q->qs->refused_full++)
+        log_warn("stomp: queue %.*s holds stomp_queue_max (%u) messages from its oldest unacknowledged one: "
+                 "publishes to it are refused (herald_stomp_queue_refused_total, not logged again)",
+                 (int)q->name_len, q->name, q->st.cap);
+}
+
 /* hub_t.gate: a publish to a queue channel needs room in the queue's window. */
 static int stq__gate(void *arg, chan_t *ch)
 {
@@ -164,10 +173,7 @@ static int stq__gate(void *arg, chan_t *ch)
     stq_t *q = stq__get(qs, ch, true, &rc);
     if (!q) return rc;
     if (stq_room(&q->st, ch->next_id)) return 0;
-    if (!qs->refused_full++)
-        log_warn("stomp: queue %.*s holds stomp_queue_max (%u) messages from its oldest unacknowledged one: "
-                 "publishes to it are refused (herald_stomp_queue_refused_total, not logged again)",
-                 (int)q->name_len, q->name, q->st.cap);
+    stq__refused(q);
     return HR_EHISTFULL;
 }
 
@@ -291,7 +297,7 @@ bool stomp__queue_room(stomp_t *s, stomp_frame_t *f, span_t name)
         return false;
     }
     if (q && !stq_room(&q->st, ch->next_id)) {
-        qs->refused_full++;
+        stq__refused(q);
         char why[160];
         snprintf(why, sizeof(why), "the queue holds stomp_queue_max (%u) messages from its oldest unacknowledged one",
                  q->st.cap);
@@ -406,6 +412,8 @@ bool stomp__queue_ack(stomp_t *s, stomp_frame_t *f, stomp_sub_t *sub, uint64_t m
     }
     memmove(c->ids + from, c->ids + pos + 1, (size_t)(c->n - pos - 1) * sizeof(uint64_t));
     c->n -= pos + 1 - from;
+    for (uint32_t i = 0; nack && i < q->ncons; i++) /* a NACKed message goes to another consumer first */
+        if (q->cons[i] == c) q->rr = (i + 1) % q->ncons;
     stq__dirty(q);
     stq__dispatch(q);
     return true;
