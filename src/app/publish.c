@@ -117,7 +117,8 @@ static const char *pub__error_text(const app_t *app, int rc)
            : rc == HR_ESTOREFULL              ? "publish failed: the store is full"
            : rc == HR_EHISTFULL               ? "publish failed: history memory is full (max_history_memory), or the "
                                                 "STOMP queue is full (stomp_queue_max)"
-           : rc == HR_EFULL                   ? "publish failed: too many channels (max_channels)"
+           : rc == HR_EFULL                   ? "publish failed: too many channels (max_channels) or STOMP queues "
+                                                "(stomp_max_queues)"
                                               : "publish failed";
 }
 

@@ -12,6 +12,7 @@ import {
 } from '../lib/herald.mjs';
 import { rawStomp, frame, stompClient } from '../lib/stomp.mjs';
 import { API_KEY, authFlags, bearer, mint, keyPublish } from '../lib/auth.mjs';
+import { startRedis } from '../lib/redis.mjs';
 
 const T = { timeout: 60000 * SCALE };
 const SHORT = 300 * SCALE; // "nothing more arrives": a bounded wait that must time out
@@ -366,4 +367,32 @@ test('STOMP /user/ without a user, and /app/ for sending', T, async () => {
     assert.match((await s3.expect('ERROR')).get('message'), /prefetch-count/);
     await s3.waitClosed();
   });
+});
+
+test('STOMP queues with engine = redis: /queue/ is refused with an ERROR saying so; /topic/ and /user/ work', T, async () => {
+  const redis = await startRedis();
+  let h;
+  try {
+    h = await startHerald({ engine: 'redis', redis: redis.addr });
+    const s = await rawStomp(h);
+    s.send(SUB('/queue/jobs', '1', [['receipt', 'r-redis']]));
+    const e = await s.expect('ERROR');
+    assert.equal(e.get('message'), 'queues are not available');
+    assert.equal(e.get('receipt-id'), 'r-redis');
+    assert.match(e.text, /engine = redis/);
+    await s.waitClosed();
+    const c = await stompClient(h);
+    try {
+      const sub = await c.subscribe('/topic/queue/jobs'); // an ordinary channel there
+      await publish(h, 'queue/jobs', 'plain');
+      assert.equal((await sub.next()).body, 'plain');
+      await c.publish({ destination: '/app/queue/jobs', body: 'via app' });
+      assert.equal((await sub.next()).body, 'via app');
+    } finally {
+      await c.close();
+    }
+  } finally {
+    if (h) await h.stop();
+    await redis.destroy();
+  }
 });
