@@ -82,11 +82,11 @@ bool stq_ack_upto(stq_state_t *q, uint64_t upto)
 
 uint64_t stq_next_ready(const stq_state_t *q, uint64_t from, uint64_t last_id)
 {
-    if (from <= q->acked_to) from = q->acked_to + 1;
-    uint64_t end = q->acked_to + q->cap;
-    if (end > last_id) end = last_id;
-    for (uint64_t id = from; id <= end; id++)
-        if ((*stq__at(q, id) & STQ_STATE) == STQ_READY) return id;
+    if (last_id <= q->acked_to) return 0;
+    uint64_t span = last_id - q->acked_to; /* offsets, so that nothing overflows near the top */
+    if (span > q->cap) span = q->cap;
+    for (uint64_t off = from > q->acked_to ? from - q->acked_to : 1; off <= span; off++)
+        if ((q->st[(q->head + (uint32_t)(off - 1)) % q->cap] & STQ_STATE) == STQ_READY) return q->acked_to + off;
     return 0;
 }
 
@@ -110,6 +110,7 @@ static uint64_t stq__get64(const uint8_t *p)
 }
 
 #define STQ_HEAD (3 + 8 + 8 + 4)
+#define STQ_MAX_ID (UINT64_MAX / 2) /* ids never come near it: a record beyond is not ours */
 
 size_t stq_encoded_len(const stq_state_t *q) { return STQ_HEAD + (size_t)q->nacked * 4; }
 
@@ -139,11 +140,12 @@ int stq_decode(stq_state_t *q, const uint8_t *in, size_t n, uint32_t cap)
     for (int b = 0; b < 4; b++) k |= (uint32_t)in[19 + b] << (8 * b);
     if ((n - STQ_HEAD) / 4 < k || n != STQ_HEAD + (size_t)k * 4) return HR_EINVAL;
     uint64_t acked_to = stq__get64(in + 3), seen_to = stq__get64(in + 11);
-    if (seen_to < acked_to) return HR_EINVAL;
+    if (seen_to < acked_to || seen_to > STQ_MAX_ID) return HR_EINVAL;
     int rc = stq_init(q, cap, acked_to);
     if (rc < 0) return rc;
     q->seen_to = seen_to;
-    for (uint64_t id = acked_to + 1; id <= seen_to && stq_in(q, id); id++) stq_set(q, id, STQ_READY | STQ_REDELIVER);
+    for (uint64_t off = 1; off <= seen_to - acked_to && off <= cap; off++)
+        stq_set(q, acked_to + off, STQ_READY | STQ_REDELIVER);
     for (uint32_t i = 0; i < k; i++) {
         const uint8_t *p = in + STQ_HEAD + 4 * (size_t)i;
         uint32_t off = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
