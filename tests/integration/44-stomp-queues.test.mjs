@@ -156,7 +156,7 @@ test('STOMP queues: ack:client is cumulative; a consumer that leaves hands its u
   });
 });
 
-test('STOMP queues: a restart of herald (LMDB) redelivers what was not acknowledged, and not what was', T, async () => {
+test('STOMP queues: a restart of herald (LMDB, after kill -9) redelivers what was not acknowledged, and not what was', T, async () => {
   const h = await startHerald();
   const dataDir = h.dataDir;
   let h2;
@@ -172,9 +172,12 @@ test('STOMP queues: a restart of herald (LMDB) redelivers what was not acknowled
     s.sub.unsubscribe({ receipt: 'u' }); // d1 and d3 go back to the queue
     await c.receipt('u');
     await p.publish({ destination: '/queue/durable', body: 'd4' }); // never delivered
+    // a crash, not a clean shutdown: what was answered must already be in the store
+    h.proc.kill('SIGKILL');
+    await h.exitPromise;
+    h.stopped = Promise.resolve(h.exited);
     await p.close();
     await c.close();
-    await h.stop({ keepData: true });
     h2 = await startHerald({ 'data-dir': dataDir });
     const c2 = await stompClient(h2);
     try {
@@ -205,6 +208,30 @@ test('STOMP queues: a restart of herald (LMDB) redelivers what was not acknowled
     await h.stop().catch(() => {});
     if (h2) await h2.stop();
   }
+});
+
+test('STOMP queues: max_history_memory (trim) never trims a queue: its messages wait for a consumer', T, async () => {
+  await withHerald({ 'max-history-memory': '1m', 'history-bytes': '1m' }, async (h) => {
+    const big = 'q'.repeat(20000);
+    for (let i = 0; i < 20; i++) await publish(h, 'queue/keep', `${i}:${big}`); // 400 KB in the queue
+    for (let i = 0; i < 80; i++) await publish(h, `other/${i % 4}`, 'x'.repeat(20000)); // 1.6 MB elsewhere
+    const m = await metrics(h);
+    assert.ok(m.get('herald_limit_hits_total{limit="max_history_memory"}') > 0, 'other channels were trimmed');
+    const c = await stompClient(h);
+    try {
+      const s = await c.subscribe('/queue/keep', { ack: 'client', 'prefetch-count': '50' });
+      await waitFor(() => s.pending() >= 20, 5000 * SCALE, 'twenty queue messages');
+      const got = await drain(s);
+      assert.deepEqual(got.map((x) => Number(x.body.split(':')[0])), Array.from({ length: 20 }, (_, i) => i));
+      got[19].ack({ receipt: 'all' });
+      await c.receipt('all');
+    } finally {
+      await c.close();
+    }
+    await waitFor(async () => (await metrics(h)).get('herald_stomp_queues') === 0, 5000 * SCALE, 'the empty queue forgotten');
+    // its acknowledged messages left the channel's history
+    assert.equal((await getJSON(h, '/sub/queue/keep?mode=poll&last_id=0')).messages.length, 0);
+  });
 });
 
 test('STOMP queues: SENDs in a transaction enter the queue at COMMIT, never after ABORT', T, async () => {
