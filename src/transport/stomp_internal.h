@@ -12,6 +12,7 @@
 #define STOMP_MAX_LINE 8192
 #define STOMP_MAX_TX 16
 #define STOMP_MAX_TX_OPS 1024
+#define STOMP_MAX_DEST (HUB_MAX_CHANNEL * 2 + 64) /* an escaped destination header in a MESSAGE */
 
 enum { ACK_AUTO = 0, ACK_CLIENT, ACK_INDIVIDUAL };
 
@@ -29,6 +30,8 @@ typedef struct {
     uint32_t pending_head, npending; /* ring of unacknowledged message ids (client modes) */
     uint64_t *pending;
     uint16_t id_len;       /* escaped id */
+    uint16_t dest_len;
+    char *dest;            /* a /user/ subscription: its escaped destination, after id (NULL: the channel's) */
     char id[];             /* escaped for the connection's version, as it goes in MESSAGE */
 } stomp_sub_t;
 

@@ -319,7 +319,9 @@ test('STOMP /user/: each user gets only their own; a backend reaches them by cha
       // a backend: POST /pub/{channel} with the API key
       await keyPublish(h, 'user/alice/queue/reply', 'for alice');
       await keyPublish(h, 'user/bob/queue/reply', 'for bob');
-      assert.equal((await aq.next()).body, 'for alice');
+      const fa = await aq.next();
+      assert.equal(fa.body, 'for alice');
+      assert.equal(fa.headers.destination, '/user/queue/reply', 'the destination subscribed to, as Spring sends it');
       assert.equal((await bq.next()).body, 'for bob');
       await assert.rejects(aq.next(SHORT), 'alice gets only hers');
       // POST /pub with users and user_destination
