@@ -255,7 +255,7 @@ static uint32_t stomp__user_unsubscribe(users_conn_t *uc, const char *ch, size_t
     stomp_t *s = (stomp_t *)container_of(uc, ws_t, uc);
     uint32_t k = 0;
     for (uint32_t i = 0; i < s->nsubs;) {
-        const chan_t *c = s->subs[i]->st ? s->subs[i]->st->subs[0].s.ch : NULL;
+        const chan_t *c = s->subs[i]->st ? s->subs[i]->st->subs[0].s.ch : stomp__queue_chan(s->subs[i]);
         if (c && c->name_len == n && memcmp(c->name, ch, n) == 0) {
             stomp__sub_free(s->subs[i]);
             s->subs[i] = s->subs[--s->nsubs];

@@ -130,6 +130,9 @@ void stomp__ack(stomp_t *s, stomp_frame_t *f, bool nack);
  * stomp__queue_kick. */
 bool stomp__queue_subscribe(stomp_t *s, stomp_frame_t *f, stomp_sub_t *sub, span_t name);
 
+/* The channel of queue subscription sub (NULL when sub is not one). */
+const chan_t *stomp__queue_chan(const stomp_sub_t *sub);
+
 /* sub can take messages again (subscribed, or its connection's output drained): dispatch. */
 void stomp__queue_kick(stomp_sub_t *sub);
 

@@ -360,6 +360,8 @@ bool stomp__queue_subscribe(stomp_t *s, stomp_frame_t *f, stomp_sub_t *sub, span
     return true;
 }
 
+const chan_t *stomp__queue_chan(const stomp_sub_t *sub) { return sub->qc ? sub->qc->q->ch : NULL; }
+
 void stomp__queue_kick(stomp_sub_t *sub)
 {
     if (!sub->qc) return;

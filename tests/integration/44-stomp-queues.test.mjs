@@ -359,6 +359,27 @@ test('STOMP /user/: each user gets only their own; a backend reaches them by cha
       assert.equal(ek.get('message'), 'forbidden');
       assert.match(ek.text, /need a user/);
       await rk.waitClosed();
+      // an admin unsubscribe ends a user's queue subscription too; its messages stay queued
+      const tokQ = await mint({ sub: 'dave', subscribe: ['queue/#'] });
+      const d = await stompClient(h, { connectHeaders: { passcode: tokQ } });
+      try {
+        const dq = await d.subscribe('/queue/jobs', { ack: 'client-individual' });
+        await keyPublish(h, 'queue/jobs', 'j1');
+        const j1 = await dq.next();
+        assert.equal(j1.body, 'j1');
+        const body2 = JSON.stringify({ channel: 'queue/jobs' });
+        const u = await request(h, 'POST', '/users/dave/unsubscribe', {
+          headers: { ...bearer(API_KEY), 'Content-Type': 'application/json', 'Content-Length': String(body2.length) },
+          body: body2,
+        });
+        assert.equal(u.status, 200, u.text);
+        await keyPublish(h, 'queue/jobs', 'j2');
+        await assert.rejects(dq.next(SHORT), 'no longer a consumer');
+        const mq = (await request(h, 'GET', '/metrics', { headers: bearer(API_KEY) })).text;
+        assert.match(mq, /herald_stomp_queue_messages 2\n/, 'j1 (given back) and j2 wait in the queue');
+      } finally {
+        await d.close();
+      }
     } finally {
       await a.close();
       await b.close();
