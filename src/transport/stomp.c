@@ -6,6 +6,8 @@
  *
  * Destinations: /topic/NAME is channel NAME, shared with every other transport. SUBSCRIBE may
  * carry the herald extension header last-id (resume after that message id, from history).
+ * /queue/NAME (queues), /user/... and /app/NAME are mapped in stomp_queue.c (stomp__dest); a
+ * queue subscription is a consumer of the queue's dispatcher, not a stream.
  * Each subscription is a stream (stream.h) of one channel. A MESSAGE frame is a small
  * per-subscription head (MESSAGE, subscription, message-id, ack) followed by a tail that is
  * encoded once per message and shared by every STOMP subscriber (destination, content-type,
@@ -16,8 +18,9 @@
  * Acknowledgement: in ack:client and ack:client-individual modes a subscription keeps the ids
  * it delivered until they are acknowledged (ACK in client mode also acknowledges everything
  * before it; client-individual only that one). NACK releases a message too: a topic has no
- * queue to put it back on. A subscription with stomp_max_unacked messages outstanding has
- * stopped keeping up: it gets an ERROR and the connection closes, rather than memory growing.
+ * queue to put it back on (a /queue/ subscription's ACK and NACK go to stomp_queue.c). A topic
+ * subscription with stomp_max_unacked messages outstanding has stopped keeping up: it gets an
+ * ERROR and the connection closes, rather than memory growing.
  *
  * Transactions: SEND, ACK and NACK frames naming an open transaction are held (copied, bounded)
  * and run in order at COMMIT; ABORT, DISCONNECT and a dropped connection discard them.
