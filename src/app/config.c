@@ -144,6 +144,9 @@ static const key_def_t KEYS[] = {
     {"mqtt_max_queued_bytes_total", "limits", K_SIZE64, F(mqtt_max_queued_bytes_total), 1024, 1ull << 40, NULL},
     {"stomp_heartbeat", "stomp", K_SECS, F(stomp_heartbeat_ms), 0, 3600000, NULL},
     {"stomp_max_unacked", "stomp", K_COUNT, F(stomp_max_unacked), 1, 1000000, NULL},
+    {"stomp_queue_max", "stomp", K_COUNT, F(stomp_queue_max), 1, 1000000, NULL},
+    {"stomp_max_queues", "stomp", K_COUNT, F(stomp_max_queues), 1, 1000000, NULL},
+    {"stomp_prefetch", "stomp", K_COUNT, F(stomp_prefetch), 1, 1000000, NULL},
     /* [publish]: POST /publish and idempotent publishing */
     {"max_publish_targets", "publish", K_COUNT, F(max_publish_targets), 1, 1000000, NULL},
     {"idempotency_window", "publish", K_SECS, F(idempotency_window_ms), 0, 4000000000u, NULL},
@@ -274,6 +277,9 @@ void cfg_defaults(cfg_t *cfg)
     cfg->history_policy = HISTORY_TRIM;
     cfg->mqtt_max_queued_bytes_total = 256ull << 20;
     cfg->stomp_max_unacked = 1000;
+    cfg->stomp_queue_max = 10000;
+    cfg->stomp_max_queues = 1000;
+    cfg->stomp_prefetch = 100;
     cfg->token_leeway_ms = 30000;
     cfg->token_cache_size = 10000;
     cfg->token_max_length = 8192;

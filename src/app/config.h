@@ -96,6 +96,9 @@ typedef struct {
     /* [stomp] */
     uint32_t stomp_heartbeat_ms;  /* stomp_heartbeat = 10 (seconds) offered heart-beat (0 = none) */
     uint32_t stomp_max_unacked;   /* stomp_max_unacked = 1000 per client-ack subscription */
+    uint32_t stomp_queue_max;     /* stomp_queue_max = 10000 messages per /queue/ from its oldest unacked */
+    uint32_t stomp_max_queues;    /* stomp_max_queues = 1000 /queue/ destinations */
+    uint32_t stomp_prefetch;      /* stomp_prefetch = 100 queue messages in flight per subscription */
     /* [mqtt] */
     uint32_t mqtt_max_packet;     /* mqtt_max_packet = 1m: larger packets are refused (0x95) */
     uint32_t mqtt_sys_interval_ms; /* mqtt_sys_interval = 10 (seconds) between $SYS/ updates (0: none) */

@@ -109,6 +109,9 @@ static const key_help_t HELP[] = {
     /* [stomp] */
     {"stomp_heartbeat", "STOMP heart-beat offered both ways, in seconds (0: none)"},
     {"stomp_max_unacked", "unacknowledged messages a client-ack STOMP subscription may have"},
+    {"stomp_queue_max", "messages a STOMP /queue/ holds from its oldest unacknowledged one on (more: SEND refused)"},
+    {"stomp_max_queues", "STOMP /queue/ destinations at most (a SEND or SUBSCRIBE to a new one beyond: refused)"},
+    {"stomp_prefetch", "unacknowledged queue messages in flight per subscription (SUBSCRIBE prefetch-count)"},
     /* [publish] */
     {"max_publish_targets", "targets (channels and users) one POST /publish may name (more: 400)"},
     {"idempotency_window", "seconds an idempotency key and its answer are remembered (0: keys are ignored)"},

@@ -14,6 +14,7 @@
 #include "../core/sdnotify.h"
 #include "../store/redis.h"
 #include "../core/fdlimit.h"
+#include "../transport/stomp_queue.h"
 #include "cli.h"
 #include "config.h"
 #include "presence_api.h"
@@ -63,6 +64,7 @@ static void before_write(loop_t *loop, void *arg)
     (void)loop;
     app_t *app = arg;
     if (app->mqtt) mqtt_server_persist(app->mqtt);
+    stomp_queues_flush(app->xp.stq); /* acknowledgements go with this commit, before any answer */
     int rc = hub_commit(app->xp.hub);
     if (app->mqtt) mqtt_server_committed(app->mqtt, rc == 0);
     /* the commit's messages went into offline persistent sessions' queues: those are saved too
@@ -234,6 +236,7 @@ static int serve_run(int argc, char **argv, bool check, char **serve_argv, int s
     hist_limits_t lim = {cfg->history_messages, cfg->history_bytes, cfg->history_age_ms};
     if (!store || hub_init(&hub, &loop, store, &lim) < 0) goto out;
     hub_ok = true;
+    if (stomp_queues_ns(&hub, cfg) < 0) goto out; /* queue/# first: STOMP queues keep what is not acknowledged */
     for (uint32_t i = 0; i < cfg->nnamespaces; i++) { /* [namespace NAME]: config_ns.c */
         const cfg_ns_t *ns = &cfg->namespaces[i];
         hist_limits_t nl;
@@ -269,6 +272,11 @@ static int serve_run(int argc, char **argv, bool check, char **serve_argv, int s
     char rerr[200];
     if (!(app.reads = readstate_new(&app.xp, rerr, sizeof(rerr)))) {
         log_error("read state: %s", rerr);
+        goto out;
+    }
+    char qerr[200];
+    if (!stomp_queues_open(&app.xp, qerr, sizeof(qerr)) && qerr[0]) { /* STOMP /queue/ (none with engine = redis) */
+        log_error("%s", qerr);
         goto out;
     }
     if (hub.engine) { /* admin commands from other nodes (userapi.h) */
@@ -334,6 +342,7 @@ static int serve_run(int argc, char **argv, bool check, char **serve_argv, int s
     exit_code = 0;
 out:
     if (pub_ok) publish_close(&pub); /* before the hub: requests still waiting are freed here */
+    stomp_queues_close(app.xp.stq); /* every STOMP connection has closed */
     readstate_free(app.reads);
     if (pres_ok) presence_close(&pres); /* every subscription has ended */
     if (hub_ok) hub_close(&hub);

@@ -70,8 +70,10 @@ static const char *pub__error_text(const app_t *app, int rc)
            : rc == HR_EUNAVAIL && redis       ? "publish failed: redis is unavailable"
            : rc == HR_EUNAVAIL                ? "publish failed: the store is unavailable"
            : rc == HR_ESTOREFULL              ? "publish failed: the store is full"
-           : rc == HR_EHISTFULL               ? "publish failed: history memory is full (max_history_memory)"
-           : rc == HR_EFULL                   ? "publish failed: too many channels (max_channels)"
+           : rc == HR_EHISTFULL               ? "publish failed: history memory is full (max_history_memory), or the "
+                                                "STOMP queue is full (stomp_queue_max)"
+           : rc == HR_EFULL                   ? "publish failed: too many channels (max_channels) or STOMP queues "
+                                                "(stomp_max_queues)"
                                               : "publish failed";
 }
 
@@ -594,6 +596,20 @@ static pub_req_t *pub__targets(app_t *app, http_conn_t *hc, const pubreq_t *q, c
                 free(r);
                 http_error(hc, HR_EINVAL, "users cannot be targeted: user_channel does not name one channel");
                 return NULL;
+            }
+            if (q->user_dest) { /* {personal}/queue/NAME: the user's STOMP /user/queue/NAME */
+                bool fits = (size_t)cn + 1 + q->user_dest_len <= HUB_MAX_CHANNEL;
+                if (fits) {
+                    at[cn] = '/';
+                    memcpy(at + cn + 1, q->user_dest, q->user_dest_len);
+                    cn += 1 + (ssize_t)q->user_dest_len;
+                    at[cn] = 0;
+                }
+                if (!fits || !hub_channel_valid(at, (size_t)cn)) {
+                    free(r);
+                    http_error(hc, HR_EINVAL, "user_destination makes an invalid channel name");
+                    return NULL;
+                }
             }
             t->chan_len = (uint16_t)cn;
         } else {

@@ -88,7 +88,7 @@ int pubreq_parse(const char *body, size_t n, uint32_t max_targets, pubreq_t *out
         goto fail;
     }
     static const char *const FIELDS[] = {"channels", "users", "broadcast", "event", "data", "encoding",
-                                         "idempotency_key", "ttl", "delay", "at", NULL};
+                                         "idempotency_key", "ttl", "delay", "at", "user_destination", NULL};
     const char *key;
     json_t *v;
     json_object_foreach(root, key, v) {
@@ -147,6 +147,22 @@ int pubreq_parse(const char *body, size_t n, uint32_t max_targets, pubreq_t *out
             pubreq__fail(why, cap, "invalid idempotency_key (1-128 printable ASCII characters)");
             goto fail;
         }
+    }
+    json_t *ud;
+    if (pubreq__opt_string(root, "user_destination", &ud, why, cap) < 0) goto fail;
+    if (ud) { /* STOMP's user destinations (Spring's convertAndSendToUser(user, "/queue/reply", ...)) */
+        const char *d = json_string_value(ud);
+        size_t dn = json_string_length(ud);
+        if (dn < 8 || (memcmp(d, "/queue/", 7) != 0 && memcmp(d, "/topic/", 7) != 0) || memchr(d, 0, dn)) {
+            pubreq__fail(why, cap, "user_destination must be /queue/NAME or /topic/NAME");
+            goto fail;
+        }
+        if (!json_is_array(us) || !json_array_size(us)) {
+            pubreq__fail(why, cap, "user_destination needs users");
+            goto fail;
+        }
+        out->user_dest = d + 1;
+        out->user_dest_len = dn - 1;
     }
     json_t *ttl = json_object_get(root, "ttl");
     if (ttl && !json_is_null(ttl)) {

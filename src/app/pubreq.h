@@ -36,6 +36,9 @@ typedef struct {
     uint32_t ttl;           /* "ttl": seconds the message stays in history (0: not given) */
     uint32_t delay;         /* "delay": seconds until it is published (0: not given) */
     uint64_t at_ms;         /* "at": wall ms when it is published (0: not given; not both) */
+    const char *user_dest;  /* "user_destination" "/queue/NAME" or "/topic/NAME" without its first "/": the
+                               users' targets are {personal}/queue/NAME (STOMP /user/queue/NAME); NULL: not given */
+    size_t user_dest_len;
 } pubreq_t;
 
 /* Parses body[0..n) as a POST /publish request: an object with "channels" and/or "users"

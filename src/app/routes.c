@@ -32,6 +32,7 @@
 #include "tls_setup.h"
 #include "version.h"
 #include "web.h"
+#include "../transport/stomp_queue.h"
 
 static bool routes__prefix(span_t path, const char *lit, span_t *rest)
 {
@@ -480,6 +481,7 @@ void routes_handle(http_conn_t *hc, http_req_t *req, span_t body)
         if (app->pub) n += publish_metrics(app->pub, out + n, sizeof(out) - n);
         if (app->reads) n += readstate_metrics(app->reads, out + n, sizeof(out) - n);
         if (app->mqtt) n += mqtt_server_metrics(app->mqtt, out + n, sizeof(out) - n);
+        if (app->xp.stq) n += stomp_queues_metrics(app->xp.stq, out + n, sizeof(out) - n);
         k = snprintf(out + n, sizeof(out) - n,
                      "# HELP herald_send_timeouts_total Connections closed because their queued output did not move "
                      "for send_timeout.\n# TYPE herald_send_timeouts_total counter\nherald_send_timeouts_total %llu\n",

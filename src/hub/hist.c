@@ -62,7 +62,7 @@ static void hist__heap_remove(hist_pool_t *p, hist_t *h)
 static void hist__heap_fix(hist_t *h)
 {
     hist_pool_t *p = h->pool;
-    if (!p || !p->ordered) return;
+    if (!p || !p->ordered || h->pinned) return;
     if (!h->count) {
         if (h->heap_i) hist__heap_remove(p, h);
         return;
@@ -104,7 +104,7 @@ void hist_free(hist_t *h)
     if (pool) pool->bytes -= h->bytes;
     h->count = 0;
     hist__heap_fix(h);
-    *h = (hist_t){.pool = pool};
+    *h = (hist_t){.pool = pool, .pinned = h->pinned};
 }
 
 /* A message readers may skip one day: withdrawn, or with its own time-to-live. */

@@ -29,6 +29,8 @@ typedef struct {
     uint64_t bytes;
     hist_pool_t *pool; /* the pool it counts in, or NULL */
     uint32_t heap_i;   /* its place in pool's heap + 1 (0: not in it) */
+    bool pinned;       /* counts its bytes in the pool but never joins its heap: only its own limits trim it
+                          (a pinned namespace's channel, hub_ns_pin: STOMP queues) */
 } hist_t;
 
 /* Every channel's history together, for a bound on them all (max_history_memory): the bytes

@@ -227,6 +227,7 @@ chan_t *hub_channel(hub_t *hub, const char *name, size_t n, bool create)
     hist_init(&ch->hist);
     hist_join(&ch->hist, &hub->hpool);
     ch->lim = hub_ns_limits(hub, ch->name, n, NULL);
+    ch->hist.pinned = hub__ns_pinned(hub, ch->lim);
     list_init(&ch->subs);
     int rc = hub->store->ops->load(hub->store, ch->name, n, &ch->hist, ch->lim, &ch->last_id);
     if (rc < 0) {
@@ -414,6 +415,7 @@ int hub_publish_async(hub_t *hub, const char *channel, size_t channel_len, const
     int lrc = hub__admit(hub, ch, (uint64_t)channel_len + event_len + data_len + sizeof(msg_t),
                          (o->flags & MSG_RETAIN) && data_len);
     if (lrc < 0) return lrc;
+    if (hub->gate && (lrc = hub->gate(hub->gate_arg, ch)) < 0) return lrc;
     hub_pend_t *p = calloc(1, sizeof(*p));
     if (p) p->t0_us = histo_now_us();
     msg_t *m = p ? msg_new(ch->name, ch->name_len, event, event_len, data, data_len, ch->next_id, loop_wall_ms()) : NULL;
@@ -749,6 +751,13 @@ void hub_subscribe(hub_t *hub, chan_t *ch, sub_t *s)
 void hub_trim(hub_t *hub, chan_t *ch)
 {
     hist_trim(&ch->hist, ch->lim, loop_wall_ms());
+    hub__trimmed(hub, ch);
+}
+
+void hub_trim_upto(hub_t *hub, chan_t *ch, uint64_t id)
+{
+    hist_t *h = &ch->hist;
+    while (h->count && hist_at(h, 0)->id <= id) hist_drop_oldest(h);
     hub__trimmed(hub, ch);
 }
 

@@ -105,6 +105,12 @@ typedef struct {
     store_t *store;
     const hub_observer_t *obs; /* NULL: none */
     engine_t *engine; /* NULL: the local engine (the hub orders, the store commits); see engine.h */
+    /* Optional: asked before every publish to ch is taken (after the hub's own ceilings): 0 lets it
+     * through, HR_E* refuses it (hub_publish_async returns it). STOMP queues (stomp_queue.h) refuse
+     * a publish that would push an unacknowledged message out of the queue's history. It must not
+     * publish; it may subscribe to ch. */
+    int (*gate)(void *arg, chan_t *ch);
+    void *gate_arg;
     struct presence *pres; /* who is subscribed (presence.h), NULL: not tracked; used by the transports */
     topic_tree_t topics; /* wildcard subscriptions */
     uint32_t nretained;
@@ -166,6 +172,14 @@ void hub_set_limits(hub_t *hub, uint32_t max_retained, uint64_t max_retained_byt
  * HR_ENOMEM. */
 int hub_ns_add(hub_t *hub, const char *name, const char *pattern, const hist_limits_t *lim);
 
+/* Pins the namespace added last: its channels' histories are never trimmed for max_history_memory
+ * (they still count in it, and history_policy = refuse still refuses publishes beyond it); only
+ * their own limits trim them. STOMP queues: their messages wait for an acknowledgement. */
+void hub_ns_pin(hub_t *hub);
+
+/* True when lim (a channel's chan_t.lim) is a pinned namespace's. */
+bool hub__ns_pinned(const hub_t *hub, const hist_limits_t *lim);
+
 /* The limits a channel named name[0..n) keeps its history by, and the name of its namespace
  * (NULL: none, hub->limits). */
 const hist_limits_t *hub_ns_limits(const hub_t *hub, const char *name, size_t n, const char **ns_name);
@@ -200,6 +214,10 @@ uint32_t hub_cleared(hub_t *hub, const char *name, size_t n, uint64_t last_id);
 
 /* Applies ch's history limits now (age, time-to-live): what leaves, leaves the store too. */
 void hub_trim(hub_t *hub, chan_t *ch);
+
+/* Drops ch's messages with ids up to id from its history, in memory and in the store (with the
+ * store's next commit): a STOMP queue's acknowledged messages. */
+void hub_trim_upto(hub_t *hub, chan_t *ch, uint64_t id);
 
 /* Holds (+1) or lets go of (-1) ch for an observer that wants to hear of its changes without
  * subscribing: a held channel stays in memory (a shared engine keeps feeding it) while idle. */

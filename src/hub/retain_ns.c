@@ -15,6 +15,7 @@
 
 struct hub_ns {
     hist_limits_t lim;
+    bool pinned; /* hub_ns_pin */
     size_t pattern_len;
     char *pattern;
     char name[];
@@ -30,6 +31,7 @@ int hub_ns_add(hub_t *hub, const char *name, const char *pattern, const hist_lim
     struct hub_ns *ns = malloc(sizeof(*ns) + nn + 1 + pn + 1);
     if (!ns) return HR_ENOMEM;
     ns->lim = *lim;
+    ns->pinned = false;
     memcpy(ns->name, name, nn + 1);
     ns->pattern = ns->name + nn + 1;
     memcpy(ns->pattern, pattern, pn + 1);
@@ -49,6 +51,16 @@ const hist_limits_t *hub_ns_limits(const hub_t *hub, const char *name, size_t n,
     }
     if (ns_name) *ns_name = NULL;
     return &hub->limits;
+}
+
+void hub_ns_pin(hub_t *hub)
+{
+    if (hub->nns) hub->ns[hub->nns - 1]->pinned = true;
+}
+
+bool hub__ns_pinned(const hub_t *hub, const hist_limits_t *lim)
+{
+    return lim != &hub->limits && container_of(lim, struct hub_ns, lim)->pinned;
 }
 
 void hub__ns_free(hub_t *hub)

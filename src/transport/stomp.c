@@ -6,6 +6,8 @@
  *
  * Destinations: /topic/NAME is channel NAME, shared with every other transport. SUBSCRIBE may
  * carry the herald extension header last-id (resume after that message id, from history).
+ * /queue/NAME (queues), /user/... and /app/NAME are mapped in stomp_queue.c (stomp__dest); a
+ * queue subscription is a consumer of the queue's dispatcher, not a stream.
  * Each subscription is a stream (stream.h) of one channel. A MESSAGE frame is a small
  * per-subscription head (MESSAGE, subscription, message-id, ack) followed by a tail that is
  * encoded once per message and shared by every STOMP subscriber (destination, content-type,
@@ -16,8 +18,9 @@
  * Acknowledgement: in ack:client and ack:client-individual modes a subscription keeps the ids
  * it delivered until they are acknowledged (ACK in client mode also acknowledges everything
  * before it; client-individual only that one). NACK releases a message too: a topic has no
- * queue to put it back on. A subscription with stomp_max_unacked messages outstanding has
- * stopped keeping up: it gets an ERROR and the connection closes, rather than memory growing.
+ * queue to put it back on (a /queue/ subscription's ACK and NACK go to stomp_queue.c). A topic
+ * subscription with stomp_max_unacked messages outstanding has stopped keeping up: it gets an
+ * ERROR and the connection closes, rather than memory growing.
  *
  * Transactions: SEND, ACK and NACK frames naming an open transaction are held (copied, bounded)
  * and run in order at COMMIT; ABORT, DISCONNECT and a dropped connection discard them.
@@ -44,10 +47,15 @@
 
 static const char *const stomp_protocols[] = {"v12.stomp", "v11.stomp", NULL};
 
-/* Sends a whole frame as one WebSocket message: text when it is UTF-8, else binary. */
-static void stomp__send_raw(stomp_t *s, const char *buf, size_t n)
+void stomp__send_raw(stomp_t *s, const char *buf, size_t n)
 {
     ws_send_copy(&s->ws, utf8_valid(buf, n), buf, n);
+}
+
+bool stomp__room(stomp_t *s, size_t n)
+{
+    const wq_t *q = &s->ws.hc->base.wq;
+    return wq_empty(q) || wq_cost(q) + n + WS_MAX_HEADER + WQ_ENTRY_COST <= q->limit;
 }
 
 /* The one place that answers a violation: ERROR frame, log, close after it is written. */
@@ -250,7 +258,7 @@ static uint32_t stomp__user_unsubscribe(users_conn_t *uc, const char *ch, size_t
     stomp_t *s = (stomp_t *)container_of(uc, ws_t, uc);
     uint32_t k = 0;
     for (uint32_t i = 0; i < s->nsubs;) {
-        const chan_t *c = s->subs[i]->st->subs[0].s.ch;
+        const chan_t *c = s->subs[i]->st ? s->subs[i]->st->subs[0].s.ch : stomp__queue_chan(s->subs[i]);
         if (c && c->name_len == n && memcmp(c->name, ch, n) == 0) {
             stomp__sub_free(s->subs[i]);
             s->subs[i] = s->subs[--s->nsubs];
@@ -450,7 +458,9 @@ static void stomp__publish(stomp_t *s, stomp_frame_t *f, span_t chan, span_t ev,
 static void stomp__send_frame(stomp_t *s, stomp_frame_t *f)
 {
     span_t name;
-    if (!stomp__dest(s, f, &name)) return;
+    char buf[HUB_MAX_CHANNEL + 1];
+    int kind = stomp__dest(s, f, true, buf, &name);
+    if (kind < 0) return;
     if (!s->ws.x->cfg->client_publish) {
         stomp__error(s, f, "publishing is disabled", "the server runs with client_publish = false", WS_CLOSE_POLICY);
         return;
@@ -469,6 +479,7 @@ static void stomp__send_frame(stomp_t *s, stomp_frame_t *f)
     bool bad;
     stomp_tx_t *tx = stomp__tx_of(s, f, &bad, NULL);
     if (bad) return;
+    if (kind == STOMP_DEST_QUEUE && !stomp__queue_room(s, f, name)) return; /* COMMIT: the hub's gate refuses */
     if (tx) {
         stomp__tx_hold(s, f, tx, STOMP_SEND, name, ev, f->body, f->body_len);
         return;
@@ -549,7 +560,9 @@ static void stomp__on_message(ws_t *ws, bool text, char *data, size_t n)
 static void stomp__on_drain(ws_t *ws)
 {
     stomp_t *s = (stomp_t *)ws;
-    for (uint32_t i = 0; i < s->nsubs; i++) stream_drained(s->subs[i]->st);
+    for (uint32_t i = 0; i < s->nsubs; i++)
+        if (s->subs[i]->st) stream_drained(s->subs[i]->st);
+        else stomp__queue_kick(s->subs[i]);
 }
 
 static void stomp__on_close(ws_t *ws)

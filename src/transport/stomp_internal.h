@@ -12,14 +12,17 @@
 #define STOMP_MAX_LINE 8192
 #define STOMP_MAX_TX 16
 #define STOMP_MAX_TX_OPS 1024
+#define STOMP_MAX_DEST (HUB_MAX_CHANNEL * 2 + 64) /* an escaped destination header in a MESSAGE */
 
 enum { ACK_AUTO = 0, ACK_CLIENT, ACK_INDIVIDUAL };
 
 typedef struct stomp stomp_t;
+typedef struct stq_cons stq_cons_t;
 
 typedef struct {
     stomp_t *sess;
-    stream_t *st;
+    stream_t *st;       /* a /topic/ (or /user/) subscription's stream; NULL for a queue's */
+    stq_cons_t *qc;     /* a /queue/ subscription's consumer (stomp_queue.c), else NULL */
     uint32_t key; /* per-connection number in message-id / ack */
     uint8_t ack;
     bool text;    /* the id is UTF-8: frames can go as WebSocket text */
@@ -27,6 +30,8 @@ typedef struct {
     uint32_t pending_head, npending; /* ring of unacknowledged message ids (client modes) */
     uint64_t *pending;
     uint16_t id_len;       /* escaped id */
+    uint16_t dest_len;
+    char *dest;            /* a /user/ subscription: its escaped destination, after id (NULL: the channel's) */
     char id[];             /* escaped for the connection's version, as it goes in MESSAGE */
 } stomp_sub_t;
 
@@ -66,6 +71,13 @@ struct stomp {
 
 /* ---- the session (stomp.c) ---- */
 
+/* Sends a whole frame as one WebSocket message (a copy): text when it is UTF-8, else binary. */
+void stomp__send_raw(stomp_t *s, const char *buf, size_t n);
+
+/* True when a frame of n bytes may be queued now without passing the connection's output
+ * limit (or the output is empty): a queue consumer that is not writable is skipped. */
+bool stomp__room(stomp_t *s, size_t n);
+
 /* Answers a violation with one ERROR frame (message why, body detail or why, receipt-id when f
  * asked for a receipt) and closes the connection with code. The only place that does. */
 void stomp__error(stomp_t *s, const stomp_frame_t *f, const char *why, const char *detail, uint16_t code);
@@ -90,8 +102,15 @@ bool stomp__tx_hold(stomp_t *s, stomp_frame_t *f, stomp_tx_t *tx, stomp_cmd_t cm
 /* Frees a subscription: its stream and its unacknowledged ids. */
 void stomp__sub_free(stomp_sub_t *sub);
 
-/* Maps destination "/topic/NAME" to NAME; false (having answered) when unsupported. */
-bool stomp__dest(stomp_t *s, stomp_frame_t *f, span_t *name);
+/* What a destination is (stomp__dest). */
+enum { STOMP_DEST_TOPIC = 0, STOMP_DEST_QUEUE, STOMP_DEST_OWN };
+
+/* Maps f's destination header to its channel (stomp_queue.c has the table): the name goes into
+ * buf (HUB_MAX_CHANNEL + 1 bytes) and *name; returns STOMP_DEST_TOPIC (a channel), _QUEUE (a
+ * queue channel) or _OWN (the connection's own user destination: subscribing needs no rule),
+ * or -1 having answered with an ERROR (unsupported, anonymous /user/, a queue with engine =
+ * redis). send: for a SEND (the /app/ and /user/{other}/ forms are only sent to). */
+int stomp__dest(stomp_t *s, stomp_frame_t *f, bool send, char *buf, span_t *name);
 
 /* SUBSCRIBE and UNSUBSCRIBE (with their receipts, or an ERROR). */
 void stomp__subscribe(stomp_t *s, stomp_frame_t *f);
@@ -103,5 +122,30 @@ bool stomp__ack_id(stomp_t *s, stomp_frame_t *f, span_t v, bool nack);
 
 /* ACK or NACK (held when in a transaction). */
 void stomp__ack(stomp_t *s, stomp_frame_t *f, bool nack);
+
+/* ---- queues (stomp_queue.c; see stomp_queue.h) ---- */
+
+/* Makes sub a consumer of queue channel name (header prefetch-count or stomp_prefetch). False
+ * having answered (too many queues, out of memory). The caller sends the receipt, then calls
+ * stomp__queue_kick. */
+bool stomp__queue_subscribe(stomp_t *s, stomp_frame_t *f, stomp_sub_t *sub, span_t name);
+
+/* The channel of queue subscription sub (NULL when sub is not one). */
+const chan_t *stomp__queue_chan(const stomp_sub_t *sub);
+
+/* sub can take messages again (subscribed, or its connection's output drained): dispatch. */
+void stomp__queue_kick(stomp_sub_t *sub);
+
+/* sub leaves its queue (UNSUBSCRIBE, the connection closed): its unacknowledged messages go
+ * to the other consumers, marked redelivered. Frees sub->qc. */
+void stomp__queue_detach(stomp_sub_t *sub);
+
+/* ACK or NACK of queue message mid delivered to sub (client: it and those before it on the
+ * subscription; client-individual: it alone). False having answered when it is not pending. */
+bool stomp__queue_ack(stomp_t *s, stomp_frame_t *f, stomp_sub_t *sub, uint64_t mid, bool nack);
+
+/* Before a SEND to queue channel name: false having answered with an ERROR when the queue is
+ * full (stomp_queue_max) or cannot be made (stomp_max_queues). */
+bool stomp__queue_room(stomp_t *s, stomp_frame_t *f, span_t name);
 
 #endif

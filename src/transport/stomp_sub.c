@@ -12,17 +12,14 @@
 #include "../core/log.h"
 #include "stomp_internal.h"
 
-/* ENC_STOMP: the shared tail of MESSAGE: destination ... blank line, body, NUL. */
-static bytes_t *stomp__tail(const msg_t *m)
+/* The tail of MESSAGE: destination dest[0..dn) (escaped) ... blank line, body, NUL. */
+static bytes_t *stomp__tail_to(const msg_t *m, const char *dest, size_t dn)
 {
-    char dest[HUB_MAX_CHANNEL * 2 + 8] = "/topic/";
-    ssize_t dn = stomp_escape(m->channel, m->channel_len, dest + 7, sizeof(dest) - 7, 12);
-    if (dn < 0) return NULL;
-    char head[HUB_MAX_CHANNEL * 2 + HUB_MAX_EVENT + 200];
+    char head[STOMP_MAX_DEST + HUB_MAX_EVENT + 200];
     bool plain = m->event_len == 7 && memcmp(m->event, "message", 7) == 0;
     int hn = snprintf(head, sizeof(head), "destination:%.*s\ncontent-type:%s\ncontent-length:%u\nherald-id:%" PRIu64
                       "\n%s%.*s%s\n",
-                      (int)(dn + 7), dest, (m->flags & MSG_UTF8) ? "text/plain;charset=utf-8" : "application/octet-stream",
+                      (int)dn, dest, (m->flags & MSG_UTF8) ? "text/plain;charset=utf-8" : "application/octet-stream",
                       m->data_len, m->id, plain ? "" : "event:", plain ? 0 : (int)m->event_len, m->event, plain ? "" : "\n");
     if (hn < 0 || (size_t)hn >= sizeof(head)) return NULL;
     bytes_t *b = bytes_new((size_t)hn + m->data_len + 1);
@@ -31,6 +28,14 @@ static bytes_t *stomp__tail(const msg_t *m)
     memcpy(b->data + hn, m->data, m->data_len);
     b->data[hn + m->data_len] = 0;
     return b;
+}
+
+/* ENC_STOMP: the tail shared by every STOMP subscriber of a channel (destination /topic/NAME). */
+static bytes_t *stomp__tail(const msg_t *m)
+{
+    char dest[HUB_MAX_CHANNEL * 2 + 8] = "/topic/";
+    ssize_t dn = stomp_escape(m->channel, m->channel_len, dest + 7, sizeof(dest) - 7, 12);
+    return dn < 0 ? NULL : stomp__tail_to(m, dest, (size_t)dn + 7);
 }
 
 static int stomp__pending_add(stomp_sub_t *sub, uint64_t id, uint32_t max)
@@ -45,15 +50,11 @@ static int stomp__pending_add(stomp_sub_t *sub, uint64_t id, uint32_t max)
     return 0;
 }
 
-static int stomp__send(stream_t *st, xsub_t *xs, msg_t *m)
+/* Queues MESSAGE m for sub: its head, then tail. */
+static int stomp__send_tail(stomp_sub_t *sub, msg_t *m, bytes_t *tail)
 {
-    (void)xs;
-    stomp_sub_t *sub = st->owner;
     stomp_t *s = sub->sess;
     conn_t *c = &s->ws.hc->base;
-    if (s->ws.close_sent) return HR_EIO;
-    bytes_t *tail = msg_encoded(m, ENC_STOMP, stomp__tail);
-    if (!tail) return HR_ENOMEM;
     char head[WS_MAX_HEADER + STOMP_MAX_ID * 2 + 128];
     char *p = head + WS_MAX_HEADER;
     int pn = sub->ack == ACK_AUTO
@@ -81,6 +82,22 @@ static int stomp__send(stream_t *st, xsub_t *xs, msg_t *m)
     bytes_unref(h);
     conn_send_reply(c, tail);
     return 0;
+}
+
+static int stomp__send(stream_t *st, xsub_t *xs, msg_t *m)
+{
+    (void)xs;
+    stomp_sub_t *sub = st->owner;
+    if (sub->sess->ws.close_sent) return HR_EIO;
+    if (!sub->dest) { /* the tail every /topic/ subscriber shares */
+        bytes_t *tail = msg_encoded(m, ENC_STOMP, stomp__tail);
+        return tail ? stomp__send_tail(sub, m, tail) : HR_ENOMEM;
+    }
+    bytes_t *own = stomp__tail_to(m, sub->dest, sub->dest_len); /* a /user/ destination: its own name */
+    if (!own) return HR_ENOMEM;
+    int rc = stomp__send_tail(sub, m, own);
+    bytes_unref(own);
+    return rc;
 }
 
 /* A notice as a MESSAGE of the subscription with the header herald-WHAT:true (gap, withdrawn).
@@ -130,7 +147,8 @@ static const stream_kind_t stomp_kind = {
 
 void stomp__sub_free(stomp_sub_t *sub)
 {
-    stream_free(sub->st);
+    stomp__queue_detach(sub); /* a queue consumer's unacknowledged messages go to the others */
+    if (sub->st) stream_free(sub->st);
     free(sub->pending);
     free(sub);
 }
@@ -142,28 +160,13 @@ static int stomp__find(stomp_t *s, const char *id, size_t n)
     return -1;
 }
 
-/* Maps destination "/topic/NAME" to NAME; false (having answered) when unsupported. */
-bool stomp__dest(stomp_t *s, stomp_frame_t *f, span_t *name)
-{
-    span_t d = stomp_header(f, "destination");
-    if (!d.p) {
-        stomp__proto_error(s, f, "missing destination header");
-        return false;
-    }
-    if (d.n <= 7 || memcmp(d.p, "/topic/", 7) != 0 || !hub_channel_valid(d.p + 7, d.n - 7)) {
-        stomp__error(s, f, "unsupported destination", "destinations are /topic/NAME with NAME a valid channel name",
-                     WS_CLOSE_POLICY);
-        return false;
-    }
-    *name = (span_t){d.p + 7, d.n - 7};
-    return true;
-}
-
 void stomp__subscribe(stomp_t *s, stomp_frame_t *f)
 {
     span_t name, id = stomp_header(f, "id"), ack = stomp_header(f, "ack");
-    if (!stomp__dest(s, f, &name)) return;
-    if (!auth_can_subscribe(s->ws.id, name.p, name.n)) {
+    char buf[HUB_MAX_CHANNEL + 1];
+    int kind = stomp__dest(s, f, false, buf, &name);
+    if (kind < 0) return;
+    if (kind != STOMP_DEST_OWN && !auth_can_subscribe(s->ws.id, name.p, name.n)) { /* one's own /user/: no rule */
         xp_log_denial(s->ws.x, &s->ws.hc->base, s->ws.id, "subscribe to", name.p, name.n);
         stomp__error(s, f, "forbidden", "not allowed to subscribe to this destination", WS_CLOSE_FORBIDDEN);
         return;
@@ -207,6 +210,10 @@ void stomp__subscribe(stomp_t *s, stomp_frame_t *f)
         }
         sr.has_cursor = true;
     }
+    if (kind == STOMP_DEST_QUEUE && last.p) {
+        stomp__proto_error(s, f, "last-id is for topics: a queue delivers what is not acknowledged");
+        return;
+    }
     if (s->nsubs == s->cap) {
         uint32_t cap = s->cap ? s->cap * 2 : 4;
         stomp_sub_t **ns = realloc(s->subs, cap * sizeof(*ns));
@@ -217,8 +224,28 @@ void stomp__subscribe(stomp_t *s, stomp_frame_t *f)
         s->subs = ns;
         s->cap = cap;
     }
-    stomp_sub_t *sub = calloc(1, sizeof(*sub) + (size_t)en);
-    sr.ch[0] = sub ? hub_channel(s->ws.x->hub, name.p, name.n, true) : NULL;
+    char dest[STOMP_MAX_DEST];
+    ssize_t dl = 0;
+    if (kind == STOMP_DEST_OWN) { /* its MESSAGEs name the destination subscribed to, as Spring's do */
+        span_t d = stomp_header(f, "destination");
+        dl = stomp_escape(d.p, d.n, dest, sizeof(dest), s->version);
+        if (dl < 0) dl = 0; /* too long to escape: the channel's name is used */
+    }
+    stomp_sub_t *sub = calloc(1, sizeof(*sub) + (size_t)en + (size_t)dl);
+    sr.ch[0] = sub && kind != STOMP_DEST_QUEUE ? hub_channel(s->ws.x->hub, name.p, name.n, true) : NULL;
+    if (sub && kind == STOMP_DEST_QUEUE) { /* a consumer of the queue (stomp_queue.c), not a stream */
+        *sub = (stomp_sub_t){.sess = s, .key = ++s->next_key, .ack = mode, .text = utf8_valid(esc, (size_t)en),
+                             .id_len = (uint16_t)en};
+        memcpy(sub->id, esc, (size_t)en);
+        if (!stomp__queue_subscribe(s, f, sub, name)) {
+            free(sub);
+            return;
+        }
+        s->subs[s->nsubs++] = sub;
+        stomp__receipt(s, f);
+        stomp__queue_kick(sub);
+        return;
+    }
     if (!sr.ch[0]) {
         free(sub);
         stomp__error(s, f, "out of memory", NULL, WS_CLOSE_INTERNAL);
@@ -232,6 +259,11 @@ void stomp__subscribe(stomp_t *s, stomp_frame_t *f)
     sub->unread = ur.n == 4 && memcmp(ur.p, "true", 4) == 0;
     sub->id_len = (uint16_t)en;
     memcpy(sub->id, esc, (size_t)en);
+    if (dl) {
+        sub->dest = sub->id + en;
+        sub->dest_len = (uint16_t)dl;
+        memcpy(sub->dest, dest, (size_t)dl);
+    }
     s->subs[s->nsubs++] = sub;
     stomp__receipt(s, f); /* the receipt comes before the replay */
     sub->st = stream_open(s->ws.x, &s->ws.hc->base, &sr, &stomp_kind, sub);
@@ -284,6 +316,7 @@ bool stomp__ack_id(stomp_t *s, stomp_frame_t *f, span_t v, bool nack)
     stomp_sub_t *sub = NULL;
     for (uint32_t k = 0; ok && k < s->nsubs && !sub; k++)
         if (s->subs[k]->key == key) sub = s->subs[k];
+    if (sub && sub->qc) return stomp__queue_ack(s, f, sub, mid, nack);
     uint32_t max = s->ws.x->cfg->stomp_max_unacked, pos = 0;
     bool found = false;
     for (; sub && pos < sub->npending; pos++)

@@ -577,8 +577,9 @@ const ERROR_CASES = [
   { name: 'CR not followed by LF', bytes: 'SEND\rdestination:/topic/nc\n\nx\0' },
   { name: 'SEND without destination', bytes: frame('SEND', [['receipt', 'r-md']], 'x'), receipt: 'r-md', message: /destination/ },
   { name: 'SUBSCRIBE without destination', bytes: frame('SUBSCRIBE', [['id', '1'], ['receipt', 'r-md2']]), receipt: 'r-md2', message: /destination/ },
-  { name: 'SEND to /queue/x', bytes: SEND('/queue/x', [['receipt', 'r-q']]), receipt: 'r-q', message: /destination/ },
-  { name: 'SUBSCRIBE to /queue/x', bytes: SUB('/queue/x', '1', [['receipt', 'r-q2']]), receipt: 'r-q2' },
+  { name: 'SEND to /exchange/x', bytes: SEND('/exchange/x', [['receipt', 'r-q']]), receipt: 'r-q', message: /destination/ },
+  { name: 'SUBSCRIBE to /temp-queue/x', bytes: SUB('/temp-queue/x', '1', [['receipt', 'r-q2']]), receipt: 'r-q2' },
+  { name: 'SUBSCRIBE to /app/x (only sent to)', bytes: SUB('/app/x', '1', [['receipt', 'r-q3']]), receipt: 'r-q3', message: /destination/ },
   { name: 'SEND to /topic/ (no name)', bytes: SEND('/topic/') },
   { name: 'SEND to an invalid channel', bytes: SEND('/topic/a//b') },
   { name: 'SUBSCRIBE without id', bytes: frame('SUBSCRIBE', [['destination', '/topic/t'], ['receipt', 'r-id']]), receipt: 'r-id', message: /id/ },
@@ -892,7 +893,7 @@ test('STOMP raw: RECEIPT and ERROR frames echoing a non-UTF-8 receipt header are
     try {
       const bad = Buffer.from([0x72, 0xff, 0x31]);
       const problems = [];
-      for (const [name, dest] of [['RECEIPT for SEND', '/topic/u'], ['ERROR for an unsupported destination', '/queue/u']]) {
+      for (const [name, dest] of [['RECEIPT for SEND', '/topic/u'], ['ERROR for an unsupported destination', '/exchange/u']]) {
         const s = await rawStomp(h);
         try {
           s.send(Buffer.concat([Buffer.from(`SEND\ndestination:${dest}\nreceipt:`), bad, Buffer.from('\n\nx\0')]), true);

@@ -163,11 +163,54 @@ TEST(history_refuse)
     teardown(&loop, &hub, st);
 }
 
+/* hub_t.gate sees every publish after the hub's ceilings and can refuse it: nothing stored. */
+static int gate_calls;
+static int gate_refuse_q(void *arg, chan_t *ch)
+{
+    (void)arg;
+    gate_calls++;
+    return ch->name[0] == 'q' && ch->next_id > 2 ? HR_EHISTFULL : 0;
+}
+
+TEST(gate_refuses_and_pinned_namespace_is_not_trimmed)
+{
+    loop_t loop;
+    hub_t hub;
+    store_t *st;
+    setup(&loop, &hub, &st, 100);
+    hist_limits_t ql = {100, 1 << 20, 0};
+    CHECK_EQ(hub_ns_add(&hub, "queues", "q/#", &ql), 0);
+    hub_ns_pin(&hub);
+    hub_set_limits(&hub, 0, 0, 2500, false); /* trim beyond 2500 bytes of history */
+    hub.gate = gate_refuse_q;
+    uint64_t id;
+    uint32_t n;
+    char data[300];
+    memset(data, 'x', sizeof(data));
+    CHECK_EQ(hub_publish(&hub, "q/a", 3, "message", 7, data, sizeof(data), &id, &n), 0);
+    CHECK_EQ(hub_publish(&hub, "q/a", 3, "message", 7, data, sizeof(data), &id, &n), 0);
+    CHECK_EQ(hub_publish(&hub, "q/a", 3, "message", 7, data, sizeof(data), &id, &n), HR_EHISTFULL);
+    CHECK_EQ(gate_calls, 3);
+    chan_t *q = hub_channel(&hub, "q/a", 3, false);
+    CHECK(q && q->last_id == 2 && q->hist.count == 2 && q->hist.pinned);
+    pause_ms(2);
+    for (int i = 0; i < 12; i++) CHECK_EQ(hub_publish(&hub, "other", 5, "message", 7, data, sizeof(data), &id, &n), 0);
+    CHECK(hub.hist_trimmed > 0);                 /* the ceiling trimmed ... */
+    CHECK_EQ(q->hist.count, 2);                   /* ... never the pinned channel, though it is the oldest */
+    CHECK(hub_channel(&hub, "other", 5, false)->hist.count < 12);
+    hub_trim_upto(&hub, q, 1);                    /* what a queue acknowledged leaves */
+    CHECK_EQ(q->hist.count, 1);
+    CHECK_EQ(hist_at(&q->hist, 0)->id, 2u);
+    hub.gate = NULL;
+    teardown(&loop, &hub, st);
+}
+
 int main(void)
 {
     RUN(retained_count);
     RUN(retained_bytes);
     RUN(history_trim_takes_the_oldest_of_any_channel);
     RUN(history_refuse);
+    RUN(gate_refuses_and_pinned_namespace_is_not_trimmed);
     return UNIT_DONE();
 }

@@ -42,6 +42,27 @@ TEST(parse_optional_fields)
     pubreq_free(&r);
 }
 
+TEST(parse_user_destination)
+{
+    pubreq_t r;
+    char why[160];
+    CHECK_EQ(parse("{\"users\":[\"42\"],\"data\":\"x\",\"user_destination\":\"/queue/reply\"}", 10, &r, why), 0);
+    CHECK_EQ(r.user_dest_len, 11u);
+    CHECK(memcmp(r.user_dest, "queue/reply", 11) == 0);
+    pubreq_free(&r);
+    CHECK_EQ(parse("{\"users\":[\"42\"],\"data\":\"x\",\"user_destination\":\"/topic/a/b\"}", 10, &r, why), 0);
+    pubreq_free(&r);
+    CHECK_EQ(parse("{\"users\":[\"42\"],\"data\":\"x\"}", 10, &r, why), 0);
+    CHECK(r.user_dest == NULL);
+    pubreq_free(&r);
+    CHECK_EQ(parse("{\"users\":[\"42\"],\"data\":\"x\",\"user_destination\":\"/queue/\"}", 10, &r, why), HR_EINVAL);
+    CHECK_EQ(parse("{\"users\":[\"42\"],\"data\":\"x\",\"user_destination\":\"queue/a\"}", 10, &r, why), HR_EINVAL);
+    CHECK_EQ(parse("{\"users\":[\"42\"],\"data\":\"x\",\"user_destination\":\"/exchange/a\"}", 10, &r, why), HR_EINVAL);
+    CHECK_EQ(parse("{\"users\":[\"42\"],\"data\":\"x\",\"user_destination\":5}", 10, &r, why), HR_EINVAL);
+    CHECK_EQ(parse("{\"channels\":[\"a\"],\"data\":\"x\",\"user_destination\":\"/queue/a\"}", 10, &r, why), HR_EINVAL);
+    CHECK(strcmp(why, "user_destination needs users") == 0);
+}
+
 TEST(parse_refusals)
 {
     pubreq_t r;
@@ -210,6 +231,7 @@ int main(void)
 {
     RUN(parse_targets_in_order);
     RUN(parse_optional_fields);
+    RUN(parse_user_destination);
     RUN(parse_refusals);
     RUN(parse_limit);
     RUN(key_valid);
