@@ -141,6 +141,13 @@ static const key_def_t KEYS[] = {
     {"mqtt_max_queued_bytes_total", "limits", K_SIZE64, F(mqtt_max_queued_bytes_total), 1024, 1ull << 40, NULL},
     {"stomp_heartbeat", "stomp", K_SECS, F(stomp_heartbeat_ms), 0, 3600000, NULL},
     {"stomp_max_unacked", "stomp", K_COUNT, F(stomp_max_unacked), 1, 1000000, NULL},
+    {"sockjs_heartbeat", "sockjs", K_SECS, F(sockjs_heartbeat_ms), 10, 3600000, NULL},
+    {"sockjs_disconnect_delay", "sockjs", K_SECS, F(sockjs_disconnect_delay_ms), 10, 3600000, NULL},
+    {"sockjs_response_limit", "sockjs", K_SIZE32, F(sockjs_response_limit), 256, 1u << 30, NULL},
+    {"sockjs_max_sessions", "sockjs", K_COUNT, F(sockjs_max_sessions), 1, 10000000, NULL},
+    {"sockjs_cookie_needed", "sockjs", K_BOOL, F(sockjs_cookie_needed), 0, 1, NULL},
+    {"sockjs_websocket", "sockjs", K_BOOL, F(sockjs_websocket), 0, 1, NULL},
+    {"sockjs_url", "sockjs", K_STR, F(sockjs_url), 0, 0, NULL},
     /* [publish]: POST /publish and idempotent publishing */
     {"max_publish_targets", "publish", K_COUNT, F(max_publish_targets), 1, 1000000, NULL},
     {"idempotency_window", "publish", K_SECS, F(idempotency_window_ms), 0, 4000000000u, NULL},
@@ -253,6 +260,12 @@ void cfg_defaults(cfg_t *cfg)
     cfg->ws_deflate_min = 64;
     cfg->echo = false;
     cfg->stomp_heartbeat_ms = 10000;
+    cfg->sockjs_heartbeat_ms = 25000;
+    cfg->sockjs_disconnect_delay_ms = 5000;
+    cfg->sockjs_response_limit = 128 * 1024;
+    cfg->sockjs_max_sessions = 10000;
+    cfg->sockjs_websocket = true;
+    snprintf(cfg->sockjs_url, sizeof(cfg->sockjs_url), "https://cdn.jsdelivr.net/npm/sockjs-client@1.6.1/dist/sockjs.min.js");
     cfg->mqtt_max_packet = 1048576;
     cfg->mqtt_sys_interval_ms = 10000;
     cfg->mqtt_max_inflight = 1024;

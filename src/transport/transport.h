@@ -30,6 +30,7 @@ typedef struct {
     struct ws_zshared *wsz;    /* shared permessage-deflate compressors (ws_deflate.h) */
     uint64_t sessions;         /* WebSocket/STOMP/MQTT session counter (session ids) */
     struct mqtt_server *mqtt;  /* the MQTT session table (mqtt.h), NULL until opened */
+    struct sockjs_server *sockjs; /* the SockJS session table (sockjs.h), NULL until the first session */
     auth_t *auth;              /* identities and permissions (auth.h) */
     iplimit_t *ipl;            /* per-address connection limits (iplimit.h), NULL: none */
     users_t *users;            /* live connections by user (users.h), NULL: none */
