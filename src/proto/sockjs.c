@@ -50,7 +50,7 @@ size_t sockjs_quote(const char *s, size_t n, bool script_safe, char *out, size_t
     if (cap < 2) return 0;
     out[o++] = '"';
     for (size_t i = 0; i < n;) {
-        if (cap - o < 8) return 0;
+        if (cap - o < 7) return 0; /* an escape (6) and the closing quote */
         uint32_t cp;
         size_t len = sj__utf8(u, i, n, &cp);
         if (!len) { /* not UTF-8: the byte as a code point */
@@ -67,7 +67,13 @@ size_t sockjs_quote(const char *s, size_t n, bool script_safe, char *out, size_t
             i += len;
             continue;
         }
+        const char *sh = cp == '\n' ? "n" : cp == '\r' ? "r" : cp == '\t' ? "t" : cp == '\b' ? "b" : cp == '\f' ? "f" : NULL;
         out[o++] = '\\';
+        if (sh) { /* JSON's short forms, as JSON.stringify writes them */
+            out[o++] = sh[0];
+            i += len;
+            continue;
+        }
         out[o++] = 'u';
         out[o++] = hexd[(cp >> 12) & 15];
         out[o++] = hexd[(cp >> 8) & 15];

@@ -2,7 +2,8 @@
  *
  * Server to client, every transport carries the same frames: "o" (open), "h" (heartbeat),
  * a["m1","m2"] (messages, each a JSON string) and c[code,"reason"] (close). A message is escaped
- * as JSON with, beyond the JSON rules, the code points SockJS servers must escape because
+ * as JSON (\n \r \t \b \f in their short forms, as JSON.stringify writes them) with, beyond
+ * the JSON rules, the code points SockJS servers must escape because
  * browsers mangle them (U+0000-001F, U+200C-200F, U+2028-202F, U+2060-206F, U+FFF0-FFFF);
  * bytes that are not UTF-8 go as \u00XX (the byte as a code point), so any byte string passes.
  *

@@ -247,6 +247,13 @@ static void sj__tick(tw_entry_t *e)
 {
     sockjs_sess_t *ss = container_of(e, sockjs_sess_t, tick);
     if (ss->vc.base.closing) return;
+    if (ss->closed && ss->app) { /* closed: the application goes now (its subscriptions with it) */
+        void *app = ss->app;
+        ss->app = NULL;
+        ss->svc->app->free(app);
+        sj__arm(ss);
+        return;
+    }
     if (sj__has_rx(ss)) {
         sj__emit(ss, "h", 1);
         if (sj__has_rx(ss)) sj__arm(ss);
@@ -460,11 +467,11 @@ void sockjs__receive(xp_ctx_t *x, const sockjs_service_t *svc, http_conn_t *hc, 
         fresh = true;
     }
     if (ss->vc.base.closing) {
-        sj__answer_once(hc, f, "c[3000,\"Go away!\"]", 18);
+        sj__answer_once(hc, f, "c[3000,\"Go away!\"]", strlen("c[3000,\"Go away!\"]"));
         return;
     }
     if (sj__has_rx(ss)) {
-        sj__answer_once(hc, f, "c[2010,\"Another connection still open\"]", 40);
+        sj__answer_once(hc, f, "c[2010,\"Another connection still open\"]", strlen("c[2010,\"Another connection still open\"]"));
         return;
     }
     if (f->streaming) {
@@ -487,6 +494,8 @@ void sockjs__receive(xp_ctx_t *x, const sockjs_service_t *svc, http_conn_t *hc, 
     if (fresh) sj__emit(ss, "o", 1);
     if (sj__has_rx(ss)) sj__flush(ss);
 }
+
+bool sockjs__open(const sockjs_sess_t *ss) { return !ss->closed && !ss->vc.base.closing; }
 
 int sockjs__deliver(void *arg, char *m, size_t n)
 {
@@ -598,7 +607,9 @@ void sockjs_sess_close(sockjs_sess_t *ss, uint16_t code, const char *reason)
     ss->close_code = code;
     snprintf(ss->close_reason, sizeof(ss->close_reason), "%s", reason);
     sj__flush(ss);
-    if (!sj__has_rx(ss)) sj__arm(ss); /* answers its close frame until the delay has passed */
+    /* the application is freed from the timer (not from inside its own call); the session then
+     * answers its close frame until the disconnect delay has passed */
+    loop_timer(ss->vc.base.loop, &ss->tick, 0);
 }
 
 void sockjs_shutdown(xp_ctx_t *x)

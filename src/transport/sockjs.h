@@ -101,8 +101,11 @@ typedef struct {
 void sockjs__receive(xp_ctx_t *x, const sockjs_service_t *svc, http_conn_t *hc, http_req_t *req, const char *id, size_t n,
                      const sockjs_rxfmt_t *f);
 
-/* The session id[0..n) for a send endpoint, or NULL. */
+/* The session id[0..n) of service svc (open or closed), or NULL. */
 sockjs_sess_t *sockjs__find(xp_ctx_t *x, const sockjs_service_t *svc, const char *id, size_t n);
+
+/* True while the session takes input (not closed). */
+bool sockjs__open(const sockjs_sess_t *ss);
 
 /* Hands decoded messages to the session's application. */
 int sockjs__deliver(void *ss, char *m, size_t n);

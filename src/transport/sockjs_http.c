@@ -177,7 +177,7 @@ static void sj__send(xp_ctx_t *x, const sockjs_service_t *svc, http_conn_t *hc, 
     char extra[768];
     sj__headers(svc, x->cfg, hc, req, true, true, extra, sizeof(extra));
     sockjs_sess_t *ss = sockjs__find(x, svc, id.p, id.n);
-    if (!ss) {
+    if (!ss || !sockjs__open(ss)) {
         http_respond(hc, 404, SJ_TEXT, "Session not found.", 18, extra);
         return;
     }
