@@ -95,7 +95,7 @@ typedef struct {
     /* [stomp] */
     uint32_t stomp_heartbeat_ms;  /* stomp_heartbeat = 10 (seconds) offered heart-beat (0 = none) */
     uint32_t stomp_max_unacked;   /* stomp_max_unacked = 1000 per client-ack subscription */
-    /* [sockjs]: SockJS under /stomp (sockjs.h) */
+    /* [stomp]: SockJS under /stomp (sockjs.h) */
     uint32_t sockjs_heartbeat_ms; /* sockjs_heartbeat = 25 (seconds) between "h" frames to a receiver */
     uint32_t sockjs_disconnect_delay_ms; /* sockjs_disconnect_delay = 5 (seconds) a session lives without a receiver */
     uint32_t sockjs_response_limit; /* sockjs_response_limit = 128k bytes on one streaming response */

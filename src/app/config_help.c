@@ -105,7 +105,7 @@ static const key_help_t HELP[] = {
     /* [stomp] */
     {"stomp_heartbeat", "STOMP heart-beat offered both ways, in seconds (0: none)"},
     {"stomp_max_unacked", "unacknowledged messages a client-ack STOMP subscription may have"},
-    /* [sockjs] */
+    /* [stomp]: SockJS */
     {"sockjs_heartbeat", "seconds between SockJS heartbeat frames to a session's receiving request"},
     {"sockjs_disconnect_delay", "seconds a SockJS session lives with no receiving request before it is closed"},
     {"sockjs_response_limit", "bytes one SockJS streaming response carries before the client is made to reconnect"},
