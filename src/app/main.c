@@ -288,7 +288,7 @@ static int serve_run(int argc, char **argv, bool check, char **serve_argv, int s
     if (!app.xp.sse_heartbeat || !app.xp.iframe_keepalive || ws_ctx_init(&app.xp) < 0) goto out;
     rc = http_server_open(&http, &loop, cfg, &metrics, routes_handle, &app);
     http.ipl = &ipl; /* nothing is accepted before the loop runs */
-    static const char *const own_options[] = {"/stomp/", "/sockjs/", NULL}; /* SockJS answers its OPTIONS */
+    static const char *const own_options[] = {"/stomp/", "/ws/", "/sockjs/", NULL}; /* SockJS answers its OPTIONS */
     http.own_options = own_options;
     if (rc < 0) {
         log_error("cannot listen on %s: %s", cfg->http_addr, rc == HR_EINVAL ? "bad address" : strerror(errno));

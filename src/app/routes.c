@@ -4,7 +4,7 @@
  *   GET  /sub/{ch}[,{ch}...]       subscribe: mode=sse|poll|longpoll|iframe (SSE by default)
  *   GET  /sub/{ch}... + Upgrade    WebSocket: each message's data as one frame
  *   GET  /ws  /stomp  /echo        WebSocket: the JSON protocol, STOMP, the test echo
- *   /stomp/...  (/sockjs/NAME/...)  SockJS: STOMP (the protocol suite's services, echo = true)   sockjs.h
+ *   /stomp/... /ws/... (/sockjs/NAME/...)  SockJS: STOMP, the /ws protocol (the protocol suite's services, echo = true)   sockjs.h
  *   GET  /channels/{channel}       channel info
  *   DELETE /channels/{channel}     delete its messages (admin)                    withdraw.c
  *   DELETE /channels/{channel}/messages/{id}   withdraw one (admin)              withdraw.c
@@ -393,6 +393,10 @@ void routes_handle(http_conn_t *hc, http_req_t *req, span_t body)
     }
     if (routes__prefix(req->path, "/stomp/", &rest)) { /* SockJS: its own origin rule (ws_origins) */
         sockjs_serve(&app->xp, &stomp_sockjs_service, hc, req, (span_t){rest.p - 1, rest.n + 1}, body);
+        return;
+    }
+    if (routes__prefix(req->path, "/ws/", &rest)) { /* SockJS for the /ws protocol */
+        sockjs_serve(&app->xp, &ws_json_sockjs_service, hc, req, (span_t){rest.p - 1, rest.n + 1}, body);
         return;
     }
     if (app->xp.cfg->echo && routes__prefix(req->path, "/sockjs/", &rest)) {

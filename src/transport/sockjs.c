@@ -208,12 +208,79 @@ static void sj__close_frame(sockjs_sess_t *ss)
     sj__end_rx(ss);
 }
 
+/* ws_frames mode: the complete WebSocket frames at the head of the queue (server frames: whole,
+ * unmasked) as one a[...] frame of their text and binary messages (NULL when there are none, or
+ * on OOM); a Close frame ends the walk and is reported in *close_code (0: none) and reason. */
+static bytes_t *sj__take_ws(sockjs_sess_t *ss, uint16_t *close_code, char *reason, size_t rcap)
+{
+    conn_t *c = &ss->vc.base;
+    struct iovec iov[WQ_IOV_MAX];
+    size_t bytes, pos = 0, o = 0, nmsg = 0;
+    int k = wq_peek(&c->wq, iov, WQ_IOV_MAX, &bytes);
+    unsigned char *buf = malloc(bytes ? bytes : 1);
+    bytes_t *f = bytes_new(bytes * 8 + 16); /* escaping: at most 6 per byte, 3 per message */
+    if (!buf || !f) {
+        free(buf);
+        bytes_unref(f);
+        return NULL;
+    }
+    for (int i = 0; i < k; i++) {
+        memcpy(buf + o, iov[i].iov_base, iov[i].iov_len);
+        o += iov[i].iov_len;
+    }
+    o = 0;
+    f->data[o++] = 'a';
+    while (bytes - pos >= 2) {
+        uint8_t op = buf[pos] & 0x0f;
+        uint64_t len = buf[pos + 1] & 0x7f;
+        size_t hl = 2;
+        if (len == 126 || len == 127) {
+            size_t ext = len == 126 ? 2 : 8;
+            if (bytes - pos < 2 + ext) break;
+            len = 0;
+            for (size_t b = 0; b < ext; b++) len = (len << 8) | buf[pos + 2 + b];
+            hl += ext;
+        }
+        if (len > bytes - pos - hl) break; /* not complete yet */
+        const unsigned char *p = buf + pos + hl;
+        pos += hl + (size_t)len;
+        if (op == WS_OP_TEXT || op == WS_OP_BINARY) {
+            f->data[o++] = nmsg++ ? ',' : '[';
+            o += sockjs_quote((const char *)p, (size_t)len, false, f->data + o, f->len - o);
+        } else if (op == WS_OP_CLOSE) {
+            *close_code = len >= 2 ? (uint16_t)(p[0] << 8 | p[1]) : WS_CLOSE_NORMAL;
+            snprintf(reason, rcap, "%.*s", len > 2 ? (int)(len - 2 < rcap - 1 ? len - 2 : rcap - 1) : 0,
+                     len > 2 ? (const char *)p + 2 : "");
+            break;
+        }
+    }
+    wq_advance(&c->wq, pos);
+    free(buf);
+    if (!nmsg) {
+        bytes_unref(f);
+        return NULL;
+    }
+    f->data[o++] = ']';
+    f->len = (uint32_t)o;
+    return f;
+}
+
 /* Takes the queued messages to the receiver, as a[...] frames, then the close frame of a closed
  * session. The detached connection's conn_ops_t.flush. */
 static void sj__flush(sockjs_sess_t *ss)
 {
     conn_t *c = &ss->vc.base;
-    while (!wq_empty(&c->wq) && sj__has_rx(ss)) {
+    uint16_t close_code = 0;
+    char close_reason[64] = "";
+    while (!wq_empty(&c->wq) && sj__has_rx(ss) && !close_code) {
+        if (ss->svc->app->ws_frames) {
+            size_t before = c->wq.bytes;
+            bytes_t *af = sj__take_ws(ss, &close_code, close_reason, sizeof(close_reason));
+            if (af) sj__emit(ss, af->data, af->len);
+            bytes_unref(af);
+            if (!af && c->wq.bytes == before) break; /* an incomplete frame, or OOM */
+            continue;
+        }
         struct iovec iov[WQ_IOV_MAX];
         size_t bytes;
         int k = wq_peek(&c->wq, iov, WQ_IOV_MAX, &bytes);
@@ -233,6 +300,11 @@ static void sj__flush(sockjs_sess_t *ss)
         wq_advance(&c->wq, bytes);
         sj__emit(ss, f->data, o);
         bytes_unref(f);
+    }
+    if (close_code) { /* the carried WebSocket application closed */
+        wq_clear(&c->wq);
+        sockjs_sess_close(ss, close_code, close_reason);
+        return;
     }
     if (ss->closed) {
         if (wq_empty(&c->wq) && sj__has_rx(ss)) sj__close_frame(ss);

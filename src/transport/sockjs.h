@@ -38,6 +38,11 @@ typedef struct {
     void (*expired)(void *app);
     /* The session is gone: release everything. */
     void (*free)(void *app);
+    /* The application writes WebSocket frames to the session's queue (a WebSocket application
+     * carried as it is, ws_open_carried): each text or binary frame is one message, a Close frame
+     * closes the session with its code and reason. Otherwise each queue entry is one message
+     * already escaped (sockjs_unit). */
+    bool ws_frames;
 } sockjs_app_t;
 
 /* A service: an application under a prefix, with its options. */
@@ -84,6 +89,7 @@ size_t sockjs_metrics(const xp_ctx_t *x, char *out, size_t cap);
 /* The services: STOMP at /stomp (stomp_sockjs.c); the protocol test suite's services under
  * /sockjs/NAME with echo = true (sockjs_http.c). */
 extern const sockjs_service_t stomp_sockjs_service;
+extern const sockjs_service_t ws_json_sockjs_service; /* the /ws protocol at /ws/... (sockjs_wsjson.c) */
 const sockjs_service_t *sockjs_test_service(span_t name);
 
 /* ---- between sockjs.c and sockjs_http.c ---- */

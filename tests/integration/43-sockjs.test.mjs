@@ -676,3 +676,85 @@ test('STOMP over SockJS: access control as over WebSocket (passcode token, ?toke
     assert.equal((await post(h, `/stomp/000/${sid()}/xhr?token=bad.token.x`)).status, 401);
   });
 });
+
+/* ---------------------------------------------------------------- the /ws protocol over SockJS */
+
+/* A sockjs-client at /ws with the given transport: messages (parsed JSON) queue up. */
+async function sockWs(h, transport, query = '') {
+  const q = boundedQueue(`/ws over ${transport}`);
+  const s = new SockJS(`${h.base}/ws${query}`, null, { transports: [transport] });
+  const st = { s, q, closed: null };
+  s.onmessage = (e) => q.push(JSON.parse(e.data));
+  s.onclose = (e) => {
+    st.closed = { code: e.code, reason: e.reason };
+    q.end();
+  };
+  await withTimeout(new Promise((r, j) => {
+    s.onopen = r;
+    setTimeout(() => j(new Error('no open')), 8000 * SCALE);
+  }), 9000 * SCALE, `open /ws over ${transport}`);
+  st.next = async (op) => {
+    for (;;) {
+      const m = await q.next(5000 * SCALE);
+      if (!m) throw new Error(`closed while waiting for ${op}`);
+      if (!op || m.op === op) return m;
+    }
+  };
+  return st;
+}
+
+for (const transport of ['websocket', 'xhr-streaming', 'xhr-polling']) {
+  test(`/ws protocol over sockjs-client (${transport}): welcome, subscribe, message, publish reply`, T, async () => {
+    await withHerald({}, async (h) => {
+      const c = await sockWs(h, transport);
+      assert.equal(c.s.transport, transport);
+      const w = await c.next('welcome');
+      assert.equal(w.protocol, 'herald.v1');
+      c.s.send(JSON.stringify({ op: 'subscribe', ref: 1, channel: 'wx' }));
+      assert.deepEqual(await c.next('reply'), { op: 'reply', ref: 1, ok: true, last_id: '0' });
+      await publish(h, 'wx', 'line\u2028sep "q" </script>');
+      const m = await c.next('message');
+      assert.equal(m.data, 'line\u2028sep "q" </script>');
+      assert.equal(m.channel, 'wx');
+      c.s.send(JSON.stringify({ op: 'publish', ref: 'p', channel: 'wx', data: 'from sockjs' }));
+      const got = [await c.next(), await c.next()].sort((a, b) => a.op.localeCompare(b.op));
+      assert.equal(got[0].op, 'message');
+      assert.equal(got[0].data, 'from sockjs');
+      assert.equal(got[1].ref, 'p');
+      assert.equal(got[1].ok, true);
+      c.s.send('not json');
+      assert.equal((await c.next('reply')).error.code, 'bad_json');
+      const kind = { websocket: 'websocket', 'xhr-streaming': 'xhr_streaming', 'xhr-polling': 'xhr' }[transport];
+      assert.equal((await metrics(h)).get(`herald_sockjs_sessions{transport="${kind}"}`), 1);
+      c.s.close();
+    });
+  });
+}
+
+test('/ws protocol over SockJS: token on the URL, the admin disconnect closes the session with its code', T, async () => {
+  await withHerald(authFlags(), async (h) => {
+    const tok = await mint({ sub: 'w1', subscribe: ['news'] });
+    for (const transport of ['xhr-streaming', 'websocket']) {
+      const c = await sockWs(h, transport, `?token=${tok}`);
+      const w = await c.next('welcome');
+      assert.equal(w.auth, true);
+      assert.equal(w.user, 'w1');
+      const r = await request(h, 'POST', '/users/w1/disconnect', {
+        headers: { ...bearer(API_KEY), 'Content-Type': 'application/json' },
+        body: JSON.stringify({ reason: 'bye now', reconnect: true }),
+      });
+      assert.equal(r.status, 200);
+      const d = await c.next('disconnect');
+      assert.equal(d.reason, 'bye now');
+      await waitFor(() => c.closed, 5000 * SCALE, 'closed');
+      assert.equal(c.closed.code, 4002);
+      assert.equal(c.closed.reason, 'bye now');
+    }
+    // without a token the /ws session is anonymous: a subscribe is refused in the protocol
+    const a = await sockWs(h, 'xhr-polling');
+    assert.equal((await a.next('welcome')).user, null);
+    a.s.send(JSON.stringify({ op: 'subscribe', ref: 1, channel: 'news' }));
+    assert.equal((await a.next('reply')).ok, false);
+    a.s.close();
+  });
+});
