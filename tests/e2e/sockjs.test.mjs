@@ -121,3 +121,30 @@ for (const transport of ['websocket', 'xhr-streaming', 'xhr-polling', 'eventsour
 
 test('SockJS in Chromium with WebSocket blocked: the client falls back and STOMP works', T, () =>
   runTransport(null, { blockWs: true }));
+
+/* The iframe transports: the page at /stomp/iframe.html loads sockjs_url, here a URL of herald's
+ * origin that the test answers from node_modules (no CDN offline). */
+for (const transport of ['iframe-eventsource', 'iframe-htmlfile', 'iframe-xhr-polling']) {
+  test(`SockJS in Chromium over ${transport} (the iframe page loading sockjs_url)`, T, async () => {
+    const h = await startHerald({ ...FLAGS, 'sockjs-url': '/static/sockjs.min.js' });
+    const page = await newPage(browser);
+    try {
+      await page.context().route(/\/static\/sockjs\.min\.js$/, (r) => r.fulfill({ path: SOCKJS_JS, contentType: 'application/javascript' }));
+      await load(page, h);
+      await page.evaluate((t) => S.start(t), [transport]);
+      await waitView(page, (v) => v.connects === 1, 'CONNECTED');
+      assert.equal((await view(page)).transport, transport);
+      await waitFor(async () => (await subscribers(h)) >= 1, 5000 * SCALE, 'subscribed');
+      await publish(h, 'x', 'through the iframe');
+      await waitView(page, (v) => v.msgs.includes('through the iframe'), 'the message');
+      await page.evaluate(() => S.stop());
+    } catch (e) {
+      await screenshot(page, `sockjs-${transport}`).catch(() => {});
+      e.message += `\n--- herald ---\n${h.tail(1500)}`;
+      throw e;
+    } finally {
+      await page.context().close();
+      await h.stop();
+    }
+  });
+}
