@@ -29,6 +29,9 @@
  * frame asked for a receipt, a text body), logged once, and the connection is closed after it
  * is written, as the specification requires. stomp__error is the only place that does this.
  *
+ * Over SockJS (stomp_sockjs.c) the same session runs on a carrier (stomp_internal.h,
+ * stomp_t.car) instead of ws_send_copy/ws_close; the WebSocket path is unchanged.
+ *
  * Files: stomp.c (the session: CONNECT, heart-beats, SEND, transactions, receipts and errors, the
  * frame loop), stomp_sub.c (subscriptions: SUBSCRIBE/UNSUBSCRIBE, MESSAGE frames, ACK/NACK),
  * stomp_internal.h (what they share), stomp_codec.c (frames). */
