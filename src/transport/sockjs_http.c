@@ -23,10 +23,19 @@
 #define SJ_NOCACHE "Cache-Control: no-store, no-cache, must-revalidate, max-age=0\r\n"
 #define SJ_TEXT "text/plain; charset=UTF-8"
 
-/* True when the page at Origin may use SockJS: as for WebSocket (ws_origins). */
+/* True when the page at Origin may use SockJS: as for WebSocket (ws_origins). A request without
+ * Origin that the browser marks as cross-site (Sec-Fetch-Site: a <script> for jsonp, an <iframe>
+ * for htmlfile, which carry the herald_token cookie but no Origin) comes from a page whose origin
+ * cannot be checked: only ws_origins "*" lets it through, so another site cannot read a user's
+ * session (the /ws protocol subscribes the user's own channel without being asked). */
 static bool sj__origin_ok(const cfg_t *cfg, const http_req_t *req, span_t origin)
 {
-    if (!origin.p) return true;
+    if (!origin.p) {
+        span_t site = http_req_header(req, "Sec-Fetch-Site");
+        if (site.p && (span_ieq(site, "cross-site") || span_ieq(site, "same-site")))
+            return span_list_has(cfg->ws_origins, SPAN_LIT("*"));
+        return true;
+    }
     return ws_same_origin(req, origin) || span_list_has(cfg->ws_origins, SPAN_LIT("*")) ||
            (origin.n && span_list_has(cfg->ws_origins, origin));
 }

@@ -416,6 +416,8 @@ test('SockJS: JSESSIONID set and echoed when needed; CORS echoes the Origin; ws_
   await withHerald(ECHO, async (h) => {
     let r0 = await post(h, `/stomp/000/${sid()}/xhr`, '', { Origin: 'https://x.example' });
     assert.equal(r0.status, 200, 'ws_origins = * allows any origin');
+    r0 = await request(h, 'GET', `/stomp/000/${sid()}/jsonp?c=cb`, { headers: { 'Sec-Fetch-Site': 'cross-site' } });
+    assert.equal(r0.status, 200, 'and any cross-site script');
     let r = await post(h, `/sockjs/cookie_needed_echo/000/${sid()}/xhr`);
     assert.equal(r.text, 'o\n');
     assert.deepEqual(r.headers['set-cookie'], ['JSESSIONID=dummy; path=/']);
@@ -443,6 +445,12 @@ test('SockJS: JSESSIONID set and echoed when needed; CORS echoes the Origin; ws_
     verifyCors(r, 'https://good.example');
     r = await post(h, `/stomp/000/${sid()}/xhr`, '', { Origin: `http://127.0.0.1:${h.port}`, Host: `127.0.0.1:${h.port}` });
     assert.equal(r.status, 200, 'the same origin');
+    // no Origin but marked cross-site by the browser (a <script> for jsonp, an <iframe> for
+    // htmlfile, carrying the user's cookie): its origin cannot be checked, so it is refused
+    r = await request(h, 'GET', `/ws/000/${sid()}/jsonp?c=steal`, { headers: { 'Sec-Fetch-Site': 'cross-site', Cookie: 'herald_token=x' } });
+    assert.equal(r.status, 403);
+    r = await request(h, 'GET', `/stomp/000/${sid()}/jsonp?c=cb`, { headers: { 'Sec-Fetch-Site': 'same-origin' } });
+    assert.equal(r.status, 200, 'same-origin script');
   });
 });
 
