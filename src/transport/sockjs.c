@@ -137,8 +137,11 @@ static void sj__park_shutdown(http_conn_t *hc);
 static void sj__stream_close(http_conn_t *hc);
 static void sj__stream_shutdown(http_conn_t *hc);
 
+static void sj__stream_drain(http_conn_t *hc);
+
 static const http_xport_ops_t sj_park_ops = {.on_close = sj__park_close, .on_shutdown = sj__park_shutdown};
-static const http_xport_ops_t sj_stream_ops = {.on_close = sj__stream_close, .on_shutdown = sj__stream_shutdown};
+static const http_xport_ops_t sj_stream_ops = {
+    .on_close = sj__stream_close, .on_shutdown = sj__stream_shutdown, .on_drain = sj__stream_drain};
 
 /* The receiver leaves (its request is answered, ended or gone): the disconnect delay starts. */
 static void sj__detach(sockjs_sess_t *ss)
@@ -265,6 +268,15 @@ static bytes_t *sj__take_ws(sockjs_sess_t *ss, uint16_t *close_code, char *reaso
     return f;
 }
 
+/* True while a streaming receiver (or the WebSocket) still has output queued: messages then wait
+ * in the session's queue, where max_queued_bytes and slow_policy bound them, and go when it
+ * drains (its on_drain flushes again). A receiver's queue thus holds one batch at a time. */
+static bool sj__rx_busy(const sockjs_sess_t *ss)
+{
+    if (ss->ws) return !wq_empty(&ss->ws->ws.hc->base.wq);
+    return ss->rx && ss->fmt.streaming && !wq_empty(&ss->rx->base.wq);
+}
+
 /* Takes the queued messages to the receiver, as a[...] frames, then the close frame of a closed
  * session. The detached connection's conn_ops_t.flush. */
 static void sj__flush(sockjs_sess_t *ss)
@@ -272,7 +284,8 @@ static void sj__flush(sockjs_sess_t *ss)
     conn_t *c = &ss->vc.base;
     uint16_t close_code = 0;
     char close_reason[64] = "";
-    while (!wq_empty(&c->wq) && sj__has_rx(ss) && !close_code) {
+    if (sj__rx_busy(ss)) return;
+    while (!wq_empty(&c->wq) && sj__has_rx(ss) && !close_code && !sj__rx_busy(ss)) {
         if (ss->svc->app->ws_frames) {
             size_t before = c->wq.bytes;
             bytes_t *af = sj__take_ws(ss, &close_code, close_reason, sizeof(close_reason));
@@ -392,6 +405,12 @@ static void sj__park_close(http_conn_t *hc)
 }
 
 static void sj__stream_close(http_conn_t *hc) { sj__park_close(hc); }
+
+static void sj__stream_drain(http_conn_t *hc)
+{
+    sockjs_sess_t *ss = hc->xstate;
+    if (ss && ss->rx == hc && !ss->vc.base.closing) sj__flush(ss);
+}
 
 /* The server is stopping: the session ends with 1001 (its receiver gets the close frame). */
 static void sj__goodbye(sockjs_sess_t *ss)
@@ -602,9 +621,16 @@ static void sj__ws_close(ws_t *ws)
     }
 }
 
+static void sj__ws_drain(ws_t *ws)
+{
+    sj_ws_t *w = (sj_ws_t *)ws;
+    if (w->ss && !w->ss->vc.base.closing) sj__flush(w->ss);
+}
+
 static const ws_app_t sj_ws_app = {
     .xp = XP_STOMP,
     .on_message = sj__ws_message,
+    .on_drain = sj__ws_drain,
     .on_close = sj__ws_close,
 };
 
