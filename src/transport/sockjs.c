@@ -50,7 +50,7 @@ struct sockjs_sess {
     uint16_t close_code;
     char close_reason[64];
     uint16_t id_len;
-    char id[SOCKJS_MAX_ID];
+    char id[sizeof(void *) + SOCKJS_MAX_ID]; /* the table's key: the service, then the session id (sj__key) */
 };
 
 static const char *const sj_kind_names[SJ_NKINDS] = {"websocket", "xhr", "xhr_streaming", "eventsource", "htmlfile",
@@ -440,6 +440,14 @@ static void sj__stream_shutdown(http_conn_t *hc)
 
 /* ---- the table ---- */
 
+/* The table's key for session id[0..n) of svc: two services may have sessions of one id. */
+static size_t sj__key(const sockjs_service_t *svc, const char *id, size_t n, char *out)
+{
+    memcpy(out, &svc, sizeof(svc));
+    memcpy(out + sizeof(svc), id, n);
+    return sizeof(svc) + n;
+}
+
 static bool sj__eq(const hmap_node_t *node, const void *key, size_t n)
 {
     const sockjs_sess_t *ss = container_of(node, sockjs_sess_t, node);
@@ -492,8 +500,7 @@ static sockjs_sess_t *sj__new(xp_ctx_t *x, const sockjs_service_t *svc, http_con
     ss->x = x;
     ss->svc = svc;
     ss->kind = kind;
-    ss->id_len = (uint16_t)n;
-    memcpy(ss->id, id, n);
+    ss->id_len = (uint16_t)sj__key(svc, id, n, ss->id);
     tw_entry_init(&ss->tick, sj__tick);
     list_push_back(&srv->all, &ss->link);
     srv->n++;
@@ -504,10 +511,10 @@ static sockjs_sess_t *sj__new(xp_ctx_t *x, const sockjs_service_t *svc, http_con
 
 sockjs_sess_t *sockjs__find(xp_ctx_t *x, const sockjs_service_t *svc, const char *id, size_t n)
 {
-    if (!x->sockjs) return NULL;
-    hmap_node_t *node = hmap_get(&x->sockjs->map, id, n);
-    sockjs_sess_t *ss = node ? container_of(node, sockjs_sess_t, node) : NULL;
-    return ss && ss->svc == svc ? ss : NULL;
+    if (!x->sockjs || n > SOCKJS_MAX_ID) return NULL;
+    char key[sizeof(void *) + SOCKJS_MAX_ID];
+    hmap_node_t *node = hmap_get(&x->sockjs->map, key, sj__key(svc, id, n, key));
+    return node ? container_of(node, sockjs_sess_t, node) : NULL;
 }
 
 /* Answers a request that will not become the receiver with one frame (2010, or a closed
@@ -547,7 +554,7 @@ void sockjs__receive(xp_ctx_t *x, const sockjs_service_t *svc, http_conn_t *hc, 
             auth_unref(aid);
             return;
         }
-        hmap_insert(&ss->srv->map, &ss->node, hmap_hash(&ss->srv->map, id, n));
+        hmap_insert(&ss->srv->map, &ss->node, hmap_hash(&ss->srv->map, ss->id, ss->id_len));
         ss->in_map = true;
         ss->app = svc->app->open(x, ss, aid);
         if (!ss->app) {

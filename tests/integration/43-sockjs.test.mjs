@@ -179,6 +179,11 @@ test('SockJS xhr: open frame, xhr_send 204, a[...] frames, 404 for unknown sessi
     r = await post(h, `/sockjs/echo/999/${id}/xhr`); // another server id, the same session
     assert.equal(r.text, `a["x",${ctypes.map(() => '"a"').join(',')}]\n`);
     assert.equal((await post(h, `/sockjs/echo/000/${sid()}/xhr_send`, '["x"]')).status, 404);
+    // the same session id under two services: two sessions
+    assert.equal((await post(h, `/sockjs/close/000/${id}/xhr`)).text, 'o\n');
+    assert.equal((await post(h, `/sockjs/close/000/${id}/xhr`)).text, 'c[3000,"Go away!"]\n');
+    assert.equal((await post(h, `${base}/xhr_send`, '["still"]')).status, 204);
+    assert.equal((await post(h, `${base}/xhr`)).text, 'a["still"]\n');
     // errors
     r = await post(h, `${base}/xhr_send`, '["x');
     assert.equal(r.status, 500);
