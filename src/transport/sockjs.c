@@ -49,6 +49,7 @@ struct sockjs_sess {
     bool in_map, closed;
     uint16_t close_code;
     char close_reason[64];
+    char owner[ACL_MAX_SUB + 16]; /* auth_name of the identity that opened it ("" with access control off) */
     uint16_t id_len;
     char id[sizeof(void *) + SOCKJS_MAX_ID]; /* the table's key: the service, then the session id (sj__key) */
 };
@@ -556,6 +557,10 @@ void sockjs__receive(xp_ctx_t *x, const sockjs_service_t *svc, http_conn_t *hc, 
         }
         hmap_insert(&ss->srv->map, &ss->node, hmap_hash(&ss->srv->map, ss->id, ss->id_len));
         ss->in_map = true;
+        if (x->auth->enabled) { /* auth_name may return a literal rather than fill the buffer */
+            char name[sizeof(ss->owner)];
+            snprintf(ss->owner, sizeof(ss->owner), "%s", auth_name(aid, name, sizeof(name)));
+        }
         ss->app = svc->app->open(x, ss, aid);
         if (!ss->app) {
             conn_close(&ss->vc.base, HR_ENOMEM);
@@ -564,6 +569,7 @@ void sockjs__receive(xp_ctx_t *x, const sockjs_service_t *svc, http_conn_t *hc, 
         }
         fresh = true;
     }
+    if (!fresh && !sockjs__owner_ok(x, ss, hc, req)) return;
     if (ss->vc.base.closing) {
         sj__answer_once(hc, f, "c[3000,\"Go away!\"]", strlen("c[3000,\"Go away!\"]"));
         return;
@@ -591,6 +597,23 @@ void sockjs__receive(xp_ctx_t *x, const sockjs_service_t *svc, http_conn_t *hc, 
     sj__arm(ss);
     if (fresh) sj__emit(ss, "o", 1);
     if (sj__has_rx(ss)) sj__flush(ss);
+}
+
+bool sockjs__owner_ok(xp_ctx_t *x, sockjs_sess_t *ss, http_conn_t *hc, http_req_t *req)
+{
+    if (!x->auth->enabled) return true;
+    auth_id_t *aid = xp_auth_request(x, hc, req);
+    if (!aid) return false; /* 401 answered */
+    char name[sizeof(ss->owner)];
+    bool same = strcmp(auth_name(aid, name, sizeof(name)), ss->owner) == 0;
+    auth_unref(aid);
+    if (!same) {
+        char peer[128];
+        log_info("sockjs: %s: a request for a session opened by another identity: 404",
+                 conn_peer(&hc->base, peer, sizeof(peer)));
+        http_respond(hc, 404, "text/plain; charset=UTF-8", "Session not found.", 18, "");
+    }
+    return same;
 }
 
 bool sockjs__open(const sockjs_sess_t *ss) { return !ss->closed && !ss->vc.base.closing; }

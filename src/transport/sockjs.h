@@ -110,6 +110,11 @@ void sockjs__receive(xp_ctx_t *x, const sockjs_service_t *svc, http_conn_t *hc, 
 /* The session id[0..n) of service svc (open or closed), or NULL. */
 sockjs_sess_t *sockjs__find(xp_ctx_t *x, const sockjs_service_t *svc, const char *id, size_t n);
 
+/* True when the request presents the identity that opened the session (always, with access
+ * control off): a session id seen in a log or a proxy does not give another client the session.
+ * Otherwise answers (401 for a bad credential, 404 as for an unknown session) and returns false. */
+bool sockjs__owner_ok(xp_ctx_t *x, sockjs_sess_t *ss, http_conn_t *hc, http_req_t *req);
+
 /* True while the session takes input (not closed). */
 bool sockjs__open(const sockjs_sess_t *ss);
 

@@ -190,6 +190,7 @@ static void sj__send(xp_ctx_t *x, const sockjs_service_t *svc, http_conn_t *hc, 
         http_respond(hc, 404, SJ_TEXT, "Session not found.", 18, extra);
         return;
     }
+    if (!sockjs__owner_ok(x, ss, hc, req)) return;
     if (body.n > x->cfg->ws_max_message + 64) { /* the batch, as a WebSocket message would be */
         char peer[128];
         log_info("sockjs: %s: send of %zu bytes over ws_max_message refused", conn_peer(&hc->base, peer, sizeof(peer)),

@@ -686,10 +686,19 @@ test('STOMP over SockJS: access control as over WebSocket (passcode token, ?toke
       const q = how === 'query' ? `?token=${tok}` : '';
       const hd = how === 'cookie' ? { Cookie: `herald_token=${tok}` } : {};
       assert.equal((await post(h, `${base}/xhr${q}`, '', hd)).text, 'o\n');
-      await post(h, `${base}/xhr_send`, JSON.stringify(['CONNECT\naccept-version:1.2\nhost:x\n\n\0']));
+      assert.equal((await post(h, `${base}/xhr_send${q}`, JSON.stringify(['CONNECT\naccept-version:1.2\nhost:x\n\n\0']), hd)).status, 204);
       assert.match((await post(h, `${base}/xhr${q}`, '', hd)).text, /^a\["CONNECTED/, how);
     }
-    // a bad credential on the opening request: 401
+    // the session belongs to the identity that opened it: another user's (or no) credential gets 404
+    const other = await mint({ sub: 'u2', subscribe: ['news'], publish: ['news'] });
+    const own = `/stomp/000/${sid()}`;
+    assert.equal((await post(h, `${own}/xhr?token=${tok}`)).text, 'o\n');
+    assert.equal((await post(h, `${own}/xhr_send?token=${other}`, '["x"]')).status, 404);
+    assert.equal((await post(h, `${own}/xhr_send`, '["x"]')).status, 404);
+    assert.equal((await post(h, `${own}/xhr?token=${other}`)).status, 404);
+    assert.equal((await post(h, `${own}/xhr_send?token=${tok}`, JSON.stringify(['CONNECT\naccept-version:1.2\nhost:x\n\n\0']))).status, 204);
+    assert.match((await post(h, `${own}/xhr?token=${tok}`)).text, /^a\["CONNECTED/);
+        // a bad credential on the opening request: 401
     assert.equal((await post(h, `/stomp/000/${sid()}/xhr?token=bad.token.x`)).status, 401);
   });
 });
