@@ -201,7 +201,15 @@ static void sj__end_rx(sockjs_sess_t *ss)
     if (!ss->rx) return;
     http_conn_t *hc = ss->rx;
     sj__detach(ss);
-    if (hc->state == HC_STREAM) sj__end_stream(hc);
+    if (hc->state == HC_STREAM) {
+        sj__end_stream(hc);
+    } else if (hc->state == HC_PARKED) { /* a poll still waiting (the session went without a frame for it) */
+        static const char frame[] = "c[1002,\"Connection interrupted\"]";
+        bytes_t *b = sj__format(&ss->fmt, frame, sizeof(frame) - 1);
+        if (b) http_respond(hc, 200, sj__ctype(ss->fmt.kind), b->data, b->len, ss->fmt.extra);
+        else conn_close(&hc->base, HR_ENOMEM);
+        bytes_unref(b);
+    }
 }
 
 static void sj__close_frame(sockjs_sess_t *ss)
