@@ -147,6 +147,13 @@ static const key_def_t KEYS[] = {
     {"stomp_queue_max", "stomp", K_COUNT, F(stomp_queue_max), 1, 1000000, NULL},
     {"stomp_max_queues", "stomp", K_COUNT, F(stomp_max_queues), 1, 1000000, NULL},
     {"stomp_prefetch", "stomp", K_COUNT, F(stomp_prefetch), 1, 1000000, NULL},
+    {"sockjs_heartbeat", "stomp", K_SECS, F(sockjs_heartbeat_ms), 10, 3600000, NULL},
+    {"sockjs_disconnect_delay", "stomp", K_SECS, F(sockjs_disconnect_delay_ms), 10, 3600000, NULL},
+    {"sockjs_response_limit", "stomp", K_SIZE32, F(sockjs_response_limit), 256, 1u << 30, NULL},
+    {"sockjs_max_sessions", "stomp", K_COUNT, F(sockjs_max_sessions), 1, 10000000, NULL},
+    {"sockjs_cookie_needed", "stomp", K_BOOL, F(sockjs_cookie_needed), 0, 1, NULL},
+    {"sockjs_websocket", "stomp", K_BOOL, F(sockjs_websocket), 0, 1, NULL},
+    {"sockjs_url", "stomp", K_STR, F(sockjs_url), 0, 0, NULL},
     /* [publish]: POST /publish and idempotent publishing */
     {"max_publish_targets", "publish", K_COUNT, F(max_publish_targets), 1, 1000000, NULL},
     {"idempotency_window", "publish", K_SECS, F(idempotency_window_ms), 0, 4000000000u, NULL},
@@ -260,6 +267,12 @@ void cfg_defaults(cfg_t *cfg)
     cfg->ws_deflate_min = 64;
     cfg->echo = false;
     cfg->stomp_heartbeat_ms = 10000;
+    cfg->sockjs_heartbeat_ms = 25000;
+    cfg->sockjs_disconnect_delay_ms = 5000;
+    cfg->sockjs_response_limit = 128 * 1024;
+    cfg->sockjs_max_sessions = 10000;
+    cfg->sockjs_websocket = true;
+    snprintf(cfg->sockjs_url, sizeof(cfg->sockjs_url), "https://cdn.jsdelivr.net/npm/sockjs-client@1.6.1/dist/sockjs.min.js");
     cfg->mqtt_max_packet = 1048576;
     cfg->mqtt_sys_interval_ms = 10000;
     cfg->mqtt_max_inflight = 1024;

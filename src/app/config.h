@@ -99,6 +99,14 @@ typedef struct {
     uint32_t stomp_queue_max;     /* stomp_queue_max = 10000 messages per /queue/ from its oldest unacked */
     uint32_t stomp_max_queues;    /* stomp_max_queues = 1000 /queue/ destinations */
     uint32_t stomp_prefetch;      /* stomp_prefetch = 100 queue messages in flight per subscription */
+    /* [stomp]: SockJS under /stomp (sockjs.h) */
+    uint32_t sockjs_heartbeat_ms; /* sockjs_heartbeat = 25 (seconds) between "h" frames to a receiver */
+    uint32_t sockjs_disconnect_delay_ms; /* sockjs_disconnect_delay = 5 (seconds) a session lives without a receiver */
+    uint32_t sockjs_response_limit; /* sockjs_response_limit = 128k bytes on one streaming response */
+    uint32_t sockjs_max_sessions; /* sockjs_max_sessions = 10000 SockJS sessions at once */
+    bool sockjs_cookie_needed;    /* sockjs_cookie_needed = false: JSESSIONID for sticky load balancers */
+    bool sockjs_websocket;        /* sockjs_websocket = true: the SockJS WebSocket transport is offered */
+    char sockjs_url[256];         /* sockjs_url: the sockjs-client script the iframe page loads */
     /* [mqtt] */
     uint32_t mqtt_max_packet;     /* mqtt_max_packet = 1m: larger packets are refused (0x95) */
     uint32_t mqtt_sys_interval_ms; /* mqtt_sys_interval = 10 (seconds) between $SYS/ updates (0: none) */

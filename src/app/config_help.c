@@ -112,6 +112,14 @@ static const key_help_t HELP[] = {
     {"stomp_queue_max", "messages a STOMP /queue/ holds from its oldest unacknowledged one on (more: SEND refused)"},
     {"stomp_max_queues", "STOMP /queue/ destinations at most (a SEND or SUBSCRIBE to a new one beyond: refused)"},
     {"stomp_prefetch", "unacknowledged queue messages in flight per subscription (SUBSCRIBE prefetch-count)"},
+    /* [stomp]: SockJS */
+    {"sockjs_heartbeat", "seconds between SockJS heartbeat frames to a session's receiving request"},
+    {"sockjs_disconnect_delay", "seconds a SockJS session lives with no receiving request before it is closed"},
+    {"sockjs_response_limit", "bytes one SockJS streaming response carries before the client is made to reconnect"},
+    {"sockjs_max_sessions", "SockJS sessions open at once (more: 503)"},
+    {"sockjs_cookie_needed", "SockJS: set and echo the JSESSIONID cookie for sticky load balancers"},
+    {"sockjs_websocket", "SockJS: offer the WebSocket transport (/info websocket)"},
+    {"sockjs_url", "the sockjs-client script URL the SockJS iframe page loads"},
     /* [publish] */
     {"max_publish_targets", "targets (channels and users) one POST /publish may name (more: 400)"},
     {"idempotency_window", "seconds an idempotency key and its answer are remembered (0: keys are ignored)"},

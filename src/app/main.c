@@ -22,6 +22,7 @@
 #include "readstate.h"
 #include "reload.h"
 #include "routes.h"
+#include "../transport/sockjs.h"
 #include "tls_setup.h"
 #include "userapi.h"
 #include "version.h"
@@ -45,6 +46,7 @@ static void on_stop(loop_t *loop, void *arg)
              app->http->nconns + app->mqtt->nconns, app->xp.cfg->shutdown_timeout_ms / 1000);
     sdnotify("STOPPING=1\nSTATUS=stopping");
     mqtt_server_close(app->mqtt); /* MQTT 5: DISCONNECT 0x8B; sessions saved */
+    sockjs_shutdown(&app->xp);    /* SockJS sessions: c[1001,...] to their receivers */
     http_server_drain(app->http); /* goodbyes, long polls answered; the rest below */
 }
 
@@ -294,6 +296,8 @@ static int serve_run(int argc, char **argv, bool check, char **serve_argv, int s
     if (!app.xp.sse_heartbeat || !app.xp.iframe_keepalive || ws_ctx_init(&app.xp) < 0) goto out;
     rc = http_server_open(&http, &loop, cfg, &metrics, routes_handle, &app);
     http.ipl = &ipl; /* nothing is accepted before the loop runs */
+    static const char *const own_options[] = {"/stomp/", "/ws/", "/sockjs/", NULL}; /* SockJS answers its OPTIONS */
+    http.own_options = own_options;
     if (rc < 0) {
         log_error("cannot listen on %s: %s", cfg->http_addr, rc == HR_EINVAL ? "bad address" : strerror(errno));
         listener_close(&http.listener);
@@ -337,6 +341,7 @@ static int serve_run(int argc, char **argv, bool check, char **serve_argv, int s
     if (http.nconns) log_warn("shutdown_timeout: %u connections still open after %u ms: closed", http.nconns,
                               cfg->shutdown_timeout_ms);
     mqtt_server_close(&mqtt); /* when stopped by loop_stop rather than a signal */
+    sockjs_shutdown(&app.xp);
     http_server_close(&http);
     loop_run_once(&loop, 0);
     exit_code = 0;
@@ -351,6 +356,7 @@ out:
     bytes_unref(app.xp.sse_heartbeat);
     bytes_unref(app.xp.iframe_keepalive);
     ws_ctx_close(&app.xp);
+    sockjs_free(&app.xp);
     if (users_ok) users_close(&users);
     auth_close(&auth);
     iplimit_free(&ipl);

@@ -4,6 +4,7 @@
  *   GET  /sub/{ch}[,{ch}...]       subscribe: mode=sse|poll|longpoll|iframe (SSE by default)
  *   GET  /sub/{ch}... + Upgrade    WebSocket: each message's data as one frame
  *   GET  /ws  /stomp  /echo        WebSocket: the JSON protocol, STOMP, the test echo
+ *   /stomp/... /ws/... (/sockjs/NAME/...)  SockJS: STOMP, the /ws protocol (the protocol suite's services, echo = true)   sockjs.h
  *   GET  /channels/{channel}       channel info
  *   DELETE /channels/{channel}     delete its messages (admin)                    withdraw.c
  *   DELETE /channels/{channel}/messages/{id}   withdraw one (admin)              withdraw.c
@@ -33,6 +34,7 @@
 #include "version.h"
 #include "web.h"
 #include "../transport/stomp_queue.h"
+#include "../transport/sockjs.h"
 
 static bool routes__prefix(span_t path, const char *lit, span_t *rest)
 {
@@ -405,6 +407,23 @@ void routes_handle(http_conn_t *hc, http_req_t *req, span_t body)
         http_error(hc, HR_EFORBIDDEN, "Host not allowed (add it to allowed_hosts)");
         return;
     }
+    if (routes__prefix(req->path, "/stomp/", &rest)) { /* SockJS: its own origin rule (ws_origins) */
+        sockjs_serve(&app->xp, &stomp_sockjs_service, hc, req, (span_t){rest.p - 1, rest.n + 1}, body);
+        return;
+    }
+    if (routes__prefix(req->path, "/ws/", &rest)) { /* SockJS for the /ws protocol */
+        sockjs_serve(&app->xp, &ws_json_sockjs_service, hc, req, (span_t){rest.p - 1, rest.n + 1}, body);
+        return;
+    }
+    if (app->xp.cfg->echo && routes__prefix(req->path, "/sockjs/", &rest)) {
+        const char *slash = memchr(rest.p, '/', rest.n);
+        span_t name = {rest.p, slash ? (size_t)(slash - rest.p) : rest.n};
+        const sockjs_service_t *svc = sockjs_test_service(name);
+        if (svc) {
+            sockjs_serve(&app->xp, svc, hc, req, (span_t){rest.p + name.n, rest.n - name.n}, body);
+            return;
+        }
+    }
     if (!routes__write_origin_ok(hc, req)) {
         char peer[64];
         log_info("http: %s: cross-origin %.*s refused (CSRF protection)", conn_peer(&hc->base, peer, sizeof(peer)),
@@ -479,6 +498,7 @@ void routes_handle(http_conn_t *hc, http_req_t *req, span_t body)
         n += routes__store_metrics(app->xp.hub, out + n, sizeof(out) - n);
         n += routes__limit_metrics(app, out + n, sizeof(out) - n);
         if (app->pub) n += publish_metrics(app->pub, out + n, sizeof(out) - n);
+        n += sockjs_metrics(&app->xp, out + n, sizeof(out) - n);
         if (app->reads) n += readstate_metrics(app->reads, out + n, sizeof(out) - n);
         if (app->mqtt) n += mqtt_server_metrics(app->mqtt, out + n, sizeof(out) - n);
         if (app->xp.stq) n += stomp_queues_metrics(app->xp.stq, out + n, sizeof(out) - n);

@@ -50,6 +50,19 @@ int conn_init(conn_t *c, loop_t *loop, int fd, const conn_ops_t *ops, uint32_t r
     return loop_watch(loop, &c->w, LOOP_READ | LOOP_RDHUP);
 }
 
+void conn_init_detached(conn_t *c, loop_t *loop, const conn_ops_t *ops, uint64_t wq_limit)
+{
+    memset(c, 0, sizeof(*c));
+    c->w.fd = -1;
+    c->w.cb = conn__on_event;
+    c->loop = loop;
+    c->ops = ops;
+    wq_init(&c->wq, wq_limit);
+    tw_entry_init(&c->timer, conn__on_timer);
+    list_init(&c->pend);
+    list_init(&c->stall);
+}
+
 void conn_consume(conn_t *c, uint32_t n)
 {
     if (n >= c->rlen) {
@@ -180,7 +193,7 @@ void conn_close(conn_t *c, int reason)
         tls__free(c->tls, reason == 0 || reason == HR_ESHUTDOWN);
         c->tls = NULL;
     }
-    close(c->w.fd);
+    if (c->w.fd >= 0) close(c->w.fd);
     c->w.fd = -1;
     wq_clear(&c->wq);
     free(c->rbuf);
@@ -253,6 +266,10 @@ static void conn__read(conn_t *c)
 static void conn__flush(conn_t *c)
 {
     bool drained = true;
+    if (c->w.fd < 0 && c->ops->flush) { /* detached: the owner takes the output */
+        c->ops->flush(c);
+        return;
+    }
     if (c->tls && tls__handshaking(c->tls)) return; /* queued output waits for the handshake */
     if (!wq_empty(&c->wq)) {
         ssize_t n = c->tls ? tls__flush(c->tls, &c->wq, c->w.fd, &drained) : wq_flush(&c->wq, c->w.fd, &drained);

@@ -34,6 +34,9 @@ typedef struct {
     void (*on_timer)(conn_t *c);
     /* Last call: release protocol state and free the struct that embeds c. Required. */
     void (*on_close)(conn_t *c);
+    /* Detached connections only (conn_init_detached): the loop's write phase hands the queued
+     * output to the owner instead of writing it to a socket. */
+    void (*flush)(conn_t *c);
 } conn_ops_t;
 
 struct conn {
@@ -62,6 +65,12 @@ struct conn {
 /* Initializes c around an accepted, non-blocking fd and starts reading. rmax bounds the read
  * buffer; wq_limit bounds the write queue. Returns 0 or HR_EIO (the caller closes fd). */
 int conn_init(conn_t *c, loop_t *loop, int fd, const conn_ops_t *ops, uint32_t rmax, uint64_t wq_limit);
+
+/* Initializes c as a connection with no socket (fd -1, never watched): a session that
+ * outlives the requests carrying it (SockJS). Sending queues as usual, within wq_limit; the
+ * loop's write phase calls ops->flush (required) instead of writing; the timer and conn_close
+ * (with ops->on_close in the closing phase) work as for any connection. */
+void conn_init_detached(conn_t *c, loop_t *loop, const conn_ops_t *ops, uint64_t wq_limit);
 
 /* Removes n bytes from the front of the read buffer (freeing it when empty). */
 void conn_consume(conn_t *c, uint32_t n);

@@ -331,7 +331,10 @@ static void http__dispatch(http_conn_t *hc, http_req_t *req, span_t body)
         req->path = slash ? (span_t){slash, (size_t)(req->path.p + req->path.n - slash)} : SPAN_LIT("/");
     }
     conn_timer(&hc->base, 0);
-    if (span_eq(req->method, "OPTIONS")) {
+    bool own = false; /* a protocol that answers its own preflights (SockJS) */
+    for (const char *const *pp = srv->own_options; pp && *pp && !own; pp++)
+        own = req->path.n >= strlen(*pp) && memcmp(req->path.p, *pp, strlen(*pp)) == 0;
+    if (span_eq(req->method, "OPTIONS") && !own) {
         http__preflight(hc, req);
         return;
     }

@@ -81,6 +81,7 @@ struct http_server {
     void *ctx; /* for the handler (the app) */
     http_limits_t limits;
     bool cors_any;
+    const char *const *own_options; /* path prefixes whose OPTIONS go to the handler (SockJS), NULL-ended; NULL: none */
     iplimit_t *ipl;    /* per-address limits shared with MQTT (NULL: none) */
     ipset_t trusted;   /* trusted_proxies: whose X-Forwarded-For names the client (access.h) */
     uint32_t lingering; /* refused connections whose request is being read and dropped */

@@ -32,6 +32,9 @@
  * frame asked for a receipt, a text body), logged once, and the connection is closed after it
  * is written, as the specification requires. stomp__error is the only place that does this.
  *
+ * Over SockJS (stomp_sockjs.c) the same session runs on a carrier (stomp_internal.h,
+ * stomp_t.car) instead of ws_send_copy/ws_close; the WebSocket path is unchanged.
+ *
  * Files: stomp.c (the session: CONNECT, heart-beats, SEND, transactions, receipts and errors, the
  * frame loop), stomp_sub.c (subscriptions: SUBSCRIBE/UNSUBSCRIBE, MESSAGE frames, ACK/NACK),
  * stomp_internal.h (what they share), stomp_codec.c (frames). */
@@ -49,6 +52,12 @@ static const char *const stomp_protocols[] = {"v12.stomp", "v11.stomp", NULL};
 
 void stomp__send_raw(stomp_t *s, const char *buf, size_t n)
 {
+    if (s->car) { /* a reply: past the queue limit, like ws_send_copy */
+        bytes_t *u = s->ws.close_sent ? NULL : s->car->unit(s, buf, n, NULL);
+        if (u) conn_send_reply(&s->ws.hc->base, u);
+        bytes_unref(u);
+        return;
+    }
     ws_send_copy(&s->ws, utf8_valid(buf, n), buf, n);
 }
 
@@ -81,7 +90,7 @@ static void stomp__error_r(stomp_t *s, span_t receipt, const char *why, const ch
     ssize_t n = stomp_frame_write(buf, sizeof(buf), "ERROR", names, values, nh, s->version ? s->version : 12, body,
                                   strlen(body), true);
     if (n > 0) stomp__send_raw(s, buf, (size_t)n);
-    ws_close(&s->ws, code, "STOMP error");
+    stomp__close(s, code, "STOMP error");
 }
 
 void stomp__error(stomp_t *s, const stomp_frame_t *f, const char *why, const char *detail, uint16_t code)
@@ -148,7 +157,7 @@ static void stomp__answer_owed(stomp_t *s)
         else if (e->len && !s->ws.close_sent) stomp__send_receipt(s, r);
         free(e);
     }
-    if (s->bye && !s->owed.n) ws_close(&s->ws, WS_CLOSE_NORMAL, "disconnected");
+    if (s->bye && !s->owed.n) stomp__close(s, WS_CLOSE_NORMAL, "disconnected");
 }
 
 static void stomp__published(void *arg, int rc, const msg_t *m, uint32_t reached)
@@ -177,7 +186,7 @@ static void stomp__hb(tw_entry_t *e)
                      WS_CLOSE_POLICY);
         return;
     }
-    if (s->hb_send_ms && wq_empty(&c->wq)) ws_send_copy(&s->ws, true, "\n", 1);
+    if (s->hb_send_ms && wq_empty(&c->wq)) stomp__send_raw(s, "\n", 1);
     uint32_t next = s->hb_send_ms ? s->hb_send_ms : s->hb_recv_ms;
     if (s->hb_recv_ms && s->hb_recv_ms < next) next = s->hb_recv_ms;
     loop_timer(c->loop, &s->hb, next);
@@ -299,7 +308,7 @@ static void stomp__connect(stomp_t *s, stomp_frame_t *f)
         char peer[128];
         log_info("stomp: %s: ERROR no common protocol version", conn_peer(&s->ws.hc->base, peer, sizeof(peer)));
         if (n > 0) stomp__send_raw(s, buf, (size_t)n);
-        ws_close(&s->ws, WS_CLOSE_PROTOCOL, "STOMP error");
+        stomp__close(s, WS_CLOSE_PROTOCOL, "STOMP error");
         return;
     }
     uint32_t cx = 0, cy = 0;
@@ -505,7 +514,7 @@ static void stomp__frame(stomp_t *s, stomp_frame_t *f)
     case STOMP_DISCONNECT:
         stomp__receipt(s, f);
         if (s->owed.n) s->bye = true; /* closed once the SENDs before it are answered */
-        else ws_close(&s->ws, WS_CLOSE_NORMAL, "disconnected");
+        else stomp__close(s, WS_CLOSE_NORMAL, "disconnected");
         break;
     case STOMP_BEGIN: stomp__begin(s, f); break;
     case STOMP_COMMIT: stomp__end_tx(s, f, true); break;
@@ -604,4 +613,44 @@ void stomp_serve(xp_ctx_t *x, http_conn_t *hc, http_req_t *req)
     tw_entry_init(&s->hb, stomp__hb);
     xp_owed_init(&s->owed);
     loop_timer(hc->base.loop, &s->hb, x->cfg->header_timeout_ms); /* CONNECT must come first, and soon */
+}
+
+/* ---- over a carrier ---- */
+
+stomp_t *stomp_carried_open(xp_ctx_t *x, http_conn_t *hc, const stomp_carrier_t *car, auth_id_t *id)
+{
+    stomp_t *s = calloc(1, sizeof(*s));
+    if (!s) {
+        auth_unref(id);
+        return NULL;
+    }
+    s->ws.hc = hc;
+    s->ws.x = x;
+    s->ws.app = &stomp_app;
+    s->ws.id = id;
+    s->ws.exp_ms = id && id->exp_ms > 0 ? (uint64_t)id->exp_ms : 0;
+    s->ws.last_input_ms = loop_now(hc->base.loop);
+    s->car = car;
+    tw_entry_init(&s->hb, stomp__hb);
+    xp_owed_init(&s->owed);
+    loop_timer(hc->base.loop, &s->hb, x->cfg->header_timeout_ms);
+    return s;
+}
+
+void stomp_carried_input(stomp_t *s, char *data, size_t n)
+{
+    s->ws.last_input_ms = loop_now(s->ws.hc->base.loop);
+    if (!s->ws.close_sent) stomp__on_message(&s->ws, true, data, n);
+}
+
+void stomp_carried_drained(stomp_t *s) { stomp__on_drain(&s->ws); }
+
+void stomp_carried_expired(stomp_t *s) { stomp__on_expire(&s->ws); }
+
+void stomp_carried_free(stomp_t *s)
+{
+    stomp__on_close(&s->ws);
+    if (s->ws.x->users) users_remove(s->ws.x->users, &s->ws.uc);
+    auth_unref(s->ws.id);
+    free(s);
 }

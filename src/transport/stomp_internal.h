@@ -19,6 +19,18 @@ enum { ACK_AUTO = 0, ACK_CLIENT, ACK_INDIVIDUAL };
 typedef struct stomp stomp_t;
 typedef struct stq_cons stq_cons_t;
 
+/* What carries a STOMP session that has no WebSocket of its own: a SockJS session
+ * (stomp_sockjs.c). stomp_t.car NULL means the WebSocket, through ws.h. A carried session keeps
+ * s->ws filled in (x, id, last_input_ms, and hc: a detached connection, conn.h, whose write queue
+ * holds the carrier's units until a transport takes them). */
+typedef struct {
+    /* The STOMP frame p[0..n) followed by tail (NULL: none) as one unit ready to queue on
+     * s->ws.hc->base: a new reference, or NULL. Per message: nothing is shared over a carrier. */
+    bytes_t *(*unit)(stomp_t *s, const char *p, size_t n, const bytes_t *tail);
+    /* Ends the session with code and reason once what is queued has gone (sets s->ws.close_sent). */
+    void (*close)(stomp_t *s, uint16_t code, const char *reason);
+} stomp_carrier_t;
+
 typedef struct {
     stomp_t *sess;
     stream_t *st;       /* a /topic/ (or /user/) subscription's stream; NULL for a queue's */
@@ -67,7 +79,34 @@ struct stomp {
     ws_carry_t in; /* a frame cut at the end of a WebSocket message, waiting for the rest */
     xp_owedq_t owed; /* SENDs waiting for their commit, and the receipts that may not overtake them */
     bool bye;        /* DISCONNECT came while SENDs waited: close when they are answered */
+    const stomp_carrier_t *car; /* NULL: a WebSocket */
 };
+
+/* Ends the session with code and reason: the WebSocket's closing handshake, or the carrier's. */
+static inline void stomp__close(stomp_t *s, uint16_t code, const char *reason)
+{
+    if (s->car) s->car->close(s, code, reason);
+    else ws_close(&s->ws, code, reason);
+}
+
+/* ---- a session over a carrier (stomp.c) ---- */
+
+/* Starts a STOMP session over car on the detached connection hc (kept by the caller, which
+ * outlives the session), with identity id (the reference passes to the session). CONNECT must
+ * come within header_timeout. NULL on OOM. */
+stomp_t *stomp_carried_open(xp_ctx_t *x, http_conn_t *hc, const stomp_carrier_t *car, auth_id_t *id);
+
+/* Input from the peer: data[0..n) (writable) is the next part of the STOMP byte stream. */
+void stomp_carried_input(stomp_t *s, char *data, size_t n);
+
+/* The carrier's queue drained: pending gap notices go. */
+void stomp_carried_drained(stomp_t *s);
+
+/* The identity's credential expired: ERROR, then the carrier's close. */
+void stomp_carried_expired(stomp_t *s);
+
+/* Ends the session's subscriptions, transactions and waiting publishes, and frees it. */
+void stomp_carried_free(stomp_t *s);
 
 /* ---- the session (stomp.c) ---- */
 

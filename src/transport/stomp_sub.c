@@ -50,6 +50,27 @@ static int stomp__pending_add(stomp_sub_t *sub, uint64_t id, uint32_t max)
     return 0;
 }
 
+/* stomp__send over a carrier: the whole frame as one unit of its own (encoded per subscriber). */
+static int stomp__send_carried(stomp_t *s, stomp_sub_t *sub, msg_t *m, const char *head, size_t hn, bytes_t *tail)
+{
+    conn_t *c = &s->ws.hc->base;
+    bytes_t *u = s->car->unit(s, head, hn, tail);
+    if (!u) return HR_ENOMEM;
+    if (wq_cost(&c->wq) + u->len + WQ_ENTRY_COST > c->wq.limit && !wq_empty(&c->wq)) {
+        bytes_unref(u);
+        return HR_EFULL;
+    }
+    if (sub->ack != ACK_AUTO && stomp__pending_add(sub, m->id, s->ws.x->cfg->stomp_max_unacked) < 0) {
+        bytes_unref(u);
+        stomp__error(s, NULL, "too many unacknowledged messages",
+                     "a client-ack subscription reached stomp_max_unacked outstanding messages", WS_CLOSE_POLICY);
+        return HR_EIO;
+    }
+    int rc = conn_send_reply(c, u);
+    bytes_unref(u);
+    return rc;
+}
+
 /* Queues MESSAGE m for sub: its head, then tail. */
 static int stomp__send_tail(stomp_sub_t *sub, msg_t *m, bytes_t *tail)
 {
@@ -63,6 +84,7 @@ static int stomp__send_tail(stomp_sub_t *sub, msg_t *m, bytes_t *tail)
                  : snprintf(p, sizeof(head) - WS_MAX_HEADER,
                             "MESSAGE\nsubscription:%.*s\nmessage-id:%" PRIu64 "-%u\nack:%" PRIu64 "-%u\n", (int)sub->id_len,
                             sub->id, m->id, sub->key, m->id, sub->key);
+    if (s->car) return stomp__send_carried(s, sub, m, p, (size_t)pn, tail);
     uint8_t wh[WS_MAX_HEADER];
     bool text = sub->text && (m->flags & MSG_UTF8);
     size_t hl = ws_header_write(wh, text ? WS_OP_TEXT : WS_OP_BINARY, true, false, (uint64_t)pn + tail->len);
@@ -123,6 +145,7 @@ static bytes_t *stomp__notice(stream_t *st, const char *what, const char *json, 
                        (int)sub->id_len, sub->id, sub->key, seq, ackh, (int)dn, dest, n, what, (int)n, json);
     if (len < 0 || (size_t)len + 1 >= sizeof(buf)) return NULL;
     buf[len++] = 0; /* the frame's NUL */
+    if (s->car) return s->car->unit(s, buf, (size_t)len, NULL);
     return ws_frame_new(sub->text ? WS_OP_TEXT : WS_OP_BINARY, false, buf, (size_t)len);
 }
 

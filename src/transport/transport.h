@@ -31,6 +31,7 @@ typedef struct {
     uint64_t sessions;         /* WebSocket/STOMP/MQTT session counter (session ids) */
     struct mqtt_server *mqtt;  /* the MQTT session table (mqtt.h), NULL until opened */
     struct stomp_queues *stq;  /* STOMP /queue/ destinations (stomp_queue.h), NULL: none (engine = redis) */
+    struct sockjs_server *sockjs; /* the SockJS session table (sockjs.h), NULL until the first session */
     auth_t *auth;              /* identities and permissions (auth.h) */
     iplimit_t *ipl;            /* per-address connection limits (iplimit.h), NULL: none */
     users_t *users;            /* live connections by user (users.h), NULL: none */

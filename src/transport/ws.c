@@ -404,6 +404,41 @@ static void ws__expired(ws_t *ws)
     else ws_close(ws, WS_CLOSE_UNAUTHORIZED, "token expired");
 }
 
+ws_t *ws_open_carried(xp_ctx_t *x, http_conn_t *vc, const ws_app_t *app, size_t size, auth_id_t *id)
+{
+    ws_t *ws = calloc(1, size < sizeof(ws_t) ? sizeof(ws_t) : size);
+    if (!ws) {
+        auth_unref(id);
+        return NULL;
+    }
+    ws->hc = vc;
+    ws->x = x;
+    ws->app = app;
+    ws->lim = (ws_limits_t){.max_payload = x->cfg->ws_max_message, .server = true};
+    ws->last_input_ms = loop_now(vc->base.loop);
+    ws->id = id;
+    ws->exp_ms = id && id->exp_ms > 0 ? (uint64_t)id->exp_ms : 0;
+    ws_carried_timer(ws);
+    return ws;
+}
+
+void ws_carried_timer(ws_t *ws)
+{
+    if (!ws->exp_ms) return;
+    uint64_t now = loop_wall_ms();
+    if (now >= ws->exp_ms) ws__expired(ws);
+    else conn_timer(&ws->hc->base, ws->exp_ms - now);
+}
+
+void ws_carried_free(ws_t *ws)
+{
+    if (ws->x->users) users_remove(ws->x->users, &ws->uc);
+    ws->app->on_close(ws);
+    auth_unref(ws->id);
+    ws__frag_free(ws);
+    free(ws);
+}
+
 void ws_user_register(ws_t *ws, const users_conn_ops_t *ops, const char *kind)
 {
     if (!ws->x->users || !ws->id || ws->id->kind != AUTH_USER || ws->uc.u) return;

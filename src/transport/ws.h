@@ -118,6 +118,23 @@ int ws_carry_feed(ws_carry_t *c, char *data, size_t n, size_t max, ws_carry_pars
 /* Frees the carried bytes. */
 void ws_carry_free(ws_carry_t *c);
 
+/* A WebSocket application with no WebSocket under it (carried by a SockJS session): ws->hc is
+ * the carrier's detached connection (conn_init_detached), whose write queue receives the
+ * application's frames exactly as a socket would (whole, unmasked, uncompressed); the carrier
+ * takes them apart and hands input to app->on_message (text only). The identity id passes to
+ * the session. Returns it (size bytes, zeroed past ws_t), or NULL on OOM. */
+ws_t *ws_open_carried(xp_ctx_t *x, http_conn_t *vc, const ws_app_t *app, size_t size, auth_id_t *id);
+
+/* The carrier's connection timer fired: ends the session when its credential expired (as a
+ * WebSocket's does), else re-arms for the expiry. No pings: the carrier has its own heartbeat. */
+void ws_carried_timer(ws_t *ws);
+
+/* Ends a carried session: the application's on_close, its user listing, its identity; frees it. */
+void ws_carried_free(ws_t *ws);
+
+/* The /ws protocol over a carrier (ws_json.c): opens the session on vc and sends its welcome. */
+ws_t *ws_json_open_carried(xp_ctx_t *x, http_conn_t *vc, auth_id_t *id);
+
 /* Loop-wide state: the shared compressors (in xp_ctx_t). */
 int ws_ctx_init(xp_ctx_t *x);
 void ws_ctx_close(xp_ctx_t *x);

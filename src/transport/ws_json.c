@@ -605,10 +605,25 @@ static const ws_app_t wsj_app = {
     .on_close = wsj__on_close,
 };
 
+static void wsj__start(xp_ctx_t *x, wsj_t *w);
+
 void ws_json_serve(xp_ctx_t *x, http_conn_t *hc, http_req_t *req)
 {
     wsj_t *w = (wsj_t *)ws_accept(x, hc, req, &wsj_app, sizeof(wsj_t), false, NULL);
-    if (!w) return;
+    if (w) wsj__start(x, w);
+}
+
+ws_t *ws_json_open_carried(xp_ctx_t *x, http_conn_t *vc, auth_id_t *id)
+{
+    wsj_t *w = (wsj_t *)ws_open_carried(x, vc, &wsj_app, sizeof(wsj_t), id);
+    if (!w) return NULL;
+    wsj__start(x, w);
+    return &w->ws;
+}
+
+/* The session opened: the user's channels, then the welcome. */
+static void wsj__start(xp_ctx_t *x, wsj_t *w)
+{
     xp_owed_init(&w->owed);
     char feed[2 * (6 * HUB_MAX_CHANNEL + 32)];
     wsj__feed(w, feed, sizeof(feed));

@@ -1,8 +1,10 @@
-/* test_core.c - write queue, timer wheel and refcounted bytes. */
+/* test_core.c - write queue, timer wheel, refcounted bytes and detached connections. */
 #include <fcntl.h>
 #include <sys/socket.h>
 
 #include "../../src/core/bytes.h"
+#include "../../src/core/conn.h"
+#include "../../src/core/loop.h"
 #include "../../src/core/err.h"
 #include "../../src/core/siphash.h"
 #include "../../src/core/timer.h"
@@ -200,6 +202,60 @@ TEST(siphash_reference_vectors)
     CHECK(r1.k0 != r2.k0 || r1.k1 != r2.k1);
 }
 
+/* A detached connection (no socket): the write phase hands its queue to ops->flush; the limit,
+ * the timer and the deferred close work as for any connection. */
+typedef struct {
+    conn_t c;
+    int flushes, closes, timers;
+    size_t taken;
+} det_t;
+
+static void det_flush(conn_t *c)
+{
+    det_t *d = (det_t *)c;
+    d->flushes++;
+    struct iovec iov[WQ_IOV_MAX];
+    size_t bytes;
+    wq_peek(&c->wq, iov, WQ_IOV_MAX, &bytes);
+    wq_advance(&c->wq, bytes);
+    d->taken += bytes;
+}
+static void det_close(conn_t *c) { ((det_t *)c)->closes++; }
+static void det_timer(conn_t *c) { ((det_t *)c)->timers++; }
+static void det_read(conn_t *c) { (void)c; }
+
+TEST(conn_detached)
+{
+    loop_t loop;
+    CHECK_EQ(loop_init(&loop), 0);
+    static const conn_ops_t ops = {.on_read = det_read, .on_close = det_close, .on_timer = det_timer, .flush = det_flush};
+    det_t d = {0};
+    conn_init_detached(&d.c, &loop, &ops, 1024);
+    CHECK_EQ(d.c.w.fd, -1);
+    bytes_t *b = bytes_copy("hello", 5);
+    CHECK_EQ(conn_send(&d.c, b), 0);
+    CHECK_EQ(conn_send(&d.c, b), 0);
+    bytes_t *big = bytes_new(2000);
+    CHECK_EQ(conn_send(&d.c, big), HR_EFULL); /* the limit holds */
+    CHECK_EQ(conn_send_reply(&d.c, big), 0);  /* replies pass it */
+    loop_run_once(&loop, 0);
+    CHECK_EQ(d.flushes, 1);
+    CHECK_EQ(d.taken, 2010);
+    CHECK(wq_empty(&d.c.wq));
+    conn_timer(&d.c, 1);
+    for (int i = 0; i < 50 && !d.timers; i++) loop_run_once(&loop, 5);
+    CHECK_EQ(d.timers, 1);
+    conn_send(&d.c, b);
+    conn_close(&d.c, 0);
+    CHECK_EQ(d.closes, 0); /* not from inside the caller */
+    loop_run_once(&loop, 0);
+    CHECK_EQ(d.closes, 1);
+    CHECK_EQ(d.flushes, 1); /* a closing connection is not flushed */
+    bytes_unref(b);
+    bytes_unref(big);
+    CHECK_EQ(loop_close(&loop), 0);
+}
+
 int main(void)
 {
     RUN(siphash_reference_vectors);
@@ -210,5 +266,6 @@ int main(void)
     RUN(wq_peek_and_advance);
     RUN(timer_order_lazy_and_far);
     RUN(timer_rearm_from_callback_and_long_stall);
+    RUN(conn_detached);
     return UNIT_DONE();
 }
