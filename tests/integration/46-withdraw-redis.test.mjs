@@ -5,7 +5,7 @@
 // messages on every node while ids continue; 404 for what is not there; 503 when Redis is down.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHerald, publish, request, getJSON, openSSE, run, SCALE } from '../lib/herald.mjs';
+import { startHerald, publish, request, getJSON, openSSE, run, waitFor, SCALE } from '../lib/herald.mjs';
 import { API_KEY, authFlags, bearer, wsJson } from '../lib/auth.mjs';
 import { startRedis, finishNodes } from '../lib/redis.mjs';
 
@@ -90,6 +90,8 @@ test('engine = redis: DELETE /channels/{ch} deletes the messages on every node, 
     nodes.push(await startHerald(flags(redis)), await startHerald(flags(redis)));
     const [a, b] = nodes;
     for (let i = 1; i <= 3; i++) await publish(a, 'feed', `f${i}`, { headers: admin });
+    /* B learns of A's publishes through the feed: a moment later */
+    await waitFor(async () => (await datas(b, 'feed')).data.length === 3, 5000 * SCALE, 'the messages on B');
     assert.deepEqual((await datas(b, 'feed')).data, ['f1', 'f2', 'f3']);
     const sb = await openSSE(b, '/sub/feed?last_id=3', { headers: { Accept: 'text/event-stream' } });
     try {
