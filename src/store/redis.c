@@ -316,14 +316,31 @@ static void rd__cu_collect(chan_t *ch, void *arg)
     if (s) r->cu[r->cu_n++] = s;
 }
 
+/* Reads the next channels of the catch-up list, a window at a time. The feed and the command
+ * connection come back each on its own schedule: while the command connection is down the
+ * catch-up waits for it (rd__cmd_up) rather than skipping what the feed missed. */
 static void rd__cu_pump(rd_t *r)
 {
     while (r->cu && r->cu_busy < RD_CATCHUP_WINDOW && r->cu_next < r->cu_n) {
+        if (r->cmd.state != RDC_CONNECTING && r->cmd.state != RDC_UP) {
+            r->cu_wait = true;
+            rd_conn_kick(&r->cmd);
+            return;
+        }
         const char *name = r->cu[r->cu_next++];
         chan_t *ch = hub_channel(r->hub, name, strlen(name), false);
         if (ch && rd__fill(r, ch, ch->last_id + 1, 0, RDF_CATCHUP)) r->cu_busy++;
     }
     if (r->cu && r->cu_next == r->cu_n) rd__cu_free(r);
+}
+
+/* The command connection is up (again): a catch-up that waited for it goes on. */
+static void rd__cmd_up(rd_conn_t *c)
+{
+    rd_t *r = c->r;
+    if (!r->cu_wait || r->closing) return;
+    r->cu_wait = false;
+    rd__cu_pump(r);
 }
 
 void rd__catch_up_all(rd_t *r)
@@ -705,7 +722,7 @@ store_t *store_redis_open(const store_redis_opts_t *o, loop_t *loop, char *err, 
     snprintf(r->feedpfx, sizeof(r->feedpfx), "%s:%u:m:", r->prefix, r->db);
     r->feedpfx_len = strlen(r->feedpfx);
     snprintf(r->node, sizeof(r->node), "%d-%08x", (int)getpid(), (unsigned)(loop_wall_ms() * 2654435761u));
-    rd_conn_init(r, &r->cmd, "commands", false, NULL);
+    rd_conn_init(r, &r->cmd, "commands", false, rd__cmd_up);
     rd_conn_init(r, &r->feed, "feed", true, rd_feed_up);
     tw_entry_init(&r->presence, rd_presence_tick);
     if (rd_boot(r, err, errcap) < 0) goto fail;

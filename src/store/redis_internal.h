@@ -104,6 +104,7 @@ struct rd {
     /* catch-up of every channel after the feed (re)subscribed, a few at a time */
     char **cu;
     uint32_t cu_n, cu_next, cu_busy;
+    bool cu_wait; /* the catch-up waits for the command connection to come back */
     /* counters (metrics) */
     uint64_t publishes, injected, filled, refused_down, refused_limit, failed, epoch_changes, loads, dropped;
     bool limit_logged, fail_logged;
