@@ -31,25 +31,6 @@ static void conn__on_timer(tw_entry_t *e)
     if (c->ops->on_timer) c->ops->on_timer(c);
 }
 
-int conn_init(conn_t *c, loop_t *loop, int fd, const conn_ops_t *ops, uint32_t rmax, uint64_t wq_limit)
-{
-    c->w.fd = fd;
-    c->w.cb = conn__on_event;
-    c->loop = loop;
-    c->ops = ops;
-    c->rbuf = NULL;
-    c->rlen = c->rcap = 0;
-    c->rmax = rmax;
-    wq_init(&c->wq, wq_limit);
-    tw_entry_init(&c->timer, conn__on_timer);
-    list_init(&c->pend);
-    list_init(&c->stall);
-    c->closing = c->end_after_write = c->read_paused = c->input_while_paused = false;
-    c->close_reason = 0;
-    c->tls = NULL;
-    return loop_watch(loop, &c->w, LOOP_READ | LOOP_RDHUP);
-}
-
 void conn_init_detached(conn_t *c, loop_t *loop, const conn_ops_t *ops, uint64_t wq_limit)
 {
     memset(c, 0, sizeof(*c));
@@ -61,6 +42,14 @@ void conn_init_detached(conn_t *c, loop_t *loop, const conn_ops_t *ops, uint64_t
     tw_entry_init(&c->timer, conn__on_timer);
     list_init(&c->pend);
     list_init(&c->stall);
+}
+
+int conn_init(conn_t *c, loop_t *loop, int fd, const conn_ops_t *ops, uint32_t rmax, uint64_t wq_limit)
+{
+    conn_init_detached(c, loop, ops, wq_limit);
+    c->w.fd = fd;
+    c->rmax = rmax;
+    return loop_watch(loop, &c->w, LOOP_READ | LOOP_RDHUP);
 }
 
 void conn_consume(conn_t *c, uint32_t n)
