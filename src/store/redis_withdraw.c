@@ -24,22 +24,22 @@
 #include "../core/log.h"
 #include "redis_internal.h"
 
-/* KEYS: stream, retained hash, epoch. ARGV: id, channel, epoch candidate, control channel,
- * control payload. Answers {epoch, 1} or {epoch, 0} (no such entry). */
+/* Both scripts take KEYS: the id counter, the stream, the retained hash, the epoch; ARGV: the
+ * channel, an epoch candidate, the control channel, the control payload, the id (withdraw).
+ * RD_WITHDRAW answers {epoch, 1} or {epoch, 0} (no such entry); its payload is whole. */
 static const char RD_WITHDRAW[] =
-    "local e = redis.call('GET', KEYS[3])\n"
-    "if not e then e = ARGV[3]; redis.call('SET', KEYS[3], e) end\n"
-    "local sid = ARGV[1] .. '-1'\n"
-    "if #redis.call('XRANGE', KEYS[1], sid, sid) == 0 then return {e, 0} end\n"
-    "redis.call('XDEL', KEYS[1], sid)\n"
-    "local ret = redis.call('HGET', KEYS[2], ARGV[2])\n"
-    "if ret and string.sub(ret, 1, #ARGV[1] + 1) == ARGV[1] .. ' ' then redis.call('HDEL', KEYS[2], ARGV[2]) end\n"
-    "redis.call('PUBLISH', ARGV[4], ARGV[5])\n"
+    "local e = redis.call('GET', KEYS[4])\n"
+    "if not e then e = ARGV[2]; redis.call('SET', KEYS[4], e) end\n"
+    "local sid = ARGV[5] .. '-1'\n"
+    "if #redis.call('XRANGE', KEYS[2], sid, sid) == 0 then return {e, 0} end\n"
+    "redis.call('XDEL', KEYS[2], sid)\n"
+    "local ret = redis.call('HGET', KEYS[3], ARGV[1])\n"
+    "if ret and string.sub(ret, 1, #ARGV[5] + 1) == ARGV[5] .. ' ' then redis.call('HDEL', KEYS[3], ARGV[1]) end\n"
+    "redis.call('PUBLISH', ARGV[3], ARGV[4])\n"
     "return {e, 1}\n";
 
-/* KEYS: id counter, stream, retained hash, epoch. ARGV: channel, epoch candidate, control
- * channel, control payload without the last id and its end. Answers {epoch, LAST} or {epoch, -1}
- * (no such channel). */
+/* RD_CLEAR answers {epoch, LAST} or {epoch, -1} (no such channel); its payload lacks the last id
+ * and its end. */
 static const char RD_CLEAR[] =
     "local e = redis.call('GET', KEYS[4])\n"
     "if not e then e = ARGV[2]; redis.call('SET', KEYS[4], e) end\n"
@@ -77,21 +77,35 @@ static void rd__wd_done(rd_t *r, redisReply *rep, rd_req_t *q)
     free(w);
 }
 
-/* The control command's payload: "NODE {"op":OP,"channel":"C"<rest>" into out (at least
- * 6 * HUB_MAX_CHANNEL + 128 bytes). Returns its length. */
-static size_t rd__wd_payload(const rd_t *r, const char *op, const char *name, size_t n, const char *rest, char *out,
-                             size_t cap)
+/* Runs script (RD_WITHDRAW with id, RD_CLEAR with id 0) for channel name[0..n); cb gets its
+ * answer. */
+static int rd__wd_run(rd_t *r, const char *script, size_t slen, const char *name, size_t n, uint64_t id,
+                      engine_done_cb cb, void *arg)
 {
-    size_t o = (size_t)snprintf(out, cap, "%s {\"op\":\"%s\",\"channel\":\"", r->node, op);
-    o += json_escape(name, n, out + o, cap - o);
-    o += (size_t)snprintf(out + o, cap - o, "\"%s", rest);
-    return o < cap ? o : cap - 1;
-}
-
-static int rd__wd_send(rd_t *r, rd_wd_t *w, int argc, const char **argv, const size_t *len)
-{
+    rd_wd_t *w = malloc(sizeof(*w));
+    if (!w) return HR_ENOMEM;
+    *w = (rd_wd_t){.cb = cb, .arg = arg};
+    char ki[HUB_MAX_CHANNEL + 80], ks[HUB_MAX_CHANNEL + 80], kr[80], ke[80], ne[33], ctl[sizeof(r->feedpfx) + 8],
+        pl[6 * HUB_MAX_CHANNEL + 160], ids[24];
+    rd__key(r, ki, sizeof(ki), "id", name, n);
+    rd__key(r, ks, sizeof(ks), "s", name, n);
+    snprintf(kr, sizeof(kr), "%s:retained", r->prefix);
+    snprintf(ke, sizeof(ke), "%s:epoch", r->prefix);
+    rd__candidate(r, ne);
+    snprintf(ctl, sizeof(ctl), "%s$ctl", r->feedpfx);
+    snprintf(ids, sizeof(ids), "%" PRIu64, id);
+    /* the control command: "NODE {"op":OP,"channel":"C",...}" (RD_CLEAR appends the last id) */
+    size_t pn = (size_t)snprintf(pl, sizeof(pl), "%s {\"op\":\"%s\",\"channel\":\"", r->node, id ? "withdraw" : "clear");
+    pn += json_escape(name, n, pl + pn, sizeof(pl) - pn);
+    pn += (size_t)snprintf(pl + pn, sizeof(pl) - pn, id ? "\",\"id\":\"%s\"}" : "\",\"last_id\":\"", ids);
+    const char *argv[] = {"EVAL", script, "4", ki, ks, kr, ke, name, ne, ctl, pl, ids};
+    size_t len[12];
+    for (int i = 0; i < 12; i++) len[i] = strlen(argv[i]);
+    len[1] = slen;
+    len[7] = n;
+    len[10] = pn < sizeof(pl) ? pn : sizeof(pl) - 1;
     rd_conn_kick(&r->cmd);
-    int rc = rd_conn_send(&r->cmd, &w->q, rd__wd_done, argc, argv, len);
+    int rc = rd_conn_send(&r->cmd, &w->q, rd__wd_done, 12, argv, len);
     if (rc < 0) {
         free(w);
         return HR_EUNAVAIL;
@@ -102,51 +116,12 @@ static int rd__wd_send(rd_t *r, rd_wd_t *w, int argc, const char **argv, const s
 
 int rd_withdraw(engine_t *e, const char *name, size_t n, uint64_t id, engine_done_cb cb, void *arg)
 {
-    rd_t *r = container_of(e, rd_t, eng);
-    rd_wd_t *w = malloc(sizeof(*w));
-    if (!w) return HR_ENOMEM;
-    *w = (rd_wd_t){.cb = cb, .arg = arg};
-    char ks[HUB_MAX_CHANNEL + 80], kr[80], ke[80], ids[24], ne[33], ctl[sizeof(r->feedpfx) + 8],
-        pl[6 * HUB_MAX_CHANNEL + 160], rest[48];
-    rd__key(r, ks, sizeof(ks), "s", name, n);
-    snprintf(kr, sizeof(kr), "%s:retained", r->prefix);
-    snprintf(ke, sizeof(ke), "%s:epoch", r->prefix);
-    snprintf(ids, sizeof(ids), "%" PRIu64, id);
-    rd__candidate(r, ne);
-    snprintf(ctl, sizeof(ctl), "%s$ctl", r->feedpfx);
-    snprintf(rest, sizeof(rest), ",\"id\":\"%" PRIu64 "\"}", id);
-    size_t pn = rd__wd_payload(r, "withdraw", name, n, rest, pl, sizeof(pl));
-    const char *argv[] = {"EVAL", RD_WITHDRAW, "3", ks, kr, ke, ids, name, ne, ctl, pl};
-    size_t len[11];
-    for (int i = 0; i < 11; i++) len[i] = strlen(argv[i]);
-    len[1] = sizeof(RD_WITHDRAW) - 1;
-    len[7] = n;
-    len[10] = pn;
-    return rd__wd_send(r, w, 11, argv, len);
+    return rd__wd_run(container_of(e, rd_t, eng), RD_WITHDRAW, sizeof(RD_WITHDRAW) - 1, name, n, id, cb, arg);
 }
 
 int rd_clear(engine_t *e, const char *name, size_t n, engine_done_cb cb, void *arg)
 {
-    rd_t *r = container_of(e, rd_t, eng);
-    rd_wd_t *w = malloc(sizeof(*w));
-    if (!w) return HR_ENOMEM;
-    *w = (rd_wd_t){.cb = cb, .arg = arg};
-    char ki[HUB_MAX_CHANNEL + 80], ks[HUB_MAX_CHANNEL + 80], kr[80], ke[80], ne[33], ctl[sizeof(r->feedpfx) + 8],
-        pl[6 * HUB_MAX_CHANNEL + 160];
-    rd__key(r, ki, sizeof(ki), "id", name, n);
-    rd__key(r, ks, sizeof(ks), "s", name, n);
-    snprintf(kr, sizeof(kr), "%s:retained", r->prefix);
-    snprintf(ke, sizeof(ke), "%s:epoch", r->prefix);
-    rd__candidate(r, ne);
-    snprintf(ctl, sizeof(ctl), "%s$ctl", r->feedpfx);
-    size_t pn = rd__wd_payload(r, "clear", name, n, ",\"last_id\":\"", pl, sizeof(pl));
-    const char *argv[] = {"EVAL", RD_CLEAR, "4", ki, ks, kr, ke, name, ne, ctl, pl};
-    size_t len[11];
-    for (int i = 0; i < 11; i++) len[i] = strlen(argv[i]);
-    len[1] = sizeof(RD_CLEAR) - 1;
-    len[7] = n;
-    len[10] = pn;
-    return rd__wd_send(r, w, 11, argv, len);
+    return rd__wd_run(container_of(e, rd_t, eng), RD_CLEAR, sizeof(RD_CLEAR) - 1, name, n, 0, cb, arg);
 }
 
 void rd_wd_cancel(rd_t *r, void *arg)
