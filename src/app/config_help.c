@@ -45,8 +45,8 @@ static const key_help_t HELP[] = {
     {"log_level", "error, warn, info or debug"},
     {"log_format", "text (one line: time level message) or json (one object a line: time, level, msg)"},
     {"max_connections", "connections at most; beyond, new ones get 503 and are closed"},
-    {"max_lingering_closes", "refused connections read and dropped for 1 s after their 503 so a reset does not lose it, "
-                             "at most; beyond, closed at once"},
+    {"max_lingering_closes", "connections read and dropped for a moment after their last answer (HTTP 503, MQTT "
+                             "refusal) so a reset does not lose it, at most"},
     {"max_channels", "channels in memory at most; a new one beyond is refused until idle ones expire"},
     {"max_connections_per_ip", "open connections (HTTP and MQTT together) one client address may hold (0: no limit)"},
     {"max_new_connections_per_ip", "new connections per second one client address may open (0: no limit)"},

@@ -90,11 +90,18 @@ static void mqtt__end_linger(mqtt_conn_t *k, bool linger)
         conn_end(c);
         return;
     }
-    if (k->srv->lingering >= MQTT_LINGER_MAX) {
-        k->srv->linger_skipped++;
+    mqtt_server_t *srv = k->srv;
+    uint32_t max = srv->x->cfg->max_lingering_closes; /* the bound HTTP's lingering close has too */
+    if (srv->lingering >= max) {
+        srv->linger_skipped++;
+        if (!srv->linger_full)
+            log_warn("mqtt: %u connections linger after their last packet (max_lingering_closes): further ones "
+                     "close at once, their last packet may be lost", srv->lingering);
+        srv->linger_full = true;
         conn_end(c);
         return;
     }
+    if (srv->lingering < max / 2) srv->linger_full = false; /* logged again when it fills up again */
     k->lingering = true;
     k->srv->lingering++;
     k->srv->lingers++;

@@ -36,8 +36,9 @@ typedef struct mqtt_server {
     mq_total_t queued;       /* every session's waiting messages (mqtt_max_queued_bytes_total) */
     uint64_t queued_drops;   /* messages dropped for mqtt_max_queued_bytes_total */
     uint64_t refused[MQTT_REF_MAX]; /* publishes and wills refused, by reason */
-    uint32_t lingering;      /* connections reading and dropping input after their last packet (MQTT_LINGER_MAX) */
-    uint64_t lingers, linger_skipped; /* lingering closes done; closed at once because MQTT_LINGER_MAX were lingering */
+    uint32_t lingering;      /* connections reading and dropping input after their last packet (max_lingering_closes) */
+    uint64_t lingers, linger_skipped; /* lingering closes done; closed at once because max_lingering_closes were lingering */
+    bool linger_full;        /* the bound was reached (logged); cleared below half of it */
     bool ka_v3_logged;       /* a 3.1.1 client held to mqtt_max_keepalive was logged */
     uint64_t ka_capped;      /* connections held to mqtt_max_keepalive (they asked for more, or v5 for none) */
     bool open;

@@ -17,11 +17,10 @@
 /* After its last packet (a v5 DISCONNECT, a CONNACK refusal) a TCP connection lingers: its input
  * is read and dropped until the peer closes, MQTT_LINGER_MS pass or MQTT_LINGER_BYTES arrive, so
  * closing with unread input does not reset the connection before the client reads the reason. At
- * most MQTT_LINGER_MAX at once (beyond, closed at once; herald_mqtt_lingers_total). */
+ * most max_lingering_closes at once (beyond, closed at once; herald_mqtt_lingers_total). */
 #define MQTT_LINGER_MS 2000
 #define MQTT_LINGER_WRITE_MS 10000 /* first, at most this to write what is queued (the last packet last) */
 #define MQTT_LINGER_BYTES (256u << 10)
-#define MQTT_LINGER_MAX 1024
 
 typedef struct mqtt_sess mqtt_sess_t;
 typedef struct mqtt_conn mqtt_conn_t;

@@ -51,7 +51,7 @@ size_t mqtt_server_metrics(const mqtt_server_t *srv, char *out, size_t cap)
     }
     k = snprintf(out + n, cap - n,
                  "# HELP herald_mqtt_lingers_total MQTT connections whose input was read and dropped for a moment "
-                 "after their last packet (DISCONNECT, CONNACK refusal), or closed at once because %d were.\n"
+                 "after their last packet (DISCONNECT, CONNACK refusal), or closed at once because %u were.\n"
                  "# TYPE herald_mqtt_lingers_total counter\n"
                  "herald_mqtt_lingers_total{outcome=\"lingered\"} %llu\n"
                  "herald_mqtt_lingers_total{outcome=\"skipped\"} %llu\n"
@@ -59,7 +59,7 @@ size_t mqtt_server_metrics(const mqtt_server_t *srv, char *out, size_t cap)
                  "# TYPE herald_mqtt_lingering gauge\nherald_mqtt_lingering %u\n"
                  "# HELP herald_mqtt_keepalive_capped_total MQTT connections held to mqtt_max_keepalive.\n"
                  "# TYPE herald_mqtt_keepalive_capped_total counter\nherald_mqtt_keepalive_capped_total %llu\n",
-                 MQTT_LINGER_MAX, (unsigned long long)srv->lingers, (unsigned long long)srv->linger_skipped,
+                 srv->x->cfg->max_lingering_closes, (unsigned long long)srv->lingers, (unsigned long long)srv->linger_skipped,
                  srv->lingering, (unsigned long long)srv->ka_capped);
     if (k <= 0 || (size_t)k >= cap - n) return 0;
     return n + (size_t)k;

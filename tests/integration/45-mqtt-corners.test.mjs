@@ -357,3 +357,24 @@ test('a lingering connection that keeps sending and never closes is closed withi
     }
   });
 });
+
+test('max_lingering_closes bounds MQTT lingering too: beyond it a refused client is closed at once, counted and logged once', T, async () => {
+  await withHerald({ max_lingering_closes: 1 }, async (h) => {
+    const raws = [];
+    try {
+      for (const id of ['l1', 'l2', 'l3']) {
+        const raw = await MqttRaw.open(h.mqttPort, { allowHalfOpen: true });
+        raws.push(raw); /* never closed by the client: only the server ends it */
+        const ack = await raw.handshake({ v: 5, id, will: { topic: 'a//b', payload: 'x' } });
+        assert.equal(connackCode(ack), 0x90, 'a will that can never be published is refused');
+      }
+      const m = await metrics(h);
+      assert.equal(m.get('herald_mqtt_lingers_total{outcome="lingered"}'), 1);
+      assert.equal(m.get('herald_mqtt_lingers_total{outcome="skipped"}'), 2);
+      assert.equal((h.out.match(/linger after their last packet \(max_lingering_closes\)/g) || []).length, 1, 'logged once');
+      await waitFor(async () => (await metrics(h)).get('herald_mqtt_lingering') === 0, 5000 * SCALE, 'the linger ended');
+    } finally {
+      for (const r of raws) r.destroy();
+    }
+  });
+});

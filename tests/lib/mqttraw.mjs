@@ -195,7 +195,7 @@ export function parsePublish(p, v = 4) {
 export class MqttRaw {
   static async open(port, opts = {}) {
     const c = new MqttRaw();
-    c.sock = net.connect({ host: '127.0.0.1', port });
+    c.sock = net.connect({ host: '127.0.0.1', port, allowHalfOpen: !!opts.allowHalfOpen }); /* allowHalfOpen: it never closes its side by itself */
     await new Promise((res, rej) => {
       c.sock.once('connect', res);
       c.sock.once('error', rej);
